@@ -1,0 +1,403 @@
+//! The command line: a lexopt loop for the global options, then one loop per
+//! command. Parsing only records what was typed; reading configuration and
+//! doing things is left to the commands.
+
+use lexopt::ValueExt;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// A parsed command line.
+#[derive(Debug, PartialEq)]
+pub struct Cli {
+    pub config: Option<PathBuf>,
+    /// 0 is the default; each `-v` adds one, `-q` sets -1.
+    pub verbosity: i8,
+    pub command: Command,
+}
+
+/// How `query` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Table,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    Agent {
+        http_addr: Option<String>,
+    },
+    Metadb {
+        http_addr: Option<String>,
+    },
+    Run {
+        sources: Vec<String>,
+        dry_run: bool,
+    },
+    Check,
+    Query(Query),
+    Version,
+    /// Help on one command, or on all.
+    Help(Option<String>),
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Query {
+    pub host: Option<String>,
+    pub versions: Option<u32>,
+    pub older_than: Option<String>,
+    pub format: Option<Format>,
+    pub patterns: Vec<String>,
+}
+
+/// One command's entry in `--help`, the man page test and completions.
+pub struct Help {
+    pub name: &'static str,
+    pub usage: &'static str,
+    pub summary: &'static str,
+    pub options: &'static [(&'static str, &'static str)],
+}
+
+/// Options every command accepts, before or after its name.
+pub const GLOBAL_OPTIONS: &[(&str, &str)] = &[
+    (
+        "--config FILE",
+        "agent configuration (default /etc/tabacco/agent.yml)",
+    ),
+    (
+        "-v, --verbose",
+        "log what is done; twice for debugging detail",
+    ),
+    ("-q, --quiet", "log errors only"),
+    ("-h, --help", "show help"),
+];
+
+/// Every command, in the order `--help` lists them.
+pub const COMMANDS: &[Help] = &[
+    Help {
+        name: "agent",
+        usage: "tabacco agent [--http-addr ADDR]",
+        summary: "run the backup daemon",
+        options: &[("--http-addr ADDR", "serve /metrics, /healthz and a status page on ADDR")],
+    },
+    Help {
+        name: "metadb",
+        usage: "tabacco metadb [--http-addr ADDR]",
+        summary: "run the metadata server (config default /etc/tabacco/metadb.yml)",
+        options: &[("--http-addr ADDR", "listen on ADDR (overrides http_addr in metadb.yml)")],
+    },
+    Help {
+        name: "run",
+        usage: "tabacco run [--dry-run] [SOURCE...]",
+        summary: "back up now (all sources, or those named), wait, exit",
+        options: &[("--dry-run", "log every command, run none")],
+    },
+    Help {
+        name: "query",
+        usage: "tabacco query [--host H] [--versions N] [--older-than TIME] [--json|--table] PATTERN...",
+        summary: "list recorded backups of the atoms matching shell glob PATTERNs",
+        options: &[
+            ("--host H", "only backups made on host H"),
+            ("--versions N", "newest N versions of each atom (default 1)"),
+            ("--older-than TIME", "only backups older than TIME (RFC 3339, or an age like 36h, 7d)"),
+            ("--json", "print a JSON array (the default when stdout is not a terminal)"),
+            ("--table", "print a table (the default on a terminal)"),
+        ],
+    },
+    Help {
+        name: "check",
+        usage: "tabacco check",
+        summary: "validate the configuration, print the resolved sources and atoms",
+        options: &[],
+    },
+    Help { name: "version", usage: "tabacco version", summary: "print the version", options: &[] },
+    Help { name: "help", usage: "tabacco help [COMMAND]", summary: "show help", options: &[] },
+];
+
+/// An argument with no borrow on the parser, so that option handlers can
+/// read the option's value.
+#[derive(Debug)]
+enum Arg {
+    Short(char),
+    Long(String),
+    Value(OsString),
+}
+
+fn next(parser: &mut lexopt::Parser) -> Result<Option<Arg>, lexopt::Error> {
+    Ok(parser.next()?.map(|arg| match arg {
+        lexopt::Arg::Short(c) => Arg::Short(c),
+        lexopt::Arg::Long(name) => Arg::Long(name.to_string()),
+        lexopt::Arg::Value(value) => Arg::Value(value),
+    }))
+}
+
+fn unexpected(arg: Arg) -> lexopt::Error {
+    match arg {
+        Arg::Short(c) => lexopt::Error::UnexpectedOption(format!("-{c}")),
+        Arg::Long(name) => lexopt::Error::UnexpectedOption(format!("--{name}")),
+        Arg::Value(value) => lexopt::Error::UnexpectedArgument(value),
+    }
+}
+
+/// Parses `args` (without the program name).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Error> {
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut cli = Cli {
+        config: None,
+        verbosity: 0,
+        command: Command::Help(None),
+    };
+    while let Some(arg) = next(&mut parser)? {
+        if global(&mut cli, &arg, &mut parser)? {
+            continue;
+        }
+        let Arg::Value(name) = arg else {
+            return Err(unexpected(arg));
+        };
+        let name = name.string()?;
+        cli.command = match name.as_str() {
+            "agent" => server(&mut cli, &mut parser, "agent")?,
+            "metadb" => server(&mut cli, &mut parser, "metadb")?,
+            "run" => run(&mut cli, &mut parser)?,
+            "query" => query(&mut cli, &mut parser)?,
+            "check" => no_arguments(&mut cli, &mut parser, "check", Command::Check)?,
+            "version" => no_arguments(&mut cli, &mut parser, "version", Command::Version)?,
+            "help" => help_topic(&mut parser)?,
+            other => return Err(format!("unknown command {other:?}").into()),
+        };
+        return Ok(cli);
+    }
+    Ok(cli)
+}
+
+fn help_topic(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let topic = match next(parser)? {
+        Some(Arg::Value(name)) => Some(name.string()?),
+        Some(arg) => return Err(unexpected(arg)),
+        None => None,
+    };
+    match next(parser)? {
+        Some(arg) => Err(unexpected(arg)),
+        None => Ok(Command::Help(topic)),
+    }
+}
+
+/// Handles a global option; `Ok(false)` if `arg` is not one. A help flag
+/// turns the command into help on `command`.
+fn global(cli: &mut Cli, arg: &Arg, parser: &mut lexopt::Parser) -> Result<bool, lexopt::Error> {
+    match arg {
+        Arg::Long(name) if name == "config" => cli.config = Some(parser.value()?.into()),
+        Arg::Short('v') => cli.verbosity = cli.verbosity.max(0) + 1,
+        Arg::Long(name) if name == "verbose" => cli.verbosity = cli.verbosity.max(0) + 1,
+        Arg::Short('q') => cli.verbosity = -1,
+        Arg::Long(name) if name == "quiet" => cli.verbosity = -1,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn is_help(arg: &Arg) -> bool {
+    match arg {
+        Arg::Short('h') => true,
+        Arg::Long(name) => name == "help",
+        Arg::Value(_) | Arg::Short(_) => false,
+    }
+}
+
+fn no_arguments(
+    cli: &mut Cli,
+    parser: &mut lexopt::Parser,
+    name: &str,
+    command: Command,
+) -> Result<Command, lexopt::Error> {
+    while let Some(arg) = next(parser)? {
+        if is_help(&arg) {
+            return Ok(Command::Help(Some(name.into())));
+        }
+        if !global(cli, &arg, parser)? {
+            return Err(unexpected(arg));
+        }
+    }
+    Ok(command)
+}
+
+/// `agent` and `metadb`: daemons whose only own option is `--http-addr`.
+fn server(
+    cli: &mut Cli,
+    parser: &mut lexopt::Parser,
+    name: &str,
+) -> Result<Command, lexopt::Error> {
+    let mut http_addr = None;
+    while let Some(arg) = next(parser)? {
+        match arg {
+            _ if is_help(&arg) => return Ok(Command::Help(Some(name.into()))),
+            Arg::Long(ref opt) if opt == "http-addr" => http_addr = Some(parser.value()?.string()?),
+            _ if global(cli, &arg, parser)? => {}
+            _ => return Err(unexpected(arg)),
+        }
+    }
+    Ok(match name {
+        "agent" => Command::Agent { http_addr },
+        _ => Command::Metadb { http_addr },
+    })
+}
+
+fn run(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let mut sources = Vec::new();
+    let mut dry_run = false;
+    while let Some(arg) = next(parser)? {
+        match arg {
+            _ if is_help(&arg) => return Ok(Command::Help(Some("run".into()))),
+            Arg::Long(ref name) if name == "dry-run" => dry_run = true,
+            Arg::Value(source) => sources.push(source.string()?),
+            _ if global(cli, &arg, parser)? => {}
+            _ => return Err(unexpected(arg)),
+        }
+    }
+    Ok(Command::Run { sources, dry_run })
+}
+
+fn query(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let mut q = Query::default();
+    while let Some(arg) = next(parser)? {
+        match arg {
+            _ if is_help(&arg) => return Ok(Command::Help(Some("query".into()))),
+            Arg::Long(ref name) => match name.as_str() {
+                "host" => q.host = Some(parser.value()?.string()?),
+                "versions" => match parser.value()?.parse::<u32>()? {
+                    0 => return Err("--versions must be at least 1".into()),
+                    n => q.versions = Some(n),
+                },
+                "older-than" => q.older_than = Some(parser.value()?.string()?),
+                "json" => q.format = Some(Format::Json),
+                "table" => q.format = Some(Format::Table),
+                _ if global(cli, &arg, parser)? => {}
+                _ => return Err(unexpected(arg)),
+            },
+            Arg::Value(pattern) => q.patterns.push(pattern.string()?),
+            _ if global(cli, &arg, parser)? => {}
+            _ => return Err(unexpected(arg)),
+        }
+    }
+    if q.patterns.is_empty() {
+        return Err("query needs at least one PATTERN (e.g. '*')".into());
+    }
+    Ok(Command::Query(q))
+}
+
+/// The text of `tabacco help [COMMAND]`; `None` for an unknown command.
+pub fn help(command: Option<&str>) -> Option<String> {
+    let options = |list: &[(&str, &str)]| -> String {
+        list.iter()
+            .map(|(o, d)| format!("  {o:<22} {d}\n"))
+            .collect()
+    };
+    match command {
+        None => {
+            let mut out = String::from("tabacco: backups of multi-tenant services, by name, on restic\n\nUsage: tabacco [OPTIONS] COMMAND [ARGS]\n\nCommands:\n");
+            for c in COMMANDS {
+                out.push_str(&format!("  {:<10} {}\n", c.name, c.summary));
+            }
+            out.push_str("\nOptions:\n");
+            out.push_str(&options(GLOBAL_OPTIONS));
+            out.push_str("\nExit status: 0 ok, 1 a job failed, 2 usage or configuration error.\nSee tabacco(1) and 'tabacco help COMMAND'.\n");
+            Some(out)
+        }
+        Some(name) => COMMANDS.iter().find(|c| c.name == name).map(|c| {
+            let mut out = format!("Usage: {}\n\n{}\n", c.usage, c.summary);
+            if !c.options.is_empty() {
+                out.push_str("\nOptions:\n");
+                out.push_str(&options(c.options));
+            }
+            out.push_str("\nGlobal options:\n");
+            out.push_str(&options(GLOBAL_OPTIONS));
+            out
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(line: &str) -> Result<Cli, String> {
+        parse(line.split_whitespace().map(OsString::from)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn global_options_before_or_after_the_command() {
+        let a = parse_str("--config /c.yml -v run users sql").unwrap();
+        let b = parse_str("run users --config /c.yml sql -v").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.config, Some(PathBuf::from("/c.yml")));
+        assert_eq!(a.verbosity, 1);
+        assert_eq!(
+            a.command,
+            Command::Run {
+                sources: vec!["users".into(), "sql".into()],
+                dry_run: false
+            }
+        );
+        assert_eq!(parse_str("-q check").unwrap().verbosity, -1);
+        let agent = parse_str("agent --config /c.yml --http-addr 127.0.0.1:5331").unwrap();
+        assert_eq!(
+            agent.command,
+            Command::Agent {
+                http_addr: Some("127.0.0.1:5331".into())
+            }
+        );
+        assert_eq!(agent.config, Some(PathBuf::from("/c.yml")));
+    }
+
+    #[test]
+    fn query_options() {
+        let cli =
+            parse_str("query --host web3 --versions 2 --older-than 7d --json users/* sql/db?")
+                .unwrap();
+        assert_eq!(
+            cli.command,
+            Command::Query(Query {
+                host: Some("web3".into()),
+                versions: Some(2),
+                older_than: Some("7d".into()),
+                format: Some(Format::Json),
+                patterns: vec!["users/*".into(), "sql/db?".into()],
+            })
+        );
+    }
+
+    #[test]
+    fn help_everywhere() {
+        assert_eq!(parse_str("").unwrap().command, Command::Help(None));
+        assert_eq!(
+            parse_str("run --help").unwrap().command,
+            Command::Help(Some("run".into()))
+        );
+        assert_eq!(
+            parse_str("help check").unwrap().command,
+            Command::Help(Some("check".into()))
+        );
+        assert_eq!(
+            parse_str("query --help").unwrap().command,
+            Command::Help(Some("query".into()))
+        );
+        for c in COMMANDS {
+            assert!(help(Some(c.name)).is_some());
+        }
+    }
+
+    #[test]
+    fn usage_errors() {
+        for bad in [
+            "frobnicate",
+            "check extra",
+            "query",
+            "query --versions 0 x",
+            "query --versions x y",
+            "run --config",
+            "--bogus run",
+        ] {
+            assert!(parse_str(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

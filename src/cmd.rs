@@ -1,0 +1,69 @@
+//! The commands, one module each, and what they share: loading the
+//! configuration and reporting how they ended.
+
+mod agent;
+mod check;
+mod metadb;
+mod query;
+mod run;
+
+use crate::cli::{self, Cli, Command};
+use crate::config::{self, Config};
+use std::io::Write;
+use std::path::Path;
+
+/// How a command failed.
+#[derive(Debug)]
+pub enum Exit {
+    /// Failures were reported already; exit 1.
+    Failed,
+    /// One line to print; exit 1.
+    Error(String),
+    /// Usage or configuration error; exit 2.
+    Usage(String),
+}
+
+/// Runs the command `cli` names.
+pub fn dispatch(cli: Cli) -> Result<(), Exit> {
+    let config_path = cli
+        .config
+        .as_deref()
+        .unwrap_or(Path::new(config::DEFAULT_PATH));
+    match cli.command {
+        Command::Agent { http_addr } => agent::agent(config_path, http_addr.as_deref()),
+        Command::Metadb { http_addr } => {
+            let path = cli
+                .config
+                .as_deref()
+                .unwrap_or(Path::new(metadb::DEFAULT_PATH));
+            metadb::metadb(path, http_addr.as_deref())
+        }
+        Command::Help(command) => match cli::help(command.as_deref()) {
+            Some(text) => print(&text),
+            None => Err(Exit::Usage(format!(
+                "no help for unknown command {:?}",
+                command.unwrap_or_default()
+            ))),
+        },
+        Command::Version => print(&format!("tabacco {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Check => check::check(config_path),
+        Command::Run { sources, dry_run } => run::run(&load(config_path)?, &sources, dry_run),
+        Command::Query(query) => query::query(&load(config_path)?, &query),
+    }
+}
+
+/// Loads the agent configuration; any error is a configuration error.
+fn load(path: &Path) -> Result<Config, Exit> {
+    Config::load(path).map_err(|e| Exit::Usage(format!("invalid configuration:\n{e}")))
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends quietly.
+fn print(text: &str) -> Result<(), Exit> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Exit::Error(format!("cannot write output: {e}")))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,71 @@
+//! `tabacco run`: back up sources now, concurrently up to
+//! `queue_config.concurrency`, and exit 1 if any failed. Silent on success,
+//! for cron.
+
+use crate::cmd::Exit;
+use crate::config::Config;
+use crate::job::{self, Env, Outcome};
+use crate::metadb::Metadb;
+use crate::model;
+use crate::restic::Repo;
+use crate::shell::Supervisor;
+use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+
+pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit> {
+    let sources = config.select(names).map_err(Exit::Usage)?;
+    let dry_run = dry_run || config.dry_run;
+    if dry_run {
+        log::set_max_level(log::max_level().max(log::LevelFilter::Info));
+    }
+    let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    let repo = Repo::new(config.repository.clone());
+    let env = Env {
+        config,
+        repo: &repo,
+        metadb: &metadb,
+        dry_run,
+    };
+
+    let queue = Mutex::new(sources.into_iter());
+    let (report, outcomes) = mpsc::channel::<Outcome>();
+    thread::scope(|scope| {
+        for _ in 0..config.concurrency {
+            let (queue, report, env) = (&queue, report.clone(), &env);
+            scope.spawn(move || loop {
+                let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                let Some(source) = next else { break };
+                let backup_id = model::new_id();
+                let sup = Supervisor::new(config.priority, format!("{} {backup_id}", source.name));
+                let _ = report.send(job::backup(source, env, &sup, &backup_id));
+            });
+        }
+    });
+    drop(report);
+
+    let mut failed = false;
+    for outcome in outcomes {
+        for error in &outcome.errors {
+            log::error!(
+                "source {} (backup {}) failed: {error}",
+                outcome.source,
+                outcome.backup_id
+            );
+        }
+        failed |= !outcome.errors.is_empty();
+        if outcome.errors.is_empty() && !dry_run {
+            log::info!(
+                "source {} (backup {}): {} datasets recorded",
+                outcome.source,
+                outcome.backup_id,
+                outcome.recorded.len()
+            );
+        }
+    }
+    if failed {
+        Err(Exit::Failed)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,514 @@
+//! Loading and validating the agent configuration: `agent.yml`, and the
+//! `sources/*.yml` and `handlers/*.yml` beside it. Everything that can be
+//! checked before a backup runs is checked here, and every error names the
+//! file, the line and the key or value at fault.
+
+pub mod file;
+pub mod raw;
+
+use crate::handler::{self, Handler};
+use crate::schedule::Schedule;
+use crate::shell::Priority;
+use crate::source::{AtomSpec, DatasetSpec, Datasets, Hooks, Source};
+use crate::{name, time};
+use file::{Error, Origin};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the agent configuration lives unless `--config` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/tabacco/agent.yml";
+
+/// The validated agent configuration with its sources.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub hostname: String,
+    pub repository: Repository,
+    pub retention: Option<raw::Retention>,
+    pub prune_schedule: Option<Schedule>,
+    pub verify_schedule: Option<Schedule>,
+    /// Absent: the embedded metadb in `work_dir`.
+    pub metadb: Option<Metadb>,
+    pub concurrency: usize,
+    pub dry_run: bool,
+    pub priority: Priority,
+    pub work_dir: PathBuf,
+    pub random_seed_file: PathBuf,
+    pub sources: Vec<Source>,
+}
+
+/// The restic repository and how to open it.
+#[derive(Clone, Debug)]
+pub struct Repository {
+    pub uri: String,
+    pub password: Password,
+    pub cache_dir: PathBuf,
+    /// Extra environment for restic only (backend credentials).
+    pub env: BTreeMap<String, String>,
+}
+
+/// The repository password: kept out of argv, logs and `Debug` output.
+#[derive(Clone)]
+pub enum Password {
+    File(PathBuf),
+    Literal(String),
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Password::File(path) => write!(f, "File({path:?})"),
+            Password::Literal(_) => f.write_str("Literal(<redacted>)"),
+        }
+    }
+}
+
+/// A remote metadb server.
+#[derive(Clone, Debug)]
+pub struct Metadb {
+    pub url: String,
+    pub token_file: Option<PathBuf>,
+    pub tls: raw::Tls,
+    pub request_max_timeout: Duration,
+}
+
+/// Every problem found in a configuration, one per line.
+#[derive(Debug)]
+pub struct Errors(pub Vec<Error>);
+
+impl fmt::Display for Errors {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<Error> for Errors {
+    fn from(e: Error) -> Errors {
+        Errors(vec![e])
+    }
+}
+
+impl Config {
+    /// Reads `path` and the `sources/` and `handlers/` directories beside it.
+    pub fn load(path: &Path) -> Result<Config, Errors> {
+        let (agent, origin) = file::read_one::<raw::Agent>(path)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut errors = Vec::new();
+        let mut config = match resolve_agent(agent, &origin) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let handlers = read_dir_entries::<raw::Handler>(&dir.join("handlers"), &mut errors);
+        let templates = resolve_handlers(handlers, &mut errors);
+        let sources = read_dir_entries::<raw::Source>(&dir.join("sources"), &mut errors);
+        let mut seen: HashMap<String, Origin> = HashMap::new();
+        for (raw, origin) in sources {
+            if let Some(first) = seen.get(&raw.name) {
+                let msg = format!(
+                    "duplicate source name {:?} (first defined at {first})",
+                    raw.name
+                );
+                errors.push(Error::new(origin.at("name"), msg));
+                continue;
+            }
+            seen.insert(raw.name.clone(), origin.clone());
+            match resolve_source(raw, origin, &templates) {
+                Ok(source) => config
+                    .iter_mut()
+                    .for_each(|c| c.sources.push(source.clone())),
+                Err(e) => errors.push(e),
+            }
+        }
+        match config {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(Errors(errors)),
+        }
+    }
+
+    /// The sources called `names`, or all of them when `names` is empty.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Source>, String> {
+        if names.is_empty() {
+            return Ok(self.sources.iter().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.sources
+                    .iter()
+                    .find(|s| &s.name == n)
+                    .ok_or_else(|| format!("no source named {n:?} in the configuration"))
+            })
+            .collect()
+    }
+
+    /// The embedded metadb's database file.
+    pub fn embedded_db_path(&self) -> PathBuf {
+        self.work_dir.join("metadb.sqlite")
+    }
+}
+
+fn read_dir_entries<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    errors: &mut Vec<Error>,
+) -> Vec<(T, Origin)> {
+    let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            errors.push(Error::new(
+                Origin::file(dir),
+                format!("cannot read directory: {e}"),
+            ));
+            return Vec::new();
+        }
+    };
+    paths.sort();
+    let mut all = Vec::new();
+    for path in paths {
+        match file::read_entries(&path) {
+            Ok(entries) => all.extend(entries),
+            Err(e) => errors.push(e),
+        }
+    }
+    all
+}
+
+fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
+    let err = |key: &str, msg: String| Error::new(origin.at(key), msg);
+    let absolute = |key: &str, value: &str| -> Result<PathBuf, Error> {
+        if Path::new(value).is_absolute() {
+            Ok(PathBuf::from(value))
+        } else {
+            Err(err(
+                key,
+                format!("{key} must be an absolute path, not {value:?}"),
+            ))
+        }
+    };
+    let hostname = match raw.hostname {
+        Some(h) if h.trim().is_empty() => return Err(err("hostname", "hostname is empty".into())),
+        Some(h) => h,
+        None => system_hostname().map_err(|e| err("hostname", e))?,
+    };
+    let work_dir = absolute(
+        "work_dir",
+        raw.work_dir.as_deref().unwrap_or("/var/lib/tabacco"),
+    )?;
+    let random_seed_file = match raw.random_seed_file {
+        Some(p) => absolute("random_seed_file", &p)?,
+        None => work_dir.join("seed"),
+    };
+
+    let repo = raw.repository;
+    if let Some(kind) = repo.kind.as_deref().filter(|k| *k != "restic") {
+        return Err(err(
+            "type",
+            format!("unsupported repository type {kind:?} (only restic)"),
+        ));
+    }
+    let params = repo.params;
+    if params.uri.trim().is_empty() {
+        return Err(err("uri", "repository uri is empty".into()));
+    }
+    if crate::restic::is_local(&params.uri) && !Path::new(&params.uri).is_absolute() {
+        return Err(err(
+            "uri",
+            format!(
+                "a local repository uri must be absolute, not {:?}",
+                params.uri
+            ),
+        ));
+    }
+    let password = match (params.password, params.password_file) {
+        (Some(p), None) => Password::Literal(p),
+        (None, Some(f)) => Password::File(absolute("password_file", &f)?),
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "password_file",
+                "set either password or password_file, not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(err(
+                "params",
+                "the repository needs password or password_file".into(),
+            ))
+        }
+    };
+    let cache_dir = match params.cache_dir {
+        Some(dir) => absolute("cache_dir", &dir)?,
+        None => work_dir.join("cache"),
+    };
+    let repository = Repository {
+        uri: params.uri,
+        password,
+        cache_dir,
+        env: params.env,
+    };
+
+    let schedule = |key: &str, text: Option<String>| -> Result<Option<Schedule>, Error> {
+        text.map(|t| Schedule::parse(&t).map_err(|e| err(key, e)))
+            .transpose()
+    };
+    let metadb = match raw.metadb {
+        Some(raw::Metadb {
+            url: Some(url),
+            token_file,
+            tls,
+            request_max_timeout,
+        }) => {
+            let timeout = request_max_timeout.as_deref().unwrap_or("60s");
+            Some(Metadb {
+                url,
+                token_file: token_file.map(|f| absolute("token_file", &f)).transpose()?,
+                tls: tls.unwrap_or_default(),
+                request_max_timeout: time::parse_duration(timeout)
+                    .map_err(|e| err("request_max_timeout", e))?,
+            })
+        }
+        _ => None,
+    };
+    let concurrency = raw.queue_config.and_then(|q| q.concurrency).unwrap_or(2);
+    if concurrency == 0 {
+        return Err(err(
+            "concurrency",
+            "queue_config.concurrency must be at least 1".into(),
+        ));
+    }
+    if let Some(n) = raw.default_nice_level.filter(|n| !(-20..=19).contains(n)) {
+        return Err(err(
+            "default_nice_level",
+            format!("nice level {n} is outside -20..19"),
+        ));
+    }
+    if let Some(c) = raw.default_io_class.filter(|c| *c > 3) {
+        return Err(err(
+            "default_io_class",
+            format!("io class {c} is outside 0..3"),
+        ));
+    }
+    if let Some(r) = &raw.retention {
+        validate_retention(r).map_err(|e| err("retention", e))?;
+    }
+    Ok(Config {
+        hostname,
+        repository,
+        retention: raw.retention,
+        prune_schedule: schedule("prune_schedule", raw.prune_schedule)?,
+        verify_schedule: schedule("verify_schedule", raw.verify_schedule)?,
+        metadb,
+        concurrency,
+        dry_run: raw.dry_run,
+        priority: Priority {
+            nice: raw.default_nice_level,
+            io_class: raw.default_io_class,
+        },
+        work_dir,
+        random_seed_file,
+        sources: Vec::new(),
+    })
+}
+
+fn system_hostname() -> Result<String, String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .map_err(|e| format!("cannot read the system host name ({e}): set hostname"))
+}
+
+fn validate_retention(r: &raw::Retention) -> Result<(), String> {
+    if let Some(within) = &r.keep_within {
+        time::parse_duration(within)?;
+    }
+    let counts = [
+        r.keep_last,
+        r.keep_hourly,
+        r.keep_daily,
+        r.keep_weekly,
+        r.keep_monthly,
+        r.keep_yearly,
+    ];
+    if counts.iter().all(Option::is_none) && r.keep_within.is_none() {
+        return Err("retention keeps nothing: set at least one keep_* policy".into());
+    }
+    Ok(())
+}
+
+fn resolve_handlers(
+    raw: Vec<(raw::Handler, Origin)>,
+    errors: &mut Vec<Error>,
+) -> HashMap<String, (raw::Handler, Origin)> {
+    let mut templates: HashMap<String, (raw::Handler, Origin)> = HashMap::new();
+    for (h, origin) in raw {
+        if let Err(e) = name::validate(&h.name) {
+            errors.push(Error::new(origin.at("name"), format!("handler {e}")));
+        } else if handler::BUILTIN.contains(&h.name.as_str()) {
+            errors.push(Error::new(
+                origin.at("name"),
+                format!("handler name {:?} is builtin", h.name),
+            ));
+        } else if let Some((_, first)) = templates.get(&h.name) {
+            let msg = format!(
+                "duplicate handler name {:?} (first defined at {first})",
+                h.name
+            );
+            errors.push(Error::new(origin.at("name"), msg));
+        } else {
+            templates.insert(h.name.clone(), (h, origin));
+        }
+    }
+    templates
+}
+
+fn resolve_source(
+    raw: raw::Source,
+    origin: Origin,
+    templates: &HashMap<String, (raw::Handler, Origin)>,
+) -> Result<Source, Error> {
+    let err = |key: &str, msg: String| Error::new(origin.at(key), msg);
+    name::validate(&raw.name).map_err(|e| err("name", format!("source {e}")))?;
+
+    let (kind, params) = match raw.handler.as_str() {
+        "file" | "pipe" => (raw.handler.clone(), raw.params.clone()),
+        name => {
+            let (template, _) = templates.get(name).ok_or_else(|| {
+                err(
+                    "handler",
+                    format!(
+                        "unknown handler {name:?} (builtin: file, pipe; or a handlers/*.yml name)"
+                    ),
+                )
+            })?;
+            let kind = match template.kind.as_deref() {
+                Some(kind) => kind.to_string(),
+                None if template.params.backup_command.is_some() => "pipe".into(),
+                None => return Err(err("handler", format!("handler {name:?} has no type"))),
+            };
+            (kind, merge_params(&template.params, &raw.params))
+        }
+    };
+    let handler = Handler::new(&kind, params)
+        .map_err(|e| err("handler", format!("source {:?}: {e}", raw.name)))?;
+
+    let schedule = raw.schedule.as_deref().unwrap_or("@random_every 1d");
+    let schedule = Schedule::parse(schedule).map_err(|e| err("schedule", e))?;
+    let timeout = raw
+        .timeout
+        .as_deref()
+        .map(time::parse_duration)
+        .transpose()
+        .map_err(|e| err("timeout", e))?;
+    if let Some(r) = &raw.retention {
+        validate_retention(r).map_err(|e| err("retention", e))?;
+    }
+
+    let plain_form = raw.atoms.is_some() || raw.atoms_command.is_some();
+    let long_form = raw.datasets.is_some() || raw.datasets_command.is_some();
+    if plain_form && long_form {
+        return Err(err(
+            "datasets",
+            "use either atoms/atoms_command or datasets/datasets_command".into(),
+        ));
+    }
+    let datasets = match (raw.datasets, raw.datasets_command) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "datasets_command",
+                "use either datasets or datasets_command".into(),
+            ))
+        }
+        (None, Some(command)) => Datasets::Command(command),
+        (Some(list), None) => Datasets::Listed(
+            list.into_iter()
+                .map(|d| dataset_spec(&raw.name, d.atoms, d.atoms_command))
+                .collect::<Result<_, _>>()
+                .map_err(|e| err("atoms", e))?,
+        ),
+        (None, None) => {
+            Datasets::Listed(vec![dataset_spec(&raw.name, raw.atoms, raw.atoms_command)
+                .map_err(|e| err("atoms", e))?])
+        }
+    };
+    if let Datasets::Listed(specs) = &datasets {
+        for spec in specs {
+            handler
+                .check_atoms(spec)
+                .map_err(|e| err("atoms", format!("source {:?}: {e}", raw.name)))?;
+        }
+    }
+    if raw.min_bytes.is_some() && !matches!(handler, Handler::Pipe(_)) {
+        return Err(err(
+            "min_bytes",
+            "min_bytes applies to pipe sources only".into(),
+        ));
+    }
+    let hooks = Hooks {
+        pre_backup: raw.pre_backup_command,
+        post_backup: raw.post_backup_command,
+        pre_restore: raw.pre_restore_command,
+        post_restore: raw.post_restore_command,
+    };
+    Ok(Source {
+        name: raw.name,
+        handler_name: raw.handler,
+        handler,
+        schedule,
+        datasets,
+        hooks,
+        timeout,
+        retention: raw.retention,
+        min_bytes: raw.min_bytes,
+        origin,
+    })
+}
+
+/// Source params override handler params, key by key.
+fn merge_params(handler: &raw::Params, source: &raw::Params) -> raw::Params {
+    raw::Params {
+        path: source.path.clone().or_else(|| handler.path.clone()),
+        backup_command: source
+            .backup_command
+            .clone()
+            .or_else(|| handler.backup_command.clone()),
+        restore_command: source
+            .restore_command
+            .clone()
+            .or_else(|| handler.restore_command.clone()),
+    }
+}
+
+/// Validates atom names of one dataset entry (`source/atom` must be a valid
+/// name) and rejects duplicates.
+pub fn dataset_spec(
+    source: &str,
+    atoms: Option<Vec<raw::Atom>>,
+    atoms_command: Option<String>,
+) -> Result<DatasetSpec, String> {
+    let mut spec = DatasetSpec {
+        atoms: Vec::new(),
+        atoms_command,
+    };
+    for atom in atoms.unwrap_or_default() {
+        name::validate(&format!("{source}/{}", atom.name)).map_err(|e| format!("atom {e}"))?;
+        if spec.atoms.iter().any(|a| a.name == atom.name) {
+            return Err(format!("duplicate atom {:?}", atom.name));
+        }
+        spec.atoms.push(AtomSpec {
+            name: atom.name,
+            path: atom.path,
+        });
+    }
+    Ok(spec)
+}

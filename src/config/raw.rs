@@ -1,0 +1,132 @@
+//! The configuration files exactly as written: serde shapes that reject
+//! unknown keys. Meaning, defaults and cross-checks live in `config`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    pub hostname: Option<String>,
+    pub repository: Repository,
+    pub retention: Option<Retention>,
+    pub prune_schedule: Option<String>,
+    pub verify_schedule: Option<String>,
+    pub metadb: Option<Metadb>,
+    pub queue_config: Option<QueueConfig>,
+    #[serde(default)]
+    pub dry_run: bool,
+    pub default_nice_level: Option<i32>,
+    pub default_io_class: Option<u32>,
+    pub work_dir: Option<String>,
+    pub random_seed_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repository {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub params: RepositoryParams,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryParams {
+    pub uri: String,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    pub cache_dir: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    pub keep_within: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadb {
+    pub url: Option<String>,
+    pub token_file: Option<String>,
+    pub tls: Option<Tls>,
+    pub request_max_timeout: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub name: String,
+    pub handler: String,
+    pub schedule: Option<String>,
+    #[serde(default)]
+    pub params: Params,
+    pub atoms: Option<Vec<Atom>>,
+    pub atoms_command: Option<String>,
+    pub datasets: Option<Vec<Dataset>>,
+    pub datasets_command: Option<String>,
+    pub pre_backup_command: Option<String>,
+    pub post_backup_command: Option<String>,
+    pub pre_restore_command: Option<String>,
+    pub post_restore_command: Option<String>,
+    pub timeout: Option<String>,
+    pub retention: Option<Retention>,
+    pub min_bytes: Option<u64>,
+}
+
+/// One entry of `datasets:`, or of what `datasets_command` prints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dataset {
+    pub atoms: Option<Vec<Atom>>,
+    pub atoms_command: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Atom {
+    pub name: String,
+    pub path: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub path: Option<String>,
+    pub backup_command: Option<String>,
+    pub restore_command: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Handler {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub params: Params,
+}

@@ -1,0 +1,98 @@
+//! What a source's handler makes of its atoms: the builtin `file` handler
+//! backs up paths, the `pipe` handler streams a command's output. Handler
+//! templates from `handlers/*.yml` are resolved into one of these by
+//! `config`; this module turns a source's atoms into the datasets a backup
+//! job hands to restic.
+
+mod file;
+mod pipe;
+
+use crate::config::raw::Params;
+use crate::model::Atom;
+use crate::shell;
+use crate::source::{AtomSpec, DatasetSpec, Source};
+use std::path::PathBuf;
+
+/// Handler names that need no template.
+pub const BUILTIN: [&str; 2] = ["file", "pipe"];
+
+/// A resolved handler with its merged params.
+#[derive(Clone, Debug)]
+pub enum Handler {
+    File(file::File),
+    Pipe(pipe::Pipe),
+}
+
+/// One dataset ready to back up: a single restic snapshot.
+#[derive(Debug)]
+pub struct Plan {
+    /// `DATASET_NAME`: the source for a file dataset, the atom for a pipe one.
+    pub name: String,
+    pub atoms: Vec<Atom>,
+    pub input: Input,
+}
+
+/// Where a planned dataset's data comes from.
+#[derive(Debug)]
+pub enum Input {
+    Paths(Vec<PathBuf>),
+    /// A `/bin/sh -c` command (values already quoted) whose stdout is the
+    /// data, stored in the snapshot as `/<filename>`.
+    Command {
+        command: String,
+        filename: String,
+    },
+}
+
+/// Values a backup substitutes into handler commands.
+pub struct Context<'a> {
+    pub backup_id: &'a str,
+    pub host: &'a str,
+}
+
+impl Handler {
+    /// Builds a handler of `kind` (`file` or `pipe`) from merged params.
+    pub fn new(kind: &str, params: Params) -> Result<Handler, String> {
+        match kind {
+            "file" => file::File::new(params).map(Handler::File),
+            "pipe" => pipe::Pipe::new(params).map(Handler::Pipe),
+            other => Err(format!("unknown handler type {other:?} (file or pipe)")),
+        }
+    }
+
+    /// Checks configured atoms against the handler before any backup.
+    pub fn check_atoms(&self, spec: &DatasetSpec) -> Result<(), String> {
+        match self {
+            Handler::File(f) => f.check_atoms(spec),
+            Handler::Pipe(_) => Ok(()),
+        }
+    }
+
+    /// The datasets of `atoms`, one group of a source: a file handler makes
+    /// one dataset of them, a pipe handler one per atom.
+    pub fn plan(
+        &self,
+        source: &Source,
+        atoms: &[AtomSpec],
+        ctx: &Context,
+    ) -> Result<Vec<Plan>, String> {
+        match self {
+            Handler::File(f) => f.plan(source, atoms).map(|plan| vec![plan]),
+            Handler::Pipe(p) => atoms.iter().map(|atom| p.plan(source, atom, ctx)).collect(),
+        }
+    }
+
+    /// A short description for `check`.
+    pub fn describe(&self) -> String {
+        match self {
+            Handler::File(f) => f.describe(),
+            Handler::Pipe(p) => p.describe(),
+        }
+    }
+}
+
+/// Checks that `template` uses only known substitutions.
+fn check_template(template: &str) -> Result<(), String> {
+    let vars = shell::VARIABLES.map(|v| (v, ""));
+    shell::substitute(template, &vars).map(|_| ())
+}

@@ -1,0 +1,103 @@
+//! The builtin `file` handler: atoms are paths, under `params.path` or
+//! absolute; one restic snapshot holds them all, and each can be restored
+//! on its own by its path.
+
+use crate::config::raw::Params;
+use crate::handler::{Input, Plan};
+use crate::model::Atom;
+use crate::source::{AtomSpec, DatasetSpec, Source};
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub struct File {
+    /// The tree to back up; atoms are sub-paths of it.
+    pub path: Option<PathBuf>,
+}
+
+impl File {
+    pub fn new(params: Params) -> Result<File, String> {
+        if params.backup_command.is_some() || params.restore_command.is_some() {
+            return Err("the file handler takes no backup_command or restore_command".into());
+        }
+        let path = params.path.map(PathBuf::from);
+        if let Some(p) = &path {
+            check_path(p)?;
+            if !p.is_absolute() {
+                return Err(format!(
+                    "params.path must be absolute, not {:?}",
+                    p.display().to_string()
+                ));
+            }
+        }
+        Ok(File { path })
+    }
+
+    pub fn check_atoms(&self, spec: &DatasetSpec) -> Result<(), String> {
+        if spec.atoms.is_empty() && spec.atoms_command.is_none() && self.path.is_none() {
+            return Err("a file source needs params.path or atoms with absolute paths".into());
+        }
+        if spec.atoms_command.is_some() && self.path.is_none() {
+            return Err("a file source with atoms_command needs params.path".into());
+        }
+        spec.atoms
+            .iter()
+            .try_for_each(|atom| self.atom_path(atom).map(|_| ()))
+    }
+
+    /// The absolute path of `atom`; the anonymous atom (empty name) is the
+    /// whole tree.
+    fn atom_path(&self, atom: &AtomSpec) -> Result<PathBuf, String> {
+        let relative = atom.path.as_deref().unwrap_or(&atom.name);
+        let path = match &self.path {
+            _ if Path::new(relative).is_absolute() => PathBuf::from(relative),
+            Some(base) if relative.is_empty() => base.clone(),
+            Some(base) => base.join(relative),
+            None => {
+                return Err(format!(
+                    "atom {:?}: without params.path its path must be absolute",
+                    atom.name
+                ))
+            }
+        };
+        check_path(&path).map_err(|e| format!("atom {:?}: {e}", atom.name))?;
+        Ok(path)
+    }
+
+    pub fn plan(&self, source: &Source, atoms: &[AtomSpec]) -> Result<Plan, String> {
+        let mut planned = Vec::new();
+        let mut paths: Vec<PathBuf> = self.path.iter().cloned().collect();
+        for atom in atoms {
+            let path = self.atom_path(atom)?;
+            if self.path.is_none() && !paths.contains(&path) {
+                paths.push(path.clone());
+            }
+            planned.push(Atom {
+                name: source.atom_full_name(&atom.name),
+                path: Some(path.to_string_lossy().into_owned()),
+            });
+        }
+        Ok(Plan {
+            name: source.name.clone(),
+            atoms: planned,
+            input: Input::Paths(paths),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.path {
+            Some(path) => format!("file {}", path.display()),
+            None => "file".into(),
+        }
+    }
+}
+
+/// Atom paths end up in `restic restore --include`: no `..` anywhere.
+fn check_path(path: &Path) -> Result<(), String> {
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(format!(
+            "path {:?} contains '..'",
+            path.display().to_string()
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,381 @@
+//! One backup of one source: find its atoms, plan its datasets, and for
+//! each dataset run the hooks and restic, then record it. A dataset is
+//! recorded only once its snapshot is complete in the repository; a failed
+//! producer's partial snapshot is forgotten.
+
+use crate::config::{self, Config};
+use crate::handler::{Context, Input, Plan};
+use crate::metadb::Metadb;
+use crate::model::{self, Backup, Dataset};
+use crate::restic::{self, Repo};
+use crate::shell::{self, Stop, Supervisor};
+use crate::source::{AtomSpec, DatasetSpec, Datasets, Source};
+use crate::{name, time};
+use std::path::Path;
+use std::process::Stdio;
+
+/// Most bytes accepted from `atoms_command` or `datasets_command`.
+const LIST_LIMIT: u64 = 16 << 20;
+
+/// What a backup of one source achieved.
+#[derive(Debug)]
+pub struct Outcome {
+    pub source: String,
+    pub backup_id: String,
+    /// Datasets in the repository and recorded (or spooled).
+    pub recorded: Vec<Dataset>,
+    /// One line per failure; empty when everything succeeded.
+    pub errors: Vec<String>,
+}
+
+/// What a job needs besides its source.
+pub struct Env<'a> {
+    pub config: &'a Config,
+    pub repo: &'a Repo,
+    pub metadb: &'a Metadb,
+    pub dry_run: bool,
+}
+
+/// A source's datasets with their atoms known: the result of running
+/// `datasets_command` and `atoms_command`.
+pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> Result<Vec<Vec<AtomSpec>>, Vec<String>> {
+    let specs = match &source.datasets {
+        Datasets::Listed(specs) => specs.clone(),
+        Datasets::Command(command) => {
+            let text = sup
+                .capture_shell(command, "datasets_command", LIST_LIMIT)
+                .map_err(|e| vec![e.to_string()])?;
+            parse_datasets(source, &text).map_err(|e| vec![format!("datasets_command: {e}")])?
+        }
+    };
+    let mut groups = Vec::new();
+    let mut errors = Vec::new();
+    for spec in specs {
+        let mut atoms = spec.atoms.clone();
+        if let Some(command) = &spec.atoms_command {
+            match sup.capture_shell(command, "atoms_command", LIST_LIMIT) {
+                Ok(text) => {
+                    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                        match name::validate(&source.atom_full_name(line)) {
+                            Ok(()) => atoms.push(AtomSpec {
+                                name: line.to_string(),
+                                path: None,
+                            }),
+                            Err(e) => {
+                                errors.push(format!("atoms_command printed an {e}; atom skipped"))
+                            }
+                        }
+                    }
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        } else if atoms.is_empty() {
+            atoms.push(AtomSpec {
+                name: String::new(),
+                path: None,
+            });
+        }
+        if let Err(e) = source.handler.check_atoms(&DatasetSpec {
+            atoms: atoms.clone(),
+            atoms_command: None,
+        }) {
+            errors.push(e);
+            continue;
+        }
+        groups.push(atoms);
+    }
+    if groups.is_empty() && !errors.is_empty() {
+        return Err(errors);
+    }
+    errors
+        .iter()
+        .for_each(|e| log::error!("{}: {e}", sup.label()));
+    Ok(groups)
+}
+
+fn parse_datasets(source: &Source, text: &str) -> Result<Vec<DatasetSpec>, String> {
+    let raw: Vec<config::raw::Dataset> = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    raw.into_iter()
+        .map(|d| config::dataset_spec(&source.name, d.atoms, d.atoms_command))
+        .collect()
+}
+
+/// Backs up `source` now, under `sup` (which the caller may stop).
+pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> Outcome {
+    let now = chrono::Utc::now();
+    let backup = Backup {
+        id: backup_id.to_string(),
+        timestamp: time::format(now),
+        host: env.config.hostname.clone(),
+        datasets: Vec::new(),
+    };
+    let restic_time = now
+        .with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let mut outcome = Outcome {
+        source: source.name.clone(),
+        backup_id: backup.id.clone(),
+        recorded: Vec::new(),
+        errors: Vec::new(),
+    };
+    let _watchdog = source
+        .timeout
+        .map(|t| sup.watchdog(t, format!("timeout of {}s exceeded", t.as_secs())));
+
+    let groups = match resolve_atoms(source, sup) {
+        Ok(groups) => groups,
+        Err(errors) => {
+            outcome.errors = errors;
+            return outcome;
+        }
+    };
+    let ctx = Context {
+        backup_id: &backup.id,
+        host: &backup.host,
+    };
+    let mut plans = Vec::new();
+    for atoms in &groups {
+        match source.handler.plan(source, atoms, &ctx) {
+            Ok(p) => plans.extend(p),
+            Err(e) => outcome.errors.push(e),
+        }
+    }
+    if !env.dry_run && !plans.is_empty() {
+        if let Err(e) = env.repo.ensure_initialized(sup) {
+            outcome.errors.push(e.to_string());
+            return outcome;
+        }
+    }
+    for plan in plans {
+        let dataset_name = plan.name.clone();
+        match backup_dataset(source, env, sup, &backup, plan, &restic_time) {
+            Ok(Some(dataset)) => outcome.recorded.push(dataset),
+            Ok(None) => {}
+            Err(e) => outcome.errors.push(format!("dataset {dataset_name}: {e}")),
+        }
+    }
+    outcome
+}
+
+/// Backs up one dataset with its hooks; `Ok(None)` in a dry run.
+fn backup_dataset(
+    source: &Source,
+    env: &Env,
+    sup: &Supervisor,
+    backup: &Backup,
+    plan: Plan,
+    restic_time: &str,
+) -> Result<Option<Dataset>, String> {
+    let atom_names: Vec<&str> = plan.atoms.iter().map(|a| a.name.as_str()).collect();
+    let atom_names = atom_names.join(" ");
+    let dataset_name = plan.name.clone();
+    let hook_env = [
+        ("BACKUP_ID", backup.id.as_str()),
+        ("DATASET_NAME", dataset_name.as_str()),
+        ("ATOM_NAMES", atom_names.as_str()),
+    ];
+    if env.dry_run {
+        log_dry_run(sup, source, &plan);
+        return Ok(None);
+    }
+    if let Some(pre) = &source.hooks.pre_backup {
+        sup.run_shell(pre, &hook_env, "pre_backup_command")
+            .map_err(|e| e.to_string())?;
+    }
+    let result = snapshot(source, env, sup, backup, plan, restic_time);
+    if let Some(post) = &source.hooks.post_backup {
+        let status = if result.is_ok() { "ok" } else { "failed" };
+        let mut post_env = hook_env.to_vec();
+        post_env.push(("BACKUP_STATUS", status));
+        sup.run_shell(post, &post_env, "post_backup_command")
+            .map_err(|e| e.to_string())?;
+    }
+    result
+}
+
+fn log_dry_run(sup: &Supervisor, source: &Source, plan: &Plan) {
+    let label = sup.label();
+    if let Some(pre) = &source.hooks.pre_backup {
+        log::info!("{label}: dry run: would run pre_backup_command: {pre}");
+    }
+    match &plan.input {
+        Input::Paths(paths) => {
+            let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            log::info!(
+                "{label}: dry run: would back up {} into restic",
+                paths.join(" ")
+            );
+        }
+        Input::Command { command, filename } => {
+            log::info!("{label}: dry run: would stream `{command}` into restic as /{filename}");
+        }
+    }
+    if let Some(post) = &source.hooks.post_backup {
+        log::info!("{label}: dry run: would run post_backup_command: {post}");
+    }
+}
+
+/// Takes the snapshot and records it.
+fn snapshot(
+    source: &Source,
+    env: &Env,
+    sup: &Supervisor,
+    backup: &Backup,
+    plan: Plan,
+    restic_time: &str,
+) -> Result<Option<Dataset>, String> {
+    let mut dataset = Dataset {
+        id: model::new_id(),
+        source: source.name.clone(),
+        atoms: plan.atoms,
+        snapshot_id: String::new(),
+        total_files: 0,
+        total_bytes: 0,
+        bytes_added: 0,
+        duration: 0.0,
+    };
+    let tags = model::snapshot_tags(backup, &dataset);
+    let label = sup.label().to_string();
+    let mut on_status = |s: restic::Status| {
+        log::debug!(
+            "{label}: {:.0}% done, {}/{} files, {}/{} bytes",
+            s.percent_done * 100.0,
+            s.files_done,
+            s.total_files,
+            s.bytes_done,
+            s.total_bytes
+        );
+    };
+    let request = |input| restic::Backup {
+        host: &backup.host,
+        tags: tags.clone(),
+        time: restic_time.to_string(),
+        input,
+    };
+    let summary = match plan.input {
+        Input::Paths(paths) => {
+            if let Some(missing) = paths.iter().find(|p| !Path::new(p).exists()) {
+                return Err(format!("path {} does not exist", missing.display()));
+            }
+            env.repo
+                .backup(sup, request(restic::Input::Paths(paths)), &mut on_status)
+                .map_err(|e| e.to_string())?
+        }
+        Input::Command { command, filename } => {
+            let summary = stream(
+                env,
+                sup,
+                &dataset,
+                &command,
+                request,
+                filename,
+                &mut on_status,
+            )?;
+            if let Some(min) = source
+                .min_bytes
+                .filter(|&min| summary.total_bytes_processed < min as i64)
+            {
+                forget_partial(env, sup, &dataset);
+                return Err(format!(
+                    "backup_command produced {} bytes, less than min_bytes {min}",
+                    summary.total_bytes_processed
+                ));
+            }
+            summary
+        }
+    };
+    dataset.snapshot_id = summary.snapshot_id;
+    dataset.total_files = summary.total_files_processed;
+    dataset.total_bytes = summary.total_bytes_processed;
+    dataset.bytes_added = summary.data_added;
+    dataset.duration = summary.total_duration;
+    log::info!(
+        "{label}: dataset {} ({}) saved as snapshot {}: {} files, {} bytes, {} bytes added",
+        dataset.id,
+        atom_list(&dataset),
+        dataset.snapshot_id,
+        dataset.total_files,
+        dataset.total_bytes,
+        dataset.bytes_added
+    );
+    env.metadb.add_dataset(backup, &dataset).map_err(|e| {
+        format!(
+            "snapshot {} saved but not recorded: {e}",
+            dataset.snapshot_id
+        )
+    })?;
+    if summary.incomplete {
+        return Err(format!(
+            "snapshot {} saved and recorded, but some files were unreadable (see the log)",
+            dataset.snapshot_id
+        ));
+    }
+    Ok(Some(dataset))
+}
+
+/// Pipes the producer's stdout straight into restic's stdin. A producer
+/// that fails (or restic failing first) fails the dataset, and any snapshot
+/// restic made of the truncated stream is forgotten.
+fn stream<'a>(
+    env: &Env,
+    sup: &Supervisor,
+    dataset: &Dataset,
+    command: &str,
+    request: impl Fn(restic::Input) -> restic::Backup<'a>,
+    filename: String,
+    on_status: &mut dyn FnMut(restic::Status),
+) -> Result<restic::Summary, String> {
+    let atom = dataset.atoms.first().map_or("", |a| a.name.as_str());
+    let mut cmd = shell::sh(command);
+    cmd.env("ATOM_NAME", atom)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let mut producer = sup
+        .spawn(&mut cmd, "backup_command", Stop::Terminate)
+        .map_err(|e| e.to_string())?;
+    let Some(stdout) = producer.child().stdout.take() else {
+        return Err("backup_command has no stdout".into());
+    };
+    let stored = env.repo.backup(
+        sup,
+        request(restic::Input::Stdin {
+            filename,
+            data: stdout.into(),
+        }),
+        on_status,
+    );
+    if stored.is_err() {
+        // restic is gone: a producer blocked on something else would never
+        // notice the closed pipe.
+        producer.kill();
+    }
+    let produced = producer.wait();
+    match (produced, stored) {
+        (Ok(_), Ok(summary)) => Ok(summary),
+        (Err(e), Ok(_)) => {
+            forget_partial(env, sup, dataset);
+            Err(format!("{e}; its partial snapshot was removed"))
+        }
+        (Ok(_), Err(e)) => Err(e.to_string()),
+        (Err(producer), Err(restic)) => Err(format!("{restic} ({producer})")),
+    }
+}
+
+fn forget_partial(env: &Env, sup: &Supervisor, dataset: &Dataset) {
+    // A stopped job refuses new processes; use a fresh supervisor so the
+    // partial snapshot still goes.
+    let cleanup = Supervisor::new(env.config.priority, sup.label());
+    if let Err(e) = env.repo.forget_tag(&cleanup, &dataset.tag()) {
+        log::error!(
+            "{}: cannot remove partial snapshot {}: {e}",
+            sup.label(),
+            dataset.tag()
+        );
+    }
+}
+
+fn atom_list(dataset: &Dataset) -> String {
+    let names: Vec<&str> = dataset.atoms.iter().map(|a| a.name.as_str()).collect();
+    names.join(" ")
+}

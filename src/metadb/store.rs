@@ -1,0 +1,889 @@
+//! The metadata database: which backups, datasets and atoms exist, in SQLite.
+//!
+//! One `Store` serves both the embedded mode (`run` and `query` open a file in
+//! the work directory) and the metadb HTTP server, so both answer a
+//! `FindRequest` the same way. This module owns the schema, its migrations and
+//! the validation of what gets recorded; it knows nothing of HTTP, tokens or
+//! restic. A `Store` is `Send` but not `Sync`: a server shares it behind a
+//! mutex.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::{Type, Value};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::model::{Atom, Backup, Dataset, FindRequest};
+
+/// The schema, one step per release that changed it. Never edit or reorder a
+/// step that has shipped: append a new one. `PRAGMA user_version` records how
+/// many have been applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: the records of model.rs. Timestamps are UTC unix seconds. `atoms.name`
+    // keeps the BINARY collation so that `GLOB 'users/*'` becomes a range scan
+    // on `atoms_name`, which also holds `dataset_id` so that ranking versions
+    // (`num_versions`) needs no lookup in `atoms`.
+    "CREATE TABLE backups (
+        id TEXT PRIMARY KEY NOT NULL,
+        timestamp INTEGER NOT NULL,
+        host TEXT NOT NULL
+    );
+    CREATE INDEX backups_host_timestamp ON backups (host, timestamp);
+    CREATE INDEX backups_timestamp ON backups (timestamp);
+    CREATE TABLE datasets (
+        id TEXT PRIMARY KEY NOT NULL,
+        backup_id TEXT NOT NULL REFERENCES backups (id) ON DELETE CASCADE,
+        source TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        total_files INTEGER NOT NULL,
+        total_bytes INTEGER NOT NULL,
+        bytes_added INTEGER NOT NULL,
+        duration REAL NOT NULL
+    );
+    CREATE INDEX datasets_backup_id ON datasets (backup_id);
+    CREATE INDEX datasets_source ON datasets (source);
+    CREATE TABLE atoms (
+        dataset_id TEXT NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        path TEXT,
+        PRIMARY KEY (dataset_id, name)
+    );
+    CREATE INDEX atoms_name ON atoms (name, dataset_id);",
+];
+
+/// Why a store operation failed. Callers branch on it: over HTTP an
+/// `InvalidRequest` is the client's fault (400) and a `Conflict` a 409.
+#[derive(Debug)]
+pub enum Error {
+    /// SQLite failed: I/O, a locked or corrupt database, a bug.
+    Sqlite(rusqlite::Error),
+    /// The request can never succeed as written (an empty id, a bad timestamp).
+    InvalidRequest(String),
+    /// The request contradicts what is already recorded, or the database was
+    /// written by a newer tabacco.
+    Conflict(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Sqlite(err) => write!(f, "database error: {err}"),
+            Error::InvalidRequest(msg) => write!(f, "invalid request: {msg}"),
+            Error::Conflict(msg) => write!(f, "conflict: {msg}"),
+        }
+    }
+}
+
+// The SQLite error is part of the message already, so it is not repeated as
+// a source: a reporter that walks the chain would print it twice.
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Error {
+        Error::Sqlite(err)
+    }
+}
+
+/// An open metadata database with an up-to-date schema.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens the database at `path`, creating it if missing, and brings its
+    /// schema up to date.
+    pub fn open(path: &Path) -> Result<Store, Error> {
+        Store::init(Connection::open(path)?)
+    }
+
+    /// Opens a private database that disappears when dropped (for tests).
+    pub fn open_in_memory() -> Result<Store, Error> {
+        Store::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Store, Error> {
+        // An agent's `run` and the server may hold the same file: wait for a
+        // writer rather than fail at once.
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // WAL lets readers run beside the one writer; with WAL, NORMAL only
+        // risks the last transactions on power loss, never corruption. An
+        // in-memory database answers "memory" and stays as it is.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        migrate(&mut conn, MIGRATIONS)?;
+        Ok(Store { conn })
+    }
+
+    /// Records `dataset` as part of `backup` (whose own `datasets` are
+    /// ignored), creating the backup on its first dataset.
+    ///
+    /// Idempotent on the dataset id, so a client may retry: recording a
+    /// dataset id again under the same backup changes nothing. A dataset id
+    /// already recorded under another backup, or a backup id already recorded
+    /// for another host, is a `Conflict`.
+    pub fn add_dataset(&mut self, backup: &Backup, dataset: &Dataset) -> Result<(), Error> {
+        let timestamp = validate(backup, dataset)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+
+        let host: Option<String> = tx
+            .query_row(
+                "SELECT host FROM backups WHERE id = ?1",
+                [&backup.id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        match host {
+            Some(host) if host != backup.host => {
+                return Err(Error::Conflict(format!(
+                    "backup {} is recorded for host {host}, not {}",
+                    backup.id, backup.host
+                )));
+            }
+            Some(_) => {}
+            None => {
+                tx.execute(
+                    "INSERT INTO backups (id, timestamp, host) VALUES (?1, ?2, ?3)",
+                    params![backup.id, timestamp, backup.host],
+                )?;
+            }
+        }
+
+        let recorded_in: Option<String> = tx
+            .query_row(
+                "SELECT backup_id FROM datasets WHERE id = ?1",
+                [&dataset.id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        match recorded_in {
+            Some(backup_id) if backup_id == backup.id => return Ok(()),
+            Some(backup_id) => {
+                return Err(Error::Conflict(format!(
+                    "dataset {} is recorded in backup {backup_id}, not {}",
+                    dataset.id, backup.id
+                )));
+            }
+            None => {}
+        }
+
+        tx.execute(
+            "INSERT INTO datasets (id, backup_id, source, snapshot_id, total_files,
+                 total_bytes, bytes_added, duration)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                dataset.id,
+                backup.id,
+                dataset.source,
+                dataset.snapshot_id,
+                dataset.total_files,
+                dataset.total_bytes,
+                dataset.bytes_added,
+                dataset.duration,
+            ],
+        )?;
+        {
+            let mut insert =
+                tx.prepare("INSERT INTO atoms (dataset_id, name, path) VALUES (?1, ?2, ?3)")?;
+            for atom in &dataset.atoms {
+                insert.execute(params![dataset.id, atom.name, atom.path])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Finds the atoms whose full name matches `req.pattern` (a shell glob),
+    /// optionally of one host, strictly older than a time, or only the newest
+    /// `num_versions` of each atom name.
+    ///
+    /// Returns backups newest first, each holding only the datasets and atoms
+    /// that matched; datasets and atoms keep the order they were recorded in.
+    pub fn find_atoms(&self, req: &FindRequest) -> Result<Vec<Backup>, Error> {
+        let (sql, args) = find_query(req)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| {
+            Ok(Found {
+                backup: Backup {
+                    id: row.get(0)?,
+                    timestamp: format_time(row.get(1)?)?,
+                    host: row.get(2)?,
+                    datasets: Vec::new(),
+                },
+                dataset: Dataset {
+                    id: row.get(3)?,
+                    source: row.get(4)?,
+                    atoms: Vec::new(),
+                    snapshot_id: row.get(5)?,
+                    total_files: row.get(6)?,
+                    total_bytes: row.get(7)?,
+                    bytes_added: row.get(8)?,
+                    duration: row.get(9)?,
+                },
+                atom: Atom {
+                    name: row.get(10)?,
+                    path: row.get(11)?,
+                },
+            })
+        })?;
+        group(rows)
+    }
+}
+
+/// The one query behind [`Store::find_atoms`] and its arguments. Filters
+/// that were not asked for are left out of the SQL rather than disabled with
+/// `?n IS NULL`, so the planner can use the indexes that fit.
+fn find_query(req: &FindRequest) -> Result<(String, Vec<Value>), Error> {
+    if req.pattern.is_empty() {
+        return Err(Error::InvalidRequest("empty pattern".to_string()));
+    }
+    let mut args = vec![Value::Text(req.pattern.clone())];
+    let mut filters = "a.name GLOB ?1".to_string();
+    if let Some(host) = &req.host {
+        args.push(Value::Text(host.clone()));
+        filters.push_str(&format!(" AND b.host = ?{}", args.len()));
+    }
+    if let Some(older_than) = &req.older_than {
+        let t = parse_time(older_than, "older_than")?;
+        // Stored times are whole seconds: "older than 10:00:00.5" takes
+        // 10:00:00 too, so round a fractional bound up.
+        let bound = t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0);
+        args.push(Value::Integer(bound));
+        filters.push_str(&format!(" AND b.timestamp < ?{}", args.len()));
+    }
+    const COLUMNS: &str = "b.id, b.timestamp, b.host, d.id, d.source, d.snapshot_id,
+        d.total_files, d.total_bytes, d.bytes_added, d.duration, a.name, a.path";
+    const JOINS: &str = "atoms a
+        JOIN datasets d ON d.id = a.dataset_id
+        JOIN backups b ON b.id = d.backup_id";
+    const ORDER: &str = "b.timestamp DESC, b.rowid DESC, d.rowid, a.rowid";
+    let sql = match req.num_versions {
+        None => format!("SELECT {COLUMNS} FROM {JOINS} WHERE {filters} ORDER BY {ORDER}"),
+        Some(0) => {
+            return Err(Error::InvalidRequest(
+                "num_versions must be at least 1".to_string(),
+            ))
+        }
+        Some(n) => {
+            args.push(Value::Integer(i64::from(n)));
+            // Number each atom name's versions newest first (a tie in time
+            // goes to the dataset recorded last), ranking only row ids so the
+            // window sorts narrow rows; then fetch the winners whole.
+            format!(
+                "SELECT {COLUMNS}
+                 FROM (SELECT a.rowid AS atom_row, ROW_NUMBER() OVER (
+                           PARTITION BY a.name ORDER BY b.timestamp DESC, d.rowid DESC
+                       ) AS version
+                       FROM {JOINS} WHERE {filters}) AS ranked
+                 JOIN {JOINS}
+                 WHERE a.rowid = ranked.atom_row AND ranked.version <= ?{}
+                 ORDER BY {ORDER}",
+                args.len()
+            )
+        }
+    };
+    Ok((sql, args))
+}
+
+/// Applies the steps of `migrations` that `conn` has not seen yet, all in one
+/// transaction, so a crash leaves the old schema rather than half a new one.
+fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), Error> {
+    // Immediate: two processes opening a new file must not both migrate it.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let applied: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let Some(pending) = usize::try_from(applied)
+        .ok()
+        .and_then(|applied| migrations.get(applied..))
+    else {
+        return Err(Error::Conflict(format!(
+            "database schema version {applied} is unknown to this tabacco (it knows up to {})",
+            migrations.len()
+        )));
+    };
+    if pending.is_empty() {
+        return Ok(());
+    }
+    for step in pending {
+        tx.execute_batch(step)?;
+    }
+    tx.pragma_update(None, "user_version", migrations.len())?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Checks what SQLite's constraints would not, and returns the backup time
+/// as UTC unix seconds.
+fn validate(backup: &Backup, dataset: &Dataset) -> Result<i64, Error> {
+    let invalid = |msg: String| Err(Error::InvalidRequest(msg));
+    if backup.id.is_empty() {
+        return invalid("empty backup id".to_string());
+    }
+    if dataset.id.is_empty() {
+        return invalid("empty dataset id".to_string());
+    }
+    if backup.host.is_empty() {
+        return invalid(format!("backup {}: empty host", backup.id));
+    }
+    // SQLite stores NaN as NULL, which the NOT NULL constraint would reject
+    // with a less helpful message.
+    if !dataset.duration.is_finite() {
+        return invalid(format!("dataset {}: duration is not a number", dataset.id));
+    }
+    let mut names: Vec<&str> = dataset.atoms.iter().map(|a| a.name.as_str()).collect();
+    names.sort_unstable();
+    if names.first() == Some(&"") {
+        return invalid(format!("dataset {}: empty atom name", dataset.id));
+    }
+    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+        return invalid(format!("dataset {}: atom {} twice", dataset.id, pair[0]));
+    }
+    let timestamp = parse_time(&backup.timestamp, "backup timestamp")?;
+    Ok(timestamp.timestamp())
+}
+
+fn parse_time(s: &str, what: &str) -> Result<DateTime<Utc>, Error> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|err| Error::InvalidRequest(format!("{what} {s:?} is not RFC 3339: {err}")))
+}
+
+/// Renders stored unix seconds (column 1 of a find) as RFC 3339 UTC.
+fn format_time(secs: i64) -> rusqlite::Result<String> {
+    DateTime::<Utc>::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                1,
+                Type::Integer,
+                format!("timestamp {secs} is out of range").into(),
+            )
+        })
+}
+
+/// One row of a find: an atom with its dataset and backup, both without
+/// children.
+struct Found {
+    backup: Backup,
+    dataset: Dataset,
+    atom: Atom,
+}
+
+/// Nests rows ordered by backup, then dataset, into backups.
+fn group(rows: impl Iterator<Item = rusqlite::Result<Found>>) -> Result<Vec<Backup>, Error> {
+    let mut backups: Vec<Backup> = Vec::new();
+    for row in rows {
+        let Found {
+            backup,
+            dataset,
+            atom,
+        } = row?;
+        match backups.last_mut() {
+            Some(last) if last.id == backup.id => match last.datasets.last_mut() {
+                Some(last) if last.id == dataset.id => last.atoms.push(atom),
+                _ => last.datasets.push(Dataset {
+                    atoms: vec![atom],
+                    ..dataset
+                }),
+            },
+            _ => backups.push(Backup {
+                datasets: vec![Dataset {
+                    atoms: vec![atom],
+                    ..dataset
+                }],
+                ..backup
+            }),
+        }
+    }
+    Ok(backups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backup(id: &str, timestamp: &str, host: &str) -> Backup {
+        Backup {
+            id: id.to_string(),
+            timestamp: timestamp.to_string(),
+            host: host.to_string(),
+            datasets: Vec::new(),
+        }
+    }
+
+    fn dataset(id: &str, source: &str, atoms: &[&str]) -> Dataset {
+        Dataset {
+            id: id.to_string(),
+            source: source.to_string(),
+            atoms: atoms
+                .iter()
+                .map(|name| Atom {
+                    name: name.to_string(),
+                    path: None,
+                })
+                .collect(),
+            snapshot_id: format!("snap-{id}"),
+            total_files: 3,
+            total_bytes: 5_000_000_000,
+            bytes_added: 1024,
+            duration: 1.5,
+        }
+    }
+
+    fn find(pattern: &str) -> FindRequest {
+        FindRequest {
+            pattern: pattern.to_string(),
+            ..FindRequest::default()
+        }
+    }
+
+    /// (backup id, dataset id, atom name) of every atom found, in order.
+    fn found(store: &Store, req: &FindRequest) -> Result<Vec<(String, String, String)>, Error> {
+        let mut out = Vec::new();
+        for b in store.find_atoms(req)? {
+            for d in b.datasets {
+                for a in d.atoms {
+                    out.push((b.id.clone(), d.id.clone(), a.name));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn triples(expected: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+        expected
+            .iter()
+            .map(|(b, d, a)| (b.to_string(), d.to_string(), a.to_string()))
+            .collect()
+    }
+
+    /// Two hosts, three backups: host1 at 1:00 and 3:00, host2 at 2:00.
+    fn fleet() -> Result<Store, Error> {
+        let mut store = Store::open_in_memory()?;
+        let b1 = backup("b1", "2024-05-01T01:00:00Z", "host1");
+        let b2 = backup("b2", "2024-05-01T02:00:00Z", "host2");
+        let b3 = backup("b3", "2024-05-01T03:00:00Z", "host1");
+        let users = ["users/alice", "users/bob", "users/carol"];
+        let sql = ["sql/db1", "sql/db2", "sql/db10"];
+        store.add_dataset(&b1, &dataset("d1u", "users", &users))?;
+        store.add_dataset(&b1, &dataset("d1s", "sql", &sql))?;
+        store.add_dataset(&b2, &dataset("d2u", "users", &users))?;
+        store.add_dataset(&b3, &dataset("d3u", "users", &users[..2]))?;
+        store.add_dataset(&b3, &dataset("d3s", "sql", &sql[..1]))?;
+        Ok(store)
+    }
+
+    #[test]
+    fn round_trip() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let b = backup("b1", "2024-05-01T12:34:56Z", "host1");
+        let mut files = dataset("d1", "files", &["files/etc", "files/home"]);
+        files.atoms[0].path = Some("/etc".to_string());
+        files.atoms[1].path = Some("/home".to_string());
+        let db = dataset("d2", "db", &["db/main"]);
+        store.add_dataset(&b, &files)?;
+        store.add_dataset(&b, &db)?;
+
+        let got = store.find_atoms(&find("*"))?;
+        let expected = vec![Backup {
+            datasets: vec![files, db],
+            ..b
+        }];
+        assert_eq!(got, expected);
+        Ok(())
+    }
+
+    #[test]
+    fn timestamps_come_back_as_utc_seconds() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let b = backup("b1", "2024-05-01T14:34:56.789+02:00", "host1");
+        store.add_dataset(&b, &dataset("d1", "files", &["files/etc"]))?;
+        let got = store.find_atoms(&find("*"))?;
+        assert_eq!(got[0].timestamp, "2024-05-01T12:34:56Z");
+        Ok(())
+    }
+
+    #[test]
+    fn backups_come_newest_first() -> Result<(), Error> {
+        let store = fleet()?;
+        let ids: Vec<String> = store
+            .find_atoms(&find("*"))?
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
+        assert_eq!(ids, ["b3", "b2", "b1"]);
+        Ok(())
+    }
+
+    #[test]
+    fn re_adding_a_dataset_changes_nothing() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let b = backup("b1", "2024-05-01T01:00:00Z", "host1");
+        let d = dataset("d1", "users", &["users/alice"]);
+        store.add_dataset(&b, &d)?;
+        let before = store.find_atoms(&find("*"))?;
+
+        store.add_dataset(&b, &d)?;
+        // A retry carrying different contents is still the same dataset.
+        store.add_dataset(&b, &dataset("d1", "users", &["users/bob"]))?;
+        assert_eq!(store.find_atoms(&find("*"))?, before);
+        Ok(())
+    }
+
+    #[test]
+    fn dataset_in_another_backup_conflicts() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let d = dataset("d1", "users", &["users/alice"]);
+        store.add_dataset(&backup("b1", "2024-05-01T01:00:00Z", "host1"), &d)?;
+        let err = store.add_dataset(&backup("b2", "2024-05-01T02:00:00Z", "host1"), &d);
+        assert!(matches!(err, Err(Error::Conflict(_))), "{err:?}");
+        // The conflicting request left nothing behind, not even its backup.
+        assert_eq!(
+            found(&store, &find("*"))?,
+            triples(&[("b1", "d1", "users/alice")])
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn backup_of_another_host_conflicts() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let t = "2024-05-01T01:00:00Z";
+        store.add_dataset(&backup("b1", t, "host1"), &dataset("d1", "u", &["u/a"]))?;
+        let err = store.add_dataset(&backup("b1", t, "host2"), &dataset("d2", "u", &["u/b"]));
+        assert!(matches!(err, Err(Error::Conflict(_))), "{err:?}");
+        assert_eq!(found(&store, &find("*"))?, triples(&[("b1", "d1", "u/a")]));
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_records_are_refused() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let t = "2024-05-01T01:00:00Z";
+        let good = dataset("d1", "u", &["u/a"]);
+        let cases = [
+            (backup("b1", "yesterday", "host1"), good.clone()),
+            (backup("b1", "2024-05-01 01:00:00", "host1"), good.clone()),
+            (backup("", t, "host1"), good.clone()),
+            (backup("b1", t, ""), good.clone()),
+            (backup("b1", t, "host1"), dataset("", "u", &["u/a"])),
+            (backup("b1", t, "host1"), dataset("d1", "u", &["u/a", ""])),
+            (
+                backup("b1", t, "host1"),
+                dataset("d1", "u", &["u/a", "u/b", "u/a"]),
+            ),
+            (
+                backup("b1", t, "host1"),
+                Dataset {
+                    duration: f64::NAN,
+                    ..good
+                },
+            ),
+        ];
+        for (b, d) in cases {
+            let err = store.add_dataset(&b, &d);
+            assert!(
+                matches!(err, Err(Error::InvalidRequest(_))),
+                "{b:?} {d:?}: {err:?}"
+            );
+        }
+        assert!(store.find_atoms(&find("*"))?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_finds_are_refused() -> Result<(), Error> {
+        let store = fleet()?;
+        let cases = [
+            find(""),
+            FindRequest {
+                older_than: Some("last week".to_string()),
+                ..find("*")
+            },
+            FindRequest {
+                num_versions: Some(0),
+                ..find("*")
+            },
+        ];
+        for req in cases {
+            let err = store.find_atoms(&req);
+            assert!(
+                matches!(err, Err(Error::InvalidRequest(_))),
+                "{req:?}: {err:?}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn glob_patterns() -> Result<(), Error> {
+        let store = fleet()?;
+        let names = |pattern: &str| -> Result<Vec<String>, Error> {
+            let mut names: Vec<String> = found(&store, &find(pattern))?
+                .into_iter()
+                .map(|(_, _, name)| name)
+                .collect();
+            names.sort();
+            names.dedup();
+            Ok(names)
+        };
+        let all = [
+            "sql/db1",
+            "sql/db10",
+            "sql/db2",
+            "users/alice",
+            "users/bob",
+            "users/carol",
+        ];
+        assert_eq!(names("*")?, all);
+        assert_eq!(
+            names("users/*")?,
+            ["users/alice", "users/bob", "users/carol"]
+        );
+        assert_eq!(names("sql/db?")?, ["sql/db1", "sql/db2"]);
+        assert_eq!(names("sql/db[12]*")?, ["sql/db1", "sql/db10", "sql/db2"]);
+        assert_eq!(names("users/bob")?, ["users/bob"]);
+        assert!(names("users/bo")?.is_empty());
+        // Case-sensitive, like the shell.
+        assert!(names("Users/*")?.is_empty());
+        assert_eq!(
+            found(&store, &find("users/bob"))?,
+            triples(&[
+                ("b3", "d3u", "users/bob"),
+                ("b2", "d2u", "users/bob"),
+                ("b1", "d1u", "users/bob"),
+            ])
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn host_filter() -> Result<(), Error> {
+        let store = fleet()?;
+        let req = FindRequest {
+            host: Some("host2".to_string()),
+            ..find("*")
+        };
+        let got = store.find_atoms(&req)?;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].id, "b2");
+        assert_eq!(got[0].host, "host2");
+        let req = FindRequest {
+            host: Some("host3".to_string()),
+            ..find("*")
+        };
+        assert!(store.find_atoms(&req)?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn num_versions_counts_across_hosts() -> Result<(), Error> {
+        let store = fleet()?;
+        let req = FindRequest {
+            num_versions: Some(2),
+            ..find("users/*")
+        };
+        // carol is not in b3, so her two newest are in b2 and b1.
+        assert_eq!(
+            found(&store, &req)?,
+            triples(&[
+                ("b3", "d3u", "users/alice"),
+                ("b3", "d3u", "users/bob"),
+                ("b2", "d2u", "users/alice"),
+                ("b2", "d2u", "users/bob"),
+                ("b2", "d2u", "users/carol"),
+                ("b1", "d1u", "users/carol"),
+            ])
+        );
+        let req = FindRequest {
+            num_versions: Some(1),
+            host: Some("host1".to_string()),
+            ..find("users/*")
+        };
+        assert_eq!(
+            found(&store, &req)?,
+            triples(&[
+                ("b3", "d3u", "users/alice"),
+                ("b3", "d3u", "users/bob"),
+                ("b1", "d1u", "users/carol"),
+            ])
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn num_versions_breaks_ties_by_the_dataset_recorded_last() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let t = "2024-05-01T01:00:00Z";
+        store.add_dataset(&backup("b1", t, "host1"), &dataset("d1", "u", &["u/a"]))?;
+        store.add_dataset(&backup("b2", t, "host2"), &dataset("d2", "u", &["u/a"]))?;
+        let req = FindRequest {
+            num_versions: Some(1),
+            ..find("u/a")
+        };
+        for _ in 0..3 {
+            assert_eq!(found(&store, &req)?, triples(&[("b2", "d2", "u/a")]));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn older_than_is_strict() -> Result<(), Error> {
+        let store = fleet()?;
+        let ids = |older_than: &str, num_versions: Option<u32>| -> Result<Vec<String>, Error> {
+            let req = FindRequest {
+                older_than: Some(older_than.to_string()),
+                num_versions,
+                ..find("users/alice")
+            };
+            Ok(store.find_atoms(&req)?.into_iter().map(|b| b.id).collect())
+        };
+        assert_eq!(ids("2024-05-01T02:00:00Z", None)?, ["b1"]);
+        assert_eq!(ids("2024-05-01T02:00:01Z", None)?, ["b2", "b1"]);
+        assert_eq!(ids("2024-05-01T02:00:00.5Z", None)?, ["b2", "b1"]);
+        assert_eq!(ids("2024-05-01T04:00:00+02:00", None)?, ["b1"]);
+        assert!(ids("2024-05-01T01:00:00Z", None)?.is_empty());
+        // The newest version as of a point in time.
+        assert_eq!(ids("2024-05-01T03:00:00Z", Some(1))?, ["b2"]);
+        Ok(())
+    }
+
+    #[test]
+    fn partly_matching_dataset_holds_only_the_matches() -> Result<(), Error> {
+        let store = fleet()?;
+        let got = store.find_atoms(&FindRequest {
+            host: Some("host2".to_string()),
+            ..find("users/bob")
+        })?;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].datasets.len(), 1);
+        let d = &got[0].datasets[0];
+        assert_eq!(d.id, "d2u");
+        assert_eq!(d.snapshot_id, "snap-d2u");
+        assert_eq!(d.total_bytes, 5_000_000_000);
+        let names: Vec<&str> = d.atoms.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["users/bob"]);
+        // A backup keeps only its datasets that matched.
+        let got = store.find_atoms(&find("sql/db10"))?;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].id, "b1");
+        assert_eq!(got[0].datasets.len(), 1);
+        assert_eq!(got[0].datasets[0].id, "d1s");
+        Ok(())
+    }
+
+    #[test]
+    fn name_finds_use_the_name_index() -> Result<(), Error> {
+        let store = fleet()?;
+        for pattern in ["users/*", "users/alice", "sql/db?"] {
+            for num_versions in [None, Some(1)] {
+                let req = FindRequest {
+                    num_versions,
+                    ..find(pattern)
+                };
+                let (sql, args) = find_query(&req)?;
+                let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let plan: Vec<String> = stmt
+                    .query_map(rusqlite::params_from_iter(args), |row| row.get(3))?
+                    .collect::<Result<_, _>>()?;
+                let plan = plan.join("\n");
+                assert!(
+                    plan.contains("INDEX atoms_name (name>? AND name<?)"),
+                    "{pattern}: {plan}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn migrations_set_the_schema_version() -> Result<(), Error> {
+        let store = Store::open_in_memory()?;
+        let version: usize = store
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        assert_eq!(version, MIGRATIONS.len());
+        Ok(())
+    }
+
+    /// Removes a test database file and its WAL companions.
+    struct TempDb(std::path::PathBuf);
+
+    impl TempDb {
+        fn new(name: &str) -> TempDb {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            TempDb(std::env::temp_dir().join(format!(
+                "tabacco-store-{name}-{}-{nanos}.db",
+                std::process::id()
+            )))
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = self.0.clone().into_os_string();
+                path.push(suffix);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    #[test]
+    fn reopening_a_file_keeps_data_and_applies_only_new_migrations() -> Result<(), Error> {
+        let db = TempDb::new("reopen");
+        {
+            let mut store = Store::open(&db.0)?;
+            let b = backup("b1", "2024-05-01T01:00:00Z", "host1");
+            store.add_dataset(&b, &dataset("d1", "u", &["u/a"]))?;
+        }
+        // Re-running the first step would fail: its tables exist.
+        let store = Store::open(&db.0)?;
+        assert_eq!(found(&store, &find("*"))?, triples(&[("b1", "d1", "u/a")]));
+        let journal: String = store
+            .conn
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+        assert_eq!(journal, "wal");
+        drop(store);
+
+        // A later release appends a step; only that one runs.
+        let mut next = MIGRATIONS.to_vec();
+        next.push("ALTER TABLE datasets ADD COLUMN note TEXT");
+        let mut conn = Connection::open(&db.0)?;
+        migrate(&mut conn, &next)?;
+        migrate(&mut conn, &next)?;
+        let version: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        assert_eq!(version, next.len());
+        let notes: i64 = conn.query_row(
+            "SELECT count(*) FROM datasets WHERE note IS NULL",
+            [],
+            |row| row.get(0),
+        )?;
+        assert_eq!(notes, 1);
+        drop(conn);
+
+        // This release then refuses the newer schema instead of misreading it.
+        let err = Store::open(&db.0);
+        assert!(matches!(err, Err(Error::Conflict(_))), "{:?}", err.err());
+        Ok(())
+    }
+
+    #[test]
+    fn errors_display_on_one_lowercase_line() {
+        let errors = [
+            Error::InvalidRequest("empty pattern".to_string()),
+            Error::Conflict("dataset d1 is recorded in backup b1, not b2".to_string()),
+            Error::Sqlite(rusqlite::Error::QueryReturnedNoRows),
+        ];
+        for err in errors {
+            let msg = err.to_string();
+            assert!(!msg.contains('\n') && !msg.ends_with('.'), "{msg}");
+            assert!(msg.starts_with(|c: char| c.is_lowercase()), "{msg}");
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The restic repository: how restic is invoked (environment, never a
+//! password on argv, absolute paths, tags), what its `--json` output means,
+//! and what its exit codes and errors mean to a job.
+
+use crate::config::{self, Password};
+use crate::shell::{self, Running, Stop, Supervisor};
+use serde::Deserialize;
+use std::fmt;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
+
+/// restic's exit code for "snapshot saved, but some files were unreadable".
+const EXIT_INCOMPLETE: i32 = 3;
+
+/// A restic failure, classified where a caller must branch on it.
+#[derive(Debug)]
+pub enum Error {
+    /// The repository is locked by another process.
+    Locked(String),
+    /// The repository does not exist or cannot be reached.
+    Unavailable(String),
+    WrongPassword,
+    /// restic ran but reported no summary.
+    NoSummary,
+    Process(shell::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Error::Locked(msg) => write!(f, "repository is locked: {msg}"),
+            Error::Unavailable(msg) => write!(f, "repository unavailable: {msg}"),
+            Error::WrongPassword => f.write_str("wrong repository password"),
+            Error::NoSummary => f.write_str("restic reported no backup summary"),
+            Error::Process(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<shell::Error> for Error {
+    fn from(e: shell::Error) -> Error {
+        if let shell::Error::Failed { stderr, .. } = &e {
+            if stderr.contains("repository is already locked") {
+                return Error::Locked(stderr.clone());
+            }
+            if stderr.contains("wrong password") {
+                return Error::WrongPassword;
+            }
+            if stderr.contains("Is there a repository at the following location?") {
+                return Error::Unavailable(stderr.clone());
+            }
+        }
+        Error::Process(e)
+    }
+}
+
+/// What to back up.
+pub enum Input {
+    /// Absolute paths.
+    Paths(Vec<PathBuf>),
+    /// A producer's stdout, stored as `/<filename>`.
+    Stdin { filename: String, data: Stdio },
+}
+
+/// One `restic backup` call.
+pub struct Backup<'a> {
+    pub host: &'a str,
+    pub tags: Vec<String>,
+    /// Snapshot time, as restic's `--time` wants it (local time).
+    pub time: String,
+    pub input: Input,
+}
+
+/// The `summary` line of `restic backup --json`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Summary {
+    pub snapshot_id: String,
+    #[serde(default)]
+    pub total_files_processed: i64,
+    #[serde(default)]
+    pub total_bytes_processed: i64,
+    #[serde(default)]
+    pub data_added: i64,
+    #[serde(default)]
+    pub total_duration: f64,
+    /// Set when restic exited 3: saved, but some files were unreadable.
+    #[serde(skip)]
+    pub incomplete: bool,
+}
+
+/// A `status` line of `restic backup --json`: progress of a running backup.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Status {
+    #[serde(default)]
+    pub percent_done: f64,
+    #[serde(default)]
+    pub files_done: u64,
+    #[serde(default)]
+    pub total_files: u64,
+    #[serde(default)]
+    pub bytes_done: u64,
+    #[serde(default)]
+    pub total_bytes: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "message_type", rename_all = "lowercase")]
+enum Message {
+    Status(Status),
+    Summary(Summary),
+    #[serde(other)]
+    Other,
+}
+
+/// A restic repository as configured.
+pub struct Repo {
+    config: config::Repository,
+    /// Whether this process has made sure the repository exists.
+    initialized: Mutex<bool>,
+}
+
+impl Repo {
+    pub fn new(config: config::Repository) -> Repo {
+        Repo {
+            config,
+            initialized: Mutex::new(false),
+        }
+    }
+
+    /// A restic command with the repository's environment. The password goes
+    /// through the environment (or a file), never argv; stdin is closed so
+    /// restic never waits for a password.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("restic");
+        cmd.args(args)
+            .env_remove("RESTIC_PASSWORD")
+            .env_remove("RESTIC_PASSWORD_FILE")
+            .env_remove("RESTIC_PASSWORD_COMMAND")
+            .env("RESTIC_REPOSITORY", &self.config.uri)
+            .env("RESTIC_CACHE_DIR", &self.config.cache_dir)
+            .env("RESTIC_PROGRESS_FPS", "1")
+            .envs(&self.config.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        match &self.config.password {
+            Password::File(path) => cmd.env("RESTIC_PASSWORD_FILE", path),
+            Password::Literal(password) => cmd.env("RESTIC_PASSWORD", password),
+        };
+        cmd
+    }
+
+    /// Creates the repository if it does not exist yet. Checked once per
+    /// process: a local repository by its config file, at no cost; a remote
+    /// one with one `restic cat config`.
+    pub fn ensure_initialized(&self, sup: &Supervisor) -> Result<(), Error> {
+        let mut initialized = self
+            .initialized
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *initialized {
+            return Ok(());
+        }
+        let exists = if is_local(&self.config.uri) {
+            Path::new(&self.config.uri).join("config").exists()
+        } else {
+            match sup
+                .spawn(
+                    &mut self.command(&["cat", "config"]),
+                    "restic cat config",
+                    Stop::Interrupt,
+                )?
+                .wait()
+            {
+                Ok(_) => true,
+                Err(e) => match Error::from(e) {
+                    Error::Unavailable(_) => false,
+                    e => return Err(e),
+                },
+            }
+        };
+        if !exists {
+            log::info!("initialising restic repository {}", self.config.uri);
+            sup.spawn(&mut self.command(&["init"]), "restic init", Stop::Interrupt)?
+                .wait()?;
+        }
+        *initialized = true;
+        Ok(())
+    }
+
+    /// Runs `restic backup --json`, reporting progress to `on_status`.
+    pub fn backup(
+        &self,
+        sup: &Supervisor,
+        backup: Backup,
+        on_status: &mut dyn FnMut(Status),
+    ) -> Result<Summary, Error> {
+        let mut args: Vec<String> = vec![
+            "backup".into(),
+            "--json".into(),
+            "--host".into(),
+            backup.host.into(),
+        ];
+        args.extend(["--time".into(), backup.time]);
+        for tag in backup.tags {
+            args.extend(["--tag".into(), tag]);
+        }
+        let stdin = match backup.input {
+            Input::Paths(paths) => {
+                args.push("--".into());
+                args.extend(paths.iter().map(|p| p.to_string_lossy().into_owned()));
+                Stdio::null()
+            }
+            Input::Stdin { filename, data } => {
+                args.extend(["--stdin".into(), "--stdin-filename".into(), filename]);
+                data
+            }
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // The command (holding our copy of the producer's pipe) is dropped
+        // right after the spawn, so that restic's death reaches the producer.
+        let running = {
+            let mut cmd = self.command(&args);
+            cmd.stdin(stdin).stdout(Stdio::piped());
+            sup.spawn(&mut cmd, "restic backup", Stop::Interrupt)?
+        };
+        read_backup_output(running, on_status)
+    }
+
+    /// Removes the snapshot tagged `tag` (data is reclaimed by a later prune).
+    pub fn forget_tag(&self, sup: &Supervisor, tag: &str) -> Result<(), Error> {
+        let mut cmd = self.command(&["forget", "--tag", tag]);
+        sup.spawn(&mut cmd, "restic forget", Stop::Interrupt)?
+            .wait()?;
+        Ok(())
+    }
+}
+
+fn read_backup_output(
+    mut running: Running,
+    on_status: &mut dyn FnMut(Status),
+) -> Result<Summary, Error> {
+    let mut summary = None;
+    if let Some(stdout) = running.child().stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            match serde_json::from_str::<Message>(&line) {
+                Ok(Message::Status(status)) => on_status(status),
+                Ok(Message::Summary(s)) => summary = Some(s),
+                Ok(Message::Other) => {}
+                Err(_) => log::debug!("restic: {line}"),
+            }
+        }
+    }
+    let status = running.wait_allowing(&[EXIT_INCOMPLETE])?;
+    let mut summary = summary.ok_or(Error::NoSummary)?;
+    summary.incomplete = status.code() == Some(EXIT_INCOMPLETE);
+    Ok(summary)
+}
+
+/// Whether a restic repository URI is a local path rather than `backend:...`.
+pub fn is_local(uri: &str) -> bool {
+    match uri.split_once(':') {
+        Some((scheme, _)) => scheme.contains('/'),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_backup_json_from_restic_0_14() {
+        let status = r#"{"message_type":"status","percent_done":0.5,"total_files":4,"files_done":2,"total_bytes":100,"bytes_done":50}"#;
+        let summary = r#"{"message_type":"summary","files_new":1,"files_changed":0,"files_unmodified":0,"dirs_new":1,"dirs_changed":0,"dirs_unmodified":0,"data_blobs":1,"tree_blobs":2,"data_added":537,"total_files_processed":1,"total_bytes_processed":3,"total_duration":0.210578189,"snapshot_id":"bcd489eb"}"#;
+        let Ok(Message::Status(s)) = serde_json::from_str(status) else {
+            panic!("status")
+        };
+        assert_eq!((s.files_done, s.bytes_done, s.percent_done), (2, 50, 0.5));
+        let Ok(Message::Summary(s)) = serde_json::from_str(summary) else {
+            panic!("summary")
+        };
+        assert_eq!(s.snapshot_id, "bcd489eb");
+        assert_eq!(
+            (
+                s.total_files_processed,
+                s.total_bytes_processed,
+                s.data_added
+            ),
+            (1, 3, 537)
+        );
+        assert!(matches!(
+            serde_json::from_str(r#"{"message_type":"verbose_status"}"#),
+            Ok(Message::Other)
+        ));
+    }
+
+    #[test]
+    fn classifies_errors_from_stderr() {
+        let failed = |stderr: &str| shell::Error::Failed {
+            what: "restic".into(),
+            status: std::os::unix::process::ExitStatusExt::from_raw(1 << 8),
+            stderr: stderr.into(),
+        };
+        assert!(matches!(
+            Error::from(failed("Fatal: wrong password or no key found")),
+            Error::WrongPassword
+        ));
+        assert!(matches!(
+            Error::from(failed("Fatal: unable to open config file / Is there a repository at the following location?")),
+            Error::Unavailable(_)
+        ));
+        assert!(matches!(
+            Error::from(failed(
+                "unable to create lock in backend: repository is already locked by PID 1"
+            )),
+            Error::Locked(_)
+        ));
+        assert!(matches!(Error::from(failed("other")), Error::Process(_)));
+    }
+
+    #[test]
+    fn local_and_remote_uris() {
+        assert!(is_local("/var/backups/restic"));
+        assert!(is_local("/odd:name/repo"));
+        assert!(!is_local("sftp:host:/repo"));
+        assert!(!is_local("s3:s3.amazonaws.com/bucket"));
+    }
+}

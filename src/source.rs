@@ -1,0 +1,72 @@
+//! A source as the rest of tabacco sees it once configuration is validated:
+//! its handler resolved, its schedule parsed, its atoms described. Turning
+//! atom descriptions into concrete datasets happens at backup time (see
+//! `job`), because `atoms_command` and `datasets_command` run then.
+
+use crate::config::file::Origin;
+use crate::config::raw::Retention;
+use crate::handler::Handler;
+use crate::schedule::Schedule;
+use std::time::Duration;
+
+/// A validated source.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub name: String,
+    /// The `handler:` value as written (`file`, `pipe` or a template name).
+    pub handler_name: String,
+    pub handler: Handler,
+    pub schedule: Schedule,
+    pub datasets: Datasets,
+    pub hooks: Hooks,
+    /// Limit for the whole backup of this source.
+    pub timeout: Option<Duration>,
+    pub retention: Option<Retention>,
+    pub min_bytes: Option<u64>,
+    pub origin: Origin,
+}
+
+/// How a source's datasets are known.
+#[derive(Clone, Debug)]
+pub enum Datasets {
+    /// Written in the configuration (`atoms`/`atoms_command`, or `datasets:`).
+    Listed(Vec<DatasetSpec>),
+    /// Printed as YAML or JSON by a command at each backup.
+    Command(String),
+}
+
+/// One dataset's atoms, before `atoms_command` has run.
+#[derive(Clone, Debug, Default)]
+pub struct DatasetSpec {
+    pub atoms: Vec<AtomSpec>,
+    pub atoms_command: Option<String>,
+}
+
+/// An atom as configured: its name relative to the source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AtomSpec {
+    pub name: String,
+    /// File handler: relative to `params.path`, or absolute.
+    pub path: Option<String>,
+}
+
+/// The dataset-level commands of a source, each run through `/bin/sh -c`.
+#[derive(Clone, Debug, Default)]
+pub struct Hooks {
+    pub pre_backup: Option<String>,
+    pub post_backup: Option<String>,
+    pub pre_restore: Option<String>,
+    pub post_restore: Option<String>,
+}
+
+impl Source {
+    /// The full name of atom `short` of this source; the source's own name
+    /// for its anonymous atom.
+    pub fn atom_full_name(&self, short: &str) -> String {
+        if short.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}/{short}", self.name)
+        }
+    }
+}
