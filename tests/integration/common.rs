@@ -1,0 +1,186 @@
+//! The test harness: a temporary directory holding a configuration, a
+//! restic repository and a work_dir, and a way to run `tabacco` on it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const PASSWORD: &str = "test-password";
+
+/// A scratch tree: `etc/agent.yml` (with `sources/`, `handlers/`), `repo/`,
+/// `work/`, `data/`. Removed when dropped.
+pub struct Fixture {
+    pub root: PathBuf,
+}
+
+impl Fixture {
+    /// A fresh tree with an agent.yml for host `test-host`.
+    pub fn new() -> Fixture {
+        Fixture::with_agent("")
+    }
+
+    /// A fresh tree whose agent.yml has `extra` appended.
+    pub fn with_agent(extra: &str) -> Fixture {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        restic_is_installed();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let root = std::env::temp_dir().join(format!("tabacco-test-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("data")).unwrap();
+        let f = Fixture { root };
+        f.write(
+            "etc/agent.yml",
+            &format!("hostname: test-host\n{}\n{extra}", f.repository_yaml()),
+        );
+        f
+    }
+
+    /// The `repository:` and `work_dir:` lines every test agent.yml uses.
+    pub fn repository_yaml(&self) -> String {
+        format!(
+            "repository:\n  params:\n    uri: {repo}\n    password: {PASSWORD}\nwork_dir: {work}\n",
+            repo = self.path("repo").display(),
+            work = self.path("work").display(),
+        )
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Writes `content` to `rel`, creating directories.
+    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        path
+    }
+
+    /// Replaces `ROOT` in `content` with this fixture's root and writes it.
+    pub fn write_config(&self, rel: &str, content: &str) -> PathBuf {
+        self.write(
+            rel,
+            &content.replace("ROOT", &self.root.display().to_string()),
+        )
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path("etc/agent.yml")
+    }
+
+    /// Runs `tabacco --config etc/agent.yml ARGS`.
+    pub fn tabacco(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tabacco"));
+        cmd.arg("--config").arg(self.config()).args(args);
+        Run::new(cmd)
+    }
+
+    /// Runs restic on the fixture's repository.
+    pub fn restic(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new("restic");
+        cmd.args(args)
+            .env("RESTIC_REPOSITORY", self.path("repo"))
+            .env("RESTIC_PASSWORD", PASSWORD)
+            .env("RESTIC_CACHE_DIR", self.path("work/cache"));
+        Run::new(cmd)
+    }
+
+    /// The tags of every snapshot in the repository, one list per snapshot.
+    pub fn snapshot_tags(&self) -> Vec<Vec<String>> {
+        let out = self.restic(&["snapshots", "--json"]).success();
+        let snapshots: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+        snapshots
+            .iter()
+            .map(|s| {
+                s["tags"]
+                    .as_array()
+                    .map(|t| t.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// `query --json PATTERN` parsed.
+    pub fn query(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut all = vec!["query", "--json"];
+        all.extend_from_slice(args);
+        let out = self.tabacco(&all).success();
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn new(mut cmd: Command) -> Run {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = cmd.stdin(Stdio::null()).output().unwrap();
+        Run {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    /// Asserts exit status 0 and returns self.
+    #[track_caller]
+    pub fn success(self) -> Run {
+        assert_eq!(self.code, Some(0), "failed: {self:#?}");
+        self
+    }
+
+    /// Asserts exit status `code` and returns self.
+    #[track_caller]
+    pub fn status(self, code: i32) -> Run {
+        assert_eq!(self.code, Some(code), "unexpected status: {self:#?}");
+        self
+    }
+}
+
+/// restic is tabacco's core dependency: its absence fails the suite loudly.
+fn restic_is_installed() {
+    let ok = Command::new("restic")
+        .arg("version")
+        .output()
+        .map(|o| o.status.success());
+    assert!(
+        matches!(ok, Ok(true)),
+        "restic is not installed: install it (apt-get install restic)"
+    );
+}
+
+/// All atom names in a `query --json` result, in order.
+pub fn atom_names(backups: &[serde_json::Value]) -> Vec<String> {
+    let mut names = Vec::new();
+    for b in backups {
+        for d in b["datasets"].as_array().unwrap() {
+            for a in d["atoms"].as_array().unwrap() {
+                names.push(a["name"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    names
+}
+
+/// Whether `path` exists (for tests of injection).
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}
