@@ -284,7 +284,7 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
     let concurrency = raw.queue_config.and_then(|q| q.concurrency).unwrap_or(2);
     if concurrency == 0 {
         return Err(err(
-            "concurrency",
+            "queue_config",
             "queue_config.concurrency must be at least 1".into(),
         ));
     }

@@ -37,15 +37,19 @@ pub struct Env<'a> {
 }
 
 /// A source's datasets with their atoms known: the result of running
-/// `datasets_command` and `atoms_command`.
-pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> Result<Vec<Vec<AtomSpec>>, Vec<String>> {
+/// `datasets_command` and `atoms_command`. Errors come back beside the
+/// groups that could be resolved, so the rest of a source is still backed up.
+pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, Vec<String>) {
     let specs = match &source.datasets {
         Datasets::Listed(specs) => specs.clone(),
         Datasets::Command(command) => {
-            let text = sup
-                .capture_shell(command, "datasets_command", LIST_LIMIT)
-                .map_err(|e| vec![e.to_string()])?;
-            parse_datasets(source, &text).map_err(|e| vec![format!("datasets_command: {e}")])?
+            match sup.capture_shell(command, "datasets_command", LIST_LIMIT) {
+                Ok(text) => match parse_datasets(source, &text) {
+                    Ok(specs) => specs,
+                    Err(e) => return (Vec::new(), vec![format!("datasets_command: {e}")]),
+                },
+                Err(e) => return (Vec::new(), vec![e.to_string()]),
+            }
         }
     };
     let mut groups = Vec::new();
@@ -67,7 +71,10 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> Result<Vec<Vec<AtomSp
                         }
                     }
                 }
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue;
+                }
             }
         } else if atoms.is_empty() {
             atoms.push(AtomSpec {
@@ -75,22 +82,15 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> Result<Vec<Vec<AtomSp
                 path: None,
             });
         }
-        if let Err(e) = source.handler.check_atoms(&DatasetSpec {
+        match source.handler.check_atoms(&DatasetSpec {
             atoms: atoms.clone(),
             atoms_command: None,
         }) {
-            errors.push(e);
-            continue;
+            Ok(()) => groups.push(atoms),
+            Err(e) => errors.push(e),
         }
-        groups.push(atoms);
     }
-    if groups.is_empty() && !errors.is_empty() {
-        return Err(errors);
-    }
-    errors
-        .iter()
-        .for_each(|e| log::error!("{}: {e}", sup.label()));
-    Ok(groups)
+    (groups, errors)
 }
 
 fn parse_datasets(source: &Source, text: &str) -> Result<Vec<DatasetSpec>, String> {
@@ -123,13 +123,8 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
         .timeout
         .map(|t| sup.watchdog(t, format!("timeout of {}s exceeded", t.as_secs())));
 
-    let groups = match resolve_atoms(source, sup) {
-        Ok(groups) => groups,
-        Err(errors) => {
-            outcome.errors = errors;
-            return outcome;
-        }
-    };
+    let (groups, errors) = resolve_atoms(source, sup);
+    outcome.errors = errors;
     let ctx = Context {
         backup_id: &backup.id,
         host: &backup.host,

@@ -63,16 +63,9 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
         let _ = writeln!(out, "  min_bytes {min}");
     }
     let sup = Supervisor::new(config.priority, format!("{} check", source.name));
-    let groups = match job::resolve_atoms(source, &sup) {
-        Ok(groups) => groups,
-        Err(e) => {
-            errors.extend(
-                e.into_iter()
-                    .map(|e| format!("{}: source {}: {e}", source.origin, source.name)),
-            );
-            return;
-        }
-    };
+    let (groups, resolve_errors) = job::resolve_atoms(source, &sup);
+    let located = |e: String| format!("{}: source {}: {e}", source.origin, source.name);
+    errors.extend(resolve_errors.into_iter().map(located));
     let ctx = Context {
         backup_id: "BACKUP_ID",
         host: &config.hostname,
@@ -83,16 +76,13 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
                 for plan in plans {
                     let _ = writeln!(out, "  dataset   {}", plan.name);
                     for atom in plan.atoms {
-                        let _ = writeln!(
-                            out,
-                            "    atom    {}  {}",
-                            atom.name,
-                            atom.path.unwrap_or_default()
-                        );
+                        let path = atom.path.unwrap_or_default();
+                        let line = format!("    atom    {}  {path}", atom.name);
+                        let _ = writeln!(out, "{}", line.trim_end());
                     }
                 }
             }
-            Err(e) => errors.push(format!("{}: source {}: {e}", source.origin, source.name)),
+            Err(e) => errors.push(located(e)),
         }
     }
 }

@@ -128,19 +128,27 @@ pub fn parse_entries<T: DeserializeOwned>(
 
 fn origin(path: &Path, lines: &[&str], start: usize, end: usize) -> Origin {
     let mut keys: Vec<(String, usize, usize)> = Vec::new();
+    let mut note = |key: &str, line: usize, indent: usize| {
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return;
+        }
+        match keys.iter_mut().find(|(k, _, _)| k == key) {
+            Some(found) if found.2 > indent => *found = (key.to_string(), line, indent),
+            Some(_) => {}
+            None => keys.push((key.to_string(), line, indent)),
+        }
+    };
     for (i, line) in lines.iter().enumerate().take(end).skip(start) {
         let body = line.strip_prefix("- ").unwrap_or(line);
         let indent = body.len() - body.trim_start().len();
-        let Some((key, _)) = body.trim_start().split_once(':') else {
-            continue;
-        };
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            continue;
+        if let Some((key, _)) = body.trim_start().split_once(':') {
+            note(key, i + 1, indent);
         }
-        match keys.iter_mut().find(|(k, _, _)| k == key) {
-            Some(found) if found.2 > indent => *found = (key.to_string(), i + 1, indent),
-            Some(_) => {}
-            None => keys.push((key.to_string(), i + 1, indent)),
+        // Keys of flow mappings (`params: {uri: x}`) rank below block keys.
+        for piece in body.split(['{', ',']).skip(1) {
+            if let Some((key, _)) = piece.trim_start().split_once(':') {
+                note(key, i + 1, usize::MAX);
+            }
         }
     }
     let first = (start..end)
@@ -160,12 +168,18 @@ fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
     let line = e.location().map_or(1, |l| l.line());
     let mut origin = Origin::file(path);
     origin.line = line;
-    // serde_yaml appends " at line L column C"; the origin says it already.
-    let message = e.to_string();
-    let message = match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message,
-    };
+    // serde_yaml says " at line L column C"; the origin says it already.
+    let mut message = e.to_string();
+    if let Some(start) = message.find(" at line ") {
+        let rest = &message[start + " at line ".len()..];
+        let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let after_line = digits(rest);
+        let end = match rest[after_line..].strip_prefix(" column ") {
+            Some(col) => after_line + " column ".len() + digits(col),
+            None => after_line,
+        };
+        message.replace_range(start..start + " at line ".len() + end, "");
+    }
     Error::new(origin, message)
 }
 

@@ -3,4 +3,5 @@
 //! One test crate, a module per feature.
 
 mod common;
+mod config;
 mod core;
