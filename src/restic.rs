@@ -232,9 +232,11 @@ impl Repo {
 
     /// Removes the snapshot tagged `tag` (data is reclaimed by a later prune).
     pub fn forget_tag(&self, sup: &Supervisor, tag: &str) -> Result<(), Error> {
-        let mut cmd = self.command(&["forget", "--tag", tag]);
-        sup.spawn(&mut cmd, "restic forget", Stop::Interrupt)?
-            .wait()?;
+        // `forget --tag T` alone removes nothing ("no policy"); a policy that
+        // keeps only snapshots with a tag none has removes exactly those
+        // tagged T, with no short id involved.
+        let args = ["forget", "--tag", tag, "--keep-tag", "tabacco:keep-none"];
+        sup.spawn(&mut self.command(&args), "restic forget", Stop::Interrupt)?.wait()?;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! restic repository and a work_dir, and a way to run `tabacco` on it.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -69,11 +69,11 @@ impl Fixture {
         self.path("etc/agent.yml")
     }
 
-    /// Runs `tabacco --config etc/agent.yml ARGS`.
-    pub fn tabacco(&self, args: &[&str]) -> Run {
+    /// `tabacco --config etc/agent.yml ARGS`, to run.
+    pub fn tabacco(&self, args: &[&str]) -> Cmd {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tabacco"));
         cmd.arg("--config").arg(self.config()).args(args);
-        Run::new(cmd)
+        Cmd(cmd)
     }
 
     /// Runs restic on the fixture's repository.
@@ -115,6 +115,30 @@ impl Drop for Fixture {
         if !std::thread::panicking() {
             let _ = fs::remove_dir_all(&self.root);
         }
+    }
+}
+
+/// A command to run.
+pub struct Cmd(pub Command);
+
+impl Cmd {
+    pub fn env(mut self, key: &str, value: &str) -> Cmd {
+        self.0.env(key, value);
+        self
+    }
+
+    pub fn run(self) -> Run {
+        Run::new(self.0)
+    }
+
+    #[track_caller]
+    pub fn success(self) -> Run {
+        self.run().success()
+    }
+
+    #[track_caller]
+    pub fn status(self, code: i32) -> Run {
+        self.run().status(code)
     }
 }
 
@@ -178,9 +202,4 @@ pub fn atom_names(backups: &[serde_json::Value]) -> Vec<String> {
         }
     }
     names
-}
-
-/// Whether `path` exists (for tests of injection).
-pub fn exists(path: &Path) -> bool {
-    path.exists()
 }
