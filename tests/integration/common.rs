@@ -78,10 +78,15 @@ impl Fixture {
 
     /// Runs restic on the fixture's repository.
     pub fn restic(&self, args: &[&str]) -> Run {
+        self.restic_with_password(PASSWORD, args)
+    }
+
+    /// Runs restic on the fixture's repository, opened with `password`.
+    pub fn restic_with_password(&self, password: &str, args: &[&str]) -> Run {
         let mut cmd = Command::new("restic");
         cmd.args(args)
             .env("RESTIC_REPOSITORY", self.path("repo"))
-            .env("RESTIC_PASSWORD", PASSWORD)
+            .env("RESTIC_PASSWORD", password)
             .env("RESTIC_CACHE_DIR", self.path("work/cache"));
         Run::new(cmd)
     }
