@@ -29,6 +29,10 @@ demo: build
 	$(BIN) --config demo/etc/agent.yml -v run
 	$(BIN) --config demo/etc/agent.yml query --table '*'
 
+# Overhead against raw restic, and tabacco's memory while streaming.
+bench: build
+	sh contrib/bench/run.sh
+
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/tabacco
 
