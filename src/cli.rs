@@ -36,9 +36,28 @@ pub enum Command {
     },
     Check,
     Query(Query),
+    Restore(Restore),
+    Reindex,
+    Prune {
+        sources: Vec<String>,
+        dry_run: bool,
+    },
+    Verify {
+        sources: Vec<String>,
+        read_data_subset: Option<String>,
+    },
     Version,
     /// Help on one command, or on all.
     Help(Option<String>),
+    /// A completion script (hidden from `--help`).
+    Completion(Shell),
+}
+
+/// A shell `tabacco completion` writes a script for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -47,6 +66,19 @@ pub struct Query {
     pub versions: Option<u32>,
     pub older_than: Option<String>,
     pub format: Option<Format>,
+    pub patterns: Vec<String>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Restore {
+    pub host: Option<String>,
+    pub older_than: Option<String>,
+    pub target: crate::restore::Target,
+    pub dry_run: bool,
+    /// Ask this host's agent to restore, through the metadb.
+    pub remote: Option<String>,
+    /// With `remote`: follow the request to its end.
+    pub wait: bool,
     pub patterns: Vec<String>,
 }
 
@@ -105,9 +137,41 @@ pub const COMMANDS: &[Help] = &[
         ],
     },
     Help {
+        name: "restore",
+        usage: "tabacco restore [--host H] [--older-than TIME] (--target DIR | --in-place) [--dry-run] [--remote HOST [--wait]] PATTERN...",
+        summary: "restore the newest version of each atom matching shell glob PATTERNs onto this host",
+        options: &[
+            ("--host H", "restore what host H backed up (default: the newest of any host)"),
+            ("--older-than TIME", "the newest version older than TIME (RFC 3339, or an age like 36h, 7d)"),
+            ("--target DIR", "restore file atoms under DIR (DIR/<original path>)"),
+            ("--in-place", "restore file atoms at their original paths"),
+            ("--dry-run", "print the plan, restore nothing"),
+            ("--remote HOST", "have HOST's agent carry the plan out (through the metadb)"),
+            ("--wait", "with --remote: follow the request and exit with its result"),
+        ],
+    },
+    Help {
         name: "check",
         usage: "tabacco check",
         summary: "validate the configuration, print the resolved sources and atoms",
+        options: &[],
+    },
+    Help {
+        name: "prune",
+        usage: "tabacco prune [--dry-run] [SOURCE...]",
+        summary: "apply retention now: forget old snapshots, reclaim space, update the metadb",
+        options: &[("--dry-run", "print what would be forgotten, change nothing")],
+    },
+    Help {
+        name: "verify",
+        usage: "tabacco verify [--read-data-subset SUBSET] [SOURCE...]",
+        summary: "restic check, then a restore drill of a random recent atom",
+        options: &[("--read-data-subset SUBSET", "also read back this part of the data (e.g. 5% or 1/10)")],
+    },
+    Help {
+        name: "reindex",
+        usage: "tabacco reindex",
+        summary: "rebuild the metadb from the repository's snapshots",
         options: &[],
     },
     Help { name: "version", usage: "tabacco version", summary: "print the version", options: &[] },
@@ -158,16 +222,37 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
         cli.command = match name.as_str() {
             "agent" => server(&mut cli, &mut parser, "agent")?,
             "metadb" => server(&mut cli, &mut parser, "metadb")?,
-            "run" => run(&mut cli, &mut parser)?,
+            "run" => sources_command(&mut cli, &mut parser, "run")?,
+            "prune" => sources_command(&mut cli, &mut parser, "prune")?,
+            "verify" => verify(&mut cli, &mut parser)?,
             "query" => query(&mut cli, &mut parser)?,
+            "restore" => restore(&mut cli, &mut parser)?,
             "check" => no_arguments(&mut cli, &mut parser, "check", Command::Check)?,
+            "reindex" => no_arguments(&mut cli, &mut parser, "reindex", Command::Reindex)?,
             "version" => no_arguments(&mut cli, &mut parser, "version", Command::Version)?,
             "help" => help_topic(&mut parser)?,
+            "completion" => completion(&mut parser)?,
             other => return Err(format!("unknown command {other:?}").into()),
         };
         return Ok(cli);
     }
     Ok(cli)
+}
+
+fn completion(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let shell = match next(parser)? {
+        Some(Arg::Value(name)) => match name.string()?.as_str() {
+            "bash" => Shell::Bash,
+            "zsh" => Shell::Zsh,
+            other => return Err(format!("no completion for shell {other:?}: bash or zsh").into()),
+        },
+        Some(arg) => return Err(unexpected(arg)),
+        None => return Err("completion needs a shell: bash or zsh".into()),
+    };
+    match next(parser)? {
+        Some(arg) => Err(unexpected(arg)),
+        None => Ok(Command::Completion(shell)),
+    }
 }
 
 fn help_topic(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
@@ -242,19 +327,46 @@ fn server(
     })
 }
 
-fn run(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+/// `run` and `prune`: `--dry-run` and source names.
+fn sources_command(
+    cli: &mut Cli,
+    parser: &mut lexopt::Parser,
+    name: &str,
+) -> Result<Command, lexopt::Error> {
     let mut sources = Vec::new();
     let mut dry_run = false;
     while let Some(arg) = next(parser)? {
         match arg {
-            _ if is_help(&arg) => return Ok(Command::Help(Some("run".into()))),
-            Arg::Long(ref name) if name == "dry-run" => dry_run = true,
+            _ if is_help(&arg) => return Ok(Command::Help(Some(name.into()))),
+            Arg::Long(ref opt) if opt == "dry-run" => dry_run = true,
             Arg::Value(source) => sources.push(source.string()?),
             _ if global(cli, &arg, parser)? => {}
             _ => return Err(unexpected(arg)),
         }
     }
-    Ok(Command::Run { sources, dry_run })
+    Ok(match name {
+        "run" => Command::Run { sources, dry_run },
+        _ => Command::Prune { sources, dry_run },
+    })
+}
+
+fn verify(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let (mut sources, mut read_data_subset) = (Vec::new(), None);
+    while let Some(arg) = next(parser)? {
+        match arg {
+            _ if is_help(&arg) => return Ok(Command::Help(Some("verify".into()))),
+            Arg::Long(ref opt) if opt == "read-data-subset" => {
+                read_data_subset = Some(parser.value()?.string()?)
+            }
+            Arg::Value(source) => sources.push(source.string()?),
+            _ if global(cli, &arg, parser)? => {}
+            _ => return Err(unexpected(arg)),
+        }
+    }
+    Ok(Command::Verify {
+        sources,
+        read_data_subset,
+    })
 }
 
 fn query(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
@@ -283,6 +395,56 @@ fn query(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::
         return Err("query needs at least one PATTERN (e.g. '*')".into());
     }
     Ok(Command::Query(q))
+}
+
+fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let (mut host, mut older_than, mut target, mut dry_run) = (None, None, None, false);
+    let (mut remote, mut wait) = (None, false);
+    let mut patterns = Vec::new();
+    while let Some(arg) = next(parser)? {
+        match arg {
+            _ if is_help(&arg) => return Ok(Command::Help(Some("restore".into()))),
+            Arg::Long(ref name) => match name.as_str() {
+                "host" => host = Some(parser.value()?.string()?),
+                "older-than" => older_than = Some(parser.value()?.string()?),
+                "target" | "in-place" if target.is_some() => {
+                    return Err("give either --target DIR or --in-place, once".into())
+                }
+                "target" => {
+                    let dir = PathBuf::from(parser.value()?);
+                    if !dir.is_absolute() {
+                        return Err("--target needs an absolute directory".into());
+                    }
+                    target = Some(crate::restore::Target::Dir(dir));
+                }
+                "in-place" => target = Some(crate::restore::Target::InPlace),
+                "dry-run" => dry_run = true,
+                "remote" => remote = Some(parser.value()?.string()?),
+                "wait" => wait = true,
+                _ if global(cli, &arg, parser)? => {}
+                _ => return Err(unexpected(arg)),
+            },
+            Arg::Value(pattern) => patterns.push(pattern.string()?),
+            _ if global(cli, &arg, parser)? => {}
+            _ => return Err(unexpected(arg)),
+        }
+    }
+    let target = target.ok_or("restore needs --target DIR or --in-place")?;
+    if patterns.is_empty() {
+        return Err("restore needs at least one PATTERN (e.g. 'sql/db2')".into());
+    }
+    if wait && remote.is_none() {
+        return Err("--wait goes with --remote HOST".into());
+    }
+    Ok(Command::Restore(Restore {
+        host,
+        older_than,
+        target,
+        dry_run,
+        remote,
+        wait,
+        patterns,
+    }))
 }
 
 /// The text of `tabacco help [COMMAND]`; `None` for an unknown command.
@@ -367,6 +529,30 @@ mod tests {
     }
 
     #[test]
+    fn restore_needs_a_target() {
+        let cli = parse_str("restore --in-place --host web3 sql/db2").unwrap();
+        let Command::Restore(r) = cli.command else {
+            panic!("not a restore")
+        };
+        assert_eq!(
+            (r.target, r.host.as_deref(), r.patterns),
+            (
+                crate::restore::Target::InPlace,
+                Some("web3"),
+                vec!["sql/db2".to_string()]
+            )
+        );
+        for bad in [
+            "restore x",
+            "restore --target rel x",
+            "restore --in-place",
+            "restore --in-place --target /t x",
+        ] {
+            assert!(parse_str(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
     fn help_everywhere() {
         assert_eq!(parse_str("").unwrap().command, Command::Help(None));
         assert_eq!(
@@ -383,6 +569,21 @@ mod tests {
         );
         for c in COMMANDS {
             assert!(help(Some(c.name)).is_some());
+        }
+    }
+
+    #[test]
+    fn completion_shells() {
+        assert_eq!(
+            parse_str("completion bash").unwrap().command,
+            Command::Completion(Shell::Bash)
+        );
+        assert_eq!(
+            parse_str("completion zsh").unwrap().command,
+            Command::Completion(Shell::Zsh)
+        );
+        for bad in ["completion", "completion fish", "completion bash zsh"] {
+            assert!(parse_str(bad).is_err(), "{bad:?} accepted");
         }
     }
 

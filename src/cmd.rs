@@ -3,9 +3,14 @@
 
 mod agent;
 mod check;
+mod completion;
 mod metadb;
+mod prune;
 mod query;
+mod reindex;
+mod restore;
 mod run;
+mod verify;
 
 use crate::cli::{self, Cli, Command};
 use crate::config::{self, Config};
@@ -45,16 +50,42 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
                 command.unwrap_or_default()
             ))),
         },
+        Command::Completion(shell) => print(&completion::script(shell)),
         Command::Version => print(&format!("tabacco {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Check => check::check(config_path),
         Command::Run { sources, dry_run } => run::run(&load(config_path)?, &sources, dry_run),
         Command::Query(query) => query::query(&load(config_path)?, &query),
+        Command::Restore(args) => restore::restore(&load(config_path)?, &args),
+        Command::Reindex => reindex::reindex(&load(config_path)?),
+        Command::Prune { sources, dry_run } => prune::prune(&load(config_path)?, &sources, dry_run),
+        Command::Verify {
+            sources,
+            read_data_subset,
+        } => verify::verify(&load(config_path)?, &sources, read_data_subset.as_deref()),
     }
 }
 
 /// Loads the agent configuration; any error is a configuration error.
 fn load(path: &Path) -> Result<Config, Exit> {
     Config::load(path).map_err(|e| Exit::Usage(format!("invalid configuration:\n{e}")))
+}
+
+/// Aligns `rows` (the first is the header) into columns.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends quietly.

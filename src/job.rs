@@ -34,7 +34,12 @@ pub struct Env<'a> {
     pub repo: &'a Repo,
     pub metadb: &'a Metadb,
     pub dry_run: bool,
+    /// Told of restic's progress, e.g. for the agent's status page.
+    pub progress: Option<&'a Progress<'a>>,
 }
+
+/// A sink for restic's progress: the job's label and the latest status.
+pub type Progress<'a> = dyn Fn(&str, &restic::Status) + Sync + 'a;
 
 /// A source's datasets with their atoms known: the result of running
 /// `datasets_command` and `atoms_command`. Errors come back beside the
@@ -241,6 +246,9 @@ fn snapshot(
             s.bytes_done,
             s.total_bytes
         );
+        if let Some(progress) = env.progress {
+            progress(&label, &s);
+        }
     };
     let request = |input| restic::Backup {
         host: &backup.host,
@@ -358,10 +366,8 @@ fn stream<'a>(
 }
 
 fn forget_partial(env: &Env, sup: &Supervisor, dataset: &Dataset) {
-    // A stopped job refuses new processes; use a fresh supervisor so the
-    // partial snapshot still goes.
-    let cleanup = Supervisor::new(env.config.priority, sup.label());
-    if let Err(e) = env.repo.forget_tag(&cleanup, &dataset.tag()) {
+    // The job may have been stopped: clean up under a fresh supervisor.
+    if let Err(e) = env.repo.forget_tag(&sup.for_cleanup(), &dataset.tag()) {
         log::error!(
             "{}: cannot remove partial snapshot {}: {e}",
             sup.label(),

@@ -3,16 +3,19 @@
 //! `main` only parses the command line, dispatches, and turns the outcome
 //! into an exit status: 0 ok, 1 a job failed, 2 usage or configuration.
 
+mod agent;
 mod cli;
 mod cmd;
 mod config;
 mod handler;
+mod interrupt;
 mod job;
 mod logger;
 mod metadb;
 mod model;
 mod name;
 mod restic;
+mod restore;
 mod schedule;
 mod shell;
 mod source;

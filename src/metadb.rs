@@ -1,12 +1,22 @@
-//! Where backups are recorded and found: the embedded SQLite store in
-//! `work_dir` when no `metadb.url` is configured. Commands talk to this
-//! facade and never to the store directly, so a remote metadb can take its
-//! place.
+//! Where backups are recorded and found. Commands talk to this facade and
+//! never to a store or a client directly: without `metadb.url` it is the
+//! embedded SQLite store in `work_dir`; with it, the remote metadb server,
+//! with a spool in `work_dir` for the times it is unavailable.
 
+pub mod api;
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod jobs;
+pub mod metrics;
+pub mod remote;
+pub mod server;
+pub mod spool;
 pub mod store;
 
 use crate::config::Config;
-use crate::model::{Backup, Dataset, FindRequest};
+use crate::model::{Backup, Dataset, FindRequest, RestoreRequest, Verification};
+use remote::Remote;
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 use store::Store;
@@ -15,15 +25,20 @@ use store::Store;
 #[derive(Debug)]
 pub enum Error {
     Store(store::Error),
+    Remote(client::Error),
     /// Configuration the metadb cannot work with.
     Setup(String),
+    /// What was asked for is not recorded.
+    NotFound(String),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Error::Store(e) => write!(f, "metadb: {e}"),
+            Error::Remote(e) => write!(f, "metadb: {e}"),
             Error::Setup(e) => write!(f, "metadb: {e}"),
+            Error::NotFound(e) => write!(f, "metadb: {e}"),
         }
     }
 }
@@ -34,37 +49,44 @@ impl From<store::Error> for Error {
     }
 }
 
+impl From<client::Error> for Error {
+    fn from(e: client::Error) -> Error {
+        Error::Remote(e)
+    }
+}
+
 /// The metadb a command records into and reads from.
 pub enum Metadb {
     Embedded(Mutex<Store>),
+    Remote(Remote),
 }
 
 impl Metadb {
-    /// Opens the metadb the configuration names.
+    /// Opens the metadb the configuration names. A remote one gets its
+    /// spooled records delivered first, if it is available.
     pub fn open(config: &Config) -> Result<Metadb, Error> {
-        if let Some(remote) = &config.metadb {
-            return Err(Error::Setup(format!(
-                "remote metadb {} is not supported by this build",
-                remote.url
-            )));
-        }
-        let path = config.embedded_db_path();
         std::fs::create_dir_all(&config.work_dir).map_err(|e| {
             Error::Setup(format!(
                 "cannot create work_dir {}: {e}",
                 config.work_dir.display()
             ))
         })?;
+        if let Some(remote) = &config.metadb {
+            return Ok(Metadb::Remote(Remote::open(config, remote)?));
+        }
+        let path = config.embedded_db_path();
         Ok(Metadb::Embedded(Mutex::new(Store::open(&path)?)))
     }
 
-    /// Records one dataset of `backup`.
+    /// Records one dataset of `backup`. A remote metadb that is unavailable
+    /// gets it later, from the spool: that is `Ok` too, with a warning.
     pub fn add_dataset(&self, backup: &Backup, dataset: &Dataset) -> Result<(), Error> {
         match self {
             Metadb::Embedded(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
                 Ok(store.add_dataset(backup, dataset)?)
             }
+            Metadb::Remote(remote) => Ok(remote.add_dataset(backup, dataset)?),
         }
     }
 
@@ -75,6 +97,162 @@ impl Metadb {
                 let store = store.lock().unwrap_or_else(PoisonError::into_inner);
                 Ok(store.find_atoms(request)?)
             }
+            Metadb::Remote(remote) => Ok(remote.find_atoms(request)?),
         }
     }
+
+    /// Removes `host`'s datasets `ids` (their snapshots were forgotten).
+    pub fn remove_datasets(&self, host: &str, ids: &[String]) -> Result<usize, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.remove_datasets(host, ids)?)
+            }
+            Metadb::Remote(remote) => {
+                let request = api::RemoveDatasetsRequest {
+                    host: host.to_string(),
+                    dataset_ids: ids.to_vec(),
+                };
+                Ok(remote.remove_datasets(&request)?)
+            }
+        }
+    }
+
+    /// Records the outcome of a restore drill.
+    pub fn add_verification(&self, verification: &Verification) -> Result<(), Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.add_verification(verification)?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().add_verification(verification)?),
+        }
+    }
+
+    /// Files a restore request for `request.host`'s agent; returns it as
+    /// stored (with its state).
+    pub fn add_restore_request(&self, request: &RestoreRequest) -> Result<RestoreRequest, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                store.add_restore_request(request, now())?;
+                store.restore_request(&request.id)?.ok_or_else(|| {
+                    Error::NotFound(format!("restore request {} vanished", request.id))
+                })
+            }
+            Metadb::Remote(remote) => Ok(remote.client().add_restore_request(request)?),
+        }
+    }
+
+    /// `host`'s oldest pending restore request, now marked `running`.
+    pub fn next_restore_request(&self, host: &str) -> Result<Option<RestoreRequest>, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.next_restore_request(host, now())?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().next_restore_request(host)?),
+        }
+    }
+
+    /// Records the progress (`running`) or outcome (`succeeded`, `failed`)
+    /// of `host`'s restore request `id`.
+    pub fn update_restore_request(
+        &self,
+        host: &str,
+        id: &str,
+        state: &str,
+        message: &str,
+    ) -> Result<(), Error> {
+        let found = match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                store.update_restore_request(host, id, state, message, now())?
+            }
+            Metadb::Remote(remote) => {
+                let status = api::RestoreStatus {
+                    host: Some(host.to_string()),
+                    state: state.to_string(),
+                    message: message.to_string(),
+                };
+                match remote.client().update_restore_request(id, &status) {
+                    Err(client::Error::Rejected { status: 404, .. }) => false,
+                    other => other.map(|()| true)?,
+                }
+            }
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!(
+                "host {host} has no restore request {id}"
+            )))
+        }
+    }
+
+    /// Restore request `id` with its current state.
+    pub fn restore_request(&self, id: &str) -> Result<Option<RestoreRequest>, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.restore_request(id)?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().restore_request(id)?),
+        }
+    }
+
+    /// Reports `host`'s running jobs to a remote metadb (the embedded one
+    /// has no one to show them to).
+    pub fn update_active_job_status(
+        &self,
+        host: &str,
+        active_jobs: Vec<jobs::ActiveJob>,
+    ) -> Result<(), Error> {
+        match self {
+            Metadb::Embedded(_) => Ok(()),
+            Metadb::Remote(remote) => {
+                let request = jobs::UpdateActiveJobStatusRequest {
+                    host: host.to_string(),
+                    active_jobs,
+                };
+                Ok(remote.update_active_job_status(&request)?)
+            }
+        }
+    }
+
+    /// Delivers spooled records now; returns how many. For the agent to call
+    /// periodically.
+    pub fn flush_spool(&self) -> Result<usize, Error> {
+        match self {
+            Metadb::Embedded(_) => Ok(0),
+            Metadb::Remote(remote) => Ok(remote.flush()?),
+        }
+    }
+
+    /// How many records wait in the spool for the remote metadb.
+    pub fn spool_backlog(&self) -> usize {
+        match self {
+            Metadb::Embedded(_) => 0,
+            Metadb::Remote(remote) => remote.backlog(),
+        }
+    }
+
+    /// A warning line for a non-empty spool, for commands to print.
+    pub fn backlog_warning(&self) -> Option<String> {
+        match self {
+            Metadb::Embedded(_) => None,
+            Metadb::Remote(remote) => match remote.backlog() {
+                0 => None,
+                n => Some(format!(
+                    "{n} records wait in {} for the metadb; they are delivered when it is available",
+                    remote.spool_dir().display()
+                )),
+            },
+        }
+    }
+}
+
+/// Now, as the store keeps times: unix seconds.
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
 }

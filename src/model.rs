@@ -71,6 +71,54 @@ pub struct FindRequest {
     pub older_than: Option<String>,
 }
 
+/// One dataset of a restore plan, holding only the atoms to restore.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RestoreItem {
+    /// The backup the dataset belongs to (its `datasets` left empty).
+    pub backup: Backup,
+    pub dataset: Dataset,
+}
+
+/// A restore that an operator asks a host's agent to carry out, with its
+/// plan resolved, so that the agent needs no read access of its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RestoreRequest {
+    /// Chosen by the requester; posting the same id again changes nothing.
+    pub id: String,
+    /// The host whose agent carries it out.
+    pub host: String,
+    /// Absolute directory for file atoms; absent means in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub items: Vec<RestoreItem>,
+    /// `pending`, `running`, `succeeded` or `failed`; set by the metadb and
+    /// the executing agent.
+    #[serde(default)]
+    pub state: String,
+    /// Progress or outcome, one line.
+    #[serde(default)]
+    pub message: String,
+    /// RFC 3339, set by the metadb.
+    #[serde(default)]
+    pub created: String,
+    #[serde(default)]
+    pub updated: String,
+}
+
+/// The outcome of a restore drill (`tabacco verify`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    /// RFC 3339, UTC.
+    pub timestamp: String,
+    pub host: String,
+    /// The atom restored.
+    pub atom: String,
+    pub backup_id: String,
+    pub ok: bool,
+    /// What was checked, or what failed.
+    pub message: String,
+}
+
 /// The body of `POST /api/add_dataset`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AddDatasetRequest {
@@ -100,6 +148,41 @@ pub fn snapshot_tags(backup: &Backup, dataset: &Dataset) -> Vec<String> {
     tags
 }
 
+/// What [`snapshot_tags`] wrote, read back: the backup id and the dataset
+/// (without restic's statistics, which the tags do not hold). `None` for a
+/// snapshot tabacco did not make.
+pub fn from_snapshot_tags(tags: &[String]) -> Option<(String, Dataset)> {
+    let value = |key: &str| {
+        tags.iter()
+            .find_map(|t| t.strip_prefix(key))
+            .map(String::from)
+    };
+    let backup_id = value("tabacco:backup=")?;
+    let mut dataset = Dataset {
+        id: value("tabacco:dataset=")?,
+        source: value("tabacco:source=")?,
+        atoms: Vec::new(),
+        snapshot_id: String::new(),
+        total_files: 0,
+        total_bytes: 0,
+        bytes_added: 0,
+        duration: 0.0,
+    };
+    for atom in tags.iter().filter_map(|t| t.strip_prefix("tabacco:atom=")) {
+        dataset.atoms.push(match atom.split_once(':') {
+            Some((name, path)) => Atom {
+                name: name.to_string(),
+                path: Some(path.replace("%2C", ",").replace("%25", "%")),
+            },
+            None => Atom {
+                name: atom.to_string(),
+                path: None,
+            },
+        });
+    }
+    Some((backup_id, dataset))
+}
+
 /// A new random id for a backup or dataset: 16 hex digits.
 pub fn new_id() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -115,4 +198,52 @@ pub fn new_id() -> String {
     );
     hasher.write_u32(std::process::id());
     format!("{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_tags_round_trip() {
+        let backup = Backup {
+            id: "b1".into(),
+            timestamp: String::new(),
+            host: "h".into(),
+            datasets: Vec::new(),
+        };
+        let dataset = Dataset {
+            id: "d1".into(),
+            source: "users".into(),
+            atoms: vec![
+                Atom {
+                    name: "users/a".into(),
+                    path: Some("/srv/a,b%2C:c".into()),
+                },
+                Atom {
+                    name: "users/b".into(),
+                    path: None,
+                },
+            ],
+            snapshot_id: String::new(),
+            total_files: 0,
+            total_bytes: 0,
+            bytes_added: 0,
+            duration: 0.0,
+        };
+        let tags = snapshot_tags(&backup, &dataset);
+        assert!(
+            tags.iter().all(|t| !t.contains(',')),
+            "restic splits tags at commas: {tags:?}"
+        );
+        assert_eq!(from_snapshot_tags(&tags), Some(("b1".to_string(), dataset)));
+        assert_eq!(from_snapshot_tags(&["other".to_string()]), None);
+    }
+
+    #[test]
+    fn ids_are_distinct() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| new_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|id| id.len() == 16));
+    }
 }

@@ -2,6 +2,7 @@
 //! password on argv, absolute paths, tags), what its `--json` output means,
 //! and what its exit codes and errors mean to a job.
 
+use crate::config::raw::Retention;
 use crate::config::{self, Password};
 use crate::shell::{self, Running, Stop, Supervisor};
 use serde::Deserialize;
@@ -24,6 +25,8 @@ pub enum Error {
     WrongPassword,
     /// restic ran but reported no summary.
     NoSummary,
+    /// restic's output could not be understood.
+    Output(String),
     Process(shell::Error),
 }
 
@@ -34,6 +37,7 @@ impl fmt::Display for Error {
             Error::Unavailable(msg) => write!(f, "repository unavailable: {msg}"),
             Error::WrongPassword => f.write_str("wrong repository password"),
             Error::NoSummary => f.write_str("restic reported no backup summary"),
+            Error::Output(e) => write!(f, "unexpected restic output: {e}"),
             Error::Process(e) => e.fmt(f),
         }
     }
@@ -164,28 +168,38 @@ impl Repo {
         if *initialized {
             return Ok(());
         }
-        let exists = if is_local(&self.config.uri) {
-            Path::new(&self.config.uri).join("config").exists()
-        } else {
-            match sup
-                .spawn(
-                    &mut self.command(&["cat", "config"]),
-                    "restic cat config",
-                    Stop::Interrupt,
-                )?
-                .wait()
-            {
-                Ok(_) => true,
-                Err(e) => match Error::from(e) {
-                    Error::Unavailable(_) => false,
-                    e => return Err(e),
-                },
+        // Why a remote repository seemed absent: reported instead of init's
+        // own error when init fails too (the backend is likely unreachable).
+        let mut absent = None;
+        if is_local(&self.config.uri) {
+            if !Path::new(&self.config.uri).join("config").exists() {
+                absent = Some(String::new());
             }
-        };
-        if !exists {
+        } else {
+            let probe = sup.spawn(
+                &mut self.command(&["cat", "config"]),
+                "restic cat config",
+                Stop::Interrupt,
+            )?;
+            if let Err(e) = probe.wait() {
+                match Error::from(e) {
+                    Error::Unavailable(why) => absent = Some(why),
+                    e => return Err(e),
+                }
+            }
+        }
+        if let Some(why) = absent {
             log::info!("initialising restic repository {}", self.config.uri);
-            sup.spawn(&mut self.command(&["init"]), "restic init", Stop::Interrupt)?
-                .wait()?;
+            let init = sup.spawn(&mut self.command(&["init"]), "restic init", Stop::Interrupt)?;
+            match init.wait() {
+                Ok(_) => {}
+                Err(e) if why.is_empty() => return Err(e.into()),
+                Err(e) => {
+                    return Err(Error::Unavailable(format!(
+                        "{why}; and restic init failed: {e}"
+                    )))
+                }
+            }
         }
         *initialized = true;
         Ok(())
@@ -227,7 +241,20 @@ impl Repo {
             cmd.stdin(stdin).stdout(Stdio::piped());
             sup.spawn(&mut cmd, "restic backup", Stop::Interrupt)?
         };
-        read_backup_output(running, on_status)
+        let result = read_backup_output(running, on_status);
+        self.unlock_if_stopped(sup, result)
+    }
+
+    /// restic 0.14 leaves its lock behind when SIGINT arrives just after it
+    /// took it. After stopping restic, remove this host's stale locks
+    /// (`unlock` without `--remove-all` touches no live lock).
+    fn unlock_if_stopped<T>(&self, sup: &Supervisor, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(Error::Process(shell::Error::Stopped { .. })) = &result {
+            if let Err(e) = self.unlock(&sup.for_cleanup()) {
+                log::error!("{}: cannot remove stale restic locks: {e}", sup.label());
+            }
+        }
+        result
     }
 
     /// Removes the snapshot tagged `tag` (data is reclaimed by a later prune).
@@ -236,9 +263,201 @@ impl Repo {
         // keeps only snapshots with a tag none has removes exactly those
         // tagged T, with no short id involved.
         let args = ["forget", "--tag", tag, "--keep-tag", "tabacco:keep-none"];
-        sup.spawn(&mut self.command(&args), "restic forget", Stop::Interrupt)?.wait()?;
+        sup.spawn(&mut self.command(&args), "restic forget", Stop::Interrupt)?
+            .wait()?;
         Ok(())
     }
+
+    /// Applies `policy` to this `host`'s snapshots of `sources`, each atom
+    /// (path) on its own, and returns the snapshots it removed (or, with
+    /// `dry_run`, would remove). Data is reclaimed by [`Repo::prune`].
+    pub fn forget(
+        &self,
+        sup: &Supervisor,
+        host: &str,
+        sources: &[&str],
+        policy: &Retention,
+        dry_run: bool,
+    ) -> Result<Vec<Snapshot>, Error> {
+        let mut args: Vec<String> = [
+            "forget",
+            "--json",
+            "--host",
+            host,
+            "--group-by",
+            "host,paths",
+        ]
+        .map(String::from)
+        .into();
+        for source in sources {
+            args.extend(["--tag".into(), format!("tabacco:source={source}")]);
+        }
+        args.extend(policy_args(policy));
+        if dry_run {
+            args.push("--dry-run".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = self.command(&args);
+        cmd.stdout(Stdio::piped());
+        let mut running = sup.spawn(&mut cmd, "restic forget", Stop::Interrupt)?;
+        let mut first_line = String::new();
+        if let Some(stdout) = running.child().stdout.take() {
+            let mut reader = BufReader::new(stdout);
+            let _ = reader.read_line(&mut first_line);
+            // Drain the rest so restic never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        }
+        running.wait()?;
+        if first_line.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        #[derive(Deserialize)]
+        struct Group {
+            remove: Option<Vec<Snapshot>>,
+        }
+        let groups: Vec<Group> = serde_json::from_str(&first_line)
+            .map_err(|e| Error::Output(format!("restic forget --json: {e}")))?;
+        Ok(groups
+            .into_iter()
+            .flat_map(|g| g.remove.unwrap_or_default())
+            .collect())
+    }
+
+    /// Reclaims the space of forgotten snapshots. Needs an exclusive lock:
+    /// fails while any backup runs.
+    pub fn prune(&self, sup: &Supervisor) -> Result<(), Error> {
+        sup.spawn(
+            &mut self.command(&["prune"]),
+            "restic prune",
+            Stop::Interrupt,
+        )?
+        .wait()?;
+        Ok(())
+    }
+
+    /// `restic check`, reading back `read_data_subset` of the data if given
+    /// (e.g. `5%` or `1/10`). Needs an exclusive lock.
+    pub fn check(&self, sup: &Supervisor, read_data_subset: Option<&str>) -> Result<(), Error> {
+        let mut args = vec!["check"];
+        if let Some(subset) = read_data_subset {
+            args.extend(["--read-data-subset", subset]);
+        }
+        sup.spawn(&mut self.command(&args), "restic check", Stop::Interrupt)?
+            .wait()?;
+        Ok(())
+    }
+
+    /// Removes stale locks (of dead processes); live locks stay.
+    pub fn unlock(&self, sup: &Supervisor) -> Result<(), Error> {
+        sup.spawn(
+            &mut self.command(&["unlock"]),
+            "restic unlock",
+            Stop::Interrupt,
+        )?
+        .wait()?;
+        Ok(())
+    }
+
+    /// Restores `paths` (absolute paths inside the snapshot tagged `tag`)
+    /// under `target`, where each lands at `target/<path>`.
+    pub fn restore(
+        &self,
+        sup: &Supervisor,
+        tag: &str,
+        target: &Path,
+        paths: &[&str],
+    ) -> Result<(), Error> {
+        let target = target.to_string_lossy();
+        let mut args = vec!["restore", "latest", "--tag", tag, "--target", &target];
+        let includes: Vec<String> = paths.iter().map(|p| escape_pattern(p)).collect();
+        for include in &includes {
+            args.extend(["--include", include]);
+        }
+        sup.spawn(&mut self.command(&args), "restic restore", Stop::Interrupt)?
+            .wait()?;
+        Ok(())
+    }
+
+    /// Starts `restic dump` of `path` in the snapshot tagged `tag`, with
+    /// its stdout piped for the caller to hand to a consumer.
+    pub fn dump(&self, sup: &Supervisor, tag: &str, path: &str) -> Result<Running, Error> {
+        let mut cmd = self.command(&["dump", "latest", "--tag", tag, path]);
+        cmd.stdout(Stdio::piped());
+        Ok(sup.spawn(&mut cmd, "restic dump", Stop::Interrupt)?)
+    }
+
+    /// Every snapshot carrying `tag`.
+    pub fn snapshots(&self, sup: &Supervisor, tag: &str) -> Result<Vec<Snapshot>, Error> {
+        let mut cmd = self.command(&["snapshots", "--json", "--tag", tag]);
+        cmd.stdout(Stdio::piped());
+        let mut running = sup.spawn(&mut cmd, "restic snapshots", Stop::Interrupt)?;
+        let parsed = running
+            .child()
+            .stdout
+            .take()
+            .map(serde_json::from_reader::<_, Option<Vec<Snapshot>>>);
+        running.wait()?;
+        match parsed {
+            Some(Ok(snapshots)) => Ok(snapshots.unwrap_or_default()),
+            Some(Err(e)) => Err(Error::Output(format!("restic snapshots --json: {e}"))),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// A snapshot as `restic snapshots --json` lists it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct Snapshot {
+    pub short_id: String,
+    /// RFC 3339 with the local offset and nanoseconds.
+    pub time: String,
+    pub hostname: String,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// restic's `forget` options for a retention policy. restic reads `m` in
+/// `--keep-within` as months, so the duration is given in days and hours.
+fn policy_args(policy: &Retention) -> Vec<String> {
+    let mut args = Vec::new();
+    let counts = [
+        ("--keep-last", policy.keep_last),
+        ("--keep-hourly", policy.keep_hourly),
+        ("--keep-daily", policy.keep_daily),
+        ("--keep-weekly", policy.keep_weekly),
+        ("--keep-monthly", policy.keep_monthly),
+        ("--keep-yearly", policy.keep_yearly),
+    ];
+    for (flag, count) in counts {
+        if let Some(n) = count {
+            args.extend([flag.to_string(), n.to_string()]);
+        }
+    }
+    if let Some(within) = policy
+        .keep_within
+        .as_deref()
+        .and_then(|w| crate::time::parse_duration(w).ok())
+    {
+        let hours = within.as_secs().div_ceil(3600);
+        args.extend([
+            "--keep-within".to_string(),
+            format!("{}d{}h", hours / 24, hours % 24),
+        ]);
+    }
+    args
+}
+
+/// restic's `--include` takes glob patterns: a path with `*`, `?`, `[` or
+/// `\` in it must not match other paths.
+fn escape_pattern(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '[' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn read_backup_output(
@@ -322,6 +541,32 @@ mod tests {
             Error::Locked(_)
         ));
         assert!(matches!(Error::from(failed("other")), Error::Process(_)));
+    }
+
+    #[test]
+    fn retention_becomes_forget_options() {
+        let policy = Retention {
+            keep_last: Some(3),
+            keep_weekly: Some(4),
+            keep_within: Some("36h30m".into()),
+            ..Retention::default()
+        };
+        assert_eq!(
+            policy_args(&policy),
+            [
+                "--keep-last",
+                "3",
+                "--keep-weekly",
+                "4",
+                "--keep-within",
+                "1d13h"
+            ]
+        );
+    }
+
+    #[test]
+    fn include_patterns_are_escaped() {
+        assert_eq!(escape_pattern("/srv/a*b?[c]\\d"), "/srv/a\\*b\\?\\[c]\\\\d");
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub struct Schedule {
 enum Kind {
     /// crontab(5); `alternative` is set when both day fields are restricted.
     Cron {
-        primary: cron::Schedule,
-        alternative: Option<cron::Schedule>,
+        primary: Box<cron::Schedule>,
+        alternative: Option<Box<cron::Schedule>>,
     },
     /// Every interval, aligned to the Unix epoch.
     Every(Duration),
@@ -110,6 +110,7 @@ fn parse_crontab(text: &str) -> Result<Kind, String> {
     let weekdays = translate_weekdays(dow)?;
     let build = |dom: &str, dow: &str| {
         cron::Schedule::from_str(&format!("0 {minute} {hour} {dom} {month} {dow}"))
+            .map(Box::new)
             .map_err(|e| e.to_string())
     };
     // crontab(5): when both day fields are restricted, either may match.

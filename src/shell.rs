@@ -7,7 +7,6 @@
 //! them are shell-quoted here, so no atom name can become shell syntax.
 
 use std::collections::VecDeque;
-use std::ffi::OsStr;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -177,6 +176,12 @@ impl Supervisor {
                 state: Mutex::default(),
             }),
         }
+    }
+
+    /// A new supervisor with this one's label and priority, for cleaning up
+    /// after this one was stopped (which refuses new processes).
+    pub fn for_cleanup(&self) -> Supervisor {
+        Supervisor::new(self.inner.priority, self.inner.label.clone())
     }
 
     /// The prefix for this job's log lines.
@@ -447,16 +452,6 @@ impl Running {
     pub fn wait(self) -> Result<ExitStatus, Error> {
         self.wait_allowing(&[])
     }
-}
-
-/// Log-safe rendering of a program and its arguments.
-pub fn render(program: &OsStr, args: &[&OsStr]) -> String {
-    let mut out = program.to_string_lossy().into_owned();
-    for arg in args {
-        out.push(' ');
-        out.push_str(&quote(&arg.to_string_lossy()));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,10 +1,32 @@
-//! `tabacco agent`: the backup daemon (being built; see issue 4).
+//! `tabacco agent`: checks what was typed (the configuration, the HTTP
+//! address) and hands over to the daemon in `crate::agent`.
 
-use crate::cmd::Exit;
+use crate::agent;
+use crate::cmd::{self, Exit};
+use signal_hook::iterator::Signals;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
-pub fn agent(_config: &Path, _http_addr: Option<&str>) -> Result<(), Exit> {
-    Err(Exit::Usage(
-        "the agent is not available in this build".into(),
-    ))
+/// Runs the agent until SIGTERM or SIGINT; a bad configuration or address
+/// is a usage error.
+pub fn agent(config_path: &Path, http_addr: Option<&str>) -> Result<(), Exit> {
+    // Before any thread exists, so that every thread has these signals
+    // handled rather than killing the process.
+    let signals = Signals::new(agent::SIGNALS)
+        .map_err(|e| Exit::Error(format!("cannot handle signals: {e}")))?;
+    let config = cmd::load(config_path)?;
+    let http_addr = http_addr.map(resolve).transpose()?;
+    // A daemon's log is its operator's record: info unless -q.
+    if log::max_level() == log::LevelFilter::Warn {
+        log::set_max_level(log::LevelFilter::Info);
+    }
+    agent::run(config_path, config, signals, http_addr).map_err(Exit::Error)
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, Exit> {
+    let bad = |why: String| Exit::Usage(format!("invalid --http-addr {addr:?}: {why}"));
+    addr.to_socket_addrs()
+        .map_err(|e| bad(e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("it resolves to no address".into()))
 }

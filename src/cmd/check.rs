@@ -23,7 +23,7 @@ pub fn check(path: &Path) -> Result<(), Exit> {
     let _ = writeln!(out, "repository  {}", config.repository.uri);
     let _ = writeln!(out, "metadb      {metadb}");
     if let Some(r) = &config.retention {
-        let _ = writeln!(out, "retention   {r:?}");
+        let _ = writeln!(out, "retention   {r}");
     }
     for (key, schedule) in [
         ("prune", &config.prune_schedule),
@@ -57,7 +57,7 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
         let _ = writeln!(out, "  timeout   {}s", t.as_secs());
     }
     if let Some(r) = &source.retention {
-        let _ = writeln!(out, "  retention {r:?}");
+        let _ = writeln!(out, "  retention {r}");
     }
     if let Some(min) = source.min_bytes {
         let _ = writeln!(out, "  min_bytes {min}");

@@ -18,6 +18,9 @@ pub fn query(config: &Config, q: &Query) -> Result<(), Exit> {
         .transpose()
         .map_err(Exit::Usage)?;
     let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    if let Some(warning) = metadb.backlog_warning() {
+        log::warn!("{warning}");
+    }
     let mut backups: Vec<Backup> = Vec::new();
     for pattern in &q.patterns {
         let request = FindRequest {
@@ -89,18 +92,5 @@ fn table(backups: &[Backup]) -> String {
     if rows.len() == 1 {
         return "no matching backups\n".into();
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    cmd::table(&rows)
 }

@@ -4,6 +4,7 @@
 
 use crate::cmd::Exit;
 use crate::config::Config;
+use crate::interrupt::Interrupt;
 use crate::job::{self, Env, Outcome};
 use crate::metadb::Metadb;
 use crate::model;
@@ -26,19 +27,31 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
         repo: &repo,
         metadb: &metadb,
         dry_run,
+        progress: None,
     };
 
+    let interrupt =
+        Interrupt::install().map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
     let queue = Mutex::new(sources.into_iter());
     let (report, outcomes) = mpsc::channel::<Outcome>();
     thread::scope(|scope| {
         for _ in 0..config.concurrency {
-            let (queue, report, env) = (&queue, report.clone(), &env);
+            let (queue, report, env, interrupt) = (&queue, report.clone(), &env, &interrupt);
             scope.spawn(move || loop {
                 let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
                 let Some(source) = next else { break };
                 let backup_id = model::new_id();
                 let sup = Supervisor::new(config.priority, format!("{} {backup_id}", source.name));
-                let _ = report.send(job::backup(source, env, &sup, &backup_id));
+                let outcome = match interrupt.track(&sup) {
+                    Some(reason) => Outcome {
+                        source: source.name.clone(),
+                        backup_id,
+                        recorded: Vec::new(),
+                        errors: vec![format!("not started: {reason}")],
+                    },
+                    None => job::backup(source, env, &sup, &backup_id),
+                };
+                let _ = report.send(outcome);
             });
         }
     });

@@ -15,7 +15,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::model::{Atom, Backup, Dataset, FindRequest};
+use crate::model::{Atom, Backup, Dataset, FindRequest, RestoreRequest, Verification};
 
 /// The schema, one step per release that changed it. Never edit or reorder a
 /// step that has shipped: append a new one. `PRAGMA user_version` records how
@@ -51,6 +51,29 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (dataset_id, name)
     );
     CREATE INDEX atoms_name ON atoms (name, dataset_id);",
+    // 2: restore drills (`tabacco verify`), newest per host for the fleet view.
+    "CREATE TABLE verifications (
+        id INTEGER PRIMARY KEY,
+        timestamp INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        atom TEXT NOT NULL,
+        backup_id TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX verifications_host_timestamp ON verifications (host, timestamp);",
+    // 3: restore requests for agents, kept as an audit trail. `request` is
+    // the RestoreRequest as posted (its plan), as JSON.
+    "CREATE TABLE restore_requests (
+        id TEXT PRIMARY KEY NOT NULL,
+        host TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        message TEXT NOT NULL,
+        request TEXT NOT NULL
+    );
+    CREATE INDEX restore_requests_host_state ON restore_requests (host, state, created);",
 ];
 
 /// Why a store operation failed. Callers branch on it: over HTTP an
@@ -98,7 +121,8 @@ impl Store {
         Store::init(Connection::open(path)?)
     }
 
-    /// Opens a private database that disappears when dropped (for tests).
+    /// Opens a private database that disappears when dropped.
+    #[cfg(test)]
     pub fn open_in_memory() -> Result<Store, Error> {
         Store::init(Connection::open_in_memory()?)
     }
@@ -195,6 +219,138 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Removes the datasets `ids` recorded for `host` (those of other hosts
+    /// are left alone), and backups left with no dataset. Returns how many
+    /// datasets went; ids not recorded are not an error, so a retry is
+    /// harmless.
+    pub fn remove_datasets(&mut self, host: &str, ids: &[String]) -> Result<usize, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut removed = 0;
+        {
+            let mut delete = tx.prepare(
+                "DELETE FROM datasets WHERE id = ?1
+                 AND backup_id IN (SELECT id FROM backups WHERE host = ?2)",
+            )?;
+            for id in ids {
+                removed += delete.execute(params![id, host])?;
+            }
+        }
+        tx.execute(
+            "DELETE FROM backups WHERE host = ?1
+             AND NOT EXISTS (SELECT 1 FROM datasets WHERE backup_id = backups.id)",
+            [host],
+        )?;
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    /// Records the outcome of a restore drill.
+    pub fn add_verification(&mut self, v: &Verification) -> Result<(), Error> {
+        let timestamp = parse_time(&v.timestamp, "verification timestamp")?.timestamp();
+        if v.host.is_empty() || v.atom.is_empty() {
+            return Err(Error::InvalidRequest(
+                "a verification needs a host and an atom".into(),
+            ));
+        }
+        self.conn.execute(
+            "INSERT INTO verifications (timestamp, host, atom, backup_id, ok, message)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![timestamp, v.host, v.atom, v.backup_id, v.ok, v.message],
+        )?;
+        Ok(())
+    }
+
+    /// Files a restore request for its host's agent, as `pending`. Posting
+    /// the same id again changes nothing.
+    pub fn add_restore_request(&mut self, request: &RestoreRequest, now: i64) -> Result<(), Error> {
+        if request.id.is_empty() || request.host.is_empty() || request.items.is_empty() {
+            return Err(Error::InvalidRequest(
+                "a restore request needs an id, a host and items".into(),
+            ));
+        }
+        let json =
+            serde_json::to_string(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        self.conn.execute(
+            "INSERT INTO restore_requests (id, host, created, updated, state, message, request)
+             VALUES (?1, ?2, ?3, ?3, 'pending', '', ?4) ON CONFLICT (id) DO NOTHING",
+            params![request.id, request.host, now, json],
+        )?;
+        Ok(())
+    }
+
+    /// The oldest pending restore request of `host`, now marked `running`.
+    pub fn next_restore_request(
+        &mut self,
+        host: &str,
+        now: i64,
+    ) -> Result<Option<RestoreRequest>, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let id: Option<String> = tx
+            .query_row(
+                "SELECT id FROM restore_requests WHERE host = ?1 AND state = 'pending'
+                 ORDER BY created, id LIMIT 1",
+                [host],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(id) = id else { return Ok(None) };
+        tx.execute(
+            "UPDATE restore_requests SET state = 'running', updated = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        tx.commit()?;
+        self.restore_request(&id)
+    }
+
+    /// Records the progress or outcome of `host`'s restore request `id`.
+    /// Returns false if `host` has no such request.
+    pub fn update_restore_request(
+        &mut self,
+        host: &str,
+        id: &str,
+        state: &str,
+        message: &str,
+        now: i64,
+    ) -> Result<bool, Error> {
+        if !["running", "succeeded", "failed"].contains(&state) {
+            return Err(Error::InvalidRequest(format!(
+                "unknown restore state {state:?}"
+            )));
+        }
+        let updated = self.conn.execute(
+            "UPDATE restore_requests SET state = ?3, message = ?4, updated = ?5
+             WHERE id = ?1 AND host = ?2",
+            params![id, host, state, message, now],
+        )?;
+        Ok(updated == 1)
+    }
+
+    /// Restore request `id` with its current state.
+    pub fn restore_request(&self, id: &str) -> Result<Option<RestoreRequest>, Error> {
+        let row: Option<(String, String, String, i64, i64)> = self
+            .conn
+            .query_row(
+                "SELECT request, state, message, created, updated FROM restore_requests WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        let Some((json, state, message, created, updated)) = row else {
+            return Ok(None);
+        };
+        let mut request: RestoreRequest = serde_json::from_str(&json)
+            .map_err(|e| Error::InvalidRequest(format!("stored request {id}: {e}")))?;
+        request.state = state;
+        request.message = message;
+        request.created = format_time(created)?;
+        request.updated = format_time(updated)?;
+        Ok(Some(request))
     }
 
     /// Finds the atoms whose full name matches `req.pattern` (a shell glob),
@@ -885,5 +1041,79 @@ mod tests {
             assert!(!msg.contains('\n') && !msg.ends_with('.'), "{msg}");
             assert!(msg.starts_with(|c: char| c.is_lowercase()), "{msg}");
         }
+    }
+
+    #[test]
+    fn removing_datasets_is_scoped_to_their_host() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let b1 = backup("b1", "2026-01-01T00:00:00Z", "web1");
+        let b2 = backup("b2", "2026-01-01T00:00:00Z", "web2");
+        store.add_dataset(&b1, &dataset("d1", "users", &["users/a"]))?;
+        store.add_dataset(&b2, &dataset("d2", "users", &["users/b"]))?;
+        let ids = vec!["d1".to_string(), "d2".to_string(), "nope".to_string()];
+        assert_eq!(store.remove_datasets("web1", &ids)?, 1);
+        assert_eq!(
+            store.remove_datasets("web1", &ids)?,
+            0,
+            "a retry is harmless"
+        );
+        let all = store.find_atoms(&find("*"))?;
+        assert_eq!(
+            all.len(),
+            1,
+            "web2's dataset stays, web1's empty backup goes"
+        );
+        assert_eq!(all[0].id, "b2");
+        Ok(())
+    }
+
+    #[test]
+    fn restore_requests_go_to_their_host_once() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let item = crate::model::RestoreItem {
+            backup: backup("b1", "2026-01-01T00:00:00Z", "web1"),
+            dataset: dataset("d1", "users", &["users/a"]),
+        };
+        let request = RestoreRequest {
+            id: "r1".into(),
+            host: "web2".into(),
+            target: Some("/srv/restore".into()),
+            items: vec![item],
+            state: String::new(),
+            message: String::new(),
+            created: String::new(),
+            updated: String::new(),
+        };
+        store.add_restore_request(&request, 100)?;
+        store.add_restore_request(&request, 200)?;
+        assert!(
+            store.next_restore_request("web1", 300)?.is_none(),
+            "not web1's"
+        );
+        let next = store
+            .next_restore_request("web2", 300)?
+            .ok_or(Error::Conflict("none".into()))?;
+        assert_eq!((next.items.len(), next.state.as_str()), (1, "running"));
+        assert_eq!(next.created, "1970-01-01T00:01:40Z");
+        assert!(
+            store.next_restore_request("web2", 300)?.is_none(),
+            "handed out once"
+        );
+        assert!(
+            !store.update_restore_request("web1", "r1", "succeeded", "", 400)?,
+            "only its host reports"
+        );
+        assert!(store.update_restore_request("web2", "r1", "succeeded", "2 atoms", 400)?);
+        let done = store
+            .restore_request("r1")?
+            .ok_or(Error::Conflict("gone".into()))?;
+        assert_eq!(
+            (done.state.as_str(), done.message.as_str()),
+            ("succeeded", "2 atoms")
+        );
+        assert!(store
+            .update_restore_request("web2", "r1", "bogus", "", 500)
+            .is_err());
+        Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! Configurations in the style existing deployments generate
 //! (`tests/fixtures/float-style`, a verbatim copy of shared/compat) load,
-//! check, run and query unchanged once their placeholders are filled in.
+//! check, run, query and restore unchanged once their placeholders are filled in.
 
 use crate::common::{atom_names, Fixture};
 use std::fs;
@@ -27,10 +27,18 @@ fn install(f: &Fixture, from: &Path, to: &str) {
 #[test]
 fn float_style_configuration_checks_runs_and_queries() {
     let f = Fixture::new();
-    install(&f, &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/float-style"), "etc");
+    install(
+        &f,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/float-style"),
+        "etc",
+    );
     f.write("data/myservice/file.txt", "service data");
 
-    let check = f.tabacco(&["check"]).success().stdout.replace(&f.root.display().to_string(), "ROOT");
+    let check = f
+        .tabacco(&["check"])
+        .success()
+        .stdout
+        .replace(&f.root.display().to_string(), "ROOT");
     assert!(check.contains("host        host1\n"), "{check}");
     assert!(check.contains(
         "source myservice/data\n  handler   file\n  schedule  @random_every 1d\n  dataset   myservice/data\n    atom    myservice/data/data  ROOT/data/myservice\n"
@@ -40,8 +48,41 @@ fn float_style_configuration_checks_runs_and_queries() {
     f.tabacco(&["run"]).success();
     let mut names = atom_names(&f.query(&["myservice/*"]));
     names.sort();
-    assert_eq!(names, ["myservice/data/data", "myservice/db/alpha", "myservice/db/beta"]);
+    assert_eq!(
+        names,
+        [
+            "myservice/data/data",
+            "myservice/db/alpha",
+            "myservice/db/beta"
+        ]
+    );
     assert_eq!(atom_names(&f.query(&["myservice/db/*"])).len(), 2);
-    let dump = f.restic_with_password("not-a-real-secret", &["dump", "latest", "--tag", "tabacco:atom=myservice/db/beta", "/myservice/db/beta"]).success();
+    let dump = f
+        .restic_with_password(
+            "not-a-real-secret",
+            &[
+                "dump",
+                "latest",
+                "--tag",
+                "tabacco:atom=myservice/db/beta",
+                "/myservice/db/beta",
+            ],
+        )
+        .success();
     assert_eq!(dump.stdout, "rows of beta\n");
+
+    // Restore, as existing deployments do it.
+    std::fs::remove_dir_all(f.path("data/myservice")).unwrap();
+    f.tabacco(&["restore", "--target", "/", "myservice/data/*"])
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(f.path("data/myservice/file.txt")).unwrap(),
+        "service data"
+    );
+    f.tabacco(&["restore", "--target", "/", "myservice/db/*"])
+        .success();
+    for db in ["alpha", "beta"] {
+        let restored = std::fs::read_to_string(f.path(&format!("data/restored-{db}.sql"))).unwrap();
+        assert_eq!(restored, format!("rows of {db}\n"));
+    }
 }

@@ -64,10 +64,16 @@ fn file_and_pipe_sources_are_backed_up_and_found() {
 /// only) to `restic.log` and then runs the real restic, optionally killing
 /// `backup` after `kill_backup_after` seconds.
 fn restic_wrapper(f: &Fixture, kill_backup_after: Option<u32>) -> String {
-    let real = String::from_utf8(std::process::Command::new("sh").args(["-c", "command -v restic"]).output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_string();
+    let real = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v restic"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
     let kill = match kill_backup_after {
         Some(secs) => format!(
             "if [ \"$1\" = backup ]; then {real} \"$@\" <&0 & pid=$!; sleep {secs}; kill -9 $pid; wait $pid; exit $?; fi\n"
@@ -75,14 +81,25 @@ fn restic_wrapper(f: &Fixture, kill_backup_after: Option<u32>) -> String {
         None => String::new(),
     };
     let log = f.path("restic.log");
-    let script = format!("#!/bin/sh\necho \"$1\" >> {log}\n{kill}exec {real} \"$@\"\n", log = log.display());
+    let script = format!(
+        "#!/bin/sh\necho \"$1\" >> {log}\n{kill}exec {real} \"$@\"\n",
+        log = log.display()
+    );
     let path = f.write("bin/restic", &script);
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    format!("{}:{}", f.path("bin").display(), std::env::var("PATH").unwrap())
+    format!(
+        "{}:{}",
+        f.path("bin").display(),
+        std::env::var("PATH").unwrap()
+    )
 }
 
 fn restic_calls(f: &Fixture) -> Vec<String> {
-    std::fs::read_to_string(f.path("restic.log")).unwrap_or_default().lines().map(String::from).collect()
+    std::fs::read_to_string(f.path("restic.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 #[test]
@@ -94,10 +111,21 @@ fn one_restic_process_per_dataset() {
     f.tabacco(&["run"]).env("PATH", &path).run().success();
     let mut calls = restic_calls(&f);
     calls.sort();
-    assert_eq!(calls, ["backup", "backup", "backup", "init"], "init once, then one backup per dataset");
+    assert_eq!(
+        calls,
+        ["backup", "backup", "backup", "init"],
+        "init once, then one backup per dataset"
+    );
     std::fs::remove_file(f.path("restic.log")).unwrap();
-    f.tabacco(&["run", "sql"]).env("PATH", &path).run().success();
-    assert_eq!(restic_calls(&f), ["backup", "backup"], "an existing local repository costs no restic call");
+    f.tabacco(&["run", "sql"])
+        .env("PATH", &path)
+        .run()
+        .success();
+    assert_eq!(
+        restic_calls(&f),
+        ["backup", "backup"],
+        "an existing local repository costs no restic call"
+    );
 }
 
 #[test]
@@ -114,8 +142,16 @@ fn atom_names_from_atoms_command_never_execute() {
     let run = f.tabacco(&["run"]).run().status(1);
     assert!(!marker.exists(), "an atom name was executed");
     assert!(run.stderr.contains("source sql"), "{}", run.stderr);
-    assert!(run.stderr.contains("invalid name \"sql/$(touch"), "{}", run.stderr);
-    assert!(run.stderr.contains("invalid name \"sql/../up\""), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("invalid name \"sql/$(touch"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("invalid name \"sql/../up\""),
+        "{}",
+        run.stderr
+    );
     // The valid atom is still backed up.
     assert_eq!(atom_names(&f.query(&["*"])), ["sql/good"]);
 }
@@ -128,8 +164,13 @@ fn substituted_values_are_quoted() {
         "name: sql\nhandler: pipe\nparams: {backup_command: \"printf '%s|' ${atom.name} ${atom.full_name} ${dataset.name} ${host}; echo $ATOM_NAME\"}\natoms: [{name: \"we.ird-name_1\"}]\n",
     );
     f.tabacco(&["run"]).run().success();
-    let dump = f.restic(&["dump", "latest", "/sql/we.ird-name_1"]).success();
-    assert_eq!(dump.stdout, "we.ird-name_1|sql/we.ird-name_1|sql/we.ird-name_1|test-host|sql/we.ird-name_1\n");
+    let dump = f
+        .restic(&["dump", "latest", "/sql/we.ird-name_1"])
+        .success();
+    assert_eq!(
+        dump.stdout,
+        "we.ird-name_1|sql/we.ird-name_1|sql/we.ird-name_1|test-host|sql/we.ird-name_1\n"
+    );
 }
 
 #[test]
@@ -141,11 +182,18 @@ fn failing_producer_fails_its_dataset_and_leaves_no_snapshot() {
     );
     let run = f.tabacco(&["run"]).run().status(1);
     assert!(
-        run.stderr.contains("source sql (backup ") && run.stderr.contains("dataset sql/bad: backup_command exited with status 7: dump failed"),
+        run.stderr.contains("source sql (backup ")
+            && run
+                .stderr
+                .contains("dataset sql/bad: backup_command exited with status 7: dump failed"),
         "{}",
         run.stderr
     );
-    assert_eq!(atom_names(&f.query(&["*"])), ["sql/good"], "only the good atom is recorded");
+    assert_eq!(
+        atom_names(&f.query(&["*"])),
+        ["sql/good"],
+        "only the good atom is recorded"
+    );
     let tags = f.snapshot_tags();
     assert_eq!(tags.len(), 1, "the partial snapshot was removed: {tags:?}");
     assert!(tags[0].contains(&"tabacco:atom=sql/good".to_string()));
@@ -154,13 +202,24 @@ fn failing_producer_fails_its_dataset_and_leaves_no_snapshot() {
 #[test]
 fn restic_dying_mid_backup_fails_the_dataset() {
     let f = Fixture::new();
-    f.write_config("etc/sources/s.yml", "name: slow\nhandler: pipe\nparams: {backup_command: \"echo start; sleep 30; echo end\"}\n");
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: slow\nhandler: pipe\nparams: {backup_command: \"echo start; sleep 30; echo end\"}\n",
+    );
     f.restic(&["init"]).success();
     let path = restic_wrapper(&f, Some(2));
     let started = std::time::Instant::now();
     let run = f.tabacco(&["run"]).env("PATH", &path).run().status(1);
-    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the producer was not left running");
-    assert!(run.stderr.contains("restic backup was killed by signal 9") || run.stderr.contains("restic backup exited"), "{}", run.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the producer was not left running"
+    );
+    assert!(
+        run.stderr.contains("restic backup was killed by signal 9")
+            || run.stderr.contains("restic backup exited"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(f.query(&["*"]).len(), 0);
 }
 
@@ -174,9 +233,21 @@ fn failing_pre_hook_skips_the_backup() {
          - name: other\n  handler: file\n  params: {path: ROOT/data}\n",
     );
     let run = f.tabacco(&["run"]).run().status(1);
-    assert!(run.stderr.contains("source files (backup "), "{}", run.stderr);
-    assert!(run.stderr.contains("pre_backup_command exited with status 3: not mounted"), "{}", run.stderr);
-    assert!(!f.path("post-ran").exists(), "post hook runs only after a pre hook that succeeded");
+    assert!(
+        run.stderr.contains("source files (backup "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("pre_backup_command exited with status 3: not mounted"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !f.path("post-ran").exists(),
+        "post hook runs only after a pre hook that succeeded"
+    );
     let names = atom_names(&f.query(&["*"]));
     assert_eq!(names, ["other"], "the other source is unaffected");
 }
@@ -199,7 +270,10 @@ fn hooks_see_their_environment_but_no_password() {
         assert!(env.contains(&format!("BACKUP_ID={id}\n")), "{env}");
         assert!(env.contains("DATASET_NAME=users\n"), "{env}");
         assert!(env.contains("ATOM_NAMES=users/a\n"), "{env}");
-        assert!(!env.contains(crate::common::PASSWORD), "the repository password leaked to a hook");
+        assert!(
+            !env.contains(crate::common::PASSWORD),
+            "the repository password leaked to a hook"
+        );
     }
     assert!(post.contains("BACKUP_STATUS=ok\n"));
 }
@@ -208,11 +282,17 @@ fn hooks_see_their_environment_but_no_password() {
 fn password_is_never_on_a_command_line() {
     let f = Fixture::new();
     // The producer looks at every command line while restic is running.
-    f.write_config("etc/sources/s.yml", "name: ps\nhandler: pipe\nparams: {backup_command: \"sleep 1; ps -eo args\"}\n");
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: ps\nhandler: pipe\nparams: {backup_command: \"sleep 1; ps -eo args\"}\n",
+    );
     f.tabacco(&["run"]).run().success();
     let dump = f.restic(&["dump", "latest", "/ps"]).success().stdout;
     assert!(dump.contains("restic backup"), "restic was running: {dump}");
-    assert!(!dump.contains(crate::common::PASSWORD), "password on a command line: {dump}");
+    assert!(
+        !dump.contains(crate::common::PASSWORD),
+        "password on a command line: {dump}"
+    );
 }
 
 #[test]
@@ -226,12 +306,26 @@ fn timeout_kills_a_hanging_command_and_its_children() {
     f.restic(&["init"]).success();
     let started = std::time::Instant::now();
     let run = f.tabacco(&["run"]).run().status(1);
-    assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
-    assert!(run.stderr.contains("timeout of 2s exceeded"), "{}", run.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        run.stderr.contains("timeout of 2s exceeded"),
+        "{}",
+        run.stderr
+    );
     std::thread::sleep(std::time::Duration::from_secs(5));
-    assert!(!marker.exists(), "a child of the timed-out command survived");
+    assert!(
+        !marker.exists(),
+        "a child of the timed-out command survived"
+    );
     assert_eq!(f.query(&["*"]).len(), 0);
-    assert!(f.snapshot_tags().is_empty(), "nothing partial left in the repository");
+    assert!(
+        f.snapshot_tags().is_empty(),
+        "nothing partial left in the repository"
+    );
 }
 
 #[test]
@@ -255,8 +349,24 @@ fn handler_templates_merge_params_source_over_handler() {
         "- name: plain\n  handler: dumper\n- name: override\n  handler: dumper\n  params: {backup_command: \"echo from source\"}\n",
     );
     f.tabacco(&["run"]).run().success();
-    assert_eq!(f.restic(&["dump", "latest", "--tag", "tabacco:source=plain", "/plain"]).success().stdout, "from handler\n");
-    assert_eq!(f.restic(&["dump", "latest", "--tag", "tabacco:source=override", "/override"]).success().stdout, "from source\n");
+    assert_eq!(
+        f.restic(&["dump", "latest", "--tag", "tabacco:source=plain", "/plain"])
+            .success()
+            .stdout,
+        "from handler\n"
+    );
+    assert_eq!(
+        f.restic(&[
+            "dump",
+            "latest",
+            "--tag",
+            "tabacco:source=override",
+            "/override"
+        ])
+        .success()
+        .stdout,
+        "from source\n"
+    );
 }
 
 #[test]
@@ -273,7 +383,11 @@ fn datasets_command_and_datasets_list() {
     let mut names = atom_names(&f.query(&["*"]));
     names.sort();
     assert_eq!(names, ["gen/a", "gen/b", "listed/one", "listed/two"]);
-    assert_eq!(f.snapshot_tags().len(), 4, "two file datasets and two pipe atoms");
+    assert_eq!(
+        f.snapshot_tags().len(),
+        4,
+        "two file datasets and two pipe atoms"
+    );
 }
 
 #[test]
@@ -286,10 +400,22 @@ fn dry_run_runs_nothing() {
          - name: sql\n  handler: pipe\n  params: {backup_command: \"touch ROOT/dump-ran\"}\n",
     );
     let run = f.tabacco(&["run", "--dry-run"]).run().success();
-    assert!(run.stderr.contains("dry run: would run pre_backup_command: touch"), "{}", run.stderr);
-    assert!(run.stderr.contains("dry run: would stream `touch"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("dry run: would run pre_backup_command: touch"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("dry run: would stream `touch"),
+        "{}",
+        run.stderr
+    );
     assert!(!f.path("pre-ran").exists() && !f.path("dump-ran").exists());
-    assert!(!f.path("repo").exists(), "the repository was not even created");
+    assert!(
+        !f.path("repo").exists(),
+        "the repository was not even created"
+    );
 }
 
 #[test]
@@ -299,15 +425,26 @@ fn run_selects_sources_by_name() {
     f.tabacco(&["run", "b"]).run().success();
     assert_eq!(atom_names(&f.query(&["*"])), ["b"]);
     let unknown = f.tabacco(&["run", "c"]).run().status(2);
-    assert!(unknown.stderr.contains("no source named \"c\""), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("no source named \"c\""),
+        "{}",
+        unknown.stderr
+    );
 }
 
 #[test]
 fn missing_file_path_fails_clearly() {
     let f = Fixture::new();
-    f.write_config("etc/sources/s.yml", "name: gone\nhandler: file\natoms: [{name: x, path: ROOT/data/nope}]\n");
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: gone\nhandler: file\natoms: [{name: x, path: ROOT/data/nope}]\n",
+    );
     let run = f.tabacco(&["run"]).run().status(1);
-    assert!(run.stderr.contains("path ") && run.stderr.contains("data/nope does not exist"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("path ") && run.stderr.contains("data/nope does not exist"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -318,19 +455,95 @@ fn query_filters_and_formats() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     f.tabacco(&["run"]).run().success();
 
-    assert_eq!(f.tabacco(&["query", "nothing*"]).run().success().stdout, "[]\n", "[] when piped and nothing matches");
+    assert_eq!(
+        f.tabacco(&["query", "nothing*"]).run().success().stdout,
+        "[]\n",
+        "[] when piped and nothing matches"
+    );
     let mut names = atom_names(&f.query(&["sql/db?"]));
     names.sort();
-    assert_eq!(names, ["sql/db1", "sql/db2"], "newest version only by default");
-    assert_eq!(atom_names(&f.query(&["--versions", "2", "sql/db1"])).len(), 2);
-    assert_eq!(atom_names(&f.query(&["sql/db1", "sql/db2"])).len(), 2, "patterns are joined");
+    assert_eq!(
+        names,
+        ["sql/db1", "sql/db2"],
+        "newest version only by default"
+    );
+    assert_eq!(
+        atom_names(&f.query(&["--versions", "2", "sql/db1"])).len(),
+        2
+    );
+    assert_eq!(
+        atom_names(&f.query(&["sql/db1", "sql/db2"])).len(),
+        2,
+        "patterns are joined"
+    );
     assert_eq!(f.query(&["--host", "elsewhere", "*"]).len(), 0);
     assert_eq!(f.query(&["--older-than", "1h", "*"]).len(), 0);
     let newest = f.query(&["--versions", "2", "sql/db1"]);
     let older = newest[1]["timestamp"].as_str().unwrap().to_string();
-    let before_newest = f.query(&["--older-than", newest[0]["timestamp"].as_str().unwrap(), "sql/db1"]);
+    let before_newest = f.query(&[
+        "--older-than",
+        newest[0]["timestamp"].as_str().unwrap(),
+        "sql/db1",
+    ]);
     assert_eq!(before_newest[0]["timestamp"], older.as_str());
-    let table = f.tabacco(&["query", "--table", "sql/db1"]).run().success().stdout;
-    assert!(table.starts_with("TIME") && table.contains("test-host") && table.contains("sql/db1"), "{table}");
-    assert!(f.tabacco(&["query", "--older-than", "soon", "*"]).run().status(2).stderr.contains("invalid time"));
+    let table = f
+        .tabacco(&["query", "--table", "sql/db1"])
+        .run()
+        .success()
+        .stdout;
+    assert!(
+        table.starts_with("TIME") && table.contains("test-host") && table.contains("sql/db1"),
+        "{table}"
+    );
+    assert!(f
+        .tabacco(&["query", "--older-than", "soon", "*"])
+        .run()
+        .status(2)
+        .stderr
+        .contains("invalid time"));
+}
+
+#[test]
+fn sigterm_stops_a_run_and_leaves_no_lock_or_partial_snapshot() {
+    let f = Fixture::new();
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: slow\nhandler: pipe\nparams: {backup_command: \"echo begin; sleep 60; echo end\"}\n",
+    );
+    f.restic(&["init"]).success();
+    let mut child = f
+        .tabacco(&["run"])
+        .0
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until restic is running (its lock file exists).
+    let locks = f.path("repo/locks");
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "restic never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let stopped = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert!(
+        stopped.elapsed() < std::time::Duration::from_secs(12),
+        "took {:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(status.code(), Some(1));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(&locks).unwrap().count(),
+        0,
+        "restic left a lock behind"
+    );
+    assert!(f.snapshot_tags().is_empty());
+    assert_eq!(f.query(&["*"]).len(), 0);
 }

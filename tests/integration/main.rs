@@ -2,6 +2,14 @@
 //! repositories, SQLite databases and processes in temporary directories.
 //! One test crate, a module per feature.
 
+#![allow(clippy::unwrap_used)]
+
+mod agent;
 mod common;
+mod compat;
 mod config;
 mod core;
+mod metadb;
+mod packaging;
+mod restore;
+mod retention;

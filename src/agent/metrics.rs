@@ -1,0 +1,214 @@
+//! `GET /metrics`: the agent's state in the Prometheus text format (version
+//! 0.0.4), as `promtool check metrics` wants it: HELP and TYPE before each
+//! family, `_total` on counters only, base units (`_seconds`).
+//!
+//! `backup_ok{dataset="<source>"}` keeps the name existing alert rules use.
+//! Per-source values appear once the source has run since the agent
+//! started; failure counters appear per kind once that kind has occurred.
+
+use super::state::State;
+use chrono::{DateTime, Utc};
+use std::fmt::Write;
+
+/// Renders every metric; `spool_backlog` is the number of records waiting
+/// for the metadb.
+pub fn render(state: &State, spool_backlog: usize) -> String {
+    let mut out = String::new();
+    let sources = &state.sources;
+    family(
+        &mut out,
+        "backup_ok",
+        "gauge",
+        "Whether the last backup of the source succeeded (1) or failed (0).",
+    );
+    for (name, s) in sources {
+        if let Some(last) = &s.last {
+            let ok = u8::from(last.errors.is_empty());
+            sample(&mut out, "backup_ok", &[("dataset", name)], ok);
+        }
+    }
+    family(
+        &mut out,
+        "tabacco_last_success_timestamp_seconds",
+        "gauge",
+        "When the last successful backup of the source finished, in seconds since the epoch.",
+    );
+    for (name, s) in sources {
+        if let Some(t) = s.last_success {
+            let metric = "tabacco_last_success_timestamp_seconds";
+            sample(&mut out, metric, &[("source", name)], seconds(t));
+        }
+    }
+    family(
+        &mut out,
+        "tabacco_last_duration_seconds",
+        "gauge",
+        "How long the last backup attempt of the source took.",
+    );
+    for (name, s) in sources {
+        if let Some(last) = &s.last {
+            let metric = "tabacco_last_duration_seconds";
+            let secs = format!("{:.3}", last.duration.as_secs_f64());
+            sample(&mut out, metric, &[("source", name)], secs);
+        }
+    }
+    family(
+        &mut out,
+        "tabacco_bytes_added",
+        "gauge",
+        "Bytes the last successful backup of the source added to the repository.",
+    );
+    for (name, s) in sources.iter().filter(|(_, s)| s.last_success.is_some()) {
+        sample(
+            &mut out,
+            "tabacco_bytes_added",
+            &[("source", name)],
+            s.bytes_added,
+        );
+    }
+    family(
+        &mut out,
+        "tabacco_files",
+        "gauge",
+        "Files in the last successful backup of the source.",
+    );
+    for (name, s) in sources.iter().filter(|(_, s)| s.last_success.is_some()) {
+        sample(&mut out, "tabacco_files", &[("source", name)], s.files);
+    }
+    family(
+        &mut out,
+        "tabacco_backup_failures_total",
+        "counter",
+        "Failed backup attempts of the source since the agent started, by kind of failure.",
+    );
+    for (name, s) in sources {
+        for (kind, count) in &s.failures {
+            let labels = [("source", name.as_str()), ("kind", kind.name())];
+            sample(&mut out, "tabacco_backup_failures_total", &labels, count);
+        }
+    }
+    family(
+        &mut out,
+        "tabacco_overlaps_total",
+        "counter",
+        "Runs of the source not started because its previous backup was still running.",
+    );
+    for (name, s) in sources {
+        sample(
+            &mut out,
+            "tabacco_overlaps_total",
+            &[("source", name)],
+            s.overlaps,
+        );
+    }
+    family(
+        &mut out,
+        "tabacco_next_run_timestamp_seconds",
+        "gauge",
+        "When the source is next scheduled to run, in seconds since the epoch.",
+    );
+    for (name, s) in sources {
+        if let Some(t) = s.next_run {
+            let metric = "tabacco_next_run_timestamp_seconds";
+            sample(&mut out, metric, &[("source", name)], seconds(t));
+        }
+    }
+    family(
+        &mut out,
+        "tabacco_running_jobs",
+        "gauge",
+        "Backups running now, or waiting to retry.",
+    );
+    sample(&mut out, "tabacco_running_jobs", &[], state.running.len());
+    family(
+        &mut out,
+        "tabacco_spool_backlog",
+        "gauge",
+        "Records waiting in the spool for the metadb.",
+    );
+    sample(&mut out, "tabacco_spool_backlog", &[], spool_backlog);
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (key, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{key}=\"{}\"", escape(value));
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+/// Escapes a label value as the text format requires.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn seconds(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::failure::Kind;
+    use super::super::state::{LastRun, SourceState};
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn renders_families_and_samples() {
+        let mut state = State::default();
+        let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut users = SourceState {
+            schedule: "@daily".into(),
+            next_run: Some(t),
+            last_success: Some(t),
+            bytes_added: 537,
+            files: 3,
+            overlaps: 2,
+            ..SourceState::default()
+        };
+        users.failures.insert(Kind::RepositoryLocked, 1);
+        users.last = Some(LastRun {
+            backup_id: "b".into(),
+            finished: t,
+            duration: Duration::from_millis(1500),
+            errors: Vec::new(),
+        });
+        state.sources.insert("users".into(), users);
+        state.sources.insert("new".into(), SourceState::default());
+        let text = render(&state, 0);
+        for line in [
+            "# TYPE backup_ok gauge",
+            "backup_ok{dataset=\"users\"} 1",
+            "tabacco_last_success_timestamp_seconds{source=\"users\"} 1800000000",
+            "tabacco_last_duration_seconds{source=\"users\"} 1.500",
+            "tabacco_bytes_added{source=\"users\"} 537",
+            "tabacco_files{source=\"users\"} 3",
+            "# TYPE tabacco_backup_failures_total counter",
+            "tabacco_backup_failures_total{source=\"users\",kind=\"repository_locked\"} 1",
+            "tabacco_overlaps_total{source=\"users\"} 2",
+            "tabacco_overlaps_total{source=\"new\"} 0",
+            "tabacco_next_run_timestamp_seconds{source=\"users\"} 1800000000",
+            "tabacco_running_jobs 0",
+            "tabacco_spool_backlog 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
+        }
+        assert!(!text.contains("backup_ok{dataset=\"new\"}"), "not run yet");
+        assert_eq!(escape("a\"b\\c\nd"), r#"a\"b\\c\nd"#);
+    }
+}

@@ -1,0 +1,153 @@
+//! `GET /`: a plain HTML status page for an operator with a browser: the
+//! sources with their schedule, next run and last result, and the running
+//! jobs with restic's progress. Every value is HTML-escaped; the page has
+//! no scripts and no external resources.
+
+use super::state::State;
+use crate::time;
+use chrono::{DateTime, Utc};
+use std::fmt::Write;
+
+/// Renders the page for `host`.
+pub fn render(state: &State, host: &str, now: DateTime<Utc>) -> String {
+    let host = escape(host);
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tabacco agent on {host}</title>\n\
+         <style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}\
+         .failed{{color:#b00}}</style></head><body>\n\
+         <h1>tabacco agent on {host}</h1>\n<p>{} UTC{}</p>\n",
+        escape(&time::format(now)),
+        if state.shutting_down { " &mdash; shutting down" } else { "" }
+    );
+
+    out.push_str("<h2>Running jobs</h2>\n");
+    if state.running.is_empty() {
+        out.push_str("<p>None.</p>\n");
+    } else {
+        out.push_str(
+            "<table><tr><th>Source</th><th>Backup</th><th>Started</th><th>Attempt</th>\
+             <th>Progress</th></tr>\n",
+        );
+        for (name, job) in &state.running {
+            let progress = match (&job.retry_at, &job.progress) {
+                (Some(t), _) => format!("waiting to retry at {}", time::format(*t)),
+                (None, Some(p)) => {
+                    let mut text = format!("{} files, {} bytes", p.files_done, p.bytes_done);
+                    if p.total_bytes > 0 {
+                        text = format!(
+                            "{:.0}%: {} of {} files, {} of {} bytes",
+                            p.percent_done * 100.0,
+                            p.files_done,
+                            p.total_files,
+                            p.bytes_done,
+                            p.total_bytes
+                        );
+                    }
+                    text
+                }
+                (None, None) => "starting".into(),
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(name),
+                escape(&job.backup_id),
+                escape(&time::format(job.started)),
+                job.attempt,
+                escape(&progress)
+            );
+        }
+        out.push_str("</table>\n");
+    }
+
+    out.push_str(
+        "<h2>Sources</h2>\n<table><tr><th>Source</th><th>Schedule</th><th>Next run</th>\
+         <th>Last result</th><th>Last success</th><th>Skipped overlaps</th></tr>\n",
+    );
+    for (name, s) in &state.sources {
+        let next = s
+            .next_run
+            .map(time::format)
+            .unwrap_or_else(|| "never".into());
+        let last = match &s.last {
+            None => "not run since the agent started".to_string(),
+            Some(last) if last.errors.is_empty() => format!(
+                "ok at {} ({:.1}s, backup {})",
+                time::format(last.finished),
+                last.duration.as_secs_f64(),
+                last.backup_id
+            ),
+            Some(last) => format!(
+                "failed at {} (backup {}): {}",
+                time::format(last.finished),
+                last.backup_id,
+                last.errors.join("; ")
+            ),
+        };
+        let class = match &s.last {
+            Some(last) if !last.errors.is_empty() => " class=\"failed\"",
+            _ => "",
+        };
+        let success = s.last_success.map(time::format).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td{class}>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            escape(&s.schedule),
+            escape(&next),
+            escape(&last),
+            escape(&success),
+            s.overlaps
+        );
+    }
+    out.push_str("</table>\n<p><a href=\"/metrics\">metrics</a></p>\n</body></html>\n");
+    out
+}
+
+/// Escapes text for HTML element content and quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::state::{LastRun, SourceState};
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn everything_from_outside_is_escaped() {
+        let mut state = State::default();
+        state.sources.insert(
+            "users".into(),
+            SourceState {
+                schedule: "0 3 * * 1".into(),
+                last: Some(LastRun {
+                    backup_id: "b1".into(),
+                    finished: Utc::now(),
+                    duration: Duration::from_secs(2),
+                    errors: vec!["pre_backup_command exited: <script>alert('x')</script>".into()],
+                }),
+                ..SourceState::default()
+            },
+        );
+        let page = render(&state, "web<3>", Utc::now());
+        assert!(!page.contains("<script>"));
+        assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+        assert!(page.contains("tabacco agent on web&lt;3&gt;"));
+        assert!(page.contains("<td>0 3 * * 1</td>"));
+        assert!(page.contains("class=\"failed\""));
+    }
+}

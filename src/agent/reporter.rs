@@ -1,0 +1,136 @@
+//! The reporter thread: keeps a remote metadb informed. It delivers records
+//! spooled while the metadb was unavailable, and reports this host's running
+//! jobs (`update_active_job_status`) every 30 s while there are any, once
+//! more when they are done, and every 10 minutes when idle (the server
+//! forgets on restart). With the embedded metadb both are no-ops.
+//!
+//! First, though, it loads what the metadb knows of earlier backups (see
+//! `history`). It runs on its own thread so that a slow metadb never delays
+//! scheduling.
+//! The agent owns it: stopping (or dropping) it wakes and joins the thread.
+
+use super::history;
+use super::state::{RunningJob, Shared};
+use crate::metadb::jobs::ActiveJob;
+use crate::metadb::Metadb;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How often the spool is retried and running jobs are reported.
+const INTERVAL: Duration = Duration::from_secs(30);
+/// How often an idle host repeats its (empty) report.
+const IDLE_REPEAT: Duration = Duration::from_secs(600);
+
+/// Owns the reporter thread.
+pub struct Reporter {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Reporter {
+    /// Starts reporting for `metadb`; the sources must be in `shared`.
+    pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Reporter, String> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("reporter".into())
+            .spawn(move || {
+                history::load(&shared, &metadb);
+                let mut last: Option<(Vec<ActiveJob>, Instant)> = None;
+                loop {
+                    let stopping = match stopped.recv_timeout(INTERVAL) {
+                        Err(RecvTimeoutError::Timeout) => false,
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+                    };
+                    report(&shared, &metadb, &mut last);
+                    flush(&metadb);
+                    if stopping {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the reporter thread: {e}"))?;
+        Ok(Reporter {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread and joins it. Stop it once no job runs: it reports
+    /// that, and delivers what the spool holds, before it ends (each within
+    /// the metadb client's timeout).
+    pub fn stop(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+/// Delivers spooled records, if any.
+fn flush(metadb: &Metadb) {
+    if metadb.spool_backlog() == 0 {
+        return;
+    }
+    if let Err(e) = metadb.flush_spool() {
+        log::warn!(
+            "{} spooled records not delivered yet: {e}",
+            metadb.spool_backlog()
+        );
+    }
+}
+
+/// Reports the running jobs if they changed, or if the last report is old.
+fn report(shared: &Shared, metadb: &Metadb, last: &mut Option<(Vec<ActiveJob>, Instant)>) {
+    let (host, jobs) = {
+        let state = shared.lock();
+        let jobs: Vec<ActiveJob> = state
+            .running
+            .iter()
+            .map(|(source, job)| active_job(&state.host, source, job))
+            .collect();
+        (state.host.clone(), jobs)
+    };
+    let unchanged_and_idle = last
+        .as_ref()
+        .is_some_and(|(sent, at)| jobs.is_empty() && sent.is_empty() && at.elapsed() < IDLE_REPEAT);
+    if unchanged_and_idle {
+        return;
+    }
+    match metadb.update_active_job_status(&host, jobs.clone()) {
+        Ok(()) => *last = Some((jobs, Instant::now())),
+        Err(e) => log::debug!("cannot report running jobs: {e}"),
+    }
+}
+
+fn active_job(host: &str, source: &str, job: &RunningJob) -> ActiveJob {
+    let status = match (&job.retry_at, &job.progress) {
+        (Some(t), _) => format!("waiting to retry at {}", crate::time::format(*t)),
+        (None, Some(p)) => format!(
+            "running: {:.0}%, {} files, {} bytes",
+            p.percent_done * 100.0,
+            p.files_done,
+            p.bytes_done
+        ),
+        (None, None) => "running".into(),
+    };
+    ActiveJob {
+        host: host.to_string(),
+        job_id: format!("{source} {}", job.backup_id),
+        backup_id: job.backup_id.clone(),
+        dataset_id: String::new(),
+        dataset_source: source.to_string(),
+        status,
+    }
+}

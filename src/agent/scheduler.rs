@@ -1,0 +1,339 @@
+//! The scheduler: the agent's main loop. It knows when each source runs
+//! next, queues due sources (never one that is still queued or running),
+//! hands them to the worker pool up to `queue_config.concurrency` at a time,
+//! and acts on signals: reload, run everything now, shut down.
+//!
+//! It sleeps in `recv_timeout` until the next due time or the next event
+//! (a signal, or a worker that finished), so an idle agent costs nothing.
+
+use super::failure::SHUTDOWN_REASON;
+use super::seed;
+use super::state::Shared;
+use super::worker::{Job, Pool};
+use crate::config::Config;
+use crate::metadb::Metadb;
+use crate::restic::Repo;
+use crate::source::Source;
+use chrono::{DateTime, Local, Utc};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The longest sleep: wall-clock time may jump (suspend, NTP) while
+/// `recv_timeout` measures monotonic time.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// What wakes the scheduler.
+#[derive(Debug)]
+pub enum Event {
+    /// A signal the agent handles.
+    Signal(i32),
+    /// A worker is done with this source.
+    Finished(String),
+}
+
+/// One loaded configuration and what is derived from it. Jobs hold an `Arc`
+/// of the one they started with.
+pub struct Loaded {
+    pub config: Config,
+    pub repo: Repo,
+    seed: Vec<u8>,
+    /// Index of each source in `config.sources`, by name.
+    by_name: HashMap<String, usize>,
+}
+
+impl Loaded {
+    /// Reads the seed `config` names, creating it if needed.
+    pub fn new(config: Config) -> Result<Loaded, String> {
+        let seed = seed::load_or_create(&config.random_seed_file)?;
+        let by_name = config
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
+        Ok(Loaded {
+            repo: Repo::new(config.repository.clone()),
+            config,
+            seed,
+            by_name,
+        })
+    }
+
+    /// The source called `name`.
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.by_name
+            .get(name)
+            .and_then(|&i| self.config.sources.get(i))
+    }
+
+    /// The first run of `source` strictly after `now`.
+    fn next_run(&self, source: &Source, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let offset = seed::offset(&self.seed, &source.name);
+        // crontab times are local times.
+        source
+            .schedule
+            .next_after(&now.with_timezone(&Local), offset)
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+/// The main loop's state.
+pub struct Scheduler {
+    config_path: PathBuf,
+    loaded: Arc<Loaded>,
+    next_run: HashMap<String, DateTime<Utc>>,
+    /// Due sources waiting for a free worker, in order.
+    pending: VecDeque<String>,
+    /// Sources pending or with a worker: not to be queued again.
+    busy: HashSet<String>,
+    /// How many of `busy` a worker holds.
+    dispatched: usize,
+    pool: Pool,
+    shared: Arc<Shared>,
+    events: Receiver<Event>,
+}
+
+impl Scheduler {
+    /// A scheduler for `loaded`, with its worker pool started.
+    pub fn new(
+        config_path: PathBuf,
+        loaded: Loaded,
+        metadb: Arc<Metadb>,
+        shared: Arc<Shared>,
+        events: (Sender<Event>, Receiver<Event>),
+    ) -> Result<Scheduler, String> {
+        let mut pool = Pool::new(Arc::clone(&shared), metadb, events.0);
+        pool.grow(loaded.config.concurrency)?;
+        let mut scheduler = Scheduler {
+            config_path,
+            loaded: Arc::new(loaded),
+            next_run: HashMap::new(),
+            pending: VecDeque::new(),
+            busy: HashSet::new(),
+            dispatched: 0,
+            pool,
+            shared,
+            events: events.1,
+        };
+        scheduler.plan(Utc::now());
+        Ok(scheduler)
+    }
+
+    /// Runs until SIGTERM or SIGINT, then stops the running jobs and waits
+    /// for the workers.
+    pub fn run(mut self) {
+        log::info!(
+            "agent started: {} sources, concurrency {}",
+            self.loaded.config.sources.len(),
+            self.loaded.config.concurrency
+        );
+        loop {
+            let now = Utc::now();
+            self.queue_due(now);
+            self.dispatch();
+            let sleep = self.sleep_after(now);
+            match self.events.recv_timeout(sleep) {
+                Ok(Event::Finished(source)) => {
+                    self.busy.remove(&source);
+                    self.dispatched = self.dispatched.saturating_sub(1);
+                }
+                Ok(Event::Signal(SIGHUP)) => self.reload(),
+                Ok(Event::Signal(SIGUSR1)) => {
+                    log::info!("SIGUSR1: queueing every source now");
+                    let names: Vec<String> = self.source_names();
+                    names.iter().for_each(|name| self.queue(name));
+                }
+                Ok(Event::Signal(SIGTERM | SIGINT)) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(Event::Signal(signal)) => log::debug!("ignoring signal {signal}"),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        log::info!("shutting down: stopping running jobs");
+        self.pending.clear();
+        self.shared.shut_down(SHUTDOWN_REASON);
+        self.pool.stop();
+    }
+
+    fn source_names(&self) -> Vec<String> {
+        let sources = &self.loaded.config.sources;
+        sources.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Computes next runs for sources that have none (new ones), and
+    /// publishes schedules and next runs to the shared state.
+    fn plan(&mut self, now: DateTime<Utc>) {
+        let loaded = Arc::clone(&self.loaded);
+        let mut state = self.shared.lock();
+        state.host.clone_from(&loaded.config.hostname);
+        state
+            .sources
+            .retain(|name, _| loaded.source(name).is_some());
+        for source in &loaded.config.sources {
+            if !self.next_run.contains_key(&source.name) {
+                if let Some(t) = loaded.next_run(source, now) {
+                    self.next_run.insert(source.name.clone(), t);
+                }
+            }
+            let entry = state.sources.entry(source.name.clone()).or_default();
+            entry.schedule = source.schedule.to_string();
+            entry.next_run = self.next_run.get(&source.name).copied();
+        }
+    }
+
+    /// Queues every source whose time has come and plans its next run.
+    fn queue_due(&mut self, now: DateTime<Utc>) {
+        let loaded = Arc::clone(&self.loaded);
+        for source in &loaded.config.sources {
+            match self.next_run.get(&source.name) {
+                Some(t) if *t <= now => {}
+                _ => continue,
+            }
+            // From now, not from the missed time: runs missed while the
+            // host slept are not made up one by one.
+            match loaded.next_run(source, now) {
+                Some(t) => self.next_run.insert(source.name.clone(), t),
+                None => self.next_run.remove(&source.name),
+            };
+            if let Some(entry) = self.shared.lock().sources.get_mut(&source.name) {
+                entry.next_run = self.next_run.get(&source.name).copied();
+            }
+            self.queue(&source.name);
+        }
+    }
+
+    /// Queues `name` unless it is queued or running already.
+    fn queue(&mut self, name: &str) {
+        if self.busy.contains(name) {
+            log::warn!("source {name}: previous backup still running or queued; not started again");
+            if let Some(entry) = self.shared.lock().sources.get_mut(name) {
+                entry.overlaps += 1;
+            }
+            return;
+        }
+        self.busy.insert(name.to_string());
+        self.pending.push_back(name.to_string());
+    }
+
+    /// Hands pending sources to workers while fewer than `concurrency` run.
+    fn dispatch(&mut self) {
+        let now = Utc::now();
+        while self.dispatched < self.loaded.config.concurrency {
+            let Some(source) = self.pending.pop_front() else {
+                return;
+            };
+            let deadline = self
+                .next_run
+                .get(&source)
+                .copied()
+                .unwrap_or(now + chrono::Duration::days(1));
+            self.pool.submit(Job {
+                source,
+                loaded: Arc::clone(&self.loaded),
+                deadline,
+            });
+            self.dispatched += 1;
+        }
+    }
+
+    /// How long to sleep: until the next due run, at most [`MAX_SLEEP`].
+    fn sleep_after(&self, now: DateTime<Utc>) -> Duration {
+        let Some(next) = self.next_run.values().min() else {
+            return MAX_SLEEP;
+        };
+        // Rounded up to the millisecond so that a wake-up is never early.
+        let ms = (*next - now).num_milliseconds().max(0) + 1;
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(MAX_SLEEP)
+    }
+
+    /// Rereads the configuration; a bad one is logged and the current one
+    /// kept. Running jobs keep the configuration they started with.
+    fn reload(&mut self) {
+        let started = Instant::now();
+        let path = self.config_path.display().to_string();
+        log::info!("SIGHUP: reloading configuration from {path}");
+        let config = match Config::load(&self.config_path) {
+            Ok(config) => config,
+            Err(errors) => {
+                for e in &errors.0 {
+                    log::error!("reload: {e}");
+                }
+                log::error!("reload of {path} rejected; the current configuration stays in force");
+                return;
+            }
+        };
+        let loaded = match Loaded::new(config) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                log::error!("reload of {path} rejected: {e}");
+                return;
+            }
+        };
+        let old = &self.loaded.config;
+        let new = &loaded.config;
+        if old.work_dir != new.work_dir
+            || old.metadb.as_ref().map(|m| &m.url) != new.metadb.as_ref().map(|m| &m.url)
+        {
+            log::warn!("reload: work_dir and metadb changes take effect when the agent restarts");
+        }
+        if let Err(e) = self.pool.grow(new.concurrency) {
+            log::error!("reload: {e}");
+        }
+        let before: HashSet<String> = self.source_names().into_iter().collect();
+        let old_loaded = std::mem::replace(&mut self.loaded, Arc::new(loaded));
+        let after: HashSet<String> = self.source_names().into_iter().collect();
+        // Keep the next run of a source whose schedule did not change.
+        let now = Utc::now();
+        let loaded = Arc::clone(&self.loaded);
+        self.next_run.retain(|name, next| {
+            let Some(new) = loaded.source(name) else {
+                return false;
+            };
+            if old_loaded.source(name).is_some_and(|old| {
+                old.schedule.to_string() == new.schedule.to_string()
+                    && old_loaded.next_run(old, now) == loaded.next_run(new, now)
+            }) {
+                return true;
+            }
+            if let Some(t) = loaded.next_run(new, now) {
+                *next = t;
+                return true;
+            }
+            false
+        });
+        // Removed sources leave the queue; a running one finishes.
+        let removed_pending: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|name| !after.contains(*name))
+            .cloned()
+            .collect();
+        self.pending.retain(|name| after.contains(name));
+        for name in removed_pending {
+            self.busy.remove(&name);
+        }
+        self.plan(now);
+        let mut added: Vec<&String> = after.difference(&before).collect();
+        let mut removed: Vec<&String> = before.difference(&after).collect();
+        added.sort();
+        removed.sort();
+        log::info!(
+            "configuration reloaded in {}ms: {} sources (added: {}; removed: {})",
+            started.elapsed().as_millis(),
+            after.len(),
+            list(&added),
+            list(&removed)
+        );
+    }
+}
+
+fn list(names: &[&String]) -> String {
+    if names.is_empty() {
+        return "none".into();
+    }
+    let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+    names.join(", ")
+}

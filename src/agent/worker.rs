@@ -1,0 +1,222 @@
+//! The worker pool: threads that take due jobs from the scheduler, back up
+//! one source each (retrying on repository trouble), record the result in
+//! the shared state and tell the scheduler they are done.
+//!
+//! The pool is owned by the scheduler: it stops when the scheduler drops its
+//! job sender (workers finish their job, then see the closed channel), and
+//! [`Pool::stop`] joins them.
+
+use super::failure::Kind;
+use super::retry::Backoff;
+use super::scheduler::{Event, Loaded};
+use super::state::{LastRun, Shared};
+use crate::job::{self, Env};
+use crate::metadb::Metadb;
+use crate::model;
+use crate::restic;
+use crate::shell::{Stop, Supervisor};
+use chrono::{DateTime, Utc};
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// One backup to run: a source of a configuration snapshot.
+pub struct Job {
+    pub source: String,
+    /// The configuration the job runs with, even if a reload replaces it.
+    pub loaded: Arc<Loaded>,
+    /// The source's next scheduled run: retries must start before it.
+    pub deadline: DateTime<Utc>,
+}
+
+/// What every worker shares.
+struct Context {
+    shared: Arc<Shared>,
+    metadb: Arc<Metadb>,
+}
+
+/// A growing set of worker threads fed by one channel.
+pub struct Pool {
+    jobs: Option<Sender<Job>>,
+    queue: Arc<Mutex<Receiver<Job>>>,
+    events: Sender<Event>,
+    context: Arc<Context>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    /// A pool with no threads yet; see [`Pool::grow`].
+    pub fn new(shared: Arc<Shared>, metadb: Arc<Metadb>, events: Sender<Event>) -> Pool {
+        let (jobs, queue) = mpsc::channel();
+        Pool {
+            jobs: Some(jobs),
+            queue: Arc::new(Mutex::new(queue)),
+            events,
+            context: Arc::new(Context { shared, metadb }),
+            threads: Vec::new(),
+        }
+    }
+
+    /// Starts threads until there are `size` of them. The scheduler limits
+    /// how many jobs run at once; the pool only grows, so that a reload
+    /// raising `concurrency` takes effect at once.
+    pub fn grow(&mut self, size: usize) -> Result<(), String> {
+        while self.threads.len() < size {
+            let queue = Arc::clone(&self.queue);
+            let context = Arc::clone(&self.context);
+            let events = self.events.clone();
+            let thread = thread::Builder::new()
+                .name(format!("worker-{}", self.threads.len()))
+                .spawn(move || work(&queue, &context, &events))
+                .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+            self.threads.push(thread);
+        }
+        Ok(())
+    }
+
+    /// Hands `job` to the next free worker.
+    pub fn submit(&self, job: Job) {
+        if let Some(jobs) = &self.jobs {
+            // Workers only stop once `jobs` is dropped, so this cannot fail.
+            let _ = jobs.send(job);
+        }
+    }
+
+    /// Lets the workers finish their current job, then joins them.
+    pub fn stop(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        drop(self.jobs.take());
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+fn work(queue: &Mutex<Receiver<Job>>, context: &Context, events: &Sender<Event>) {
+    loop {
+        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(job) = next else { return };
+        // A bug in one backup must not cost the agent a worker, nor leave
+        // the source marked as running for good.
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| run(context, &job)));
+        if run.is_err() {
+            log::error!("source {}: the backup job panicked (a bug)", job.source);
+        }
+        context.shared.finish(&job.source);
+        let _ = events.send(Event::Finished(job.source));
+    }
+}
+
+/// Backs up the job's source, retrying while the repository is locked or
+/// unavailable and time remains before the next scheduled run.
+fn run(context: &Context, job: &Job) {
+    let loaded = &job.loaded;
+    let config = &loaded.config;
+    let Some(source) = loaded.source(&job.source) else {
+        return;
+    };
+    let remaining = || (job.deadline - Utc::now()).to_std().unwrap_or_default();
+    let mut backoff = Backoff::new(remaining());
+    loop {
+        let backup_id = model::new_id();
+        let sup = Supervisor::new(config.priority, format!("{} {backup_id}", source.name));
+        if !context.shared.start_attempt(&source.name, &backup_id, &sup) {
+            return;
+        }
+        let progress = |_: &str, status: &restic::Status| {
+            context.shared.set_progress(&source.name, status);
+        };
+        let env = Env {
+            config,
+            repo: &loaded.repo,
+            metadb: &context.metadb,
+            dry_run: config.dry_run,
+            progress: Some(&progress),
+        };
+        let started = Instant::now();
+        let outcome = job::backup(source, &env, &sup, &backup_id);
+        let duration = started.elapsed();
+        report(&outcome, duration, config.dry_run);
+        let kinds: Vec<Kind> = outcome.errors.iter().map(|e| Kind::classify(e)).collect();
+        let bytes_added = outcome.recorded.iter().map(|d| d.bytes_added).sum();
+        let files = outcome.recorded.iter().map(|d| d.total_files).sum();
+        let run = LastRun {
+            backup_id: backup_id.clone(),
+            finished: Utc::now(),
+            duration,
+            errors: outcome.errors,
+        };
+        context.shared.record(&source.name, run, bytes_added, files);
+
+        if !kinds.iter().any(|k| k.is_transient()) {
+            return;
+        }
+        let Some(delay) = backoff.next_delay(remaining()) else {
+            log::error!(
+                "source {}: not retried: its next scheduled run comes first",
+                source.name
+            );
+            return;
+        };
+        if kinds.contains(&Kind::RepositoryLocked) {
+            unlock(context, loaded, &source.name, &backup_id);
+        }
+        log::warn!(
+            "source {}: retrying in {}s because of repository trouble",
+            source.name,
+            delay.as_secs()
+        );
+        if !context.shared.wait_to_retry(&source.name, delay) {
+            return;
+        }
+    }
+}
+
+/// Logs how an attempt ended: every failure at error level with the source,
+/// the backup id and the reason.
+fn report(outcome: &job::Outcome, duration: Duration, dry_run: bool) {
+    for error in &outcome.errors {
+        log::error!(
+            "source {} (backup {}) failed: {error}",
+            outcome.source,
+            outcome.backup_id
+        );
+    }
+    if outcome.errors.is_empty() && !dry_run {
+        log::info!(
+            "source {} (backup {}): {} datasets recorded in {:.1}s",
+            outcome.source,
+            outcome.backup_id,
+            outcome.recorded.len(),
+            duration.as_secs_f64()
+        );
+    }
+}
+
+/// Removes stale locks (of dead processes of this host, or very old ones)
+/// with `restic unlock`; live locks of other processes stay.
+fn unlock(context: &Context, loaded: &Loaded, source: &str, backup_id: &str) {
+    let sup = Supervisor::new(loaded.config.priority, format!("{source} {backup_id}"));
+    if !context.shared.supervise(source, &sup) {
+        return;
+    }
+    let mut cmd = loaded.repo.command(&["unlock"]);
+    match sup
+        .spawn(&mut cmd, "restic unlock", Stop::Interrupt)
+        .and_then(|running| running.wait())
+    {
+        Ok(_) => log::info!("{source} {backup_id}: restic unlock removed any stale locks"),
+        Err(e) => log::warn!("{source} {backup_id}: {e}"),
+    }
+}

@@ -1,0 +1,66 @@
+//! `tabacco reindex`: rebuild the metadb from the repository alone. Every
+//! snapshot tabacco made carries its backup id, dataset id, source, atoms and
+//! host; recording them again is idempotent, so running it twice changes
+//! nothing, and losing the metadb loses nothing but restic's statistics.
+
+use crate::cmd::Exit;
+use crate::config::Config;
+use crate::interrupt::Interrupt;
+use crate::metadb::Metadb;
+use crate::model::{self, Backup};
+use crate::restic::Repo;
+use crate::shell::Supervisor;
+use crate::time;
+
+pub fn reindex(config: &Config) -> Result<(), Exit> {
+    let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    let repo = Repo::new(config.repository.clone());
+    let sup = Supervisor::new(config.priority, "reindex");
+    let _interrupt =
+        Interrupt::watching(&sup).map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
+    let snapshots = repo
+        .snapshots(&sup, "tabacco")
+        .map_err(|e| Exit::Error(e.to_string()))?;
+    let mut failed = 0;
+    for snapshot in &snapshots {
+        let tags = snapshot.tags.clone().unwrap_or_default();
+        let Some((backup_id, mut dataset)) = model::from_snapshot_tags(&tags) else {
+            log::warn!(
+                "snapshot {} has the tabacco tag but not tabacco's others; skipped",
+                snapshot.short_id
+            );
+            continue;
+        };
+        let timestamp = match time::parse_time(&snapshot.time, chrono::Utc::now()) {
+            Ok(t) => time::format(t),
+            Err(e) => {
+                log::error!("snapshot {}: {e}", snapshot.short_id);
+                failed += 1;
+                continue;
+            }
+        };
+        dataset.snapshot_id = snapshot.short_id.clone();
+        let backup = Backup {
+            id: backup_id,
+            timestamp,
+            host: snapshot.hostname.clone(),
+            datasets: Vec::new(),
+        };
+        if let Err(e) = metadb.add_dataset(&backup, &dataset) {
+            log::error!(
+                "snapshot {} (dataset {}): {e}",
+                snapshot.short_id,
+                dataset.id
+            );
+            failed += 1;
+        }
+    }
+    log::info!(
+        "reindexed {} snapshots, {failed} failed",
+        snapshots.len() - failed
+    );
+    if failed > 0 {
+        return Err(Exit::Failed);
+    }
+    Ok(())
+}

@@ -1,0 +1,416 @@
+//! The HTTP client of a remote metadb: the requests of the metadb API over
+//! ureq, with the configured timeout, bearer token and TLS (a private CA,
+//! and a client certificate for mTLS fronts).
+//!
+//! Failures are sorted by what the caller can do about them: an
+//! unavailable metadb (no connection, a timeout, 5xx, 408, 429) may answer
+//! later, so records are spooled; a refusal (other 4xx) will not change.
+//! The token is read once, sent only in the `Authorization` header, and
+//! never appears in `Debug` output, logs or error messages.
+
+use crate::config;
+use crate::metadb::api::{RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus};
+use crate::metadb::jobs::UpdateActiveJobStatusRequest;
+use crate::model::{AddDatasetRequest, Backup, FindRequest, RestoreRequest, Verification};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
+use ureq::tls::{Certificate, ClientCert, PemItem, RootCerts, TlsConfig};
+
+/// Most bytes of an answer read (a large `find_atoms`).
+const ANSWER_LIMIT: u64 = 512 << 20;
+/// Most bytes of an error answer read.
+const ERROR_LIMIT: u64 = 64 << 10;
+/// Connecting takes at most this long (or `request_max_timeout` if shorter).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a metadb request failed.
+#[derive(Debug)]
+pub enum Error {
+    /// No answer, or an answer saying "later" (5xx, 408, 429).
+    Unavailable(String),
+    /// The metadb refused the request; sending it again will not help.
+    Rejected { status: u16, message: String },
+    /// The answer was not what the API promises.
+    Protocol(String),
+    /// The client configuration cannot work (token file, certificates, URL).
+    Setup(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Error::Unavailable(msg) => write!(f, "unavailable: {msg}"),
+            Error::Rejected { status, message } => write!(f, "refused ({status}): {message}"),
+            Error::Protocol(msg) => write!(f, "unexpected answer: {msg}"),
+            Error::Setup(msg) => f.write_str(msg),
+        }
+    }
+}
+
+/// A token that does not show itself.
+struct Token(String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// A connection to one metadb server.
+pub struct Client {
+    agent: ureq::Agent,
+    /// The URL without a trailing slash.
+    base: String,
+    token: Option<Token>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client for `config`: reads the token and certificates now, so that
+    /// a mistake shows at once rather than at the first backup.
+    pub fn new(config: &config::Metadb) -> Result<Client, Error> {
+        let base = config.url.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Error::Setup(format!(
+                "metadb url {base} must start with http:// or https://"
+            )));
+        }
+        let token = match &config.token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::Setup(format!("cannot read token_file {}: {e}", path.display()))
+                })?;
+                let token = text.trim();
+                if token.is_empty() {
+                    return Err(Error::Setup(format!(
+                        "token_file {} is empty",
+                        path.display()
+                    )));
+                }
+                Some(Token(token.to_string()))
+            }
+            None => None,
+        };
+        let timeout = config.request_max_timeout;
+        let agent = ureq::Agent::config_builder()
+            // Error answers carry a reason worth showing.
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(CONNECT_TIMEOUT)))
+            .user_agent(format!("tabacco/{}", env!("CARGO_PKG_VERSION")))
+            // A redirect would resend the token elsewhere.
+            .max_redirects(0)
+            .tls_config(tls(&config.tls)?)
+            .build()
+            .new_agent();
+        Ok(Client { agent, base, token })
+    }
+
+    /// `POST /api/add_dataset`.
+    pub fn add_dataset(&self, request: &AddDatasetRequest) -> Result<(), Error> {
+        self.post::<_, serde_json::Value>("/api/add_dataset", request)
+            .map(drop)
+    }
+
+    /// `POST /api/remove_datasets`; returns how many were recorded.
+    pub fn remove_datasets(&self, request: &RemoveDatasetsRequest) -> Result<usize, Error> {
+        self.post::<_, RemoveDatasetsAnswer>("/api/remove_datasets", request)
+            .map(|answer| answer.removed)
+    }
+
+    /// `POST /api/find_atoms`.
+    pub fn find_atoms(&self, request: &FindRequest) -> Result<Vec<Backup>, Error> {
+        self.post("/api/find_atoms", request)
+    }
+
+    /// `POST /api/update_active_job_status`.
+    pub fn update_active_job_status(
+        &self,
+        request: &UpdateActiveJobStatusRequest,
+    ) -> Result<(), Error> {
+        self.post::<_, serde_json::Value>("/api/update_active_job_status", request)
+            .map(drop)
+    }
+
+    /// `POST /api/verifications`: the outcome of a restore drill.
+    pub fn add_verification(&self, verification: &Verification) -> Result<(), Error> {
+        self.post::<_, serde_json::Value>("/api/verifications", verification)
+            .map(drop)
+    }
+
+    /// `POST /api/restore_requests` (admin): files `request`; returns it
+    /// as stored, with its state.
+    pub fn add_restore_request(&self, request: &RestoreRequest) -> Result<RestoreRequest, Error> {
+        self.post("/api/restore_requests", request)
+    }
+
+    /// `GET /api/restore_requests/next`: `host`'s oldest pending restore
+    /// request, now marked running.
+    pub fn next_restore_request(&self, host: &str) -> Result<Option<RestoreRequest>, Error> {
+        self.get("/api/restore_requests/next", Some(("host", host)))
+    }
+
+    /// `POST /api/restore_requests/{id}/status`.
+    pub fn update_restore_request(&self, id: &str, status: &RestoreStatus) -> Result<(), Error> {
+        self.post::<_, serde_json::Value>(&format!("/api/restore_requests/{id}/status"), status)
+            .map(drop)
+    }
+
+    /// `GET /api/restore_requests/{id}`; `None` if there is no such request.
+    pub fn restore_request(&self, id: &str) -> Result<Option<RestoreRequest>, Error> {
+        match self.get(&format!("/api/restore_requests/{id}"), None) {
+            Err(Error::Rejected { status: 404, .. }) => Ok(None),
+            other => other,
+        }
+    }
+
+    fn get<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: Option<(&str, &str)>,
+    ) -> Result<R, Error> {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        if let Some((name, value)) = query {
+            request = request.query(name, value);
+        }
+        if let Some(Token(token)) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        answer(request.call(), &format!("{}{path}", redact(&self.base)))
+    }
+
+    fn post<T: Serialize, R: DeserializeOwned>(&self, path: &str, body: &T) -> Result<R, Error> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
+        let mut request = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .content_type("application/json");
+        if let Some(Token(token)) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        answer(
+            request.send(&body[..]),
+            &format!("{}{path}", redact(&self.base)),
+        )
+    }
+}
+
+/// `url` without a password or user name in it, for messages.
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Sorts out what came back from `path` (the URL, for messages).
+fn answer<R: DeserializeOwned>(
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    path: &str,
+) -> Result<R, Error> {
+    let mut response = result.map_err(|e| Error::Unavailable(format!("{path}: {e}")))?;
+    let status = response.status().as_u16();
+    // No content: `null`, which only an `Option` takes.
+    if status == 204 {
+        return serde_json::from_str("null").map_err(|e| Error::Protocol(format!("{path}: {e}")));
+    }
+    if (200..300).contains(&status) {
+        return response
+            .body_mut()
+            .with_config()
+            .limit(ANSWER_LIMIT)
+            .read_json()
+            .map_err(|e| match e {
+                ureq::Error::Json(e) => Error::Protocol(format!("{path}: {e}")),
+                e => Error::Unavailable(format!("{path}: {e}")),
+            });
+    }
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(ERROR_LIMIT)
+        .lossy_utf8(true)
+        .read_to_string()
+        .unwrap_or_default();
+    let message = reason(&text, status);
+    if status >= 500 || status == 408 || status == 429 {
+        Err(Error::Unavailable(format!(
+            "{path}: answered {status}: {message}"
+        )))
+    } else {
+        Err(Error::Rejected {
+            status,
+            message: format!("{path}: {message}"),
+        })
+    }
+}
+
+/// The one-line reason in an error answer: its `error` field, or the start of
+/// its text (a proxy's HTML page, say).
+fn reason(text: &str, status: u16) -> String {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(text) {
+        if let Some(serde_json::Value::String(msg)) = map.get("error") {
+            return msg.clone();
+        }
+    }
+    // A proxy's HTML error page says it best in its title.
+    let text = match (text.find("<title>"), text.find("</title>")) {
+        (Some(start), Some(end)) if start + 7 <= end => &text[start + 7..end],
+        _ => text,
+    };
+    let line: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(200)
+        .collect();
+    if line.is_empty() {
+        format!("HTTP status {status}")
+    } else {
+        line
+    }
+}
+
+/// The TLS settings of `config`: the system's roots unless a CA is given,
+/// and a client certificate when both `cert` and `key` are.
+fn tls(config: &config::raw::Tls) -> Result<TlsConfig, Error> {
+    let mut builder = TlsConfig::builder();
+    if let Some(ca) = &config.ca {
+        let certs = read_certs(ca)?;
+        if certs.is_empty() {
+            return Err(Error::Setup(format!("tls.ca {ca} holds no certificate")));
+        }
+        builder = builder.root_certs(RootCerts::new_with_certs(&certs));
+    }
+    match (&config.cert, &config.key) {
+        (Some(cert), Some(key)) => {
+            let chain = read_certs(cert)?;
+            if chain.is_empty() {
+                return Err(Error::Setup(format!(
+                    "tls.cert {cert} holds no certificate"
+                )));
+            }
+            let pem = std::fs::read(key)
+                .map_err(|e| Error::Setup(format!("cannot read tls.key {key}: {e}")))?;
+            let key = ureq::tls::PrivateKey::from_pem(&pem)
+                .map_err(|e| Error::Setup(format!("tls.key {key}: {e}")))?;
+            builder = builder.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(Error::Setup(
+                "metadb.tls needs both cert and key for a client certificate".into(),
+            ))
+        }
+    }
+    Ok(builder.build())
+}
+
+fn read_certs(path: &str) -> Result<Vec<Certificate<'static>>, Error> {
+    let pem = std::fs::read(path).map_err(|e| Error::Setup(format!("cannot read {path}: {e}")))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            Err(e) => return Err(Error::Setup(format!("{path}: {e}"))),
+        }
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> config::Metadb {
+        config::Metadb {
+            url: url.into(),
+            token_file: None,
+            tls: config::raw::Tls::default(),
+            request_max_timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn urls_in_messages_carry_no_credentials() {
+        assert_eq!(
+            redact("https://u:pw@metadb:5332/x"),
+            "https://metadb:5332/x"
+        );
+        assert_eq!(redact("http://metadb:5332"), "http://metadb:5332");
+        assert_eq!(redact("http://metadb/a@b"), "http://metadb/a@b");
+    }
+
+    #[test]
+    fn reasons_come_from_the_error_field_or_the_text() {
+        assert_eq!(reason(r#"{"error":"bad token"}"#, 401), "bad token");
+        assert_eq!(
+            reason(
+                "<html>\n<head><title>502 Bad Gateway</title></head></html>",
+                502
+            ),
+            "502 Bad Gateway"
+        );
+        assert_eq!(reason("plain\ntext  here", 500), "plain text here");
+        assert_eq!(reason("", 503), "HTTP status 503");
+    }
+
+    #[test]
+    fn setup_errors() {
+        assert!(matches!(
+            Client::new(&config("ftp://x")),
+            Err(Error::Setup(_))
+        ));
+        let mut c = config("http://127.0.0.1:1");
+        c.token_file = Some("/nonexistent/token".into());
+        let err = Client::new(&c).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "cannot read token_file /nonexistent/token: No such file or directory (os error 2)"
+        );
+        let mut c = config("https://127.0.0.1:1");
+        c.tls.cert = Some("/nonexistent/cert.pem".into());
+        assert!(matches!(Client::new(&c), Err(Error::Setup(_))));
+    }
+
+    #[test]
+    fn the_token_never_shows() {
+        let dir = std::env::temp_dir().join(format!("tabacco-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        std::fs::write(&path, "very-secret-token\n").unwrap();
+        // Nothing listens there once the listener is dropped.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut c = config(&format!("http://127.0.0.1:{port}"));
+        c.token_file = Some(path);
+        let client = Client::new(&c).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!format!("{client:?}").contains("very-secret"));
+        let err = client.find_atoms(&FindRequest::default()).unwrap_err();
+        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+        assert!(!err.to_string().contains("very-secret"), "{err}");
+    }
+}

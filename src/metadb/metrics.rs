@@ -1,0 +1,194 @@
+//! The metadb server's own counters, and their rendering in the Prometheus
+//! text format (`GET /metrics`). What the fleet looks like (newest backup per
+//! host and source, database size) is read by `server` at scrape time and
+//! only rendered here.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    /// Observations at or below each bucket's bound (not cumulative).
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Counters {
+    /// By (endpoint, status code).
+    requests: BTreeMap<(&'static str, u16), u64>,
+    latency: BTreeMap<&'static str, Histogram>,
+    abandoned: u64,
+}
+
+/// Request counters shared by the workers.
+#[derive(Default)]
+pub struct Metrics {
+    counters: Mutex<Counters>,
+}
+
+/// The newest recorded backup of one host's source.
+pub struct LastBackup {
+    pub host: String,
+    pub source: String,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
+/// What the server reads from the database for a scrape.
+pub struct Fleet {
+    pub database_bytes: u64,
+    pub last_backups: Vec<LastBackup>,
+}
+
+impl Metrics {
+    /// Counts one answered request. `endpoint` is one of a fixed set, so
+    /// that a scanner trying paths cannot grow the label space.
+    pub fn observe(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
+        let mut c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        *c.requests.entry((endpoint, status)).or_default() += 1;
+        let h = c.latency.entry(endpoint).or_default();
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            h.counts[i] += 1;
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    /// Counts a connection given up on (see `server::refuse_oversized`).
+    pub fn abandon(&self) {
+        let mut c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        c.abandoned += 1;
+    }
+
+    /// The whole exposition, with `fleet` when the database could be read.
+    pub fn render(&self, fleet: Option<&Fleet>) -> String {
+        let mut out = String::new();
+        {
+            let c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+            out.push_str("# HELP tabacco_metadb_requests_total HTTP requests answered, by endpoint and status code.\n");
+            out.push_str("# TYPE tabacco_metadb_requests_total counter\n");
+            for ((endpoint, status), n) in &c.requests {
+                let _ = writeln!(
+                    out,
+                    "tabacco_metadb_requests_total{{endpoint=\"{}\",status=\"{status}\"}} {n}",
+                    escape(endpoint)
+                );
+            }
+            out.push_str("# HELP tabacco_metadb_request_duration_seconds Time to answer a request, by endpoint.\n");
+            out.push_str("# TYPE tabacco_metadb_request_duration_seconds histogram\n");
+            for (endpoint, h) in &c.latency {
+                let endpoint = escape(endpoint);
+                let mut cumulative = 0;
+                for (bound, n) in BUCKETS.iter().zip(h.counts) {
+                    cumulative += n;
+                    let _ = writeln!(
+                        out,
+                        "tabacco_metadb_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"{bound}\"}} {cumulative}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "tabacco_metadb_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(
+                    out,
+                    "tabacco_metadb_request_duration_seconds_sum{{endpoint=\"{endpoint}\"}} {}",
+                    h.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "tabacco_metadb_request_duration_seconds_count{{endpoint=\"{endpoint}\"}} {}",
+                    h.count
+                );
+            }
+            out.push_str("# HELP tabacco_metadb_abandoned_connections_total Connections answered 413 and then left open, because they announced a body far over max_body_bytes.\n");
+            out.push_str("# TYPE tabacco_metadb_abandoned_connections_total counter\n");
+            let _ = writeln!(
+                out,
+                "tabacco_metadb_abandoned_connections_total {}",
+                c.abandoned
+            );
+        }
+        out.push_str(
+            "# HELP tabacco_metadb_up Whether the database could be read for this scrape.\n",
+        );
+        out.push_str("# TYPE tabacco_metadb_up gauge\n");
+        let _ = writeln!(out, "tabacco_metadb_up {}", u8::from(fleet.is_some()));
+        if let Some(fleet) = fleet {
+            out.push_str("# HELP tabacco_metadb_database_size_bytes Size of the database file and its write-ahead log.\n");
+            out.push_str("# TYPE tabacco_metadb_database_size_bytes gauge\n");
+            let _ = writeln!(
+                out,
+                "tabacco_metadb_database_size_bytes {}",
+                fleet.database_bytes
+            );
+            out.push_str("# HELP tabacco_metadb_last_backup_timestamp_seconds Time of the newest recorded backup, by host and source.\n");
+            out.push_str("# TYPE tabacco_metadb_last_backup_timestamp_seconds gauge\n");
+            for b in &fleet.last_backups {
+                let _ = writeln!(
+                    out,
+                    "tabacco_metadb_last_backup_timestamp_seconds{{host=\"{}\",source=\"{}\"}} {}",
+                    escape(&b.host),
+                    escape(&b.source),
+                    b.timestamp
+                );
+            }
+        }
+        out
+    }
+}
+
+/// A label value in the text format: backslash, quote and newline escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_counts_and_fleet() {
+        let m = Metrics::default();
+        m.observe("/api/add_dataset", 200, Duration::from_millis(3));
+        m.observe("/api/add_dataset", 200, Duration::from_millis(30));
+        m.observe("/api/add_dataset", 401, Duration::from_secs(10));
+        let fleet = Fleet {
+            database_bytes: 4096,
+            last_backups: vec![LastBackup {
+                host: "we\"b3".into(),
+                source: "users".into(),
+                timestamp: 1_700_000_000,
+            }],
+        };
+        let text = m.render(Some(&fleet));
+        for line in [
+            "tabacco_metadb_requests_total{endpoint=\"/api/add_dataset\",status=\"200\"} 2",
+            "tabacco_metadb_requests_total{endpoint=\"/api/add_dataset\",status=\"401\"} 1",
+            "tabacco_metadb_request_duration_seconds_bucket{endpoint=\"/api/add_dataset\",le=\"0.005\"} 1",
+            "tabacco_metadb_request_duration_seconds_bucket{endpoint=\"/api/add_dataset\",le=\"5\"} 2",
+            "tabacco_metadb_request_duration_seconds_bucket{endpoint=\"/api/add_dataset\",le=\"+Inf\"} 3",
+            "tabacco_metadb_request_duration_seconds_count{endpoint=\"/api/add_dataset\"} 3",
+            "tabacco_metadb_database_size_bytes 4096",
+            "tabacco_metadb_last_backup_timestamp_seconds{host=\"we\\\"b3\",source=\"users\"} 1700000000",
+            "tabacco_metadb_up 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(m.render(None).contains("tabacco_metadb_up 0\n"));
+    }
+}

@@ -1,0 +1,525 @@
+//! The agent daemon: schedules, signals (real ones, sent with kill(2)),
+//! overlap and concurrency limits, shutdown of running jobs, and its HTTP
+//! endpoints. Every test runs the real binary against a real restic
+//! repository; a guard stops and reaps the agent even when a test fails.
+
+use crate::common::Fixture;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// A running `tabacco agent`, stopped with SIGKILL and reaped on drop.
+struct Agent {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Agent {
+    fn start(f: &Fixture, args: &[&str]) -> Agent {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tabacco"))
+            .arg("--config")
+            .arg(f.config())
+            .arg("agent")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let reader = {
+            let stderr = Arc::clone(&stderr);
+            thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut all = stderr.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            })
+        };
+        let agent = Agent {
+            child,
+            stderr,
+            reader: Some(reader),
+        };
+        agent.wait_for("agent started", Duration::from_secs(20));
+        agent
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `text`; returns the log.
+    #[track_caller]
+    fn wait_for(&self, text: &str, timeout: Duration) -> String {
+        let log = eventually(timeout, || {
+            let log = self.stderr();
+            log.contains(text).then_some(log)
+        });
+        log.unwrap_or_else(|| panic!("no {text:?} in the agent's log:\n{}", self.stderr()))
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own unreaped child.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// The address from the `listening on ADDR` line.
+    fn addr(&self) -> String {
+        let log = self.wait_for("listening on ", Duration::from_secs(10));
+        let line = log.lines().find(|l| l.contains("listening on ")).unwrap();
+        line.rsplit(' ').next().unwrap().to_string()
+    }
+
+    /// Sends SIGTERM and waits for the exit (at most `timeout`).
+    #[track_caller]
+    fn terminate(mut self, timeout: Duration) -> (ExitStatus, Duration, String) {
+        let started = Instant::now();
+        self.signal(libc::SIGTERM);
+        let status = eventually(timeout, || self.child.try_wait().unwrap());
+        let Some(status) = status else {
+            panic!(
+                "agent still running {timeout:?} after SIGTERM:\n{}",
+                self.stderr()
+            );
+        };
+        let elapsed = started.elapsed();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        (status, elapsed, self.stderr())
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns something or `timeout` passes.
+fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if started.elapsed() > timeout {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `GET path` on `addr`: status code and body.
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// The sources named in the metadb's records, with a count of backups each.
+fn backed_up(f: &Fixture) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for backup in f.query(&["--versions", "1000", "*"]) {
+        for dataset in backup["datasets"].as_array().unwrap() {
+            let source = dataset["source"].as_str().unwrap().to_string();
+            *counts.entry(source).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// A pipe source that dumps one line; `extra` is appended to its mapping.
+fn pipe_source(name: &str, schedule: &str, extra: &str) -> String {
+    format!(
+        "- name: {name}\n  handler: pipe\n  schedule: \"{schedule}\"\n  params:\n    backup_command: \"echo dump of {name}\"\n{extra}"
+    )
+}
+
+/// A schedule that never comes during a test.
+const NEVER: &str = "0 0 1 1 *";
+
+#[test]
+fn every_2s_source_runs_repeatedly_and_metrics_follow() {
+    let f = Fixture::new();
+    f.write("etc/sources/sql.yml", &pipe_source("sql", "@every 2s", ""));
+    let agent = Agent::start(&f, &["--http-addr", "127.0.0.1:0"]);
+    let addr = agent.addr();
+    let runs = eventually(Duration::from_secs(30), || {
+        let log = agent.stderr();
+        (log.matches("source sql (backup ").count() >= 2).then_some(())
+    });
+    assert!(runs.is_some(), "fewer than 2 runs:\n{}", agent.stderr());
+    assert!(backed_up(&f)["sql"] >= 2);
+
+    assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_string()));
+    let (status, metrics) = get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.lines().any(|l| l == "backup_ok{dataset=\"sql\"} 1"),
+        "{metrics}"
+    );
+    for name in [
+        "tabacco_last_success_timestamp_seconds{source=\"sql\"} ",
+        "tabacco_last_duration_seconds{source=\"sql\"} ",
+        "tabacco_bytes_added{source=\"sql\"} ",
+        "tabacco_files{source=\"sql\"} 1",
+        "tabacco_overlaps_total{source=\"sql\"} ",
+        "tabacco_next_run_timestamp_seconds{source=\"sql\"} ",
+        "tabacco_running_jobs ",
+        "tabacco_spool_backlog 0",
+    ] {
+        assert!(metrics.contains(name), "{name:?} missing:\n{metrics}");
+    }
+    promtool_accepts(&metrics);
+    let (status, page) = get(&addr, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("<td>sql</td><td>@every 2s</td>"), "{page}");
+    assert_eq!(get(&addr, "/nothing").0, 404);
+
+    let log = agent.stderr();
+    assert!(!log.contains("error:"), "{log}");
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+}
+
+/// Runs `promtool check metrics` on `text` if promtool is installed.
+fn promtool_accepts(text: &str) {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("note: promtool is not installed; /metrics not checked with it");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn sigusr1_runs_every_source_now() {
+    let f = Fixture::new();
+    f.write(
+        "etc/sources/all.yml",
+        &(pipe_source("a", NEVER, "") + &pipe_source("b", NEVER, "")),
+    );
+    let agent = Agent::start(&f, &[]);
+    let second = f.tabacco(&["agent"]).status(1);
+    assert!(
+        second.stderr.contains("another agent (pid ") && second.stderr.contains("is running"),
+        "{second:?}"
+    );
+    agent.signal(libc::SIGUSR1);
+    agent.wait_for("source a (backup ", Duration::from_secs(30));
+    agent.wait_for("source b (backup ", Duration::from_secs(30));
+    let counts = backed_up(&f);
+    assert_eq!(counts.get("a"), Some(&1));
+    assert_eq!(counts.get("b"), Some(&1));
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+
+    // A restarted agent knows the last successes from the metadb.
+    let agent = Agent::start(&f, &["--http-addr", "127.0.0.1:0"]);
+    let addr = agent.addr();
+    let metrics = eventually(Duration::from_secs(10), || {
+        let (_, metrics) = get(&addr, "/metrics");
+        metrics
+            .contains("tabacco_last_success_timestamp_seconds{source=\"b\"} ")
+            .then_some(metrics)
+    });
+    let metrics = metrics.expect("last success of b after a restart");
+    assert!(
+        metrics.contains("tabacco_files{source=\"a\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("backup_ok{"),
+        "unknown until a run:\n{metrics}"
+    );
+}
+
+#[test]
+fn sighup_adds_new_sources_and_drops_removed_ones() {
+    let f = Fixture::new();
+    f.write("etc/sources/a.yml", &pipe_source("a", NEVER, ""));
+    f.write("etc/sources/b.yml", &pipe_source("b", NEVER, ""));
+    let agent = Agent::start(&f, &[]);
+    std::fs::remove_file(f.path("etc/sources/b.yml")).unwrap();
+    f.write("etc/sources/c.yml", &pipe_source("c", NEVER, ""));
+    agent.signal(libc::SIGHUP);
+    agent.wait_for("configuration reloaded in ", Duration::from_secs(10));
+    assert!(
+        agent.stderr().contains("2 sources (added: c; removed: b)"),
+        "{}",
+        agent.stderr()
+    );
+    agent.signal(libc::SIGUSR1);
+    agent.wait_for("source a (backup ", Duration::from_secs(30));
+    agent.wait_for("source c (backup ", Duration::from_secs(30));
+    let counts = backed_up(&f);
+    assert_eq!(
+        (counts.get("a"), counts.get("b"), counts.get("c")),
+        (Some(&1), None, Some(&1))
+    );
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+}
+
+#[test]
+fn sighup_with_a_broken_config_keeps_the_old_one() {
+    let f = Fixture::with_agent("dry_run: true\n");
+    f.write("etc/sources/a.yml", &pipe_source("a", NEVER, ""));
+    let agent = Agent::start(&f, &[]);
+    let broken = f.write("etc/sources/b.yml", "- name: b\n  handler: nosuch\n");
+    std::fs::remove_file(f.path("etc/sources/a.yml")).unwrap();
+    agent.signal(libc::SIGHUP);
+    let log = agent.wait_for("rejected", Duration::from_secs(10));
+    assert!(
+        log.lines()
+            .any(|l| l.contains("error: reload: ") && l.contains(&*broken.to_string_lossy())),
+        "the reason, with the file, is logged:\n{log}"
+    );
+    // The old configuration still runs: `a` (dry run: nothing is written).
+    agent.signal(libc::SIGUSR1);
+    agent.wait_for("dry run: would stream", Duration::from_secs(10));
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("would stream `echo dump of a`"), "{log}");
+    assert!(!log.contains("source b"), "{log}");
+}
+
+#[test]
+fn sigterm_stops_a_long_pipe_backup_and_records_nothing() {
+    let f = Fixture::new();
+    f.write(
+        "etc/sources/slow.yml",
+        "- name: slow\n  handler: pipe\n  schedule: \"0 0 1 1 *\"\n  params:\n    backup_command: \"echo partial; sleep 60; echo x\"\n",
+    );
+    let agent = Agent::start(&f, &["-vv"]);
+    agent.signal(libc::SIGUSR1);
+    let log = agent.wait_for("started restic backup (pid ", Duration::from_secs(30));
+    let pid = |what: &str| -> i32 {
+        let line = log.lines().find(|l| l.contains(what)).unwrap();
+        let digits: String = line
+            .rsplit("pid ")
+            .next()
+            .unwrap()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    };
+    let producer = pid("started backup_command (pid ");
+    let restic = pid("started restic backup (pid ");
+    // Let restic take its lock and read the first line.
+    thread::sleep(Duration::from_secs(2));
+
+    let (status, elapsed, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+    for pid in [producer, restic] {
+        // SAFETY: kill(2) with signal 0 only checks for existence.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        assert!(!alive, "process {pid} survived the agent:\n{log}");
+    }
+    assert!(log.contains("stopping: agent shutting down"), "{log}");
+    assert_eq!(f.query(&["*"]), Vec::<serde_json::Value>::new());
+    assert_eq!(
+        f.snapshot_tags(),
+        Vec::<Vec<String>>::new(),
+        "no partial snapshot"
+    );
+    let locks = f.restic(&["list", "locks", "--no-lock"]);
+    assert_eq!(locks.stdout, "", "restic was interrupted, not killed");
+}
+
+#[test]
+fn a_slow_source_never_runs_twice_at_once() {
+    let f = Fixture::new();
+    let hook =
+        "  pre_backup_command: \"echo start >> ROOT/runs; sleep 2; echo end >> ROOT/runs\"\n";
+    f.write_config(
+        "etc/sources/slow.yml",
+        &pipe_source("slow", "@every 1s", hook),
+    );
+    let agent = Agent::start(&f, &["--http-addr", "127.0.0.1:0"]);
+    let addr = agent.addr();
+    agent.wait_for("previous backup still running", Duration::from_secs(20));
+    let log = agent.wait_for("source slow (backup ", Duration::from_secs(20));
+    let (_, metrics) = get(&addr, "/metrics");
+    let overlaps = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tabacco_overlaps_total{source=\"slow\"} "))
+        .map(|n| n.parse::<u64>().unwrap());
+    assert!(overlaps >= Some(1), "{metrics}");
+    assert!(log.contains("warning: source slow: previous backup still running"));
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+
+    let runs = std::fs::read_to_string(f.path("runs")).unwrap();
+    let lines: Vec<&str> = runs.lines().collect();
+    assert!(lines.len() >= 2, "{runs}");
+    for (i, line) in lines.iter().enumerate() {
+        let expected = if i % 2 == 0 { "start" } else { "end" };
+        assert_eq!(*line, expected, "interleaved runs:\n{runs}");
+    }
+}
+
+#[test]
+fn no_more_jobs_run_at_once_than_concurrency_allows() {
+    let f = Fixture::with_agent("queue_config: {concurrency: 2}\n");
+    let hook = "  pre_backup_command: \"echo + >> ROOT/events; sleep 1; echo - >> ROOT/events\"\n";
+    let sources: String = ["a", "b", "c", "d"]
+        .iter()
+        .map(|name| pipe_source(name, "@every 1s", hook))
+        .collect();
+    f.write_config("etc/sources/all.yml", &sources);
+    let agent = Agent::start(&f, &[]);
+    let enough = eventually(Duration::from_secs(30), || {
+        let events = std::fs::read_to_string(f.path("events")).unwrap_or_default();
+        (events.lines().filter(|l| *l == "-").count() >= 6).then_some(())
+    });
+    assert!(enough.is_some(), "{}", agent.stderr());
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+
+    let events = std::fs::read_to_string(f.path("events")).unwrap();
+    let (mut running, mut most) = (0, 0);
+    for event in events.lines() {
+        running += if event == "+" { 1 } else { -1 };
+        most = most.max(running);
+    }
+    assert_eq!(most, 2, "at most 2 at once, and 2 reached:\n{events}");
+}
+
+#[test]
+fn a_stale_lock_is_unlocked_and_the_backup_retried() {
+    let f = Fixture::new();
+    f.restic(&["init"]).success();
+    // Data for `check --read-data` to chew on while we find its lock.
+    let data: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(f.path("data/blob"), data).unwrap();
+    f.restic(&["backup", "--quiet", &f.path("data").display().to_string()])
+        .success();
+    // A restic killed while holding an exclusive lock leaves it stale.
+    let mut check = Command::new("restic")
+        .args(["check", "--read-data"])
+        .env("RESTIC_REPOSITORY", f.path("repo"))
+        .env("RESTIC_PASSWORD", crate::common::PASSWORD)
+        .env("RESTIC_CACHE_DIR", f.path("work/cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut locked = None;
+    while locked.is_none() && started.elapsed() < Duration::from_secs(20) {
+        let n = std::fs::read_dir(f.path("repo/locks")).unwrap().count();
+        locked = (n > 0).then_some(());
+        thread::sleep(Duration::from_millis(2));
+    }
+    check.kill().unwrap();
+    check.wait().unwrap();
+    assert!(locked.is_some(), "restic check took no lock");
+
+    f.write("etc/sources/sql.yml", &pipe_source("sql", "@every 10s", ""));
+    let agent = Agent::start(&f, &["--http-addr", "127.0.0.1:0"]);
+    let addr = agent.addr();
+    let log = agent.wait_for("datasets recorded", Duration::from_secs(40));
+    assert!(log.contains("repository is locked"), "{log}");
+    assert!(log.contains("source sql: retrying in "), "{log}");
+    assert!(
+        log.contains("restic unlock removed any stale locks"),
+        "{log}"
+    );
+    let (_, metrics) = get(&addr, "/metrics");
+    let failures = "tabacco_backup_failures_total{source=\"sql\",kind=\"repository_locked\"} 1";
+    assert!(metrics.lines().any(|l| l == failures), "{metrics}");
+    assert!(
+        metrics.contains("backup_ok{dataset=\"sql\"} 1"),
+        "{metrics}"
+    );
+    promtool_accepts(&metrics);
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+}
+
+#[test]
+fn an_unreachable_repository_is_retried_and_counted() {
+    let f = Fixture::new();
+    f.write(
+        "etc/agent.yml",
+        &format!(
+            "hostname: test-host\nrepository:\n  params:\n    uri: rest:http://127.0.0.1:1/\n    password: x\nwork_dir: {}\n",
+            f.path("work").display()
+        ),
+    );
+    f.write("etc/sources/sql.yml", &pipe_source("sql", "@every 20s", ""));
+    let agent = Agent::start(&f, &["--http-addr", "127.0.0.1:0"]);
+    let addr = agent.addr();
+    let log = agent.wait_for("source sql: retrying in ", Duration::from_secs(40));
+    assert!(log.contains("connection refused"), "{log}");
+    let (_, metrics) = get(&addr, "/metrics");
+    assert!(
+        metrics.contains(
+            "tabacco_backup_failures_total{source=\"sql\",kind=\"repository_unavailable\"} "
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("backup_ok{dataset=\"sql\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tabacco_running_jobs 1"),
+        "waiting to retry:\n{metrics}"
+    );
+    let (_, page) = get(&addr, "/");
+    assert!(page.contains("waiting to retry at "), "{page}");
+    let (status, elapsed, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "a waiting retry ends at once: {elapsed:?}"
+    );
+}
