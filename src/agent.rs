@@ -2,7 +2,8 @@
 //! (on the calling thread) decides what runs when; a pool of workers runs
 //! the backups; a signal thread forwards signals to the scheduler; an
 //! optional HTTP thread serves metrics and a status page; a reporter thread
-//! keeps a remote metadb informed. All of them share one [`state::Shared`].
+//! keeps a remote metadb informed; a maintenance thread prunes, verifies and
+//! carries out restore requests. All of them share one [`state::Shared`].
 //!
 //! Each thread has one owner that stops and joins it: the pool belongs to
 //! the scheduler, the signal, reporter and HTTP threads to [`run`].
@@ -11,6 +12,7 @@ mod failure;
 mod history;
 mod http;
 mod instance;
+mod maintenance;
 mod metrics;
 mod page;
 mod reporter;
@@ -65,8 +67,10 @@ pub fn run(
         (events, incoming),
     )?;
     let reporter = reporter::Reporter::spawn(Arc::clone(&shared), Arc::clone(&metadb))?;
+    let maintenance = maintenance::Maintenance::spawn(Arc::clone(&shared), Arc::clone(&metadb))?;
     scheduler.run();
 
+    maintenance.stop();
     forwarder.stop();
     reporter.stop();
     if let Some(server) = http {

@@ -14,12 +14,14 @@ mod logger;
 mod metadb;
 mod model;
 mod name;
+mod prune;
 mod restic;
 mod restore;
 mod schedule;
 mod shell;
 mod source;
 mod time;
+mod verify;
 
 use cmd::Exit;
 use std::process::ExitCode;

@@ -12,6 +12,8 @@ use crate::shell::{self, Stop, Supervisor};
 use crate::{name, time};
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Mutex, PoisonError};
+use std::thread;
 
 /// Where restored data goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,6 +117,71 @@ fn add(items: &mut Vec<Item>, backup: &Backup, dataset: &Dataset) {
             },
             dataset: dataset.clone(),
         }),
+    }
+}
+
+/// How a restore plan went.
+pub struct Outcome {
+    pub total: usize,
+    pub failed: usize,
+}
+
+impl Outcome {
+    /// One line for logs and restore request status.
+    pub fn summary(&self) -> String {
+        match self.failed {
+            0 => format!("restored {} atoms", self.total),
+            n => format!(
+                "restored {} of {} atoms; {n} failed",
+                self.total - n,
+                self.total
+            ),
+        }
+    }
+}
+
+/// Restores `items`, up to `queue_config.concurrency` datasets at a time,
+/// logging each failure. `track` registers each job's supervisor with
+/// whoever may have to stop it, and says if that already happened.
+pub fn carry_out(
+    config: &Config,
+    items: &[Item],
+    target: &Target,
+    track: &(dyn Fn(&Supervisor) -> Option<String> + Sync),
+) -> Outcome {
+    let repo = Repo::new(config.repository.clone());
+    let queue = Mutex::new(items.iter());
+    let failed = Mutex::new(0);
+    thread::scope(|scope| {
+        for _ in 0..config.concurrency {
+            scope.spawn(|| loop {
+                let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                let Some(item) = next else { break };
+                let sup = Supervisor::new(
+                    config.priority,
+                    format!("{} {}", item.dataset.source, item.backup.id),
+                );
+                let result = match track(&sup) {
+                    Some(reason) => Err(reason),
+                    None => restore(item, config, &repo, target, &sup),
+                };
+                if let Err(e) = result {
+                    let names: Vec<&str> =
+                        item.dataset.atoms.iter().map(|a| a.name.as_str()).collect();
+                    log::error!(
+                        "restore of {} (backup {}) failed: {e}",
+                        names.join(" "),
+                        item.backup.id
+                    );
+                    *failed.lock().unwrap_or_else(PoisonError::into_inner) +=
+                        item.dataset.atoms.len();
+                }
+            });
+        }
+    });
+    Outcome {
+        total: items.iter().map(|i| i.dataset.atoms.len()).sum(),
+        failed: failed.into_inner().unwrap_or_else(PoisonError::into_inner),
     }
 }
 

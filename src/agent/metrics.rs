@@ -6,7 +6,7 @@
 //! Per-source values appear once the source has run since the agent
 //! started; failure counters appear per kind once that kind has occurred.
 
-use super::state::State;
+use super::state::{Maintenance, State};
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
 
@@ -127,7 +127,56 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
         "Records waiting in the spool for the metadb.",
     );
     sample(&mut out, "tabacco_spool_backlog", &[], spool_backlog);
+    maintenance(&mut out, &state.maintenance_stats);
     out
+}
+
+/// The maintenance thread's metrics: last successes and failure counts of
+/// verification and pruning, and restore requests carried out.
+fn maintenance(out: &mut String, m: &Maintenance) {
+    let timestamps = [
+        (
+            "tabacco_last_verified_timestamp_seconds",
+            "When `verify` (restic check and a restore drill) last passed.",
+            m.last_verified,
+        ),
+        (
+            "tabacco_last_pruned_timestamp_seconds",
+            "When retention was last applied successfully.",
+            m.last_pruned,
+        ),
+    ];
+    for (name, help, t) in timestamps {
+        family(out, name, "gauge", help);
+        if let Some(t) = t {
+            sample(out, name, &[], seconds(t));
+        }
+    }
+    let counters = [
+        (
+            "tabacco_verify_failures_total",
+            "Failed verifications (check or restore drill).",
+            m.verify_failures,
+        ),
+        (
+            "tabacco_prune_failures_total",
+            "Failed applications of retention.",
+            m.prune_failures,
+        ),
+    ];
+    for (name, help, n) in counters {
+        family(out, name, "counter", help);
+        sample(out, name, &[], n);
+    }
+    let name = "tabacco_restore_requests_total";
+    family(
+        out,
+        name,
+        "counter",
+        "Restore requests from the metadb carried out, by outcome.",
+    );
+    sample(out, name, &[("outcome", "succeeded")], m.restores_succeeded);
+    sample(out, name, &[("outcome", "failed")], m.restores_failed);
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -169,6 +169,7 @@ impl Scheduler {
         let loaded = Arc::clone(&self.loaded);
         let mut state = self.shared.lock();
         state.host.clone_from(&loaded.config.hostname);
+        state.loaded = Some(Arc::clone(&loaded));
         state
             .sources
             .retain(|name, _| loaded.source(name).is_some());

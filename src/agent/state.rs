@@ -7,11 +7,12 @@
 //! and fill as backups run.
 
 use super::failure::Kind;
+use super::scheduler::Loaded;
 use crate::restic;
 use crate::shell::Supervisor;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// The state and the condition workers wait on between retries.
@@ -31,6 +32,22 @@ pub struct State {
     /// Jobs taken by a worker, by source name (a source runs at most once).
     pub running: BTreeMap<String, RunningJob>,
     pub shutting_down: bool,
+    /// The configuration in force, for the maintenance thread.
+    pub loaded: Option<Arc<Loaded>>,
+    /// The maintenance thread's current task, stopped on shutdown.
+    pub maintenance: Option<Supervisor>,
+    pub maintenance_stats: Maintenance,
+}
+
+/// What the maintenance thread did (see `maintenance`).
+#[derive(Clone, Debug, Default)]
+pub struct Maintenance {
+    pub last_verified: Option<DateTime<Utc>>,
+    pub verify_failures: u64,
+    pub last_pruned: Option<DateTime<Utc>>,
+    pub prune_failures: u64,
+    pub restores_succeeded: u64,
+    pub restores_failed: u64,
 }
 
 /// One configured source.
@@ -161,6 +178,14 @@ impl Shared {
         !state.shutting_down
     }
 
+    /// Puts `sup` in charge of the maintenance thread's processes (or no one,
+    /// with `None`); false once the agent is shutting down.
+    pub fn maintain(&self, sup: Option<&Supervisor>) -> bool {
+        let mut state = self.lock();
+        state.maintenance = sup.cloned();
+        !state.shutting_down
+    }
+
     /// Forgets the job of `source`: its worker is done with it.
     pub fn finish(&self, source: &str) {
         self.lock().running.remove(source);
@@ -172,11 +197,11 @@ impl Shared {
         let supervisors: Vec<Supervisor> = {
             let mut state = self.lock();
             state.shutting_down = true;
-            state
+            let jobs = state
                 .running
                 .values()
-                .filter_map(|job| job.supervisor.clone())
-                .collect()
+                .filter_map(|job| job.supervisor.clone());
+            jobs.chain(state.maintenance.clone()).collect()
         };
         self.changed.notify_all();
         // Outside the lock: stop() logs, and workers need the lock to finish.
@@ -190,7 +215,6 @@ impl Shared {
 mod tests {
     use super::*;
     use crate::shell::Priority;
-    use std::sync::Arc;
     use std::time::Instant;
 
     #[test]

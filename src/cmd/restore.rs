@@ -11,10 +11,7 @@ use crate::config::Config;
 use crate::interrupt::Interrupt;
 use crate::metadb::Metadb;
 use crate::model::{self, RestoreRequest};
-use crate::restic::Repo;
 use crate::restore::{self, Item};
-use crate::shell::Supervisor;
-use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -40,52 +37,14 @@ pub fn restore(config: &Config, args: &Restore) -> Result<(), Exit> {
     if let Some(host) = &args.remote {
         return request(&metadb, host, args, items);
     }
-    let repo = Repo::new(config.repository.clone());
     let interrupt =
         Interrupt::install().map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
-    let queue = Mutex::new(items.iter());
-    let failures = Mutex::new(Vec::new());
-    thread::scope(|scope| {
-        for _ in 0..config.concurrency {
-            scope.spawn(|| loop {
-                let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-                let Some(item) = next else { break };
-                let label = format!("{} {}", item.dataset.source, item.backup.id);
-                let sup = Supervisor::new(config.priority, label);
-                let result = match interrupt.track(&sup) {
-                    Some(reason) => Err(reason),
-                    None => restore::restore(item, config, &repo, &args.target, &sup),
-                };
-                if let Err(e) = result {
-                    failures
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push((item, e));
-                }
-            });
-        }
-    });
-    let failures = failures
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner);
-    let total: usize = items.iter().map(|i| i.dataset.atoms.len()).sum();
-    let failed: usize = failures.iter().map(|(i, _)| i.dataset.atoms.len()).sum();
-    for (item, error) in &failures {
-        let names: Vec<&str> = item.dataset.atoms.iter().map(|a| a.name.as_str()).collect();
-        log::error!(
-            "restore of {} (backup {}) failed: {error}",
-            names.join(" "),
-            item.backup.id
-        );
-    }
-    if failed > 0 {
-        log::error!(
-            "restored {} of {total} atoms; {failed} failed",
-            total - failed
-        );
+    let outcome = restore::carry_out(config, &items, &args.target, &|sup| interrupt.track(sup));
+    if outcome.failed > 0 {
+        log::error!("{}", outcome.summary());
         return Err(Exit::Failed);
     }
-    log::info!("restored {total} atoms");
+    log::info!("{}", outcome.summary());
     Ok(())
 }
 

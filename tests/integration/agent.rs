@@ -12,17 +12,22 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// A running `tabacco agent`, stopped with SIGKILL and reaped on drop.
-struct Agent {
+pub(crate) struct Agent {
     child: Child,
     stderr: Arc<Mutex<String>>,
     reader: Option<JoinHandle<()>>,
 }
 
 impl Agent {
-    fn start(f: &Fixture, args: &[&str]) -> Agent {
+    pub(crate) fn start(f: &Fixture, args: &[&str]) -> Agent {
+        Agent::start_with(&f.config(), args)
+    }
+
+    /// Starts an agent on the configuration at `config`.
+    pub(crate) fn start_with(config: &std::path::Path, args: &[&str]) -> Agent {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tabacco"))
             .arg("--config")
-            .arg(f.config())
+            .arg(config)
             .arg("agent")
             .args(args)
             .stdin(Stdio::null())
@@ -51,7 +56,7 @@ impl Agent {
         agent
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
@@ -216,6 +221,11 @@ fn promtool_accepts(text: &str) {
         .stderr(Stdio::piped())
         .spawn();
     let Ok(mut child) = child else {
+        // CI installs it (.ci/run); elsewhere the check is skipped, loudly.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is not installed"
+        );
         eprintln!("note: promtool is not installed; /metrics not checked with it");
         return;
     };
@@ -522,4 +532,43 @@ fn an_unreachable_repository_is_retried_and_counted() {
         elapsed < Duration::from_secs(5),
         "a waiting retry ends at once: {elapsed:?}"
     );
+}
+
+#[test]
+fn prune_and_verify_run_on_their_schedules() {
+    let f = Fixture::with_agent(
+        "retention: {keep_last: 1}\nprune_schedule: \"@every 2s\"\nverify_schedule: \"@every 2s\"\n",
+    );
+    f.write("etc/sources/sql.yml", &pipe_source("sql", NEVER, ""));
+    f.tabacco(&["run"]).success();
+    thread::sleep(Duration::from_millis(1100));
+    f.tabacco(&["run"]).success();
+    assert_eq!(f.snapshot_tags().len(), 2);
+    let agent = Agent::start(&f, &["--http-addr", "127.0.0.1:0"]);
+    let addr = agent.addr();
+    let metrics = eventually(Duration::from_secs(40), || {
+        let (_, text) = get(&addr, "/metrics");
+        let done = text.contains("\ntabacco_last_verified_timestamp_seconds ")
+            && text.contains("\ntabacco_last_pruned_timestamp_seconds ");
+        done.then_some(text)
+    });
+    let log = agent.stderr();
+    let metrics = metrics.unwrap_or_else(|| panic!("prune and verify did not both run: {log}"));
+    assert!(
+        metrics.contains("tabacco_verify_failures_total 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tabacco_prune_failures_total 0"),
+        "{metrics}"
+    );
+    promtool_accepts(&metrics);
+    assert_eq!(f.snapshot_tags().len(), 1, "keep_last 1 applied");
+    assert_eq!(
+        f.query(&["--versions", "10", "*"]).len(),
+        1,
+        "the metadb follows"
+    );
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
 }

@@ -11,5 +11,6 @@ mod config;
 mod core;
 mod metadb;
 mod packaging;
+mod remote;
 mod restore;
 mod retention;

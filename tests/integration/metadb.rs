@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A running `tabacco metadb`, killed and reaped when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
@@ -21,7 +21,7 @@ struct Server {
 impl Server {
     /// Starts `tabacco metadb --config CONFIG --http-addr ADDR` and waits
     /// for the address it logs.
-    fn start(config: &Path, addr: &str) -> Server {
+    pub(crate) fn start(config: &Path, addr: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tabacco"))
             .args(["metadb", "--config"])
             .arg(config)
@@ -62,7 +62,7 @@ impl Server {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
@@ -155,7 +155,7 @@ fn find(server: &Server, token: Option<&str>, body: &str) -> (u16, Vec<serde_jso
 }
 
 /// A metadb.yml in `f` with database `db` and `extra` keys.
-fn metadb_config(f: &Fixture, extra: &str) -> PathBuf {
+pub(crate) fn metadb_config(f: &Fixture, extra: &str) -> PathBuf {
     f.write(
         "etc/metadb.yml",
         &format!("db_path: {}\n{extra}", f.path("metadb/db.sqlite").display()),

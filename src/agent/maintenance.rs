@@ -1,0 +1,231 @@
+//! The maintenance thread: the agent's work besides backups. It runs
+//! retention (`prune_schedule`) and verification (`verify_schedule`) on
+//! their schedules, and carries out this host's restore requests, which it
+//! asks the metadb for every few seconds. One task runs at a time, with the
+//! configuration in force when it starts; shutdown stops its processes.
+//! The agent owns the thread: stopping (or dropping) it wakes and joins it.
+
+use super::scheduler::Loaded;
+use super::state::Shared;
+use crate::metadb::Metadb;
+use crate::model::RestoreRequest;
+use crate::restore::{self, Target};
+use crate::schedule::Schedule;
+use crate::shell::Supervisor;
+use crate::{prune, verify};
+use chrono::{DateTime, Local, Utc};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// How often the metadb is asked for restore requests (and schedules
+/// looked at).
+const RESTORE_POLL: Duration = Duration::from_secs(5);
+
+/// Owns the maintenance thread.
+pub struct Maintenance {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// When the scheduled tasks run next, for the schedules they were computed from.
+#[derive(Default)]
+struct Next {
+    prune: Option<(String, DateTime<Utc>)>,
+    verify: Option<(String, DateTime<Utc>)>,
+}
+
+impl Maintenance {
+    /// Starts the thread; it waits for the scheduler to publish a configuration.
+    pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Maintenance, String> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("maintenance".into())
+            .spawn(move || {
+                let mut next = Next::default();
+                loop {
+                    match stopped.recv_timeout(RESTORE_POLL) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    let Some(loaded) = shared.lock().loaded.clone() else {
+                        continue;
+                    };
+                    let now = Utc::now();
+                    if due(&mut next.prune, loaded.config.prune_schedule.as_ref(), now) {
+                        prune_now(&shared, &metadb, &loaded);
+                    }
+                    if due(
+                        &mut next.verify,
+                        loaded.config.verify_schedule.as_ref(),
+                        now,
+                    ) {
+                        verify_now(&shared, &metadb, &loaded);
+                    }
+                    restore_requests(&shared, &metadb, &loaded);
+                }
+            })
+            .map_err(|e| format!("cannot start the maintenance thread: {e}"))?;
+        Ok(Maintenance {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread (its running task is stopped by the agent's
+    /// shutdown) and joins it.
+    pub fn stop(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Maintenance {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+/// Whether a task on `schedule` is due at `now`; plans its next run. A
+/// changed schedule is planned afresh, from now.
+fn due(
+    next: &mut Option<(String, DateTime<Utc>)>,
+    schedule: Option<&Schedule>,
+    now: DateTime<Utc>,
+) -> bool {
+    let Some(schedule) = schedule else {
+        *next = None;
+        return false;
+    };
+    let text = schedule.to_string();
+    let plan = |from: DateTime<Utc>| {
+        // The offset of `@random_every` only spreads the fleet; any stable
+        // number per schedule will do for these tasks.
+        let offset = text
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        schedule
+            .next_after(&from.with_timezone(&Local), offset)
+            .map(|t| (text.clone(), t.with_timezone(&Utc)))
+    };
+    match next {
+        Some((planned, at)) if *planned == text => {
+            if *at > now {
+                return false;
+            }
+            *next = plan(now);
+            true
+        }
+        _ => {
+            *next = plan(now);
+            false
+        }
+    }
+}
+
+fn prune_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
+    let sup = Supervisor::new(loaded.config.priority, "prune");
+    if !shared.maintain(Some(&sup)) {
+        return;
+    }
+    let result = prune::prune(&loaded.config, metadb, &sup, &[], false);
+    shared.maintain(None);
+    let mut state = shared.lock();
+    match result {
+        Ok(forgotten) => {
+            log::info!("prune: {} snapshots forgotten", forgotten.len());
+            state.maintenance_stats.last_pruned = Some(Utc::now());
+        }
+        Err(e) => {
+            log::error!("prune failed: {e}");
+            state.maintenance_stats.prune_failures += 1;
+        }
+    }
+}
+
+fn verify_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
+    let sup = Supervisor::new(loaded.config.priority, "verify");
+    if !shared.maintain(Some(&sup)) {
+        return;
+    }
+    let result = verify::verify(&loaded.config, metadb, &sup, &[], None);
+    shared.maintain(None);
+    let mut state = shared.lock();
+    match result {
+        Ok(checked) => {
+            log::info!("verify: {checked}");
+            state.maintenance_stats.last_verified = Some(Utc::now());
+        }
+        Err(e) => {
+            log::error!("verify failed: {e}");
+            state.maintenance_stats.verify_failures += 1;
+        }
+    }
+}
+
+/// Carries out this host's pending restore requests, oldest first.
+fn restore_requests(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
+    let host = &loaded.config.hostname;
+    loop {
+        let request = match metadb.next_restore_request(host) {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(e) => {
+                log::debug!("cannot ask for restore requests: {e}");
+                return;
+            }
+        };
+        let (state, message) = match carry_out(shared, loaded, &request) {
+            Ok(summary) => ("succeeded", summary),
+            Err(e) => ("failed", e),
+        };
+        log::info!("restore request {}: {state}: {message}", request.id);
+        {
+            let mut s = shared.lock();
+            let stats = &mut s.maintenance_stats;
+            *(if state == "succeeded" {
+                &mut stats.restores_succeeded
+            } else {
+                &mut stats.restores_failed
+            }) += 1;
+        }
+        if let Err(e) = metadb.update_restore_request(host, &request.id, state, &message) {
+            log::error!(
+                "cannot report the outcome of restore request {}: {e}",
+                request.id
+            );
+        }
+        if shared.lock().shutting_down {
+            return;
+        }
+    }
+}
+
+fn carry_out(shared: &Shared, loaded: &Loaded, request: &RestoreRequest) -> Result<String, String> {
+    let target = Target::from_request(request.target.as_deref())?;
+    log::info!(
+        "restore request {}: restoring {} datasets",
+        request.id,
+        request.items.len()
+    );
+    let track = |sup: &Supervisor| {
+        if shared.maintain(Some(sup)) {
+            None
+        } else {
+            Some("agent shutting down".to_string())
+        }
+    };
+    let outcome = restore::carry_out(&loaded.config, &request.items, &target, &track);
+    shared.maintain(None);
+    match outcome.failed {
+        0 => Ok(outcome.summary()),
+        _ => Err(outcome.summary()),
+    }
+}

@@ -1,0 +1,84 @@
+//! Retention: forget this host's snapshots that a source's policy no
+//! longer keeps, selected by tabacco's own tags only (nothing else in a
+//! shared repository is touched), remove them from the metadb, so that
+//! `query` and `restore` never offer a snapshot that no longer exists, and
+//! reclaim the space. Used by `tabacco prune` and by the agent's
+//! `prune_schedule`.
+
+use crate::config::raw::Retention;
+use crate::config::Config;
+use crate::metadb::Metadb;
+use crate::model;
+use crate::restic::{self, Repo};
+use crate::shell::Supervisor;
+
+/// One forgotten (or, in a dry run, forgettable) snapshot.
+pub struct Forgotten {
+    pub short_id: String,
+    pub time: String,
+    pub atoms: Vec<String>,
+}
+
+/// Applies retention to the sources called `names` (all when empty).
+pub fn prune(
+    config: &Config,
+    metadb: &Metadb,
+    sup: &Supervisor,
+    names: &[String],
+    dry_run: bool,
+) -> Result<Vec<Forgotten>, String> {
+    let sources = config.select(names)?;
+    // Sources sharing a policy are forgotten together: one restic call each.
+    let mut groups: Vec<(&Retention, Vec<&str>)> = Vec::new();
+    for source in sources {
+        let Some(policy) = source.retention.as_ref().or(config.retention.as_ref()) else {
+            log::info!(
+                "source {}: no retention policy, everything is kept",
+                source.name
+            );
+            continue;
+        };
+        match groups.iter_mut().find(|(p, _)| *p == policy) {
+            Some((_, names)) => names.push(&source.name),
+            None => groups.push((policy, vec![&source.name])),
+        }
+    }
+    let repo = Repo::new(config.repository.clone());
+    let mut removed: Vec<restic::Snapshot> = Vec::new();
+    for (policy, names) in &groups {
+        let gone = repo
+            .forget(sup, &config.hostname, names, policy, dry_run)
+            .map_err(|e| format!("forgetting snapshots of {}: {e}", names.join(" ")))?;
+        removed.extend(gone);
+    }
+    let mut forgotten = Vec::new();
+    let mut dataset_ids = Vec::new();
+    for snapshot in removed {
+        let tags = snapshot.tags.unwrap_or_default();
+        if let Some((_, dataset)) = model::from_snapshot_tags(&tags) {
+            forgotten.push(Forgotten {
+                short_id: snapshot.short_id,
+                time: snapshot.time,
+                atoms: dataset.atoms.into_iter().map(|a| a.name).collect(),
+            });
+            dataset_ids.push(dataset.id);
+        }
+    }
+    if dry_run || dataset_ids.is_empty() {
+        return Ok(forgotten);
+    }
+    log::info!("forgot {} snapshots", forgotten.len());
+    metadb
+        .remove_datasets(&config.hostname, &dataset_ids)
+        .map_err(|e| format!("snapshots forgotten, but not removed from the metadb: {e}"))?;
+    if let Err(e) = repo.prune(sup) {
+        // A stale lock of a dead process blocks the exclusive prune.
+        if !matches!(e, restic::Error::Locked(_)) {
+            return Err(format!("restic prune: {e}"));
+        }
+        repo.unlock(sup)
+            .map_err(|e| format!("restic unlock: {e}"))?;
+        repo.prune(sup).map_err(|e| format!("restic prune: {e}"))?;
+    }
+    Ok(forgotten)
+}

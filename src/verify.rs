@@ -1,0 +1,168 @@
+//! Verification: is the repository sound, and can a backup really be
+//! restored? Runs `restic check`, then a restore drill: a randomly chosen
+//! recent atom of this host is restored into scratch space under `work_dir`
+//! (a pipe atom's stream is counted against the size recorded at backup
+//! time, a file atom's files are read back in full), and the outcome is
+//! recorded in the metadb. The scratch space is always removed. Used by
+//! `tabacco verify` and by the agent's `verify_schedule`.
+
+use crate::config::Config;
+use crate::metadb::Metadb;
+use crate::model::{self, snapshot_tag, Backup, Dataset, FindRequest, Verification};
+use crate::restic::{self, Repo};
+use crate::restore::Target;
+use crate::shell::Supervisor;
+use crate::time;
+use std::io::Read;
+use std::path::Path;
+
+/// Checks the repository and drills a restore of one random recent atom of
+/// the sources called `names` (all when empty). Says what was checked.
+pub fn verify(
+    config: &Config,
+    metadb: &Metadb,
+    sup: &Supervisor,
+    names: &[String],
+    read_data_subset: Option<&str>,
+) -> Result<String, String> {
+    let sources = config.select(names)?;
+    let repo = Repo::new(config.repository.clone());
+    let checked = match repo.check(sup, read_data_subset) {
+        Err(restic::Error::Locked(_)) => repo
+            .unlock(sup)
+            .and_then(|()| repo.check(sup, read_data_subset)),
+        result => result,
+    };
+    checked.map_err(|e| format!("restic check failed: {e}"))?;
+    log::info!("restic check passed");
+
+    let request = FindRequest {
+        pattern: "*".into(),
+        host: Some(config.hostname.clone()),
+        num_versions: Some(1),
+        older_than: None,
+    };
+    let found = metadb.find_atoms(&request).map_err(|e| e.to_string())?;
+    let candidates: Vec<(&Backup, &Dataset, usize)> = found
+        .iter()
+        .flat_map(|b| b.datasets.iter().map(move |d| (b, d)))
+        .filter(|(_, d)| sources.iter().any(|s| s.name == d.source))
+        .flat_map(|(b, d)| (0..d.atoms.len()).map(move |i| (b, d, i)))
+        .collect();
+    let Some(&(backup, dataset, index)) = candidates.get(random_index(candidates.len())) else {
+        return Ok(
+            "restic check passed; no recorded atom of this host to drill a restore with".into(),
+        );
+    };
+    let atom = &dataset.atoms[index];
+    let scratch = config.work_dir.join(format!("verify-{}", model::new_id()));
+    let drilled = drill(&repo, sup, dataset, index, &scratch);
+    if let Err(e) = std::fs::remove_dir_all(&scratch) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            log::error!("cannot remove scratch directory {}: {e}", scratch.display());
+        }
+    }
+    let verification = Verification {
+        timestamp: time::format(chrono::Utc::now()),
+        host: config.hostname.clone(),
+        atom: atom.name.clone(),
+        backup_id: backup.id.clone(),
+        ok: drilled.is_ok(),
+        message: match &drilled {
+            Ok(what) => what.clone(),
+            Err(e) => e.clone(),
+        },
+    };
+    if let Err(e) = metadb.add_verification(&verification) {
+        log::error!("cannot record the verification: {e}");
+    }
+    let what = format!("restore drill of {} (backup {})", atom.name, backup.id);
+    match drilled {
+        Ok(checked) => Ok(format!("restic check passed; {what}: {checked}")),
+        Err(e) => Err(format!("{what} failed: {e}")),
+    }
+}
+
+/// A number below `n` (0 when `n` is 0), from the process's random state.
+fn random_index(n: usize) -> usize {
+    let random = u64::from_str_radix(&model::new_id(), 16).unwrap_or(0);
+    if n == 0 {
+        0
+    } else {
+        (random % n as u64) as usize
+    }
+}
+
+/// Restores atom `index` of `dataset` into `scratch`; says what was checked.
+fn drill(
+    repo: &Repo,
+    sup: &Supervisor,
+    dataset: &Dataset,
+    index: usize,
+    scratch: &Path,
+) -> Result<String, String> {
+    let atom = &dataset.atoms[index];
+    let tag = snapshot_tag(&dataset.id);
+    match &atom.path {
+        Some(path) => {
+            let target = Target::Dir(scratch.to_path_buf());
+            std::fs::create_dir_all(scratch)
+                .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+            repo.restore(sup, &tag, target.dir(), &[path])
+                .map_err(|e| e.to_string())?;
+            let restored = scratch.join(path.trim_start_matches('/'));
+            let (files, bytes) = read_tree(&restored)?;
+            Ok(format!(
+                "{files} files, {bytes} bytes restored and read back"
+            ))
+        }
+        None => {
+            let mut dump = repo
+                .dump(sup, &tag, &format!("/{}", atom.name))
+                .map_err(|e| e.to_string())?;
+            let mut bytes = 0u64;
+            if let Some(mut stdout) = dump.child().stdout.take() {
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    match stdout.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => bytes += n as u64,
+                        Err(e) => return Err(format!("reading restic dump: {e}")),
+                    }
+                }
+            }
+            dump.wait().map_err(|e| e.to_string())?;
+            if bytes != dataset.total_bytes as u64 {
+                return Err(format!(
+                    "dump has {bytes} bytes, {} were backed up",
+                    dataset.total_bytes
+                ));
+            }
+            Ok(format!("{bytes} bytes streamed back, as backed up"))
+        }
+    }
+}
+
+/// Reads every file under `root` to the end; counts files and bytes.
+fn read_tree(root: &Path) -> Result<(u64, u64), String> {
+    let meta = std::fs::symlink_metadata(root)
+        .map_err(|e| format!("{} was not restored: {e}", root.display()))?;
+    if meta.is_file() {
+        let bytes = std::io::copy(
+            &mut std::fs::File::open(root).map_err(|e| format!("{}: {e}", root.display()))?,
+            &mut std::io::sink(),
+        )
+        .map_err(|e| format!("{}: {e}", root.display()))?;
+        return Ok((1, bytes));
+    }
+    let mut totals = (0, 0);
+    if meta.is_dir() {
+        let entries = std::fs::read_dir(root).map_err(|e| format!("{}: {e}", root.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("{}: {e}", root.display()))?;
+            let (files, bytes) = read_tree(&entry.path())?;
+            totals = (totals.0 + files, totals.1 + bytes);
+        }
+    }
+    Ok(totals)
+}
