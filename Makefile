@@ -67,6 +67,7 @@ demo: build
 # Overhead against raw restic, and tabacco's memory while streaming.
 bench: build
 	BIN=$(BIN) sh contrib/bench/run.sh
+	$(CARGO) test --release --locked --test integration metadb::bench -- --ignored --nocapture
 
 # Builds the binary only if it is missing, so that `sudo make install`
 # after `make` does not run cargo as root in the source tree.
