@@ -53,14 +53,12 @@ impl Maintenance {
                         continue;
                     };
                     let now = Utc::now();
-                    if due(&mut next.prune, loaded.config.prune_schedule.as_ref(), now) {
+                    let prune = loaded.config.prune_schedule.as_ref();
+                    if due(&mut next.prune, prune, loaded.offset("prune"), now) {
                         prune_now(&shared, &metadb, &loaded);
                     }
-                    if due(
-                        &mut next.verify,
-                        loaded.config.verify_schedule.as_ref(),
-                        now,
-                    ) {
+                    let verify = loaded.config.verify_schedule.as_ref();
+                    if due(&mut next.verify, verify, loaded.offset("verify"), now) {
                         verify_now(&shared, &metadb, &loaded);
                     }
                     restore_requests(&shared, &metadb, &loaded);
@@ -93,11 +91,14 @@ impl Drop for Maintenance {
     }
 }
 
-/// Whether a task on `schedule` is due at `now`; plans its next run. A
-/// changed schedule is planned afresh, from now.
+/// Whether a task on `schedule` is due at `now`; plans its next run (with
+/// this host's `offset` for `@random_every`, so that hosts sharing a
+/// repository do not all prune at once). A changed schedule is planned
+/// afresh, from now.
 fn due(
     next: &mut Option<(String, DateTime<Utc>)>,
     schedule: Option<&Schedule>,
+    offset: u64,
     now: DateTime<Utc>,
 ) -> bool {
     let Some(schedule) = schedule else {
@@ -106,11 +107,6 @@ fn due(
     };
     let text = schedule.to_string();
     let plan = |from: DateTime<Utc>| {
-        // The offset of `@random_every` only spreads the fleet; any stable
-        // number per schedule will do for these tasks.
-        let offset = text
-            .bytes()
-            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
         schedule
             .next_after(&from.with_timezone(&Local), offset)
             .map(|t| (text.clone(), t.with_timezone(&Utc)))
@@ -132,11 +128,11 @@ fn due(
 
 fn prune_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
     let sup = Supervisor::new(loaded.config.priority, "prune");
-    if !shared.maintain(Some(&sup)) {
+    if !shared.maintain(&sup) {
         return;
     }
     let result = prune::prune(&loaded.config, metadb, &sup, &[], false);
-    shared.maintain(None);
+    shared.maintenance_done();
     let mut state = shared.lock();
     match result {
         Ok(forgotten) => {
@@ -152,11 +148,11 @@ fn prune_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
 
 fn verify_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
     let sup = Supervisor::new(loaded.config.priority, "verify");
-    if !shared.maintain(Some(&sup)) {
+    if !shared.maintain(&sup) {
         return;
     }
     let result = verify::verify(&loaded.config, metadb, &sup, &[], None);
-    shared.maintain(None);
+    shared.maintenance_done();
     let mut state = shared.lock();
     match result {
         Ok(checked) => {
@@ -216,14 +212,14 @@ fn carry_out(shared: &Shared, loaded: &Loaded, request: &RestoreRequest) -> Resu
         request.items.len()
     );
     let track = |sup: &Supervisor| {
-        if shared.maintain(Some(sup)) {
+        if shared.maintain(sup) {
             None
         } else {
             Some("agent shutting down".to_string())
         }
     };
     let outcome = restore::carry_out(&loaded.config, &request.items, &target, &track);
-    shared.maintain(None);
+    shared.maintenance_done();
     match outcome.failed {
         0 => Ok(outcome.summary()),
         _ => Err(outcome.summary()),

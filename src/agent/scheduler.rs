@@ -70,6 +70,11 @@ impl Loaded {
             .and_then(|&i| self.config.sources.get(i))
     }
 
+    /// This host's stable offset for `@random_every` schedules of `name`.
+    pub fn offset(&self, name: &str) -> u64 {
+        seed::offset(&self.seed, name)
+    }
+
     /// The first run of `source` strictly after `now`.
     fn next_run(&self, source: &Source, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let offset = seed::offset(&self.seed, &source.name);

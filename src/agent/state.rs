@@ -34,8 +34,9 @@ pub struct State {
     pub shutting_down: bool,
     /// The configuration in force, for the maintenance thread.
     pub loaded: Option<Arc<Loaded>>,
-    /// The maintenance thread's current task, stopped on shutdown.
-    pub maintenance: Option<Supervisor>,
+    /// The processes of the maintenance thread's current task (several for
+    /// a restore), stopped on shutdown.
+    pub maintenance: Vec<Supervisor>,
     pub maintenance_stats: Maintenance,
 }
 
@@ -178,12 +179,17 @@ impl Shared {
         !state.shutting_down
     }
 
-    /// Puts `sup` in charge of the maintenance thread's processes (or no one,
-    /// with `None`); false once the agent is shutting down.
-    pub fn maintain(&self, sup: Option<&Supervisor>) -> bool {
+    /// Adds `sup` to the maintenance thread's current task; false once the
+    /// agent is shutting down.
+    pub fn maintain(&self, sup: &Supervisor) -> bool {
         let mut state = self.lock();
-        state.maintenance = sup.cloned();
+        state.maintenance.push(sup.clone());
         !state.shutting_down
+    }
+
+    /// The maintenance thread's task is over.
+    pub fn maintenance_done(&self) {
+        self.lock().maintenance.clear();
     }
 
     /// Forgets the job of `source`: its worker is done with it.
@@ -201,7 +207,7 @@ impl Shared {
                 .running
                 .values()
                 .filter_map(|job| job.supervisor.clone());
-            jobs.chain(state.maintenance.clone()).collect()
+            jobs.chain(state.maintenance.iter().cloned()).collect()
         };
         self.changed.notify_all();
         // Outside the lock: stop() logs, and workers need the lock to finish.
