@@ -6,7 +6,7 @@
 //! carries out restore requests. All of them share one [`state::Shared`].
 //!
 //! Each thread has one owner that stops and joins it: the pool belongs to
-//! the scheduler, the signal, reporter and HTTP threads to [`run`].
+//! the scheduler, the signal, reporter, maintenance and HTTP threads to [`run`].
 
 mod failure;
 mod history;
@@ -15,6 +15,7 @@ mod instance;
 mod maintenance;
 mod metrics;
 mod page;
+mod periodic;
 mod reporter;
 mod retry;
 mod scheduler;
@@ -66,8 +67,8 @@ pub fn run(
         Arc::clone(&shared),
         (events, incoming),
     )?;
-    let reporter = reporter::Reporter::spawn(Arc::clone(&shared), Arc::clone(&metadb))?;
-    let maintenance = maintenance::Maintenance::spawn(Arc::clone(&shared), Arc::clone(&metadb))?;
+    let reporter = reporter::spawn(Arc::clone(&shared), Arc::clone(&metadb))?;
+    let maintenance = maintenance::spawn(Arc::clone(&shared), Arc::clone(&metadb))?;
     scheduler.run();
 
     maintenance.stop();

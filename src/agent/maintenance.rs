@@ -3,8 +3,9 @@
 //! their schedules, and carries out this host's restore requests, which it
 //! asks the metadb for every few seconds. One task runs at a time, with the
 //! configuration in force when it starts; shutdown stops its processes.
-//! The agent owns the thread: stopping (or dropping) it wakes and joins it.
+//! The agent owns the thread (a [`Periodic`]).
 
+use super::periodic::Periodic;
 use super::scheduler::Loaded;
 use super::state::Shared;
 use crate::metadb::Metadb;
@@ -14,20 +15,12 @@ use crate::schedule::Schedule;
 use crate::shell::Supervisor;
 use crate::{prune, verify};
 use chrono::{DateTime, Local, Utc};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 /// How often the metadb is asked for restore requests (and schedules
 /// looked at).
 const RESTORE_POLL: Duration = Duration::from_secs(5);
-
-/// Owns the maintenance thread.
-pub struct Maintenance {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
 
 /// When the scheduled tasks run next, for the schedules they were computed from.
 #[derive(Default)]
@@ -36,59 +29,25 @@ struct Next {
     verify: Option<(String, DateTime<Utc>)>,
 }
 
-impl Maintenance {
-    /// Starts the thread; it waits for the scheduler to publish a configuration.
-    pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Maintenance, String> {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = thread::Builder::new()
-            .name("maintenance".into())
-            .spawn(move || {
-                let mut next = Next::default();
-                loop {
-                    match stopped.recv_timeout(RESTORE_POLL) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-                    }
-                    let Some(loaded) = shared.lock().loaded.clone() else {
-                        continue;
-                    };
-                    let now = Utc::now();
-                    let prune = loaded.config.prune_schedule.as_ref();
-                    if due(&mut next.prune, prune, loaded.offset("prune"), now) {
-                        prune_now(&shared, &metadb, &loaded);
-                    }
-                    let verify = loaded.config.verify_schedule.as_ref();
-                    if due(&mut next.verify, verify, loaded.offset("verify"), now) {
-                        verify_now(&shared, &metadb, &loaded);
-                    }
-                    restore_requests(&shared, &metadb, &loaded);
-                }
-            })
-            .map_err(|e| format!("cannot start the maintenance thread: {e}"))?;
-        Ok(Maintenance {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops the thread (its running task is stopped by the agent's
-    /// shutdown) and joins it.
-    pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+/// Starts the maintenance thread, with the configuration the scheduler
+/// publishes in `shared`.
+pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Periodic, String> {
+    let mut next = Next::default();
+    Periodic::spawn("maintenance", RESTORE_POLL, move |stopping| {
+        let Some(loaded) = shared.lock().loaded.clone().filter(|_| !stopping) else {
+            return;
+        };
+        let now = Utc::now();
+        let prune = loaded.config.prune_schedule.as_ref();
+        if due(&mut next.prune, prune, loaded.offset("prune"), now) {
+            prune_now(&shared, &metadb, &loaded);
         }
-    }
-}
-
-impl Drop for Maintenance {
-    fn drop(&mut self) {
-        self.shut();
-    }
+        let verify = loaded.config.verify_schedule.as_ref();
+        if due(&mut next.verify, verify, loaded.offset("verify"), now) {
+            verify_now(&shared, &metadb, &loaded);
+        }
+        restore_requests(&shared, &metadb, &loaded);
+    })
 }
 
 /// Whether a task on `schedule` is due at `now`; plans its next run (with

@@ -7,15 +7,14 @@
 //! First, though, it loads what the metadb knows of earlier backups (see
 //! `history`). It runs on its own thread so that a slow metadb never delays
 //! scheduling.
-//! The agent owns it: stopping (or dropping) it wakes and joins the thread.
+//! The agent owns it (a [`Periodic`]).
 
 use super::history;
+use super::periodic::Periodic;
 use super::state::{RunningJob, Shared};
 use crate::metadb::jobs::ActiveJob;
 use crate::metadb::Metadb;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// How often the spool is retried and running jobs are reported.
@@ -23,59 +22,20 @@ const INTERVAL: Duration = Duration::from_secs(30);
 /// How often an idle host repeats its (empty) report.
 const IDLE_REPEAT: Duration = Duration::from_secs(600);
 
-/// Owns the reporter thread.
-pub struct Reporter {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Reporter {
-    /// Starts reporting for `metadb`; the sources must be in `shared`.
-    pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Reporter, String> {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = thread::Builder::new()
-            .name("reporter".into())
-            .spawn(move || {
-                history::load(&shared, &metadb);
-                let mut last: Option<(Vec<ActiveJob>, Instant)> = None;
-                loop {
-                    let stopping = match stopped.recv_timeout(INTERVAL) {
-                        Err(RecvTimeoutError::Timeout) => false,
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
-                    };
-                    report(&shared, &metadb, &mut last);
-                    flush(&metadb);
-                    if stopping {
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| format!("cannot start the reporter thread: {e}"))?;
-        Ok(Reporter {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops the thread and joins it. Stop it once no job runs: it reports
-    /// that, and delivers what the spool holds, before it ends (each within
-    /// the metadb client's timeout).
-    pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+/// Starts the reporter thread for `metadb`; the sources must be in
+/// `shared`. Stop it once no job runs: it reports that, and delivers what
+/// the spool holds, before it ends (each within the metadb client's timeout).
+pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Periodic, String> {
+    let mut last: Option<(Vec<ActiveJob>, Instant)> = None;
+    let mut history_loaded = false;
+    Periodic::spawn("reporter", INTERVAL, move |_stopping| {
+        if !history_loaded {
+            history::load(&shared, &metadb);
+            history_loaded = true;
         }
-    }
-}
-
-impl Drop for Reporter {
-    fn drop(&mut self) {
-        self.shut();
-    }
+        report(&shared, &metadb, &mut last);
+        flush(&metadb);
+    })
 }
 
 /// Delivers spooled records, if any.
