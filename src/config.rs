@@ -101,17 +101,14 @@ impl Config {
         let (agent, origin) = file::read_one::<raw::Agent>(path)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut errors = Vec::new();
-        let mut config = match resolve_agent(agent, &origin) {
-            Ok(config) => Some(config),
-            Err(e) => {
-                errors.push(e);
-                None
-            }
-        };
+        let config = resolve_agent(agent, &origin)
+            .map_err(|e| errors.push(e))
+            .ok();
         let handlers = read_dir_entries::<raw::Handler>(&dir.join("handlers"), &mut errors);
         let templates = resolve_handlers(handlers, &mut errors);
         let sources = read_dir_entries::<raw::Source>(&dir.join("sources"), &mut errors);
         let mut seen: HashMap<String, Origin> = HashMap::new();
+        let mut resolved = Vec::new();
         for (raw, origin) in sources {
             if let Some(first) = seen.get(&raw.name) {
                 let msg = format!(
@@ -123,14 +120,15 @@ impl Config {
             }
             seen.insert(raw.name.clone(), origin.clone());
             match resolve_source(raw, origin, &templates) {
-                Ok(source) => config
-                    .iter_mut()
-                    .for_each(|c| c.sources.push(source.clone())),
+                Ok(source) => resolved.push(source),
                 Err(e) => errors.push(e),
             }
         }
         match config {
-            Some(config) if errors.is_empty() => Ok(config),
+            Some(config) if errors.is_empty() => Ok(Config {
+                sources: resolved,
+                ..config
+            }),
             _ => Err(Errors(errors)),
         }
     }

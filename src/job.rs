@@ -183,13 +183,18 @@ fn backup_dataset(
         sup.run_shell(pre, &hook_env, "pre_backup_command")
             .map_err(|e| e.to_string())?;
     }
-    let result = snapshot(source, env, sup, backup, plan, restic_time);
+    let result = snapshot(source, env, sup, backup, plan, restic_time).map(Some);
     if let Some(post) = &source.hooks.post_backup {
         let status = if result.is_ok() { "ok" } else { "failed" };
         let mut post_env = hook_env.to_vec();
         post_env.push(("BACKUP_STATUS", status));
-        sup.run_shell(post, &post_env, "post_backup_command")
-            .map_err(|e| e.to_string())?;
+        if let Err(e) = sup.run_shell(post, &post_env, "post_backup_command") {
+            // Say both what happened to the data and what the hook did.
+            return Err(match result {
+                Ok(_) => format!("{e} (the dataset was saved and recorded)"),
+                Err(first) => format!("{first}; then {e}"),
+            });
+        }
     }
     result
 }
@@ -224,17 +229,8 @@ fn snapshot(
     backup: &Backup,
     plan: Plan,
     restic_time: &str,
-) -> Result<Option<Dataset>, String> {
-    let mut dataset = Dataset {
-        id: model::new_id(),
-        source: source.name.clone(),
-        atoms: plan.atoms,
-        snapshot_id: String::new(),
-        total_files: 0,
-        total_bytes: 0,
-        bytes_added: 0,
-        duration: 0.0,
-    };
+) -> Result<Dataset, String> {
+    let mut dataset = Dataset::new(model::new_id(), source.name.clone(), plan.atoms);
     let tags = model::snapshot_tags(backup, &dataset);
     let label = sup.label().to_string();
     let mut on_status = |s: restic::Status| {
@@ -314,7 +310,7 @@ fn snapshot(
             dataset.snapshot_id
         ));
     }
-    Ok(Some(dataset))
+    Ok(dataset)
 }
 
 /// Pipes the producer's stdout straight into restic's stdin. A producer

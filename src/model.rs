@@ -36,6 +36,20 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// A dataset not backed up yet: no snapshot, no statistics.
+    pub fn new(id: String, source: String, atoms: Vec<Atom>) -> Dataset {
+        Dataset {
+            id,
+            source,
+            atoms,
+            snapshot_id: String::new(),
+            total_files: 0,
+            total_bytes: 0,
+            bytes_added: 0,
+            duration: 0.0,
+        }
+    }
+
     /// The restic tag that names this dataset's snapshot and nothing else.
     pub fn tag(&self) -> String {
         snapshot_tag(&self.id)
@@ -158,16 +172,11 @@ pub fn from_snapshot_tags(tags: &[String]) -> Option<(String, Dataset)> {
             .map(String::from)
     };
     let backup_id = value("tabacco:backup=")?;
-    let mut dataset = Dataset {
-        id: value("tabacco:dataset=")?,
-        source: value("tabacco:source=")?,
-        atoms: Vec::new(),
-        snapshot_id: String::new(),
-        total_files: 0,
-        total_bytes: 0,
-        bytes_added: 0,
-        duration: 0.0,
-    };
+    let mut dataset = Dataset::new(
+        value("tabacco:dataset=")?,
+        value("tabacco:source=")?,
+        Vec::new(),
+    );
     for atom in tags.iter().filter_map(|t| t.strip_prefix("tabacco:atom=")) {
         dataset.atoms.push(match atom.split_once(':') {
             Some((name, path)) => Atom {

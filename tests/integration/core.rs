@@ -547,3 +547,19 @@ fn sigterm_stops_a_run_and_leaves_no_lock_or_partial_snapshot() {
     assert!(f.snapshot_tags().is_empty());
     assert_eq!(f.query(&["*"]).len(), 0);
 }
+
+#[test]
+fn failing_post_hook_fails_the_source_but_keeps_the_backup() {
+    let f = Fixture::new();
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: sql\nhandler: pipe\nparams: {backup_command: \"echo data\"}\npost_backup_command: \"echo cannot unlock >&2; exit 4\"\n",
+    );
+    let run = f.tabacco(&["run"]).status(1);
+    assert!(
+        run.stderr.contains("post_backup_command exited with status 4: cannot unlock (the dataset was saved and recorded)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(atom_names(&f.query(&["*"])), ["sql"]);
+}
