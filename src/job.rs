@@ -4,6 +4,7 @@
 //! producer's partial snapshot is forgotten.
 
 use crate::config::{self, Config};
+use crate::failure::{Failure, Kind};
 use crate::handler::{Context, Input, Plan};
 use crate::metadb::Metadb;
 use crate::model::{self, Backup, Dataset};
@@ -24,8 +25,8 @@ pub struct Outcome {
     pub backup_id: String,
     /// Datasets in the repository and recorded (or spooled).
     pub recorded: Vec<Dataset>,
-    /// One line per failure; empty when everything succeeded.
-    pub errors: Vec<String>,
+    /// Every failure; empty when everything succeeded.
+    pub errors: Vec<Failure>,
 }
 
 /// What a job needs besides its source.
@@ -44,16 +45,19 @@ pub type Progress<'a> = dyn Fn(&str, &restic::Status) + Sync + 'a;
 /// A source's datasets with their atoms known: the result of running
 /// `datasets_command` and `atoms_command`. Errors come back beside the
 /// groups that could be resolved, so the rest of a source is still backed up.
-pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, Vec<String>) {
+pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, Vec<Failure>) {
     let specs = match &source.datasets {
         Datasets::Listed(specs) => specs.clone(),
         Datasets::Command(command) => {
             match sup.capture_shell(command, "datasets_command", LIST_LIMIT) {
                 Ok(text) => match parse_datasets(source, &text) {
                     Ok(specs) => specs,
-                    Err(e) => return (Vec::new(), vec![format!("datasets_command: {e}")]),
+                    Err(e) => {
+                        let e = format!("datasets_command printed no dataset list: {e}");
+                        return (Vec::new(), vec![Failure::new(Kind::Command, e)]);
+                    }
                 },
-                Err(e) => return (Vec::new(), vec![e.to_string()]),
+                Err(e) => return (Vec::new(), vec![e.into()]),
             }
         }
     };
@@ -70,14 +74,15 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
                                 name: line.to_string(),
                                 path: None,
                             }),
-                            Err(e) => {
-                                errors.push(format!("atoms_command printed an {e}; atom skipped"))
-                            }
+                            Err(e) => errors.push(Failure::new(
+                                Kind::Command,
+                                format!("atoms_command printed an {e}; atom skipped"),
+                            )),
                         }
                     }
                 }
                 Err(e) => {
-                    errors.push(e.to_string());
+                    errors.push(e.into());
                     continue;
                 }
             }
@@ -92,7 +97,7 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
             atoms_command: None,
         }) {
             Ok(()) => groups.push(atoms),
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(Failure::new(Kind::Other, e)),
         }
     }
     (groups, errors)
@@ -138,12 +143,12 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
     for atoms in &groups {
         match source.handler.plan(source, atoms, &ctx) {
             Ok(p) => plans.extend(p),
-            Err(e) => outcome.errors.push(e),
+            Err(e) => outcome.errors.push(Failure::new(Kind::Other, e)),
         }
     }
     if !env.dry_run && !plans.is_empty() {
         if let Err(e) = env.repo.ensure_initialized(sup) {
-            outcome.errors.push(e.to_string());
+            outcome.errors.push(e.into());
             return outcome;
         }
     }
@@ -152,7 +157,9 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
         match backup_dataset(source, env, sup, &backup, plan, &restic_time) {
             Ok(Some(dataset)) => outcome.recorded.push(dataset),
             Ok(None) => {}
-            Err(e) => outcome.errors.push(format!("dataset {dataset_name}: {e}")),
+            Err(e) => outcome
+                .errors
+                .push(e.context(&format!("dataset {dataset_name}"))),
         }
     }
     outcome
@@ -166,7 +173,7 @@ fn backup_dataset(
     backup: &Backup,
     plan: Plan,
     restic_time: &str,
-) -> Result<Option<Dataset>, String> {
+) -> Result<Option<Dataset>, Failure> {
     let atom_names: Vec<&str> = plan.atoms.iter().map(|a| a.name.as_str()).collect();
     let atom_names = atom_names.join(" ");
     let dataset_name = plan.name.clone();
@@ -180,8 +187,7 @@ fn backup_dataset(
         return Ok(None);
     }
     if let Some(pre) = &source.hooks.pre_backup {
-        sup.run_shell(pre, &hook_env, "pre_backup_command")
-            .map_err(|e| e.to_string())?;
+        sup.run_shell(pre, &hook_env, "pre_backup_command")?;
     }
     let result = snapshot(source, env, sup, backup, plan, restic_time).map(Some);
     if let Some(post) = &source.hooks.post_backup {
@@ -190,9 +196,13 @@ fn backup_dataset(
         post_env.push(("BACKUP_STATUS", status));
         if let Err(e) = sup.run_shell(post, &post_env, "post_backup_command") {
             // Say both what happened to the data and what the hook did.
+            let hook = Failure::from(e);
             return Err(match result {
-                Ok(_) => format!("{e} (the dataset was saved and recorded)"),
-                Err(first) => format!("{first}; then {e}"),
+                Ok(_) => Failure::new(
+                    hook.kind,
+                    format!("{hook} (the dataset was saved and recorded)"),
+                ),
+                Err(first) => Failure::new(first.kind, format!("{first}; then {hook}")),
             });
         }
     }
@@ -229,7 +239,7 @@ fn snapshot(
     backup: &Backup,
     plan: Plan,
     restic_time: &str,
-) -> Result<Dataset, String> {
+) -> Result<Dataset, Failure> {
     let mut dataset = Dataset::new(model::new_id(), source.name.clone(), plan.atoms);
     let tags = model::snapshot_tags(backup, &dataset);
     let label = sup.label().to_string();
@@ -255,11 +265,11 @@ fn snapshot(
     let summary = match plan.input {
         Input::Paths(paths) => {
             if let Some(missing) = paths.iter().find(|p| !Path::new(p).exists()) {
-                return Err(format!("path {} does not exist", missing.display()));
+                let e = format!("path {} does not exist", missing.display());
+                return Err(Failure::new(Kind::Other, e));
             }
             env.repo
-                .backup(sup, request(restic::Input::Paths(paths)), &mut on_status)
-                .map_err(|e| e.to_string())?
+                .backup(sup, request(restic::Input::Paths(paths)), &mut on_status)?
         }
         Input::Command { command, filename } => {
             let summary = stream(
@@ -276,10 +286,11 @@ fn snapshot(
                 .filter(|&min| summary.total_bytes_processed < min as i64)
             {
                 forget_partial(env, sup, &dataset);
-                return Err(format!(
+                let e = format!(
                     "backup_command produced {} bytes, less than min_bytes {min}",
                     summary.total_bytes_processed
-                ));
+                );
+                return Err(Failure::new(Kind::Command, e));
             }
             summary
         }
@@ -299,16 +310,18 @@ fn snapshot(
         dataset.bytes_added
     );
     env.metadb.add_dataset(backup, &dataset).map_err(|e| {
-        format!(
+        let e = format!(
             "snapshot {} saved but not recorded: {e}",
             dataset.snapshot_id
-        )
+        );
+        Failure::new(Kind::Metadb, e)
     })?;
     if summary.incomplete {
-        return Err(format!(
+        let e = format!(
             "snapshot {} saved and recorded, but some files were unreadable (see the log)",
             dataset.snapshot_id
-        ));
+        );
+        return Err(Failure::new(Kind::Repository, e));
     }
     Ok(dataset)
 }
@@ -324,17 +337,15 @@ fn stream<'a>(
     request: impl Fn(restic::Input) -> restic::Backup<'a>,
     filename: String,
     on_status: &mut dyn FnMut(restic::Status),
-) -> Result<restic::Summary, String> {
+) -> Result<restic::Summary, Failure> {
     let atom = dataset.atoms.first().map_or("", |a| a.name.as_str());
     let mut cmd = shell::sh(command);
     cmd.env("ATOM_NAME", atom)
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
-    let mut producer = sup
-        .spawn(&mut cmd, "backup_command", Stop::Terminate)
-        .map_err(|e| e.to_string())?;
+    let mut producer = sup.spawn(&mut cmd, "backup_command", Stop::Terminate)?;
     let Some(stdout) = producer.child().stdout.take() else {
-        return Err("backup_command has no stdout".into());
+        return Err(Failure::new(Kind::Command, "backup_command has no stdout"));
     };
     let stored = env.repo.backup(
         sup,
@@ -354,10 +365,18 @@ fn stream<'a>(
         (Ok(_), Ok(summary)) => Ok(summary),
         (Err(e), Ok(_)) => {
             forget_partial(env, sup, dataset);
-            Err(format!("{e}; its partial snapshot was removed"))
+            let e = Failure::from(e);
+            Err(Failure::new(
+                e.kind,
+                format!("{e}; its partial snapshot was removed"),
+            ))
         }
-        (Ok(_), Err(e)) => Err(e.to_string()),
-        (Err(producer), Err(restic)) => Err(format!("{restic} ({producer})")),
+        (Ok(_), Err(e)) => Err(e.into()),
+        // restic's failure is the cause; the producer's says how it ended.
+        (Err(producer), Err(restic)) => {
+            let restic = Failure::from(restic);
+            Err(Failure::new(restic.kind, format!("{restic} ({producer})")))
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod agent;
 mod cli;
 mod cmd;
 mod config;
+mod failure;
 mod handler;
 mod interrupt;
 mod job;

@@ -54,7 +54,9 @@ impl From<shell::Error> for Error {
             if stderr.contains("wrong password") {
                 return Error::WrongPassword;
             }
-            if stderr.contains("Is there a repository at the following location?") {
+            if stderr.contains("Is there a repository at the following location?")
+                || is_network_error(stderr)
+            {
                 return Error::Unavailable(stderr.clone());
             }
         }
@@ -416,6 +418,21 @@ pub struct Snapshot {
     pub tags: Option<Vec<String>>,
 }
 
+/// Whether restic's stderr holds one of Go's network errors: a remote
+/// repository it could not reach.
+fn is_network_error(stderr: &str) -> bool {
+    const NETWORK: [&str; 7] = [
+        "connection refused",
+        "no route to host",
+        "network is unreachable",
+        "no such host",
+        "i/o timeout",
+        "connection reset by peer",
+        "TLS handshake timeout",
+    ];
+    NETWORK.iter().any(|words| stderr.contains(words))
+}
+
 /// restic's `forget` options for a retention policy. restic reads `m` in
 /// `--keep-within` as months, so the duration is given in days and hours.
 fn policy_args(policy: &Retention) -> Vec<String> {
@@ -539,6 +556,10 @@ mod tests {
                 "unable to create lock in backend: repository is already locked by PID 1"
             )),
             Error::Locked(_)
+        ));
+        assert!(matches!(
+            Error::from(failed("Fatal: create repository at rest:http://127.0.0.1:1/ failed: dial tcp 127.0.0.1:1: connect: connection refused")),
+            Error::Unavailable(_)
         ));
         assert!(matches!(Error::from(failed("other")), Error::Process(_)));
     }

@@ -50,7 +50,15 @@ pub enum Error {
         status: ExitStatus,
         stderr: String,
     },
+    /// The job was stopped (by its timeout if `timeout`, else by its owner)
+    /// before or while this ran.
     Stopped {
+        what: String,
+        reason: String,
+        timeout: bool,
+    },
+    /// It ran, but its output cannot be used.
+    Output {
         what: String,
         reason: String,
     },
@@ -71,7 +79,8 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Stopped { what, reason } => write!(f, "{what} stopped: {reason}"),
+            Error::Stopped { what, reason, .. } => write!(f, "{what} stopped: {reason}"),
+            Error::Output { what, reason } => write!(f, "{what}: {reason}"),
         }
     }
 }
@@ -155,7 +164,8 @@ struct Inner {
 #[derive(Default)]
 struct State {
     groups: Vec<(u32, Stop)>,
-    stopped: Option<String>,
+    /// Why, and whether by the watchdog.
+    stopped: Option<(String, bool)>,
 }
 
 /// A running process in its own group, owned by a [`Supervisor`].
@@ -196,11 +206,6 @@ impl Supervisor {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Why the job was stopped, if it was.
-    pub fn stopped(&self) -> Option<String> {
-        self.state().stopped.clone()
-    }
-
     /// Starts `cmd` in a new process group with stderr logged under `what`.
     /// Refuses once the job has been stopped.
     pub fn spawn(&self, cmd: &mut Command, what: &str, stop: Stop) -> Result<Running, Error> {
@@ -226,10 +231,11 @@ impl Supervisor {
             });
         }
         let mut state = self.state();
-        if let Some(reason) = &state.stopped {
+        if let Some((reason, timeout)) = &state.stopped {
             return Err(Error::Stopped {
                 what: what.into(),
                 reason: reason.clone(),
+                timeout: *timeout,
             });
         }
         let program = cmd.get_program().to_string_lossy().into_owned();
@@ -269,12 +275,16 @@ impl Supervisor {
     /// the rest, then SIGKILL for whatever is left after a grace period.
     /// Processes started later are refused.
     pub fn stop(&self, reason: &str) {
+        self.halt(reason, false);
+    }
+
+    fn halt(&self, reason: &str, timeout: bool) {
         let groups = {
             let mut state = self.state();
             if state.stopped.is_some() {
                 return;
             }
-            state.stopped = Some(reason.to_string());
+            state.stopped = Some((reason.to_string(), timeout));
             state.groups.clone()
         };
         log::warn!("{}: stopping: {reason}", self.inner.label);
@@ -313,7 +323,7 @@ impl Supervisor {
         let this = self.clone();
         let thread = thread::spawn(move || {
             if let Err(RecvTimeoutError::Timeout) = cancelled.recv_timeout(timeout) {
-                this.stop(&reason);
+                this.halt(&reason, true);
             }
         });
         Watchdog {
@@ -359,13 +369,13 @@ impl Supervisor {
         }
         let status = running.wait();
         if too_long {
-            return Err(Error::Stopped {
+            return Err(Error::Output {
                 what: what.into(),
                 reason: format!("output exceeds {limit} bytes"),
             });
         }
         status?;
-        String::from_utf8(out).map_err(|_| Error::Stopped {
+        String::from_utf8(out).map_err(|_| Error::Output {
             what: what.into(),
             reason: "output is not UTF-8".into(),
         })
@@ -431,10 +441,11 @@ impl Running {
             program: self.what.clone(),
             source,
         })?;
-        if let Some(reason) = self.supervisor.stopped() {
+        if let Some((reason, timeout)) = self.supervisor.state().stopped.clone() {
             return Err(Error::Stopped {
                 what: self.what.clone(),
                 reason,
+                timeout,
             });
         }
         match status.code() {

@@ -212,9 +212,9 @@ fn seconds(t: DateTime<Utc>) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::failure::Kind;
     use super::super::state::{LastRun, SourceState};
     use super::*;
+    use crate::failure::Kind;
     use std::time::Duration;
 
     #[test]

@@ -82,7 +82,11 @@ pub fn render(state: &State, host: &str, now: DateTime<Utc>) -> String {
                 "failed at {} (backup {}): {}",
                 time::format(last.finished),
                 last.backup_id,
-                last.errors.join("; ")
+                last.errors
+                    .iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
         };
         let class = match &s.last {
@@ -125,6 +129,7 @@ pub fn escape(text: &str) -> String {
 mod tests {
     use super::super::state::{LastRun, SourceState};
     use super::*;
+    use crate::failure::{Failure, Kind};
     use std::time::Duration;
 
     #[test]
@@ -138,7 +143,10 @@ mod tests {
                     backup_id: "b1".into(),
                     finished: Utc::now(),
                     duration: Duration::from_secs(2),
-                    errors: vec!["pre_backup_command exited: <script>alert('x')</script>".into()],
+                    errors: vec![Failure::new(
+                        Kind::Command,
+                        "pre_backup_command exited: <script>alert('x')</script>",
+                    )],
                 }),
                 ..SourceState::default()
             },

@@ -6,7 +6,6 @@
 //! It sleeps in `recv_timeout` until the next due time or the next event
 //! (a signal, or a worker that finished), so an idle agent costs nothing.
 
-use super::failure::SHUTDOWN_REASON;
 use super::seed;
 use super::state::Shared;
 use super::worker::{Job, Pool};
@@ -159,7 +158,7 @@ impl Scheduler {
         }
         log::info!("shutting down: stopping running jobs");
         self.pending.clear();
-        self.shared.shut_down(SHUTDOWN_REASON);
+        self.shared.shut_down("agent shutting down");
         self.pool.stop();
     }
 

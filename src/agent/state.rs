@@ -6,8 +6,8 @@
 //! Everything here lives in memory: after a restart the metrics start empty
 //! and fill as backups run.
 
-use super::failure::Kind;
 use super::scheduler::Loaded;
+use crate::failure::{Failure, Kind};
 use crate::restic;
 use crate::shell::Supervisor;
 use chrono::{DateTime, Utc};
@@ -76,7 +76,7 @@ pub struct LastRun {
     pub finished: DateTime<Utc>,
     pub duration: Duration,
     /// Empty on success.
-    pub errors: Vec<String>,
+    pub errors: Vec<Failure>,
 }
 
 /// A job a worker holds: running, or waiting to retry.
@@ -152,7 +152,7 @@ impl Shared {
             entry.bytes_added = bytes_added;
             entry.files = files;
         }
-        let mut kinds: Vec<Kind> = run.errors.iter().map(|e| Kind::classify(e)).collect();
+        let mut kinds: Vec<Kind> = run.errors.iter().map(|e| e.kind).collect();
         kinds.sort();
         kinds.dedup();
         for kind in kinds {
@@ -251,7 +251,10 @@ mod tests {
             backup_id: "b".into(),
             finished: Utc::now(),
             duration: Duration::from_secs(1),
-            errors: errors.iter().map(|e| e.to_string()).collect(),
+            errors: errors
+                .iter()
+                .map(|e| Failure::new(Kind::RepositoryLocked, *e))
+                .collect(),
         };
         shared.record("s", run(&[]), 10, 2);
         shared.record(

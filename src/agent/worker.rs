@@ -6,10 +6,10 @@
 //! job sender (workers finish their job, then see the closed channel), and
 //! [`Pool::stop`] joins them.
 
-use super::failure::Kind;
 use super::retry::Backoff;
 use super::scheduler::{Event, Loaded};
 use super::state::{LastRun, Shared};
+use crate::failure::Kind;
 use crate::job::{self, Env};
 use crate::metadb::Metadb;
 use crate::model;
@@ -148,7 +148,7 @@ fn run(context: &Context, job: &Job) {
         let outcome = job::backup(source, &env, &sup, &backup_id);
         let duration = started.elapsed();
         report(&outcome, duration, config.dry_run);
-        let kinds: Vec<Kind> = outcome.errors.iter().map(|e| Kind::classify(e)).collect();
+        let kinds: Vec<Kind> = outcome.errors.iter().map(|e| e.kind).collect();
         let bytes_added = outcome.recorded.iter().map(|d| d.bytes_added).sum();
         let files = outcome.recorded.iter().map(|d| d.total_files).sum();
         let run = LastRun {

@@ -64,8 +64,9 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
     }
     let sup = Supervisor::new(config.priority, format!("{} check", source.name));
     let (groups, resolve_errors) = job::resolve_atoms(source, &sup);
-    let located = |e: String| format!("{}: source {}: {e}", source.origin, source.name);
-    errors.extend(resolve_errors.into_iter().map(located));
+    let located =
+        |e: &dyn std::fmt::Display| format!("{}: source {}: {e}", source.origin, source.name);
+    errors.extend(resolve_errors.iter().map(|e| located(e)));
     let ctx = Context {
         backup_id: "BACKUP_ID",
         host: &config.hostname,
@@ -82,7 +83,7 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
                     }
                 }
             }
-            Err(e) => errors.push(located(e)),
+            Err(e) => errors.push(located(&e)),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::cmd::Exit;
 use crate::config::Config;
+use crate::failure::{Failure, Kind};
 use crate::interrupt::Interrupt;
 use crate::job::{self, Env, Outcome};
 use crate::metadb::Metadb;
@@ -47,7 +48,10 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
                         source: source.name.clone(),
                         backup_id,
                         recorded: Vec::new(),
-                        errors: vec![format!("not started: {reason}")],
+                        errors: vec![Failure::new(
+                            Kind::Interrupted,
+                            format!("not started: {reason}"),
+                        )],
                     },
                     None => job::backup(source, env, &sup, &backup_id),
                 };
