@@ -190,6 +190,18 @@ impl Metadb {
         }
     }
 
+    /// Fails `host`'s restore requests left `running` by an agent that
+    /// stopped while carrying them out; returns how many.
+    pub fn abandon_restore_requests(&self, host: &str) -> Result<usize, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.abandon_restore_requests(host, now())?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().abandon_restore_requests(host)?),
+        }
+    }
+
     /// Restore request `id` with its current state.
     pub fn restore_request(&self, id: &str) -> Result<Option<RestoreRequest>, Error> {
         match self {

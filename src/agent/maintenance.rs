@@ -33,10 +33,25 @@ struct Next {
 /// publishes in `shared`.
 pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Periodic, String> {
     let mut next = Next::default();
+    let mut abandoned = false;
     Periodic::spawn("maintenance", RESTORE_POLL, move |stopping| {
         let Some(loaded) = shared.lock().loaded.clone().filter(|_| !stopping) else {
             return;
         };
+        if !abandoned {
+            // Requests a previous run of this agent was carrying out when it
+            // died would otherwise stay `running` for ever.
+            match metadb.abandon_restore_requests(&loaded.config.hostname) {
+                Ok(0) => abandoned = true,
+                Ok(n) => {
+                    log::warn!(
+                        "{n} restore requests left running by a previous agent marked failed"
+                    );
+                    abandoned = true;
+                }
+                Err(e) => log::debug!("cannot clear abandoned restore requests yet: {e}"),
+            }
+        }
         let now = Utc::now();
         let prune = loaded.config.prune_schedule.as_ref();
         if due(&mut next.prune, prune, loaded.offset("prune"), now) {

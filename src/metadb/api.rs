@@ -31,3 +31,12 @@ pub struct RestoreStatus {
     #[serde(default)]
     pub message: String,
 }
+
+/// The body of `POST /api/restore_requests/abandon`: fail `host`'s requests
+/// left `running` (the host's agent restarted). `host` is needed only with
+/// an admin token.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AbandonRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}

@@ -9,7 +9,9 @@
 //! never appears in `Debug` output, logs or error messages.
 
 use crate::config;
-use crate::metadb::api::{RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus};
+use crate::metadb::api::{
+    AbandonRequest, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus,
+};
 use crate::metadb::jobs::UpdateActiveJobStatusRequest;
 use crate::model::{AddDatasetRequest, Backup, FindRequest, RestoreRequest, Verification};
 use serde::de::DeserializeOwned;
@@ -158,6 +160,20 @@ impl Client {
     /// request, now marked running.
     pub fn next_restore_request(&self, host: &str) -> Result<Option<RestoreRequest>, Error> {
         self.get("/api/restore_requests/next", Some(("host", host)))
+    }
+
+    /// `POST /api/restore_requests/abandon`: fails `host`'s requests left
+    /// `running`; returns how many.
+    pub fn abandon_restore_requests(&self, host: &str) -> Result<usize, Error> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            failed: usize,
+        }
+        let request = AbandonRequest {
+            host: Some(host.to_string()),
+        };
+        let answer: Answer = self.post("/api/restore_requests/abandon", &request)?;
+        Ok(answer.failed)
     }
 
     /// `POST /api/restore_requests/{id}/status`.

@@ -16,7 +16,9 @@
 //! announced body into a buffer of the announced size, so a request
 //! announcing terabytes would abort the process; see [`refuse_oversized`].
 
-use crate::metadb::api::{RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus};
+use crate::metadb::api::{
+    AbandonRequest, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus,
+};
 use crate::metadb::auth::Identity;
 use crate::metadb::config::{Config, HostRead, Policy};
 use crate::metadb::jobs::{Registry, UpdateActiveJobStatusRequest};
@@ -376,6 +378,8 @@ enum Route {
     AddRestoreRequest,
     /// `GET /api/restore_requests/next`.
     NextRestoreRequest,
+    /// `POST /api/restore_requests/abandon`.
+    AbandonRestoreRequests,
     /// `POST /api/restore_requests/{id}/status`.
     RestoreRequestStatus,
     /// `GET /api/restore_requests/{id}`.
@@ -395,6 +399,7 @@ impl Route {
             "/api/verifications" => Route::AddVerification,
             "/api/restore_requests" => Route::AddRestoreRequest,
             "/api/restore_requests/next" => Route::NextRestoreRequest,
+            "/api/restore_requests/abandon" => Route::AbandonRestoreRequests,
             "/healthz" => Route::Healthz,
             "/metrics" => Route::Metrics,
             _ => match restore_request_id(path)? {
@@ -415,6 +420,7 @@ impl Route {
             Route::AddVerification => "/api/verifications",
             Route::AddRestoreRequest => "/api/restore_requests",
             Route::NextRestoreRequest => "/api/restore_requests/next",
+            Route::AbandonRestoreRequests => "/api/restore_requests/abandon",
             Route::RestoreRequestStatus => "/api/restore_requests/{id}/status",
             Route::RestoreRequest => "/api/restore_requests/{id}",
             Route::Healthz => "/healthz",
@@ -430,6 +436,7 @@ impl Route {
             | Route::UpdateActiveJobStatus
             | Route::AddVerification
             | Route::AddRestoreRequest
+            | Route::AbandonRestoreRequests
             | Route::RestoreRequestStatus => Method::Post,
             Route::ActiveJobs
             | Route::NextRestoreRequest
@@ -607,6 +614,19 @@ fn handle(
         Route::NextRestoreRequest => {
             next_restore_request(store, &identity, query_param(request.url(), "host"))
         }
+        Route::AbandonRestoreRequests => parse(&body).map_or_else(
+            |e| e,
+            |req: AbandonRequest| {
+                let host = match restore_host(&identity, req.host.as_deref()) {
+                    Ok(host) => host,
+                    Err(answer) => return answer,
+                };
+                match store.abandon_restore_requests(&host, now()) {
+                    Ok(n) => Answer::json(200, &serde_json::json!({ "failed": n })),
+                    Err(e) => store_error(&e),
+                }
+            },
+        ),
         Route::RestoreRequestStatus => parse(&body).map_or_else(
             |e| e,
             |status: RestoreStatus| {

@@ -308,6 +308,18 @@ impl Store {
         self.restore_request(&id)
     }
 
+    /// Fails `host`'s restore requests still marked `running`: called by its
+    /// agent when it starts, since a request it was carrying out when it
+    /// died would otherwise stay `running` for ever. Returns how many.
+    pub fn abandon_restore_requests(&mut self, host: &str, now: i64) -> Result<usize, Error> {
+        Ok(self.conn.execute(
+            "UPDATE restore_requests SET state = 'failed', updated = ?2,
+                 message = 'abandoned: the agent stopped while carrying it out'
+             WHERE host = ?1 AND state = 'running'",
+            params![host, now],
+        )?)
+    }
+
     /// Records the progress or outcome of `host`'s restore request `id`.
     /// Returns false if `host` has no such request.
     pub fn update_restore_request(

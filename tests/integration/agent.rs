@@ -62,7 +62,7 @@ impl Agent {
 
     /// Waits until the log contains `text`; returns the log.
     #[track_caller]
-    fn wait_for(&self, text: &str, timeout: Duration) -> String {
+    pub(crate) fn wait_for(&self, text: &str, timeout: Duration) -> String {
         let log = eventually(timeout, || {
             let log = self.stderr();
             log.contains(text).then_some(log)

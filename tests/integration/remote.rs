@@ -104,3 +104,45 @@ fn a_restore_request_is_carried_out_by_its_host_only() {
     drop(agent3);
     drop(agent2);
 }
+
+#[test]
+fn a_request_left_running_by_a_dead_agent_is_marked_failed() {
+    let f = Fixture::new();
+    f.write_config(
+        "etc/sources/sql.yml",
+        "name: sql\nhandler: pipe\nschedule: \"0 0 1 1 *\"\nparams: {backup_command: \"echo data\", restore_command: \"sleep 20; cat > ROOT/out\"}\n",
+    );
+    f.tabacco(&["run"]).success();
+    let agent = Agent::start(&f, &[]);
+    f.tabacco(&[
+        "restore",
+        "--target",
+        "/unused",
+        "--remote",
+        "test-host",
+        "sql",
+    ])
+    .success();
+    agent.wait_for("restoring 1 datasets", Duration::from_secs(30));
+    drop(agent); // SIGKILL: no chance to report
+    let state = || -> (String, String) {
+        let db = rusqlite::Connection::open(f.path("work/metadb.sqlite")).unwrap();
+        db.query_row("SELECT state, message FROM restore_requests", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+    };
+    assert_eq!(state().0, "running");
+    let agent = Agent::start(&f, &[]);
+    agent.wait_for(
+        "restore requests left running by a previous agent marked failed",
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        state(),
+        (
+            "failed".into(),
+            "abandoned: the agent stopped while carrying it out".into()
+        )
+    );
+}
