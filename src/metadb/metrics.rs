@@ -3,6 +3,7 @@
 //! host and source, database size) is read by `server` at scrape time and
 //! only rendered here.
 
+use crate::metadb::store::NewestBackup;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
@@ -35,18 +36,10 @@ pub struct Metrics {
     counters: Mutex<Counters>,
 }
 
-/// The newest recorded backup of one host's source.
-pub struct LastBackup {
-    pub host: String,
-    pub source: String,
-    /// Unix seconds.
-    pub timestamp: i64,
-}
-
 /// What the server reads from the database for a scrape.
 pub struct Fleet {
     pub database_bytes: u64,
-    pub last_backups: Vec<LastBackup>,
+    pub last_backups: Vec<NewestBackup>,
 }
 
 impl Metrics {
@@ -169,7 +162,7 @@ mod tests {
         m.observe("/api/add_dataset", 401, Duration::from_secs(10));
         let fleet = Fleet {
             database_bytes: 4096,
-            last_backups: vec![LastBackup {
+            last_backups: vec![NewestBackup {
                 host: "we\"b3".into(),
                 source: "users".into(),
                 timestamp: 1_700_000_000,

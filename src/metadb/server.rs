@@ -22,7 +22,7 @@ use crate::metadb::api::{
 use crate::metadb::auth::Identity;
 use crate::metadb::config::{Config, HostRead, Policy};
 use crate::metadb::jobs::{Registry, UpdateActiveJobStatusRequest};
-use crate::metadb::metrics::{Fleet, LastBackup, Metrics};
+use crate::metadb::metrics::{Fleet, Metrics};
 use crate::metadb::store::{self, Store};
 use crate::model::{AddDatasetRequest, FindRequest, RestoreRequest, Verification};
 use serde::Serialize;
@@ -267,12 +267,10 @@ impl Running {
     }
 }
 
-/// One worker: takes requests until unblocked.
 /// One worker: takes requests until unblocked. A request whose body is
 /// still on its way is served by a thread of its own, so that a client
 /// sending slowly (or not at all) holds that thread and not a worker.
 fn work(server: &tiny_http::Server, shared: &Arc<Shared>, mut store: Store) {
-    let mut reader: Option<rusqlite::Connection> = None;
     loop {
         let request = match server.recv() {
             Ok(request) => request,
@@ -286,7 +284,7 @@ fn work(server: &tiny_http::Server, shared: &Arc<Shared>, mut store: Store) {
             }
         };
         if is_buffered(&request) {
-            serve(request, shared, &mut store, &mut reader);
+            serve(request, shared, &mut store);
         } else {
             detach(request, shared);
         }
@@ -308,7 +306,7 @@ fn detach(request: Request, shared: &Arc<Shared>) {
                 .pop();
             match spare.map_or_else(|| Store::open(&shared.db_path), Ok) {
                 Ok(mut store) => {
-                    serve(request, &shared, &mut store, &mut None);
+                    serve(request, &shared, &mut store);
                     let mut spares = shared
                         .spare_stores
                         .lock()
@@ -332,16 +330,11 @@ fn detach(request: Request, shared: &Arc<Shared>) {
 }
 
 /// Answers `request`, counts it, and logs it at debug level.
-fn serve(
-    request: Request,
-    shared: &Shared,
-    store: &mut Store,
-    reader: &mut Option<rusqlite::Connection>,
-) {
+fn serve(request: Request, shared: &Shared, store: &mut Store) {
     let started = Instant::now();
     let method = request.method().clone();
     let url = request.url().to_string();
-    let outcome = catch_unwind(AssertUnwindSafe(|| handle(request, shared, store, reader)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| handle(request, shared, store)));
     let (endpoint, status) = match outcome {
         Ok(answered) => answered,
         // The request was dropped while unwinding, which answers 500.
@@ -514,12 +507,7 @@ impl Answer {
 }
 
 /// Answers `request`; returns its endpoint label and status.
-fn handle(
-    mut request: Request,
-    shared: &Shared,
-    store: &mut Store,
-    reader: &mut Option<rusqlite::Connection>,
-) -> (&'static str, u16) {
+fn handle(mut request: Request, shared: &Shared, store: &mut Store) -> (&'static str, u16) {
     let policy = shared.policy();
     let path = request.url().split('?').next().unwrap_or("").to_string();
     let route = Route::find(&path);
@@ -640,7 +628,7 @@ fn handle(
         }
         Route::Healthz => Answer::text(200, "ok\n".into(), "text/plain; charset=utf-8"),
         Route::Metrics => {
-            let fleet = fleet(&shared.db_path, reader)
+            let fleet = fleet(&shared.db_path, store)
                 .map_err(|e| log::error!("metadb: metrics: cannot read the database: {e}"))
                 .ok();
             Answer::text(
@@ -946,42 +934,9 @@ fn update_jobs(shared: &Shared, identity: &Identity, req: UpdateActiveJobStatusR
     Answer::json(200, &serde_json::json!({}))
 }
 
-/// What a scrape shows of the database, read through a read-only connection
-/// of the worker's own.
-fn fleet(db_path: &Path, reader: &mut Option<rusqlite::Connection>) -> Result<Fleet, String> {
-    let conn = match reader {
-        Some(conn) => conn,
-        None => {
-            let conn = rusqlite::Connection::open_with_flags(
-                db_path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(|e| e.to_string())?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))
-                .map_err(|e| e.to_string())?;
-            reader.insert(conn)
-        }
-    };
-    // The store's schema (version 1): the newest backup time of each host's
-    // source.
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT b.host, d.source, MAX(b.timestamp) FROM datasets d
-             JOIN backups b ON b.id = d.backup_id GROUP BY b.host, d.source
-             ORDER BY b.host, d.source",
-        )
-        .map_err(|e| e.to_string())?;
-    let last_backups = stmt
-        .query_map([], |row| {
-            Ok(LastBackup {
-                host: row.get(0)?,
-                source: row.get(1)?,
-                timestamp: row.get(2)?,
-            })
-        })
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| e.to_string())?;
+/// What a scrape shows of the database.
+fn fleet(db_path: &Path, store: &Store) -> Result<Fleet, String> {
+    let last_backups = store.newest_backups().map_err(|e| e.to_string())?;
     let size = |suffix: &str| {
         let mut path = db_path.as_os_str().to_owned();
         path.push(suffix);

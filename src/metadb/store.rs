@@ -76,6 +76,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX restore_requests_host_state ON restore_requests (host, state, created);",
 ];
 
+/// The newest recorded backup of one host's source (for the fleet view).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewestBackup {
+    pub host: String,
+    pub source: String,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
 /// Why a store operation failed. Callers branch on it: over HTTP an
 /// `InvalidRequest` is the client's fault (400) and a `Conflict` a 409.
 #[derive(Debug)]
@@ -363,6 +372,24 @@ impl Store {
         request.created = format_time(created)?;
         request.updated = format_time(updated)?;
         Ok(Some(request))
+    }
+
+    /// The newest backup of every host's source, so that a host or source
+    /// gone silent shows.
+    pub fn newest_backups(&self) -> Result<Vec<NewestBackup>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.host, d.source, MAX(b.timestamp) FROM datasets d
+             JOIN backups b ON b.id = d.backup_id GROUP BY b.host, d.source
+             ORDER BY b.host, d.source",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(NewestBackup {
+                host: row.get(0)?,
+                source: row.get(1)?,
+                timestamp: row.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Finds the atoms whose full name matches `req.pattern` (a shell glob),
