@@ -15,7 +15,10 @@ pub mod spool;
 pub mod store;
 
 use crate::config::Config;
-use crate::model::{Backup, Dataset, FindRequest, RestoreRequest, Verification};
+use crate::model::{
+    ActiveJob, Backup, Dataset, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
+    Verification,
+};
 use remote::Remote;
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
@@ -218,12 +221,12 @@ impl Metadb {
     pub fn update_active_job_status(
         &self,
         host: &str,
-        active_jobs: Vec<jobs::ActiveJob>,
+        active_jobs: Vec<ActiveJob>,
     ) -> Result<(), Error> {
         match self {
             Metadb::Embedded(_) => Ok(()),
             Metadb::Remote(remote) => {
-                let request = jobs::UpdateActiveJobStatusRequest {
+                let request = UpdateActiveJobStatusRequest {
                     host: host.to_string(),
                     active_jobs,
                 };

@@ -133,6 +133,30 @@ pub struct Verification {
     pub message: String,
 }
 
+/// One running job, as an agent reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActiveJob {
+    pub host: String,
+    pub job_id: String,
+    #[serde(default)]
+    pub backup_id: String,
+    #[serde(default)]
+    pub dataset_id: String,
+    #[serde(default)]
+    pub dataset_source: String,
+    #[serde(default)]
+    pub status: String,
+}
+
+/// The body of `POST /api/update_active_job_status`: all of `host`'s
+/// running jobs (an empty list when it is idle).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdateActiveJobStatusRequest {
+    pub host: String,
+    #[serde(default)]
+    pub active_jobs: Vec<ActiveJob>,
+}
+
 /// The body of `POST /api/add_dataset`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AddDatasetRequest {

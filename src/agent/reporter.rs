@@ -12,8 +12,8 @@
 use super::history;
 use super::periodic::Periodic;
 use super::state::{RunningJob, Shared};
-use crate::metadb::jobs::ActiveJob;
 use crate::metadb::Metadb;
+use crate::model::ActiveJob;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

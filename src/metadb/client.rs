@@ -12,8 +12,10 @@ use crate::config;
 use crate::metadb::api::{
     AbandonRequest, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus,
 };
-use crate::metadb::jobs::UpdateActiveJobStatusRequest;
-use crate::model::{AddDatasetRequest, Backup, FindRequest, RestoreRequest, Verification};
+use crate::model::{
+    AddDatasetRequest, Backup, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
+    Verification,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;

@@ -10,8 +10,8 @@
 
 use crate::config::Config;
 use crate::metadb::client::{self, Client};
-use crate::metadb::jobs::UpdateActiveJobStatusRequest;
 use crate::metadb::spool::Spool;
+use crate::model::UpdateActiveJobStatusRequest;
 use crate::model::{AddDatasetRequest, Backup, Dataset, FindRequest};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};

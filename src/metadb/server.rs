@@ -21,10 +21,12 @@ use crate::metadb::api::{
 };
 use crate::metadb::auth::Identity;
 use crate::metadb::config::{Config, HostRead, Policy};
-use crate::metadb::jobs::{Registry, UpdateActiveJobStatusRequest};
+use crate::metadb::jobs::Registry;
 use crate::metadb::metrics::{Fleet, Metrics};
 use crate::metadb::store::{self, Store};
-use crate::model::{AddDatasetRequest, FindRequest, RestoreRequest, Verification};
+use crate::model::{
+    AddDatasetRequest, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest, Verification,
+};
 use serde::Serialize;
 use std::fmt;
 use std::io::Read;
