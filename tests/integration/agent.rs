@@ -572,3 +572,17 @@ fn prune_and_verify_run_on_their_schedules() {
     let (status, _, log) = agent.terminate(Duration::from_secs(15));
     assert_eq!(status.code(), Some(0), "{log}");
 }
+
+#[test]
+fn an_unreadable_token_is_a_configuration_error() {
+    let f = Fixture::with_agent(
+        "metadb: {url: \"http://127.0.0.1:9\", token_file: /nonexistent/token}\n",
+    );
+    let run = f.tabacco(&["agent"]).status(2);
+    assert!(
+        run.stderr
+            .contains("cannot read metadb.token_file /nonexistent/token"),
+        "{}",
+        run.stderr
+    );
+}
