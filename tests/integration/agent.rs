@@ -200,7 +200,7 @@ fn every_2s_source_runs_repeatedly_and_metrics_follow() {
     ] {
         assert!(metrics.contains(name), "{name:?} missing:\n{metrics}");
     }
-    promtool_accepts(&metrics);
+    crate::common::promtool_accepts(&metrics);
     let (status, page) = get(&addr, "/");
     assert_eq!(status, 200);
     assert!(page.contains("<td>sql</td><td>@every 2s</td>"), "{page}");
@@ -210,38 +210,6 @@ fn every_2s_source_runs_repeatedly_and_metrics_follow() {
     assert!(!log.contains("error:"), "{log}");
     let (status, _, log) = agent.terminate(Duration::from_secs(15));
     assert_eq!(status.code(), Some(0), "{log}");
-}
-
-/// Runs `promtool check metrics` on `text` if promtool is installed.
-fn promtool_accepts(text: &str) {
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
-        // CI installs it (.ci/run); elsewhere the check is skipped, loudly.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "promtool is not installed"
-        );
-        eprintln!("note: promtool is not installed; /metrics not checked with it");
-        return;
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics: {}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -489,7 +457,7 @@ fn a_stale_lock_is_unlocked_and_the_backup_retried() {
         metrics.contains("backup_ok{dataset=\"sql\"} 1"),
         "{metrics}"
     );
-    promtool_accepts(&metrics);
+    crate::common::promtool_accepts(&metrics);
     let (status, _, log) = agent.terminate(Duration::from_secs(15));
     assert_eq!(status.code(), Some(0), "{log}");
 }
@@ -562,7 +530,7 @@ fn prune_and_verify_run_on_their_schedules() {
         metrics.contains("tabacco_prune_failures_total 0"),
         "{metrics}"
     );
-    promtool_accepts(&metrics);
+    crate::common::promtool_accepts(&metrics);
     assert_eq!(f.snapshot_tags().len(), 1, "keep_last 1 applied");
     assert_eq!(
         f.query(&["--versions", "10", "*"]).len(),

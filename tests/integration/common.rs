@@ -2,6 +2,7 @@
 //! restic repository and a work_dir, and a way to run `tabacco` on it.
 
 use std::fs;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -207,4 +208,37 @@ pub fn atom_names(backups: &[serde_json::Value]) -> Vec<String> {
         }
     }
     names
+}
+
+/// Asserts that `promtool check metrics` accepts `text`. Skipped, with a
+/// note, where promtool is not installed, except in CI, which installs it.
+pub fn promtool_accepts(text: &str) {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        // CI installs it (.ci/run); elsewhere the check is skipped, loudly.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is not installed"
+        );
+        eprintln!("note: promtool is not installed; /metrics not checked with it");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -214,23 +214,7 @@ fn run_and_query_go_through_the_server() {
     );
     assert!(metrics
         .contains("tabacco_metadb_requests_total{endpoint=\"/api/add_dataset\",status=\"200\"} 2"));
-    if installed("promtool") {
-        let mut check = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        check
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(metrics.as_bytes())
-            .unwrap();
-        let out = check.wait_with_output().unwrap();
-        assert!(out.status.success(), "promtool: {out:?}");
-    }
+    crate::common::promtool_accepts(&metrics);
 }
 
 #[test]
