@@ -3,20 +3,15 @@
 //! endpoints. Every test runs the real binary against a real restic
 //! repository; a guard stops and reaps the agent even when a test fails.
 
-use crate::common::Fixture;
-use std::io::{BufRead, BufReader, Read, Write};
+use crate::common::{eventually, Daemon, Fixture};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
 /// A running `tabacco agent`, stopped with SIGKILL and reaped on drop.
-pub(crate) struct Agent {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    reader: Option<JoinHandle<()>>,
-}
+pub(crate) struct Agent(Daemon);
 
 impl Agent {
     pub(crate) fn start(f: &Fixture, args: &[&str]) -> Agent {
@@ -25,106 +20,39 @@ impl Agent {
 
     /// Starts an agent on the configuration at `config`.
     pub(crate) fn start_with(config: &std::path::Path, args: &[&str]) -> Agent {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tabacco"))
-            .arg("--config")
-            .arg(config)
-            .arg("agent")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        let reader = {
-            let stderr = Arc::clone(&stderr);
-            thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let mut all = stderr.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            })
-        };
-        let agent = Agent {
-            child,
-            stderr,
-            reader: Some(reader),
-        };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tabacco"));
+        cmd.arg("--config").arg(config).arg("agent").args(args);
+        let agent = Agent(Daemon::spawn(cmd));
         agent.wait_for("agent started", Duration::from_secs(20));
         agent
     }
 
     pub(crate) fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.0.log()
     }
 
     /// Waits until the log contains `text`; returns the log.
     #[track_caller]
     pub(crate) fn wait_for(&self, text: &str, timeout: Duration) -> String {
-        let log = eventually(timeout, || {
-            let log = self.stderr();
-            log.contains(text).then_some(log)
-        });
-        log.unwrap_or_else(|| panic!("no {text:?} in the agent's log:\n{}", self.stderr()))
+        self.0.wait_for(text, timeout)
     }
 
     fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on our own unreaped child.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+        self.0.signal(signal);
     }
 
     /// The address from the `listening on ADDR` line.
     fn addr(&self) -> String {
-        let log = self.wait_for("listening on ", Duration::from_secs(10));
-        let line = log.lines().find(|l| l.contains("listening on ")).unwrap();
-        line.rsplit(' ').next().unwrap().to_string()
+        self.0.addr()
     }
 
     /// Sends SIGTERM and waits for the exit (at most `timeout`).
     #[track_caller]
-    fn terminate(mut self, timeout: Duration) -> (ExitStatus, Duration, String) {
+    fn terminate(self, timeout: Duration) -> (ExitStatus, Duration, String) {
         let started = Instant::now();
         self.signal(libc::SIGTERM);
-        let status = eventually(timeout, || self.child.try_wait().unwrap());
-        let Some(status) = status else {
-            panic!(
-                "agent still running {timeout:?} after SIGTERM:\n{}",
-                self.stderr()
-            );
-        };
-        let elapsed = started.elapsed();
-        if let Some(reader) = self.reader.take() {
-            reader.join().unwrap();
-        }
-        (status, elapsed, self.stderr())
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-    }
-}
-
-/// Polls `check` every 50 ms until it returns something or `timeout` passes.
-fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return Some(value);
-        }
-        if started.elapsed() > timeout {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(50));
+        let (status, log) = self.0.wait(timeout);
+        (status, started.elapsed(), log)
     }
 }
 

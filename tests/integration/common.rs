@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 pub const PASSWORD: &str = "test-password";
 
@@ -241,4 +242,107 @@ pub fn promtool_accepts(text: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A daemon started for a test (`tabacco agent`, `tabacco metadb`): its
+/// stderr collected line by line, killed and reaped when dropped, even when
+/// the test fails.
+pub struct Daemon {
+    pub child: std::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Daemon {
+    /// Starts `cmd` with stderr piped.
+    pub fn spawn(mut cmd: Command) -> Daemon {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let lines = std::sync::Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        Daemon {
+            child,
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `text`; returns the log.
+    #[track_caller]
+    pub fn wait_for(&self, text: &str, timeout: Duration) -> String {
+        let log = eventually(timeout, || {
+            let log = self.log();
+            log.contains(text).then_some(log)
+        });
+        log.unwrap_or_else(|| panic!("no {text:?} in the log:\n{}", self.log()))
+    }
+
+    /// The address of its `listening on ADDR` line.
+    #[track_caller]
+    pub fn addr(&self) -> String {
+        let log = self.wait_for("listening on ", Duration::from_secs(20));
+        let line = log.lines().find(|l| l.contains("listening on ")).unwrap();
+        let (_, rest) = line.split_once("listening on ").unwrap();
+        rest.split_whitespace().next().unwrap().to_string()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own unreaped child.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// Waits (at most `timeout`) for the exit; its status and whole log.
+    #[track_caller]
+    pub fn wait(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let status = eventually(timeout, || self.child.try_wait().unwrap());
+        let Some(status) = status else {
+            panic!("still running after {timeout:?}:\n{}", self.log());
+        };
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        (status, self.log())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns something or `timeout` passes.
+pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if started.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

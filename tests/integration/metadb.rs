@@ -2,64 +2,31 @@
 //! by the real client (`run` and `query` with `metadb.url`) and by raw HTTP
 //! for the status codes, plus the spool, concurrency, crashes and signals.
 
-use crate::common::{atom_names, Fixture};
+use crate::common::{atom_names, Daemon, Fixture};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A running `tabacco metadb`, killed and reaped when dropped.
 pub(crate) struct Server {
-    child: Child,
+    daemon: Daemon,
     addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
 }
 
 impl Server {
     /// Starts `tabacco metadb --config CONFIG --http-addr ADDR` and waits
     /// for the address it logs.
     pub(crate) fn start(config: &Path, addr: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tabacco"))
-            .args(["metadb", "--config"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tabacco"));
+        cmd.args(["metadb", "--config"])
             .arg(config)
-            .args(["--http-addr", addr])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        let log = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some((_, rest)) = line.split_once("listening on ") {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = tx.send(addr);
-                }
-                log.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => addr.parse().unwrap(),
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait();
-                panic!(
-                    "metadb did not start ({status:?}): {}",
-                    stderr.lock().unwrap()
-                );
-            }
-        };
-        Server {
-            child,
-            addr,
-            stderr,
-        }
+            .args(["--http-addr", addr]);
+        let daemon = Daemon::spawn(cmd);
+        let addr = daemon.addr().parse().unwrap();
+        Server { daemon, addr }
     }
 
     pub(crate) fn url(&self) -> String {
@@ -67,34 +34,17 @@ impl Server {
     }
 
     fn signal(&self, signal: i32) {
-        let pid = i32::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        self.daemon.signal(signal);
     }
 
     /// Waits for the process to exit; returns its status code and stderr.
-    fn wait(mut self) -> (Option<i32>, String) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader thread take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
-                return (status.code(), self.stderr.lock().unwrap().clone());
-            }
-            assert!(Instant::now() < deadline, "metadb did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    fn wait(self) -> (Option<i32>, String) {
+        let (status, log) = self.daemon.wait(Duration::from_secs(20));
+        (status.code(), log)
     }
 
     fn request(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
         http(self.addr, method, path, token, body.as_bytes())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -643,16 +593,10 @@ fn sigterm_finishes_cleanly_and_sighup_reloads_tokens() {
     // A bad configuration keeps the tokens in force.
     f.write("etc/metadb.yml", "bogus: 1\n");
     server.signal(libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !server
-        .stderr
-        .lock()
-        .unwrap()
-        .contains("keeping the previous configuration")
-    {
-        assert!(Instant::now() < deadline, "no reload error logged");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    server.daemon.wait_for(
+        "keeping the previous configuration",
+        Duration::from_secs(10),
+    );
     assert_eq!(status("token-b"), 200);
 
     server.signal(libc::SIGTERM);
@@ -1153,16 +1097,9 @@ fn tokens_on_a_public_address_come_with_a_warning() {
         "tokens: [{token_sha256: 2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b, role: admin}]\n",
     );
     let server = Server::start(&config, "0.0.0.0:0");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !server
-        .stderr
-        .lock()
-        .unwrap()
-        .contains("tokens travel in clear")
-    {
-        assert!(Instant::now() < deadline, "no warning");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server
+        .daemon
+        .wait_for("tokens travel in clear", Duration::from_secs(10));
     let loopback = SocketAddr::from(([127, 0, 0, 1], server.addr.port()));
     let (status, _) = http(loopback, "GET", "/api/active_jobs", Some("secret"), b"");
     assert_eq!(status, 200);
