@@ -39,12 +39,28 @@ INSTALLED := $(BINDIR)/tabacco \
 	$(EXAMPLEDIR)/init.d/tabacco-agent \
 	$(BASHCOMPDIR)/tabacco $(ZSHCOMPDIR)/_tabacco
 
-.PHONY: all build test check demo bench install uninstall deb clean
+.PHONY: all build test test-deps check demo bench install uninstall deb clean
 
 all: build
 
 build:
 	$(CARGO) build --release --locked
+
+# What the tests need besides Rust, installed with apt-get when missing:
+# restic (the core dependency), promtool (prometheus) for both /metrics,
+# sqlite3 for the database round trip, ps and kill (procps), mandoc and
+# shellcheck for the man pages and scripts, systemd-analyze (systemd) for the
+# units, nginx for the TLS proxy example, bc for make bench.
+TEST_PACKAGES := restic prometheus sqlite3 procps mandoc shellcheck systemd nginx-light bc
+
+test-deps:
+	@missing=""; for p in $(TEST_PACKAGES); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 # The whole test suite: unit tests and end-to-end tests against real restic.
 test:
