@@ -101,43 +101,50 @@ fn due(
 }
 
 fn prune_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
-    let sup = Supervisor::new(loaded.config.priority, "prune");
-    if !shared.maintain(&sup) {
-        return;
-    }
-    let result = prune::prune(&loaded.config, metadb, &sup, &[], false);
-    shared.maintenance_done();
+    let ok = run_task(shared, loaded, "prune", |sup| {
+        let forgotten = prune::prune(&loaded.config, metadb, sup, &[], false)?;
+        Ok(format!("{} snapshots forgotten", forgotten.len()))
+    });
     let mut state = shared.lock();
-    match result {
-        Ok(forgotten) => {
-            log::info!("prune: {} snapshots forgotten", forgotten.len());
-            state.maintenance_stats.last_pruned = Some(Utc::now());
-        }
-        Err(e) => {
-            log::error!("prune failed: {e}");
-            state.maintenance_stats.prune_failures += 1;
-        }
+    match ok {
+        Some(true) => state.maintenance_stats.last_pruned = Some(Utc::now()),
+        Some(false) => state.maintenance_stats.prune_failures += 1,
+        None => {}
     }
 }
 
 fn verify_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
-    let sup = Supervisor::new(loaded.config.priority, "verify");
-    if !shared.maintain(&sup) {
-        return;
-    }
-    let result = verify::verify(&loaded.config, metadb, &sup, &[], None);
-    shared.maintenance_done();
+    let ok = run_task(shared, loaded, "verify", |sup| {
+        verify::verify(&loaded.config, metadb, sup, &[], None)
+    });
     let mut state = shared.lock();
-    match result {
-        Ok(checked) => {
-            log::info!("verify: {checked}");
-            state.maintenance_stats.last_verified = Some(Utc::now());
-        }
-        Err(e) => {
-            log::error!("verify failed: {e}");
-            state.maintenance_stats.verify_failures += 1;
-        }
+    match ok {
+        Some(true) => state.maintenance_stats.last_verified = Some(Utc::now()),
+        Some(false) => state.maintenance_stats.verify_failures += 1,
+        None => {}
     }
+}
+
+/// Runs scheduled task `name` under a supervisor that shutdown stops, and
+/// logs how it went: whether it succeeded, or `None` if the agent is
+/// shutting down and it did not run.
+fn run_task(
+    shared: &Shared,
+    loaded: &Loaded,
+    name: &str,
+    task: impl FnOnce(&Supervisor) -> Result<String, String>,
+) -> Option<bool> {
+    let sup = Supervisor::new(loaded.config.priority, name);
+    if !shared.maintain(&sup) {
+        return None;
+    }
+    let result = task(&sup);
+    shared.maintenance_done();
+    match &result {
+        Ok(done) => log::info!("{name}: {done}"),
+        Err(e) => log::error!("{name} failed: {e}"),
+    }
+    Some(result.is_ok())
 }
 
 /// Carries out this host's pending restore requests, oldest first.
