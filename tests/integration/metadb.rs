@@ -112,6 +112,22 @@ pub(crate) fn metadb_config(f: &Fixture, extra: &str) -> PathBuf {
     )
 }
 
+/// A metadb.yml in `f` with `extra` keys and tokens: `HOST-secret` (from a
+/// file) for each of `hosts`, and `secret` (by its SHA-256) for the admin.
+fn fleet_config(f: &Fixture, extra: &str, hosts: &[&str]) -> PathBuf {
+    let mut tokens = String::from("tokens:\n");
+    for host in hosts {
+        let file = f.write(&format!("etc/{host}.token"), &format!("{host}-secret\n"));
+        tokens.push_str(&format!(
+            "  - {{token_file: {}, host: {host}}}\n",
+            file.display()
+        ));
+    }
+    // `printf %s secret | sha256sum`
+    tokens.push_str("  - {token_sha256: 2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b, role: admin}\n");
+    metadb_config(f, &format!("{extra}{tokens}"))
+}
+
 /// A port nothing listens on.
 fn closed_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -170,17 +186,7 @@ fn run_and_query_go_through_the_server() {
 #[test]
 fn status_codes_and_tokens() {
     let f = Fixture::new();
-    f.write("etc/web3.token", "web3-secret\n");
-    f.write("etc/web4.token", "web4-secret\n");
-    // `printf %s secret | sha256sum`
-    let config = metadb_config(
-        &f,
-        &format!(
-            "max_body_bytes: 4096\ntokens:\n  - {{token_file: {}, host: web3}}\n  - {{token_file: {}, host: web4}}\n  - {{token_sha256: 2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b, role: admin}}\n",
-            f.path("etc/web3.token").display(),
-            f.path("etc/web4.token").display()
-        ),
-    );
+    let config = fleet_config(&f, "max_body_bytes: 4096\n", &["web3", "web4"]);
     let server = Server::start(&config, "127.0.0.1:0");
     let web3 = Some("web3-secret");
     let own = add_dataset_body("b1", "web3", "d1", "users/alice");
@@ -293,14 +299,7 @@ fn a_body_announcing_terabytes_does_not_take_the_server_down() {
 #[test]
 fn host_read_own_restricts_host_tokens() {
     let f = Fixture::new();
-    f.write("etc/web3.token", "web3-secret");
-    let config = metadb_config(
-        &f,
-        &format!(
-            "host_read: own\ntokens:\n  - {{token_file: {}, host: web3}}\n  - {{token_sha256: 2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b, role: admin}}\n",
-            f.path("etc/web3.token").display()
-        ),
-    );
+    let config = fleet_config(&f, "host_read: own\n", &["web3"]);
     let server = Server::start(&config, "127.0.0.1:0");
     let admin = Some("secret");
     for (b, host, d, atom) in [
@@ -1108,16 +1107,7 @@ fn tokens_on_a_public_address_come_with_a_warning() {
 #[test]
 fn restore_requests_and_verifications_over_http() {
     let f = Fixture::new();
-    f.write("etc/web3.token", "web3-secret");
-    f.write("etc/web4.token", "web4-secret");
-    let config = metadb_config(
-        &f,
-        &format!(
-            "tokens:\n  - {{token_file: {}, host: web3}}\n  - {{token_file: {}, host: web4}}\n  - {{token_sha256: 2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b, role: admin}}\n",
-            f.path("etc/web3.token").display(),
-            f.path("etc/web4.token").display()
-        ),
-    );
+    let config = fleet_config(&f, "", &["web3", "web4"]);
     let server = Server::start(&config, "127.0.0.1:0");
     let (web3, web4, admin) = (Some("web3-secret"), Some("web4-secret"), Some("secret"));
     let item: serde_json::Value =
