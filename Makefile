@@ -39,7 +39,7 @@ INSTALLED := $(BINDIR)/tabacco \
 	$(EXAMPLEDIR)/init.d/tabacco-agent \
 	$(BASHCOMPDIR)/tabacco $(ZSHCOMPDIR)/_tabacco
 
-.PHONY: all build test test-deps check demo bench install uninstall deb clean
+.PHONY: all build test test-deps bench-deps check demo bench install uninstall deb clean
 
 all: build
 
@@ -50,11 +50,15 @@ build:
 # restic (the core dependency), promtool (prometheus) for both /metrics,
 # sqlite3 for the database round trip, ps and kill (procps), mandoc and
 # shellcheck for the man pages and scripts, systemd-analyze (systemd) for the
-# units, nginx for the TLS proxy example, bc for make bench.
-TEST_PACKAGES := restic prometheus sqlite3 procps mandoc shellcheck systemd nginx-light bc
+# units, nginx for the TLS proxy example.
+TEST_PACKAGES := restic prometheus sqlite3 procps mandoc shellcheck systemd nginx-light
+# restic for the baselines, strip (binutils) for the binary's size.
+BENCH_PACKAGES := restic binutils
 
-test-deps:
-	@missing=""; for p in $(TEST_PACKAGES); do \
+test-deps: PACKAGES = $(TEST_PACKAGES)
+bench-deps: PACKAGES = $(BENCH_PACKAGES)
+test-deps bench-deps:
+	@missing=""; for p in $(PACKAGES); do \
 		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
@@ -80,10 +84,10 @@ demo: build
 	$(BIN) --config demo/etc/agent.yml -v run
 	$(BIN) --config demo/etc/agent.yml query --table '*'
 
-# Overhead against raw restic, and tabacco's memory while streaming.
-bench: build
-	BIN=$(BIN) sh contrib/bench/run.sh
-	$(CARGO) test --release --locked --test integration metadb::bench -- --ignored --nocapture
+# tests/bench: tabacco against raw restic, the metadb under load, and the
+# footprint; one table of medians and ratios (BENCHMARKS.md), about 12 min.
+bench: bench-deps
+	$(CARGO) bench --locked --bench bench
 
 # Builds the binary only if it is missing, so that `sudo make install`
 # after `make` does not run cargo as root in the source tree.

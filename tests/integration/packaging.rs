@@ -131,7 +131,6 @@ fn shell_scripts_pass_shellcheck() {
     assert!(!scripts.is_empty(), "no sysvinit script in contrib/init.d");
     for rel in [
         "contrib/demo/setup.sh",
-        "contrib/bench/run.sh",
         "contrib/debian/tabacco.postinst",
         "contrib/debian/tabacco.postrm",
     ] {

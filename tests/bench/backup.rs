@@ -1,0 +1,413 @@
+//! Cases 1–4: tabacco's backups and restore against raw restic doing the
+//! same work: the same paths, host, tags and options, learnt from the
+//! snapshot a probe run of tabacco wrote. Each side backs up into its own
+//! fresh repository, so neither deduplicates against the other.
+
+use crate::measure::{interleaved, run, run_with_stdin};
+use crate::scratch::{random_file, remove};
+use crate::{mib, Bench, Row};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const PASSWORD: &str = "bench";
+const GIB: usize = 1 << 30;
+/// Case 1: 1 GiB in 100 atoms (directories) of 100 files.
+const FILE_ATOMS: usize = 100;
+const FILES_PER_ATOM: usize = 100;
+/// Case 3: 200 atoms of 10 KiB.
+const SMALL_ATOMS: usize = 200;
+const SMALL_BYTES: usize = 10 << 10;
+
+/// One side of a comparison: a repository, a work_dir and a configuration
+/// (used only by tabacco's sides).
+struct Side {
+    dir: PathBuf,
+}
+
+impl Side {
+    /// A side named `name` whose agent backs up `source` (YAML).
+    fn new(bench: &Bench, name: &str, source: &str, concurrency: usize) -> Side {
+        let dir = bench.scratch.path(name);
+        let side = Side { dir };
+        let agent = format!(
+            "hostname: bench\nrepository: {{params: {{uri: {}, password: {PASSWORD}}}}}\n\
+             work_dir: {}\nqueue_config: {{concurrency: {concurrency}}}\n",
+            side.path("repo").display(),
+            side.path("work").display()
+        );
+        bench
+            .scratch
+            .write(&format!("{name}/etc/agent.yml"), &agent);
+        bench
+            .scratch
+            .write(&format!("{name}/etc/sources/bench.yml"), source);
+        side
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    /// `restic ARGS` on this side's repository, as tabacco runs it.
+    fn restic(&self, args: &[String]) -> Command {
+        let mut cmd = Command::new("restic");
+        cmd.args(args)
+            .env("RESTIC_REPOSITORY", self.path("repo"))
+            .env("RESTIC_PASSWORD", PASSWORD)
+            .env("RESTIC_CACHE_DIR", self.path("work/cache"));
+        cmd
+    }
+
+    /// `tabacco --config etc/agent.yml ARGS`.
+    fn tabacco(&self, bench: &Bench, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bench.bin);
+        cmd.arg("--config")
+            .arg(self.path("etc/agent.yml"))
+            .args(args);
+        cmd
+    }
+
+    /// An empty, initialised repository and an empty work_dir (untimed).
+    fn fresh(&self) {
+        remove(&self.path("repo"));
+        remove(&self.path("work"));
+        run(&mut self.restic(&strings(&["init"])));
+    }
+
+    /// The repository's snapshots, oldest first.
+    fn snapshots(&self) -> Vec<serde_json::Value> {
+        let out = self
+            .restic(&strings(&["snapshots", "--json"]))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("restic snapshots");
+        serde_json::from_slice(&out.stdout).expect("restic snapshots --json")
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// The `restic backup` arguments that write a snapshot like `snapshot`
+/// (host, tags, `--json` as tabacco reads it), without the input.
+fn backup_args(snapshot: &serde_json::Value) -> Vec<String> {
+    let mut args = strings(&[
+        "backup",
+        "--json",
+        "--host",
+        "bench",
+        "--time",
+        "2026-01-01 00:00:00",
+    ]);
+    for tag in snapshot["tags"].as_array().expect("tags") {
+        args.extend(["--tag".into(), tag.as_str().expect("a tag").into()]);
+    }
+    args
+}
+
+fn paths(snapshot: &serde_json::Value) -> Vec<String> {
+    let paths = snapshot["paths"].as_array().expect("paths");
+    paths
+        .iter()
+        .map(|p| p.as_str().expect("a path").to_string())
+        .collect()
+}
+
+/// Runs cases 1–4 of `cases`.
+pub fn cases(bench: &Bench, cases: &[u8]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    if cases.contains(&1) || cases.contains(&4) {
+        rows.extend(file_source(bench, cases.contains(&4)));
+    }
+    if cases.contains(&2) {
+        rows.extend(pipe_stream(bench));
+    }
+    if cases.contains(&3) {
+        rows.extend(small_datasets(bench));
+    }
+    rows
+}
+
+/// Case 1 (and 4, which restores from what case 1 wrote).
+fn file_source(bench: &Bench, restore: bool) -> Vec<Row> {
+    let data = bench.scratch.path("data/users");
+    let file_bytes = GIB / (FILE_ATOMS * FILES_PER_ATOM);
+    for a in 0..FILE_ATOMS {
+        let dir = data.join(format!("u{a:03}"));
+        fs::create_dir_all(&dir).expect("mkdir");
+        for f in 0..FILES_PER_ATOM {
+            random_file(
+                &dir.join(format!("f{f:03}")),
+                file_bytes,
+                (a * 1000 + f) as u64,
+            );
+        }
+    }
+    let atoms: Vec<String> = (0..FILE_ATOMS)
+        .map(|a| format!("{{name: u{a:03}}}"))
+        .collect();
+    let source = format!(
+        "name: users\nhandler: file\nparams: {{path: {}}}\natoms: [{}]\n",
+        data.display(),
+        atoms.join(", ")
+    );
+    let tabacco = Side::new(bench, "files-tabacco", &source, 1);
+    let restic = Side::new(bench, "files-restic", "", 1);
+    eprintln!("case 1: probe run");
+    tabacco.fresh();
+    run(&mut tabacco.tabacco(bench, &["run"]));
+    let probe = &tabacco.snapshots()[0];
+    let mut args = backup_args(probe);
+    args.push("--".into());
+    args.extend(paths(probe));
+
+    // 1% of the files change between a first and an incremental run.
+    let changes = std::cell::Cell::new(0u64);
+    let change_some = || {
+        changes.set(changes.get() + 1);
+        for a in (0..FILE_ATOMS).step_by(10) {
+            for f in (0..FILES_PER_ATOM).step_by(10) {
+                let path = data.join(format!("u{a:03}/f{f:03}"));
+                random_file(
+                    &path,
+                    file_bytes,
+                    changes.get() << 32 | (a * 1000 + f) as u64,
+                );
+            }
+        }
+    };
+    let (mut incremental_t, mut incremental_r) = (Vec::new(), Vec::new());
+    let mut first_t = || {
+        eprintln!("case 1: tabacco");
+        tabacco.fresh();
+        let first = run(&mut tabacco.tabacco(bench, &["run"]))
+            .wall
+            .as_secs_f64();
+        change_some();
+        incremental_t.push(
+            run(&mut tabacco.tabacco(bench, &["run"]))
+                .wall
+                .as_secs_f64(),
+        );
+        first
+    };
+    let first_times = {
+        let mut first_r = || {
+            eprintln!("case 1: restic");
+            restic.fresh();
+            let first = run(&mut restic.restic(&args)).wall.as_secs_f64();
+            change_some();
+            incremental_r.push(run(&mut restic.restic(&args)).wall.as_secs_f64());
+            first
+        };
+        interleaved(bench.runs, &mut [&mut first_t, &mut first_r])
+    };
+    let mut rows = vec![
+        Row::ratio(
+            1,
+            "file source, 1 GiB in 10,000 files, first run",
+            &first_times[0],
+            &first_times[1],
+            Some(1.02),
+        ),
+        Row::ratio(
+            1,
+            "same, incremental (1% of the files changed)",
+            &incremental_t,
+            &incremental_r,
+            Some(1.02),
+        ),
+    ];
+    if restore {
+        rows.push(restore_one_atom(bench, &tabacco));
+    }
+    rows
+}
+
+/// Case 4: one atom (10 MiB, 100 files) out of the newest backup of case 1.
+fn restore_one_atom(bench: &Bench, side: &Side) -> Row {
+    let snapshots = side.snapshots();
+    let newest = snapshots.last().expect("case 1 wrote snapshots");
+    let id = newest["id"].as_str().expect("a snapshot id").to_string();
+    let atom_path = bench.scratch.path("data/users/u042");
+    let check = |target: &Path| {
+        let restored = target.join(atom_path.strip_prefix("/").expect("absolute"));
+        let files = fs::read_dir(&restored).map_or(0, |d| d.count());
+        assert_eq!(
+            files,
+            FILES_PER_ATOM,
+            "restored into {}",
+            restored.display()
+        );
+        remove(target);
+    };
+    let (target_t, target_r) = (
+        bench.scratch.path("restored-t"),
+        bench.scratch.path("restored-r"),
+    );
+    let mut tabacco = || {
+        eprintln!("case 4: tabacco");
+        let target = target_t.to_str().expect("a UTF-8 path");
+        let t = run(&mut side.tabacco(bench, &["restore", "--target", target, "users/u042"]));
+        check(&target_t);
+        t.wall.as_secs_f64()
+    };
+    let mut restic = || {
+        eprintln!("case 4: restic");
+        let args = [
+            "restore",
+            &id,
+            "--include",
+            atom_path.to_str().expect("UTF-8"),
+            "--target",
+            target_r.to_str().expect("UTF-8"),
+        ];
+        let t = run(&mut side.restic(&strings(&args)));
+        check(&target_r);
+        t.wall.as_secs_f64()
+    };
+    let times = interleaved(bench.runs * 2, &mut [&mut tabacco, &mut restic]);
+    Row::ratio(
+        4,
+        "restore one atom (10 MiB) of the 1 GiB file source",
+        &times[0],
+        &times[1],
+        Some(1.05),
+    )
+}
+
+/// Case 2: a pipe source streaming 1 GiB from a file, against
+/// `cat FILE | restic backup --stdin` with the same tags.
+fn pipe_stream(bench: &Bench) -> Vec<Row> {
+    let blob = bench.scratch.path("data/blob");
+    fs::create_dir_all(blob.parent().expect("in data/")).expect("mkdir");
+    random_file(&blob, GIB, 1 << 40);
+    let source = format!(
+        "name: dump\nhandler: pipe\nparams: {{backup_command: \"cat {}\"}}\n",
+        blob.display()
+    );
+    let tabacco = Side::new(bench, "pipe-tabacco", &source, 1);
+    let restic = Side::new(bench, "pipe-restic", "", 1);
+    eprintln!("case 2: probe run");
+    tabacco.fresh();
+    run(&mut tabacco.tabacco(bench, &["run"]));
+    let probe = &tabacco.snapshots()[0];
+    let mut args = backup_args(probe);
+    let name = paths(probe)[0].trim_start_matches('/').to_string();
+    args.extend(["--stdin".into(), "--stdin-filename".into(), name]);
+
+    let mut peak_kib = 0;
+    let mut t = || {
+        eprintln!("case 2: tabacco");
+        tabacco.fresh();
+        let m = run(&mut tabacco.tabacco(bench, &["run"]));
+        peak_kib = peak_kib.max(m.peak_rss_kib);
+        m.wall.as_secs_f64()
+    };
+    let mut r = || {
+        eprintln!("case 2: restic");
+        restic.fresh();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "cat \"$0\" | exec restic \"$@\""])
+            .arg(&blob)
+            .args(&args);
+        cmd.envs(
+            restic
+                .restic(&[])
+                .get_envs()
+                .filter_map(|(k, v)| Some((k, v?))),
+        );
+        run(&mut cmd).wall.as_secs_f64()
+    };
+    let times = interleaved(bench.runs, &mut [&mut t, &mut r]);
+    vec![
+        Row::ratio(
+            2,
+            "pipe source streaming 1 GiB",
+            &times[0],
+            &times[1],
+            Some(1.02),
+        ),
+        Row::figure(
+            2,
+            "tabacco's own peak RSS while streaming 1 GiB",
+            mib(peak_kib),
+            "< 16 MiB",
+            Some(peak_kib < 16 << 10),
+        ),
+    ]
+}
+
+/// Case 3: a pipe source of 200 atoms of 10 KiB at concurrency 1 and 2,
+/// against 200 sequential `restic backup --stdin` calls.
+fn small_datasets(bench: &Bench) -> Vec<Row> {
+    let dir = bench.scratch.path("data/small");
+    fs::create_dir_all(&dir).expect("mkdir");
+    for a in 0..SMALL_ATOMS {
+        random_file(
+            &dir.join(format!("a{a:03}")),
+            SMALL_BYTES,
+            (2 << 40) + a as u64,
+        );
+    }
+    let source = |atoms: usize| {
+        let names: Vec<String> = (0..atoms).map(|a| format!("{{name: a{a:03}}}")).collect();
+        format!(
+            "name: small\nhandler: pipe\nparams: {{backup_command: \"cat {}/${{atom.name}}\"}}\natoms: [{}]\n",
+            dir.display(),
+            names.join(", ")
+        )
+    };
+    // The probe backs up one atom; the others' tags differ only in its name.
+    let probe = Side::new(bench, "small-probe", &source(1), 1);
+    probe.fresh();
+    run(&mut probe.tabacco(bench, &["run"]));
+    let probe = probe.snapshots().remove(0);
+    let one = serde_json::to_string(&probe).expect("JSON");
+    let sides = [
+        Side::new(bench, "small-tabacco-1", &source(SMALL_ATOMS), 1),
+        Side::new(bench, "small-tabacco-2", &source(SMALL_ATOMS), 2),
+    ];
+    let restic = Side::new(bench, "small-restic", "", 1);
+    let tabacco_run = |side: &Side| {
+        side.fresh();
+        run(&mut side.tabacco(bench, &["run"])).wall.as_secs_f64()
+    };
+    let mut c1 = || {
+        eprintln!("case 3: tabacco, concurrency 1");
+        tabacco_run(&sides[0])
+    };
+    let mut c2 = || {
+        eprintln!("case 3: tabacco, concurrency 2");
+        tabacco_run(&sides[1])
+    };
+    let mut r = || {
+        eprintln!("case 3: restic");
+        restic.fresh();
+        let started = std::time::Instant::now();
+        for a in 0..SMALL_ATOMS {
+            let snapshot: serde_json::Value =
+                serde_json::from_str(&one.replace("a000", &format!("a{a:03}"))).expect("JSON");
+            let mut args = backup_args(&snapshot);
+            let name = paths(&snapshot)[0].trim_start_matches('/').to_string();
+            args.extend(["--stdin".into(), "--stdin-filename".into(), name]);
+            let input = fs::File::open(dir.join(format!("a{a:03}"))).expect("open");
+            run_with_stdin(restic.restic(&args).stdin(input));
+        }
+        started.elapsed().as_secs_f64()
+    };
+    let runs = crate::env_number("BENCH_SMALL_RUNS", 1);
+    let times = interleaved(runs, &mut [&mut c1, &mut r, &mut c2]);
+    vec![
+        Row::ratio(
+            3,
+            "200 pipe atoms of 10 KiB, concurrency 1",
+            &times[0],
+            &times[1],
+            Some(1.05),
+        ),
+        Row::ratio(3, "same, concurrency 2", &times[2], &times[1], None),
+    ]
+}
