@@ -84,6 +84,21 @@ struct Shared {
     detached: AtomicUsize,
     /// Their database connections, kept for the next ones.
     spare_stores: Mutex<Vec<Store>>,
+    /// The one connection that writes. SQLite runs one writer at a time
+    /// anyway; taking turns here rather than in SQLite's busy handler (which
+    /// sleeps) keeps this connection's page cache valid from one write to
+    /// the next, where writers on every worker's connection each found the
+    /// others' changes and reread their pages.
+    writer: Mutex<Store>,
+}
+
+impl Shared {
+    /// The writing connection, once the previous writer is done with it.
+    fn writer(&self) -> std::sync::MutexGuard<'_, Store> {
+        // A write that panicked left no transaction open (dropping it rolls
+        // back), so the connection is as good as before.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// A started server: its address, its policy, and the way to stop it.
@@ -138,6 +153,12 @@ pub fn start(
         .server_addr()
         .to_ip()
         .ok_or_else(|| Error::Start(format!("cannot listen on {http_addr}: not an IP address")))?;
+    let writer = Store::open(&config.db_path).map_err(|e| {
+        Error::Start(format!(
+            "cannot open database {}: {e}",
+            config.db_path.display()
+        ))
+    })?;
     let server = Arc::new(server);
     let shared = Arc::new(Shared {
         policy: RwLock::new(Arc::new(config.policy.clone())),
@@ -149,6 +170,7 @@ pub fn start(
         fatal: Box::new(fatal),
         detached: AtomicUsize::new(0),
         spare_stores: Mutex::new(Vec::new()),
+        writer: Mutex::new(writer),
     });
     let mut workers = Vec::with_capacity(WORKERS);
     for (i, store) in stores.into_iter().enumerate() {
@@ -272,7 +294,7 @@ impl Running {
 /// One worker: takes requests until unblocked. A request whose body is
 /// still on its way is served by a thread of its own, so that a client
 /// sending slowly (or not at all) holds that thread and not a worker.
-fn work(server: &tiny_http::Server, shared: &Arc<Shared>, mut store: Store) {
+fn work(server: &tiny_http::Server, shared: &Arc<Shared>, store: Store) {
     loop {
         let request = match server.recv() {
             Ok(request) => request,
@@ -286,7 +308,7 @@ fn work(server: &tiny_http::Server, shared: &Arc<Shared>, mut store: Store) {
             }
         };
         if is_buffered(&request) {
-            serve(request, shared, &mut store);
+            serve(request, shared, &store);
         } else {
             detach(request, shared);
         }
@@ -307,8 +329,8 @@ fn detach(request: Request, shared: &Arc<Shared>) {
                 .unwrap_or_else(PoisonError::into_inner)
                 .pop();
             match spare.map_or_else(|| Store::open(&shared.db_path), Ok) {
-                Ok(mut store) => {
-                    serve(request, &shared, &mut store);
+                Ok(store) => {
+                    serve(request, &shared, &store);
                     let mut spares = shared
                         .spare_stores
                         .lock()
@@ -332,7 +354,7 @@ fn detach(request: Request, shared: &Arc<Shared>) {
 }
 
 /// Answers `request`, counts it, and logs it at debug level.
-fn serve(request: Request, shared: &Shared, store: &mut Store) {
+fn serve(request: Request, shared: &Shared, store: &Store) {
     let started = Instant::now();
     let method = request.method().clone();
     let url = request.url().to_string();
@@ -509,7 +531,7 @@ impl Answer {
 }
 
 /// Answers `request`; returns its endpoint label and status.
-fn handle(mut request: Request, shared: &Shared, store: &mut Store) -> (&'static str, u16) {
+fn handle(mut request: Request, shared: &Shared, store: &Store) -> (&'static str, u16) {
     let policy = shared.policy();
     let path = request.url().split('?').next().unwrap_or("").to_string();
     let route = Route::find(&path);
@@ -572,11 +594,11 @@ fn handle(mut request: Request, shared: &Shared, store: &mut Store) -> (&'static
     let answer = match route {
         Route::AddDataset => parse(&body).map_or_else(
             |e| e,
-            |req: AddDatasetRequest| add_dataset(store, &identity, req),
+            |req: AddDatasetRequest| add_dataset(&mut shared.writer(), &identity, req),
         ),
         Route::RemoveDatasets => parse(&body).map_or_else(
             |e| e,
-            |req: RemoveDatasetsRequest| remove_datasets(store, &identity, &req),
+            |req: RemoveDatasetsRequest| remove_datasets(&mut shared.writer(), &identity, &req),
         ),
         Route::FindAtoms => parse(&body).map_or_else(
             |e| e,
@@ -595,15 +617,17 @@ fn handle(mut request: Request, shared: &Shared, store: &mut Store) -> (&'static
         }
         Route::AddVerification => parse(&body).map_or_else(
             |e| e,
-            |v: Verification| add_verification(store, &identity, &v),
+            |v: Verification| add_verification(&mut shared.writer(), &identity, &v),
         ),
         Route::AddRestoreRequest => parse(&body).map_or_else(
             |e| e,
-            |req: RestoreRequest| add_restore_request(store, &identity, &req),
+            |req: RestoreRequest| add_restore_request(&mut shared.writer(), &identity, &req),
         ),
-        Route::NextRestoreRequest => {
-            next_restore_request(store, &identity, query_param(request.url(), "host"))
-        }
+        Route::NextRestoreRequest => next_restore_request(
+            &mut shared.writer(),
+            &identity,
+            query_param(request.url(), "host"),
+        ),
         Route::AbandonRestoreRequests => parse(&body).map_or_else(
             |e| e,
             |req: AbandonRequest| {
@@ -611,7 +635,7 @@ fn handle(mut request: Request, shared: &Shared, store: &mut Store) -> (&'static
                     Ok(host) => host,
                     Err(answer) => return answer,
                 };
-                match store.abandon_restore_requests(&host, now()) {
+                match shared.writer().abandon_restore_requests(&host, now()) {
                     Ok(n) => Answer::json(200, &serde_json::json!({ "failed": n })),
                     Err(e) => store_error(&e),
                 }
@@ -621,7 +645,7 @@ fn handle(mut request: Request, shared: &Shared, store: &mut Store) -> (&'static
             |e| e,
             |status: RestoreStatus| {
                 let id = restore_request_id(&path).map_or("", |(id, _)| id);
-                restore_request_status(store, &identity, id, status)
+                restore_request_status(&mut shared.writer(), &identity, id, status)
             },
         ),
         Route::RestoreRequest => {

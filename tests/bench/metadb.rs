@@ -83,11 +83,10 @@ pub fn case(bench: &Bench) -> Vec<Row> {
     let prefix = latencies(200, &|i| format!("users/account{:02}*", i * 7 % 100), 100);
     let all = latencies(5, &|_| "*".into(), NAMES);
 
-    let bytes: u64 = ["", "-wal"]
-        .iter()
-        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db.display())).ok())
-        .map(|m| m.len())
-        .sum();
+    let size = |suffix: &str| {
+        std::fs::metadata(format!("{}{suffix}", db.display())).map_or(0, |m| m.len())
+    };
+    let (db_bytes, wal_bytes) = (size(""), size("-wal"));
     std::thread::sleep(Duration::from_secs(2));
     let rss = server.rss_kib();
     let atoms = DATASETS * ATOMS_PER_DATASET;
@@ -130,7 +129,12 @@ pub fn case(bench: &Bench) -> Vec<Row> {
         Row::figure(
             5,
             "database size per atom record",
-            format!("{:.0} bytes", bytes as f64 / atoms as f64),
+            format!(
+                "{:.0} bytes (database {}, WAL {})",
+                (db_bytes + wal_bytes) as f64 / atoms as f64,
+                mib(db_bytes >> 10),
+                mib(wal_bytes >> 10)
+            ),
             "",
             None,
         ),
