@@ -32,6 +32,7 @@ pub fn metadb(path: &Path, http_addr: Option<&str>) -> Result<(), Exit> {
         log::set_max_level(log::LevelFilter::Info);
     }
 
+    limit_malloc_arenas();
     // Before any thread exists, so that every thread inherits the mask.
     let mut signals = Signals::new([SIGHUP, SIGINT, SIGTERM])
         .map_err(|e| Exit::Error(format!("cannot install signal handlers: {e}")))?;
@@ -116,5 +117,18 @@ fn reload(path: &Path, current: &Config, running: &server::Running) {
     match running.set_policy(config.policy) {
         Ok(()) => log::info!("reload: configuration reloaded ({tokens} tokens)"),
         Err(e) => log::error!("reload: keeping the previous configuration: {e}"),
+    }
+}
+
+/// glibc gives each thread that allocates its own malloc arena and keeps
+/// what was freed in it: after a busy hour the 8 workers held about 16 MiB
+/// more at rest. Two arenas are plenty for threads whose time goes to
+/// SQLite and the network (`make bench`: same throughput).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter, before other threads
+    // exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }

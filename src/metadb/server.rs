@@ -133,10 +133,13 @@ pub fn start(
         })?;
     }
     // Opening once first creates and migrates the file before the workers
-    // race to; each worker then has its own connection.
+    // race to; each worker then has its own connection to read on, with a
+    // small page cache: the kernel's holds the file, and 8 full-size ones
+    // (2 MiB each) would sit in the server's memory for good.
     let mut stores = Vec::with_capacity(WORKERS);
     for _ in 0..WORKERS {
-        stores.push(Store::open(&config.db_path).map_err(|e| {
+        let store = Store::open(&config.db_path).and_then(|s| s.with_cache_kib(512));
+        stores.push(store.map_err(|e| {
             Error::Start(format!(
                 "cannot open database {}: {e}",
                 config.db_path.display()

@@ -146,6 +146,14 @@ impl Store {
         Store::init(Connection::open_in_memory()?)
     }
 
+    /// Bounds this connection's page cache to `kib` KiB (SQLite's default
+    /// is 2 MiB).
+    pub fn with_cache_kib(self, kib: u32) -> Result<Store, Error> {
+        self.conn
+            .pragma_update(None, "cache_size", -i64::from(kib))?;
+        Ok(self)
+    }
+
     fn init(mut conn: Connection) -> Result<Store, Error> {
         // An agent's `run` and the server may hold the same file: wait for a
         // writer rather than fail at once.
