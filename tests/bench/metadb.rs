@@ -142,8 +142,8 @@ pub fn case(bench: &Bench) -> Vec<Row> {
             5,
             "metadb RSS at rest after this load",
             mib(rss),
-            "≤ 16 MiB",
-            Some(rss <= 16 << 10),
+            "",
+            None,
         ),
     ]
 }
