@@ -1,7 +1,9 @@
 //! One backup of one source: find its atoms, plan its datasets, and for
-//! each dataset run the hooks and restic, then record it. A dataset is
-//! recorded only once its snapshot is complete in the repository; a failed
-//! producer's partial snapshot is forgotten.
+//! each dataset run the hooks and restic, then record it. Datasets run
+//! concurrently, up to `queue_config.concurrency` at once in the whole
+//! process (see [`crate::slots`]). A dataset is recorded only once its
+//! snapshot is complete in the repository; a failed producer's partial
+//! snapshot is forgotten once the source's datasets are all done.
 
 use crate::config::{self, Config};
 use crate::failure::{Failure, Kind};
@@ -10,10 +12,13 @@ use crate::metadb::Metadb;
 use crate::model::{self, Backup, Dataset};
 use crate::restic::{self, Repo};
 use crate::shell::{self, Stop, Supervisor};
+use crate::slots::Slots;
 use crate::source::{AtomSpec, DatasetSpec, Datasets, Source};
 use crate::{name, time};
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Mutex, PoisonError};
+use std::thread;
 
 /// Most bytes accepted from `atoms_command` or `datasets_command`.
 const LIST_LIMIT: u64 = 16 << 20;
@@ -35,6 +40,8 @@ pub struct Env<'a> {
     pub repo: &'a Repo,
     pub metadb: &'a Metadb,
     pub dry_run: bool,
+    /// The process's slots: one is held by each dataset backing up.
+    pub slots: &'a Slots,
     /// Told of restic's progress, e.g. for the agent's status page.
     pub progress: Option<&'a Progress<'a>>,
 }
@@ -152,9 +159,38 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
             return outcome;
         }
     }
-    for plan in plans {
-        let dataset_name = plan.name.clone();
-        match backup_dataset(source, env, sup, &backup, plan, &restic_time) {
+    // Up to `concurrency` datasets at once, each holding one of the
+    // process's slots while it runs; results are reported in plan order
+    // whatever order they end in.
+    let workers = env.config.concurrency.min(plans.len());
+    let queue = Mutex::new(plans.into_iter().enumerate());
+    let done = Mutex::new(Vec::new());
+    let partials = Partials::default();
+    thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                let Some((index, plan)) = next else { break };
+                let dataset_name = plan.name.clone();
+                let result = env
+                    .slots
+                    .acquire(|| sup.ensure_running("backup"))
+                    .map_err(Failure::from)
+                    .and_then(|_slot| {
+                        backup_dataset(source, env, sup, &backup, plan, &restic_time, &partials)
+                    });
+                let finished = (index, dataset_name, result);
+                done.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(finished);
+            });
+        }
+    });
+    forget_partials(env, sup, partials);
+    let mut done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
+    done.sort_by_key(|&(index, ..)| index);
+    for (_, dataset_name, result) in done {
+        match result {
             Ok(Some(dataset)) => outcome.recorded.push(dataset),
             Ok(None) => {}
             Err(e) => outcome
@@ -173,6 +209,7 @@ fn backup_dataset(
     backup: &Backup,
     plan: Plan,
     restic_time: &str,
+    partials: &Partials,
 ) -> Result<Option<Dataset>, Failure> {
     let atom_names: Vec<&str> = plan.atoms.iter().map(|a| a.name.as_str()).collect();
     let atom_names = atom_names.join(" ");
@@ -189,7 +226,7 @@ fn backup_dataset(
     if let Some(pre) = &source.hooks.pre_backup {
         sup.run_shell(pre, &hook_env, "pre_backup_command")?;
     }
-    let result = snapshot(source, env, sup, backup, plan, restic_time).map(Some);
+    let result = snapshot(source, env, sup, backup, plan, restic_time, partials).map(Some);
     if let Some(post) = &source.hooks.post_backup {
         let status = if result.is_ok() { "ok" } else { "failed" };
         let mut post_env = hook_env.to_vec();
@@ -239,6 +276,7 @@ fn snapshot(
     backup: &Backup,
     plan: Plan,
     restic_time: &str,
+    partials: &Partials,
 ) -> Result<Dataset, Failure> {
     let mut dataset = Dataset::new(model::new_id(), source.name.clone(), plan.atoms);
     let tags = model::snapshot_tags(backup, &dataset);
@@ -272,20 +310,21 @@ fn snapshot(
                 .backup(sup, request(restic::Input::Paths(paths)), &mut on_status)?
         }
         Input::Command { command, filename } => {
+            let request = |data| request(restic::Input::Stdin { filename, data });
             let summary = stream(
                 env,
                 sup,
                 &dataset,
                 &command,
                 request,
-                filename,
                 &mut on_status,
+                partials,
             )?;
             if let Some(min) = source
                 .min_bytes
                 .filter(|&min| summary.total_bytes_processed < min as i64)
             {
-                forget_partial(env, sup, &dataset);
+                forget_later(partials, &dataset);
                 let e = format!(
                     "backup_command produced {} bytes, less than min_bytes {min}",
                     summary.total_bytes_processed
@@ -328,15 +367,15 @@ fn snapshot(
 
 /// Pipes the producer's stdout straight into restic's stdin. A producer
 /// that fails (or restic failing first) fails the dataset, and any snapshot
-/// restic made of the truncated stream is forgotten.
+/// restic made of the truncated stream is left to [`forget_partials`].
 fn stream<'a>(
     env: &Env,
     sup: &Supervisor,
     dataset: &Dataset,
     command: &str,
-    request: impl Fn(restic::Input) -> restic::Backup<'a>,
-    filename: String,
+    request: impl FnOnce(Stdio) -> restic::Backup<'a>,
     on_status: &mut dyn FnMut(restic::Status),
+    partials: &Partials,
 ) -> Result<restic::Summary, Failure> {
     let atom = dataset.atoms.first().map_or("", |a| a.name.as_str());
     let mut cmd = shell::sh(command);
@@ -347,14 +386,7 @@ fn stream<'a>(
     let Some(stdout) = producer.child().stdout.take() else {
         return Err(Failure::new(Kind::Command, "backup_command has no stdout"));
     };
-    let stored = env.repo.backup(
-        sup,
-        request(restic::Input::Stdin {
-            filename,
-            data: stdout.into(),
-        }),
-        on_status,
-    );
+    let stored = env.repo.backup(sup, request(stdout.into()), on_status);
     if stored.is_err() {
         // restic is gone: a producer blocked on something else would never
         // notice the closed pipe.
@@ -364,7 +396,7 @@ fn stream<'a>(
     match (produced, stored) {
         (Ok(_), Ok(summary)) => Ok(summary),
         (Err(e), Ok(_)) => {
-            forget_partial(env, sup, dataset);
+            forget_later(partials, dataset);
             let e = Failure::from(e);
             Err(Failure::new(
                 e.kind,
@@ -380,14 +412,25 @@ fn stream<'a>(
     }
 }
 
-fn forget_partial(env: &Env, sup: &Supervisor, dataset: &Dataset) {
+/// Tags of partial snapshots to forget once none of the source's datasets
+/// is backing up any more: `restic forget` needs the repository to itself.
+type Partials = Mutex<Vec<String>>;
+
+fn forget_later(partials: &Partials, dataset: &Dataset) {
+    let mut partials = partials.lock().unwrap_or_else(PoisonError::into_inner);
+    partials.push(dataset.tag());
+}
+
+fn forget_partials(env: &Env, sup: &Supervisor, partials: Partials) {
     // The job may have been stopped: clean up under a fresh supervisor.
-    if let Err(e) = env.repo.forget_tag(&sup.for_cleanup(), &dataset.tag()) {
-        log::error!(
-            "{}: cannot remove partial snapshot {}: {e}",
-            sup.label(),
-            dataset.tag()
-        );
+    let cleanup = sup.for_cleanup();
+    let tags = partials
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    for tag in tags {
+        if let Err(e) = env.repo.forget_tag(&cleanup, &tag) {
+            log::error!("{}: cannot remove partial snapshot {tag}: {e}", sup.label());
+        }
     }
 }
 

@@ -20,6 +20,7 @@ mod restic;
 mod restore;
 mod schedule;
 mod shell;
+mod slots;
 mod source;
 mod time;
 mod verify;

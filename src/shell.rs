@@ -168,6 +168,19 @@ struct State {
     stopped: Option<(String, bool)>,
 }
 
+impl State {
+    fn refuse_if_stopped(&self, what: &str) -> Result<(), Error> {
+        match &self.stopped {
+            Some((reason, timeout)) => Err(Error::Stopped {
+                what: what.into(),
+                reason: reason.clone(),
+                timeout: *timeout,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A running process in its own group, owned by a [`Supervisor`].
 pub struct Running {
     child: Child,
@@ -231,13 +244,7 @@ impl Supervisor {
             });
         }
         let mut state = self.state();
-        if let Some((reason, timeout)) = &state.stopped {
-            return Err(Error::Stopped {
-                what: what.into(),
-                reason: reason.clone(),
-                timeout: *timeout,
-            });
-        }
+        state.refuse_if_stopped(what)?;
         let program = cmd.get_program().to_string_lossy().into_owned();
         let mut child = cmd
             .spawn()
@@ -252,6 +259,12 @@ impl Supervisor {
             what: what.into(),
             stderr,
         })
+    }
+
+    /// [`Error::Stopped`] for `what` once the job has been stopped: for work
+    /// that starts no process yet but would be wasted on a stopped job.
+    pub fn ensure_running(&self, what: &str) -> Result<(), Error> {
+        self.state().refuse_if_stopped(what)
     }
 
     /// Logs each line from `pipe` under this job's label; returns the tail.
@@ -441,13 +454,7 @@ impl Running {
             program: self.what.clone(),
             source,
         })?;
-        if let Some((reason, timeout)) = self.supervisor.state().stopped.clone() {
-            return Err(Error::Stopped {
-                what: self.what.clone(),
-                reason,
-                timeout,
-            });
-        }
+        self.supervisor.state().refuse_if_stopped(&self.what)?;
         match status.code() {
             Some(0) => Ok(status),
             Some(code) if ok.contains(&code) => Ok(status),

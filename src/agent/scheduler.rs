@@ -111,7 +111,7 @@ impl Scheduler {
         events: (Sender<Event>, Receiver<Event>),
     ) -> Result<Scheduler, String> {
         let mut pool = Pool::new(Arc::clone(&shared), metadb, events.0);
-        pool.grow(loaded.config.concurrency)?;
+        pool.resize(loaded.config.concurrency)?;
         let mut scheduler = Scheduler {
             config_path,
             loaded: Arc::new(loaded),
@@ -284,7 +284,7 @@ impl Scheduler {
         {
             log::warn!("reload: work_dir and metadb changes take effect when the agent restarts");
         }
-        if let Err(e) = self.pool.grow(new.concurrency) {
+        if let Err(e) = self.pool.resize(new.concurrency) {
             log::error!("reload: {e}");
         }
         let before: HashSet<String> = self.source_names().into_iter().collect();

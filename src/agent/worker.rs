@@ -1,6 +1,7 @@
 //! The worker pool: threads that take due jobs from the scheduler, back up
 //! one source each (retrying on repository trouble), record the result in
-//! the shared state and tell the scheduler they are done.
+//! the shared state and tell the scheduler they are done. All jobs' datasets
+//! share the pool's [`Slots`]: at most `concurrency` back up at once.
 //!
 //! The pool is owned by the scheduler: it stops when the scheduler drops its
 //! job sender (workers finish their job, then see the closed channel), and
@@ -15,6 +16,7 @@ use crate::metadb::Metadb;
 use crate::model;
 use crate::restic;
 use crate::shell::{Stop, Supervisor};
+use crate::slots::Slots;
 use chrono::{DateTime, Utc};
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -35,6 +37,8 @@ pub struct Job {
 struct Context {
     shared: Arc<Shared>,
     metadb: Arc<Metadb>,
+    /// Bounds the datasets backing up at once across all workers.
+    slots: Slots,
 }
 
 /// A growing set of worker threads fed by one channel.
@@ -47,22 +51,28 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool with no threads yet; see [`Pool::grow`].
+    /// A pool with neither threads nor slots yet; see [`Pool::resize`].
     pub fn new(shared: Arc<Shared>, metadb: Arc<Metadb>, events: Sender<Event>) -> Pool {
         let (jobs, queue) = mpsc::channel();
         Pool {
             jobs: Some(jobs),
             queue: Arc::new(Mutex::new(queue)),
             events,
-            context: Arc::new(Context { shared, metadb }),
+            context: Arc::new(Context {
+                shared,
+                metadb,
+                slots: Slots::new(0),
+            }),
             threads: Vec::new(),
         }
     }
 
-    /// Starts threads until there are `size` of them. The scheduler limits
-    /// how many jobs run at once; the pool only grows, so that a reload
-    /// raising `concurrency` takes effect at once.
-    pub fn grow(&mut self, size: usize) -> Result<(), String> {
+    /// Lets `size` datasets back up at once, and starts threads until
+    /// there are `size` of them. The scheduler limits how many jobs run at
+    /// once; the threads only grow, so that a reload raising `concurrency`
+    /// takes effect at once, and a lower one only delays new datasets.
+    pub fn resize(&mut self, size: usize) -> Result<(), String> {
+        self.context.slots.resize(size);
         while self.threads.len() < size {
             let queue = Arc::clone(&self.queue);
             let context = Arc::clone(&self.context);
@@ -142,6 +152,7 @@ fn run(context: &Context, job: &Job) {
             repo: &loaded.repo,
             metadb: &context.metadb,
             dry_run: config.dry_run,
+            slots: &context.slots,
             progress: Some(&progress),
         };
         let started = Instant::now();

@@ -1,6 +1,6 @@
-//! `tabacco run`: back up sources now, concurrently up to
-//! `queue_config.concurrency`, and exit 1 if any failed. Silent on success,
-//! for cron.
+//! `tabacco run`: back up sources now, up to `queue_config.concurrency`
+//! datasets at once across all sources, and exit 1 if any failed. Silent on
+//! success, for cron.
 
 use crate::cmd::Exit;
 use crate::config::Config;
@@ -11,6 +11,7 @@ use crate::metadb::Metadb;
 use crate::model;
 use crate::restic::Repo;
 use crate::shell::Supervisor;
+use crate::slots::Slots;
 use std::sync::mpsc;
 use std::sync::{Mutex, PoisonError};
 use std::thread;
@@ -23,11 +24,13 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
     }
     let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
     let repo = Repo::new(config.repository.clone());
+    let slots = Slots::new(config.concurrency);
     let env = Env {
         config,
         repo: &repo,
         metadb: &metadb,
         dry_run,
+        slots: &slots,
         progress: None,
     };
 

@@ -138,13 +138,7 @@ pub fn case(bench: &Bench) -> Vec<Row> {
             "",
             None,
         ),
-        Row::figure(
-            5,
-            "metadb RSS at rest after this load",
-            mib(rss),
-            "",
-            None,
-        ),
+        Row::figure(5, "metadb RSS at rest after this load", mib(rss), "", None),
     ]
 }
 

@@ -563,3 +563,123 @@ fn failing_post_hook_fails_the_source_but_keeps_the_backup() {
     );
     assert_eq!(atom_names(&f.query(&["*"])), ["sql"]);
 }
+
+/// Backs up `sources`, two datasets each, with `concurrency`; their hooks
+/// log when each dataset starts and ends. Checks that every dataset was
+/// recorded; returns that log and the most datasets running at once.
+fn dataset_windows(concurrency: usize, sources: &[&str]) -> (Vec<String>, usize) {
+    let f = Fixture::with_agent(&format!("queue_config: {{concurrency: {concurrency}}}\n"));
+    let mut yaml = String::new();
+    let mut expected = Vec::new();
+    for name in sources {
+        yaml += &format!(
+            "- name: {name}\n  handler: pipe\n  params: {{backup_command: \"echo ${{atom.name}}\"}}\n  atoms: [{{name: one}}, {{name: two}}]\n  \
+             pre_backup_command: \"echo start $DATASET_NAME >> ROOT/events; sleep 1\"\n  post_backup_command: \"echo end $DATASET_NAME >> ROOT/events\"\n"
+        );
+        expected.extend([format!("{name}/one"), format!("{name}/two")]);
+    }
+    f.write_config("etc/sources/s.yml", &yaml);
+    f.tabacco(&["run"]).success();
+    let mut names = atom_names(&f.query(&["*"]));
+    names.sort();
+    assert_eq!(names, expected, "every dataset was recorded");
+    let events: Vec<String> = std::fs::read_to_string(f.path("events"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let (mut running, mut most) = (0, 0);
+    for event in &events {
+        if event.starts_with("start ") {
+            running += 1;
+            most = most.max(running);
+        } else {
+            running -= 1;
+        }
+    }
+    (events, most)
+}
+
+#[test]
+fn datasets_back_up_concurrently_up_to_concurrency_in_all() {
+    let (events, most) = dataset_windows(2, &["a"]);
+    assert_eq!(most, 2, "the datasets of one source overlap: {events:?}");
+    let (events, most) = dataset_windows(2, &["a", "b"]);
+    assert_eq!(
+        most, 2,
+        "never more than 2 datasets at once across sources: {events:?}"
+    );
+}
+
+#[test]
+fn concurrency_1_backs_up_one_dataset_at_a_time_in_order() {
+    let (events, _) = dataset_windows(1, &["a", "b"]);
+    assert_eq!(
+        events,
+        [
+            "start a/one",
+            "end a/one",
+            "start a/two",
+            "end a/two",
+            "start b/one",
+            "end b/one",
+            "start b/two",
+            "end b/two"
+        ]
+    );
+}
+
+#[test]
+fn concurrent_failures_come_in_dataset_order_and_leave_no_snapshot() {
+    let f = Fixture::with_agent("queue_config: {concurrency: 2}\n");
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: sql\nhandler: pipe\nparams: {backup_command: \"if [ ${atom.name} = slow ]; then sleep 2; fi; exit 3\"}\natoms: [{name: slow}, {name: fast}]\n",
+    );
+    let run = f.tabacco(&["run"]).status(1);
+    let slow = run
+        .stderr
+        .find("dataset sql/slow: backup_command exited with status 3");
+    let fast = run
+        .stderr
+        .find("dataset sql/fast: backup_command exited with status 3");
+    assert!(
+        slow.is_some() && fast.is_some() && slow < fast,
+        "the slow first dataset's failure comes first: {}",
+        run.stderr
+    );
+    // The fast one's partial snapshot is removed only once the slow one's
+    // restic no longer holds a lock.
+    let tags = f.snapshot_tags();
+    assert!(tags.is_empty(), "{tags:?}\n{}", run.stderr);
+}
+
+#[test]
+fn timeout_stops_the_running_datasets_and_starts_no_other() {
+    let f = Fixture::with_agent("queue_config: {concurrency: 2}\n");
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: hang\nhandler: pipe\ntimeout: 2s\nparams: {backup_command: \"echo started >> ROOT/events; sleep 60\"}\natoms: [{name: a}, {name: b}, {name: c}]\n",
+    );
+    f.restic(&["init"]).success();
+    let started = std::time::Instant::now();
+    let run = f.tabacco(&["run"]).run().status(1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    for atom in ["a", "b", "c"] {
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.contains(&format!("dataset hang/{atom}: "))
+                    && l.contains("timeout of 2s exceeded")),
+            "{atom}: {}",
+            run.stderr
+        );
+    }
+    let events = std::fs::read_to_string(f.path("events")).unwrap();
+    assert_eq!(events, "started\nstarted\n", "the third never started");
+    assert!(f.snapshot_tags().is_empty());
+}
