@@ -55,7 +55,11 @@ impl Side {
         cmd.args(args)
             .env("RESTIC_REPOSITORY", self.path("repo"))
             .env("RESTIC_PASSWORD", PASSWORD)
-            .env("RESTIC_CACHE_DIR", self.path("work/cache"));
+            .env("RESTIC_CACHE_DIR", self.path("work/cache"))
+            // tabacco reads restic's progress once a second; restic's
+            // default with --json, 60 lines a second, costs a large backup
+            // 5-10% on its own.
+            .env("RESTIC_PROGRESS_FPS", "1");
         cmd
     }
 
@@ -68,7 +72,8 @@ impl Side {
         cmd
     }
 
-    /// An empty, initialised repository and an empty work_dir (untimed):
+    /// An empty, initialised repository and an empty work_dir, with nothing
+    /// left to write back (untimed):
     /// a copy of one template, because `restic init` calibrates its key
     /// derivation to the machine's load of the moment (scrypt p from 4 to 6
     /// here), and every later restic process pays for it, so repositories
@@ -88,6 +93,9 @@ impl Side {
             .arg("-a")
             .arg(&template)
             .arg(self.path("repo")));
+        // The previous run's gigabyte would otherwise be written back to
+        // disk while the next one runs, slowing whichever side comes next.
+        run(&mut Command::new("sync"));
     }
 
     /// The repository's snapshots, oldest first.
@@ -217,8 +225,11 @@ fn file_source(bench: &Bench, restore: bool) -> Vec<Row> {
             incremental_r.push(run(&mut restic.restic(&args)).wall.as_secs_f64());
             first
         };
-        interleaved(bench.runs, &mut [&mut first_t, &mut first_r])
+        interleaved(true, bench.runs, &mut [&mut first_t, &mut first_r])
     };
+    // The warm-up round's incremental runs go the way of its first runs.
+    incremental_t.remove(0);
+    incremental_r.remove(0);
     let mut rows = vec![
         Row::ratio(
             1,
@@ -283,7 +294,7 @@ fn restore_one_atom(bench: &Bench, side: &Side) -> Row {
         check(&target_r);
         t.wall.as_secs_f64()
     };
-    let times = interleaved(bench.runs * 2, &mut [&mut tabacco, &mut restic]);
+    let times = interleaved(true, bench.runs * 2, &mut [&mut tabacco, &mut restic]);
     Row::ratio(
         4,
         "restore one atom (10 MiB) of the 1 GiB file source",
@@ -336,7 +347,7 @@ fn pipe_stream(bench: &Bench) -> Vec<Row> {
         );
         run(&mut cmd).wall.as_secs_f64()
     };
-    let times = interleaved(bench.runs, &mut [&mut t, &mut r]);
+    let times = interleaved(true, bench.runs, &mut [&mut t, &mut r]);
     vec![
         Row::ratio(
             2,
@@ -414,7 +425,7 @@ fn small_datasets(bench: &Bench) -> Vec<Row> {
         started.elapsed().as_secs_f64()
     };
     let runs = crate::env_number("BENCH_SMALL_RUNS", 1);
-    let times = interleaved(runs, &mut [&mut c1, &mut r, &mut c2]);
+    let times = interleaved(false, runs, &mut [&mut c1, &mut r, &mut c2]);
     vec![
         Row::ratio(
             3,

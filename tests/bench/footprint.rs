@@ -34,6 +34,7 @@ pub fn case(bench: &Bench) -> Vec<Row> {
     let mut version = Vec::new();
     let mut true_ = Vec::new();
     interleaved(
+        false,
         bench.runs,
         &mut [
             &mut || {

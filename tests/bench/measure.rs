@@ -74,14 +74,27 @@ pub fn vm_kib(status_file: &str, field: &str) -> Option<u64> {
 }
 
 /// Runs each variant `runs` times, rotating which goes first in each round
-/// so that drift (page cache, disk, thermal) spreads over all of them.
-/// Returns each variant's wall times in seconds.
-pub fn interleaved(runs: usize, variants: &mut [&mut dyn FnMut() -> f64]) -> Vec<Vec<f64>> {
+/// so that drift (page cache, disk, thermal) spreads over all of them; with
+/// `warm_up`, after a first round whose times are dropped (on this machine
+/// the first gigabyte-sized runs after the data was written are the
+/// slowest). Returns each variant's wall times in seconds.
+pub fn interleaved(
+    warm_up: bool,
+    runs: usize,
+    variants: &mut [&mut dyn FnMut() -> f64],
+) -> Vec<Vec<f64>> {
     let mut times = vec![Vec::with_capacity(runs); variants.len()];
-    for round in 0..runs {
+    for round in 0..runs + usize::from(warm_up) {
         for k in 0..variants.len() {
             let v = (round + k) % variants.len();
-            times[v].push(variants[v]());
+            let t = variants[v]();
+            eprintln!("  {t:.3} s");
+            times[v].push(t);
+        }
+    }
+    if warm_up {
+        for t in &mut times {
+            t.remove(0);
         }
     }
     times
