@@ -4,7 +4,7 @@
 //! table of medians and ratios comes out at the end, ready for
 //! BENCHMARKS.md.
 //!
-//! `BENCH_RUNS` (default 5) sets the rounds, `BENCH_CASES` (e.g. `1,5`) picks
+//! `BENCH_RUNS` (default 6) sets the rounds, `BENCH_CASES` (e.g. `1,5`) picks
 //! cases.
 
 mod backup;
@@ -85,7 +85,7 @@ pub fn mib(kib: u64) -> String {
 }
 
 fn main() {
-    let runs = env_number("BENCH_RUNS", 5);
+    let runs = env_number("BENCH_RUNS", 6);
     let cases: Vec<u8> = match std::env::var("BENCH_CASES") {
         Ok(list) => list
             .split(',')

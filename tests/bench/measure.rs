@@ -74,7 +74,8 @@ pub fn vm_kib(status_file: &str, field: &str) -> Option<u64> {
 }
 
 /// Runs each variant `runs` times, rotating which goes first in each round
-/// so that drift (page cache, disk, thermal) spreads over all of them; with
+/// so that drift (page cache, disk, thermal) spreads over all of them
+/// (evenly when `runs` is a multiple of the number of variants); with
 /// `warm_up`, after a first round whose times are dropped (on this machine
 /// the first gigabyte-sized runs after the data was written are the
 /// slowest). Returns each variant's wall times in seconds.
@@ -84,9 +85,14 @@ pub fn interleaved(
     variants: &mut [&mut dyn FnMut() -> f64],
 ) -> Vec<Vec<f64>> {
     let mut times = vec![Vec::with_capacity(runs); variants.len()];
-    for round in 0..runs + usize::from(warm_up) {
+    // The warm-up round takes the first measured round's order, so that
+    // over a multiple of the variants' number of rounds each goes first
+    // equally often (going second in a round costs a gigabyte-sized run
+    // several per cent here).
+    let first = usize::from(!warm_up);
+    for round in first..=runs {
         for k in 0..variants.len() {
-            let v = (round + k) % variants.len();
+            let v = (round.max(1) - 1 + k) % variants.len();
             let t = variants[v]();
             eprintln!("  {t:.3} s");
             times[v].push(t);
