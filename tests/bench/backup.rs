@@ -98,6 +98,15 @@ impl Side {
         run(&mut Command::new("sync"));
     }
 
+    /// The snapshot a first `tabacco run` writes into a fresh repository,
+    /// for the baseline to copy.
+    fn probe(&self, bench: &Bench) -> serde_json::Value {
+        eprintln!("probe run: {}", self.dir.display());
+        self.fresh(bench);
+        run(&mut self.tabacco(bench, &["run"]));
+        self.snapshots().remove(0)
+    }
+
     /// The repository's snapshots, oldest first.
     fn snapshots(&self) -> Vec<serde_json::Value> {
         let out = self
@@ -127,6 +136,14 @@ fn backup_args(snapshot: &serde_json::Value) -> Vec<String> {
     for tag in snapshot["tags"].as_array().expect("tags") {
         args.extend(["--tag".into(), tag.as_str().expect("a tag").into()]);
     }
+    args
+}
+
+/// [`backup_args`] for a snapshot of standard input.
+fn stdin_backup_args(snapshot: &serde_json::Value) -> Vec<String> {
+    let mut args = backup_args(snapshot);
+    let name = paths(snapshot)[0].trim_start_matches('/').to_string();
+    args.extend(["--stdin".into(), "--stdin-filename".into(), name]);
     args
 }
 
@@ -178,13 +195,10 @@ fn file_source(bench: &Bench, restore: bool) -> Vec<Row> {
     );
     let tabacco = Side::new(bench, "files-tabacco", &source, 1);
     let restic = Side::new(bench, "files-restic", "", 1);
-    eprintln!("case 1: probe run");
-    tabacco.fresh(bench);
-    run(&mut tabacco.tabacco(bench, &["run"]));
-    let probe = &tabacco.snapshots()[0];
-    let mut args = backup_args(probe);
+    let probe = tabacco.probe(bench);
+    let mut args = backup_args(&probe);
     args.push("--".into());
-    args.extend(paths(probe));
+    args.extend(paths(&probe));
 
     // 1% of the files change between a first and an incremental run.
     let changes = std::cell::Cell::new(0u64);
@@ -316,13 +330,7 @@ fn pipe_stream(bench: &Bench) -> Vec<Row> {
     );
     let tabacco = Side::new(bench, "pipe-tabacco", &source, 1);
     let restic = Side::new(bench, "pipe-restic", "", 1);
-    eprintln!("case 2: probe run");
-    tabacco.fresh(bench);
-    run(&mut tabacco.tabacco(bench, &["run"]));
-    let probe = &tabacco.snapshots()[0];
-    let mut args = backup_args(probe);
-    let name = paths(probe)[0].trim_start_matches('/').to_string();
-    args.extend(["--stdin".into(), "--stdin-filename".into(), name]);
+    let args = stdin_backup_args(&tabacco.probe(bench));
 
     let mut peak_kib = 0;
     let mut t = || {
@@ -387,10 +395,7 @@ fn small_datasets(bench: &Bench) -> Vec<Row> {
         )
     };
     // The probe backs up one atom; the others' tags differ only in its name.
-    let probe = Side::new(bench, "small-probe", &source(1), 1);
-    probe.fresh(bench);
-    run(&mut probe.tabacco(bench, &["run"]));
-    let probe = probe.snapshots().remove(0);
+    let probe = Side::new(bench, "small-probe", &source(1), 1).probe(bench);
     let one = serde_json::to_string(&probe).expect("JSON");
     let sides = [
         Side::new(bench, "small-tabacco-1", &source(SMALL_ATOMS), 1),
@@ -416,9 +421,7 @@ fn small_datasets(bench: &Bench) -> Vec<Row> {
         for a in 0..SMALL_ATOMS {
             let snapshot: serde_json::Value =
                 serde_json::from_str(&one.replace("a000", &format!("a{a:03}"))).expect("JSON");
-            let mut args = backup_args(&snapshot);
-            let name = paths(&snapshot)[0].trim_start_matches('/').to_string();
-            args.extend(["--stdin".into(), "--stdin-filename".into(), name]);
+            let args = stdin_backup_args(&snapshot);
             let input = fs::File::open(dir.join(format!("a{a:03}"))).expect("open");
             run_with_stdin(restic.restic(&args).stdin(input));
         }

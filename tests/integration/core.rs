@@ -1,7 +1,7 @@
 //! The core: configuration, file and pipe handlers, restic, `run`, `check`
 //! and `query` on the embedded metadb.
 
-use crate::common::{atom_names, Fixture};
+use crate::common::{atom_names, Fixture, Run};
 
 #[test]
 fn file_and_pipe_sources_are_backed_up_and_found() {
@@ -303,14 +303,7 @@ fn timeout_kills_a_hanging_command_and_its_children() {
         "etc/sources/s.yml",
         &format!("name: hang\nhandler: pipe\ntimeout: 2s\nparams: {{backup_command: \"(sleep 5; touch {}) & sleep 60\"}}\n", marker.display()),
     );
-    f.restic(&["init"]).success();
-    let started = std::time::Instant::now();
-    let run = f.tabacco(&["run"]).run().status(1);
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(15),
-        "took {:?}",
-        started.elapsed()
-    );
+    let run = run_stopped_by_its_timeout(&f);
     assert!(
         run.stderr.contains("timeout of 2s exceeded"),
         "{}",
@@ -661,14 +654,7 @@ fn timeout_stops_the_running_datasets_and_starts_no_other() {
         "etc/sources/s.yml",
         "name: hang\nhandler: pipe\ntimeout: 2s\nparams: {backup_command: \"echo started >> ROOT/events; sleep 60\"}\natoms: [{name: a}, {name: b}, {name: c}]\n",
     );
-    f.restic(&["init"]).success();
-    let started = std::time::Instant::now();
-    let run = f.tabacco(&["run"]).run().status(1);
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(15),
-        "took {:?}",
-        started.elapsed()
-    );
+    let run = run_stopped_by_its_timeout(&f);
     for atom in ["a", "b", "c"] {
         assert!(
             run.stderr
@@ -682,4 +668,18 @@ fn timeout_stops_the_running_datasets_and_starts_no_other() {
     let events = std::fs::read_to_string(f.path("events")).unwrap();
     assert_eq!(events, "started\nstarted\n", "the third never started");
     assert!(f.snapshot_tags().is_empty());
+}
+
+/// `tabacco run` of a source whose 2 s timeout stops it: failed, and well
+/// before its commands would have ended by themselves.
+fn run_stopped_by_its_timeout(f: &Fixture) -> Run {
+    f.restic(&["init"]).success();
+    let started = std::time::Instant::now();
+    let run = f.tabacco(&["run"]).run().status(1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    run
 }

@@ -94,6 +94,21 @@ fn add_dataset_body(backup: &str, host: &str, dataset: &str, atom: &str) -> Stri
     .to_string()
 }
 
+/// Writer `w` records `n` datasets (`users/u<i>`) for host `w`,
+/// `per_backup` to a backup, each on its own connection; all must be taken.
+fn record_datasets(addr: SocketAddr, w: usize, n: usize, per_backup: usize) {
+    for i in 0..n {
+        let body = add_dataset_body(
+            &format!("b{w}-{}", i / per_backup),
+            &format!("host{w}"),
+            &format!("d{w}-{i}"),
+            &format!("users/u{i}"),
+        );
+        let (status, text) = http(addr, "POST", "/api/add_dataset", None, body.as_bytes());
+        assert_eq!(status, 200, "{text}");
+    }
+}
+
 fn find(server: &Server, token: Option<&str>, body: &str) -> (u16, Vec<serde_json::Value>) {
     let (status, text) = server.request("POST", "/api/find_atoms", token, body);
     let found = if status == 200 {
@@ -434,21 +449,7 @@ fn concurrent_writers_all_land() {
     let server = Server::start(&metadb_config(&f, ""), "127.0.0.1:0");
     let addr = server.addr;
     let writers: Vec<_> = (0..8)
-        .map(|w| {
-            std::thread::spawn(move || {
-                for i in 0..25 {
-                    let body = add_dataset_body(
-                        &format!("b{w}-{}", i / 5),
-                        &format!("host{w}"),
-                        &format!("d{w}-{i}"),
-                        &format!("users/u{i}"),
-                    );
-                    let (status, text) =
-                        http(addr, "POST", "/api/add_dataset", None, body.as_bytes());
-                    assert_eq!(status, 200, "{text}");
-                }
-            })
-        })
+        .map(|w| std::thread::spawn(move || record_datasets(addr, w, 25, 5)))
         .collect();
     for w in writers {
         w.join().unwrap();
@@ -504,19 +505,7 @@ fn the_wal_stays_small_under_concurrent_writers() {
     let addr = server.addr;
     std::thread::scope(|scope| {
         for w in 0..8 {
-            scope.spawn(move || {
-                for i in 0..400 {
-                    let body = add_dataset_body(
-                        &format!("b{w}-{i}"),
-                        &format!("host{w}"),
-                        &format!("d{w}-{i}"),
-                        &format!("users/u{i}"),
-                    );
-                    let (status, text) =
-                        http(addr, "POST", "/api/add_dataset", None, body.as_bytes());
-                    assert_eq!(status, 200, "{text}");
-                }
-            });
+            scope.spawn(move || record_datasets(addr, w, 400, 1));
         }
     });
     let wal = std::fs::metadata(f.path("metadb/db.sqlite-wal")).map_or(0, |m| m.len());
