@@ -423,14 +423,18 @@ fn forget_later(partials: &Partials, dataset: &Dataset) {
 
 fn forget_partials(env: &Env, sup: &Supervisor, partials: Partials) {
     // The job may have been stopped: clean up under a fresh supervisor.
-    let cleanup = sup.for_cleanup();
     let tags = partials
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
-    for tag in tags {
-        if let Err(e) = env.repo.forget_tag(&cleanup, &tag) {
-            log::error!("{}: cannot remove partial snapshot {tag}: {e}", sup.label());
-        }
+    if tags.is_empty() {
+        return;
+    }
+    if let Err(e) = env.repo.forget_tags(&sup.for_cleanup(), &tags) {
+        let tags = tags.join(", ");
+        log::error!(
+            "{}: cannot remove partial snapshots {tags}: {e}",
+            sup.label()
+        );
     }
 }
 

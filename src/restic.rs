@@ -259,12 +259,18 @@ impl Repo {
         result
     }
 
-    /// Removes the snapshot tagged `tag` (data is reclaimed by a later prune).
-    pub fn forget_tag(&self, sup: &Supervisor, tag: &str) -> Result<(), Error> {
+    /// Removes the snapshots tagged with any of `tags` (data is reclaimed by
+    /// a later prune), in one restic process.
+    pub fn forget_tags(&self, sup: &Supervisor, tags: &[String]) -> Result<(), Error> {
         // `forget --tag T` alone removes nothing ("no policy"); a policy that
         // keeps only snapshots with a tag none has removes exactly those
-        // tagged T, with no short id involved.
-        let args = ["forget", "--tag", tag, "--keep-tag", "tabacco:keep-none"];
+        // tagged T (repeated `--tag`s are alternatives), with no short id
+        // involved.
+        let mut args = vec!["forget"];
+        for tag in tags {
+            args.extend(["--tag", tag]);
+        }
+        args.extend(["--keep-tag", "tabacco:keep-none"]);
         sup.spawn(&mut self.command(&args), "restic forget", Stop::Interrupt)?
             .wait()?;
         Ok(())

@@ -683,3 +683,23 @@ fn run_stopped_by_its_timeout(f: &Fixture) -> Run {
     );
     run
 }
+
+#[test]
+fn partial_snapshots_of_concurrent_failures_are_all_removed() {
+    let f = Fixture::with_agent("queue_config: {concurrency: 2}\n");
+    f.write(
+        "etc/sources/s.yml",
+        "name: sql\nhandler: pipe\nparams: {backup_command: \"echo half a dump of ${atom.name}; exit 3\"}\natoms: [{name: a}, {name: b}, {name: c}]\n",
+    );
+    let run = f.tabacco(&["run"]).status(1);
+    assert_eq!(
+        run.stderr
+            .matches("its partial snapshot was removed")
+            .count(),
+        3,
+        "{}",
+        run.stderr
+    );
+    let tags = f.snapshot_tags();
+    assert!(tags.is_empty(), "{tags:?}");
+}
