@@ -133,18 +133,18 @@ pub fn start(
         })?;
     }
     // Opening once first creates and migrates the file before the workers
-    // race to; each worker then has its own connection to read on, with a
-    // small page cache: the kernel's holds the file, and 8 full-size ones
-    // (2 MiB each) would sit in the server's memory for good.
-    let mut stores = Vec::with_capacity(WORKERS);
-    for _ in 0..WORKERS {
-        let store = Store::open(&config.db_path).and_then(|s| s.with_cache_kib(512));
-        stores.push(store.map_err(|e| {
+    // race to; each worker then has its own connection to read on.
+    let open = |store: Result<Store, store::Error>| {
+        store.map_err(|e| {
             Error::Start(format!(
                 "cannot open database {}: {e}",
                 config.db_path.display()
             ))
-        })?);
+        })
+    };
+    let mut stores = Vec::with_capacity(WORKERS);
+    for _ in 0..WORKERS {
+        stores.push(open(open_reader(&config.db_path))?);
     }
 
     let listener = std::net::TcpListener::bind(resolved.as_slice())
@@ -156,12 +156,7 @@ pub fn start(
         .server_addr()
         .to_ip()
         .ok_or_else(|| Error::Start(format!("cannot listen on {http_addr}: not an IP address")))?;
-    let writer = Store::open(&config.db_path).map_err(|e| {
-        Error::Start(format!(
-            "cannot open database {}: {e}",
-            config.db_path.display()
-        ))
-    })?;
+    let writer = open(Store::open(&config.db_path))?;
     let server = Arc::new(server);
     let shared = Arc::new(Shared {
         policy: RwLock::new(Arc::new(config.policy.clone())),
@@ -294,6 +289,13 @@ impl Running {
     }
 }
 
+/// A connection for reading, with a small page cache: the kernel's holds
+/// the file, and full-size ones (2 MiB each, one per worker) would sit in
+/// the server's memory for good.
+fn open_reader(db_path: &Path) -> Result<Store, store::Error> {
+    Store::open(db_path).and_then(|s| s.with_cache_kib(512))
+}
+
 /// One worker: takes requests until unblocked. A request whose body is
 /// still on its way is served by a thread of its own, so that a client
 /// sending slowly (or not at all) holds that thread and not a worker.
@@ -331,7 +333,7 @@ fn detach(request: Request, shared: &Arc<Shared>) {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .pop();
-            match spare.map_or_else(|| Store::open(&shared.db_path), Ok) {
+            match spare.map_or_else(|| open_reader(&shared.db_path), Ok) {
                 Ok(store) => {
                     serve(request, &shared, &store);
                     let mut spares = shared
