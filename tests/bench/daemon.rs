@@ -33,6 +33,16 @@ impl Daemon {
         Daemon { child, addr }
     }
 
+    /// `tabacco metadb --config CONFIG` on a free loopback port.
+    pub fn metadb(bin: &str, config: &std::path::Path) -> Daemon {
+        Daemon::start(
+            Command::new(bin)
+                .args(["metadb", "--config"])
+                .arg(config)
+                .args(["--http-addr", "127.0.0.1:0"]),
+        )
+    }
+
     /// Its resident memory now, in KiB.
     pub fn rss_kib(&self) -> u64 {
         crate::measure::vm_kib(&format!("/proc/{}/status", self.child.id()), "VmRSS:")

@@ -20,33 +20,19 @@ pub fn case(bench: &Bench) -> Vec<Row> {
         .expect("the stripped binary")
         .len();
 
-    let starts = || {
-        let mut times = Vec::new();
+    let starts = |program: &str, args: &[&str], into: &mut Vec<f64>| {
         for _ in 0..100 {
-            times.push(
-                run(Command::new(bench.bin).arg("version"))
-                    .wall
-                    .as_secs_f64(),
-            );
+            into.push(run(Command::new(program).args(args)).wall.as_secs_f64());
         }
-        times
+        0.0
     };
-    let mut version = Vec::new();
-    let mut true_ = Vec::new();
+    let (mut version, mut true_) = (Vec::new(), Vec::new());
     interleaved(
         false,
         bench.runs,
         &mut [
-            &mut || {
-                version.extend(starts());
-                0.0
-            },
-            &mut || {
-                for _ in 0..100 {
-                    true_.push(run(&mut Command::new("true")).wall.as_secs_f64());
-                }
-                0.0
-            },
+            &mut || starts(bench.bin, &["version"], &mut version),
+            &mut || starts("true", &[], &mut true_),
         ],
     );
     let (agent, metadb) = (agent_rss(bench), metadb_rss(bench));
@@ -126,12 +112,7 @@ fn metadb_rss(bench: &Bench) -> u64 {
             bench.scratch.path("metadb-empty/db.sqlite").display()
         ),
     );
-    let metadb = Daemon::start(
-        Command::new(bench.bin)
-            .args(["metadb", "--config"])
-            .arg(config)
-            .args(["--http-addr", "127.0.0.1:0"]),
-    );
+    let metadb = Daemon::metadb(bench.bin, &config);
     std::thread::sleep(Duration::from_secs(2));
     metadb.rss_kib()
 }

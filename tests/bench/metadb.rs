@@ -7,7 +7,6 @@ use crate::measure::{median, percentile};
 use crate::{mib, seconds, Bench, Row};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 8;
@@ -38,12 +37,7 @@ pub fn case(bench: &Bench) -> Vec<Row> {
         "metadb/metadb.yml",
         &format!("db_path: {}\n{tokens}", db.display()),
     );
-    let server = Daemon::start(
-        Command::new(bench.bin)
-            .args(["metadb", "--config"])
-            .arg(config)
-            .args(["--http-addr", "127.0.0.1:0"]),
-    );
+    let server = Daemon::metadb(bench.bin, &config);
 
     eprintln!("case 5: {DATASETS} add_dataset requests from {CLIENTS} clients");
     let started = Instant::now();
