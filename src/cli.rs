@@ -104,6 +104,9 @@ pub const GLOBAL_OPTIONS: &[(&str, &str)] = &[
     ("-h, --help", "show help"),
 ];
 
+/// Options only accepted before the command name.
+pub const TOP_OPTIONS: &[(&str, &str)] = &[("-V, --version", "print the version")];
+
 /// Every command, in the order `--help` lists them.
 pub const COMMANDS: &[Help] = &[
     Help {
@@ -203,40 +206,82 @@ fn unexpected(arg: Arg) -> lexopt::Error {
     }
 }
 
+/// A command line that cannot be parsed, and where help on it is.
+#[derive(Debug)]
+pub struct Error {
+    message: String,
+    /// The command whose help to suggest; `None` for the general help.
+    command: Option<&'static str>,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self.command {
+            Some(command) => write!(f, "{}\nTry 'tabacco help {command}'.", self.message),
+            None => write!(f, "{}\nTry 'tabacco --help'.", self.message),
+        }
+    }
+}
+
 /// Parses `args` (without the program name).
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Error> {
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
     let mut parser = lexopt::Parser::from_args(args);
     let mut cli = Cli {
         config: None,
         verbosity: 0,
         command: Command::Help(None),
     };
-    while let Some(arg) = next(&mut parser)? {
-        if global(&mut cli, &arg, &mut parser)? {
+    let general = |e: lexopt::Error| Error {
+        message: e.to_string(),
+        command: None,
+    };
+    while let Some(arg) = next(&mut parser).map_err(general)? {
+        if is_help(&arg) {
+            cli.command = Command::Help(None);
+            return Ok(cli);
+        }
+        if is_version(&arg) {
+            cli.command = Command::Version;
+            return Ok(cli);
+        }
+        if global(&mut cli, &arg, &mut parser).map_err(general)? {
             continue;
         }
         let Arg::Value(name) = arg else {
-            return Err(unexpected(arg));
+            return Err(general(unexpected(arg)));
         };
-        let name = name.string()?;
-        cli.command = match name.as_str() {
-            "agent" => server(&mut cli, &mut parser, "agent")?,
-            "metadb" => server(&mut cli, &mut parser, "metadb")?,
-            "run" => sources_command(&mut cli, &mut parser, "run")?,
-            "prune" => sources_command(&mut cli, &mut parser, "prune")?,
-            "verify" => verify(&mut cli, &mut parser)?,
-            "query" => query(&mut cli, &mut parser)?,
-            "restore" => restore(&mut cli, &mut parser)?,
-            "check" => no_arguments(&mut cli, &mut parser, "check", Command::Check)?,
-            "reindex" => no_arguments(&mut cli, &mut parser, "reindex", Command::Reindex)?,
-            "version" => no_arguments(&mut cli, &mut parser, "version", Command::Version)?,
-            "help" => help_topic(&mut parser)?,
-            "completion" => completion(&mut parser)?,
-            other => return Err(format!("unknown command {other:?}").into()),
+        let name = name.string().map_err(general)?;
+        let specific = |e: lexopt::Error| Error {
+            message: e.to_string(),
+            command: COMMANDS.iter().find(|c| c.name == name).map(|c| c.name),
         };
+        cli.command = command(&mut cli, &mut parser, &name).map_err(specific)?;
         return Ok(cli);
     }
     Ok(cli)
+}
+
+/// Parses what follows the command name `name`.
+fn command(
+    cli: &mut Cli,
+    parser: &mut lexopt::Parser,
+    name: &str,
+) -> Result<Command, lexopt::Error> {
+    Ok(match name {
+        "agent" => server(cli, parser, "agent")?,
+        "metadb" => server(cli, parser, "metadb")?,
+        "run" => sources_command(cli, parser, "run")?,
+        "prune" => sources_command(cli, parser, "prune")?,
+        "verify" => verify(cli, parser)?,
+        "query" => query(cli, parser)?,
+        "restore" => restore(cli, parser)?,
+        "check" => no_arguments(cli, parser, "check", Command::Check)?,
+        "reindex" => no_arguments(cli, parser, "reindex", Command::Reindex)?,
+        "version" => no_arguments(cli, parser, "version", Command::Version)?,
+        "help" => help_topic(cli, parser)?,
+        "completion" => completion(parser)?,
+        other => return Err(format!("unknown command {other:?}").into()),
+    })
 }
 
 fn completion(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
@@ -255,16 +300,17 @@ fn completion(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
     }
 }
 
-fn help_topic(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
-    let topic = match next(parser)? {
-        Some(Arg::Value(name)) => Some(name.string()?),
-        Some(arg) => return Err(unexpected(arg)),
-        None => None,
-    };
-    match next(parser)? {
-        Some(arg) => Err(unexpected(arg)),
-        None => Ok(Command::Help(topic)),
+fn help_topic(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let mut topic = None;
+    while let Some(arg) = next(parser)? {
+        match arg {
+            _ if is_help(&arg) => return Ok(Command::Help(Some("help".into()))),
+            Arg::Value(name) if topic.is_none() => topic = Some(name.string()?),
+            _ if global(cli, &arg, parser)? => {}
+            _ => return Err(unexpected(arg)),
+        }
     }
+    Ok(Command::Help(topic))
 }
 
 /// Handles a global option; `Ok(false)` if `arg` is not one. A help flag
@@ -285,6 +331,14 @@ fn is_help(arg: &Arg) -> bool {
     match arg {
         Arg::Short('h') => true,
         Arg::Long(name) => name == "help",
+        Arg::Value(_) | Arg::Short(_) => false,
+    }
+}
+
+fn is_version(arg: &Arg) -> bool {
+    match arg {
+        Arg::Short('V') => true,
+        Arg::Long(name) => name == "version",
         Arg::Value(_) | Arg::Short(_) => false,
     }
 }
@@ -462,6 +516,7 @@ pub fn help(command: Option<&str>) -> Option<String> {
             }
             out.push_str("\nOptions:\n");
             out.push_str(&options(GLOBAL_OPTIONS));
+            out.push_str(&options(TOP_OPTIONS));
             out.push_str("\nExit status: 0 ok, 1 a job failed, 2 usage or configuration error.\nSee tabacco(1) and 'tabacco help COMMAND'.\n");
             Some(out)
         }
@@ -570,6 +625,119 @@ mod tests {
         for c in COMMANDS {
             assert!(help(Some(c.name)).is_some());
         }
+    }
+
+    /// The names of a help table entry (`"-v, --verbose"`) and a value for
+    /// it if it takes one (`"--host H"`).
+    fn spellings(spec: &str) -> Vec<Vec<String>> {
+        spec.split(", ")
+            .map(|part| {
+                let mut words = part.split_whitespace();
+                let name = words.next().unwrap_or_default().to_string();
+                let value = words.next().map(|v| match v {
+                    "FILE" | "DIR" => "/x".to_string(),
+                    "N" => "2".to_string(),
+                    "TIME" => "7d".to_string(),
+                    "SUBSET" => "5%".to_string(),
+                    "ADDR" => "127.0.0.1:0".to_string(),
+                    _ => "h".to_string(),
+                });
+                std::iter::once(name).chain(value).collect()
+            })
+            .collect()
+    }
+
+    fn parse_words(words: &[String]) -> Result<Cli, String> {
+        parse(words.iter().map(OsString::from)).map_err(|e| e.to_string())
+    }
+
+    /// Regression: `tabacco --help` was refused while the help listed it.
+    /// Every option the help table lists, in every spelling, is accepted
+    /// where the help says and changes what is parsed.
+    #[test]
+    fn every_option_the_help_lists_is_parsed() {
+        // What a command needs besides the option under test; the first
+        // that parses is used.
+        let tails: [&[&str]; 4] = [
+            &[],
+            &["x"],
+            &["--in-place", "x"],
+            &["--in-place", "--remote", "h", "x"],
+        ];
+        let mut checked = 0;
+        for (spec, _) in GLOBAL_OPTIONS.iter().chain(TOP_OPTIONS) {
+            for option in spellings(spec) {
+                let mut words = option.clone();
+                words.push("check".into());
+                let with = parse_words(&words);
+                assert!(with.is_ok(), "tabacco {words:?}: {with:?}");
+                let without = parse_words(&["check".into()]);
+                assert_ne!(with, without, "tabacco {words:?} changed nothing");
+                checked += 1;
+            }
+        }
+        for c in COMMANDS {
+            let specs = c.options.iter().chain(GLOBAL_OPTIONS);
+            for (spec, _) in specs {
+                for option in spellings(spec) {
+                    let parsed = tails.iter().find_map(|tail| {
+                        let mut words = vec![c.name.to_string()];
+                        words.extend(option.iter().cloned());
+                        words.extend(tail.iter().map(|w| w.to_string()));
+                        let with = parse_words(&words).ok()?;
+                        let mut without = vec![c.name.to_string()];
+                        without.extend(tail.iter().map(|w| w.to_string()));
+                        Some((with, parse_words(&without)))
+                    });
+                    let Some((with, without)) = parsed else {
+                        panic!("tabacco {} {option:?} is refused", c.name);
+                    };
+                    assert_ne!(
+                        Ok(with),
+                        without,
+                        "tabacco {} {option:?} changed nothing",
+                        c.name
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 40, "only {checked} options checked");
+    }
+
+    #[test]
+    fn help_and_version_before_the_command() {
+        for line in [
+            "--help",
+            "-h",
+            "-v --help",
+            "--config /c.yml -h run",
+            "--help bogus",
+        ] {
+            assert_eq!(
+                parse_str(line).unwrap().command,
+                Command::Help(None),
+                "{line}"
+            );
+        }
+        for line in ["--version", "-V", "-q --version"] {
+            assert_eq!(parse_str(line).unwrap().command, Command::Version, "{line}");
+        }
+        assert!(help(None).unwrap().contains("-V, --version"));
+    }
+
+    /// Regression: errors suggested 'tabacco --help', which failed.
+    #[test]
+    fn errors_suggest_the_help_that_explains_them() {
+        let e = parse_str("restore x").unwrap_err();
+        assert_eq!(
+            e,
+            "restore needs --target DIR or --in-place\nTry 'tabacco help restore'."
+        );
+        let e = parse_str("--bogus").unwrap_err();
+        assert_eq!(e, "invalid option '--bogus'\nTry 'tabacco --help'.");
+        let e = parse_str("frobnicate").unwrap_err();
+        assert_eq!(e, "unknown command \"frobnicate\"\nTry 'tabacco --help'.");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Help(command) => match cli::help(command.as_deref()) {
             Some(text) => print(&text),
             None => Err(Exit::Usage(format!(
-                "no help for unknown command {:?}",
+                "no help for unknown command {:?}: 'tabacco --help' lists the commands",
                 command.unwrap_or_default()
             ))),
         },
@@ -67,6 +67,12 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
 
 /// Loads the agent configuration; any error is a configuration error.
 fn load(path: &Path) -> Result<Config, Exit> {
+    if !path.exists() {
+        return Err(Exit::Usage(format!(
+            "no configuration at {}: write one (see tabacco.yml(5)) or name another with --config FILE",
+            path.display()
+        )));
+    }
     Config::load(path).map_err(|e| Exit::Usage(format!("invalid configuration:\n{e}")))
 }
 

@@ -269,9 +269,13 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
             request_max_timeout,
         }) => {
             let timeout = request_max_timeout.as_deref().unwrap_or("60s");
+            let token_file = token_file.map(|f| absolute("token_file", &f)).transpose()?;
+            if let Some(path) = &token_file {
+                read_token(path).map_err(|e| err("token_file", e))?;
+            }
             Some(Metadb {
                 url,
-                token_file: token_file.map(|f| absolute("token_file", &f)).transpose()?,
+                token_file,
                 tls: tls.unwrap_or_default(),
                 request_max_timeout: time::parse_duration(timeout)
                     .map_err(|e| err("request_max_timeout", e))?,
@@ -318,6 +322,25 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
         random_seed_file,
         sources: Vec::new(),
     })
+}
+
+/// The bearer token in `path`: one line, not empty. Read when the
+/// configuration is loaded, so that a bad token file is a configuration
+/// error rather than a failure at the first request.
+pub fn read_token(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read metadb.token_file {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("metadb.token_file {} is empty", path.display()));
+    }
+    if token.lines().count() > 1 {
+        return Err(format!(
+            "metadb.token_file {} holds more than one line: a token is one line",
+            path.display()
+        ));
+    }
+    Ok(token.to_string())
 }
 
 fn system_hostname() -> Result<String, String> {

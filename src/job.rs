@@ -6,6 +6,7 @@
 //! snapshot is forgotten once the source's datasets are all done.
 
 use crate::config::{self, Config};
+use crate::count::count;
 use crate::failure::{Failure, Kind};
 use crate::handler::{Context, Input, Plan};
 use crate::metadb::Metadb;
@@ -340,13 +341,13 @@ fn snapshot(
     dataset.bytes_added = summary.data_added;
     dataset.duration = summary.total_duration;
     log::info!(
-        "{label}: dataset {} ({}) saved as snapshot {}: {} files, {} bytes, {} bytes added",
+        "{label}: dataset {} ({}) saved as snapshot {}: {}, {}, {} added",
         dataset.id,
         atom_list(&dataset),
         dataset.snapshot_id,
-        dataset.total_files,
-        dataset.total_bytes,
-        dataset.bytes_added
+        count(dataset.total_files, "file"),
+        count(dataset.total_bytes, "byte"),
+        count(dataset.bytes_added, "byte")
     );
     env.metadb.add_dataset(backup, &dataset).map_err(|e| {
         let e = format!(

@@ -7,6 +7,7 @@ mod agent;
 mod cli;
 mod cmd;
 mod config;
+mod count;
 mod failure;
 mod handler;
 mod interrupt;
@@ -23,6 +24,7 @@ mod shell;
 mod slots;
 mod source;
 mod time;
+mod uri;
 mod verify;
 
 use cmd::Exit;
@@ -32,7 +34,7 @@ fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args_os().skip(1)) {
         Ok(cli) => cli,
         Err(e) => {
-            eprintln!("tabacco: {e}\nTry 'tabacco --help'.");
+            eprintln!("tabacco: {e}");
             return ExitCode::from(2);
         }
     };

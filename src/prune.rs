@@ -67,7 +67,10 @@ pub fn prune(
     if dry_run || dataset_ids.is_empty() {
         return Ok(forgotten);
     }
-    log::info!("forgot {} snapshots", forgotten.len());
+    log::info!(
+        "forgot {}",
+        crate::count::count(forgotten.len(), "snapshot")
+    );
     metadb
         .remove_datasets(&config.hostname, &dataset_ids)
         .map_err(|e| format!("snapshots forgotten, but not removed from the metadb: {e}"))?;

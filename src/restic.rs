@@ -191,7 +191,8 @@ impl Repo {
             }
         }
         if let Some(why) = absent {
-            log::info!("initialising restic repository {}", self.config.uri);
+            let uri = crate::uri::mask(&self.config.uri);
+            log::info!("initialising restic repository {uri}");
             let init = sup.spawn(&mut self.command(&["init"]), "restic init", Stop::Interrupt)?;
             match init.wait() {
                 Ok(_) => {}

@@ -4,6 +4,7 @@
 //! come from the metadb are checked again here before restic sees them.
 
 use crate::config::Config;
+use crate::count::count;
 use crate::handler::Handler;
 use crate::metadb::Metadb;
 use crate::model::{snapshot_tag, Atom, Backup, Dataset, FindRequest, RestoreItem};
@@ -130,11 +131,11 @@ impl Outcome {
     /// One line for logs and restore request status.
     pub fn summary(&self) -> String {
         match self.failed {
-            0 => format!("restored {} atoms", self.total),
+            0 => format!("restored {}", count(self.total, "atom")),
             n => format!(
-                "restored {} of {} atoms; {n} failed",
+                "restored {} of {}; {n} failed",
                 self.total - n,
-                self.total
+                count(self.total, "atom")
             ),
         }
     }

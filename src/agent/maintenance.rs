@@ -103,7 +103,10 @@ fn due(
 fn prune_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
     let ok = run_task(shared, loaded, "prune", |sup| {
         let forgotten = prune::prune(&loaded.config, metadb, sup, &[], false)?;
-        Ok(format!("{} snapshots forgotten", forgotten.len()))
+        Ok(format!(
+            "{} forgotten",
+            crate::count::count(forgotten.len(), "snapshot")
+        ))
     });
     let mut state = shared.lock();
     match ok {
@@ -188,9 +191,9 @@ fn restore_requests(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
 fn carry_out(shared: &Shared, loaded: &Loaded, request: &RestoreRequest) -> Result<String, String> {
     let target = Target::from_request(request.target.as_deref())?;
     log::info!(
-        "restore request {}: restoring {} datasets",
+        "restore request {}: restoring {}",
         request.id,
-        request.items.len()
+        crate::count::count(request.items.len(), "dataset")
     );
     let track = |sup: &Supervisor| {
         if shared.maintain(sup) {

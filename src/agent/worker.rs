@@ -206,10 +206,10 @@ fn report(outcome: &job::Outcome, duration: Duration, dry_run: bool) {
     }
     if outcome.errors.is_empty() && !dry_run {
         log::info!(
-            "source {} (backup {}): {} datasets recorded in {:.1}s",
+            "source {} (backup {}): {} recorded in {:.1}s",
             outcome.source,
             outcome.backup_id,
-            outcome.recorded.len(),
+            crate::count::count(outcome.recorded.len(), "dataset"),
             duration.as_secs_f64()
         );
     }

@@ -14,18 +14,9 @@ pub fn agent(config_path: &Path, http_addr: Option<&str>) -> Result<(), Exit> {
     // handled rather than killing the process.
     let signals = Signals::new(agent::SIGNALS)
         .map_err(|e| Exit::Error(format!("cannot handle signals: {e}")))?;
+    // A token file that cannot be read is a configuration error (exit 2,
+    // which the systemd unit does not restart): `Config::load` reads it.
     let config = cmd::load(config_path)?;
-    // A daemon that cannot read its token can do nothing useful: that is a
-    // configuration error (exit 2, which the systemd unit does not restart),
-    // not a failure at the first request.
-    if let Some(path) = config.metadb.as_ref().and_then(|m| m.token_file.as_ref()) {
-        std::fs::File::open(path).map_err(|e| {
-            Exit::Usage(format!(
-                "cannot read metadb.token_file {}: {e}",
-                path.display()
-            ))
-        })?;
-    }
     let http_addr = http_addr.map(resolve).transpose()?;
     // A daemon's log is its operator's record: info unless -q.
     if log::max_level() == log::LevelFilter::Warn {

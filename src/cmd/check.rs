@@ -3,24 +3,23 @@
 //! Exit 2 on any error, so it can gate a configuration deployment.
 
 use crate::cmd::{self, Exit};
-use crate::config::Config;
+use crate::config::{Config, Password};
 use crate::handler::Context;
-use crate::job;
 use crate::shell::Supervisor;
 use crate::source::Source;
+use crate::{job, uri};
 use std::fmt::Write;
 use std::path::Path;
 
 pub fn check(path: &Path) -> Result<(), Exit> {
-    let config =
-        Config::load(path).map_err(|e| Exit::Usage(format!("invalid configuration:\n{e}")))?;
+    let config = cmd::load(path)?;
     let mut out = String::new();
     let metadb = match &config.metadb {
-        Some(remote) => remote.url.clone(),
+        Some(remote) => uri::mask(&remote.url),
         None => format!("embedded ({})", config.embedded_db_path().display()),
     };
     let _ = writeln!(out, "host        {}", config.hostname);
-    let _ = writeln!(out, "repository  {}", config.repository.uri);
+    let _ = writeln!(out, "repository  {}", uri::mask(&config.repository.uri));
     let _ = writeln!(out, "metadb      {metadb}");
     if let Some(r) = &config.retention {
         let _ = writeln!(out, "retention   {r}");
@@ -34,6 +33,9 @@ pub fn check(path: &Path) -> Result<(), Exit> {
         }
     }
     let mut errors = Vec::new();
+    if let Password::File(file) = &config.repository.password {
+        errors.extend(check_password_file(file));
+    }
     for source in &config.sources {
         describe(source, &config, &mut out, &mut errors);
     }
@@ -42,6 +44,21 @@ pub fn check(path: &Path) -> Result<(), Exit> {
         return Ok(());
     }
     Err(Exit::Usage(errors.join("\n")))
+}
+
+/// Why restic could not use `file` as its password file, if it could not.
+fn check_password_file(file: &Path) -> Option<String> {
+    match std::fs::read(file) {
+        Err(e) => Some(format!(
+            "repository.params.password_file {}: {e}",
+            file.display()
+        )),
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Some(format!(
+            "repository.params.password_file {} is empty",
+            file.display()
+        )),
+        Ok(_) => None,
+    }
 }
 
 fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec<String>) {

@@ -1,5 +1,6 @@
 //! `tabacco completion bash|zsh` (hidden from `--help`): prints a shell
-//! completion script built from `cli::COMMANDS` and `cli::GLOBAL_OPTIONS`,
+//! completion script built from `cli::COMMANDS`, `cli::GLOBAL_OPTIONS` and
+//! `cli::TOP_OPTIONS`,
 //! the table `--help` prints, so that completion cannot drift from the
 //! parser's help. Installing the script is left to `make install` and the
 //! Debian package.
@@ -66,6 +67,7 @@ fn taking(kind: Option<&str>) -> Vec<&'static str> {
 
 fn bash() -> String {
     let globals = names(&options(cli::GLOBAL_OPTIONS)).join(" ");
+    let top = names(&options(cli::TOP_OPTIONS)).join(" ");
     let commands: Vec<&str> = cli::COMMANDS.iter().map(|c| c.name).collect();
     let commands = commands.join(" ");
     let files = taking(Some("FILE"));
@@ -118,7 +120,7 @@ _tabacco() {
         esac
     done
     case $cmd in
-        '') words=\"{commands} {globals}\" ;;
+        '') words=\"{commands} {globals} {top}\" ;;
         help) words=\"{commands}\" ;;
 ",
         // Never empty: --config takes a value; the fallback keeps the
@@ -229,9 +231,11 @@ _tabacco() {
 ",
     );
     s.push_str(&zsh_specs(&options(cli::GLOBAL_OPTIONS)));
+    s.push_str("  )\n  local -a top\n  top=(\n");
+    s.push_str(&zsh_specs(&options(cli::TOP_OPTIONS)));
     s.push_str(
         "  )
-  _arguments -C -s $globals '1: :_tabacco_commands' '*:: :->args' && ret=0
+  _arguments -C -s $globals $top '1: :_tabacco_commands' '*:: :->args' && ret=0
   [[ $state == args ]] || return ret
   curcontext=${curcontext%:*:*}:tabacco-$words[1]:
   case $words[1] in
@@ -279,6 +283,11 @@ mod tests {
     fn every_command_and_option_is_completed() {
         for shell in [Shell::Bash, Shell::Zsh] {
             let text = script(shell);
+            for (spec, _) in cli::GLOBAL_OPTIONS.iter().chain(cli::TOP_OPTIONS) {
+                for name in parse_spec(spec, "").names {
+                    assert!(text.contains(name), "{shell:?} lacks {name}");
+                }
+            }
             for c in cli::COMMANDS {
                 assert!(text.contains(c.name), "{shell:?} lacks {}", c.name);
                 for (spec, _) in c.options {

@@ -18,6 +18,9 @@ pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exi
     if !dry_run {
         return Ok(());
     }
+    if forgotten.is_empty() {
+        return cmd::print("would forget nothing\n");
+    }
     let mut out = String::from("would forget:\n");
     for f in &forgotten {
         out.push_str(&format!(
@@ -26,9 +29,6 @@ pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exi
             f.time,
             f.atoms.join(" ")
         ));
-    }
-    if forgotten.is_empty() {
-        out.push_str("nothing\n");
     }
     cmd::print(&out)
 }

@@ -4,6 +4,7 @@
 
 use crate::cmd::Exit;
 use crate::config::Config;
+use crate::count::count;
 use crate::failure::{Failure, Kind};
 use crate::interrupt::Interrupt;
 use crate::job::{self, Env, Outcome};
@@ -76,10 +77,10 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
         failed |= !outcome.errors.is_empty();
         if outcome.errors.is_empty() && !dry_run {
             log::info!(
-                "source {} (backup {}): {} datasets recorded",
+                "source {} (backup {}): {} recorded",
                 outcome.source,
                 outcome.backup_id,
-                outcome.recorded.len()
+                count(outcome.recorded.len(), "dataset")
             );
         }
     }

@@ -86,23 +86,14 @@ impl Client {
         let base = config.url.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::Setup(format!(
-                "metadb url {base} must start with http:// or https://"
+                "metadb url {} must start with http:// or https://",
+                crate::uri::mask(&base)
             )));
         }
         let token = match &config.token_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::Setup(format!("cannot read token_file {}: {e}", path.display()))
-                })?;
-                let token = text.trim();
-                if token.is_empty() {
-                    return Err(Error::Setup(format!(
-                        "token_file {} is empty",
-                        path.display()
-                    )));
-                }
-                Some(Token(token.to_string()))
-            }
+            Some(path) => Some(Token(
+                crate::config::read_token(path).map_err(Error::Setup)?,
+            )),
             None => None,
         };
         let timeout = config.request_max_timeout;
@@ -204,7 +195,10 @@ impl Client {
         if let Some(Token(token)) = &self.token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
-        answer(request.call(), &format!("{}{path}", redact(&self.base)))
+        answer(
+            request.call(),
+            &format!("{}{path}", crate::uri::mask(&self.base)),
+        )
     }
 
     fn post<T: Serialize, R: DeserializeOwned>(&self, path: &str, body: &T) -> Result<R, Error> {
@@ -219,22 +213,8 @@ impl Client {
         }
         answer(
             request.send(&body[..]),
-            &format!("{}{path}", redact(&self.base)),
+            &format!("{}{path}", crate::uri::mask(&self.base)),
         )
-    }
-}
-
-/// `url` without a password or user name in it, for messages.
-fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-                None => url.to_string(),
-            }
-        }
-        None => url.to_string(),
     }
 }
 
@@ -371,11 +351,11 @@ mod tests {
     #[test]
     fn urls_in_messages_carry_no_credentials() {
         assert_eq!(
-            redact("https://u:pw@metadb:5332/x"),
-            "https://metadb:5332/x"
+            crate::uri::mask("https://u:pw@metadb:5332/x"),
+            "https://u:***@metadb:5332/x"
         );
-        assert_eq!(redact("http://metadb:5332"), "http://metadb:5332");
-        assert_eq!(redact("http://metadb/a@b"), "http://metadb/a@b");
+        assert_eq!(crate::uri::mask("http://metadb:5332"), "http://metadb:5332");
+        assert_eq!(crate::uri::mask("http://metadb/a@b"), "http://metadb/a@b");
     }
 
     #[test]
@@ -403,7 +383,7 @@ mod tests {
         let err = Client::new(&c).unwrap_err().to_string();
         assert_eq!(
             err,
-            "cannot read token_file /nonexistent/token: No such file or directory (os error 2)"
+            "cannot read metadb.token_file /nonexistent/token: No such file or directory (os error 2)"
         );
         let mut c = config("https://127.0.0.1:1");
         c.tls.cert = Some("/nonexistent/cert.pem".into());

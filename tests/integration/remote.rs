@@ -76,7 +76,7 @@ fn a_restore_request_is_carried_out_by_its_host_only() {
     let agent3 = Agent::start_with(&web3, &[]);
     let waited = tabacco(&admin, &args).success();
     assert!(
-        waited.stderr.contains("succeeded restored 1 atoms"),
+        waited.stderr.contains("succeeded restored 1 atom"),
         "{}",
         waited.stderr
     );
@@ -123,7 +123,7 @@ fn a_request_left_running_by_a_dead_agent_is_marked_failed() {
         "sql",
     ])
     .success();
-    agent.wait_for("restoring 1 datasets", Duration::from_secs(30));
+    agent.wait_for("restoring 1 dataset", Duration::from_secs(30));
     drop(agent); // SIGKILL: no chance to report
     let state = || -> (String, String) {
         let db = rusqlite::Connection::open(f.path("work/metadb.sqlite")).unwrap();

@@ -260,7 +260,7 @@ fn failing_restore_command_is_reported_with_its_stderr() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("restored 0 of 1 atoms; 1 failed"),
+        run.stderr.contains("restored 0 of 1 atom; 1 failed"),
         "{}",
         run.stderr
     );
