@@ -1,0 +1,309 @@
+//! The first minute of a new user, and what must never go wrong on the way:
+//! `--help` and `--version`, the demo's check, run and restore, the errors a
+//! newcomer meets (each suggesting something that works), credentials in
+//! URIs, and restores that must not lie or escape their target.
+
+use crate::common::{Cmd, Fixture, Run};
+use std::process::Command;
+
+/// `tabacco ARGS` without a configuration.
+fn bare(args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tabacco"));
+    cmd.args(args);
+    Cmd(cmd).run()
+}
+
+/// Regression: `tabacco --help`, `-h`, `--version` and `-V` were refused
+/// with "invalid option", followed by "Try 'tabacco --help'".
+#[test]
+fn help_and_version_options_work_before_any_command() {
+    let help = bare(&["help"]).success();
+    assert!(help.stdout.contains("Usage: tabacco"), "{help:?}");
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["-v", "--help"],
+        &["--help", "run"],
+    ] {
+        let run = bare(args).success();
+        assert_eq!(
+            (run.stdout, run.stderr),
+            (help.stdout.clone(), String::new()),
+            "{args:?}"
+        );
+    }
+    let version = bare(&["version"]).success();
+    assert_eq!(
+        version.stdout,
+        format!("tabacco {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    for args in [&["--version"][..], &["-V"], &["-q", "--version"]] {
+        let run = bare(args).success();
+        assert_eq!(
+            (run.stdout, run.stderr),
+            (version.stdout.clone(), String::new()),
+            "{args:?}"
+        );
+    }
+}
+
+/// Regression: every usage error said "Try 'tabacco --help'", which failed.
+/// Each suggestion is now run and must succeed.
+#[test]
+fn usage_errors_suggest_a_command_that_works() {
+    for (args, message) in [
+        (&["--bogus"][..], "invalid option '--bogus'"),
+        (&["frobnicate"], "unknown command \"frobnicate\""),
+        (
+            &["restore", "sql/db1"],
+            "restore needs --target DIR or --in-place",
+        ),
+        (&["query"], "query needs at least one PATTERN (e.g. '*')"),
+        (&["run", "--bogus"], "invalid option '--bogus'"),
+        (
+            &["query", "--versions", "0", "x"],
+            "--versions must be at least 1",
+        ),
+    ] {
+        let run = bare(args).status(2);
+        assert_eq!(run.stdout, "", "{args:?}");
+        let (first, second) = run.stderr.split_once('\n').unwrap();
+        assert_eq!(first, format!("tabacco: {message}"), "{args:?}");
+        let suggested = second
+            .strip_prefix("Try '")
+            .and_then(|s| s.strip_suffix("'.\n"))
+            .unwrap_or_else(|| panic!("{args:?}: no suggestion in {:?}", run.stderr));
+        let words: Vec<&str> = suggested.split_whitespace().collect();
+        assert_eq!(words[0], "tabacco");
+        let help = bare(&words[1..]).success();
+        assert!(!help.stdout.is_empty(), "{suggested}");
+        if let Some(command) = args.first().filter(|a| !a.starts_with('-')) {
+            if *command != "frobnicate" {
+                assert_eq!(suggested, format!("tabacco help {command}"));
+            }
+        }
+    }
+    let run = bare(&["help", "frobnicate"]).status(2);
+    assert_eq!(
+        run.stderr,
+        "tabacco: no help for unknown command \"frobnicate\": 'tabacco --help' lists the commands\n"
+    );
+}
+
+/// A newcomer's first `check` without a configuration says where it looked
+/// and how to name another one.
+#[test]
+fn a_missing_configuration_says_how_to_name_one() {
+    let f = Fixture::new();
+    let missing = f.path("etc/nothing.yml");
+    let run = bare(&["--config", missing.to_str().unwrap(), "check"]).status(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tabacco: no configuration at {}: write one (see tabacco.yml(5)) or name another with --config FILE\n",
+            missing.display()
+        )
+    );
+}
+
+/// The demo's sources (contrib/demo/setup.sh): a file source with two atoms,
+/// a pipe source with two databases.
+fn demo() -> Fixture {
+    let f = Fixture::new();
+    f.write("data/users/alice/inbox", "alice's mail\n");
+    f.write("data/users/bob/inbox", "bob's mail\n");
+    f.write_config(
+        "etc/sources/demo.yml",
+        "- name: users\n  handler: file\n  params: {path: ROOT/data/users}\n  atoms: [{name: alice}, {name: bob}]\n\
+         - name: sql\n  handler: pipe\n  params:\n    backup_command: \"printf 'dump of %s\\\\n' ${atom.name}\"\n    restore_command: \"cat > ROOT/restored-${atom.name}\"\n  atoms: [{name: db1}]\n",
+    );
+    f
+}
+
+/// The demo, as README's `make demo` runs it: whole outputs where they are
+/// deterministic. Regression: `run -v` said "1 datasets recorded".
+#[test]
+fn the_demo_walk_reads_well() {
+    let f = demo();
+    let root = f.root.display().to_string();
+    let check = f.tabacco(&["check"]).success();
+    assert_eq!(
+        check.stdout.replace(&root, "ROOT"),
+        "host        test-host
+repository  ROOT/repo
+metadb      embedded (ROOT/work/metadb.sqlite)
+
+source users
+  handler   file ROOT/data/users
+  schedule  @random_every 1d
+  dataset   users
+    atom    users/alice  ROOT/data/users/alice
+    atom    users/bob  ROOT/data/users/bob
+
+source sql
+  handler   pipe: printf 'dump of %s\\n' ${atom.name}
+  schedule  @random_every 1d
+  dataset   sql/db1
+    atom    sql/db1
+"
+    );
+    assert_eq!(check.stderr, "");
+
+    let run = f.tabacco(&["-v", "run"]).success();
+    assert_eq!(run.stdout, "");
+    let recorded: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.split_once("): ").map(|(_, tail)| tail))
+        .collect();
+    assert_eq!(recorded.len(), 2, "{}", run.stderr);
+    assert!(
+        recorded.iter().all(|t| *t == "1 dataset recorded"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(": 1 file, 12 bytes, "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(": 2 files, 24 bytes, "),
+        "{}",
+        run.stderr
+    );
+
+    let prune = f.tabacco(&["prune", "--dry-run"]).success();
+    assert_eq!(prune.stdout, "would forget nothing\n");
+
+    let restore = f
+        .tabacco(&["restore", "--target", &format!("{root}/out"), "sql/db1"])
+        .success();
+    assert_eq!(restore.stderr, "");
+    assert_eq!(
+        std::fs::read_to_string(f.path("restored-db1")).unwrap(),
+        "dump of db1\n"
+    );
+    let restore = f
+        .tabacco(&[
+            "-v",
+            "restore",
+            "--target",
+            &format!("{root}/out"),
+            "users/alice",
+        ])
+        .success();
+    assert!(
+        restore.stderr.ends_with("tabacco: info: restored 1 atom\n"),
+        "{}",
+        restore.stderr
+    );
+}
+
+/// Regression: `check` exited 0 with a password file that restic cannot use.
+#[test]
+fn check_reports_a_missing_or_empty_password_file() {
+    let f = Fixture::new();
+    let pw = f.path("etc/restic.pw");
+    f.write(
+        "etc/agent.yml",
+        &format!(
+            "hostname: test-host\nrepository:\n  params:\n    uri: {}\n    password_file: {}\nwork_dir: {}\n",
+            f.path("repo").display(),
+            pw.display(),
+            f.path("work").display()
+        ),
+    );
+    let run = f.tabacco(&["check"]).status(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tabacco: repository.params.password_file {}: No such file or directory (os error 2)\n",
+            pw.display()
+        )
+    );
+    f.write("etc/restic.pw", "\n");
+    let run = f.tabacco(&["check"]).status(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "tabacco: repository.params.password_file {} is empty\n",
+            pw.display()
+        )
+    );
+    f.write("etc/restic.pw", "secret\n");
+    f.tabacco(&["check"]).success();
+}
+
+/// Regression: a token file of two lines was accepted, and its two lines
+/// sent as one header value.
+#[test]
+fn a_token_file_of_more_than_one_line_is_a_configuration_error() {
+    let f = Fixture::new();
+    let token = f.write("etc/token", "first\nsecond\n");
+    let agent = format!(
+        "hostname: test-host\n{}metadb:\n  url: http://127.0.0.1:9\n  token_file: {}\n",
+        f.repository_yaml(),
+        token.display()
+    );
+    f.write("etc/agent.yml", &agent);
+    for command in ["check", "run", "query"] {
+        let mut args = vec![command];
+        if command == "query" {
+            args.push("*");
+        }
+        let run = f.tabacco(&args).status(2);
+        assert!(
+            run.stderr.contains(&format!(
+                "metadb.token_file {} holds more than one line: a token is one line",
+                token.display()
+            )),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+    f.write("etc/token", "only\n");
+    f.tabacco(&["check"]).success();
+}
+
+/// A loopback port that nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Regression: `check` printed `rest:http://user:SECRET@host/repo` and the
+/// metadb URL with its password, and `run -v` logged the repository URI.
+#[test]
+fn credentials_in_uris_are_never_printed() {
+    let f = demo();
+    let (repo_port, metadb_port) = (closed_port(), closed_port());
+    f.write(
+        "etc/agent.yml",
+        &format!(
+            "hostname: test-host\nrepository:\n  params:\n    uri: rest:http://user:REPOSECRET@127.0.0.1:{repo_port}/repo\n    password: x\nwork_dir: {}\nmetadb:\n  url: http://admin:DBSECRET@127.0.0.1:{metadb_port}\n  request_max_timeout: 2s\n",
+            f.path("work").display()
+        ),
+    );
+    let check = f.tabacco(&["check"]).success();
+    assert!(
+        check.stdout.starts_with(&format!(
+            "host        test-host\nrepository  rest:http://user:***@127.0.0.1:{repo_port}/repo\nmetadb      http://admin:***@127.0.0.1:{metadb_port}\n"
+        )),
+        "{}",
+        check.stdout
+    );
+    let run = f.tabacco(&["-vv", "run"]).status(1);
+    let query = f.tabacco(&["-vv", "query", "*"]).run();
+    for (what, out) in [("check", &check), ("run", &run), ("query", &query)] {
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert!(
+            !all.contains("SECRET"),
+            "{what} printed a credential:\n{all}"
+        );
+    }
+    assert!(run.stderr.contains("user:***@127.0.0.1"), "{}", run.stderr);
+}
