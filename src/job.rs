@@ -303,7 +303,14 @@ fn snapshot(
     };
     let summary = match plan.input {
         Input::Paths(paths) => {
-            if let Some(missing) = paths.iter().find(|p| !Path::new(p).exists()) {
+            // Under params.path restic is given the tree alone: its atoms
+            // are checked here, or a missing one would be recorded.
+            let atom_paths = dataset.atoms.iter().filter_map(|a| a.path.as_deref());
+            let mut all = paths
+                .iter()
+                .map(|p| p.as_path())
+                .chain(atom_paths.map(Path::new));
+            if let Some(missing) = all.find(|p| !p.exists()) {
                 let e = format!("path {} does not exist", missing.display());
                 return Err(Failure::new(Kind::Other, e));
             }

@@ -201,8 +201,11 @@ pub fn restore(
             dataset.source
         )
     })?;
+    // Records come from the metadb: check every name and path, whatever
+    // the handler, before a hook or command sees them.
     for atom in &dataset.atoms {
         name::validate(&atom.name).map_err(|e| format!("refusing record: atom {e}"))?;
+        checked_path(atom)?;
     }
     let atom_names: Vec<&str> = dataset.atoms.iter().map(|a| a.name.as_str()).collect();
     let atom_names = atom_names.join(" ");
@@ -223,7 +226,11 @@ pub fn restore(
             let paths = dataset
                 .atoms
                 .iter()
-                .map(checked_path)
+                .map(|atom| {
+                    checked_path(atom)?.ok_or_else(|| {
+                        format!("refusing record: file atom {} has no path", atom.name)
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             if let Target::Dir(dir) = target {
                 std::fs::create_dir_all(dir)
@@ -231,6 +238,24 @@ pub fn restore(
             }
             repo.restore(sup, &tag, target.dir(), &paths)
                 .map_err(|e| e.to_string())?;
+            // restic restores nothing, and says nothing, for a path that is
+            // not in the snapshot.
+            let missing: Vec<&str> = paths
+                .iter()
+                .copied()
+                .filter(|p| {
+                    let restored = target.dir().join(p.trim_start_matches('/'));
+                    restored.symlink_metadata().is_err()
+                })
+                .collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "nothing restored at {} under {}: not in snapshot {}",
+                    missing.join(" "),
+                    target_dir,
+                    dataset.snapshot_id
+                ));
+            }
         }
         Handler::Pipe(pipe) => {
             let command = pipe
@@ -249,12 +274,13 @@ pub fn restore(
     Ok(())
 }
 
-/// A file atom's path as recorded, refused unless absolute and free of `..`.
-fn checked_path(atom: &Atom) -> Result<&str, String> {
-    let path = atom
-        .path
-        .as_deref()
-        .ok_or_else(|| format!("refusing record: atom {} has no path", atom.name))?;
+/// An atom's path as recorded (for any handler), refused unless absolute
+/// and free of `.` and `..`: it becomes a restic include, or a value in a
+/// restore command, and must not lead outside what was backed up.
+fn checked_path(atom: &Atom) -> Result<Option<&str>, String> {
+    let Some(path) = atom.path.as_deref() else {
+        return Ok(None);
+    };
     let p = Path::new(path);
     if !p.is_absolute()
         || p.components()
@@ -265,7 +291,7 @@ fn checked_path(atom: &Atom) -> Result<&str, String> {
             atom.name
         ));
     }
-    Ok(path)
+    Ok(Some(path))
 }
 
 /// Streams a pipe atom from `restic dump` straight into `restore_command`.
@@ -301,7 +327,7 @@ fn stream_back(
     };
     let consumer = {
         let mut cmd = shell::sh(&command);
-        cmd.stdin(Stdio::from(data))
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .env("ATOM_NAME", &atom.name)
             .env("BACKUP_ID", &item.backup.id)
@@ -321,6 +347,13 @@ fn stream_back(
         .stdout
         .take()
         .map(|pipe| sup.log_lines(pipe, "restore_command"));
+    // Counted on the way, so that a short stream is caught; on Linux
+    // `io::copy` splices pipe to pipe, without the data passing through
+    // tabacco. The consumer sees EOF when the copy ends.
+    let copy = consumer.child().stdin.take().map(|mut input| {
+        let mut data = data;
+        thread::spawn(move || std::io::copy(&mut data, &mut input))
+    });
     let consumed = consumer.wait();
     if consumed.is_err() {
         dump.kill();
@@ -329,9 +362,36 @@ fn stream_back(
     if let Some(handle) = stdout {
         let _ = handle.join();
     }
+    let copied = copy.map(|handle| handle.join());
     match (dumped, consumed) {
-        (Ok(_), Ok(_)) => Ok(()),
-        (Err(e), _) => Err(format!("atom {}: {e}", atom.name)),
-        (Ok(_), Err(e)) => Err(format!("atom {}: {e}", atom.name)),
+        (Ok(_), Ok(_)) => {}
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(format!("atom {}: {e}", atom.name)),
+        // Either may have ended the other: say both, the consumer first
+        // (a failed consumer gets restic dump killed).
+        (Err(dump), Err(consumer)) => {
+            return Err(format!("atom {}: {consumer}; {dump}", atom.name))
+        }
     }
+    let copied = match copied {
+        Some(Ok(Ok(bytes))) => bytes,
+        Some(Ok(Err(e))) => {
+            return Err(format!(
+                "atom {}: restore_command stopped reading: {e}",
+                atom.name
+            ))
+        }
+        Some(Err(_)) | None => return Err(format!("atom {}: the stream was lost", atom.name)),
+    };
+    // A pipe dataset holds one atom, and restic refuses an empty stream:
+    // its total_bytes is the stream's size, and 0 means unknown (reindex).
+    let recorded = item.dataset.total_bytes;
+    if item.dataset.atoms.len() == 1 && recorded > 0 && copied != recorded as u64 {
+        return Err(format!(
+            "atom {}: restic dump streamed {} of the {} recorded",
+            atom.name,
+            count(copied, "byte"),
+            count(recorded, "byte")
+        ));
+    }
+    Ok(())
 }
