@@ -181,6 +181,22 @@ pub const COMMANDS: &[Help] = &[
     Help { name: "help", usage: "tabacco help [COMMAND]", summary: "show help", options: &[] },
 ];
 
+/// `completion`, hidden from the command list but not from `help`.
+pub const COMPLETION: Help = Help {
+    name: "completion",
+    usage: "tabacco completion bash|zsh",
+    summary: "print a completion script for the shell (see tabacco(1) for installing it)",
+    options: &[],
+};
+
+/// The help entry of command `name`, hidden ones included.
+fn entry(name: &str) -> Option<&'static Help> {
+    COMMANDS
+        .iter()
+        .chain([&COMPLETION])
+        .find(|c| c.name == name)
+}
+
 /// An argument with no borrow on the parser, so that option handlers can
 /// read the option's value.
 #[derive(Debug)]
@@ -253,7 +269,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
         let name = name.string().map_err(general)?;
         let specific = |e: lexopt::Error| Error {
             message: e.to_string(),
-            command: COMMANDS.iter().find(|c| c.name == name).map(|c| c.name),
+            command: entry(&name).map(|c| c.name),
         };
         cli.command = command(&mut cli, &mut parser, &name).map_err(specific)?;
         return Ok(cli);
@@ -279,25 +295,32 @@ fn command(
         "reindex" => no_arguments(cli, parser, "reindex", Command::Reindex)?,
         "version" => no_arguments(cli, parser, "version", Command::Version)?,
         "help" => help_topic(cli, parser)?,
-        "completion" => completion(parser)?,
+        "completion" => completion(cli, parser)?,
         other => return Err(format!("unknown command {other:?}").into()),
     })
 }
 
-fn completion(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
-    let shell = match next(parser)? {
-        Some(Arg::Value(name)) => match name.string()?.as_str() {
-            "bash" => Shell::Bash,
-            "zsh" => Shell::Zsh,
-            other => return Err(format!("no completion for shell {other:?}: bash or zsh").into()),
-        },
-        Some(arg) => return Err(unexpected(arg)),
-        None => return Err("completion needs a shell: bash or zsh".into()),
-    };
-    match next(parser)? {
-        Some(arg) => Err(unexpected(arg)),
-        None => Ok(Command::Completion(shell)),
+fn completion(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let mut shell = None;
+    while let Some(arg) = next(parser)? {
+        match arg {
+            _ if is_help(&arg) => return Ok(Command::Help(Some("completion".into()))),
+            Arg::Value(name) if shell.is_none() => {
+                shell = Some(match name.string()?.as_str() {
+                    "bash" => Shell::Bash,
+                    "zsh" => Shell::Zsh,
+                    other => {
+                        return Err(format!("no completion for shell {other:?}: bash or zsh").into())
+                    }
+                })
+            }
+            _ if global(cli, &arg, parser)? => {}
+            _ => return Err(unexpected(arg)),
+        }
     }
+    shell
+        .map(Command::Completion)
+        .ok_or_else(|| "completion needs a shell: bash or zsh".into())
 }
 
 fn help_topic(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
@@ -520,7 +543,7 @@ pub fn help(command: Option<&str>) -> Option<String> {
             out.push_str("\nExit status: 0 ok, 1 a job failed, 2 usage or configuration error.\nSee tabacco(1) and 'tabacco help COMMAND'.\n");
             Some(out)
         }
-        Some(name) => COMMANDS.iter().find(|c| c.name == name).map(|c| {
+        Some(name) => entry(name).map(|c| {
             let mut out = format!("Usage: {}\n\n{}\n", c.usage, c.summary);
             if !c.options.is_empty() {
                 out.push_str("\nOptions:\n");
@@ -658,8 +681,9 @@ mod tests {
     fn every_option_the_help_lists_is_parsed() {
         // What a command needs besides the option under test; the first
         // that parses is used.
-        let tails: [&[&str]; 4] = [
+        let tails: [&[&str]; 5] = [
             &[],
+            &["bash"],
             &["x"],
             &["--in-place", "x"],
             &["--in-place", "--remote", "h", "x"],
@@ -676,7 +700,7 @@ mod tests {
                 checked += 1;
             }
         }
-        for c in COMMANDS {
+        for c in COMMANDS.iter().chain([&COMPLETION]) {
             let specs = c.options.iter().chain(GLOBAL_OPTIONS);
             for (spec, _) in specs {
                 for option in spellings(spec) {

@@ -275,7 +275,7 @@ pub fn restore(
 }
 
 /// An atom's path as recorded (for any handler), refused unless absolute
-/// and free of `.` and `..`: it becomes a restic include, or a value in a
+/// and free of `..`: it becomes a restic include, or a value in a
 /// restore command, and must not lead outside what was backed up.
 fn checked_path(atom: &Atom) -> Result<Option<&str>, String> {
     let Some(path) = atom.path.as_deref() else {
@@ -394,4 +394,22 @@ fn stream_back(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_paths_must_be_absolute_and_plain() {
+        let atom = |path: Option<&str>| Atom {
+            name: "sql/db1".into(),
+            path: path.map(String::from),
+        };
+        assert_eq!(checked_path(&atom(None)), Ok(None));
+        assert_eq!(checked_path(&atom(Some("/srv/db"))), Ok(Some("/srv/db")));
+        for bad in ["../escaped", "db", "/srv/../etc", "/srv/db/..", ""] {
+            assert!(checked_path(&atom(Some(bad))).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -36,6 +36,14 @@ pub fn check(path: &Path) -> Result<(), Exit> {
     if let Password::File(file) = &config.repository.password {
         errors.extend(check_password_file(file));
     }
+    if config.sources.is_empty() {
+        let dir = path.parent().unwrap_or(Path::new(".")).join("sources");
+        let _ = writeln!(
+            out,
+            "\nno sources: nothing to back up (describe some in {}/*.yml, see tabacco.yml(5))",
+            dir.display()
+        );
+    }
     for source in &config.sources {
         describe(source, &config, &mut out, &mut errors);
     }

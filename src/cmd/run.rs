@@ -19,6 +19,11 @@ use std::thread;
 
 pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit> {
     let sources = config.select(names).map_err(Exit::Usage)?;
+    if sources.is_empty() {
+        log::warn!(
+            "no sources configured: nothing to back up ('tabacco check' shows the configuration)"
+        );
+    }
     let dry_run = dry_run || config.dry_run;
     if dry_run {
         log::set_max_level(log::max_level().max(log::LevelFilter::Info));

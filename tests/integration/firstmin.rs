@@ -106,6 +106,26 @@ fn a_missing_configuration_says_how_to_name_one() {
     );
 }
 
+/// Regression: with no sources, `check` and `run` said nothing at all.
+#[test]
+fn a_configuration_without_sources_says_so() {
+    let f = Fixture::new();
+    let check = f.tabacco(&["check"]).success();
+    assert!(
+        check.stdout.ends_with(&format!(
+            "\nno sources: nothing to back up (describe some in {}/*.yml, see tabacco.yml(5))\n",
+            f.path("etc/sources").display()
+        )),
+        "{}",
+        check.stdout
+    );
+    let run = f.tabacco(&["run"]).success();
+    assert_eq!(
+        run.stderr,
+        "tabacco: warning: no sources configured: nothing to back up ('tabacco check' shows the configuration)\n"
+    );
+}
+
 /// The demo's sources (contrib/demo/setup.sh): a file source with two atoms,
 /// a pipe source with two databases.
 fn demo() -> Fixture {
