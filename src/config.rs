@@ -141,10 +141,13 @@ impl Config {
         names
             .iter()
             .map(|n| {
-                self.sources
-                    .iter()
-                    .find(|s| &s.name == n)
-                    .ok_or_else(|| format!("no source named {n:?} in the configuration"))
+                self.sources.iter().find(|s| &s.name == n).ok_or_else(|| {
+                    let known: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
+                    match known.is_empty() {
+                        true => format!("no source named {n:?}: no source is configured"),
+                        false => format!("no source named {n:?}; configured: {}", known.join(" ")),
+                    }
+                })
             })
             .collect()
     }

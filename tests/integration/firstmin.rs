@@ -169,6 +169,12 @@ source sql
     );
     assert_eq!(check.stderr, "");
 
+    let unknown = f.tabacco(&["run", "nosuch"]).status(2);
+    assert_eq!(
+        unknown.stderr,
+        "tabacco: no source named \"nosuch\"; configured: users sql\n"
+    );
+
     let run = f.tabacco(&["-v", "run"]).success();
     assert_eq!(run.stdout, "");
     let recorded: Vec<&str> = run
