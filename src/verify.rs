@@ -113,7 +113,9 @@ fn drill(
             let restored = scratch.join(path.trim_start_matches('/'));
             let (files, bytes) = read_tree(&restored)?;
             Ok(format!(
-                "{files} files, {bytes} bytes restored and read back"
+                "{}, {} restored and read back",
+                crate::count::count(files, "file"),
+                crate::count::count(bytes, "byte")
             ))
         }
         None => {

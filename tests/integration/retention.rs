@@ -185,7 +185,7 @@ fn verify_drills_a_restore_and_records_it() {
         (
             "users/alice".into(),
             true,
-            "1 files, 10 bytes restored and read back".into()
+            "1 file, 10 bytes restored and read back".into()
         )
     );
     assert_eq!(
