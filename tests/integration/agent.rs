@@ -371,7 +371,7 @@ fn a_stale_lock_is_unlocked_and_the_backup_retried() {
     f.write("etc/sources/sql.yml", &pipe_source("sql", "@every 10s", ""));
     let agent = Agent::start(&f, &["--http-addr", "127.0.0.1:0"]);
     let addr = agent.addr();
-    let log = agent.wait_for(") recorded in ", Duration::from_secs(40));
+    let log = agent.wait_for(" recorded in ", Duration::from_secs(40));
     assert!(log.contains("repository is locked"), "{log}");
     assert!(log.contains("source sql: retrying in "), "{log}");
     assert!(

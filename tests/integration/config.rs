@@ -92,7 +92,7 @@ fn bad_handlers_and_agent_yml_are_located_errors() {
     assert!(
         missing
             .stderr
-            .contains("/nonexistent/agent.yml:1: cannot read: No such file"),
+            .contains("no configuration at /nonexistent/agent.yml: write one"),
         "{}",
         missing.stderr
     );

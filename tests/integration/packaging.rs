@@ -458,7 +458,19 @@ fn zsh_completion_is_valid() {
 
 #[test]
 fn example_agent_configuration_checks() {
-    let config = root().join("contrib/examples/agent.yml");
+    // As on a host: beside its sources and handlers, with the password and
+    // token files it names (check reads them) in place of /etc/tabacco.
+    let scratch = Scratch::new("example");
+    let examples = root().join("contrib/examples");
+    let etc = format!("{}/", scratch.0.display());
+    let text = fs::read_to_string(examples.join("agent.yml")).unwrap();
+    let config = scratch.0.join("agent.yml");
+    fs::write(&config, text.replace("/etc/tabacco/", &etc)).unwrap();
+    fs::write(scratch.0.join("restic.pw"), "fleet password\n").unwrap();
+    fs::write(scratch.0.join("metadb.token"), "host token\n").unwrap();
+    for dir in ["sources", "handlers"] {
+        std::os::unix::fs::symlink(examples.join(dir), scratch.0.join(dir)).unwrap();
+    }
     let out = Command::new(BIN)
         .args(["check", "--config"])
         .arg(&config)
