@@ -234,6 +234,9 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
         ));
     }
     let password = match (params.password, params.password_file) {
+        (Some(p), None) if p.trim().is_empty() => {
+            return Err(err("password", "repository password is empty".into()))
+        }
         (Some(p), None) => Password::Literal(p),
         (None, Some(f)) => Password::File(absolute("password_file", &f)?),
         (Some(_), Some(_)) => {

@@ -259,6 +259,21 @@ fn check_reports_a_missing_or_empty_password_file() {
     );
     f.write("etc/restic.pw", "secret\n");
     f.tabacco(&["check"]).success();
+    f.write(
+        "etc/agent.yml",
+        &format!(
+            "hostname: test-host\nrepository:\n  params:\n    uri: {}\n    password: \"\"\nwork_dir: {}\n",
+            f.path("repo").display(),
+            f.path("work").display()
+        ),
+    );
+    let run = f.tabacco(&["check"]).status(2);
+    assert!(
+        run.stderr
+            .ends_with("agent.yml:5: repository password is empty\n"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// Regression: a token file of two lines was accepted, and its two lines
