@@ -495,7 +495,7 @@ fn read_backup_output(
                 Ok(Message::Status(status)) => on_status(status),
                 Ok(Message::Summary(s)) => summary = Some(s),
                 Ok(Message::Other) => {}
-                Err(_) => log::debug!("restic: {line}"),
+                Err(_) => log::debug!("restic: {}", crate::uri::mask_text(&line)),
             }
         }
     }

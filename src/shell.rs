@@ -267,13 +267,14 @@ impl Supervisor {
         self.state().refuse_if_stopped(what)
     }
 
-    /// Logs each line from `pipe` under this job's label; returns the tail.
+    /// Logs each line from `pipe` under this job's label, with credentials
+    /// in URIs masked; returns the tail.
     pub fn log_lines(&self, pipe: impl Read + Send + 'static, what: &str) -> JoinHandle<String> {
         let prefix = format!("{}: {what}", self.inner.label);
         thread::spawn(move || {
             let mut tail = VecDeque::with_capacity(TAIL_LINES);
             for line in BufReader::new(pipe).split(b'\n').map_while(Result::ok) {
-                let line = String::from_utf8_lossy(&line).trim_end().to_string();
+                let line = crate::uri::mask_text(String::from_utf8_lossy(&line).trim_end());
                 log::info!("{prefix}: {line}");
                 if tail.len() == TAIL_LINES {
                     tail.pop_front();

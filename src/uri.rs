@@ -1,7 +1,7 @@
 //! URIs as tabacco prints them: the credentials in their user info masked.
 //! Every message, log line and output that shows a repository URI or the
-//! metadb URL goes through [`mask`]; what restic prints of its repository
-//! is restic's to mask (it prints `rest:http://user:***@host/`).
+//! metadb URL goes through [`mask`]; every line a child process prints
+//! (restic quotes some repository URIs as given) through [`mask_text`].
 
 /// `uri` with its user info masked: a password becomes `***` (`user:***@`,
 /// as restic prints it); a user name alone, which may be a token, becomes
@@ -22,11 +22,42 @@ pub fn mask(uri: &str) -> String {
     let Some(at) = authority.rfind('@') else {
         return uri.to_string();
     };
-    let user_info = match authority[..at].split_once(':') {
+    let user_info = mask_user_info(&authority[..at]);
+    format!("{}{user_info}{}", &uri[..start], &rest[at..])
+}
+
+/// `text` with the user info of every `scheme://user:password@host` in it
+/// masked as [`mask`] does. Addresses like `alice@example.org`, without
+/// `://`, are left alone.
+pub fn mask_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || "\"'<>".contains(c))
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str(&mask_user_info(&authority[..at]));
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `user:***` for `user:password`; `***` for a user name alone.
+fn mask_user_info(user_info: &str) -> String {
+    match user_info.split_once(':') {
         Some((user, _)) => format!("{user}:***"),
         None => "***".to_string(),
-    };
-    format!("{}{user_info}{}", &uri[..start], &rest[at..])
+    }
 }
 
 #[cfg(test)]
@@ -62,6 +93,31 @@ mod tests {
             ("", ""),
         ] {
             assert_eq!(mask(uri), shown, "{uri}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_text_are_masked() {
+        for (text, shown) in [
+            (
+                "s3:http://u:SECRET@127.0.0.1:1/bucket",
+                "s3:http://u:***@127.0.0.1:1/bucket",
+            ),
+            (
+                "Get \"https://TOKEN@h/x\": no; at rest:http://u:***@h/r/",
+                "Get \"https://***@h/x\": no; at rest:http://u:***@h/r/",
+            ),
+            (
+                "atom users/alice@example.org saved",
+                "atom users/alice@example.org saved",
+            ),
+            ("ends with ://", "ends with ://"),
+            (
+                "http://h/a@b and ftp://x:y@z",
+                "http://h/a@b and ftp://x:***@z",
+            ),
+        ] {
+            assert_eq!(mask_text(text), shown, "{text}");
         }
     }
 }
