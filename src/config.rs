@@ -539,3 +539,36 @@ pub fn dataset_spec(
     }
     Ok(spec)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_one_line() {
+        let dir = std::env::temp_dir().join(format!("tabacco-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        let read = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            read_token(&path)
+        };
+        assert_eq!(read("abc\n"), Ok("abc".to_string()));
+        assert_eq!(read("  abc\r\n"), Ok("abc".to_string()));
+        let shown = path.display();
+        assert_eq!(
+            read("\n \n"),
+            Err(format!("metadb.token_file {shown} is empty"))
+        );
+        assert_eq!(
+            read("abc\ndef\n"),
+            Err(format!(
+                "metadb.token_file {shown} holds more than one line: a token is one line"
+            ))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(read_token(&path)
+            .unwrap_err()
+            .starts_with("cannot read metadb.token_file"));
+    }
+}
