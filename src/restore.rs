@@ -275,9 +275,10 @@ pub fn restore(
 }
 
 /// An atom's path as recorded (for any handler), refused unless absolute
-/// and free of `..`: it becomes a restic include, or a value in a
-/// restore command, and must not lead outside what was backed up.
-fn checked_path(atom: &Atom) -> Result<Option<&str>, String> {
+/// and free of `..`: it becomes a restic include, a value in a restore
+/// command, or a place to read a drill's files back from (`verify`), and
+/// must not lead outside what was backed up.
+pub fn checked_path(atom: &Atom) -> Result<Option<&str>, String> {
     let Some(path) = atom.path.as_deref() else {
         return Ok(None);
     };

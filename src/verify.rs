@@ -103,7 +103,7 @@ fn drill(
 ) -> Result<String, String> {
     let atom = &dataset.atoms[index];
     let tag = snapshot_tag(&dataset.id);
-    match &atom.path {
+    match crate::restore::checked_path(atom)? {
         Some(path) => {
             let target = Target::Dir(scratch.to_path_buf());
             std::fs::create_dir_all(scratch)

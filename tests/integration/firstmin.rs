@@ -488,3 +488,31 @@ fn a_listed_atom_that_does_not_exist_fails_its_dataset() {
     );
     assert_eq!(f.query(&["*"]).len(), 0, "a dataset was recorded");
 }
+
+/// Regression: `verify` read a file atom back from its recorded path
+/// unchecked: `/../..` + a live directory made the drill "pass" by reading
+/// the live data, though restic restored nothing.
+#[test]
+fn a_restore_drill_checks_the_recorded_path() {
+    let f = Fixture::new();
+    f.write("data/users/alice/inbox", "alice's mail\n");
+    f.write_config(
+        "etc/sources/users.yml",
+        "name: users\nhandler: file\nparams: {path: ROOT/data/users}\natoms: [{name: alice}]\n",
+    );
+    f.tabacco(&["run"]).success();
+    let alice = f.path("data/users/alice");
+    let escaping = format!("{}{}", "/..".repeat(30), alice.display());
+    sql(
+        &f,
+        &format!("UPDATE atoms SET path = '{escaping}' WHERE name = 'users/alice'"),
+    );
+    let run = f.tabacco(&["verify"]).status(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "refusing record: atom users/alice has unsafe path \"{escaping}\""
+        )),
+        "{}",
+        run.stderr
+    );
+}
