@@ -275,6 +275,10 @@ impl Supervisor {
             let mut tail = VecDeque::with_capacity(TAIL_LINES);
             for line in BufReader::new(pipe).split(b'\n').map_while(Result::ok) {
                 let line = crate::uri::mask_text(String::from_utf8_lossy(&line).trim_end());
+                // restic ends some errors with a blank line.
+                if line.is_empty() {
+                    continue;
+                }
                 log::info!("{prefix}: {line}");
                 if tail.len() == TAIL_LINES {
                     tail.pop_front();

@@ -347,6 +347,12 @@ fn credentials_in_uris_are_never_printed() {
         );
     }
     assert!(run.stderr.contains("user:***@127.0.0.1"), "{}", run.stderr);
+    // Regression: restic's closing blank line made the error end in " / ".
+    assert!(
+        !run.stderr.contains(" / \n") && !run.stderr.contains(": \n"),
+        "{}",
+        run.stderr
+    );
 
     // restic itself quotes an s3: URI as given; its lines are masked too.
     // The keys keep restic from asking a cloud metadata address for some.
