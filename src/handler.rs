@@ -9,8 +9,8 @@ mod pipe;
 
 use crate::config::raw::Params;
 use crate::model::Atom;
-use crate::shell;
 use crate::source::{AtomSpec, DatasetSpec, Source};
+use crate::{hook, shell};
 use std::path::PathBuf;
 
 /// Handler names that need no template.
@@ -26,7 +26,7 @@ pub enum Handler {
 /// One dataset ready to back up: a single restic snapshot.
 #[derive(Debug)]
 pub struct Plan {
-    /// `DATASET_NAME`: the source for a file dataset, the atom for a pipe one.
+    /// See [`Handler::dataset_name`].
     pub name: String,
     pub atoms: Vec<Atom>,
     pub input: Input,
@@ -40,6 +40,7 @@ pub enum Input {
     /// data, stored in the snapshot as `/<filename>`.
     Command {
         command: String,
+        env: hook::Environment,
         filename: String,
     },
 }
@@ -79,6 +80,16 @@ impl Handler {
         match self {
             Handler::File(f) => f.plan(source, atoms).map(|plan| vec![plan]),
             Handler::Pipe(p) => atoms.iter().map(|atom| p.plan(source, atom, ctx)).collect(),
+        }
+    }
+
+    /// The name of the dataset `atoms` of `source` make (`DATASET_NAME`,
+    /// `${dataset.name}`): the source for a file dataset, the atom's full
+    /// name for a pipe dataset, which holds one atom.
+    pub fn dataset_name(&self, source: &str, atoms: &[Atom]) -> String {
+        match (self, atoms) {
+            (Handler::Pipe(_), [atom]) => atom.name.clone(),
+            _ => source.to_string(),
         }
     }
 

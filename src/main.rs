@@ -9,6 +9,7 @@ mod cmd;
 mod config;
 mod failure;
 mod handler;
+mod hook;
 mod interrupt;
 mod job;
 mod logger;

@@ -9,7 +9,7 @@ use crate::metadb::Metadb;
 use crate::model::{snapshot_tag, Atom, Backup, Dataset, FindRequest, RestoreItem};
 use crate::restic::Repo;
 use crate::shell::{self, Stop, Supervisor};
-use crate::{name, time};
+use crate::{hook, name, time};
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Mutex, PoisonError};
@@ -203,15 +203,17 @@ pub fn restore(
     for atom in &dataset.atoms {
         name::validate(&atom.name).map_err(|e| format!("refusing record: atom {e}"))?;
     }
-    let atom_names: Vec<&str> = dataset.atoms.iter().map(|a| a.name.as_str()).collect();
-    let atom_names = atom_names.join(" ");
     let target_dir = target.dir().to_string_lossy().into_owned();
-    let hook_env = [
-        ("BACKUP_ID", item.backup.id.as_str()),
-        ("DATASET_NAME", dataset.source.as_str()),
-        ("ATOM_NAMES", atom_names.as_str()),
-        ("RESTORE_TARGET", target_dir.as_str()),
-    ];
+    let dataset_name = source.handler.dataset_name(&source.name, &dataset.atoms);
+    let scope = hook::Scope {
+        backup_id: &item.backup.id,
+        host: &item.backup.host,
+        source: &source.name,
+        dataset: &dataset_name,
+        atoms: &dataset.atoms,
+        restore_target: Some(&target_dir),
+    };
+    let hook_env = hook::environment(&scope, None);
     if let Some(pre) = &source.hooks.pre_restore {
         sup.run_shell(pre, &hook_env, "pre_restore_command")
             .map_err(|e| e.to_string())?;
@@ -237,7 +239,7 @@ pub fn restore(
                 .as_deref()
                 .ok_or_else(|| format!("source {:?} has no restore_command", source.name))?;
             for atom in &dataset.atoms {
-                stream_back(item, source, atom, command, repo, &tag, &target_dir, sup)?;
+                stream_back(&scope, atom, command, repo, &tag, sup)?;
             }
         }
     }
@@ -268,30 +270,15 @@ fn checked_path(atom: &Atom) -> Result<&str, String> {
 }
 
 /// Streams a pipe atom from `restic dump` straight into `restore_command`.
-#[allow(clippy::too_many_arguments)]
 fn stream_back(
-    item: &Item,
-    source: &crate::source::Source,
+    scope: &hook::Scope,
     atom: &Atom,
     command: &str,
     repo: &Repo,
     tag: &str,
-    target_dir: &str,
     sup: &Supervisor,
 ) -> Result<(), String> {
-    let short = atom
-        .name
-        .strip_prefix(&format!("{}/", source.name))
-        .unwrap_or(&atom.name);
-    let vars = [
-        ("atom.name", short),
-        ("atom.full_name", atom.name.as_str()),
-        ("atom.path", atom.path.as_deref().unwrap_or("")),
-        ("dataset.name", atom.name.as_str()),
-        ("backup.id", item.backup.id.as_str()),
-        ("host", item.backup.host.as_str()),
-    ];
-    let command = shell::substitute(command, &vars)?;
+    let command = shell::substitute(command, &hook::variables(scope, atom))?;
     let mut dump = repo
         .dump(sup, tag, &format!("/{}", atom.name))
         .map_err(|e| e.to_string())?;
@@ -302,9 +289,7 @@ fn stream_back(
         let mut cmd = shell::sh(&command);
         cmd.stdin(Stdio::from(data))
             .stdout(Stdio::piped())
-            .env("ATOM_NAME", &atom.name)
-            .env("BACKUP_ID", &item.backup.id)
-            .env("RESTORE_TARGET", target_dir);
+            .envs(hook::environment(scope, Some(atom)));
         sup.spawn(&mut cmd, "restore_command", Stop::Terminate)
     };
     let mut consumer = match consumer {

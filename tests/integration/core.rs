@@ -161,7 +161,7 @@ fn substituted_values_are_quoted() {
     let f = Fixture::new();
     f.write_config(
         "etc/sources/s.yml",
-        "name: sql\nhandler: pipe\nparams: {backup_command: \"printf '%s|' ${atom.name} ${atom.full_name} ${dataset.name} ${host}; echo $ATOM_NAME\"}\natoms: [{name: \"we.ird-name_1\"}]\n",
+        "name: sql\nhandler: pipe\nparams: {backup_command: \"printf '%s|' ${atom.name} ${atom.full_name} ${dataset.name} ${host} \\\"$ATOM_NAME\\\"; echo \\\"$ATOM_FULL_NAME\\\"\"}\natoms: [{name: \"we.ird-name_1\"}]\n",
     );
     f.tabacco(&["run"]).run().success();
     let dump = f
@@ -169,7 +169,7 @@ fn substituted_values_are_quoted() {
         .success();
     assert_eq!(
         dump.stdout,
-        "we.ird-name_1|sql/we.ird-name_1|sql/we.ird-name_1|test-host|sql/we.ird-name_1\n"
+        "we.ird-name_1|sql/we.ird-name_1|sql/we.ird-name_1|test-host|we.ird-name_1|sql/we.ird-name_1\n"
     );
 }
 
@@ -269,7 +269,10 @@ fn hooks_see_their_environment_but_no_password() {
     for env in [&pre, &post] {
         assert!(env.contains(&format!("BACKUP_ID={id}\n")), "{env}");
         assert!(env.contains("DATASET_NAME=users\n"), "{env}");
-        assert!(env.contains("ATOM_NAMES=users/a\n"), "{env}");
+        // The original's meaning: atoms' own names; full names beside them.
+        assert!(env.contains("ATOM_NAMES=a\n"), "{env}");
+        assert!(env.contains("ATOM_FULL_NAMES=users/a\n"), "{env}");
+        assert!(env.contains("SOURCE_NAME=users\n"), "{env}");
         assert!(
             !env.contains(crate::common::PASSWORD),
             "the repository password leaked to a hook"
