@@ -345,7 +345,7 @@ fn snapshot(
     dataset.total_files = summary.total_files_processed;
     dataset.total_bytes = summary.total_bytes_processed;
     dataset.bytes_added = summary.data_added;
-    dataset.duration = summary.total_duration;
+    dataset.duration = summary.total_duration.round() as i64;
     log::info!(
         "{label}: dataset {} ({}) saved as snapshot {}: {} files, {} bytes, {} bytes added",
         dataset.id,

@@ -75,15 +75,14 @@ fn report(shared: &Shared, metadb: &Metadb, last: &mut Option<(Vec<ActiveJob>, I
 }
 
 fn active_job(host: &str, source: &str, job: &RunningJob) -> ActiveJob {
-    let status = match (&job.retry_at, &job.progress) {
-        (Some(t), _) => format!("waiting to retry at {}", crate::time::format(*t)),
-        (None, Some(p)) => format!(
-            "running: {:.0}%, {} files, {} bytes",
-            p.percent_done * 100.0,
-            p.files_done,
-            p.bytes_done
-        ),
-        (None, None) => "running".into(),
+    let message = match &job.retry_at {
+        Some(t) => format!("waiting to retry at {}", crate::time::format(*t)),
+        None => "running".into(),
+    };
+    // restic's own object, as the original reported it.
+    let status = match serde_json::to_value(&job.progress) {
+        Ok(serde_json::Value::Object(status)) => Some(status),
+        _ => None,
     };
     ActiveJob {
         host: host.to_string(),
@@ -92,5 +91,6 @@ fn active_job(host: &str, source: &str, job: &RunningJob) -> ActiveJob {
         dataset_id: String::new(),
         dataset_source: source.to_string(),
         status,
+        message,
     }
 }

@@ -1006,7 +1006,7 @@ mod tests {
                 total_files: 0,
                 total_bytes: 0,
                 bytes_added: 0,
-                duration: 0.0,
+                duration: 0,
             },
         }
     }

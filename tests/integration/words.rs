@@ -96,3 +96,86 @@ fn hooks_get_the_original_variables_at_backup_and_restore() {
     assert_eq!(read("pipe-command-restore.env"), pipe_command);
     assert_eq!(read("pipe-restored"), dumped);
 }
+
+/// The records as a client of the original, written in Go, marshals them:
+/// `null` for an empty list, an empty `path`, zero values for what is unset,
+/// timestamps with an offset and nanoseconds, an integer `duration`, restic's
+/// status object. Failed before: `duration` came back as `12.0`, which Go
+/// cannot decode into an int; `"host": ""` matched no host, `num_versions: 0`
+/// was refused (400), the zero `older_than` matched nothing, and `status`
+/// had to be a string.
+#[test]
+fn records_read_what_a_go_client_marshals() {
+    use crate::metadb::{fleet_config, Server};
+    let f = Fixture::new();
+    let server = Server::start(&fleet_config(&f, "", &["web3"]), "127.0.0.1:0");
+    let web3 = Some("web3-secret");
+    let add = |backup: &str, timestamp: &str, dataset: &str| {
+        let body = format!(
+            r#"{{"backup":{{"id":"{backup}","timestamp":"{timestamp}","host":"web3","datasets":null}},
+               "dataset":{{"id":"{dataset}","source":"sql","atoms":[{{"name":"sql/db1","path":""}}],
+               "snapshot_id":"5a8f2c1e","total_files":1,"total_bytes":10,"bytes_added":10,"duration":12}}}}"#
+        );
+        let (status, text) = server.request("POST", "/api/add_dataset", web3, &body);
+        assert_eq!(status, 200, "{text}");
+    };
+    add("b1", "2026-11-20T10:00:00.123456789+01:00", "d1");
+    add("b2", "2026-11-21T09:30:00-00:30", "d2");
+    let find = |body: &str| -> Vec<serde_json::Value> {
+        let (status, text) = server.request("POST", "/api/find_atoms", web3, body);
+        assert_eq!(status, 200, "{body}: {text}");
+        serde_json::from_str(&text).unwrap()
+    };
+    let ids = |found: &[serde_json::Value]| -> Vec<String> {
+        found
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Go's zero values: any host, one version, no time limit.
+    let newest = find(
+        r#"{"pattern":"sql/*","host":"","num_versions":0,"older_than":"0001-01-01T00:00:00Z"}"#,
+    );
+    assert_eq!(ids(&newest), ["b2"]);
+    let dataset = &newest[0]["datasets"][0];
+    assert_eq!(newest[0]["timestamp"], "2026-11-21T10:00:00Z");
+    assert!(dataset["duration"].is_i64(), "{dataset}");
+    assert_eq!(dataset["duration"], 12);
+    assert_eq!(dataset["atoms"], serde_json::json!([{"name": "sql/db1"}]));
+    // Absent and null: all versions, no limit.
+    assert_eq!(
+        ids(&find(r#"{"pattern":"sql/db1","older_than":null}"#)),
+        ["b2", "b1"]
+    );
+    // Stored times are whole seconds: 09:00:00.123Z is not older than 09:00:00Z.
+    let older = |t: &str| {
+        ids(&find(&format!(
+            r#"{{"pattern":"sql/db1","older_than":"{t}"}}"#
+        )))
+    };
+    assert_eq!(older("2026-11-20T10:00:01.5+01:00"), ["b1"]);
+    assert!(older("2026-11-20T10:00:00+01:00").is_empty());
+
+    let status = serde_json::json!({
+        "message_type": "status", "seconds_elapsed": 3, "percent_done": 0.5,
+        "total_files": 4, "files_done": 2, "total_bytes": 400, "bytes_done": 200
+    });
+    let report = serde_json::json!({"host": "web3", "active_jobs": [{
+        "host": "web3", "job_id": "j1", "backup_id": "b3", "dataset_id": "d3",
+        "dataset_source": "sql", "status": status
+    }]});
+    let post = |body: &str| {
+        let (code, text) = server.request("POST", "/api/update_active_job_status", web3, body);
+        assert_eq!(code, 200, "{text}");
+    };
+    let active = || -> Vec<serde_json::Value> {
+        let (code, text) = server.request("GET", "/api/active_jobs", web3, "");
+        assert_eq!(code, 200, "{text}");
+        serde_json::from_str(&text).unwrap()
+    };
+    post(&report.to_string());
+    assert_eq!(active()[0]["status"], status);
+    post(r#"{"host":"web3","active_jobs":null}"#);
+    assert!(active().is_empty());
+}
