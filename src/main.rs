@@ -3,6 +3,7 @@
 //! `main` only parses the command line, dispatches, and turns the outcome
 //! into an exit status: 0 ok, 1 a job failed, 2 usage or configuration.
 
+mod addr;
 mod agent;
 mod cli;
 mod cmd;

@@ -4,7 +4,7 @@
 use crate::agent;
 use crate::cmd::{self, Exit};
 use signal_hook::iterator::Signals;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::Path;
 
 /// Runs the agent until SIGTERM or SIGINT; a bad configuration or address
@@ -36,8 +36,9 @@ pub fn agent(config_path: &Path, http_addr: Option<&str>) -> Result<(), Exit> {
 
 fn resolve(addr: &str) -> Result<SocketAddr, Exit> {
     let bad = |why: String| Exit::Usage(format!("invalid --http-addr {addr:?}: {why}"));
-    addr.to_socket_addrs()
+    crate::addr::resolve(addr)
         .map_err(|e| bad(e.to_string()))?
+        .into_iter()
         .next()
         .ok_or_else(|| bad("it resolves to no address".into()))
 }

@@ -179,3 +179,46 @@ fn records_read_what_a_go_client_marshals() {
     post(r#"{"host":"web3","active_jobs":null}"#);
     assert!(active().is_empty());
 }
+
+/// Go's forms: a listen address `:PORT` is every address (so the metadb
+/// still refuses it without tokens), and durations such as `1.5h`, `90s`
+/// and `500ms`. Failed before: `:5331` did not resolve, and `1.5h`, `500ms`
+/// were invalid durations.
+#[test]
+fn go_forms_of_addresses_and_durations() {
+    let f = Fixture::new();
+    let config = crate::metadb::metadb_config(&f, "http_addr: \":5331\"\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tabacco"))
+        .args(["metadb", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("refusing to listen on :5331 without tokens"),
+        "{stderr}"
+    );
+
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: sql\nhandler: pipe\nparams: {backup_command: \"echo ${atom.name}\"}\natoms: [{name: db1}]\n\
+         schedule: \"@every 90s\"\ntimeout: 1.5h\nretention: {keep_within: 1h30m}\n",
+    );
+    let check = f.tabacco(&["check"]).success().stdout;
+    assert!(
+        check.contains("  schedule  @every 90s\n  timeout   5400s\n"),
+        "{check}"
+    );
+    f.tabacco(&["run"]).success();
+    // A backup made just now is not older than 1.5 hours ago, but is older
+    // than a time 1.5 hours ahead, written with an offset and nanoseconds.
+    assert!(f.query(&["--older-than", "1.5h", "*"]).is_empty());
+    f.tabacco(&["query", "--older-than", "500ms", "*"])
+        .success();
+    let ahead = (chrono::Utc::now() + chrono::Duration::minutes(90))
+        .with_timezone(&chrono::FixedOffset::east_opt(3600 + 1800).unwrap())
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, false);
+    assert_eq!(f.query(&["--older-than", &ahead, "*"]).len(), 1);
+}
