@@ -5,6 +5,7 @@
 //! the original (written in Go) marshals: `null` for an empty list, zero
 //! values for what is unset, timestamps in any RFC 3339 form.
 
+use crate::name;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// One run of one source on one host.
@@ -201,8 +202,9 @@ pub struct AddDatasetRequest {
 }
 
 /// The tags of a dataset's snapshot: enough to rebuild its metadb record
-/// (`reindex`) from the repository alone. Atom paths are percent-encoded
-/// where restic would split or misread them (`,`).
+/// (`reindex`) from the repository alone. Atom names and paths are
+/// percent-encoded where restic would split or misread them (see
+/// [`name::encode_tag`]).
 pub fn snapshot_tags(backup: &Backup, dataset: &Dataset) -> Vec<String> {
     let mut tags = vec![
         "tabacco".to_string(),
@@ -211,12 +213,10 @@ pub fn snapshot_tags(backup: &Backup, dataset: &Dataset) -> Vec<String> {
         dataset.tag(),
     ];
     for atom in &dataset.atoms {
+        let name = name::encode_tag(&atom.name);
         match &atom.path {
-            Some(path) => {
-                let path = path.replace('%', "%25").replace(',', "%2C");
-                tags.push(format!("tabacco:atom={}:{path}", atom.name));
-            }
-            None => tags.push(format!("tabacco:atom={}", atom.name)),
+            Some(path) => tags.push(format!("tabacco:atom={name}:{}", name::encode_tag(path))),
+            None => tags.push(format!("tabacco:atom={name}")),
         }
     }
     tags
@@ -238,15 +238,13 @@ pub fn from_snapshot_tags(tags: &[String]) -> Option<(String, Dataset)> {
         Vec::new(),
     );
     for atom in tags.iter().filter_map(|t| t.strip_prefix("tabacco:atom=")) {
-        dataset.atoms.push(match atom.split_once(':') {
-            Some((name, path)) => Atom {
-                name: name.to_string(),
-                path: Some(path.replace("%2C", ",").replace("%25", "%")),
-            },
-            None => Atom {
-                name: atom.to_string(),
-                path: None,
-            },
+        let (atom_name, path) = match atom.split_once(':') {
+            Some((atom_name, path)) => (atom_name, Some(name::decode_tag(path)?)),
+            None => (atom, None),
+        };
+        dataset.atoms.push(Atom {
+            name: name::decode_tag(atom_name)?,
+            path,
         });
     }
     Some((backup_id, dataset))

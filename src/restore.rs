@@ -4,7 +4,7 @@
 //! come from the metadb are checked again here before restic sees them.
 
 use crate::config::Config;
-use crate::handler::Handler;
+use crate::handler::{self, Handler};
 use crate::metadb::Metadb;
 use crate::model::{snapshot_tag, Atom, Backup, Dataset, FindRequest, RestoreItem};
 use crate::restic::Repo;
@@ -280,7 +280,11 @@ fn stream_back(
 ) -> Result<(), String> {
     let command = shell::substitute(command, &hook::variables(scope, atom))?;
     let mut dump = repo
-        .dump(sup, tag, &format!("/{}", atom.name))
+        .dump(
+            sup,
+            tag,
+            &format!("/{}", handler::stdin_filename(&atom.name)),
+        )
         .map_err(|e| e.to_string())?;
     let Some(data) = dump.child().stdout.take() else {
         return Err("restic dump has no stdout".into());

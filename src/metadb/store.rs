@@ -458,7 +458,7 @@ fn find_query(req: &FindRequest) -> Result<(String, Vec<Value>), Error> {
     if req.pattern.is_empty() {
         return Err(Error::InvalidRequest("empty pattern".to_string()));
     }
-    let mut args = vec![Value::Text(req.pattern.clone())];
+    let mut args = vec![Value::Text(crate::name::sqlite_glob(&req.pattern))];
     // Filters on one version of an atom, written for the alias `v` of
     // `atoms` (with `vb`, its backup, where the host is asked for).
     let mut host_join = "";
