@@ -185,6 +185,59 @@ pub fn carry_out(
     }
 }
 
+/// What restoring `atom` of `item` will touch, for the plan: where a file
+/// atom's files land, or the command a pipe atom's data is fed to (the live
+/// service). `config` is the executing host's configuration, when known
+/// here; for a pipe atom restored by another host's agent, `remote` names it.
+pub fn destination(
+    config: &Config,
+    remote: Option<&str>,
+    item: &Item,
+    atom: &Atom,
+    target: &Target,
+) -> String {
+    if atom.path.is_some() {
+        return match checked_path(atom) {
+            Ok(path) => {
+                let path = target.dir().join(path.trim_start_matches('/'));
+                format!("files to {}", path.display())
+            }
+            Err(e) => e,
+        };
+    }
+    let dataset = &item.dataset;
+    if let Some(host) = remote {
+        return format!(
+            "the live service: {host}'s restore_command of source {}",
+            dataset.source
+        );
+    }
+    let Some(source) = config.sources.iter().find(|s| s.name == dataset.source) else {
+        return format!("nothing: source {} is not configured here", dataset.source);
+    };
+    let Handler::Pipe(pipe) = &source.handler else {
+        return format!("nothing: source {} is not a pipe source here", source.name);
+    };
+    let Some(command) = &pipe.restore_command else {
+        return format!("nothing: source {} has no restore_command", source.name);
+    };
+    let target_dir = target.dir().to_string_lossy();
+    let atoms = std::slice::from_ref(atom);
+    let dataset_name = source.handler.dataset_name(&source.name, atoms);
+    let scope = hook::Scope {
+        backup_id: &item.backup.id,
+        host: &item.backup.host,
+        source: &source.name,
+        dataset: &dataset_name,
+        atoms,
+        restore_target: Some(&target_dir),
+    };
+    match shell::substitute(command, &hook::variables(&scope, atom)) {
+        Ok(command) => format!("the live service, fed to restore_command: {command}"),
+        Err(e) => e,
+    }
+}
+
 /// Restores one planned dataset.
 pub fn restore(
     item: &Item,

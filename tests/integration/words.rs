@@ -322,3 +322,55 @@ fn tenant_names_back_up_find_restore_and_reindex() {
     };
     assert_eq!(names_and_paths(&after), names_and_paths(&before));
 }
+
+/// The plan says what a restore will touch: where a file atom's files
+/// land, and that a pipe atom is fed to its restore_command, the live
+/// service; `--dry-run` prints exactly that plan and runs nothing. Failed
+/// before: the plan named versions only.
+#[test]
+fn restore_plan_says_what_it_will_touch() {
+    let f = Fixture::new();
+    f.write("data/mail/Maria Rossi/inbox", "mail");
+    f.write_config(
+        "etc/sources/s.yml",
+        "- name: mail\n  handler: file\n  params: {path: ROOT/data/mail}\n  atoms: [{name: Maria Rossi}]\n  \
+         pre_restore_command: 'touch ROOT/hook-ran'\n\
+         - name: db\n  handler: pipe\n  params: {backup_command: 'echo dump', restore_command: 'cat > ROOT/fed-${atom.name}'}\n  \
+         atoms: [{name: alice@example.org}]\n",
+    );
+    f.tabacco(&["run"]).success();
+    let target = f.path("restored");
+    let restore = |extra: &[&str]| {
+        let mut args = vec!["restore", "--target", target.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push("*");
+        f.tabacco(&args).success().stdout
+    };
+    let plan = restore(&["--dry-run"]);
+    let rows: Vec<&str> = plan.lines().collect();
+    assert_eq!(rows.len(), 3, "{plan}");
+    assert!(
+        rows[0].starts_with("ATOM") && rows[0].ends_with("RESTORES"),
+        "{plan}"
+    );
+    let fed = f.path("fed-alice@example.org");
+    assert!(
+        rows[1].starts_with("db/alice@example.org ")
+            && rows[1].ends_with(&format!(
+                "the live service, fed to restore_command: cat > {}'alice@example.org'",
+                f.path("fed-").display()
+            )),
+        "{plan}"
+    );
+    let landing = target.join(f.path("data/mail/Maria Rossi").strip_prefix("/").unwrap());
+    assert!(
+        rows[2].starts_with("mail/Maria Rossi ")
+            && rows[2].ends_with(&format!("files to {}", landing.display())),
+        "{plan}"
+    );
+    assert!(!target.exists() && !fed.exists() && !f.path("hook-ran").exists());
+
+    assert_eq!(restore(&[]), plan, "the same plan, printed first");
+    assert_eq!(fs::read_to_string(&fed).unwrap(), "dump\n");
+    assert!(landing.join("inbox").exists() && f.path("hook-ran").exists());
+}
