@@ -330,13 +330,13 @@ fn tenant_names_back_up_find_restore_and_reindex() {
 #[test]
 fn restore_plan_says_what_it_will_touch() {
     let f = Fixture::new();
-    f.write("data/mail/Maria Rossi/inbox", "mail");
+    f.write("data/mail/maria/inbox", "mail");
     f.write_config(
         "etc/sources/s.yml",
-        "- name: mail\n  handler: file\n  params: {path: ROOT/data/mail}\n  atoms: [{name: Maria Rossi}]\n  \
+        "- name: mail\n  handler: file\n  params: {path: ROOT/data/mail}\n  atoms: [{name: maria}]\n  \
          pre_restore_command: 'touch ROOT/hook-ran'\n\
          - name: db\n  handler: pipe\n  params: {backup_command: 'echo dump', restore_command: 'cat > ROOT/fed-${atom.name}'}\n  \
-         atoms: [{name: alice@example.org}]\n",
+         atoms: [{name: alice}]\n",
     );
     f.tabacco(&["run"]).success();
     let target = f.path("restored");
@@ -353,18 +353,18 @@ fn restore_plan_says_what_it_will_touch() {
         rows[0].starts_with("ATOM") && rows[0].ends_with("RESTORES"),
         "{plan}"
     );
-    let fed = f.path("fed-alice@example.org");
+    let fed = f.path("fed-alice");
     assert!(
-        rows[1].starts_with("db/alice@example.org ")
+        rows[1].starts_with("db/alice ")
             && rows[1].ends_with(&format!(
-                "the live service, fed to restore_command: cat > {}'alice@example.org'",
+                "the live service, fed to restore_command: cat > {}'alice'",
                 f.path("fed-").display()
             )),
         "{plan}"
     );
-    let landing = target.join(f.path("data/mail/Maria Rossi").strip_prefix("/").unwrap());
+    let landing = target.join(f.path("data/mail/maria").strip_prefix("/").unwrap());
     assert!(
-        rows[2].starts_with("mail/Maria Rossi ")
+        rows[2].starts_with("mail/maria ")
             && rows[2].ends_with(&format!("files to {}", landing.display())),
         "{plan}"
     );
