@@ -34,11 +34,12 @@ pub fn agent(config_path: &Path, http_addr: Option<&str>) -> Result<(), Exit> {
     agent::run(config_path, config, signals, http_addr).map_err(Exit::Error)
 }
 
-fn resolve(addr: &str) -> Result<SocketAddr, Exit> {
+/// The addresses to try binding, in order; at least one.
+fn resolve(addr: &str) -> Result<Vec<SocketAddr>, Exit> {
     let bad = |why: String| Exit::Usage(format!("invalid --http-addr {addr:?}: {why}"));
-    crate::addr::resolve(addr)
-        .map_err(|e| bad(e.to_string()))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| bad("it resolves to no address".into()))
+    let addrs = crate::addr::resolve(addr).map_err(|e| bad(e.to_string()))?;
+    if addrs.is_empty() {
+        return Err(bad("it resolves to no address".into()));
+    }
+    Ok(addrs)
 }
