@@ -196,25 +196,29 @@ pub fn destination(
     atom: &Atom,
     target: &Target,
 ) -> String {
-    if atom.path.is_some() {
-        return match checked_path(atom) {
-            Ok(path) => {
-                let path = target.dir().join(path.trim_start_matches('/'));
-                format!("files to {}", path.display())
-            }
-            Err(e) => e,
-        };
-    }
     let dataset = &item.dataset;
+    let files_to = |on: &str| match checked_path(atom) {
+        Ok(path) => {
+            let path = target.dir().join(path.trim_start_matches('/'));
+            format!("files to {}{on}", path.display())
+        }
+        Err(e) => e,
+    };
     if let Some(host) = remote {
-        return format!(
-            "the live service: {host}'s restore_command of source {}",
-            dataset.source
-        );
+        return match atom.path {
+            Some(_) => files_to(&format!(" on {host}")),
+            None => format!(
+                "the live service: {host}'s restore_command of source {}",
+                dataset.source
+            ),
+        };
     }
     let Some(source) = config.sources.iter().find(|s| s.name == dataset.source) else {
         return format!("nothing: source {} is not configured here", dataset.source);
     };
+    if atom.path.is_some() {
+        return files_to("");
+    }
     let Handler::Pipe(pipe) = &source.handler else {
         return format!("nothing: source {} is not a pipe source here", source.name);
     };
