@@ -88,6 +88,7 @@ pub fn decode_tag(text: &str) -> Option<String> {
     while i < bytes.len() {
         let hex = bytes
             .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .and_then(|h| std::str::from_utf8(h).ok())
             .and_then(|h| u8::from_str_radix(h, 16).ok());
         match (bytes[i], hex) {
@@ -207,6 +208,7 @@ mod tests {
         }
         assert_eq!(encode_tag("users/bob-1.x"), "users/bob-1.x", "unchanged");
         assert_eq!(decode_tag("%FF"), None);
+        assert_eq!(decode_tag("%+1%4"), Some("%+1%4".to_string()));
     }
 
     #[test]
