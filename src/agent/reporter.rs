@@ -14,6 +14,7 @@ use super::periodic::Periodic;
 use super::state::{RunningJob, Shared};
 use crate::metadb::Metadb;
 use crate::model::ActiveJob;
+use crate::restic;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,11 +80,7 @@ fn active_job(host: &str, source: &str, job: &RunningJob) -> ActiveJob {
         Some(t) => format!("waiting to retry at {}", crate::time::format(*t)),
         None => "running".into(),
     };
-    // restic's own object, as the original reported it.
-    let status = match serde_json::to_value(&job.progress) {
-        Ok(serde_json::Value::Object(status)) => Some(status),
-        _ => None,
-    };
+    let status = job.progress.as_ref().and_then(status_object);
     ActiveJob {
         host: host.to_string(),
         job_id: format!("{source} {}", job.backup_id),
@@ -92,5 +89,29 @@ fn active_job(host: &str, source: &str, job: &RunningJob) -> ActiveJob {
         dataset_source: source.to_string(),
         status,
         message,
+    }
+}
+
+/// restic's status as the JSON object it printed, as the original reported
+/// a job's status.
+fn status_object(status: &restic::Status) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::to_value(status) {
+        Ok(serde_json::Value::Object(object)) => Some(object),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jobs_status_is_restics_object() {
+        let line = r#"{"message_type":"status","seconds_elapsed":3,"percent_done":0.5,"total_files":4,"files_done":2,"total_bytes":400,"bytes_done":200}"#;
+        let status: restic::Status = serde_json::from_str(line).unwrap();
+        let object = serde_json::Value::Object(status_object(&status).unwrap());
+        let mut expected: serde_json::Value = serde_json::from_str(line).unwrap();
+        expected.as_object_mut().unwrap().remove("message_type");
+        assert_eq!(object, expected);
     }
 }
