@@ -40,7 +40,7 @@ pub fn run(
     config_path: &Path,
     config: Config,
     signals: Signals,
-    http_addr: Option<SocketAddr>,
+    http_addr: Option<Vec<SocketAddr>>,
 ) -> Result<(), String> {
     let _instance = instance::Instance::lock(&config.work_dir)?;
     let loaded = Loaded::new(config)?;
@@ -52,7 +52,7 @@ pub fn run(
         Some(addr) => {
             let metadb = Arc::clone(&metadb);
             let backlog = Box::new(move || metadb.spool_backlog());
-            let server = http::Server::start(addr, Arc::clone(&shared), backlog)?;
+            let server = http::Server::start(&addr, Arc::clone(&shared), backlog)?;
             log::info!("listening on {}", server.addr);
             Some(server)
         }

@@ -79,7 +79,7 @@ fn load(path: &Path) -> Result<Config, Exit> {
 /// Aligns `rows` (the first is the header) into columns.
 fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let widths: Vec<usize> = (0..N)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
     for row in rows {

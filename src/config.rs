@@ -379,7 +379,7 @@ fn resolve_handlers(
 ) -> HashMap<String, (raw::Handler, Origin)> {
     let mut templates: HashMap<String, (raw::Handler, Origin)> = HashMap::new();
     for (h, origin) in raw {
-        if let Err(e) = name::validate(&h.name) {
+        if let Err(e) = name::validate_source(&h.name) {
             errors.push(Error::new(origin.at("name"), format!("handler {e}")));
         } else if handler::BUILTIN.contains(&h.name.as_str()) {
             errors.push(Error::new(
@@ -405,7 +405,7 @@ fn resolve_source(
     templates: &HashMap<String, (raw::Handler, Origin)>,
 ) -> Result<Source, Error> {
     let err = |key: &str, msg: String| Error::new(origin.at(key), msg);
-    name::validate(&raw.name).map_err(|e| err("name", format!("source {e}")))?;
+    name::validate_source(&raw.name).map_err(|e| err("name", format!("source {e}")))?;
 
     let (kind, params) = match raw.handler.as_str() {
         "file" | "pipe" => (raw.handler.clone(), raw.params.clone()),

@@ -9,8 +9,8 @@ mod pipe;
 
 use crate::config::raw::Params;
 use crate::model::Atom;
-use crate::shell;
 use crate::source::{AtomSpec, DatasetSpec, Source};
+use crate::{hook, shell};
 use std::path::PathBuf;
 
 /// Handler names that need no template.
@@ -26,7 +26,7 @@ pub enum Handler {
 /// One dataset ready to back up: a single restic snapshot.
 #[derive(Debug)]
 pub struct Plan {
-    /// `DATASET_NAME`: the source for a file dataset, the atom for a pipe one.
+    /// See [`Handler::dataset_name`].
     pub name: String,
     pub atoms: Vec<Atom>,
     pub input: Input,
@@ -40,6 +40,7 @@ pub enum Input {
     /// data, stored in the snapshot as `/<filename>`.
     Command {
         command: String,
+        env: hook::Environment,
         filename: String,
     },
 }
@@ -82,6 +83,16 @@ impl Handler {
         }
     }
 
+    /// The name of the dataset `atoms` of `source` make (`DATASET_NAME`,
+    /// `${dataset.name}`): the source for a file dataset, the atom's full
+    /// name for a pipe dataset, which holds one atom.
+    pub fn dataset_name(&self, source: &str, atoms: &[Atom]) -> String {
+        match (self, atoms) {
+            (Handler::Pipe(_), [atom]) => atom.name.clone(),
+            _ => source.to_string(),
+        }
+    }
+
     /// A short description for `check`.
     pub fn describe(&self) -> String {
         match self {
@@ -89,6 +100,12 @@ impl Handler {
             Handler::Pipe(p) => p.describe(),
         }
     }
+}
+
+/// Where a pipe atom's data is in its snapshot: restic stores
+/// `--stdin-filename NAME` as `/NAME`.
+pub fn stdin_filename(atom_full_name: &str) -> String {
+    atom_full_name.to_string()
 }
 
 /// Checks that `template` uses only known substitutions.

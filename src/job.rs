@@ -15,7 +15,7 @@ use crate::restic::{self, Repo};
 use crate::shell::{self, Stop, Supervisor};
 use crate::slots::Slots;
 use crate::source::{AtomSpec, DatasetSpec, Datasets, Source};
-use crate::{name, time};
+use crate::{hook, name, time};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Mutex, PoisonError};
@@ -212,14 +212,15 @@ fn backup_dataset(
     restic_time: &str,
     partials: &Partials,
 ) -> Result<Option<Dataset>, Failure> {
-    let atom_names: Vec<&str> = plan.atoms.iter().map(|a| a.name.as_str()).collect();
-    let atom_names = atom_names.join(" ");
-    let dataset_name = plan.name.clone();
-    let hook_env = [
-        ("BACKUP_ID", backup.id.as_str()),
-        ("DATASET_NAME", dataset_name.as_str()),
-        ("ATOM_NAMES", atom_names.as_str()),
-    ];
+    let scope = hook::Scope {
+        backup_id: &backup.id,
+        host: &backup.host,
+        source: &source.name,
+        dataset: &plan.name,
+        atoms: &plan.atoms,
+        restore_target: None,
+    };
+    let hook_env = hook::environment(&scope, None);
     if env.dry_run {
         log_dry_run(sup, source, &plan);
         return Ok(None);
@@ -230,8 +231,8 @@ fn backup_dataset(
     let result = snapshot(source, env, sup, backup, plan, restic_time, partials).map(Some);
     if let Some(post) = &source.hooks.post_backup {
         let status = if result.is_ok() { "ok" } else { "failed" };
-        let mut post_env = hook_env.to_vec();
-        post_env.push(("BACKUP_STATUS", status));
+        let mut post_env = hook_env;
+        post_env.push(("BACKUP_STATUS", status.to_string()));
         if let Err(e) = sup.run_shell(post, &post_env, "post_backup_command") {
             // Say both what happened to the data and what the hook did.
             let hook = Failure::from(e);
@@ -260,7 +261,9 @@ fn log_dry_run(sup: &Supervisor, source: &Source, plan: &Plan) {
                 paths.join(" ")
             );
         }
-        Input::Command { command, filename } => {
+        Input::Command {
+            command, filename, ..
+        } => {
             log::info!("{label}: dry run: would stream `{command}` into restic as /{filename}");
         }
     }
@@ -317,13 +320,17 @@ fn snapshot(
             env.repo
                 .backup(sup, request(restic::Input::Paths(paths)), &mut on_status)?
         }
-        Input::Command { command, filename } => {
+        Input::Command {
+            command,
+            env: command_env,
+            filename,
+        } => {
             let request = |data| request(restic::Input::Stdin { filename, data });
             let summary = stream(
                 env,
                 sup,
                 &dataset,
-                &command,
+                producer(&command, command_env),
                 request,
                 &mut on_status,
                 partials,
@@ -346,7 +353,7 @@ fn snapshot(
     dataset.total_files = summary.total_files_processed;
     dataset.total_bytes = summary.total_bytes_processed;
     dataset.bytes_added = summary.data_added;
-    dataset.duration = summary.total_duration;
+    dataset.duration = summary.total_duration.round() as i64;
     log::info!(
         "{label}: dataset {} ({}) saved as snapshot {}: {}, {}, {} added",
         dataset.id,
@@ -380,16 +387,12 @@ fn stream<'a>(
     env: &Env,
     sup: &Supervisor,
     dataset: &Dataset,
-    command: &str,
+    mut cmd: std::process::Command,
     request: impl FnOnce(Stdio) -> restic::Backup<'a>,
     on_status: &mut dyn FnMut(restic::Status),
     partials: &Partials,
 ) -> Result<restic::Summary, Failure> {
-    let atom = dataset.atoms.first().map_or("", |a| a.name.as_str());
-    let mut cmd = shell::sh(command);
-    cmd.env("ATOM_NAME", atom)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
     let mut producer = sup.spawn(&mut cmd, "backup_command", Stop::Terminate)?;
     let Some(stdout) = producer.child().stdout.take() else {
         return Err(Failure::new(Kind::Command, "backup_command has no stdout"));
@@ -418,6 +421,13 @@ fn stream<'a>(
             Err(Failure::new(restic.kind, format!("{restic} ({producer})")))
         }
     }
+}
+
+/// The `backup_command` of a pipe dataset, with its environment.
+fn producer(command: &str, env: hook::Environment) -> std::process::Command {
+    let mut cmd = shell::sh(command);
+    cmd.envs(env);
+    cmd
 }
 
 /// Tags of partial snapshots to forget once none of the source's datasets

@@ -3,6 +3,7 @@
 //! `main` only parses the command line, dispatches, and turns the outcome
 //! into an exit status: 0 ok, 1 a job failed, 2 usage or configuration.
 
+mod addr;
 mod agent;
 mod cli;
 mod cmd;
@@ -10,6 +11,7 @@ mod config;
 mod count;
 mod failure;
 mod handler;
+mod hook;
 mod interrupt;
 mod job;
 mod logger;

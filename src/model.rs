@@ -1,9 +1,12 @@
 //! The records every part of tabacco shares: what a backup is, what it
 //! contains, and how a client asks for it. Their JSON shape is the wire
 //! format of the metadb API and of `query --json`, so field names follow the
-//! original API and may only ever be added to.
+//! original API and may only ever be added to. They read what a client of
+//! the original (written in Go) marshals: `null` for an empty list, zero
+//! values for what is unset, timestamps in any RFC 3339 form.
 
-use serde::{Deserialize, Serialize};
+use crate::name;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// One run of one source on one host.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -12,7 +15,7 @@ pub struct Backup {
     /// RFC 3339, UTC.
     pub timestamp: String,
     pub host: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub datasets: Vec<Dataset>,
 }
 
@@ -21,6 +24,7 @@ pub struct Backup {
 pub struct Dataset {
     pub id: String,
     pub source: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub atoms: Vec<Atom>,
     /// restic's short id; select snapshots by [`Dataset::tag`] instead.
     pub snapshot_id: String,
@@ -30,9 +34,10 @@ pub struct Dataset {
     pub total_bytes: i64,
     #[serde(default)]
     pub bytes_added: i64,
-    /// Seconds.
-    #[serde(default)]
-    pub duration: f64,
+    /// Whole seconds, an integer as the original's; a fraction sent by an
+    /// older tabacco is rounded.
+    #[serde(default, deserialize_with = "seconds")]
+    pub duration: i64,
 }
 
 impl Dataset {
@@ -46,7 +51,7 @@ impl Dataset {
             total_files: 0,
             total_bytes: 0,
             bytes_added: 0,
-            duration: 0.0,
+            duration: 0,
         }
     }
 
@@ -65,8 +70,13 @@ pub fn snapshot_tag(dataset_id: &str) -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Atom {
     pub name: String,
-    /// Absolute path in the snapshot (file handler only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Absolute path in the snapshot (file handler only); an empty one, as
+    /// a Go client marshals none, is none.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_as_none"
+    )]
     pub path: Option<String>,
 }
 
@@ -75,13 +85,28 @@ pub struct Atom {
 pub struct FindRequest {
     /// Shell glob over full atom names.
     pub pattern: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Only this host's backups; any host when absent or empty.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_as_none"
+    )]
     pub host: Option<String>,
-    /// Newest N versions of each atom; all when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Newest N versions of each atom; all when absent, one when 0 (the
+    /// original's default, which a Go client sends as 0).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "zero_as_one"
+    )]
     pub num_versions: Option<u32>,
-    /// RFC 3339: only backups strictly older than this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// RFC 3339: only backups strictly older than this. No limit when
+    /// absent, `null` or Go's zero time `0001-01-01T00:00:00Z`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "zero_time_as_none"
+    )]
     pub older_than: Option<String>,
 }
 
@@ -144,8 +169,20 @@ pub struct ActiveJob {
     pub dataset_id: String,
     #[serde(default)]
     pub dataset_source: String,
-    #[serde(default)]
-    pub status: String,
+    /// restic's status object (`percent_done`, `total_files`, `files_done`,
+    /// `total_bytes`, `bytes_done`, `seconds_elapsed`, ...) as the job last
+    /// printed it; absent before its first one. Anything but an object (an
+    /// older tabacco sent a line of text) reads as absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "object_or_none"
+    )]
+    pub status: Option<serde_json::Map<String, serde_json::Value>>,
+    /// What the job is doing, in words (`running`, `waiting to retry at
+    /// ...`); not in the original's record.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// The body of `POST /api/update_active_job_status`: all of `host`'s
@@ -153,7 +190,7 @@ pub struct ActiveJob {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UpdateActiveJobStatusRequest {
     pub host: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub active_jobs: Vec<ActiveJob>,
 }
 
@@ -165,8 +202,9 @@ pub struct AddDatasetRequest {
 }
 
 /// The tags of a dataset's snapshot: enough to rebuild its metadb record
-/// (`reindex`) from the repository alone. Atom paths are percent-encoded
-/// where restic would split or misread them (`,`).
+/// (`reindex`) from the repository alone. Atom names and paths are
+/// percent-encoded where restic would split or misread them (see
+/// [`name::encode_tag`]).
 pub fn snapshot_tags(backup: &Backup, dataset: &Dataset) -> Vec<String> {
     let mut tags = vec![
         "tabacco".to_string(),
@@ -175,12 +213,10 @@ pub fn snapshot_tags(backup: &Backup, dataset: &Dataset) -> Vec<String> {
         dataset.tag(),
     ];
     for atom in &dataset.atoms {
+        let name = name::encode_tag(&atom.name);
         match &atom.path {
-            Some(path) => {
-                let path = path.replace('%', "%25").replace(',', "%2C");
-                tags.push(format!("tabacco:atom={}:{path}", atom.name));
-            }
-            None => tags.push(format!("tabacco:atom={}", atom.name)),
+            Some(path) => tags.push(format!("tabacco:atom={name}:{}", name::encode_tag(path))),
+            None => tags.push(format!("tabacco:atom={name}")),
         }
     }
     tags
@@ -202,18 +238,66 @@ pub fn from_snapshot_tags(tags: &[String]) -> Option<(String, Dataset)> {
         Vec::new(),
     );
     for atom in tags.iter().filter_map(|t| t.strip_prefix("tabacco:atom=")) {
-        dataset.atoms.push(match atom.split_once(':') {
-            Some((name, path)) => Atom {
-                name: name.to_string(),
-                path: Some(path.replace("%2C", ",").replace("%25", "%")),
-            },
-            None => Atom {
-                name: atom.to_string(),
-                path: None,
-            },
+        let (atom_name, path) = match atom.split_once(':') {
+            Some((atom_name, path)) => (atom_name, Some(name::decode_tag(path)?)),
+            None => (atom, None),
+        };
+        dataset.atoms.push(Atom {
+            name: name::decode_tag(atom_name)?,
+            path,
         });
     }
     Some((backup_id, dataset))
+}
+
+/// `null` (a Go nil slice) as the type's default.
+fn null_as_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Whole seconds from any JSON number.
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let seconds = f64::deserialize(d)?;
+    if !seconds.is_finite() || seconds.abs() > 1e15 {
+        return Err(serde::de::Error::custom(format!(
+            "duration {seconds} is out of range"
+        )));
+    }
+    // In range, checked above: the cast cannot saturate.
+    Ok(seconds.round() as i64)
+}
+
+/// `""` or `null` as none.
+fn empty_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+/// `0` as one, the original's default number of versions.
+fn zero_as_one<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Ok(Option::<u32>::deserialize(d)?.map(|n| n.max(1)))
+}
+
+/// Go's zero `time.Time` as none.
+fn zero_time_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let is_zero = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t).is_ok_and(|t| t.timestamp() == GO_ZERO_TIME)
+    };
+    Ok(Option::<String>::deserialize(d)?.filter(|t| !is_zero(t)))
+}
+
+/// `0001-01-01T00:00:00Z` in Unix seconds: Go's zero `time.Time`.
+const GO_ZERO_TIME: i64 = -62_135_596_800;
+
+/// A JSON object, or none for anything else.
+fn object_or_none<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Object(map) => Some(map),
+        _ => None,
+    })
 }
 
 /// A new random id for a backup or dataset: 16 hex digits.
@@ -262,7 +346,7 @@ mod tests {
             total_files: 0,
             total_bytes: 0,
             bytes_added: 0,
-            duration: 0.0,
+            duration: 0,
         };
         let tags = snapshot_tags(&backup, &dataset);
         assert!(
@@ -271,6 +355,37 @@ mod tests {
         );
         assert_eq!(from_snapshot_tags(&tags), Some(("b1".to_string(), dataset)));
         assert_eq!(from_snapshot_tags(&["other".to_string()]), None);
+    }
+
+    #[test]
+    fn older_records_and_go_zero_values_read() {
+        // A record spooled by an older tabacco had a fractional duration,
+        // and an agent of it reported its job status as text.
+        let dataset: Dataset = serde_json::from_str(
+            r#"{"id":"d","source":"s","atoms":[],"snapshot_id":"x","duration":1.6}"#,
+        )
+        .unwrap();
+        assert_eq!(dataset.duration, 2);
+        let job: ActiveJob =
+            serde_json::from_str(r#"{"host":"h","job_id":"j","status":"running: 5%"}"#).unwrap();
+        assert_eq!(job.status, None);
+        let find: FindRequest = serde_json::from_str(
+            r#"{"pattern":"*","host":"","num_versions":0,"older_than":"0001-01-01T00:00:00+00:00"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            find,
+            FindRequest {
+                pattern: "*".into(),
+                host: None,
+                num_versions: Some(1),
+                older_than: None,
+            }
+        );
+        assert!(serde_json::from_str::<Dataset>(
+            r#"{"id":"d","source":"s","atoms":[],"snapshot_id":"x","duration":1e300}"#
+        )
+        .is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::config::raw::Retention;
 use crate::config::{self, Password};
 use crate::shell::{self, Running, Stop, Supervisor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -99,7 +99,7 @@ pub struct Summary {
 }
 
 /// A `status` line of `restic backup --json`: progress of a running backup.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 pub struct Status {
     #[serde(default)]
     pub percent_done: f64,
@@ -111,6 +111,10 @@ pub struct Status {
     pub bytes_done: u64,
     #[serde(default)]
     pub total_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_elapsed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_remaining: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -5,12 +5,12 @@
 
 use crate::config::Config;
 use crate::count::count;
-use crate::handler::Handler;
+use crate::handler::{self, Handler};
 use crate::metadb::Metadb;
 use crate::model::{snapshot_tag, Atom, Backup, Dataset, FindRequest, RestoreItem};
 use crate::restic::Repo;
 use crate::shell::{self, Stop, Supervisor};
-use crate::{name, time};
+use crate::{hook, name, time};
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Mutex, PoisonError};
@@ -186,6 +186,64 @@ pub fn carry_out(
     }
 }
 
+/// What restoring `atom` of `item` will touch, for the plan: where a file
+/// atom's files land, or the command a pipe atom's data is fed to (the live
+/// service). `config` is the executing host's configuration, when known
+/// here; for a pipe atom restored by another host's agent, `remote` names it.
+pub fn destination(
+    config: &Config,
+    remote: Option<&str>,
+    item: &Item,
+    atom: &Atom,
+    target: &Target,
+) -> String {
+    let dataset = &item.dataset;
+    let files_to = |on: &str| match checked_path(atom) {
+        Ok(None) => format!("nothing: atom {} has no recorded path", atom.name),
+        Ok(Some(path)) => {
+            let path = target.dir().join(path.trim_start_matches('/'));
+            format!("files to {}{on}", path.display())
+        }
+        Err(e) => e,
+    };
+    if let Some(host) = remote {
+        return match atom.path {
+            Some(_) => files_to(&format!(" on {host}")),
+            None => format!(
+                "the live service: {host}'s restore_command of source {}",
+                dataset.source
+            ),
+        };
+    }
+    let Some(source) = config.sources.iter().find(|s| s.name == dataset.source) else {
+        return format!("nothing: source {} is not configured here", dataset.source);
+    };
+    if atom.path.is_some() {
+        return files_to("");
+    }
+    let Handler::Pipe(pipe) = &source.handler else {
+        return format!("nothing: source {} is not a pipe source here", source.name);
+    };
+    let Some(command) = &pipe.restore_command else {
+        return format!("nothing: source {} has no restore_command", source.name);
+    };
+    let target_dir = target.dir().to_string_lossy();
+    let atoms = std::slice::from_ref(atom);
+    let dataset_name = source.handler.dataset_name(&source.name, atoms);
+    let scope = hook::Scope {
+        backup_id: &item.backup.id,
+        host: &item.backup.host,
+        source: &source.name,
+        dataset: &dataset_name,
+        atoms,
+        restore_target: Some(&target_dir),
+    };
+    match shell::substitute(command, &hook::variables(&scope, atom)) {
+        Ok(command) => format!("the live service, fed to restore_command: {command}"),
+        Err(e) => e,
+    }
+}
+
 /// Restores one planned dataset.
 pub fn restore(
     item: &Item,
@@ -207,15 +265,17 @@ pub fn restore(
         name::validate(&atom.name).map_err(|e| format!("refusing record: atom {e}"))?;
         checked_path(atom)?;
     }
-    let atom_names: Vec<&str> = dataset.atoms.iter().map(|a| a.name.as_str()).collect();
-    let atom_names = atom_names.join(" ");
     let target_dir = target.dir().to_string_lossy().into_owned();
-    let hook_env = [
-        ("BACKUP_ID", item.backup.id.as_str()),
-        ("DATASET_NAME", dataset.source.as_str()),
-        ("ATOM_NAMES", atom_names.as_str()),
-        ("RESTORE_TARGET", target_dir.as_str()),
-    ];
+    let dataset_name = source.handler.dataset_name(&source.name, &dataset.atoms);
+    let scope = hook::Scope {
+        backup_id: &item.backup.id,
+        host: &item.backup.host,
+        source: &source.name,
+        dataset: &dataset_name,
+        atoms: &dataset.atoms,
+        restore_target: Some(&target_dir),
+    };
+    let hook_env = hook::environment(&scope, None);
     if let Some(pre) = &source.hooks.pre_restore {
         sup.run_shell(pre, &hook_env, "pre_restore_command")
             .map_err(|e| e.to_string())?;
@@ -263,7 +323,7 @@ pub fn restore(
                 .as_deref()
                 .ok_or_else(|| format!("source {:?} has no restore_command", source.name))?;
             for atom in &dataset.atoms {
-                stream_back(item, source, atom, command, repo, &tag, &target_dir, sup)?;
+                stream_back(item, &scope, atom, command, repo, &tag, sup)?;
             }
         }
     }
@@ -296,32 +356,22 @@ pub fn checked_path(atom: &Atom) -> Result<Option<&str>, String> {
 }
 
 /// Streams a pipe atom from `restic dump` straight into `restore_command`.
-#[allow(clippy::too_many_arguments)]
 fn stream_back(
     item: &Item,
-    source: &crate::source::Source,
+    scope: &hook::Scope,
     atom: &Atom,
     command: &str,
     repo: &Repo,
     tag: &str,
-    target_dir: &str,
     sup: &Supervisor,
 ) -> Result<(), String> {
-    let short = atom
-        .name
-        .strip_prefix(&format!("{}/", source.name))
-        .unwrap_or(&atom.name);
-    let vars = [
-        ("atom.name", short),
-        ("atom.full_name", atom.name.as_str()),
-        ("atom.path", atom.path.as_deref().unwrap_or("")),
-        ("dataset.name", atom.name.as_str()),
-        ("backup.id", item.backup.id.as_str()),
-        ("host", item.backup.host.as_str()),
-    ];
-    let command = shell::substitute(command, &vars)?;
+    let command = shell::substitute(command, &hook::variables(scope, atom))?;
     let mut dump = repo
-        .dump(sup, tag, &format!("/{}", atom.name))
+        .dump(
+            sup,
+            tag,
+            &format!("/{}", handler::stdin_filename(&atom.name)),
+        )
         .map_err(|e| e.to_string())?;
     let Some(data) = dump.child().stdout.take() else {
         return Err("restic dump has no stdout".into());
@@ -330,9 +380,7 @@ fn stream_back(
         let mut cmd = shell::sh(&command);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .env("ATOM_NAME", &atom.name)
-            .env("BACKUP_ID", &item.backup.id)
-            .env("RESTORE_TARGET", target_dir);
+            .envs(hook::environment(scope, Some(atom)));
         sup.spawn(&mut cmd, "restore_command", Stop::Terminate)
     };
     let mut consumer = match consumer {

@@ -55,10 +55,10 @@ impl Schedule {
             _ => text,
         };
         if let Some(interval) = text.strip_prefix("@every ") {
-            return Ok(Kind::Every(crate::time::parse_duration(interval)?));
+            return Ok(Kind::Every(parse_interval(interval)?));
         }
         if let Some(interval) = text.strip_prefix("@random_every ") {
-            return Ok(Kind::RandomEvery(crate::time::parse_duration(interval)?));
+            return Ok(Kind::RandomEvery(parse_interval(interval)?));
         }
         parse_crontab(crontab).map_err(|e| format!("invalid schedule {text:?}: {e}"))
     }
@@ -98,6 +98,18 @@ impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(&self.text)
     }
+}
+
+/// Runs are whole seconds apart: an interval is at least `1s` and has no
+/// fraction of a second.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = crate::time::parse_duration(text)?;
+    if interval.subsec_nanos() != 0 {
+        return Err(format!(
+            "invalid interval {text:?}: not a whole number of seconds"
+        ));
+    }
+    Ok(interval)
 }
 
 fn parse_crontab(text: &str) -> Result<Kind, String> {
@@ -238,6 +250,10 @@ mod tests {
             next("@every 6h", "2026-11-23T13:00:00Z"),
             "2026-11-23T18:00:00Z"
         );
+        assert_eq!(
+            next("@every 1.5h", "2026-11-23T13:00:00Z"),
+            "2026-11-23T13:30:00Z"
+        );
         let t = DateTime::parse_from_rfc3339("2026-11-23T13:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
@@ -261,6 +277,8 @@ mod tests {
             "0 3 * * mon-foo",
             "@every",
             "@every 0s",
+            "@every 500ms",
+            "@random_every 1.5s",
             "@reboot",
             "0 3 * * */0",
         ] {

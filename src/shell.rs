@@ -352,9 +352,14 @@ impl Supervisor {
 
     /// Runs a configured command to completion with `env` added; its stdout
     /// and stderr are logged.
-    pub fn run_shell(&self, command: &str, env: &[(&str, &str)], what: &str) -> Result<(), Error> {
+    pub fn run_shell(
+        &self,
+        command: &str,
+        env: &[(&str, String)],
+        what: &str,
+    ) -> Result<(), Error> {
         let mut cmd = sh(command);
-        cmd.envs(env.iter().copied())
+        cmd.envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
         let mut running = self.spawn(&mut cmd, what, Stop::Terminate)?;

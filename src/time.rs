@@ -1,37 +1,71 @@
 //! Durations and points in time as operators write them: `90s`, `2h`,
-//! `1h30m`, `7d`, and RFC 3339 or a relative age (`36h` ago) for `--older-than`.
+//! `1h30m`, `7d`, Go's `1.5h` and `500ms`, and RFC 3339 or a relative age
+//! (`36h` ago) for `--older-than`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::time::Duration;
 
-/// Parses `N<unit>` terms (units `s`, `m`, `h`, `d`), e.g. `2h` or `1h30m`.
+/// Parses a duration as tabacco and Go write them: a sequence of numbers,
+/// each with a unit (`ns`, `us` or `µs`, `ms`, `s`, `m`, `h`, and `d` for
+/// days), e.g. `90s`, `1h30m`, `1.5h`, `500ms`, `7d`. It must be positive.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?} (expected e.g. 90s, 15m, 2h, 1d, 1h30m)");
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        digits.clear();
-        total = n
-            .checked_mul(unit)
-            .and_then(|s| total.checked_add(s))
-            .ok_or_else(bad)?;
-    }
-    if !digits.is_empty() || total == 0 {
+    let bad =
+        || format!("invalid duration {text:?} (expected e.g. 90s, 15m, 1.5h, 1d, 1h30m, 500ms)");
+    // Longer units first, so that `ms` is not read as `m`.
+    const UNITS: [(&str, u128); 9] = [
+        ("ns", 1),
+        ("us", 1_000),
+        ("µs", 1_000),
+        ("μs", 1_000),
+        ("ms", 1_000_000),
+        ("s", 1_000_000_000),
+        ("m", 60_000_000_000),
+        ("h", 3_600_000_000_000),
+        ("d", 86_400_000_000_000),
+    ];
+    let mut rest = text.trim();
+    if rest.is_empty() {
         return Err(bad());
     }
-    Ok(Duration::from_secs(total))
+    let mut nanos: u128 = 0;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_end);
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && fraction.is_empty() {
+            return Err(bad());
+        }
+        let Some((unit, scale)) = UNITS.iter().find(|(unit, _)| after.starts_with(unit)) else {
+            return Err(bad());
+        };
+        // Digits beyond nanoseconds cannot change the result.
+        let fraction = &fraction[..fraction.len().min(18)];
+        let parse = |digits: &str| -> Result<u128, String> {
+            if digits.is_empty() {
+                Ok(0)
+            } else {
+                digits.parse().map_err(|_| bad())
+            }
+        };
+        // At most 18 digits times at most 8.64e13: no overflow.
+        let part = parse(fraction)? * scale / 10u128.pow(fraction.len() as u32);
+        let term = parse(whole)?
+            .checked_mul(*scale)
+            .and_then(|w| w.checked_add(part))
+            .ok_or_else(bad)?;
+        nanos = nanos.checked_add(term).ok_or_else(bad)?;
+        rest = &after[unit.len()..];
+    }
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| bad())?;
+    // Less than a second: the remainder fits in u32.
+    let subsec = (nanos % 1_000_000_000) as u32;
+    let duration = Duration::new(secs, subsec);
+    if duration.is_zero() {
+        return Err(bad());
+    }
+    Ok(duration)
 }
 
 /// Parses RFC 3339, or a relative age meaning that long before `now`.
@@ -61,15 +95,33 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
+        // As Go writes them.
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(
+            parse_duration("2h45m30.5s"),
+            Ok(Duration::from_millis(9_930_500))
+        );
+        assert_eq!(parse_duration("1µs"), Ok(Duration::from_micros(1)));
+        assert_eq!(parse_duration(".5m"), Ok(Duration::from_secs(30)));
+        assert_eq!(
+            parse_duration("1.000000000001s"),
+            Ok(Duration::from_secs(1))
+        );
         for bad in [
             "",
             "5",
             "h",
             "2x",
             "0s",
+            "0.0h",
             "-1h",
-            "1.5h",
+            ".h",
+            "1..5h",
+            "1.5",
+            "1hh",
             "99999999999999999999d",
+            "1e3s",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }

@@ -120,7 +120,11 @@ fn drill(
         }
         None => {
             let mut dump = repo
-                .dump(sup, &tag, &format!("/{}", atom.name))
+                .dump(
+                    sup,
+                    &tag,
+                    &format!("/{}", crate::handler::stdin_filename(&atom.name)),
+                )
                 .map_err(|e| e.to_string())?;
             let mut bytes = 0u64;
             if let Some(mut stdout) = dump.child().stdout.take() {

@@ -78,7 +78,7 @@ mod tests {
                     total_files: 1,
                     total_bytes: 0,
                     bytes_added: *bytes,
-                    duration: 0.0,
+                    duration: 0,
                 })
                 .collect(),
         }

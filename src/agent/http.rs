@@ -24,16 +24,21 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `addr` and starts serving; `spool_backlog` reports the metadb
-    /// spool's size for `/metrics`.
+    /// Binds the first of `addrs` that it can and starts serving;
+    /// `spool_backlog` reports the metadb spool's size for `/metrics`.
     pub fn start(
-        addr: SocketAddr,
+        addrs: &[SocketAddr],
         shared: Arc<Shared>,
         spool_backlog: Box<dyn Fn() -> usize + Send>,
     ) -> Result<Server, String> {
-        let server =
-            tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        let addr = server.server_addr().to_ip().unwrap_or(addr);
+        let cannot = |e: &dyn std::fmt::Display| {
+            let addrs: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
+            format!("cannot listen on {}: {e}", addrs.join(" or "))
+        };
+        let listener = std::net::TcpListener::bind(addrs).map_err(|e| cannot(&e))?;
+        let bound = listener.local_addr().map_err(|e| cannot(&e))?;
+        let server = tiny_http::Server::from_listener(listener, None).map_err(|e| cannot(&e))?;
+        let addr = server.server_addr().to_ip().unwrap_or(bound);
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
         let thread = {

@@ -14,6 +14,7 @@ use super::periodic::Periodic;
 use super::state::{RunningJob, Shared};
 use crate::metadb::Metadb;
 use crate::model::ActiveJob;
+use crate::restic;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,16 +76,11 @@ fn report(shared: &Shared, metadb: &Metadb, last: &mut Option<(Vec<ActiveJob>, I
 }
 
 fn active_job(host: &str, source: &str, job: &RunningJob) -> ActiveJob {
-    let status = match (&job.retry_at, &job.progress) {
-        (Some(t), _) => format!("waiting to retry at {}", crate::time::format(*t)),
-        (None, Some(p)) => format!(
-            "running: {:.0}%, {} files, {} bytes",
-            p.percent_done * 100.0,
-            p.files_done,
-            p.bytes_done
-        ),
-        (None, None) => "running".into(),
+    let message = match &job.retry_at {
+        Some(t) => format!("waiting to retry at {}", crate::time::format(*t)),
+        None => "running".into(),
     };
+    let status = job.progress.as_ref().and_then(status_object);
     ActiveJob {
         host: host.to_string(),
         job_id: format!("{source} {}", job.backup_id),
@@ -92,5 +88,30 @@ fn active_job(host: &str, source: &str, job: &RunningJob) -> ActiveJob {
         dataset_id: String::new(),
         dataset_source: source.to_string(),
         status,
+        message,
+    }
+}
+
+/// restic's status as the JSON object it printed, as the original reported
+/// a job's status.
+fn status_object(status: &restic::Status) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::to_value(status) {
+        Ok(serde_json::Value::Object(object)) => Some(object),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jobs_status_is_restics_object() {
+        let line = r#"{"message_type":"status","seconds_elapsed":3,"percent_done":0.5,"total_files":4,"files_done":2,"total_bytes":400,"bytes_done":200}"#;
+        let status: restic::Status = serde_json::from_str(line).unwrap();
+        let object = serde_json::Value::Object(status_object(&status).unwrap());
+        let mut expected: serde_json::Value = serde_json::from_str(line).unwrap();
+        expected.as_object_mut().unwrap().remove("message_type");
+        assert_eq!(object, expected);
     }
 }

@@ -4,7 +4,7 @@
 use crate::agent;
 use crate::cmd::{self, Exit};
 use signal_hook::iterator::Signals;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::Path;
 
 /// Runs the agent until SIGTERM or SIGINT; a bad configuration or address
@@ -25,10 +25,12 @@ pub fn agent(config_path: &Path, http_addr: Option<&str>) -> Result<(), Exit> {
     agent::run(config_path, config, signals, http_addr).map_err(Exit::Error)
 }
 
-fn resolve(addr: &str) -> Result<SocketAddr, Exit> {
+/// The addresses to try binding, in order; at least one.
+fn resolve(addr: &str) -> Result<Vec<SocketAddr>, Exit> {
     let bad = |why: String| Exit::Usage(format!("invalid --http-addr {addr:?}: {why}"));
-    addr.to_socket_addrs()
-        .map_err(|e| bad(e.to_string()))?
-        .next()
-        .ok_or_else(|| bad("it resolves to no address".into()))
+    let addrs = crate::addr::resolve(addr).map_err(|e| bad(e.to_string()))?;
+    if addrs.is_empty() {
+        return Err(bad("it resolves to no address".into()));
+    }
+    Ok(addrs)
 }

@@ -30,7 +30,7 @@ pub fn restore(config: &Config, args: &Restore) -> Result<(), Exit> {
             args.patterns.join(" ")
         )));
     }
-    cmd::print(&plan_table(&items))?;
+    cmd::print(&plan_table(config, args, &items))?;
     if args.dry_run {
         return Ok(());
     }
@@ -103,16 +103,20 @@ fn request(metadb: &Metadb, host: &str, args: &Restore, items: Vec<Item>) -> Res
     }
 }
 
-fn plan_table(items: &[Item]) -> String {
-    let mut rows = vec![["ATOM", "HOST", "BACKUP", "TIME", "SNAPSHOT"].map(String::from)];
+/// The plan: each atom's version, and what restoring it will touch.
+fn plan_table(config: &Config, args: &Restore, items: &[Item]) -> String {
+    let mut rows =
+        vec![["ATOM", "HOST", "BACKUP", "TIME", "SNAPSHOT", "RESTORES"].map(String::from)];
     for item in items {
         for atom in &item.dataset.atoms {
+            let remote = args.remote.as_deref();
             rows.push([
                 atom.name.clone(),
                 item.backup.host.clone(),
                 item.backup.id.clone(),
                 item.backup.timestamp.clone(),
                 item.dataset.snapshot_id.clone(),
+                restore::destination(config, remote, item, atom, &args.target),
             ]);
         }
     }

@@ -77,7 +77,7 @@ impl File {
             });
         }
         Ok(Plan {
-            name: source.name.clone(),
+            name: source.handler.dataset_name(&source.name, &planned),
             atoms: planned,
             input: Input::Paths(paths),
         })

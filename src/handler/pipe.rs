@@ -5,8 +5,8 @@
 use crate::config::raw::Params;
 use crate::handler::{check_template, Context, Input, Plan};
 use crate::model::Atom;
-use crate::shell;
 use crate::source::{AtomSpec, Source};
+use crate::{hook, shell};
 
 #[derive(Clone, Debug)]
 pub struct Pipe {
@@ -34,29 +34,32 @@ impl Pipe {
 
     pub fn plan(&self, source: &Source, atom: &AtomSpec, ctx: &Context) -> Result<Plan, String> {
         let full_name = source.atom_full_name(&atom.name);
-        let short_name = if atom.name.is_empty() {
-            &source.name
-        } else {
-            &atom.name
-        };
-        let vars = [
-            ("atom.name", short_name.as_str()),
-            ("atom.full_name", full_name.as_str()),
-            ("atom.path", atom.path.as_deref().unwrap_or("")),
-            ("dataset.name", full_name.as_str()),
-            ("backup.id", ctx.backup_id),
-            ("host", ctx.host),
-        ];
-        let command = shell::substitute(&self.backup_command, &vars)?;
-        Ok(Plan {
+        let atoms = [Atom {
             name: full_name.clone(),
-            atoms: vec![Atom {
-                name: full_name.clone(),
-                path: None,
-            }],
+            path: None,
+        }];
+        let name = source.handler.dataset_name(&source.name, &atoms);
+        let scope = hook::Scope {
+            backup_id: ctx.backup_id,
+            host: ctx.host,
+            source: &source.name,
+            dataset: &name,
+            atoms: &atoms,
+            restore_target: None,
+        };
+        let configured = Atom {
+            name: full_name.clone(),
+            path: atom.path.clone(),
+        };
+        let command =
+            shell::substitute(&self.backup_command, &hook::variables(&scope, &configured))?;
+        Ok(Plan {
+            name: name.clone(),
+            atoms: atoms.to_vec(),
             input: Input::Command {
                 command,
-                filename: full_name,
+                env: hook::environment(&scope, Some(&configured)),
+                filename: super::stdin_filename(&full_name),
             },
         })
     }

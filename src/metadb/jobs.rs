@@ -48,7 +48,8 @@ mod tests {
             backup_id: "b".into(),
             dataset_id: "d".into(),
             dataset_source: "users".into(),
-            status: "running".into(),
+            status: None,
+            message: "running".into(),
         }
     }
 

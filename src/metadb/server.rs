@@ -30,7 +30,7 @@ use crate::model::{
 use serde::Serialize;
 use std::fmt;
 use std::io::Read;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -117,10 +117,8 @@ pub fn start(
     http_addr: &str,
     fatal: impl Fn(String) + Send + Sync + 'static,
 ) -> Result<Running, Error> {
-    let resolved: Vec<SocketAddr> = http_addr
-        .to_socket_addrs()
-        .map_err(|e| Error::Config(format!("cannot resolve http_addr {http_addr}: {e}")))?
-        .collect();
+    let resolved = crate::addr::resolve(http_addr)
+        .map_err(|e| Error::Config(format!("cannot resolve http_addr {http_addr}: {e}")))?;
     let loopback = resolved.iter().all(|a| a.ip().is_loopback());
     check_exposure(&config.policy, loopback, http_addr)?;
 
@@ -1006,7 +1004,7 @@ mod tests {
                 total_files: 0,
                 total_bytes: 0,
                 bytes_added: 0,
-                duration: 0.0,
+                duration: 0,
             },
         }
     }

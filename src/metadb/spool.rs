@@ -196,7 +196,7 @@ mod tests {
                 total_files: 1,
                 total_bytes: 2,
                 bytes_added: 3,
-                duration: 0.5,
+                duration: 1,
             },
         }
     }

@@ -28,7 +28,10 @@ fn bad_sources_are_located_errors() {
         ("name: a\nhandler: file\nparams: {path: /x}\nschedule: \"0 3 * * 8\"\n", "ROOT/etc/sources/bad.yml:4: invalid schedule \"0 3 * * 8\""),
         ("name: a\nhandler: file\nparams: {path: /x}\ntimeout: 2 hours\n", "ROOT/etc/sources/bad.yml:4: invalid duration \"2 hours\""),
         ("name: a\nhandler: file\nparams: {path: /x}\natoms: [{name: ../etc}]\n", "ROOT/etc/sources/bad.yml:4: atom invalid name \"a/../etc\""),
-        ("name: a\nhandler: file\nparams: {path: /x}\natoms: [{name: \"$(touch x)\"}]\n", "ROOT/etc/sources/bad.yml:4: atom invalid name \"a/$(touch x)\""),
+        // Atom names are any UTF-8 text but control characters (shell
+        // syntax included: it is only ever substituted quoted).
+        ("name: a\nhandler: file\nparams: {path: /x}\natoms: [{name: \"tab\\there\"}]\n", "ROOT/etc/sources/bad.yml:4: atom invalid name \"a/tab\\there\": character '\\t' is not allowed"),
+        ("name: \"a b\"\nhandler: file\nparams: {path: /x}\n", "ROOT/etc/sources/bad.yml:1: source invalid name \"a b\": character ' ' is not allowed"),
         ("name: /a\nhandler: file\nparams: {path: /x}\n", "ROOT/etc/sources/bad.yml:1: source invalid name \"/a\": leading '/'"),
         ("name: a//b\nhandler: file\nparams: {path: /x}\n", "ROOT/etc/sources/bad.yml:1: source invalid name \"a//b\": empty segment"),
         ("name: a\nhandler: pipe\nparams: {backup_command: \"dump ${atom.nmae}\"}\n", "ROOT/etc/sources/bad.yml:2: source \"a\": backup_command: unknown or unavailable substitution ${atom.nmae}"),

@@ -15,3 +15,4 @@ mod packaging;
 mod remote;
 mod restore;
 mod retention;
+mod words;

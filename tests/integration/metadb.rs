@@ -43,7 +43,13 @@ impl Server {
         (status.code(), log)
     }
 
-    fn request(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, String) {
         http(self.addr, method, path, token, body.as_bytes())
     }
 }
@@ -129,7 +135,7 @@ pub(crate) fn metadb_config(f: &Fixture, extra: &str) -> PathBuf {
 
 /// A metadb.yml in `f` with `extra` keys and tokens: `HOST-secret` (from a
 /// file) for each of `hosts`, and `secret` (by its SHA-256) for the admin.
-fn fleet_config(f: &Fixture, extra: &str, hosts: &[&str]) -> PathBuf {
+pub(crate) fn fleet_config(f: &Fixture, extra: &str, hosts: &[&str]) -> PathBuf {
     let mut tokens = String::from("tokens:\n");
     for host in hosts {
         let file = f.write(&format!("etc/{host}.token"), &format!("{host}-secret\n"));
