@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod jobs;
 pub mod metrics;
+pub mod record;
 pub mod remote;
 pub mod server;
 pub mod spool;

@@ -23,6 +23,7 @@ use crate::metadb::auth::Identity;
 use crate::metadb::config::{Config, HostRead, Policy};
 use crate::metadb::jobs::Registry;
 use crate::metadb::metrics::{Fleet, Metrics};
+use crate::metadb::record;
 use crate::metadb::store::{self, Store};
 use crate::model::{
     AddDatasetRequest, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest, Verification,
@@ -626,7 +627,7 @@ fn handle(mut request: Request, shared: &Shared, store: &Store) -> (&'static str
         ),
         Route::AddRestoreRequest => parse(&body).map_or_else(
             |e| e,
-            |req: RestoreRequest| add_restore_request(&mut shared.writer(), &identity, &req),
+            |req: RestoreRequest| add_restore_request(&mut shared.writer(), &identity, req),
         ),
         Route::NextRestoreRequest => next_restore_request(
             &mut shared.writer(),
@@ -833,13 +834,18 @@ fn add_verification(store: &mut Store, identity: &Identity, v: &Verification) ->
     }
 }
 
-fn add_restore_request(store: &mut Store, identity: &Identity, req: &RestoreRequest) -> Answer {
+/// Files `req`, under a new id if it has none.
+fn add_restore_request(store: &mut Store, identity: &Identity, mut req: RestoreRequest) -> Answer {
     if let Identity::Host(host) = identity {
         return Answer::error(
             403,
             format!("the token of host {host} may not create restore requests (admin only)"),
         );
     }
+    if req.id.is_empty() {
+        req.id = crate::model::new_id();
+    }
+    let req = &req;
     let stored = store
         .add_restore_request(req, now())
         .and_then(|()| store.restore_request(&req.id));
@@ -949,8 +955,8 @@ fn update_jobs(shared: &Shared, identity: &Identity, req: UpdateActiveJobStatusR
             );
         }
     }
-    if req.host.is_empty() {
-        return Answer::error(400, "empty host");
+    if let Err(e) = record::check_jobs(&req) {
+        return Answer::error(400, e);
     }
     if let Some(job) = req.active_jobs.iter().find(|j| j.host != req.host) {
         return Answer::error(

@@ -15,6 +15,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::metadb::record;
 use crate::model::{Atom, Backup, Dataset, FindRequest, RestoreRequest, Verification};
 
 /// The schema, one step per release that changed it. Never edit or reorder a
@@ -85,6 +86,10 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX atoms_name;
     CREATE INDEX atoms_name ON atoms (name, timestamp);",
 ];
+
+/// Longest glob a find takes, in bytes: room for a character class per
+/// character of the longest name.
+const MAX_PATTERN_BYTES: usize = 4 * record::MAX_NAME_BYTES;
 
 /// The newest recorded backup of one host's source (for the fleet view).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,7 +181,7 @@ impl Store {
     /// already recorded under another backup, or a backup id already recorded
     /// for another host, is a `Conflict`.
     pub fn add_dataset(&mut self, backup: &Backup, dataset: &Dataset) -> Result<(), Error> {
-        let timestamp = validate(backup, dataset)?;
+        let timestamp = record::check_dataset(backup, dataset).map_err(Error::InvalidRequest)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -280,12 +285,7 @@ impl Store {
 
     /// Records the outcome of a restore drill.
     pub fn add_verification(&mut self, v: &Verification) -> Result<(), Error> {
-        let timestamp = parse_time(&v.timestamp, "verification timestamp")?.timestamp();
-        if v.host.is_empty() || v.atom.is_empty() {
-            return Err(Error::InvalidRequest(
-                "a verification needs a host and an atom".into(),
-            ));
-        }
+        let timestamp = record::check_verification(v).map_err(Error::InvalidRequest)?;
         self.conn.execute(
             "INSERT INTO verifications (timestamp, host, atom, backup_id, ok, message)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -297,11 +297,7 @@ impl Store {
     /// Files a restore request for its host's agent, as `pending`. Posting
     /// the same id again changes nothing.
     pub fn add_restore_request(&mut self, request: &RestoreRequest, now: i64) -> Result<(), Error> {
-        if request.id.is_empty() || request.host.is_empty() || request.items.is_empty() {
-            return Err(Error::InvalidRequest(
-                "a restore request needs an id, a host and items".into(),
-            ));
-        }
+        record::check_restore_request(request).map_err(Error::InvalidRequest)?;
         let json =
             serde_json::to_string(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         self.conn.execute(
@@ -365,6 +361,7 @@ impl Store {
                 "unknown restore state {state:?}"
             )));
         }
+        record::message(message).map_err(Error::InvalidRequest)?;
         let updated = self.conn.execute(
             "UPDATE restore_requests SET state = ?3, message = ?4, updated = ?5
              WHERE id = ?1 AND host = ?2",
@@ -457,6 +454,14 @@ fn find_query(req: &FindRequest) -> Result<(String, Vec<Value>), Error> {
     if req.pattern.is_empty() {
         return Err(Error::InvalidRequest("empty pattern".to_string()));
     }
+    // Longer than any name it could match needs, and SQLite refuses GLOB
+    // patterns over 50,000 bytes as "too complex" (a 500, were it asked).
+    if req.pattern.len() > MAX_PATTERN_BYTES {
+        return Err(Error::InvalidRequest(format!(
+            "pattern of {} bytes, over {MAX_PATTERN_BYTES}",
+            req.pattern.len()
+        )));
+    }
     let mut args = vec![Value::Text(req.pattern.clone())];
     // Filters on one version of an atom, written for the alias `v` of
     // `atoms` (with `vb`, its backup, where the host is asked for).
@@ -539,40 +544,8 @@ fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks what SQLite's constraints would not, and returns the backup time
-/// as UTC unix seconds.
-fn validate(backup: &Backup, dataset: &Dataset) -> Result<i64, Error> {
-    let invalid = |msg: String| Err(Error::InvalidRequest(msg));
-    if backup.id.is_empty() {
-        return invalid("empty backup id".to_string());
-    }
-    if dataset.id.is_empty() {
-        return invalid("empty dataset id".to_string());
-    }
-    if backup.host.is_empty() {
-        return invalid(format!("backup {}: empty host", backup.id));
-    }
-    // SQLite stores NaN as NULL, which the NOT NULL constraint would reject
-    // with a less helpful message.
-    if !dataset.duration.is_finite() {
-        return invalid(format!("dataset {}: duration is not a number", dataset.id));
-    }
-    let mut names: Vec<&str> = dataset.atoms.iter().map(|a| a.name.as_str()).collect();
-    names.sort_unstable();
-    if names.first() == Some(&"") {
-        return invalid(format!("dataset {}: empty atom name", dataset.id));
-    }
-    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
-        return invalid(format!("dataset {}: atom {} twice", dataset.id, pair[0]));
-    }
-    let timestamp = parse_time(&backup.timestamp, "backup timestamp")?;
-    Ok(timestamp.timestamp())
-}
-
 fn parse_time(s: &str, what: &str) -> Result<DateTime<Utc>, Error> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|err| Error::InvalidRequest(format!("{what} {s:?} is not RFC 3339: {err}")))
+    record::time(what, s).map_err(Error::InvalidRequest)
 }
 
 /// Renders stored unix seconds (column 1 of a find) as RFC 3339 UTC.

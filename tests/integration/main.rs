@@ -9,6 +9,7 @@ mod common;
 mod compat;
 mod config;
 mod core;
+mod hardening;
 mod metadb;
 mod packaging;
 mod remote;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// A running `tabacco metadb`, killed and reaped when dropped.
 pub(crate) struct Server {
     daemon: Daemon,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Server {
@@ -49,7 +49,7 @@ impl Server {
 }
 
 /// One HTTP/1.1 request on its own connection: (status, body).
-fn http(
+pub(crate) fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -85,7 +85,7 @@ fn http(
     (status, body)
 }
 
-fn add_dataset_body(backup: &str, host: &str, dataset: &str, atom: &str) -> String {
+pub(crate) fn add_dataset_body(backup: &str, host: &str, dataset: &str, atom: &str) -> String {
     serde_json::json!({
         "backup": {"id": backup, "timestamp": "2024-05-01T12:00:00Z", "host": host},
         "dataset": {"id": dataset, "source": atom.split('/').next().unwrap(),

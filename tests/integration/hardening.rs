@@ -1,0 +1,248 @@
+//! The metadb against hostile clients and exhaustion (issue 20): what the
+//! server refuses, that it keeps serving, and that no record it hands out
+//! can crash the CLI of another host.
+
+use crate::common::Fixture;
+use crate::metadb::{add_dataset_body, http, metadb_config, Server};
+use serde_json::json;
+
+/// An agent.yml for `f` that reads and writes through `server`.
+fn agent_through(f: &Fixture, server: &Server) {
+    f.write(
+        "etc/agent.yml",
+        &format!(
+            "hostname: test-host\n{}metadb:\n  url: {}\n",
+            f.repository_yaml(),
+            server.url()
+        ),
+    );
+}
+
+/// A valid add_dataset body with `change` applied to it.
+fn record(change: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut body: serde_json::Value =
+        serde_json::from_str(&add_dataset_body("b1", "web3", "d1", "users/alice")).unwrap();
+    change(&mut body);
+    body.to_string()
+}
+
+// Issue 20.3: any host token could record an atom named `zz/` + 65,533 ×
+// `c`, and `query --table` and `restore --dry-run` on every other host then
+// panicked ("Formatting argument out of range", exit 101).
+#[test]
+fn a_huge_or_hostile_record_does_not_crash_the_cli() {
+    let f = Fixture::new();
+    let server = Server::start(&metadb_config(&f, ""), "127.0.0.1:0");
+    agent_through(&f, &server);
+    let (status, text) = server_request(&server, &add_dataset_body("b1", "h", "d1", "zz/ok"));
+    assert_eq!(status, 200, "{text}");
+    // Written behind the server's back, as a server of an older release
+    // would have taken them.
+    let long = format!("zz/{}", "c".repeat(65_533));
+    let conn = rusqlite::Connection::open(f.path("metadb/db.sqlite")).unwrap();
+    for name in [long.as_str(), "zz/\u{1b}[2Jx\nforged row"] {
+        conn.execute(
+            "INSERT INTO atoms (dataset_id, name, path, timestamp) VALUES ('d1', ?1, ?1, 0)",
+            [name],
+        )
+        .unwrap();
+    }
+    drop(conn);
+
+    let query = f.tabacco(&["query", "--table", "*"]).success();
+    assert!(
+        query.stdout.lines().all(|l| l.len() < 400),
+        "{}",
+        query.stdout
+    );
+    assert!(!query.stdout.contains('\u{1b}'), "{}", query.stdout);
+    assert!(query.stdout.contains("zz/ccc"), "{}", query.stdout);
+    assert_eq!(query.stdout.lines().count(), 4, "{}", query.stdout);
+
+    let dir = f.path("restored");
+    let plan = f
+        .tabacco(&[
+            "restore",
+            "--dry-run",
+            "--target",
+            dir.to_str().unwrap(),
+            "zz/*",
+        ])
+        .run();
+    assert_ne!(plan.code, Some(101), "{}", plan.stderr);
+    assert!(!plan.stderr.contains("panicked"), "{}", plan.stderr);
+    assert!(
+        plan.stdout.lines().all(|l| l.len() < 400),
+        "{}",
+        plan.stdout
+    );
+}
+
+fn server_request(server: &Server, body: &str) -> (u16, String) {
+    http(
+        server.addr,
+        "POST",
+        "/api/add_dataset",
+        None,
+        body.as_bytes(),
+    )
+}
+
+// Issue 20.3 and 20.9: the server took any name, any length, negative
+// statistics and times it cannot write back.
+#[test]
+fn the_server_refuses_records_the_agent_would_not_write() {
+    let f = Fixture::new();
+    let server = Server::start(&metadb_config(&f, ""), "127.0.0.1:0");
+    let long = "c".repeat(5000);
+    let refused: Vec<(&str, String)> = vec![
+        (
+            "long atom name",
+            record(|r| r["dataset"]["atoms"][0]["name"] = json!(format!("users/{long}"))),
+        ),
+        (
+            "atom name with a space",
+            record(|r| r["dataset"]["atoms"][0]["name"] = json!("users/a b")),
+        ),
+        (
+            "atom name with ..",
+            record(|r| r["dataset"]["atoms"][0]["name"] = json!("users/../x")),
+        ),
+        (
+            "source name",
+            record(|r| r["dataset"]["source"] = json!("us;ers")),
+        ),
+        (
+            "long host",
+            record(|r| r["backup"]["host"] = json!(long.clone())),
+        ),
+        (
+            "host with a newline",
+            record(|r| r["backup"]["host"] = json!("web\n3")),
+        ),
+        (
+            "backup id with a slash",
+            record(|r| r["backup"]["id"] = json!("b/1")),
+        ),
+        (
+            "long dataset id",
+            record(|r| r["dataset"]["id"] = json!(long.clone())),
+        ),
+        (
+            "long snapshot id",
+            record(|r| r["dataset"]["snapshot_id"] = json!(long.clone())),
+        ),
+        (
+            "long path",
+            record(|r| r["dataset"]["atoms"][0]["path"] = json!(format!("/{}", "p".repeat(5000)))),
+        ),
+        (
+            "negative bytes",
+            record(|r| r["dataset"]["total_bytes"] = json!(-1)),
+        ),
+        (
+            "negative files",
+            record(|r| r["dataset"]["total_files"] = json!(-5)),
+        ),
+        (
+            "negative duration",
+            record(|r| r["dataset"]["duration"] = json!(-1.5)),
+        ),
+        (
+            "year 10000",
+            record(|r| r["backup"]["timestamp"] = json!("9999-12-31T23:30:00-01:00")),
+        ),
+    ];
+    for (what, body) in &refused {
+        let (status, text) = server_request(&server, body);
+        assert_eq!(status, 400, "{what}: {text}");
+        assert!(
+            text.len() < 1000,
+            "{what}: the refusal repeats the record: {text}"
+        );
+    }
+    let (status, text) = server_request(&server, &record(|_| {}));
+    assert_eq!(status, 200, "{text}");
+
+    let verification = |atom: &str, message: &str| {
+        json!({"timestamp": "2024-05-01T12:00:00Z", "host": "web3", "atom": atom,
+               "backup_id": "b1", "ok": true, "message": message})
+        .to_string()
+    };
+    for (body, want) in [
+        (verification("users/alice", "fine"), 200),
+        (verification("users/a b", "fine"), 400),
+        (verification("users/alice", &"m".repeat(70_000)), 400),
+    ] {
+        let (status, text) = http(
+            server.addr,
+            "POST",
+            "/api/verifications",
+            None,
+            body.as_bytes(),
+        );
+        assert_eq!(status, want, "{text}");
+    }
+    // A glob SQLite cannot compile is the client's mistake.
+    let pattern = format!("{}x", "[".repeat(60_000));
+    let body = json!({ "pattern": pattern }).to_string();
+    let (status, text) = http(
+        server.addr,
+        "POST",
+        "/api/find_atoms",
+        None,
+        body.as_bytes(),
+    );
+    assert_eq!(status, 400, "{text}");
+}
+
+// Issue 20.6: ids with `/`, `?` or spaces were filed and carried out, and
+// then stayed `running` for ever, since no status URL could name them.
+#[test]
+fn restore_request_ids_are_checked_or_made_by_the_server() {
+    let f = Fixture::new();
+    let server = Server::start(&metadb_config(&f, ""), "127.0.0.1:0");
+    let item: serde_json::Value =
+        serde_json::from_str(&add_dataset_body("b1", "web3", "d1", "users/alice")).unwrap();
+    let request = |id: Option<&str>| {
+        let mut r = json!({"host": "web3", "items": [item.clone()]});
+        if let Some(id) = id {
+            r["id"] = json!(id);
+        }
+        r.to_string()
+    };
+    let post = |body: String| {
+        http(
+            server.addr,
+            "POST",
+            "/api/restore_requests",
+            None,
+            body.as_bytes(),
+        )
+    };
+    for bad in ["a/b", "a?b", "a b", "a%2fb", &"r".repeat(200)] {
+        let (status, text) = post(request(Some(bad)));
+        assert_eq!(status, 400, "{bad:?}: {text}");
+    }
+    let (status, text) = post(request(Some("r1")));
+    assert_eq!(status, 200, "{text}");
+    let mut ids = Vec::new();
+    for body in [request(None), request(Some(""))] {
+        let (status, text) = post(body);
+        assert_eq!(status, 200, "{text}");
+        let filed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let id = filed["id"].as_str().unwrap().to_string();
+        assert_eq!(filed["state"], "pending");
+        let (status, text) = http(
+            server.addr,
+            "GET",
+            &format!("/api/restore_requests/{id}"),
+            None,
+            b"",
+        );
+        assert_eq!(status, 200, "{id}: {text}");
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1]);
+    assert!(!ids.contains(&"r1".to_string()));
+}
