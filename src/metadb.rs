@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod record;

@@ -246,3 +246,162 @@ fn restore_request_ids_are_checked_or_made_by_the_server() {
     assert_ne!(ids[0], ids[1]);
     assert!(!ids.contains(&"r1".to_string()));
 }
+
+/// Writes `raw` on a new connection and reads until the server closes it
+/// (at most 10 s): everything the server answered.
+fn exchange(server: &Server, raw: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(raw);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+// Issue 20.2: after a 413 for a chunked body over the limit, tiny_http kept
+// the connection and served the bytes past the limit as requests of their
+// own: a GET and a POST hidden in the body were answered.
+#[test]
+fn nothing_after_an_oversized_chunked_body_is_served() {
+    let f = Fixture::new();
+    let server = Server::start(&metadb_config(&f, "max_body_bytes: 1024\n"), "127.0.0.1:0");
+    let hidden = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPOST /api/add_dataset HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{}",
+        add_dataset_body("b9", "h", "d9", "users/smuggled").len(),
+        add_dataset_body("b9", "h", "d9", "users/smuggled")
+    );
+    let head = "POST /api/add_dataset HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    // One chunk over the limit, or small chunks that add up to more.
+    let one_chunk = format!("{head}800\r\n{}\r\n0\r\n\r\n{hidden}", "x".repeat(0x800));
+    let small = "100\r\n".to_string() + &"y".repeat(0x100) + "\r\n";
+    let many_chunks = format!("{head}{}0\r\n\r\n{hidden}", small.repeat(5));
+    let hidden_inside = format!(
+        "{head}{:x}\r\n{hidden}{}\r\n0\r\n\r\n",
+        hidden.len() + 1100,
+        "z".repeat(1100)
+    );
+    for raw in [one_chunk, many_chunks, hidden_inside] {
+        let answer = exchange(&server, raw.as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+        assert!(answer.contains("\r\nConnection: close\r\n"), "{answer}");
+        assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+    }
+    let body = json!({"pattern": "users/*"}).to_string();
+    let (status, text) = http(
+        server.addr,
+        "POST",
+        "/api/find_atoms",
+        None,
+        body.as_bytes(),
+    );
+    assert_eq!((status, text.as_str()), (200, "[]"));
+}
+
+// Issue 20.2: a header continued on the next line (obsolete line folding)
+// became a header of its own: an `Authorization` hidden in another header.
+#[test]
+fn obsolete_line_folding_is_refused() {
+    let f = Fixture::new();
+    let config = metadb_config(
+        &f,
+        // `printf %s secret | sha256sum`
+        "tokens:\n  - {token_sha256: 2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b, role: admin}\n",
+    );
+    let server = Server::start(&config, "127.0.0.1:0");
+    let folded = "GET /api/active_jobs HTTP/1.1\r\nHost: x\r\nX-Note: hello\r\n Authorization: Bearer secret\r\nConnection: close\r\n\r\n";
+    let answer = exchange(&server, folded.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("folding"), "{answer}");
+    let plain = "GET /api/active_jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret\r\nConnection: close\r\n\r\n";
+    assert!(exchange(&server, plain.as_bytes()).starts_with("HTTP/1.1 200 "));
+    for bad in [
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        "GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n",
+    ] {
+        let answer = exchange(&server, bad.as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{bad:?}: {answer}");
+        assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+    }
+}
+
+/// `tabacco metadb` started by `sh -c 'ulimit ...; exec ...'`.
+fn start_limited(f: &Fixture, ulimit: &str) -> crate::common::Daemon {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        &format!("ulimit {ulimit} && exec \"$0\" metadb --config \"$1\" --http-addr 127.0.0.1:0"),
+        env!("CARGO_BIN_EXE_tabacco"),
+    ])
+    .arg(metadb_config(f, ""));
+    crate::common::Daemon::spawn(cmd)
+}
+
+/// `/healthz` on a fresh connection: its status, or None if refused or
+/// unanswered.
+fn healthz(addr: std::net::SocketAddr) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split(' ').nth(1)?.parse().ok()
+}
+
+// Issue 20.1: with `ulimit -n 512`, ~270 idle connections (or ~240 bodies
+// announcing 99999999999 bytes, each abandoned with two descriptors) made
+// tiny_http's accept thread panic: the port was gone for good while the
+// process lived on, so `Restart=on-failure` never fired.
+#[test]
+fn a_connection_flood_under_a_low_descriptor_limit_leaves_the_server_serving() {
+    use std::io::Write;
+    let f = Fixture::new();
+    let daemon = start_limited(&f, "-n 128");
+    let addr: std::net::SocketAddr = daemon.addr().parse().unwrap();
+    let log = daemon.log();
+    assert!(log.contains("at most 64 connections"), "{log}");
+    let mut flood = Vec::new();
+    for i in 0..400 {
+        let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+            continue;
+        };
+        if i % 2 == 0 {
+            let _ = stream.write_all(
+                b"POST /api/add_dataset HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n{",
+            );
+        }
+        flood.push(stream);
+    }
+    // Fresh connections push out idle ones while the flood lasts.
+    assert_eq!(healthz(addr), Some(200), "{}", daemon.log());
+    drop(flood);
+    let answered = crate::common::eventually(std::time::Duration::from_secs(10), || {
+        (healthz(addr) == Some(200)).then_some(())
+    });
+    assert!(answered.is_some(), "{}", daemon.log());
+    assert!(!daemon.log().contains("panicked"), "{}", daemon.log());
+}
+
+// Issue 20.1: the soft descriptor limit is raised to the hard one.
+#[test]
+fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
+    let f = Fixture::new();
+    let daemon = start_limited(&f, "-S -n 100");
+    let log = daemon.wait_for("listening on ", std::time::Duration::from_secs(20));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", daemon.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3], fields[4], "{line}");
+    assert!(!log.contains("at most 36 connections"), "{log}");
+}
