@@ -15,6 +15,7 @@ pub mod remote;
 pub mod server;
 pub mod spool;
 pub mod store;
+pub mod writer;
 
 use crate::config::Config;
 use crate::model::{

@@ -19,6 +19,7 @@ use crate::metadb::jobs::Registry;
 use crate::metadb::metrics::{Fleet, Metrics};
 use crate::metadb::record;
 use crate::metadb::store::{self, Store};
+use crate::metadb::writer::{self, Writer};
 use crate::model::{
     AddDatasetRequest, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest, Verification,
 };
@@ -73,17 +74,19 @@ struct Shared {
     /// The one connection that writes. SQLite runs one writer at a time
     /// anyway; taking turns here rather than in SQLite's busy handler (which
     /// sleeps) keeps this connection's page cache valid from one write to
-    /// the next, where writers on every reader's connection each found the
-    /// others' changes and reread their pages.
-    writer: Mutex<Store>,
+    /// the next, and lets concurrent writes share one commit.
+    writer: Writer,
 }
 
 impl Shared {
-    /// The writing connection, once the previous writer is done with it.
-    fn writer(&self) -> std::sync::MutexGuard<'_, Store> {
-        // A write that panicked left no transaction open (dropping it rolls
-        // back), so the connection is as good as before.
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Runs `f` on the writing connection, committed with the writes beside
+    /// it; its answer once that is durable.
+    fn write(&self, f: impl FnOnce(&mut Store) -> Answer + Send + 'static) -> Answer {
+        match self.writer.write(f) {
+            Ok(answer) => answer,
+            Err(e @ writer::Error::Stopped) => Answer::error(503, e.to_string()),
+            Err(e) => Answer::error(500, e.to_string()),
+        }
     }
 }
 
@@ -182,7 +185,8 @@ pub fn start(
             idle: Mutex::new(readers),
             returned: Condvar::new(),
         },
-        writer: Mutex::new(writer),
+        writer: Writer::start(writer)
+            .map_err(|e| Error::Start(format!("cannot start the writer thread: {e}")))?,
     });
     let max_connections = max_connections();
     let transport = http::start(listener, max_connections, shared.clone(), Arc::new(fatal))
@@ -294,6 +298,7 @@ impl Running {
     /// progress finish (for at most ten seconds).
     pub fn shutdown(self) {
         self.transport.stop(SHUTDOWN_GRACE);
+        self.shared.writer.stop();
     }
 }
 
@@ -541,11 +546,17 @@ fn handle(request: &http::Request, shared: &Shared, store: &Store) -> (&'static 
     let answer = match route {
         Route::AddDataset => parse(body).map_or_else(
             |e| e,
-            |req: AddDatasetRequest| add_dataset(&mut shared.writer(), &identity, req),
+            |req: AddDatasetRequest| {
+                let identity = identity.clone();
+                shared.write(move |store| add_dataset(store, &identity, req))
+            },
         ),
         Route::RemoveDatasets => parse(body).map_or_else(
             |e| e,
-            |req: RemoveDatasetsRequest| remove_datasets(&mut shared.writer(), &identity, &req),
+            |req: RemoveDatasetsRequest| {
+                let identity = identity.clone();
+                shared.write(move |store| remove_datasets(store, &identity, &req))
+            },
         ),
         Route::FindAtoms => parse(body).map_or_else(
             |e| e,
@@ -564,17 +575,22 @@ fn handle(request: &http::Request, shared: &Shared, store: &Store) -> (&'static 
         }
         Route::AddVerification => parse(body).map_or_else(
             |e| e,
-            |v: Verification| add_verification(&mut shared.writer(), &identity, &v),
+            |v: Verification| {
+                let identity = identity.clone();
+                shared.write(move |store| add_verification(store, &identity, &v))
+            },
         ),
         Route::AddRestoreRequest => parse(body).map_or_else(
             |e| e,
-            |req: RestoreRequest| add_restore_request(&mut shared.writer(), &identity, req),
+            |req: RestoreRequest| {
+                let identity = identity.clone();
+                shared.write(move |store| add_restore_request(store, &identity, req))
+            },
         ),
-        Route::NextRestoreRequest => next_restore_request(
-            &mut shared.writer(),
-            &identity,
-            query_param(&request.target, "host"),
-        ),
+        Route::NextRestoreRequest => {
+            let asked = query_param(&request.target, "host").map(str::to_string);
+            shared.write(move |store| next_restore_request(store, &identity, asked.as_deref()))
+        }
         Route::AbandonRestoreRequests => parse(body).map_or_else(
             |e| e,
             |req: AbandonRequest| {
@@ -582,17 +598,22 @@ fn handle(request: &http::Request, shared: &Shared, store: &Store) -> (&'static 
                     Ok(host) => host,
                     Err(answer) => return answer,
                 };
-                match shared.writer().abandon_restore_requests(&host, now()) {
-                    Ok(n) => Answer::json(200, &serde_json::json!({ "failed": n })),
-                    Err(e) => store_error(&e),
-                }
+                shared.write(
+                    move |store| match store.abandon_restore_requests(&host, now()) {
+                        Ok(n) => Answer::json(200, &serde_json::json!({ "failed": n })),
+                        Err(e) => store_error(&e),
+                    },
+                )
             },
         ),
         Route::RestoreRequestStatus => parse(body).map_or_else(
             |e| e,
             |status: RestoreStatus| {
-                let id = restore_request_id(path).map_or("", |(id, _)| id);
-                restore_request_status(&mut shared.writer(), &identity, id, status)
+                let id = restore_request_id(path)
+                    .map_or("", |(id, _)| id)
+                    .to_string();
+                let identity = identity.clone();
+                shared.write(move |store| restore_request_status(store, &identity, &id, status))
             },
         ),
         Route::RestoreRequest => {
