@@ -64,6 +64,9 @@ pub struct Request {
     /// Names as sent; compare them ignoring case ([`Request::header`]).
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Whether the client wants the connection closed after the answer
+    /// (`Connection: close`, or HTTP/1.0 without `keep-alive`).
+    close: bool,
 }
 
 impl Request {
@@ -262,7 +265,7 @@ fn accept_loop(
         let id = {
             let mut open = state.open();
             if open.connections.len() >= state.max_connections {
-                if evict_idle(&open) {
+                if evict_idle(&mut open) {
                     handler.count("evicted");
                 } else {
                     drop(open);
@@ -307,17 +310,19 @@ fn accept_loop(
 
 /// Shuts down the read side of the connection idle longest, if any, so that
 /// its thread ends; returns whether there was one.
-fn evict_idle(open: &Open) -> bool {
+fn evict_idle(open: &mut Open) -> bool {
     let oldest = open
         .connections
-        .values()
-        .filter_map(|c| c.idle_since.map(|t| (t, c.fd)))
-        .min_by_key(|(t, _)| *t);
+        .values_mut()
+        .filter(|c| c.idle_since.is_some())
+        .min_by_key(|c| c.idle_since);
     match oldest {
-        Some((_, fd)) => {
+        Some(conn) => {
+            // Not idle any more: it is on its way out.
+            conn.idle_since = None;
             // SAFETY: listed connections are open (see `Transport::stop`).
             unsafe {
-                libc::shutdown(fd, libc::SHUT_RD);
+                libc::shutdown(conn.fd, libc::SHUT_RD);
             }
             true
         }
@@ -481,9 +486,7 @@ fn connection(stream: &TcpStream, id: u64, state: &State, handler: &dyn Handler)
                 return;
             }
         };
-        let close = request
-            .header("Connection")
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+        let close = request.close;
         let response = handler.handle(request);
         let close = close
             || state.stopping.load(Ordering::SeqCst)
@@ -580,7 +583,14 @@ fn read_request(input: &mut Input, limit: usize) -> Result<Option<Request>, Refu
         target: target.to_string(),
         headers,
         body: Vec::new(),
+        close: false,
     };
+    let connection = |token: &str| {
+        request
+            .header("Connection")
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    request.close = connection("close") || (http_1_0 && !connection("keep-alive"));
     let chunked = match request.header("Transfer-Encoding") {
         None => false,
         Some(te) if te.eq_ignore_ascii_case("chunked") => true,
@@ -628,7 +638,6 @@ fn read_request(input: &mut Input, limit: usize) -> Result<Option<Request>, Refu
     if let Some(n) = length {
         // At most `limit`, checked above.
         let n = usize::try_from(n).map_err(|_| over())?;
-        request.body.reserve(n);
         input
             .take(n, &mut request.body)
             .map_err(|fail| read_fail(fail, "request body"))?;
@@ -838,6 +847,28 @@ mod tests {
         let answer = exchange(addr, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
         assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
         drop(idle);
+        transport.stop(Duration::from_secs(1));
+    }
+
+    #[test]
+    fn kept_alive_pipelined_and_http_1_0_requests() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (handler, release) = gate();
+        for _ in 0..4 {
+            release.send(()).unwrap();
+        }
+        let transport = start(listener, 4, handler, Arc::new(|msg| panic!("{msg}"))).unwrap();
+        let started = Instant::now();
+        let answer = exchange(
+            addr,
+            b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nabGET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(answer.matches("HTTP/1.1 200 OK\r\n").count(), 3, "{answer}");
+        let answer = exchange(addr, b"GET / HTTP/1.0\r\n\r\n");
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+        assert!(answer.contains("Connection: close"), "{answer}");
+        assert!(started.elapsed() < Duration::from_secs(5));
         transport.stop(Duration::from_secs(1));
     }
 }
