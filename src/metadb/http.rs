@@ -486,7 +486,9 @@ fn connection(stream: &TcpStream, id: u64, state: &State, handler: &dyn Handler)
                 return;
             }
         };
-        let close = request.close;
+        // An answer to HEAD carries a body here: the client would take it
+        // for the start of the next answer.
+        let close = request.close || request.method == "HEAD";
         let response = handler.handle(request);
         let close = close
             || state.stopping.load(Ordering::SeqCst)

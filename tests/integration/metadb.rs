@@ -293,7 +293,8 @@ fn status_codes_and_tokens() {
 
 #[test]
 fn a_body_announcing_terabytes_does_not_take_the_server_down() {
-    // tiny_http drains an unread body into one buffer of the announced size.
+    // tiny_http drained an unread body into one buffer of the announced
+    // size; the server now answers 413 without reading it.
     let f = Fixture::new();
     let server = Server::start(&metadb_config(&f, ""), "127.0.0.1:0");
     let mut stream = TcpStream::connect(server.addr).unwrap();
