@@ -13,11 +13,11 @@
 //! - accepting never ends on running out of descriptors (it waits and
 //!   retries); any other end of the accept loop is reported to `fatal`, so
 //!   that the process exits and its service manager restarts it;
-//! - at most `max_connections` are open; beyond that the connection idle
+//! - at most [`Limits::connections`] are open; beyond that the connection idle
 //!   longest is closed to make room, or, with none idle, the new one is
 //!   answered 503 and closed;
-//! - a connection idle for [`IDLE_TIMEOUT`] is closed, and a request must
-//!   arrive whole within [`REQUEST_TIMEOUT`] of its first byte;
+//! - a connection idle for [`Limits::idle`] is closed, and a request must
+//!   arrive whole within [`Limits::request`] of its first byte;
 //! - the head is at most [`MAX_HEAD_BYTES`]; obsolete line folding, a
 //!   `Transfer-Encoding` other than `chunked`, both it and
 //!   `Content-Length`, or conflicting lengths are answered 400 and the
@@ -37,12 +37,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// A kept-alive connection waiting for its next request is closed after
-/// this long (longer than clients keep idle connections: ureq 15 s).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// A request must arrive whole, head and body, this long after its first
-/// byte; an answer must be taken by the client as fast.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much a client may hold of the server.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Open connections at most.
+    pub connections: usize,
+    /// A kept-alive connection waiting for its next request is closed after
+    /// this long.
+    pub idle: Duration,
+    /// A request must arrive whole, head and body, this long after its
+    /// first byte; a client must take some of an answer as often.
+    pub request: Duration,
+}
 /// The request line and headers together, at most.
 pub const MAX_HEAD_BYTES: usize = 32 << 10;
 /// How many headers a request may have.
@@ -134,7 +140,7 @@ struct Conn {
 struct State {
     open: Mutex<Open>,
     stopping: AtomicBool,
-    max_connections: usize,
+    limits: Limits,
 }
 
 impl State {
@@ -161,14 +167,14 @@ pub struct Transport {
 /// stopping.
 pub fn start(
     listener: TcpListener,
-    max_connections: usize,
+    limits: Limits,
     handler: Arc<dyn Handler>,
     fatal: Arc<dyn Fn(String) + Send + Sync>,
 ) -> io::Result<Transport> {
     let state = Arc::new(State {
         open: Mutex::new(Open::default()),
         stopping: AtomicBool::new(false),
-        max_connections,
+        limits,
     });
     let listener_fd = listener.as_raw_fd();
     let thread_state = state.clone();
@@ -264,7 +270,7 @@ fn accept_loop(
         }
         let id = {
             let mut open = state.open();
-            if open.connections.len() >= state.max_connections {
+            if open.connections.len() >= state.limits.connections {
                 if evict_idle(&mut open) {
                     handler.count("evicted");
                 } else {
@@ -450,17 +456,18 @@ fn refusal(status: u16, message: impl Into<String>) -> Refusal {
 /// Serves the requests of one connection until it closes, idles out, or a
 /// request cannot be read.
 fn connection(stream: &TcpStream, id: u64, state: &State, handler: &dyn Handler) {
-    let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
+    let limits = state.limits;
+    let _ = stream.set_write_timeout(Some(limits.request));
     let mut input = Input {
         stream,
         buf: vec![0; MAX_HEAD_BYTES / 2],
         start: 0,
         end: 0,
-        deadline: Instant::now() + IDLE_TIMEOUT,
+        deadline: Instant::now() + limits.idle,
     };
     loop {
         if input.is_empty() {
-            input.deadline = Instant::now() + IDLE_TIMEOUT;
+            input.deadline = Instant::now() + limits.idle;
             match input.fill() {
                 Ok(()) => {}
                 Err(Fail::Timeout) => {
@@ -471,7 +478,7 @@ fn connection(stream: &TcpStream, id: u64, state: &State, handler: &dyn Handler)
             }
         }
         state.set_idle(id, false);
-        input.deadline = Instant::now() + REQUEST_TIMEOUT;
+        input.deadline = Instant::now() + limits.request;
         let request = match read_request(&mut input, handler.body_limit()) {
             Ok(Some(request)) => request,
             Ok(None) => return,
@@ -795,6 +802,14 @@ mod tests {
         (gate, release)
     }
 
+    fn limits(connections: usize) -> Limits {
+        Limits {
+            connections,
+            idle: Duration::from_secs(60),
+            request: Duration::from_secs(30),
+        }
+    }
+
     fn exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
         let mut stream = TcpStream::connect(addr).unwrap();
         stream
@@ -814,7 +829,7 @@ mod tests {
         let fatal = Mutex::new(fatal);
         let transport = start(
             listener,
-            4,
+            limits(4),
             gate().0,
             Arc::new(move |msg| fatal.lock().unwrap().send(msg).unwrap()),
         )
@@ -833,7 +848,13 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (handler, release) = gate();
-        let transport = start(listener, 1, handler, Arc::new(|msg| panic!("{msg}"))).unwrap();
+        let transport = start(
+            listener,
+            limits(1),
+            handler,
+            Arc::new(|msg| panic!("{msg}")),
+        )
+        .unwrap();
         let busy = std::thread::spawn(move || {
             exchange(addr, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
         });
@@ -860,7 +881,13 @@ mod tests {
         for _ in 0..4 {
             release.send(()).unwrap();
         }
-        let transport = start(listener, 4, handler, Arc::new(|msg| panic!("{msg}"))).unwrap();
+        let transport = start(
+            listener,
+            limits(4),
+            handler,
+            Arc::new(|msg| panic!("{msg}")),
+        )
+        .unwrap();
         let started = Instant::now();
         let answer = exchange(
             addr,
@@ -871,6 +898,27 @@ mod tests {
         assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
         assert!(answer.contains("Connection: close"), "{answer}");
         assert!(started.elapsed() < Duration::from_secs(5));
+        transport.stop(Duration::from_secs(1));
+    }
+
+    #[test]
+    fn idle_and_slow_connections_are_closed_on_their_deadlines() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            connections: 4,
+            idle: Duration::from_millis(300),
+            request: Duration::from_millis(600),
+        };
+        let transport = start(listener, limits, gate().0, Arc::new(|msg| panic!("{msg}"))).unwrap();
+        let started = Instant::now();
+        assert_eq!(exchange(addr, b""), "");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let started = Instant::now();
+        let answer = exchange(addr, b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nab");
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        assert!(answer.contains("Connection: close"), "{answer}");
+        assert!(started.elapsed() >= Duration::from_millis(600));
         transport.stop(Duration::from_secs(1));
     }
 }

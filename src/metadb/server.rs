@@ -35,6 +35,13 @@ use std::time::{Duration, Instant};
 /// writer SQLite allows, few enough to stay small on a small machine.
 pub const READERS: usize = 8;
 
+/// A kept-alive connection waiting for its next request is closed after
+/// this long: longer than clients keep idle connections (ureq: 15 s).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A request must arrive whole this long after its first byte.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a scrape's view of the database is reused.
 const FLEET_TTL: Duration = Duration::from_secs(5);
 
@@ -215,7 +222,12 @@ pub fn start(
             .map_err(|e| Error::Start(format!("cannot start the writer thread: {e}")))?,
     });
     let max_connections = max_connections();
-    let transport = http::start(listener, max_connections, shared.clone(), Arc::new(fatal))
+    let limits = http::Limits {
+        connections: max_connections,
+        idle: IDLE_TIMEOUT,
+        request: REQUEST_TIMEOUT,
+    };
+    let transport = http::start(listener, limits, shared.clone(), Arc::new(fatal))
         .map_err(|e| Error::Start(format!("cannot start the accept thread: {e}")))?;
     Ok(Running {
         transport,
