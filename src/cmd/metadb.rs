@@ -151,8 +151,8 @@ fn raise_descriptor_limit() {
 }
 
 /// glibc gives each thread that allocates its own malloc arena and keeps
-/// what was freed in it: after a busy hour the 8 workers held about 16 MiB
-/// more at rest. Two arenas are plenty for threads whose time goes to
+/// what was freed in it: after a busy hour 8 request threads held about 16
+/// MiB more at rest. Two arenas are plenty for threads whose time goes to
 /// SQLite and the network (`make bench`: same throughput).
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -158,7 +158,9 @@ impl State {
 /// A running transport: the accept thread and the connections it started.
 pub struct Transport {
     state: Arc<State>,
-    listener_fd: RawFd,
+    /// Kept here too, so that its descriptor stays valid for `stop` even
+    /// when the accept thread has ended.
+    listener: Arc<TcpListener>,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -176,14 +178,14 @@ pub fn start(
         stopping: AtomicBool::new(false),
         limits,
     });
-    let listener_fd = listener.as_raw_fd();
-    let thread_state = state.clone();
+    let listener = Arc::new(listener);
+    let (thread_state, thread_listener) = (state.clone(), listener.clone());
     let accept = std::thread::Builder::new()
         .name("metadb-accept".into())
         .spawn(move || {
             let state = thread_state;
             let ended = catch_unwind(AssertUnwindSafe(|| {
-                accept_loop(&listener, &state, &handler)
+                accept_loop(&thread_listener, &state, &handler)
             }));
             if !state.stopping.load(Ordering::SeqCst) {
                 let why = match ended {
@@ -196,7 +198,7 @@ pub fn start(
         })?;
     Ok(Transport {
         state,
-        listener_fd,
+        listener,
         accept: Some(accept),
     })
 }
@@ -206,10 +208,10 @@ impl Transport {
     /// connections at once), and waits for them at most `grace`.
     pub fn stop(mut self, grace: Duration) {
         self.state.stopping.store(true, Ordering::SeqCst);
-        // SAFETY: the listener is open until the accept thread, joined
-        // below, drops it; shutting down its read side wakes `accept`.
+        // SAFETY: the listener is open while `self` holds it; shutting down
+        // its read side wakes `accept`.
         unsafe {
-            libc::shutdown(self.listener_fd, libc::SHUT_RD);
+            libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RD);
         }
         if let Some(accept) = self.accept.take() {
             if accept.join().is_err() {
@@ -268,30 +270,29 @@ fn accept_loop(
         if state.stopping.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let id = {
-            let mut open = state.open();
-            if open.connections.len() >= state.limits.connections {
-                if evict_idle(&mut open) {
-                    handler.count("evicted");
-                } else {
-                    drop(open);
-                    handler.count("refused");
-                    refuse(stream);
-                    continue;
-                }
+        let mut open = state.open();
+        if open.connections.len() >= state.limits.connections {
+            if evict_idle(&mut open) {
+                handler.count("evicted");
+            } else {
+                drop(open);
+                handler.count("refused");
+                refuse(stream);
+                continue;
             }
-            open.next_id += 1;
-            let id = open.next_id;
-            open.connections.insert(
-                id,
-                Conn {
-                    fd: stream.as_raw_fd(),
-                    idle_since: Some(Instant::now()),
-                },
-            );
-            id
-        };
+        }
+        open.next_id += 1;
+        let id = open.next_id;
+        open.connections.insert(
+            id,
+            Conn {
+                fd: stream.as_raw_fd(),
+                idle_since: Some(Instant::now()),
+            },
+        );
         let (thread_state, thread_handler) = (state.clone(), handler.clone());
+        // Spawned under the lock: a thread that cannot start drops the
+        // socket, which must be unlisted before anyone else can see it.
         let spawned = std::thread::Builder::new()
             .name("metadb-conn".into())
             .stack_size(STACK_BYTES)
@@ -308,8 +309,8 @@ fn accept_loop(
                 drop(stream);
             });
         if let Err(e) = spawned {
+            open.connections.remove(&id);
             log::error!("metadb: cannot start a thread for a connection: {e}");
-            state.open().connections.remove(&id);
         }
     }
 }

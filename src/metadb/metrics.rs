@@ -31,7 +31,7 @@ struct Counters {
     connections: BTreeMap<&'static str, u64>,
 }
 
-/// Request counters shared by the workers.
+/// Request counters shared by the connections.
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<Counters>,

@@ -341,7 +341,7 @@ impl Running {
 }
 
 /// A connection for reading, with a small page cache: the kernel's holds
-/// the file, and full-size ones (2 MiB each, one per worker) would sit in
+/// the file, and full-size ones (2 MiB each, one per reader) would sit in
 /// the server's memory for good.
 fn open_reader(db_path: &Path) -> Result<Store, store::Error> {
     Store::open(db_path).and_then(|s| s.with_cache_kib(512))
