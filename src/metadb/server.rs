@@ -96,19 +96,29 @@ impl Shared {
     /// and eight scrapers reading it afresh slowed every other read (a
     /// find from 1 ms to 250 ms at 61,000 datasets). Scrapes that find it
     /// stale wait for the one that reads it.
-    fn fleet(&self, store: &Store) -> Option<Arc<Fleet>> {
+    fn fleet(&self) -> Option<Arc<Fleet>> {
         let mut cached = self.fleet.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((read, fleet)) = &*cached {
             if read.elapsed() < FLEET_TTL {
                 return fleet.clone();
             }
         }
-        let fleet = fleet(&self.db_path, store)
+        let fleet = self
+            .read(|store| fleet(&self.db_path, store))
             .map_err(|e| log::error!("metadb: metrics: cannot read the database: {e}"))
             .ok()
             .map(Arc::new);
         *cached = Some((Instant::now(), fleet.clone()));
         fleet
+    }
+
+    /// Runs `f` with one of the reading connections, once one is free.
+    fn read<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        match self.readers.with(f) {
+            Ok(out) => out,
+            // The connection is back in the pool; the request answers 500.
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     /// Runs `f` on the writing connection, committed with the writes beside
@@ -356,7 +366,7 @@ impl http::Handler for Shared {
     fn handle(&self, request: http::Request) -> Response {
         let started = Instant::now();
         let (method, target) = (request.method.clone(), request.target.clone());
-        let outcome = self.readers.with(|store| handle(&request, self, store));
+        let outcome = catch_unwind(AssertUnwindSafe(|| handle(&request, self)));
         let (endpoint, response) = outcome.unwrap_or_else(|_| {
             log::error!("metadb: {method} {target}: internal error (panic), answered 500");
             (
@@ -545,7 +555,7 @@ impl Answer {
 }
 
 /// Answers `request`; returns its endpoint label and status.
-fn handle(request: &http::Request, shared: &Shared, store: &Store) -> (&'static str, Response) {
+fn handle(request: &http::Request, shared: &Shared) -> (&'static str, Response) {
     let policy = shared.policy();
     let path = request.path();
     let route = Route::find(path);
@@ -598,7 +608,9 @@ fn handle(request: &http::Request, shared: &Shared, store: &Store) -> (&'static 
         ),
         Route::FindAtoms => parse(body).map_or_else(
             |e| e,
-            |req: FindRequest| find_atoms(store, &identity, policy.host_read, req),
+            |req: FindRequest| {
+                shared.read(|store| find_atoms(store, &identity, policy.host_read, req))
+            },
         ),
         Route::UpdateActiveJobStatus => parse(body).map_or_else(
             |e| e,
@@ -656,11 +668,11 @@ fn handle(request: &http::Request, shared: &Shared, store: &Store) -> (&'static 
         ),
         Route::RestoreRequest => {
             let id = restore_request_id(path).map_or("", |(id, _)| id);
-            get_restore_request(store, &identity, policy.host_read, id)
+            shared.read(|store| get_restore_request(store, &identity, policy.host_read, id))
         }
         Route::Healthz => Answer::text(200, "ok\n".into(), "text/plain; charset=utf-8"),
         Route::Metrics => {
-            let fleet = shared.fleet(store);
+            let fleet = shared.fleet();
             Answer::text(
                 200,
                 shared.metrics.render(fleet.as_deref()),
