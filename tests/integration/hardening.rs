@@ -435,3 +435,70 @@ fn metrics_reuse_what_they_read_of_the_database_for_a_few_seconds() {
     assert!(started.elapsed() >= std::time::Duration::from_secs(4));
     crate::common::promtool_accepts(&scrape());
 }
+
+/// Shuts down, from outside, the socket `pid` listens on at `port`: a copy
+/// of its descriptor (pidfd_getfd) shares the socket.
+fn kill_listener(pid: u32, port: u16) {
+    let pid = i32::try_from(pid).unwrap();
+    // SAFETY: plain system calls on descriptors this function owns.
+    unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+        assert!(
+            pidfd >= 0,
+            "pidfd_open: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut found = false;
+        for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+            let Ok(target) = std::fs::read_link(entry.as_ref().unwrap().path()) else {
+                continue;
+            };
+            if !target.to_string_lossy().starts_with("socket:") {
+                continue;
+            }
+            let n: i32 = entry
+                .unwrap()
+                .file_name()
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let fd = libc::syscall(libc::SYS_pidfd_getfd, pidfd, n, 0) as i32;
+            assert!(fd >= 0, "pidfd_getfd: {}", std::io::Error::last_os_error());
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let mut listening: libc::c_int = 0;
+            let mut size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            libc::getsockname(fd, std::ptr::from_mut(&mut addr).cast(), &mut len);
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ACCEPTCONN,
+                std::ptr::from_mut(&mut listening).cast(),
+                &mut size,
+            );
+            if listening == 1 && u16::from_be(addr.sin_port) == port {
+                assert_eq!(libc::shutdown(fd, libc::SHUT_RD), 0);
+                found = true;
+            }
+            libc::close(fd);
+        }
+        libc::close(pidfd);
+        assert!(found, "no listening socket on port {port}");
+    }
+}
+
+// Issue 20.1: a server that can no longer accept must exit non-zero, so
+// that its service manager restarts it. (tiny_http did so on an accept
+// error, but not when its accept thread panicked on EMFILE; the flood test
+// above covers that case.)
+#[test]
+fn a_server_whose_listener_dies_exits_non_zero() {
+    let f = Fixture::new();
+    let server = Server::start(&metadb_config(&f, ""), "127.0.0.1:0");
+    assert_eq!(healthz(server.addr), Some(200));
+    kill_listener(server.pid(), server.addr.port());
+    let (status, log) = server.wait();
+    assert_eq!(status, Some(1), "{log}");
+    assert!(log.contains("metadb server failed"), "{log}");
+}

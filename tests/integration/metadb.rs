@@ -33,12 +33,16 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.daemon.child.id()
+    }
+
     fn signal(&self, signal: i32) {
         self.daemon.signal(signal);
     }
 
     /// Waits for the process to exit; returns its status code and stderr.
-    fn wait(self) -> (Option<i32>, String) {
+    pub(crate) fn wait(self) -> (Option<i32>, String) {
         let (status, log) = self.daemon.wait(Duration::from_secs(20));
         (status.code(), log)
     }
