@@ -59,6 +59,8 @@ const MAX_HEADERS: usize = 100;
 const LINGER: Duration = Duration::from_secs(2);
 /// Each connection's thread: enough for SQLite and serde_json.
 const STACK_BYTES: usize = 1 << 20;
+/// How often a warning about a flood is logged at most.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 /// How long accepting waits when descriptors run out.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -247,7 +249,9 @@ fn accept_loop(
     state: &Arc<State>,
     handler: &Arc<dyn Handler>,
 ) -> io::Result<()> {
-    let mut warned_exhausted = None::<Instant>;
+    // When each warning was last logged: floods log once a minute.
+    let (mut warned_exhausted, mut warned_full) = (None::<Instant>, None::<Instant>);
+    let due = |warned: &Option<Instant>| warned.is_none_or(|t| t.elapsed() > WARN_EVERY);
     loop {
         let (stream, _) = match listener.accept() {
             Ok(accepted) => accepted,
@@ -256,7 +260,7 @@ fn accept_loop(
                 Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
                     // The connection waits in the backlog until a
                     // descriptor is free again.
-                    if warned_exhausted.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    if due(&warned_exhausted) {
                         log::warn!("metadb: cannot accept a connection: {e}; retrying");
                         warned_exhausted = Some(Instant::now());
                     }
@@ -277,6 +281,13 @@ fn accept_loop(
             } else {
                 drop(open);
                 handler.count("refused");
+                if due(&warned_full) {
+                    log::warn!(
+                        "metadb: {} connections open, none idle: refusing new ones",
+                        state.limits.connections
+                    );
+                    warned_full = Some(Instant::now());
+                }
                 refuse(stream);
                 continue;
             }
