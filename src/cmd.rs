@@ -76,22 +76,56 @@ fn load(path: &Path) -> Result<Config, Exit> {
     Config::load(path).map_err(|e| Exit::Usage(format!("invalid configuration:\n{e}")))
 }
 
-/// Aligns `rows` (the first is the header) into columns.
+/// The widest a table cell is shown; a longer one ends in `…`.
+const MAX_CELL_CHARS: usize = 80;
+
+/// Aligns `rows` (the first is the header) into columns. Cells come from
+/// records any host may have written: control characters are escaped, so
+/// that none can forge a line or drive the terminal, and long cells are cut,
+/// but for the last, which no other column has to follow (a restore plan's
+/// destination is read whole).
 fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let last = row.len() - 1;
+            let cells = row.iter().enumerate();
+            cells.map(|(i, cell)| cell_text(cell, i < last)).collect()
+        })
+        .collect();
     let widths: Vec<usize> = (0..N)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
+    for row in &rows {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(&widths) {
+            line.push_str(cell);
+            let pad = width - cell.chars().count() + 2;
+            line.extend(std::iter::repeat_n(' ', pad));
+        }
+        out.push_str(line.trim_end());
         out.push('\n');
     }
     out
+}
+
+/// `cell` as one line, of at most [`MAX_CELL_CHARS`] characters if `cut`.
+fn cell_text(cell: &str, cut: bool) -> String {
+    let mut escaped = String::new();
+    for c in cell.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_debug());
+        } else {
+            escaped.push(c);
+        }
+    }
+    if !cut || escaped.chars().count() <= MAX_CELL_CHARS {
+        return escaped;
+    }
+    let mut cut: String = escaped.chars().take(MAX_CELL_CHARS - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends quietly.
@@ -102,5 +136,31 @@ fn print(text: &str) -> Result<(), Exit> {
             Err(Exit::Error(format!("cannot write output: {e}")))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_cells_are_cut_and_escaped() {
+        let long = "c".repeat(70_000);
+        let text = table(&[
+            ["A".to_string(), "B".to_string()],
+            [long.clone(), "x\u{1b}[2J\ny".to_string()],
+            ["z".to_string(), long.clone()],
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], format!("A{}B", " ".repeat(MAX_CELL_CHARS + 1)));
+        assert_eq!(
+            lines[1],
+            format!("{}…  x\\u{{1b}}[2J\\ny", "c".repeat(MAX_CELL_CHARS - 1))
+        );
+        assert_eq!(
+            lines[2],
+            format!("z{}{long}", " ".repeat(MAX_CELL_CHARS + 1))
+        );
     }
 }

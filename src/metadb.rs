@@ -7,12 +7,15 @@ pub mod api;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod record;
 pub mod remote;
 pub mod server;
 pub mod spool;
 pub mod store;
+pub mod writer;
 
 use crate::config::Config;
 use crate::model::{

@@ -122,7 +122,9 @@ pub struct RestoreItem {
 /// plan resolved, so that the agent needs no read access of its own.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RestoreRequest {
-    /// Chosen by the requester; posting the same id again changes nothing.
+    /// Chosen by the requester (posting the same id again changes nothing),
+    /// or by the metadb when empty or absent.
+    #[serde(default)]
     pub id: String,
     /// The host whose agent carries it out.
     pub host: String,

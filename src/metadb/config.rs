@@ -16,7 +16,7 @@ pub const DEFAULT_DB_PATH: &str = "/var/lib/tabacco/metadb.sqlite";
 /// The largest request body accepted unless configured otherwise.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 /// No configuration may raise the body limit past this: bodies are held in
-/// memory, once per worker.
+/// memory, once per connection sending one.
 const MAX_MAX_BODY_BYTES: u64 = 256 << 20;
 
 #[derive(Debug, Deserialize)]

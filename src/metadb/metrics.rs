@@ -27,10 +27,11 @@ struct Counters {
     /// By (endpoint, status code).
     requests: BTreeMap<(&'static str, u16), u64>,
     latency: BTreeMap<&'static str, Histogram>,
-    abandoned: u64,
+    /// Connections the transport closed or refused early, by why.
+    connections: BTreeMap<&'static str, u64>,
 }
 
-/// Request counters shared by the workers.
+/// Request counters shared by the connections.
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<Counters>,
@@ -57,10 +58,11 @@ impl Metrics {
         h.sum += secs;
     }
 
-    /// Counts a connection given up on (see `server::refuse_oversized`).
-    pub fn abandon(&self) {
+    /// Counts a connection the transport closed or refused early (`why`:
+    /// one of a fixed set, see `http::Handler::count`).
+    pub fn connection(&self, why: &'static str) {
         let mut c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        c.abandoned += 1;
+        *c.connections.entry(why).or_default() += 1;
     }
 
     /// The whole exposition, with `fleet` when the database could be read.
@@ -105,13 +107,15 @@ impl Metrics {
                     h.count
                 );
             }
-            out.push_str("# HELP tabacco_metadb_abandoned_connections_total Connections answered 413 and then left open, because they announced a body far over max_body_bytes.\n");
-            out.push_str("# TYPE tabacco_metadb_abandoned_connections_total counter\n");
-            let _ = writeln!(
-                out,
-                "tabacco_metadb_abandoned_connections_total {}",
-                c.abandoned
-            );
+            out.push_str("# HELP tabacco_metadb_closed_connections_total Connections closed by the server before their client did: refused (over the connection cap), evicted (idle, to make room) or timeout (idle too long, or a request too slow).\n");
+            out.push_str("# TYPE tabacco_metadb_closed_connections_total counter\n");
+            for why in ["refused", "evicted", "timeout"] {
+                let _ = writeln!(
+                    out,
+                    "tabacco_metadb_closed_connections_total{{reason=\"{why}\"}} {}",
+                    c.connections.get(why).copied().unwrap_or(0)
+                );
+            }
         }
         out.push_str(
             "# HELP tabacco_metadb_up Whether the database could be read for this scrape.\n",

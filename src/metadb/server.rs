@@ -1,57 +1,59 @@
-//! The metadb HTTP server: a fixed pool of worker threads sharing one
-//! tiny_http listener, each with its own SQLite connection to the same file
-//! (WAL lets readers run beside the one writer).
+//! The metadb HTTP server: routing, authentication and authorisation,
+//! status codes and metrics, over the transport in `metadb::http` (which
+//! owns connections, parsing, limits and deadlines).
 //!
-//! This module owns the HTTP surface: routing, authentication and
-//! authorisation, body limits, status codes and metrics. Recording and
-//! finding are the store's; signals, configuration reloads and the process
-//! exit status are `cmd::metadb`'s. No request may take a worker down: every
-//! failure becomes a status code, and a panic becomes a 500.
-//!
-//! tiny_http has no limits or timeouts of its own. So every body is read
-//! (through `take`) before any answer, and a body not yet received in full
-//! is read, and its request served, on a thread of its own rather than on a
-//! worker, so that slow clients cannot stall the pool. And when a request
-//! whose body was not read is dropped, tiny_http drains the rest of the
-//! announced body into a buffer of the announced size, so a request
-//! announcing terabytes would abort the process; see [`refuse_oversized`].
+//! Requests are served on their connection's thread, reading with one of a
+//! fixed set of SQLite connections to the same file (WAL lets readers run
+//! beside the one writer) and writing through the one writing connection.
+//! Recording and finding are the store's; signals, configuration reloads
+//! and the process exit status are `cmd::metadb`'s. No request may take the
+//! server down: every failure becomes a status code, and a panic a 500.
 
 use crate::metadb::api::{
     AbandonRequest, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus,
 };
 use crate::metadb::auth::Identity;
 use crate::metadb::config::{Config, HostRead, Policy};
+use crate::metadb::http::{self, Response};
 use crate::metadb::jobs::Registry;
 use crate::metadb::metrics::{Fleet, Metrics};
+use crate::metadb::record;
 use crate::metadb::store::{self, Store};
+use crate::metadb::writer::{self, Writer};
 use crate::model::{
     AddDatasetRequest, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest, Verification,
 };
 use serde::Serialize;
 use std::fmt;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::thread::JoinHandle;
-use std::time::Instant;
-use tiny_http::{Header, Method, Request, Response};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-/// Worker threads: enough for reads to overlap the one writer SQLite allows,
-/// few enough to stay small on a small machine.
-pub const WORKERS: usize = 8;
+/// Reading connections to the database: enough for reads to overlap the one
+/// writer SQLite allows, few enough to stay small on a small machine.
+pub const READERS: usize = 8;
 
-/// How long shutdown waits for requests served outside the workers.
-const DETACHED_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// A kept-alive connection waiting for its next request is closed after
+/// this long: longer than clients keep idle connections (ureq: 15 s).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Spare database connections kept for requests served outside the workers.
-const SPARE_STORES: usize = 4;
+/// A request must arrive whole this long after its first byte.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A body announced over the limit by at most this much is drained (and so
-/// the connection kept usable); a larger one makes the connection abandoned.
-const DRAIN_SLACK: usize = 8 << 20;
+/// How long a scrape's view of the database is reused.
+const FLEET_TTL: Duration = Duration::from_secs(5);
+
+/// How long shutdown waits for requests in progress.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Descriptors kept for the database, the listener and the log when the
+/// connection cap is derived from the descriptor limit.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// Open connections at most, whatever the descriptor limit.
+const MAX_CONNECTIONS: u64 = 1024;
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -70,7 +72,7 @@ impl fmt::Display for Error {
     }
 }
 
-/// What the workers share.
+/// What the connections share.
 struct Shared {
     policy: RwLock<Arc<Policy>>,
     /// Whether the listening address is loopback only.
@@ -78,40 +80,101 @@ struct Shared {
     metrics: Metrics,
     jobs: Registry,
     db_path: PathBuf,
-    stopping: AtomicBool,
-    fatal: Box<dyn Fn(String) + Send + Sync>,
-    /// Requests being served outside the workers.
-    detached: AtomicUsize,
-    /// Their database connections, kept for the next ones.
-    spare_stores: Mutex<Vec<Store>>,
+    readers: Readers,
+    /// The last [`Shared::fleet`] read, and when.
+    fleet: Mutex<Option<(Instant, Option<Arc<Fleet>>)>>,
     /// The one connection that writes. SQLite runs one writer at a time
     /// anyway; taking turns here rather than in SQLite's busy handler (which
     /// sleeps) keeps this connection's page cache valid from one write to
-    /// the next, where writers on every worker's connection each found the
-    /// others' changes and reread their pages.
-    writer: Mutex<Store>,
+    /// the next, and lets concurrent writes share one commit.
+    writer: Writer,
 }
 
 impl Shared {
-    /// The writing connection, once the previous writer is done with it.
-    fn writer(&self) -> std::sync::MutexGuard<'_, Store> {
-        // A write that panicked left no transaction open (dropping it rolls
-        // back), so the connection is as good as before.
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    /// What a scrape shows of the database, at most [`FLEET_TTL`] old: the
+    /// newest backup of every host and source is a scan of all datasets,
+    /// and eight scrapers reading it afresh slowed every other read (a
+    /// find from 1 ms to 250 ms at 61,000 datasets). Scrapes that find it
+    /// stale wait for the one that reads it.
+    fn fleet(&self) -> Option<Arc<Fleet>> {
+        let mut cached = self.fleet.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((read, fleet)) = &*cached {
+            if read.elapsed() < FLEET_TTL {
+                return fleet.clone();
+            }
+        }
+        let fleet = self
+            .read(|store| fleet(&self.db_path, store))
+            .map_err(|e| log::error!("metadb: metrics: cannot read the database: {e}"))
+            .ok()
+            .map(Arc::new);
+        *cached = Some((Instant::now(), fleet.clone()));
+        fleet
+    }
+
+    /// Runs `f` with one of the reading connections, once one is free.
+    fn read<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        match self.readers.with(f) {
+            Ok(out) => out,
+            // The connection is back in the pool; the request answers 500.
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Runs `f` on the writing connection, committed with the writes beside
+    /// it; its answer once that is durable.
+    fn write(&self, f: impl FnOnce(&mut Store) -> Answer + Send + 'static) -> Answer {
+        match self.writer.write(f) {
+            Ok(answer) => answer,
+            Err(e @ writer::Error::Stopped) => Answer::error(503, e.to_string()),
+            Err(e) => Answer::error(500, e.to_string()),
+        }
+    }
+}
+
+/// The reading connections not in use.
+struct Readers {
+    idle: Mutex<Vec<Store>>,
+    returned: Condvar,
+}
+
+impl Readers {
+    /// Runs `f` with a reading connection, once one is free, and gives the
+    /// connection back, also when `f` panics (which it returns as an error).
+    fn with<T>(&self, f: impl FnOnce(&Store) -> T) -> std::thread::Result<T> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let store = loop {
+            if let Some(store) = idle.pop() {
+                break store;
+            }
+            idle = self
+                .returned
+                .wait(idle)
+                .unwrap_or_else(PoisonError::into_inner);
+        };
+        drop(idle);
+        let result = catch_unwind(AssertUnwindSafe(|| f(&store)));
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(store);
+        self.returned.notify_one();
+        result
     }
 }
 
 /// A started server: its address, its policy, and the way to stop it.
 pub struct Running {
-    server: Arc<tiny_http::Server>,
+    transport: http::Transport,
     shared: Arc<Shared>,
-    workers: Vec<JoinHandle<()>>,
     addr: SocketAddr,
+    max_connections: usize,
 }
 
-/// Opens the database, binds `http_addr` and starts the workers. `fatal`
-/// is called (from a worker) if the listener dies and the server can no
-/// longer serve; the caller should then shut it down.
+/// Opens the database, binds `http_addr` and starts accepting. `fatal` is
+/// called (from the accept thread) if the listener dies and the server can
+/// no longer serve; the caller should then shut it down and exit non-zero,
+/// so that its service manager starts it again.
 pub fn start(
     config: &Config,
     http_addr: &str,
@@ -130,8 +193,8 @@ pub fn start(
             ))
         })?;
     }
-    // Opening once first creates and migrates the file before the workers
-    // race to; each worker then has its own connection to read on.
+    // Opening once first creates and migrates the file before the others
+    // race to.
     let open = |store: Result<Store, store::Error>| {
         store.map_err(|e| {
             Error::Start(format!(
@@ -140,60 +203,65 @@ pub fn start(
             ))
         })
     };
-    let mut stores = Vec::with_capacity(WORKERS);
-    for _ in 0..WORKERS {
-        stores.push(open(open_reader(&config.db_path))?);
+    let writer = open(Store::open(&config.db_path))?;
+    let mut readers = Vec::with_capacity(READERS);
+    for _ in 0..READERS {
+        readers.push(open(open_reader(&config.db_path))?);
     }
 
     let listener = std::net::TcpListener::bind(resolved.as_slice())
         .map_err(|e| Error::Start(format!("cannot listen on {http_addr}: {e}")))?;
     tune(&listener);
-    let server = tiny_http::Server::from_listener(listener, None)
+    let addr = listener
+        .local_addr()
         .map_err(|e| Error::Start(format!("cannot listen on {http_addr}: {e}")))?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| Error::Start(format!("cannot listen on {http_addr}: not an IP address")))?;
-    let writer = open(Store::open(&config.db_path))?;
-    let server = Arc::new(server);
     let shared = Arc::new(Shared {
         policy: RwLock::new(Arc::new(config.policy.clone())),
         loopback,
         metrics: Metrics::default(),
         jobs: Registry::default(),
         db_path: config.db_path.clone(),
-        stopping: AtomicBool::new(false),
-        fatal: Box::new(fatal),
-        detached: AtomicUsize::new(0),
-        spare_stores: Mutex::new(Vec::new()),
-        writer: Mutex::new(writer),
+        readers: Readers {
+            idle: Mutex::new(readers),
+            returned: Condvar::new(),
+        },
+        fleet: Mutex::new(None),
+        writer: Writer::start(writer)
+            .map_err(|e| Error::Start(format!("cannot start the writer thread: {e}")))?,
     });
-    let mut workers = Vec::with_capacity(WORKERS);
-    for (i, store) in stores.into_iter().enumerate() {
-        let (worker_server, worker_shared) = (server.clone(), shared.clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("metadb-worker-{i}"))
-            .spawn(move || work(&worker_server, &worker_shared, store));
-        match spawned {
-            Ok(handle) => workers.push(handle),
-            Err(e) => {
-                let running = Running {
-                    server,
-                    shared,
-                    workers,
-                    addr,
-                };
-                running.shutdown();
-                return Err(Error::Start(format!("cannot start worker threads: {e}")));
-            }
-        }
-    }
+    let max_connections = max_connections();
+    let limits = http::Limits {
+        connections: max_connections,
+        idle: IDLE_TIMEOUT,
+        request: REQUEST_TIMEOUT,
+    };
+    let transport = http::start(listener, limits, shared.clone(), Arc::new(fatal))
+        .map_err(|e| Error::Start(format!("cannot start the accept thread: {e}")))?;
     Ok(Running {
-        server,
+        transport,
         shared,
-        workers,
         addr,
+        max_connections,
     })
+}
+
+/// How many connections may be open: what the descriptor limit leaves after
+/// [`RESERVED_DESCRIPTORS`], at most [`MAX_CONNECTIONS`].
+fn max_connections() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        1024
+    };
+    let cap = soft
+        .saturating_sub(RESERVED_DESCRIPTORS)
+        .clamp(16, MAX_CONNECTIONS);
+    usize::try_from(cap).unwrap_or(16)
 }
 
 /// Sets the options that accepted connections inherit from the listener on
@@ -249,6 +317,11 @@ impl Running {
         self.addr
     }
 
+    /// How many connections may be open at once.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
     /// Whether the address is loopback only.
     pub fn is_loopback(&self) -> bool {
         self.shared.loopback
@@ -267,114 +340,51 @@ impl Running {
         Ok(())
     }
 
-    /// Stops taking requests, lets the workers finish the ones they hold and
-    /// the ones already queued, and joins them.
+    /// Stops accepting, closes idle connections, and lets the requests in
+    /// progress finish (for at most ten seconds).
     pub fn shutdown(self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // Each unblock wakes exactly one `recv`, after what is queued.
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for worker in self.workers {
-            if worker.join().is_err() {
-                log::error!("a metadb worker thread panicked");
-            }
-        }
-        let deadline = Instant::now() + DETACHED_GRACE;
-        while self.shared.detached.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        self.transport.stop(SHUTDOWN_GRACE);
+        self.shared.writer.stop();
     }
 }
 
 /// A connection for reading, with a small page cache: the kernel's holds
-/// the file, and full-size ones (2 MiB each, one per worker) would sit in
+/// the file, and full-size ones (2 MiB each, one per reader) would sit in
 /// the server's memory for good.
 fn open_reader(db_path: &Path) -> Result<Store, store::Error> {
     Store::open(db_path).and_then(|s| s.with_cache_kib(512))
 }
 
-/// One worker: takes requests until unblocked. A request whose body is
-/// still on its way is served by a thread of its own, so that a client
-/// sending slowly (or not at all) holds that thread and not a worker.
-fn work(server: &tiny_http::Server, shared: &Arc<Shared>, store: Store) {
-    loop {
-        let request = match server.recv() {
-            Ok(request) => request,
-            Err(e) => {
-                if !shared.stopping.load(Ordering::SeqCst) {
-                    // tiny_http's accept loop ends on an accept error (such
-                    // as running out of file descriptors) and says so once.
-                    (shared.fatal)(format!("the listener failed: {e}"));
-                }
-                return;
-            }
-        };
-        if is_buffered(&request) {
-            serve(request, shared, &store);
-        } else {
-            detach(request, shared);
-        }
+impl http::Handler for Shared {
+    fn body_limit(&self) -> usize {
+        self.policy().max_body_bytes
     }
-}
 
-/// Serves `request` on a new thread, with a spare database connection.
-fn detach(request: Request, shared: &Arc<Shared>) {
-    shared.detached.fetch_add(1, Ordering::SeqCst);
-    let thread_shared = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("metadb-request".into())
-        .spawn(move || {
-            let shared = thread_shared;
-            let spare = shared
-                .spare_stores
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
-            match spare.map_or_else(|| open_reader(&shared.db_path), Ok) {
-                Ok(store) => {
-                    serve(request, &shared, &store);
-                    let mut spares = shared
-                        .spare_stores
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    if spares.len() < SPARE_STORES {
-                        spares.push(store);
-                    }
-                }
-                Err(e) => {
-                    let answer = Answer::error(503, format!("cannot open the database: {e}"));
-                    send(request, answer, &[]);
-                }
-            }
-            shared.detached.fetch_sub(1, Ordering::SeqCst);
+    /// Answers `request`, counts it, and logs it at debug level.
+    fn handle(&self, request: http::Request) -> Response {
+        let started = Instant::now();
+        let (method, target) = (request.method.clone(), request.target.clone());
+        let outcome = catch_unwind(AssertUnwindSafe(|| handle(&request, self)));
+        let (endpoint, response) = outcome.unwrap_or_else(|_| {
+            log::error!("metadb: {method} {target}: internal error (panic), answered 500");
+            (
+                "other",
+                Answer::error(500, "internal error").into_response(vec![]),
+            )
         });
-    if let Err(e) = spawned {
-        // The request went down with the closure, answered 500.
-        log::error!("metadb: cannot start a thread for a request: {e}");
-        shared.detached.fetch_sub(1, Ordering::SeqCst);
+        self.metrics
+            .observe(endpoint, response.status, started.elapsed());
+        log::debug!(
+            "metadb: {method} {target} -> {} in {:.1} ms",
+            response.status,
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        response
     }
-}
 
-/// Answers `request`, counts it, and logs it at debug level.
-fn serve(request: Request, shared: &Shared, store: &Store) {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let url = request.url().to_string();
-    let outcome = catch_unwind(AssertUnwindSafe(|| handle(request, shared, store)));
-    let (endpoint, status) = match outcome {
-        Ok(answered) => answered,
-        // The request was dropped while unwinding, which answers 500.
-        Err(_) => {
-            log::error!("metadb: {method} {url}: internal error (panic), answered 500");
-            ("other", 500)
-        }
-    };
-    shared.metrics.observe(endpoint, status, started.elapsed());
-    log::debug!(
-        "metadb: {method} {url} -> {status} in {:.1} ms",
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+    fn count(&self, why: &'static str) {
+        self.metrics.connection(why);
+    }
 }
 
 impl Shared {
@@ -448,7 +458,7 @@ impl Route {
         }
     }
 
-    fn method(self) -> Method {
+    fn method(self) -> &'static str {
         match self {
             Route::AddDataset
             | Route::RemoveDatasets
@@ -457,12 +467,12 @@ impl Route {
             | Route::AddVerification
             | Route::AddRestoreRequest
             | Route::AbandonRestoreRequests
-            | Route::RestoreRequestStatus => Method::Post,
+            | Route::RestoreRequestStatus => "POST",
             Route::ActiveJobs
             | Route::NextRestoreRequest
             | Route::RestoreRequest
             | Route::Healthz
-            | Route::Metrics => Method::Get,
+            | Route::Metrics => "GET",
         }
     }
 
@@ -531,83 +541,76 @@ impl Answer {
             content_type,
         }
     }
+
+    fn into_response(self, headers: Vec<(&'static str, String)>) -> Response {
+        Response {
+            status: self.status,
+            content_type: self.content_type,
+            body: self.body,
+            headers,
+        }
+    }
 }
 
 /// Answers `request`; returns its endpoint label and status.
-fn handle(mut request: Request, shared: &Shared, store: &Store) -> (&'static str, u16) {
+fn handle(request: &http::Request, shared: &Shared) -> (&'static str, Response) {
     let policy = shared.policy();
-    let path = request.url().split('?').next().unwrap_or("").to_string();
-    let route = Route::find(&path);
+    let path = request.path();
+    let route = Route::find(path);
     let endpoint = route.map_or("other", Route::endpoint);
-
-    let limit = policy.max_body_bytes;
-    if let Some(announced) = request.body_length().filter(|n| *n > limit) {
-        return (
-            endpoint,
-            refuse_oversized(request, announced, limit, shared),
-        );
-    }
-    // Read the body before anything else, so that no answer leaves an
-    // unread body for tiny_http to drain. (A body still on its way is read
-    // here only outside the workers: see `work`.)
-    let body = match read_limited(&mut request, limit) {
-        Ok(body) if body.len() > limit => {
-            // A chunked body, which announces no length.
-            let answer = Answer::error(413, format!("request body over {limit} bytes"));
-            return (endpoint, send(request, answer, &[("Connection", "close")]));
-        }
-        Ok(body) => body,
-        Err(e) => {
-            let answer = Answer::error(400, format!("cannot read the request body: {e}"));
-            return (endpoint, send(request, answer, &[]));
-        }
-    };
+    let body = &request.body;
     let Some(route) = route else {
         return (
             endpoint,
-            send(request, Answer::error(404, "no such endpoint"), &[]),
+            Answer::error(404, "no such endpoint").into_response(vec![]),
         );
     };
-    if *request.method() != route.method() {
-        let allow = route.method().to_string();
+    if request.method != route.method() {
+        let allow = route.method();
         let answer = Answer::error(405, format!("{path} takes {allow} only"));
-        return (endpoint, send(request, answer, &[("Allow", &allow)]));
+        return (
+            endpoint,
+            answer.into_response(vec![("Allow", allow.into())]),
+        );
     }
     // Without tokens (loopback only) every caller is trusted.
     let identity = if policy.tokens.is_empty() || !route.needs_token() {
         Identity::Admin
     } else {
-        let header = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.as_str().to_string());
-        match policy.tokens.identify(header.as_deref()) {
+        match policy.tokens.identify(request.header("Authorization")) {
             Some(identity) => identity,
             None => {
                 let answer = Answer::error(401, "missing or unknown bearer token");
                 return (
                     endpoint,
-                    send(request, answer, &[("WWW-Authenticate", "Bearer")]),
+                    answer.into_response(vec![("WWW-Authenticate", "Bearer".into())]),
                 );
             }
         }
     };
 
     let answer = match route {
-        Route::AddDataset => parse(&body).map_or_else(
+        Route::AddDataset => parse(body).map_or_else(
             |e| e,
-            |req: AddDatasetRequest| add_dataset(&mut shared.writer(), &identity, req),
+            |req: AddDatasetRequest| {
+                let identity = identity.clone();
+                shared.write(move |store| add_dataset(store, &identity, req))
+            },
         ),
-        Route::RemoveDatasets => parse(&body).map_or_else(
+        Route::RemoveDatasets => parse(body).map_or_else(
             |e| e,
-            |req: RemoveDatasetsRequest| remove_datasets(&mut shared.writer(), &identity, &req),
+            |req: RemoveDatasetsRequest| {
+                let identity = identity.clone();
+                shared.write(move |store| remove_datasets(store, &identity, &req))
+            },
         ),
-        Route::FindAtoms => parse(&body).map_or_else(
+        Route::FindAtoms => parse(body).map_or_else(
             |e| e,
-            |req: FindRequest| find_atoms(store, &identity, policy.host_read, req),
+            |req: FindRequest| {
+                shared.read(|store| find_atoms(store, &identity, policy.host_read, req))
+            },
         ),
-        Route::UpdateActiveJobStatus => parse(&body).map_or_else(
+        Route::UpdateActiveJobStatus => parse(body).map_or_else(
             |e| e,
             |req: UpdateActiveJobStatusRequest| update_jobs(shared, &identity, req),
         ),
@@ -618,134 +621,64 @@ fn handle(mut request: Request, shared: &Shared, store: &Store) -> (&'static str
             };
             Answer::json(200, &shared.jobs.list(own))
         }
-        Route::AddVerification => parse(&body).map_or_else(
+        Route::AddVerification => parse(body).map_or_else(
             |e| e,
-            |v: Verification| add_verification(&mut shared.writer(), &identity, &v),
+            |v: Verification| {
+                let identity = identity.clone();
+                shared.write(move |store| add_verification(store, &identity, &v))
+            },
         ),
-        Route::AddRestoreRequest => parse(&body).map_or_else(
+        Route::AddRestoreRequest => parse(body).map_or_else(
             |e| e,
-            |req: RestoreRequest| add_restore_request(&mut shared.writer(), &identity, &req),
+            |req: RestoreRequest| {
+                let identity = identity.clone();
+                shared.write(move |store| add_restore_request(store, &identity, req))
+            },
         ),
-        Route::NextRestoreRequest => next_restore_request(
-            &mut shared.writer(),
-            &identity,
-            query_param(request.url(), "host"),
-        ),
-        Route::AbandonRestoreRequests => parse(&body).map_or_else(
+        Route::NextRestoreRequest => {
+            let asked = query_param(&request.target, "host").map(str::to_string);
+            shared.write(move |store| next_restore_request(store, &identity, asked.as_deref()))
+        }
+        Route::AbandonRestoreRequests => parse(body).map_or_else(
             |e| e,
             |req: AbandonRequest| {
                 let host = match restore_host(&identity, req.host.as_deref()) {
                     Ok(host) => host,
                     Err(answer) => return answer,
                 };
-                match shared.writer().abandon_restore_requests(&host, now()) {
-                    Ok(n) => Answer::json(200, &serde_json::json!({ "failed": n })),
-                    Err(e) => store_error(&e),
-                }
+                shared.write(
+                    move |store| match store.abandon_restore_requests(&host, now()) {
+                        Ok(n) => Answer::json(200, &serde_json::json!({ "failed": n })),
+                        Err(e) => store_error(&e),
+                    },
+                )
             },
         ),
-        Route::RestoreRequestStatus => parse(&body).map_or_else(
+        Route::RestoreRequestStatus => parse(body).map_or_else(
             |e| e,
             |status: RestoreStatus| {
-                let id = restore_request_id(&path).map_or("", |(id, _)| id);
-                restore_request_status(&mut shared.writer(), &identity, id, status)
+                let id = restore_request_id(path)
+                    .map_or("", |(id, _)| id)
+                    .to_string();
+                let identity = identity.clone();
+                shared.write(move |store| restore_request_status(store, &identity, &id, status))
             },
         ),
         Route::RestoreRequest => {
-            let id = restore_request_id(&path).map_or("", |(id, _)| id);
-            get_restore_request(store, &identity, policy.host_read, id)
+            let id = restore_request_id(path).map_or("", |(id, _)| id);
+            shared.read(|store| get_restore_request(store, &identity, policy.host_read, id))
         }
         Route::Healthz => Answer::text(200, "ok\n".into(), "text/plain; charset=utf-8"),
         Route::Metrics => {
-            let fleet = fleet(&shared.db_path, store)
-                .map_err(|e| log::error!("metadb: metrics: cannot read the database: {e}"))
-                .ok();
+            let fleet = shared.fleet();
             Answer::text(
                 200,
-                shared.metrics.render(fleet.as_ref()),
+                shared.metrics.render(fleet.as_deref()),
                 "text/plain; version=0.0.4; charset=utf-8",
             )
         }
     };
-    (endpoint, send(request, answer, &[]))
-}
-
-/// Whether tiny_http has read the whole body already: it does so for a
-/// `Content-Length` of at most 1024 bytes without `Expect: 100-continue`, and
-/// a request with neither length nor chunked encoding has none.
-fn is_buffered(request: &Request) -> bool {
-    let header = |name: &'static str| request.headers().iter().any(|h| h.field.equiv(name));
-    match request.body_length() {
-        Some(n) => n <= 1024 && !header("Expect"),
-        None => !header("Transfer-Encoding"),
-    }
-}
-
-fn read_limited(request: &mut Request, limit: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    let limit = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    request
-        .as_reader()
-        .take(limit)
-        .read_to_end(&mut body)
-        .map_err(|e| e.to_string())?;
-    Ok(body)
-}
-
-/// Answers a request whose announced body is over `limit` with 413, without
-/// reading it.
-///
-/// tiny_http drains an unread body when the request is dropped, into one
-/// buffer of the announced size. Up to [`DRAIN_SLACK`] over the limit that is
-/// harmless and keeps the connection usable. Past it the allocation could
-/// abort the process, so the 413 goes out through `upgrade` (which hands
-/// over the connection) and the connection is deliberately leaked: its
-/// socket and its tiny_http thread stay until the process exits. That costs
-/// the sender a connection per leak, like an idle one; the proxy in front
-/// (`client_max_body_size`) keeps such requests away entirely.
-fn refuse_oversized(request: Request, announced: usize, limit: usize, shared: &Shared) -> u16 {
-    let answer = Answer::error(413, format!("request body over {limit} bytes"));
-    if announced <= limit.saturating_add(DRAIN_SLACK) {
-        return send(request, answer, &[("Connection", "close")]);
-    }
-    log::warn!(
-        "metadb: request from {} announced a {announced}-byte body: answered 413 and abandoned \
-         the connection",
-        request
-            .remote_addr()
-            .map_or_else(|| "?".to_string(), ToString::to_string)
-    );
-    shared.metrics.abandon();
-    let response = Response::from_string(answer.body).with_status_code(413);
-    let response = with_headers(response, &[("Content-Type", answer.content_type)]);
-    let stream = request.upgrade("close", response);
-    std::mem::forget(stream);
-    413
-}
-
-/// Adds headers; tiny_http refuses only non-ASCII ones, and these are
-/// constants or ASCII numbers.
-fn with_headers(
-    mut response: Response<std::io::Cursor<Vec<u8>>>,
-    headers: &[(&str, &str)],
-) -> Response<std::io::Cursor<Vec<u8>>> {
-    for (name, value) in headers {
-        if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(header);
-        }
-    }
-    response
-}
-
-/// Writes `answer`; returns its status.
-fn send(request: Request, answer: Answer, headers: &[(&str, &str)]) -> u16 {
-    let response = Response::from_string(answer.body).with_status_code(answer.status);
-    let response = with_headers(response, &[("Content-Type", answer.content_type)]);
-    let response = with_headers(response, headers);
-    if let Err(e) = request.respond(response) {
-        log::debug!("metadb: cannot send the answer: {e}");
-    }
-    answer.status
+    (endpoint, answer.into_response(vec![]))
 }
 
 /// Decodes a JSON body, or the 400 answer saying why not.
@@ -831,13 +764,18 @@ fn add_verification(store: &mut Store, identity: &Identity, v: &Verification) ->
     }
 }
 
-fn add_restore_request(store: &mut Store, identity: &Identity, req: &RestoreRequest) -> Answer {
+/// Files `req`, under a new id if it has none.
+fn add_restore_request(store: &mut Store, identity: &Identity, mut req: RestoreRequest) -> Answer {
     if let Identity::Host(host) = identity {
         return Answer::error(
             403,
             format!("the token of host {host} may not create restore requests (admin only)"),
         );
     }
+    if req.id.is_empty() {
+        req.id = crate::model::new_id();
+    }
+    let req = &req;
     let stored = store
         .add_restore_request(req, now())
         .and_then(|()| store.restore_request(&req.id));
@@ -947,8 +885,8 @@ fn update_jobs(shared: &Shared, identity: &Identity, req: UpdateActiveJobStatusR
             );
         }
     }
-    if req.host.is_empty() {
-        return Answer::error(400, "empty host");
+    if let Err(e) = record::check_jobs(&req) {
+        return Answer::error(400, e);
     }
     if let Some(job) = req.active_jobs.iter().find(|j| j.host != req.host) {
         return Answer::error(
@@ -963,7 +901,7 @@ fn update_jobs(shared: &Shared, identity: &Identity, req: UpdateActiveJobStatusR
     Answer::json(200, &serde_json::json!({}))
 }
 
-/// What a scrape shows of the database.
+/// What a scrape shows of the database, read afresh.
 fn fleet(db_path: &Path, store: &Store) -> Result<Fleet, String> {
     let last_backups = store.newest_backups().map_err(|e| e.to_string())?;
     let size = |suffix: &str| {

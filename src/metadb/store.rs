@@ -15,6 +15,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::metadb::record;
 use crate::model::{Atom, Backup, Dataset, FindRequest, RestoreRequest, Verification};
 
 /// The schema, one step per release that changed it. Never edit or reorder a
@@ -85,6 +86,10 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX atoms_name;
     CREATE INDEX atoms_name ON atoms (name, timestamp);",
 ];
+
+/// Longest glob a find takes, in bytes: room for a character class per
+/// character of the longest name.
+const MAX_PATTERN_BYTES: usize = 4 * record::MAX_NAME_BYTES;
 
 /// The newest recorded backup of one host's source (for the fleet view).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,14 +163,50 @@ impl Store {
         // An agent's `run` and the server may hold the same file: wait for a
         // writer rather than fail at once.
         conn.busy_timeout(Duration::from_secs(5))?;
-        // WAL lets readers run beside the one writer; with WAL, NORMAL only
-        // risks the last transactions on power loss, never corruption. An
-        // in-memory database answers "memory" and stays as it is.
+        // WAL lets readers run beside the one writer. FULL syncs the log at
+        // every commit: a record acknowledged is on disk, since its agent
+        // forgets it then (NORMAL could lose the last ones on power loss).
+        // The server commits concurrent writes together (see `group`), one
+        // sync for all of them. An in-memory database answers "memory" and
+        // stays as it is.
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         migrate(&mut conn, MIGRATIONS)?;
         Ok(Store { conn })
+    }
+
+    /// Runs `f` in one transaction, so that the writes it makes are
+    /// committed, and synced, together. Each write inside keeps its own
+    /// all-or-nothing savepoint, so one refused leaves the others be.
+    /// Returns what `f` returned and whether the group was committed (if
+    /// the transaction cannot even begin, each write commits on its own).
+    pub fn group<T>(&mut self, f: impl FnOnce(&mut Store) -> T) -> (T, Result<(), Error>) {
+        let began = self.conn.execute_batch("BEGIN IMMEDIATE").is_ok();
+        let out = f(self);
+        if !began {
+            return (out, Ok(()));
+        }
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => (out, Ok(())),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                (out, Err(e.into()))
+            }
+        }
+    }
+
+    /// Begins a write: a transaction of its own, or a savepoint in the
+    /// transaction of a [`Store::group`].
+    fn begin(&mut self) -> Result<Write<'_>, Error> {
+        Ok(if self.conn.is_autocommit() {
+            Write::Alone(
+                self.conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?,
+            )
+        } else {
+            Write::InGroup(self.conn.savepoint()?)
+        })
     }
 
     /// Records `dataset` as part of `backup` (whose own `datasets` are
@@ -176,10 +217,8 @@ impl Store {
     /// already recorded under another backup, or a backup id already recorded
     /// for another host, is a `Conflict`.
     pub fn add_dataset(&mut self, backup: &Backup, dataset: &Dataset) -> Result<(), Error> {
-        let timestamp = validate(backup, dataset)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let timestamp = record::check_dataset(backup, dataset).map_err(Error::InvalidRequest)?;
+        let tx = self.begin()?;
 
         let recorded: Option<(String, i64)> = tx
             .query_row(
@@ -256,9 +295,7 @@ impl Store {
     /// datasets went; ids not recorded are not an error, so a retry is
     /// harmless.
     pub fn remove_datasets(&mut self, host: &str, ids: &[String]) -> Result<usize, Error> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.begin()?;
         let mut removed = 0;
         {
             let mut delete = tx.prepare(
@@ -280,12 +317,7 @@ impl Store {
 
     /// Records the outcome of a restore drill.
     pub fn add_verification(&mut self, v: &Verification) -> Result<(), Error> {
-        let timestamp = parse_time(&v.timestamp, "verification timestamp")?.timestamp();
-        if v.host.is_empty() || v.atom.is_empty() {
-            return Err(Error::InvalidRequest(
-                "a verification needs a host and an atom".into(),
-            ));
-        }
+        let timestamp = record::check_verification(v).map_err(Error::InvalidRequest)?;
         self.conn.execute(
             "INSERT INTO verifications (timestamp, host, atom, backup_id, ok, message)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -297,11 +329,7 @@ impl Store {
     /// Files a restore request for its host's agent, as `pending`. Posting
     /// the same id again changes nothing.
     pub fn add_restore_request(&mut self, request: &RestoreRequest, now: i64) -> Result<(), Error> {
-        if request.id.is_empty() || request.host.is_empty() || request.items.is_empty() {
-            return Err(Error::InvalidRequest(
-                "a restore request needs an id, a host and items".into(),
-            ));
-        }
+        record::check_restore_request(request).map_err(Error::InvalidRequest)?;
         let json =
             serde_json::to_string(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         self.conn.execute(
@@ -318,9 +346,7 @@ impl Store {
         host: &str,
         now: i64,
     ) -> Result<Option<RestoreRequest>, Error> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.begin()?;
         let id: Option<String> = tx
             .query_row(
                 "SELECT id FROM restore_requests WHERE host = ?1 AND state = 'pending'
@@ -365,6 +391,7 @@ impl Store {
                 "unknown restore state {state:?}"
             )));
         }
+        record::message(message).map_err(Error::InvalidRequest)?;
         let updated = self.conn.execute(
             "UPDATE restore_requests SET state = ?3, message = ?4, updated = ?5
              WHERE id = ?1 AND host = ?2",
@@ -451,12 +478,46 @@ impl Store {
     }
 }
 
+/// A write in progress; dropped without `commit`, it rolls back.
+enum Write<'a> {
+    Alone(rusqlite::Transaction<'a>),
+    InGroup(rusqlite::Savepoint<'a>),
+}
+
+impl std::ops::Deref for Write<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            Write::Alone(tx) => tx,
+            Write::InGroup(sp) => sp,
+        }
+    }
+}
+
+impl Write<'_> {
+    fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            Write::Alone(tx) => tx.commit(),
+            Write::InGroup(sp) => sp.commit(),
+        }
+    }
+}
+
 /// The one query behind [`Store::find_atoms`] and its arguments. Filters
 /// that were not asked for are left out of the SQL rather than disabled with
 /// `?n IS NULL`, so the planner can use the indexes that fit.
 fn find_query(req: &FindRequest) -> Result<(String, Vec<Value>), Error> {
     if req.pattern.is_empty() {
         return Err(Error::InvalidRequest("empty pattern".to_string()));
+    }
+    // Longer than any name it could match needs, and SQLite refuses GLOB
+    // patterns over 50,000 bytes as "too complex" (a 500, were it asked).
+    if req.pattern.len() > MAX_PATTERN_BYTES {
+        return Err(Error::InvalidRequest(format!(
+            "pattern of {} bytes, over {MAX_PATTERN_BYTES}",
+            req.pattern.len()
+        )));
     }
     let mut args = vec![Value::Text(crate::name::sqlite_glob(&req.pattern))];
     // Filters on one version of an atom, written for the alias `v` of
@@ -540,35 +601,8 @@ fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks what SQLite's constraints would not, and returns the backup time
-/// as UTC unix seconds.
-fn validate(backup: &Backup, dataset: &Dataset) -> Result<i64, Error> {
-    let invalid = |msg: String| Err(Error::InvalidRequest(msg));
-    if backup.id.is_empty() {
-        return invalid("empty backup id".to_string());
-    }
-    if dataset.id.is_empty() {
-        return invalid("empty dataset id".to_string());
-    }
-    if backup.host.is_empty() {
-        return invalid(format!("backup {}: empty host", backup.id));
-    }
-    let mut names: Vec<&str> = dataset.atoms.iter().map(|a| a.name.as_str()).collect();
-    names.sort_unstable();
-    if names.first() == Some(&"") {
-        return invalid(format!("dataset {}: empty atom name", dataset.id));
-    }
-    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
-        return invalid(format!("dataset {}: atom {} twice", dataset.id, pair[0]));
-    }
-    let timestamp = parse_time(&backup.timestamp, "backup timestamp")?;
-    Ok(timestamp.timestamp())
-}
-
 fn parse_time(s: &str, what: &str) -> Result<DateTime<Utc>, Error> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|err| Error::InvalidRequest(format!("{what} {s:?} is not RFC 3339: {err}")))
+    record::time(what, s).map_err(Error::InvalidRequest)
 }
 
 /// Renders stored unix seconds (column 1 of a find) as RFC 3339 UTC.
@@ -1081,6 +1115,48 @@ mod tests {
                 let _ = std::fs::remove_file(path);
             }
         }
+    }
+
+    // Issue 20.8: with synchronous=NORMAL a record answered 200 could be
+    // lost on power failure, after its agent had deleted it from its spool.
+    #[test]
+    fn a_commit_is_synced() -> Result<(), Error> {
+        let db = TempDb::new("sync");
+        let store = Store::open(&db.0)?;
+        let level: i64 = store
+            .conn
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))?;
+        assert_eq!(level, 2, "FULL");
+        Ok(())
+    }
+
+    #[test]
+    fn a_refused_write_in_a_group_leaves_the_others_be() -> Result<(), Error> {
+        let db = TempDb::new("group");
+        let mut store = Store::open(&db.0)?;
+        let (results, committed) = store.group(|store| {
+            let b1 = backup("b1", "2024-05-01T01:00:00Z", "host1");
+            let b2 = backup("b2", "2024-05-01T02:00:00Z", "host1");
+            vec![
+                store.add_dataset(&b1, &dataset("d1", "u", &["u/a"])),
+                // d1 again, in another backup: refused, b2 not kept.
+                store.add_dataset(&b2, &dataset("d1", "u", &["u/b"])),
+                store.add_dataset(&b1, &dataset("d2", "u", &["u/c"])),
+            ]
+        });
+        committed?;
+        assert!(matches!(results[1], Err(Error::Conflict(_))));
+        assert!(results[0].is_ok() && results[2].is_ok());
+        let store = Store::open(&db.0)?;
+        assert_eq!(
+            found(&store, &find("u/*"))?,
+            triples(&[("b1", "d1", "u/a"), ("b1", "d2", "u/c")])
+        );
+        let backups: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM backups", [], |row| row.get(0))?;
+        assert_eq!(backups, 1);
+        Ok(())
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub fn case(bench: &Bench) -> Vec<Row> {
     vec![
         Row::figure(
             5,
-            "add_dataset (10 atoms each), 8 clients",
+            "add_dataset (10 atoms each), 8 clients, durable (synchronous=FULL, group commit)",
             format!("{writes:.0} writes/s"),
             "≥ 2,000/s",
             Some(writes >= 2000.0),

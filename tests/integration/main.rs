@@ -10,6 +10,7 @@ mod compat;
 mod config;
 mod core;
 mod firstmin;
+mod hardening;
 mod metadb;
 mod packaging;
 mod remote;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// A running `tabacco metadb`, killed and reaped when dropped.
 pub(crate) struct Server {
     daemon: Daemon,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Server {
@@ -33,12 +33,16 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.daemon.child.id()
+    }
+
     fn signal(&self, signal: i32) {
         self.daemon.signal(signal);
     }
 
     /// Waits for the process to exit; returns its status code and stderr.
-    fn wait(self) -> (Option<i32>, String) {
+    pub(crate) fn wait(self) -> (Option<i32>, String) {
         let (status, log) = self.daemon.wait(Duration::from_secs(20));
         (status.code(), log)
     }
@@ -55,7 +59,7 @@ impl Server {
 }
 
 /// One HTTP/1.1 request on its own connection: (status, body).
-fn http(
+pub(crate) fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -91,7 +95,7 @@ fn http(
     (status, body)
 }
 
-fn add_dataset_body(backup: &str, host: &str, dataset: &str, atom: &str) -> String {
+pub(crate) fn add_dataset_body(backup: &str, host: &str, dataset: &str, atom: &str) -> String {
     serde_json::json!({
         "backup": {"id": backup, "timestamp": "2024-05-01T12:00:00Z", "host": host},
         "dataset": {"id": dataset, "source": atom.split('/').next().unwrap(),
@@ -299,7 +303,8 @@ fn status_codes_and_tokens() {
 
 #[test]
 fn a_body_announcing_terabytes_does_not_take_the_server_down() {
-    // tiny_http drains an unread body into one buffer of the announced size.
+    // tiny_http drained an unread body into one buffer of the announced
+    // size; the server now answers 413 without reading it.
     let f = Fixture::new();
     let server = Server::start(&metadb_config(&f, ""), "127.0.0.1:0");
     let mut stream = TcpStream::connect(server.addr).unwrap();
