@@ -6,8 +6,8 @@
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::metadb::Metadb;
-use crate::model::{snapshot_tag, Atom, Backup, Dataset, FindRequest, RestoreItem};
-use crate::restic::Repo;
+use crate::model::{Atom, Backup, Dataset, FindRequest, RestoreItem};
+use crate::restic::{Repo, SnapshotRef};
 use crate::shell::{self, Stop, Supervisor};
 use crate::{name, time};
 use std::path::{Component, Path, PathBuf};
@@ -216,7 +216,7 @@ pub fn restore(
         sup.run_shell(pre, &hook_env, "pre_restore_command")
             .map_err(|e| e.to_string())?;
     }
-    let tag = snapshot_tag(&dataset.id);
+    let snapshot = SnapshotRef::of(dataset);
     match &source.handler {
         Handler::File(_) => {
             let paths = dataset
@@ -228,7 +228,7 @@ pub fn restore(
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
-            repo.restore(sup, &tag, target.dir(), &paths)
+            repo.restore(sup, &snapshot, target.dir(), &paths)
                 .map_err(|e| e.to_string())?;
         }
         Handler::Pipe(pipe) => {
@@ -237,7 +237,7 @@ pub fn restore(
                 .as_deref()
                 .ok_or_else(|| format!("source {:?} has no restore_command", source.name))?;
             for atom in &dataset.atoms {
-                stream_back(item, source, atom, command, repo, &tag, &target_dir, sup)?;
+                stream_back(item, source, atom, command, repo, &snapshot, &target_dir, sup)?;
             }
         }
     }
@@ -275,7 +275,7 @@ fn stream_back(
     atom: &Atom,
     command: &str,
     repo: &Repo,
-    tag: &str,
+    snapshot: &SnapshotRef,
     target_dir: &str,
     sup: &Supervisor,
 ) -> Result<(), String> {
@@ -293,7 +293,7 @@ fn stream_back(
     ];
     let command = shell::substitute(command, &vars)?;
     let mut dump = repo
-        .dump(sup, tag, &format!("/{}", atom.name))
+        .dump(sup, snapshot, &atom.name)
         .map_err(|e| e.to_string())?;
     let Some(data) = dump.child().stdout.take() else {
         return Err("restic dump has no stdout".into());

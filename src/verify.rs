@@ -8,8 +8,8 @@
 
 use crate::config::Config;
 use crate::metadb::Metadb;
-use crate::model::{self, snapshot_tag, Backup, Dataset, FindRequest, Verification};
-use crate::restic::{self, Repo};
+use crate::model::{self, Backup, Dataset, FindRequest, Verification};
+use crate::restic::{Repo, SnapshotRef};
 use crate::restore::Target;
 use crate::shell::Supervisor;
 use crate::time;
@@ -27,13 +27,8 @@ pub fn verify(
 ) -> Result<String, String> {
     let sources = config.select(names)?;
     let repo = Repo::new(config.repository.clone());
-    let checked = match repo.check(sup, read_data_subset) {
-        Err(restic::Error::Locked(_)) => repo
-            .unlock(sup)
-            .and_then(|()| repo.check(sup, read_data_subset)),
-        result => result,
-    };
-    checked.map_err(|e| format!("restic check failed: {e}"))?;
+    repo.check(sup, read_data_subset)
+        .map_err(|e| format!("restic check failed: {e}"))?;
     log::info!("restic check passed");
 
     let request = FindRequest {
@@ -102,13 +97,13 @@ fn drill(
     scratch: &Path,
 ) -> Result<String, String> {
     let atom = &dataset.atoms[index];
-    let tag = snapshot_tag(&dataset.id);
+    let snapshot = SnapshotRef::of(dataset);
     match &atom.path {
         Some(path) => {
             let target = Target::Dir(scratch.to_path_buf());
             std::fs::create_dir_all(scratch)
                 .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
-            repo.restore(sup, &tag, target.dir(), &[path])
+            repo.restore(sup, &snapshot, target.dir(), &[path])
                 .map_err(|e| e.to_string())?;
             let restored = scratch.join(path.trim_start_matches('/'));
             let (files, bytes) = read_tree(&restored)?;
@@ -118,7 +113,7 @@ fn drill(
         }
         None => {
             let mut dump = repo
-                .dump(sup, &tag, &format!("/{}", atom.name))
+                .dump(sup, &snapshot, &atom.name)
                 .map_err(|e| e.to_string())?;
             let mut bytes = 0u64;
             if let Some(mut stdout) = dump.child().stdout.take() {

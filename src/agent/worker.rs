@@ -15,7 +15,7 @@ use crate::job::{self, Env};
 use crate::metadb::Metadb;
 use crate::model;
 use crate::restic;
-use crate::shell::{Stop, Supervisor};
+use crate::shell::Supervisor;
 use crate::slots::Slots;
 use chrono::{DateTime, Utc};
 use std::panic::AssertUnwindSafe;
@@ -222,11 +222,7 @@ fn unlock(context: &Context, loaded: &Loaded, source: &str, backup_id: &str) {
     if !context.shared.supervise(source, &sup) {
         return;
     }
-    let mut cmd = loaded.repo.command(&["unlock"]);
-    match sup
-        .spawn(&mut cmd, "restic unlock", Stop::Interrupt)
-        .and_then(|running| running.wait())
-    {
+    match loaded.repo.unlock(&sup) {
         Ok(_) => log::info!("{source} {backup_id}: restic unlock removed any stale locks"),
         Err(e) => log::warn!("{source} {backup_id}: {e}"),
     }

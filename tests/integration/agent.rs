@@ -348,7 +348,7 @@ fn a_stale_lock_is_unlocked_and_the_backup_retried() {
     f.restic(&["backup", "--quiet", &f.path("data").display().to_string()])
         .success();
     // A restic killed while holding an exclusive lock leaves it stale.
-    let mut check = Command::new("restic")
+    let mut check = Command::new(crate::common::restic_binary())
         .args(["check", "--read-data"])
         .env("RESTIC_REPOSITORY", f.path("repo"))
         .env("RESTIC_PASSWORD", crate::common::PASSWORD)
@@ -396,8 +396,9 @@ fn an_unreachable_repository_is_retried_and_counted() {
     f.write(
         "etc/agent.yml",
         &format!(
-            "hostname: test-host\nrepository:\n  params:\n    uri: rest:http://127.0.0.1:1/\n    password: x\nwork_dir: {}\n",
-            f.path("work").display()
+            "hostname: test-host\nrepository:\n  params:\n    uri: rest:http://127.0.0.1:1/\n    password: x\nwork_dir: {}\n{}",
+            f.path("work").display(),
+            crate::common::restic_binary_yaml()
         ),
     );
     f.write("etc/sources/sql.yml", &pipe_source("sql", "@every 20s", ""));
