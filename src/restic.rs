@@ -438,18 +438,29 @@ impl Repo {
         result
     }
 
-    /// Removes the snapshots tagged with any of `tags` (data is reclaimed by
-    /// a later prune), in one restic process.
-    pub fn forget_tags(&self, sup: &Supervisor, tags: &[String]) -> Result<(), Error> {
-        // `forget --tag T` alone removes nothing ("no policy"); a policy that
-        // keeps only snapshots with a tag none has removes exactly those
-        // tagged T (repeated `--tag`s are alternatives), with no short id
-        // involved.
+    /// Removes `snapshots` (each a dataset's tag and the snapshot id restic
+    /// reported), in one restic process; data is reclaimed by a later
+    /// prune.
+    pub fn forget_snapshots(
+        &self,
+        sup: &Supervisor,
+        snapshots: &[(String, String)],
+    ) -> Result<(), Error> {
         let mut args = vec!["forget".to_string()];
-        for tag in tags {
-            args.extend(["--tag".into(), tag.clone()]);
+        if snapshots.iter().all(|(_, id)| is_full_id(id)) {
+            // restic 0.15 and newer report full ids: no ambiguity. (0.17
+            // and newer refuse the policy below for a group's last snapshot.)
+            args.extend(snapshots.iter().map(|(_, id)| id.clone()));
+        } else {
+            // restic 0.14's short ids may be ambiguous. `forget --tag T`
+            // alone removes nothing ("no policy"); a policy that keeps only
+            // snapshots with a tag none has removes exactly those tagged T
+            // (repeated `--tag`s are alternatives).
+            for (tag, _) in snapshots {
+                args.extend(["--tag".into(), tag.clone()]);
+            }
+            args.extend(["--keep-tag".into(), "tabacco:keep-none".into()]);
         }
-        args.extend(["--keep-tag".into(), "tabacco:keep-none".into()]);
         self.run_locking(sup, "restic forget", &args)
     }
 
@@ -650,6 +661,12 @@ pub struct Snapshot {
     pub hostname: String,
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+}
+
+/// Whether `id` is a whole snapshot id (64 hex digits), as restic 0.15 and
+/// newer report it, rather than 0.14's short one.
+fn is_full_id(id: &str) -> bool {
+    id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 /// Whether restic's stdout has something to read, or has ended without a

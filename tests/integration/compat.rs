@@ -68,7 +68,7 @@ fn float_style_configuration_checks_runs_and_queries() {
                 "latest",
                 "--tag",
                 "tabacco:atom=myservice/db/beta",
-                "/myservice/db/beta",
+                &crate::common::pipe_path("myservice/db/beta"),
             ],
         )
         .success();

@@ -59,8 +59,11 @@ fn bad_handlers_and_agent_yml_are_located_errors() {
 
     let f = Fixture::with_agent("queue_config: {concurrency: 0}\n");
     let stderr = f.tabacco(&["check"]).status(2).stderr;
+    let line = 8 + crate::common::restic_binary_yaml().lines().count();
     assert!(
-        stderr.contains("agent.yml:8: queue_config.concurrency must be at least 1"),
+        stderr.contains(&format!(
+            "agent.yml:{line}: queue_config.concurrency must be at least 1"
+        )),
         "{stderr}"
     );
     let f = Fixture::with_agent("metadb: {url: http://x, request_max_timeout: soon}\n");
