@@ -6,6 +6,7 @@ use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::handler::Context;
 use crate::job;
+use crate::restic::Repo;
 use crate::shell::Supervisor;
 use crate::source::Source;
 use std::fmt::Write;
@@ -21,6 +22,14 @@ pub fn check(path: &Path) -> Result<(), Exit> {
     };
     let _ = writeln!(out, "host        {}", config.hostname);
     let _ = writeln!(out, "repository  {}", config.repository.uri);
+    let mut errors = Vec::new();
+    let binary = config.repository.binary.display();
+    match Repo::new(config.repository.clone()).version() {
+        Ok(version) => {
+            let _ = writeln!(out, "restic      {version} ({binary})");
+        }
+        Err(e) => errors.push(e.to_string()),
+    }
     let _ = writeln!(out, "metadb      {metadb}");
     if let Some(r) = &config.retention {
         let _ = writeln!(out, "retention   {r}");
@@ -33,7 +42,6 @@ pub fn check(path: &Path) -> Result<(), Exit> {
             let _ = writeln!(out, "{key:<11} {s}");
         }
     }
-    let mut errors = Vec::new();
     for source in &config.sources {
         describe(source, &config, &mut out, &mut errors);
     }

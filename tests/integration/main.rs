@@ -14,3 +14,4 @@ mod packaging;
 mod remote;
 mod restore;
 mod retention;
+mod versions;
