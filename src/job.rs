@@ -394,7 +394,7 @@ fn stream<'a>(
     }
     let produced = producer.wait();
     match (produced, stored) {
-        (_, Ok(summary)) if summary.incomplete => {
+        (Ok(_), Ok(summary)) if summary.incomplete => {
             // restic 0.18 saves an empty stream this way ("no data read").
             forget_later(partials, dataset, &summary.snapshot_id);
             Err(Failure::new(

@@ -121,6 +121,7 @@ fn check_prints_resolved_sources_and_atoms() {
     let expected = "\
 host        test-host
 repository  ROOT/repo
+RESTIC
 metadb      embedded (ROOT/work/metadb.sqlite)
 
 source users
@@ -139,6 +140,9 @@ source sql
   dataset   sql/db2
     atom    sql/db2
 ";
+    let (a, b, c) = crate::common::restic_version();
+    let binary = crate::common::restic_binary();
+    let expected = expected.replace("RESTIC", &format!("restic      {a}.{b}.{c} ({binary})"));
     assert_eq!(out, expected);
 }
 

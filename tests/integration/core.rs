@@ -122,17 +122,19 @@ fn one_restic_process_per_dataset() {
     calls.sort();
     assert_eq!(
         calls,
-        ["backup", "backup", "backup", "init"],
-        "init once, then one backup per dataset"
+        ["backup", "backup", "backup", "init", "version"],
+        "the version and init once, then one backup per dataset"
     );
     std::fs::remove_file(f.path("restic.log")).unwrap();
     f.tabacco(&["run", "sql"])
         .env("PATH", &path)
         .run()
         .success();
+    let mut calls = restic_calls(&f);
+    calls.sort();
     assert_eq!(
-        restic_calls(&f),
-        ["backup", "backup"],
+        calls,
+        ["backup", "backup", "version"],
         "an existing local repository costs no restic call"
     );
 }
