@@ -360,7 +360,7 @@ fn snapshot(
             "snapshot {} saved and recorded, but some files were unreadable (see the log)",
             dataset.snapshot_id
         );
-        return Err(Failure::new(Kind::Repository, e));
+        return Err(Failure::new(Kind::Incomplete, e));
     }
     Ok(dataset)
 }

@@ -10,7 +10,7 @@
 use super::retry::Backoff;
 use super::scheduler::{Event, Loaded};
 use super::state::{LastRun, Shared};
-use crate::failure::Kind;
+use crate::failure::{self, Kind};
 use crate::job::{self, Env};
 use crate::metadb::Metadb;
 use crate::model;
@@ -197,13 +197,7 @@ fn run(context: &Context, job: &Job) {
 /// Logs how an attempt ended: every failure at error level with the source,
 /// the backup id and the reason.
 fn report(outcome: &job::Outcome, duration: Duration, dry_run: bool) {
-    for error in &outcome.errors {
-        log::error!(
-            "source {} (backup {}) failed: {error}",
-            outcome.source,
-            outcome.backup_id
-        );
-    }
+    failure::log(&outcome.source, &outcome.backup_id, &outcome.errors);
     if outcome.errors.is_empty() && !dry_run {
         log::info!(
             "source {} (backup {}): {} datasets recorded in {:.1}s",

@@ -177,3 +177,39 @@ fn a_restic_that_cannot_be_used_is_a_clear_error() {
         "{check:?}"
     );
 }
+
+#[test]
+fn an_incomplete_snapshot_is_recorded_and_reported_as_incomplete() {
+    let f = Fixture::new();
+    f.write("data/x", "x");
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: files\nhandler: file\nparams: {path: ROOT/data}\n",
+    );
+    // restic exits 3 when it saved a snapshot without some unreadable
+    // files; root reads every file, so a wrapper says it of a real backup.
+    let real = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {}", restic_binary()))
+        .output()
+        .unwrap();
+    let real = String::from_utf8(real.stdout).unwrap().trim().to_string();
+    let wrapper = f.write(
+        "bin/restic",
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = backup ]; then {real} \"$@\" || exit $?; exit 3; fi\nexec {real} \"$@\"\n"
+        ),
+    );
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    use_restic(&f, wrapper.to_str().unwrap());
+    let run = f.tabacco(&["run"]).status(1);
+    assert!(
+        run.stderr.contains(") incomplete: dataset files: snapshot ")
+            && run
+                .stderr
+                .contains(" saved and recorded, but some files were unreadable"),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("failed"), "{run:?}");
+    assert_eq!(crate::common::atom_names(&f.query(&["*"])), ["files"]);
+}
