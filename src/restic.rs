@@ -838,6 +838,71 @@ mod tests {
     }
 
     #[test]
+    fn classifies_by_exit_code_first() {
+        let failed = |code: i32, stderr: &str| shell::Error::Failed {
+            what: "restic".into(),
+            status: std::os::unix::process::ExitStatusExt::from_raw(code << 8),
+            stderr: stderr.into(),
+        };
+        // restic 0.18.0's words for each, captured.
+        let json = r#"{"message_type":"exit_error","code":10,"message":"Fatal: repository does not exist: unable to open config file: stat /r/config: no such file or directory"}"#;
+        match Error::from(failed(10, json)) {
+            Error::Unavailable(msg) => assert_eq!(
+                msg,
+                "Fatal: repository does not exist: unable to open config file: stat /r/config: no such file or directory"
+            ),
+            e => panic!("{e:?}"),
+        }
+        assert!(matches!(
+            Error::from(failed(11, "Fatal: unable to create lock in backend")),
+            Error::Locked(_)
+        ));
+        assert!(matches!(
+            Error::from(failed(12, "Fatal: wrong password or no key found")),
+            Error::WrongPassword
+        ));
+        // Unknown codes are failures, with JSON reduced to its words.
+        let e = Error::from(failed(
+            1,
+            r#"{"message_type":"exit_error","code":1,"message":"Fatal: unable to save snapshot: open /sql: no such file or directory"}"#,
+        ));
+        assert_eq!(
+            e.to_string(),
+            "restic exited with status 1: Fatal: unable to save snapshot: open /sql: no such file or directory"
+        );
+        let e = Error::from(failed(
+            1,
+            r#"{"message_type":"error","error":{"message":"open /x: permission denied"},"during":"archival","item":"/x"} / Fatal: failed"#,
+        ));
+        assert_eq!(
+            e.to_string(),
+            "restic exited with status 1: /x: open /x: permission denied / Fatal: failed"
+        );
+        assert!(Error::from(failed(2, "cannot dump file: path \"/a\" not found in snapshot")).is_missing_path());
+        assert!(Error::from(failed(1, "Fatal: invalid id \"ab\": multiple IDs with prefix \"ab\" found")).is_ambiguous_id());
+    }
+
+    #[test]
+    fn pipe_atoms_are_stored_nested_unless_restic_cannot() {
+        assert_eq!(stdin_filename("sql/db1", true), "sql/db1");
+        assert_eq!(stdin_filename("sql/db1", false), "sql%2Fdb1");
+        assert_eq!(stdin_filename("a%2F/b", false), "a%252F%2Fb");
+        assert_eq!(stdin_filename("sql", false), "sql");
+        let dataset = |snapshot_id: &str| {
+            let mut d = Dataset::new("d1".into(), "s".into(), Vec::new());
+            d.snapshot_id = snapshot_id.into();
+            SnapshotRef::of(&d)
+        };
+        assert_eq!(dataset("bcd489eb").args(false), ["bcd489eb"]);
+        assert_eq!(
+            dataset("bcd489eb").args(true),
+            ["latest", "--tag", "tabacco:dataset=d1"]
+        );
+        assert_eq!(dataset("").args(false), ["latest", "--tag", "tabacco:dataset=d1"]);
+        assert!(is_full_id(&"a".repeat(64)) && !is_full_id("bcd489eb"));
+    }
+
+    #[test]
     fn retention_becomes_forget_options() {
         let policy = Retention {
             keep_last: Some(3),

@@ -213,3 +213,46 @@ fn an_incomplete_snapshot_is_recorded_and_reported_as_incomplete() {
     assert!(!run.stderr.contains("failed"), "{run:?}");
     assert_eq!(crate::common::atom_names(&f.query(&["*"])), ["files"]);
 }
+
+#[test]
+fn a_live_lock_is_waited_for_where_restic_can() {
+    use std::io::Write;
+    let f = Fixture::with_agent("restic_retry_lock: 60s\n");
+    f.restic(&["init"]).success();
+    // A backup reading a stdin we hold open holds a live lock; `verify`'s
+    // `restic check` needs the repository to itself.
+    let mut holder = std::process::Command::new(restic_binary())
+        .args(["backup", "--stdin", "--stdin-filename", "held"])
+        .env("RESTIC_REPOSITORY", f.path("repo"))
+        .env("RESTIC_PASSWORD", crate::common::PASSWORD)
+        .env("RESTIC_CACHE_DIR", f.path("work/cache"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let locked = crate::common::eventually(std::time::Duration::from_secs(20), || {
+        (fs::read_dir(f.path("repo/locks")).unwrap().count() > 0).then_some(())
+    });
+    assert!(locked.is_some(), "the backup took no lock");
+    let mut stdin = holder.stdin.take().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        stdin.write_all(b"held data").unwrap();
+    });
+    let started = std::time::Instant::now();
+    let verify = f.tabacco(&["verify"]).run();
+    release.join().unwrap();
+    assert!(holder.wait().unwrap().success());
+    if crate::common::restic_version() >= (0, 16, 0) {
+        // Failed at once, removed no live lock, then waited (--retry-lock).
+        assert_eq!(verify.code, Some(0), "{verify:?}");
+        assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+    } else {
+        assert_eq!(verify.code, Some(1), "{verify:?}");
+        assert!(
+            verify.stderr.contains("restic check failed: repository is locked"),
+            "{verify:?}"
+        );
+    }
+}
