@@ -203,7 +203,10 @@ mod tests {
         );
         let incomplete = Failure::new(Kind::Incomplete, "some files unreadable");
         assert_eq!(Verdict::of(&[]), Verdict::Ok);
-        assert_eq!(Verdict::of(&[incomplete.clone()]), Verdict::Incomplete);
+        assert_eq!(
+            Verdict::of(std::slice::from_ref(&incomplete)),
+            Verdict::Incomplete
+        );
         let other = Failure::new(Kind::Command, "hook failed");
         assert_eq!(Verdict::of(&[incomplete, other]), Verdict::Failed);
         let f = Failure::new(Kind::Other, "path /x does not exist").context("dataset users");

@@ -878,8 +878,16 @@ mod tests {
             e.to_string(),
             "restic exited with status 1: /x: open /x: permission denied / Fatal: failed"
         );
-        assert!(Error::from(failed(2, "cannot dump file: path \"/a\" not found in snapshot")).is_missing_path());
-        assert!(Error::from(failed(1, "Fatal: invalid id \"ab\": multiple IDs with prefix \"ab\" found")).is_ambiguous_id());
+        assert!(Error::from(failed(
+            2,
+            "cannot dump file: path \"/a\" not found in snapshot"
+        ))
+        .is_missing_path());
+        assert!(Error::from(failed(
+            1,
+            "Fatal: invalid id \"ab\": multiple IDs with prefix \"ab\" found"
+        ))
+        .is_ambiguous_id());
     }
 
     #[test]
@@ -898,7 +906,10 @@ mod tests {
             dataset("bcd489eb").args(true),
             ["latest", "--tag", "tabacco:dataset=d1"]
         );
-        assert_eq!(dataset("").args(false), ["latest", "--tag", "tabacco:dataset=d1"]);
+        assert_eq!(
+            dataset("").args(false),
+            ["latest", "--tag", "tabacco:dataset=d1"]
+        );
         assert!(is_full_id(&"a".repeat(64)) && !is_full_id("bcd489eb"));
     }
 

@@ -237,7 +237,16 @@ pub fn restore(
                 .as_deref()
                 .ok_or_else(|| format!("source {:?} has no restore_command", source.name))?;
             for atom in &dataset.atoms {
-                stream_back(item, source, atom, command, repo, &snapshot, &target_dir, sup)?;
+                stream_back(
+                    item,
+                    source,
+                    atom,
+                    command,
+                    repo,
+                    &snapshot,
+                    &target_dir,
+                    sup,
+                )?;
             }
         }
     }

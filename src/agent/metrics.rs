@@ -37,7 +37,12 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
     for (name, s) in sources {
         if let Some(last) = &s.last {
             let incomplete = u8::from(Verdict::of(&last.errors) == Verdict::Incomplete);
-            sample(&mut out, "tabacco_backup_incomplete", &[("source", name)], incomplete);
+            sample(
+                &mut out,
+                "tabacco_backup_incomplete",
+                &[("source", name)],
+                incomplete,
+            );
         }
     }
     family(

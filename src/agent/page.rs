@@ -180,7 +180,13 @@ mod tests {
             },
         );
         let page = render(&state, "web3", Utc::now());
-        assert!(page.contains("<td class=\"incomplete\">incomplete at "), "{page}");
-        assert!(page.contains("(backup b1): some files were unreadable"), "{page}");
+        assert!(
+            page.contains("<td class=\"incomplete\">incomplete at "),
+            "{page}"
+        );
+        assert!(
+            page.contains("(backup b1): some files were unreadable"),
+            "{page}"
+        );
     }
 }

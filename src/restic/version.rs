@@ -115,8 +115,18 @@ mod tests {
             parse("restic 0.17.3-dev (compiled manually) compiled with go1.22"),
             Some(Version(0, 17, 3))
         );
-        assert_eq!(parse("restic v0.9.0 (v0.9.0-1-g20bfed59)"), Some(Version(0, 9, 0)));
-        for bad in ["", "rustic 0.14.0", "restic", "restic 0.14", "restic x.y.z", "restic 1.2.3.4"] {
+        assert_eq!(
+            parse("restic v0.9.0 (v0.9.0-1-g20bfed59)"),
+            Some(Version(0, 9, 0))
+        );
+        for bad in [
+            "",
+            "rustic 0.14.0",
+            "restic",
+            "restic 0.14",
+            "restic x.y.z",
+            "restic 1.2.3.4",
+        ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }

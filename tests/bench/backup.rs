@@ -357,7 +357,7 @@ fn pipe_stream(bench: &Bench) -> Vec<Row> {
         restic.fresh(bench);
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "cat \"$0\" | exec \"$RESTIC\" \"$@\""])
-            .env("RESTIC", restic())
+            .env("RESTIC", crate::restic())
             .arg(&blob)
             .args(&args);
         cmd.envs(
@@ -465,7 +465,9 @@ fn many_snapshots(bench: &Bench) -> Vec<Row> {
     let filler = bench.scratch.path("data/filler");
     let rounds = usize::BITS - many.max(2).leading_zeros() - 1;
     for k in 0..=rounds {
-        bench.scratch.write(&format!("data/filler/f{k:02}"), "filler");
+        bench
+            .scratch
+            .write(&format!("data/filler/f{k:02}"), "filler");
     }
     let atom = bench.scratch.path("data/one");
     random_file(&atom.join("a/file"), 4096, 7 << 40);
@@ -474,7 +476,11 @@ fn many_snapshots(bench: &Bench) -> Vec<Row> {
         atom.display()
     );
     let rewrite = std::env::var("BENCH_REWRITE_RESTIC").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/target/restic-trixie/root/usr/bin/restic").into()
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/restic-trixie/root/usr/bin/restic"
+        )
+        .into()
     });
     let build = |name: &str, doublings: u32| -> Side {
         let side = Side::new(bench, name, &source, 1);
@@ -486,8 +492,19 @@ fn many_snapshots(bench: &Bench) -> Vec<Row> {
         for k in 0..doublings {
             let exclude = filler.join(format!("f{k:02}")).display().to_string();
             let mut cmd = Command::new(&rewrite);
-            cmd.args(["rewrite", "--quiet", "--host", "filler", "--exclude", &exclude])
-                .envs(side.restic(&[]).get_envs().filter_map(|(k, v)| Some((k, v?))));
+            cmd.args([
+                "rewrite",
+                "--quiet",
+                "--host",
+                "filler",
+                "--exclude",
+                &exclude,
+            ])
+            .envs(
+                side.restic(&[])
+                    .get_envs()
+                    .filter_map(|(k, v)| Some((k, v?))),
+            );
             run(&mut cmd);
         }
         eprintln!("case 7: {name}: {} snapshots", side.snapshots().len());
@@ -500,7 +517,12 @@ fn many_snapshots(bench: &Bench) -> Vec<Row> {
     let restore = |side: &Side| {
         let t = run(&mut side.tabacco(
             bench,
-            &["restore", "--target", target.to_str().expect("UTF-8"), "one/a"],
+            &[
+                "restore",
+                "--target",
+                target.to_str().expect("UTF-8"),
+                "one/a",
+            ],
         ));
         let restored = target.join(atom.join("a/file").strip_prefix("/").expect("absolute"));
         assert!(restored.exists(), "{} restored", restored.display());

@@ -206,7 +206,10 @@ pub fn restic_binary_yaml() -> String {
 
 /// The version of this pass's restic, e.g. `(0, 14, 0)`.
 pub fn restic_version() -> (u32, u32, u32) {
-    let out = Command::new(restic_binary()).arg("version").output().unwrap();
+    let out = Command::new(restic_binary())
+        .arg("version")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let number = text.split_whitespace().nth(1).unwrap_or_default();
     let parts: Vec<u32> = number.split('.').map(|p| p.parse().unwrap()).collect();
@@ -217,7 +220,10 @@ pub fn restic_version() -> (u32, u32, u32) {
 /// restic: `/<atom>`, but percent-encoded on restic 0.18.0, which cannot
 /// save a `--stdin-filename` holding a `/` (tabacco(1), RESTIC VERSIONS).
 pub fn pipe_path(atom: &str) -> String {
-    let out = Command::new(restic_binary()).arg("version").output().unwrap();
+    let out = Command::new(restic_binary())
+        .arg("version")
+        .output()
+        .unwrap();
     if String::from_utf8_lossy(&out.stdout).starts_with("restic 0.18.0 ") {
         format!("/{}", atom.replace('%', "%25").replace('/', "%2F"))
     } else {

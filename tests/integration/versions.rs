@@ -29,7 +29,10 @@ fn use_restic(f: &Fixture, binary: &str) {
         .filter(|l| !l.starts_with("restic_binary:"))
         .collect::<Vec<_>>()
         .join("\n");
-    f.write("etc/agent.yml", &format!("{agent}\nrestic_binary: {binary}\n"));
+    f.write(
+        "etc/agent.yml",
+        &format!("{agent}\nrestic_binary: {binary}\n"),
+    );
 }
 
 fn read(f: &Fixture, rel: &str) -> String {
@@ -103,7 +106,9 @@ fn snapshots_of_either_restic_restore_verify_and_reindex_with_the_other() {
         for source in ["files", "sql"] {
             let verify = f.tabacco(&["-v", "verify", source]).success();
             assert!(
-                verify.stderr.contains("restic check passed; restore drill of "),
+                verify
+                    .stderr
+                    .contains("restic check passed; restore drill of "),
                 "{verify:?}"
             );
         }
@@ -111,7 +116,10 @@ fn snapshots_of_either_restic_restore_verify_and_reindex_with_the_other() {
         f.tabacco(&["reindex"]).success();
         let mut names = crate::common::atom_names(&f.query(&["--versions", "2", "*"]));
         names.sort();
-        assert_eq!(names, ["files", "files", "sql/x", "sql/x", "sql/y", "sql/y"]);
+        assert_eq!(
+            names,
+            ["files", "files", "sql/x", "sql/x", "sql/y", "sql/y"]
+        );
     }
 }
 
@@ -121,8 +129,15 @@ fn check_names_the_restic_version() {
     let check = f.tabacco(&["check"]).success().stdout;
     let version = crate::common::restic_version();
     let shown = format!("{}.{}.{}", version.0, version.1, version.2);
-    let line = check.lines().find(|l| l.starts_with("restic ")).unwrap_or_default();
-    assert_eq!(line, format!("restic      {shown} ({})", restic_binary()), "{check}");
+    let line = check
+        .lines()
+        .find(|l| l.starts_with("restic "))
+        .unwrap_or_default();
+    assert_eq!(
+        line,
+        format!("restic      {shown} ({})", restic_binary()),
+        "{check}"
+    );
 }
 
 #[test]
@@ -140,7 +155,10 @@ fn a_restic_that_cannot_be_used_is_a_clear_error() {
     };
     let missing = f.path("bin/none").display().to_string();
     let cases = [
-        (missing.clone(), format!("restic binary {missing} not found")),
+        (
+            missing.clone(),
+            format!("restic binary {missing} not found"),
+        ),
         (
             script("bin/noexec", "#!/bin/sh\necho restic 0.14.0\n", 0o644),
             "cannot be run: permission denied".into(),
@@ -150,7 +168,11 @@ fn a_restic_that_cannot_be_used_is_a_clear_error() {
             "version printed \"rustic 1.0\", not a restic version".into(),
         ),
         (
-            script("bin/old", "#!/bin/sh\necho 'restic 0.12.1 compiled with go1.16'\n", 0o755),
+            script(
+                "bin/old",
+                "#!/bin/sh\necho 'restic 0.12.1 compiled with go1.16'\n",
+                0o755,
+            ),
             "restic 0.12.1 (ROOT/bin/old) is older than 0.14.0, the oldest tabacco supports".into(),
         ),
     ];
@@ -159,7 +181,10 @@ fn a_restic_that_cannot_be_used_is_a_clear_error() {
         let expected = expected.replace("ROOT", &root);
         use_restic(&f, &binary);
         let check = f.tabacco(&["check"]).status(2);
-        assert!(check.stderr.contains(&expected), "check with {binary}: {check:?}");
+        assert!(
+            check.stderr.contains(&expected),
+            "check with {binary}: {check:?}"
+        );
         assert!(!check.stderr.contains("panicked"), "{check:?}");
         let run = f.tabacco(&["run"]).status(1);
         assert!(
@@ -204,7 +229,8 @@ fn an_incomplete_snapshot_is_recorded_and_reported_as_incomplete() {
     use_restic(&f, wrapper.to_str().unwrap());
     let run = f.tabacco(&["run"]).status(1);
     assert!(
-        run.stderr.contains(") incomplete: dataset files: snapshot ")
+        run.stderr
+            .contains(") incomplete: dataset files: snapshot ")
             && run
                 .stderr
                 .contains(" saved and recorded, but some files were unreadable"),
@@ -251,7 +277,9 @@ fn a_live_lock_is_waited_for_where_restic_can() {
     } else {
         assert_eq!(verify.code, Some(1), "{verify:?}");
         assert!(
-            verify.stderr.contains("restic check failed: repository is locked"),
+            verify
+                .stderr
+                .contains("restic check failed: repository is locked"),
             "{verify:?}"
         );
     }
