@@ -319,6 +319,7 @@ impl Repo {
     /// 0.14 fails again at once). Waiting from the first attempt would wait
     /// out the whole bound for a stale lock too.
     fn run_locking(&self, sup: &Supervisor, what: &str, args: &[String]) -> Result<(), Error> {
+        self.version()?;
         let run = |extra: &[String]| -> Result<(), Error> {
             let all: Vec<&str> = args.iter().chain(extra).map(String::as_str).collect();
             sup.spawn(&mut self.command(&all), what, Stop::Interrupt)?
@@ -475,6 +476,7 @@ impl Repo {
         policy: &Retention,
         dry_run: bool,
     ) -> Result<Vec<Snapshot>, Error> {
+        self.version()?;
         let mut args: Vec<String> = [
             "forget",
             "--json",
@@ -593,6 +595,7 @@ impl Repo {
         snapshot: &SnapshotRef,
         atom: &str,
     ) -> Result<Running, Error> {
+        self.version()?;
         let mut paths = vec![format!("/{}", stdin_filename(atom, true))];
         let flat = format!("/{}", stdin_filename(atom, false));
         if flat != paths[0] {
@@ -632,6 +635,7 @@ impl Repo {
 
     /// Every snapshot carrying `tag`.
     pub fn snapshots(&self, sup: &Supervisor, tag: &str) -> Result<Vec<Snapshot>, Error> {
+        self.version()?;
         let mut cmd = self.command(&["snapshots", "--json", "--tag", tag]);
         cmd.stdout(Stdio::piped());
         let mut running = sup.spawn(&mut cmd, "restic snapshots", Stop::Interrupt)?;

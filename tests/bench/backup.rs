@@ -455,7 +455,7 @@ fn small_datasets(bench: &Bench) -> Vec<Row> {
 }
 
 /// Case 7: restoring one small file atom from a repository holding
-/// `BENCH_SNAPSHOTS` (default 2,048) snapshots against one holding 10.
+/// `BENCH_SNAPSHOTS` (default 2,048) snapshots against one holding 9.
 /// `restore latest --tag` reads every snapshot; tabacco names the snapshot
 /// by id. The other snapshots are made in a dozen restic processes, not
 /// thousands: each `restic rewrite` (restic 0.15 and newer: `BENCH_REWRITE_RESTIC`,
@@ -470,6 +470,7 @@ fn many_snapshots(bench: &Bench) -> Vec<Row> {
             .write(&format!("data/filler/f{k:02}"), "filler");
     }
     let atom = bench.scratch.path("data/one");
+    fs::create_dir_all(atom.join("a")).expect("mkdir");
     random_file(&atom.join("a/file"), 4096, 7 << 40);
     let source = format!(
         "name: one\nhandler: file\nparams: {{path: {}}}\natoms: [{{name: a}}]\n",
@@ -555,7 +556,7 @@ fn many_snapshots(bench: &Bench) -> Vec<Row> {
         restore(&lots)
     };
     let mut t_few = || {
-        eprintln!("case 7: tabacco, 10 snapshots");
+        eprintln!("case 7: tabacco, few snapshots");
         restore(&few)
     };
     let mut r_many = || {
@@ -563,7 +564,7 @@ fn many_snapshots(bench: &Bench) -> Vec<Row> {
         by_tag(&lots)
     };
     let mut r_few = || {
-        eprintln!("case 7: restic latest --tag, 10 snapshots");
+        eprintln!("case 7: restic latest --tag, few snapshots");
         by_tag(&few)
     };
     let times = interleaved(
@@ -571,18 +572,18 @@ fn many_snapshots(bench: &Bench) -> Vec<Row> {
         bench.runs,
         &mut [&mut t_many, &mut t_few, &mut r_many, &mut r_few],
     );
-    let n = lots.snapshots().len();
+    let (n, m) = (lots.snapshots().len(), few.snapshots().len());
     vec![
         Row::ratio(
             7,
-            &format!("restore one atom, {n} snapshots against 10"),
+            &format!("restore one atom, {n} snapshots against {m}"),
             &times[0],
             &times[1],
             Some(1.15),
         ),
         Row::ratio(
             7,
-            &format!("same with restic restore latest --tag, {n} against 10"),
+            &format!("same with restic restore latest --tag, {n} against {m}"),
             &times[2],
             &times[3],
             None,
