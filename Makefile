@@ -95,12 +95,14 @@ test-deps bench-deps: $(TRIXIE_RESTIC)
 # restic: the system's (Debian 12: 0.14) and Debian 13's (0.18.0). Each
 # pass names its restic in TABACCO_TEST_RESTIC and the other one in
 # TABACCO_TEST_RESTIC_OTHER, for the test that mixes both on one repository.
-SYSTEM_RESTIC := $(shell command -v restic)
+# The system's restic is looked up when the tests run: `make test-deps
+# test` may just have installed it.
 test:
 	$(CARGO) test --locked --bins
-	TABACCO_TEST_RESTIC=$(SYSTEM_RESTIC) TABACCO_TEST_RESTIC_OTHER=$(CURDIR)/$(TRIXIE_RESTIC) \
-		$(CARGO) test --locked --test integration
-	TABACCO_TEST_RESTIC=$(CURDIR)/$(TRIXIE_RESTIC) TABACCO_TEST_RESTIC_OTHER=$(SYSTEM_RESTIC) \
+	system=$$(command -v restic) && trixie=$(CURDIR)/$(TRIXIE_RESTIC) && \
+	TABACCO_TEST_RESTIC=$$system TABACCO_TEST_RESTIC_OTHER=$$trixie \
+		$(CARGO) test --locked --test integration && \
+	TABACCO_TEST_RESTIC=$$trixie TABACCO_TEST_RESTIC_OTHER=$$system \
 		$(CARGO) test --locked --test integration
 
 # What CI and reviewers expect clean.
