@@ -66,9 +66,44 @@ test-deps bench-deps:
 			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-# The whole test suite: unit tests and end-to-end tests against real restic.
+# Debian 13's restic (0.18.0), unpacked into the build tree beside the
+# system's: a private apt configuration (its own sources file, lists and
+# cache under target/) names the machine's own Debian mirror with suite
+# trixie, so the machine's apt configuration and state stay untouched.
+TRIXIE_DIR := target/restic-trixie
+TRIXIE_RESTIC := $(TRIXIE_DIR)/root/usr/bin/restic
+TRIXIE_APT = -o Dir::Etc::sourcelist=$(CURDIR)/$(TRIXIE_DIR)/sources.list \
+	-o Dir::Etc::sourceparts=/nonexistent \
+	-o Dir::State::Lists=$(CURDIR)/$(TRIXIE_DIR)/lists \
+	-o Dir::Cache::Archives=$(CURDIR)/$(TRIXIE_DIR)/archives \
+	-o Dir::Cache=$(CURDIR)/$(TRIXIE_DIR)/cache \
+	-o Debug::NoLocking=1
+$(TRIXIE_RESTIC):
+	rm -rf $(TRIXIE_DIR) && mkdir -p $(TRIXIE_DIR)/lists/partial \
+		$(TRIXIE_DIR)/archives/partial $(TRIXIE_DIR)/cache $(TRIXIE_DIR)/root
+	mirror=$$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null \
+		| grep -v security | head -n 1); \
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $${mirror:-http://deb.debian.org/debian} trixie main" \
+		> $(TRIXIE_DIR)/sources.list
+	apt-get $(TRIXIE_APT) -qq update
+	cd $(TRIXIE_DIR)/archives && apt-get $(TRIXIE_APT) -qq download restic
+	dpkg-deb -x $(TRIXIE_DIR)/archives/restic_*.deb $(TRIXIE_DIR)/root
+	$(TRIXIE_RESTIC) version
+test-deps bench-deps: $(TRIXIE_RESTIC)
+
+# The whole test suite: unit tests once, then the end-to-end tests once per
+# restic: the system's (Debian 12: 0.14) and Debian 13's (0.18.0). Each
+# pass names its restic in TABACCO_TEST_RESTIC and the other one in
+# TABACCO_TEST_RESTIC_OTHER, for the test that mixes both on one repository.
+# The system's restic is looked up when the tests run: `make test-deps
+# test` may just have installed it.
 test:
-	$(CARGO) test --locked
+	$(CARGO) test --locked --bins
+	system=$$(command -v restic) && trixie=$(CURDIR)/$(TRIXIE_RESTIC) && \
+	TABACCO_TEST_RESTIC=$$system TABACCO_TEST_RESTIC_OTHER=$$trixie \
+		$(CARGO) test --locked --test integration && \
+	TABACCO_TEST_RESTIC=$$trixie TABACCO_TEST_RESTIC_OTHER=$$system \
+		$(CARGO) test --locked --test integration
 
 # What CI and reviewers expect clean.
 check:
@@ -85,9 +120,13 @@ demo: build
 	$(BIN) --config demo/etc/agent.yml query --table '*'
 
 # tests/bench: tabacco against raw restic, the metadb under load, and the
-# footprint; one table of medians and ratios (BENCHMARKS.md), about 12 min.
+# footprint; one table of medians and ratios (BENCHMARKS.md), about 12 min;
+# then cases 1, 2 and 4 again with Debian 13's restic, 3 rounds unless
+# BENCH_RUNS says otherwise (about 2 more minutes).
 bench: bench-deps
 	$(CARGO) bench --locked --bench bench
+	BENCH_RESTIC=$(CURDIR)/$(TRIXIE_RESTIC) BENCH_CASES=1,2,4 BENCH_RUNS=$${BENCH_RUNS:-3} \
+		$(CARGO) bench --locked --bench bench
 
 # Builds the binary only if it is missing, so that `sudo make install`
 # after `make` does not run cargo as root in the source tree.

@@ -46,6 +46,10 @@ pub struct Repository {
     pub cache_dir: PathBuf,
     /// Extra environment for restic only (backend credentials).
     pub env: BTreeMap<String, String>,
+    /// The restic to run: a name looked up on PATH, or an absolute path.
+    pub binary: PathBuf,
+    /// How long restic 0.16 and newer wait for another process's lock.
+    pub retry_lock: Duration,
 }
 
 /// The repository password: kept out of argv, logs and `Debug` output.
@@ -256,11 +260,22 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
         Some(dir) => absolute("cache_dir", &dir)?,
         None => work_dir.join("cache"),
     };
+    let binary = raw.restic_binary.as_deref().unwrap_or("restic");
+    if binary.is_empty() || (binary.contains('/') && !Path::new(binary).is_absolute()) {
+        return Err(err(
+            "restic_binary",
+            format!("restic_binary must be a command name or an absolute path, not {binary:?}"),
+        ));
+    }
+    let retry_lock = raw.restic_retry_lock.as_deref().unwrap_or("5m");
+    let retry_lock = time::parse_duration(retry_lock).map_err(|e| err("restic_retry_lock", e))?;
     let repository = Repository {
         uri: params.uri,
         password,
         cache_dir,
         env: params.env,
+        binary: PathBuf::from(binary),
+        retry_lock,
     };
 
     let schedule = |key: &str, text: Option<String>| -> Result<Option<Schedule>, Error> {

@@ -16,6 +16,9 @@ pub enum Kind {
     RepositoryUnavailable,
     /// Any other restic failure (wrong password, crash, no summary).
     Repository,
+    /// The snapshot was saved and recorded, but restic could not read some
+    /// files (its exit status 3).
+    Incomplete,
     /// A configured command failed: a hook, a producer, `atoms_command`.
     Command,
     /// The snapshot was saved but could not be recorded (nor spooled).
@@ -35,6 +38,7 @@ impl Kind {
             Kind::RepositoryLocked => "repository_locked",
             Kind::RepositoryUnavailable => "repository_unavailable",
             Kind::Repository => "repository",
+            Kind::Incomplete => "incomplete",
             Kind::Command => "command",
             Kind::Metadb => "metadb",
             Kind::Timeout => "timeout",
@@ -46,6 +50,49 @@ impl Kind {
     /// Whether a later attempt may succeed without anyone's help.
     pub fn is_transient(self) -> bool {
         matches!(self, Kind::RepositoryLocked | Kind::RepositoryUnavailable)
+    }
+}
+
+/// How a backup of a source ended, from its failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    /// Every failure is [`Kind::Incomplete`]: all data that could be read
+    /// is in the repository and recorded.
+    Incomplete,
+    Failed,
+}
+
+impl Verdict {
+    pub fn of(errors: &[Failure]) -> Verdict {
+        if errors.is_empty() {
+            Verdict::Ok
+        } else if errors.iter().all(|e| e.kind == Kind::Incomplete) {
+            Verdict::Incomplete
+        } else {
+            Verdict::Failed
+        }
+    }
+
+    /// `ok`, `incomplete` or `failed`, as logs and the status page say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Incomplete => "incomplete",
+            Verdict::Failed => "failed",
+        }
+    }
+}
+
+/// Logs each failure of a backup of `source` in one line: an incomplete
+/// snapshot as a warning, anything else as an error.
+pub fn log(source: &str, backup_id: &str, errors: &[Failure]) {
+    for error in errors {
+        if error.kind == Kind::Incomplete {
+            log::warn!("source {source} (backup {backup_id}) incomplete: {error}");
+        } else {
+            log::error!("source {source} (backup {backup_id}) failed: {error}");
+        }
     }
 }
 
@@ -154,6 +201,14 @@ mod tests {
             Failure::from(restic::Error::WrongPassword).kind,
             Kind::Repository
         );
+        let incomplete = Failure::new(Kind::Incomplete, "some files unreadable");
+        assert_eq!(Verdict::of(&[]), Verdict::Ok);
+        assert_eq!(
+            Verdict::of(std::slice::from_ref(&incomplete)),
+            Verdict::Incomplete
+        );
+        let other = Failure::new(Kind::Command, "hook failed");
+        assert_eq!(Verdict::of(&[incomplete, other]), Verdict::Failed);
         let f = Failure::new(Kind::Other, "path /x does not exist").context("dataset users");
         assert_eq!(f.to_string(), "dataset users: path /x does not exist");
         assert!(Kind::RepositoryLocked.is_transient() && !Kind::Command.is_transient());

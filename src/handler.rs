@@ -102,12 +102,6 @@ impl Handler {
     }
 }
 
-/// Where a pipe atom's data is in its snapshot: restic stores
-/// `--stdin-filename NAME` as `/NAME`.
-pub fn stdin_filename(atom_full_name: &str) -> String {
-    atom_full_name.to_string()
-}
-
 /// Checks that `template` uses only known substitutions.
 fn check_template(template: &str) -> Result<(), String> {
     let vars = shell::VARIABLES.map(|v| (v, ""));

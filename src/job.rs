@@ -339,7 +339,7 @@ fn snapshot(
                 .min_bytes
                 .filter(|&min| summary.total_bytes_processed < min as i64)
             {
-                forget_later(partials, &dataset);
+                forget_later(partials, &dataset, &summary.snapshot_id);
                 let e = format!(
                     "backup_command produced {} bytes, less than min_bytes {min}",
                     summary.total_bytes_processed
@@ -375,7 +375,7 @@ fn snapshot(
             "snapshot {} saved and recorded, but some files were unreadable (see the log)",
             dataset.snapshot_id
         );
-        return Err(Failure::new(Kind::Repository, e));
+        return Err(Failure::new(Kind::Incomplete, e));
     }
     Ok(dataset)
 }
@@ -398,16 +398,24 @@ fn stream<'a>(
         return Err(Failure::new(Kind::Command, "backup_command has no stdout"));
     };
     let stored = env.repo.backup(sup, request(stdout.into()), on_status);
-    if stored.is_err() {
+    if !matches!(&stored, Ok(summary) if !summary.incomplete) {
         // restic is gone: a producer blocked on something else would never
         // notice the closed pipe.
         producer.kill();
     }
     let produced = producer.wait();
     match (produced, stored) {
+        (Ok(_), Ok(summary)) if summary.incomplete => {
+            // restic 0.18 saves an empty stream this way ("no data read").
+            forget_later(partials, dataset, &summary.snapshot_id);
+            Err(Failure::new(
+                Kind::Command,
+                "restic could not read backup_command's output (see the log); its partial snapshot was removed",
+            ))
+        }
         (Ok(_), Ok(summary)) => Ok(summary),
-        (Err(e), Ok(_)) => {
-            forget_later(partials, dataset);
+        (Err(e), Ok(summary)) => {
+            forget_later(partials, dataset, &summary.snapshot_id);
             let e = Failure::from(e);
             Err(Failure::new(
                 e.kind,
@@ -430,28 +438,30 @@ fn producer(command: &str, env: hook::Environment) -> std::process::Command {
     cmd
 }
 
-/// Tags of partial snapshots to forget once none of the source's datasets
-/// is backing up any more: `restic forget` needs the repository to itself.
-type Partials = Mutex<Vec<String>>;
+/// Partial snapshots (tag and snapshot id) to forget once none of the
+/// source's datasets is backing up any more: `restic forget` needs the
+/// repository to itself.
+type Partials = Mutex<Vec<(String, String)>>;
 
-fn forget_later(partials: &Partials, dataset: &Dataset) {
+fn forget_later(partials: &Partials, dataset: &Dataset, snapshot_id: &str) {
     let mut partials = partials.lock().unwrap_or_else(PoisonError::into_inner);
-    partials.push(dataset.tag());
+    partials.push((dataset.tag(), snapshot_id.to_string()));
 }
 
 fn forget_partials(env: &Env, sup: &Supervisor, partials: Partials) {
     // The job may have been stopped: clean up under a fresh supervisor.
-    let tags = partials
+    let partials = partials
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
-    if tags.is_empty() {
+    if partials.is_empty() {
         return;
     }
-    if let Err(e) = env.repo.forget_tags(&sup.for_cleanup(), &tags) {
-        let tags = tags.join(", ");
+    if let Err(e) = env.repo.forget_snapshots(&sup.for_cleanup(), &partials) {
+        let tags: Vec<&str> = partials.iter().map(|(tag, _)| tag.as_str()).collect();
         log::error!(
-            "{}: cannot remove partial snapshots {tags}: {e}",
-            sup.label()
+            "{}: cannot remove partial snapshots {}: {e}",
+            sup.label(),
+            tags.join(", ")
         );
     }
 }

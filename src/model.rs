@@ -26,7 +26,9 @@ pub struct Dataset {
     pub source: String,
     #[serde(deserialize_with = "null_as_default")]
     pub atoms: Vec<Atom>,
-    /// restic's short id; select snapshots by [`Dataset::tag`] instead.
+    /// restic's snapshot id as its backup summary gave it: full from restic
+    /// 0.15 on, short (8 hex digits) from 0.14; [`Dataset::tag`] names the
+    /// snapshot where a short id is ambiguous.
     pub snapshot_id: String,
     #[serde(default)]
     pub total_files: i64,

@@ -74,14 +74,6 @@ pub fn prune(
     metadb
         .remove_datasets(&config.hostname, &dataset_ids)
         .map_err(|e| format!("snapshots forgotten, but not removed from the metadb: {e}"))?;
-    if let Err(e) = repo.prune(sup) {
-        // A stale lock of a dead process blocks the exclusive prune.
-        if !matches!(e, restic::Error::Locked(_)) {
-            return Err(format!("restic prune: {e}"));
-        }
-        repo.unlock(sup)
-            .map_err(|e| format!("restic unlock: {e}"))?;
-        repo.prune(sup).map_err(|e| format!("restic prune: {e}"))?;
-    }
+    repo.prune(sup).map_err(|e| format!("restic prune: {e}"))?;
     Ok(forgotten)
 }

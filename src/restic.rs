@@ -1,19 +1,31 @@
 //! The restic repository: how restic is invoked (environment, never a
 //! password on argv, absolute paths, tags), what its `--json` output means,
-//! and what its exit codes and errors mean to a job.
+//! and what its exit codes and errors mean to a job. What differs between
+//! restic versions is decided here, from [`version`].
+
+mod version;
+
+pub use version::Version;
 
 use crate::config::raw::Retention;
 use crate::config::{self, Password};
+use crate::model::Dataset;
 use crate::shell::{self, Running, Stop, Supervisor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, PoisonError};
 
 /// restic's exit code for "snapshot saved, but some files were unreadable".
 const EXIT_INCOMPLETE: i32 = 3;
+/// Exit codes of restic 0.17 and newer: no repository at the location, a
+/// lock could not be taken, wrong password (0.17.1).
+const EXIT_NO_REPOSITORY: i32 = 10;
+const EXIT_LOCKED: i32 = 11;
+const EXIT_WRONG_PASSWORD: i32 = 12;
 
 /// A restic failure, classified where a caller must branch on it.
 #[derive(Debug)]
@@ -27,6 +39,8 @@ pub enum Error {
     NoSummary,
     /// restic's output could not be understood.
     Output(String),
+    /// restic cannot be run, or is a version tabacco does not support.
+    Version(String),
     Process(shell::Error),
 }
 
@@ -38,6 +52,7 @@ impl fmt::Display for Error {
             Error::WrongPassword => f.write_str("wrong repository password"),
             Error::NoSummary => f.write_str("restic reported no backup summary"),
             Error::Output(e) => write!(f, "unexpected restic output: {e}"),
+            Error::Version(e) => f.write_str(e),
             Error::Process(e) => e.fmt(f),
         }
     }
@@ -46,30 +61,152 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl From<shell::Error> for Error {
+    /// By exit code where restic gives one (0.17 and newer), else by the
+    /// words of restic 0.14's stderr.
     fn from(e: shell::Error) -> Error {
-        if let shell::Error::Failed { stderr, .. } = &e {
-            if stderr.contains("repository is already locked") {
-                return Error::Locked(stderr.clone());
-            }
-            if stderr.contains("wrong password") {
-                return Error::WrongPassword;
-            }
-            if stderr.contains("Is there a repository at the following location?")
-                || is_network_error(stderr)
-            {
-                return Error::Unavailable(stderr.clone());
-            }
+        let shell::Error::Failed {
+            what,
+            status,
+            stderr,
+        } = e
+        else {
+            return Error::Process(e);
+        };
+        let stderr = plain_stderr(&stderr);
+        match status.code() {
+            Some(EXIT_NO_REPOSITORY) => return Error::Unavailable(stderr),
+            Some(EXIT_LOCKED) => return Error::Locked(stderr),
+            Some(EXIT_WRONG_PASSWORD) => return Error::WrongPassword,
+            _ => {}
         }
-        Error::Process(e)
+        if stderr.contains("repository is already locked") {
+            return Error::Locked(stderr);
+        }
+        if stderr.contains("wrong password") {
+            return Error::WrongPassword;
+        }
+        if stderr.contains("Is there a repository at the following location?")
+            || is_network_error(&stderr)
+        {
+            return Error::Unavailable(stderr);
+        }
+        Error::Process(shell::Error::Failed {
+            what,
+            status,
+            stderr,
+        })
     }
+}
+
+impl Error {
+    /// restic could not tell which snapshot a short id means.
+    fn is_ambiguous_id(&self) -> bool {
+        self.stderr()
+            .is_some_and(|s| s.contains("multiple IDs with prefix"))
+    }
+
+    /// The snapshot holds no such path.
+    fn is_missing_path(&self) -> bool {
+        self.stderr()
+            .is_some_and(|s| s.contains("not found in snapshot"))
+    }
+
+    fn stderr(&self) -> Option<&str> {
+        match self {
+            Error::Process(shell::Error::Failed { stderr, .. }) => Some(stderr),
+            _ => None,
+        }
+    }
+}
+
+/// restic's stderr tail (lines joined by ` / `) with its JSON messages
+/// (`exit_error` of 0.18, `error` of `backup --json`) reduced to their
+/// words.
+fn plain_stderr(stderr: &str) -> String {
+    #[derive(Deserialize)]
+    struct Message {
+        message: Option<String>,
+        error: Option<Inner>,
+        item: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Inner {
+        message: Option<String>,
+    }
+    let parts: Vec<String> = stderr
+        .split(" / ")
+        .map(|part| match serde_json::from_str::<Message>(part) {
+            Ok(Message {
+                message: Some(m), ..
+            }) => m,
+            Ok(Message {
+                error: Some(Inner { message: Some(m) }),
+                item,
+                ..
+            }) => match item {
+                Some(item) if !item.is_empty() => format!("{item}: {m}"),
+                _ => m,
+            },
+            _ => part.to_string(),
+        })
+        .collect();
+    parts.join(" / ")
 }
 
 /// What to back up.
 pub enum Input {
     /// Absolute paths.
     Paths(Vec<PathBuf>),
-    /// A producer's stdout, stored as `/<filename>`.
+    /// A producer's stdout: the pipe atom `filename` (its full name),
+    /// stored where [`stdin_filename`] says.
     Stdin { filename: String, data: Stdio },
+}
+
+/// Where the stream of pipe atom `atom` lives in its snapshot, without the
+/// leading `/`: the atom's full name (`users/db`, what existing deployments
+/// and `restic dump` by hand expect) when `nested`; else, for restic 0.18.0,
+/// which cannot save a `--stdin-filename` holding a `/`, the name with `%`
+/// and `/` percent-encoded (`users%2Fdb`). Both backup and dump derive the
+/// name here.
+pub fn stdin_filename(atom: &str, nested: bool) -> String {
+    if nested || !atom.contains('/') {
+        atom.to_string()
+    } else {
+        atom.replace('%', "%25").replace('/', "%2F")
+    }
+}
+
+/// How restore, dump and verify name a recorded dataset's snapshot: by id,
+/// which restic resolves by listing snapshot file names; by the dataset's
+/// tag (`latest --tag`, which reads every snapshot) only when the id is
+/// missing or a short id restic finds ambiguous.
+pub struct SnapshotRef {
+    id: String,
+    tag: String,
+}
+
+impl SnapshotRef {
+    /// The snapshot of `dataset`.
+    pub fn of(dataset: &Dataset) -> SnapshotRef {
+        SnapshotRef {
+            id: dataset.snapshot_id.clone(),
+            tag: dataset.tag(),
+        }
+    }
+
+    /// restic's arguments naming the snapshot: by id unless `by_tag` or the
+    /// recorded id is not one.
+    fn args(&self, by_tag: bool) -> Vec<String> {
+        if by_tag || !self.has_id() {
+            vec!["latest".into(), "--tag".into(), self.tag.clone()]
+        } else {
+            vec![self.id.clone()]
+        }
+    }
+
+    fn has_id(&self) -> bool {
+        self.id.len() >= 8 && self.id.chars().all(|c| c.is_ascii_hexdigit())
+    }
 }
 
 /// One `restic backup` call.
@@ -145,7 +282,7 @@ impl Repo {
     /// through the environment (or a file), never argv; stdin is closed so
     /// restic never waits for a password.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("restic");
+        let mut cmd = Command::new(&self.config.binary);
         cmd.args(args)
             .env_remove("RESTIC_PASSWORD")
             .env_remove("RESTIC_PASSWORD_FILE")
@@ -163,10 +300,51 @@ impl Repo {
         cmd
     }
 
+    /// The version of the configured restic, learnt once per process.
+    pub fn version(&self) -> Result<Version, Error> {
+        version::detect(&self.config.binary).map_err(Error::Version)
+    }
+
+    /// `--retry-lock` with the configured bound where restic has it (0.16
+    /// and newer), for a second attempt after a lock was found.
+    fn retry_lock(&self) -> Result<Vec<String>, Error> {
+        Ok(if self.version()?.has_retry_lock() {
+            let secs = self.config.retry_lock.as_secs().max(1);
+            vec!["--retry-lock".into(), format!("{secs}s")]
+        } else {
+            Vec::new()
+        })
+    }
+
+    /// Runs restic with `args` to completion. A lock held by another
+    /// process fails the first attempt at once; then stale locks are
+    /// removed (`unlock`) and a second attempt waits up to the configured
+    /// bound for live ones (`--retry-lock`, restic 0.16 and newer; restic
+    /// 0.14 fails again at once). Waiting from the first attempt would wait
+    /// out the whole bound for a stale lock too.
+    fn run_locking(&self, sup: &Supervisor, what: &str, args: &[String]) -> Result<(), Error> {
+        self.version()?;
+        let run = |extra: &[String]| -> Result<(), Error> {
+            let all: Vec<&str> = args.iter().chain(extra).map(String::as_str).collect();
+            sup.spawn(&mut self.command(&all), what, Stop::Interrupt)?
+                .wait()?;
+            Ok(())
+        };
+        match run(&[]) {
+            Err(Error::Locked(_)) => {
+                self.unlock(sup)?;
+                run(&self.retry_lock()?)
+            }
+            result => result,
+        }
+    }
+
     /// Creates the repository if it does not exist yet. Checked once per
     /// process: a local repository by its config file, at no cost; a remote
-    /// one with one `restic cat config`.
+    /// one with one `restic cat config`. Fails first if the configured
+    /// restic cannot be run or is not supported.
     pub fn ensure_initialized(&self, sup: &Supervisor) -> Result<(), Error> {
+        self.version()?;
         let mut initialized = self
             .initialized
             .lock()
@@ -236,6 +414,8 @@ impl Repo {
                 Stdio::null()
             }
             Input::Stdin { filename, data } => {
+                let nested = self.version()?.can_nest_stdin_filename();
+                let filename = stdin_filename(&filename, nested);
                 args.extend(["--stdin".into(), "--stdin-filename".into(), filename]);
                 data
             }
@@ -264,21 +444,30 @@ impl Repo {
         result
     }
 
-    /// Removes the snapshots tagged with any of `tags` (data is reclaimed by
-    /// a later prune), in one restic process.
-    pub fn forget_tags(&self, sup: &Supervisor, tags: &[String]) -> Result<(), Error> {
-        // `forget --tag T` alone removes nothing ("no policy"); a policy that
-        // keeps only snapshots with a tag none has removes exactly those
-        // tagged T (repeated `--tag`s are alternatives), with no short id
-        // involved.
-        let mut args = vec!["forget"];
-        for tag in tags {
-            args.extend(["--tag", tag]);
+    /// Removes `snapshots` (each a dataset's tag and the snapshot id restic
+    /// reported), in one restic process; data is reclaimed by a later
+    /// prune.
+    pub fn forget_snapshots(
+        &self,
+        sup: &Supervisor,
+        snapshots: &[(String, String)],
+    ) -> Result<(), Error> {
+        let mut args = vec!["forget".to_string()];
+        if snapshots.iter().all(|(_, id)| is_full_id(id)) {
+            // restic 0.15 and newer report full ids: no ambiguity. (0.17
+            // and newer refuse the policy below for a group's last snapshot.)
+            args.extend(snapshots.iter().map(|(_, id)| id.clone()));
+        } else {
+            // restic 0.14's short ids may be ambiguous. `forget --tag T`
+            // alone removes nothing ("no policy"); a policy that keeps only
+            // snapshots with a tag none has removes exactly those tagged T
+            // (repeated `--tag`s are alternatives).
+            for (tag, _) in snapshots {
+                args.extend(["--tag".into(), tag.clone()]);
+            }
+            args.extend(["--keep-tag".into(), "tabacco:keep-none".into()]);
         }
-        args.extend(["--keep-tag", "tabacco:keep-none"]);
-        sup.spawn(&mut self.command(&args), "restic forget", Stop::Interrupt)?
-            .wait()?;
-        Ok(())
+        self.run_locking(sup, "restic forget", &args)
     }
 
     /// Applies `policy` to this `host`'s snapshots of `sources`, each atom
@@ -292,6 +481,7 @@ impl Repo {
         policy: &Retention,
         dry_run: bool,
     ) -> Result<Vec<Snapshot>, Error> {
+        self.version()?;
         let mut args: Vec<String> = [
             "forget",
             "--json",
@@ -309,18 +499,28 @@ impl Repo {
         if dry_run {
             args.push("--dry-run".into());
         }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut cmd = self.command(&args);
-        cmd.stdout(Stdio::piped());
-        let mut running = sup.spawn(&mut cmd, "restic forget", Stop::Interrupt)?;
-        let mut first_line = String::new();
-        if let Some(stdout) = running.child().stdout.take() {
-            let mut reader = BufReader::new(stdout);
-            let _ = reader.read_line(&mut first_line);
-            // Drain the rest so restic never blocks on a full pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        }
-        running.wait()?;
+        let run = |extra: &[String]| -> Result<String, Error> {
+            let all: Vec<&str> = args.iter().chain(extra).map(String::as_str).collect();
+            let mut cmd = self.command(&all);
+            cmd.stdout(Stdio::piped());
+            let mut running = sup.spawn(&mut cmd, "restic forget", Stop::Interrupt)?;
+            let mut first_line = String::new();
+            if let Some(stdout) = running.child().stdout.take() {
+                let mut reader = BufReader::new(stdout);
+                let _ = reader.read_line(&mut first_line);
+                // Drain the rest so restic never blocks on a full pipe.
+                let _ = std::io::copy(&mut reader, &mut std::io::sink());
+            }
+            running.wait()?;
+            Ok(first_line)
+        };
+        let first_line = match run(&[]) {
+            Err(Error::Locked(_)) => {
+                self.unlock(sup)?;
+                run(&self.retry_lock()?)?
+            }
+            result => result?,
+        };
         if first_line.trim().is_empty() {
             return Ok(Vec::new());
         }
@@ -337,27 +537,19 @@ impl Repo {
     }
 
     /// Reclaims the space of forgotten snapshots. Needs an exclusive lock:
-    /// fails while any backup runs.
+    /// waits for running backups as [`Repo::run_locking`] says.
     pub fn prune(&self, sup: &Supervisor) -> Result<(), Error> {
-        sup.spawn(
-            &mut self.command(&["prune"]),
-            "restic prune",
-            Stop::Interrupt,
-        )?
-        .wait()?;
-        Ok(())
+        self.run_locking(sup, "restic prune", &["prune".into()])
     }
 
     /// `restic check`, reading back `read_data_subset` of the data if given
     /// (e.g. `5%` or `1/10`). Needs an exclusive lock.
     pub fn check(&self, sup: &Supervisor, read_data_subset: Option<&str>) -> Result<(), Error> {
-        let mut args = vec!["check"];
+        let mut args = vec!["check".to_string()];
         if let Some(subset) = read_data_subset {
-            args.extend(["--read-data-subset", subset]);
+            args.extend(["--read-data-subset".into(), subset.into()]);
         }
-        sup.spawn(&mut self.command(&args), "restic check", Stop::Interrupt)?
-            .wait()?;
-        Ok(())
+        self.run_locking(sup, "restic check", &args)
     }
 
     /// Removes stale locks (of dead processes); live locks stay.
@@ -371,36 +563,84 @@ impl Repo {
         Ok(())
     }
 
-    /// Restores `paths` (absolute paths inside the snapshot tagged `tag`)
-    /// under `target`, where each lands at `target/<path>`.
+    /// Restores `paths` (absolute paths inside `snapshot`) under `target`,
+    /// where each lands at `target/<path>`.
     pub fn restore(
         &self,
         sup: &Supervisor,
-        tag: &str,
+        snapshot: &SnapshotRef,
         target: &Path,
         paths: &[&str],
     ) -> Result<(), Error> {
-        let target = target.to_string_lossy();
-        let mut args = vec!["restore", "latest", "--tag", tag, "--target", &target];
-        let includes: Vec<String> = paths.iter().map(|p| escape_pattern(p)).collect();
-        for include in &includes {
-            args.extend(["--include", include]);
+        let mut tail = vec!["--target".to_string(), target.to_string_lossy().into()];
+        for path in paths {
+            tail.extend(["--include".into(), escape_pattern(path)]);
         }
-        sup.spawn(&mut self.command(&args), "restic restore", Stop::Interrupt)?
-            .wait()?;
-        Ok(())
+        let restore = |by_tag: bool| {
+            let mut args = vec!["restore".to_string()];
+            args.extend(snapshot.args(by_tag));
+            args.extend(tail.iter().cloned());
+            self.run_locking(sup, "restic restore", &args)
+        };
+        match restore(false) {
+            Err(e) if e.is_ambiguous_id() => restore(true),
+            result => result,
+        }
     }
 
-    /// Starts `restic dump` of `path` in the snapshot tagged `tag`, with
-    /// its stdout piped for the caller to hand to a consumer.
-    pub fn dump(&self, sup: &Supervisor, tag: &str, path: &str) -> Result<Running, Error> {
-        let mut cmd = self.command(&["dump", "latest", "--tag", tag, path]);
-        cmd.stdout(Stdio::piped());
-        Ok(sup.spawn(&mut cmd, "restic dump", Stop::Interrupt)?)
+    /// Starts `restic dump` of pipe atom `atom` in `snapshot`, with its
+    /// stdout piped for the caller to hand to a consumer once restic has
+    /// produced its first bytes (or ended with none, successfully). The
+    /// snapshot is named by tag when its short id is ambiguous; the stream
+    /// is looked for at each place [`stdin_filename`] may have put it;
+    /// a lock is handled as [`Repo::run_locking`] does.
+    pub fn dump(
+        &self,
+        sup: &Supervisor,
+        snapshot: &SnapshotRef,
+        atom: &str,
+    ) -> Result<Running, Error> {
+        self.version()?;
+        let mut paths = vec![format!("/{}", stdin_filename(atom, true))];
+        let flat = format!("/{}", stdin_filename(atom, false));
+        if flat != paths[0] {
+            paths.push(flat);
+        }
+        let (mut by_tag, mut path, mut unlocked) = (false, 0, false);
+        loop {
+            let mut args = vec!["dump".to_string()];
+            args.extend(snapshot.args(by_tag));
+            if unlocked {
+                args.extend(self.retry_lock()?);
+            }
+            args.push(paths[path].clone());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let start = || -> Result<Running, Error> {
+                let mut cmd = self.command(&args);
+                cmd.stdout(Stdio::piped());
+                Ok(sup.spawn(&mut cmd, "restic dump", Stop::Interrupt)?)
+            };
+            let mut running = start()?;
+            if has_output(&mut running) {
+                return Ok(running);
+            }
+            match running.wait().map_err(Error::from) {
+                // An empty stream: run it again for the caller to read.
+                Ok(_) => return start(),
+                Err(e) if e.is_ambiguous_id() && !by_tag => by_tag = true,
+                Err(e) if e.is_missing_path() && path + 1 < paths.len() => path += 1,
+                Err(Error::Locked(_)) if !unlocked => {
+                    self.unlock(sup)?;
+                    unlocked = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Every snapshot carrying `tag`.
     pub fn snapshots(&self, sup: &Supervisor, tag: &str) -> Result<Vec<Snapshot>, Error> {
+        self.version()?;
         let mut cmd = self.command(&["snapshots", "--json", "--tag", tag]);
         cmd.stdout(Stdio::piped());
         let mut running = sup.spawn(&mut cmd, "restic snapshots", Stop::Interrupt)?;
@@ -421,12 +661,43 @@ impl Repo {
 /// A snapshot as `restic snapshots --json` lists it.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct Snapshot {
+    /// The full id (every version lists it).
+    #[serde(default)]
+    pub id: String,
     pub short_id: String,
     /// RFC 3339 with the local offset and nanoseconds.
     pub time: String,
     pub hostname: String,
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+}
+
+/// Whether `id` is a whole snapshot id (64 hex digits), as restic 0.15 and
+/// newer report it, rather than 0.14's short one.
+fn is_full_id(id: &str) -> bool {
+    id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Whether restic's stdout has something to read, or has ended without a
+/// byte, without reading it: the stream goes to the consumer whole.
+fn has_output(running: &mut Running) -> bool {
+    let Some(stdout) = running.child().stdout.as_ref() else {
+        return false;
+    };
+    let mut fd = libc::pollfd {
+        fd: stdout.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd, for a descriptor we own, for one call.
+        let r = unsafe { libc::poll(&mut fd, 1, -1) };
+        if r >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            // A pipe with bytes in it polls POLLIN; one emptied and closed
+            // by its writer only POLLHUP.
+            return r < 0 || fd.revents & libc::POLLIN != 0;
+        }
+    }
 }
 
 /// Whether restic's stderr holds one of Go's network errors: a remote
@@ -573,6 +844,82 @@ mod tests {
             Error::Unavailable(_)
         ));
         assert!(matches!(Error::from(failed("other")), Error::Process(_)));
+    }
+
+    #[test]
+    fn classifies_by_exit_code_first() {
+        let failed = |code: i32, stderr: &str| shell::Error::Failed {
+            what: "restic".into(),
+            status: std::os::unix::process::ExitStatusExt::from_raw(code << 8),
+            stderr: stderr.into(),
+        };
+        // restic 0.18.0's words for each, captured.
+        let json = r#"{"message_type":"exit_error","code":10,"message":"Fatal: repository does not exist: unable to open config file: stat /r/config: no such file or directory"}"#;
+        match Error::from(failed(10, json)) {
+            Error::Unavailable(msg) => assert_eq!(
+                msg,
+                "Fatal: repository does not exist: unable to open config file: stat /r/config: no such file or directory"
+            ),
+            e => panic!("{e:?}"),
+        }
+        assert!(matches!(
+            Error::from(failed(11, "Fatal: unable to create lock in backend")),
+            Error::Locked(_)
+        ));
+        assert!(matches!(
+            Error::from(failed(12, "Fatal: wrong password or no key found")),
+            Error::WrongPassword
+        ));
+        // Unknown codes are failures, with JSON reduced to its words.
+        let e = Error::from(failed(
+            1,
+            r#"{"message_type":"exit_error","code":1,"message":"Fatal: unable to save snapshot: open /sql: no such file or directory"}"#,
+        ));
+        assert_eq!(
+            e.to_string(),
+            "restic exited with status 1: Fatal: unable to save snapshot: open /sql: no such file or directory"
+        );
+        let e = Error::from(failed(
+            1,
+            r#"{"message_type":"error","error":{"message":"open /x: permission denied"},"during":"archival","item":"/x"} / Fatal: failed"#,
+        ));
+        assert_eq!(
+            e.to_string(),
+            "restic exited with status 1: /x: open /x: permission denied / Fatal: failed"
+        );
+        assert!(Error::from(failed(
+            2,
+            "cannot dump file: path \"/a\" not found in snapshot"
+        ))
+        .is_missing_path());
+        assert!(Error::from(failed(
+            1,
+            "Fatal: invalid id \"ab\": multiple IDs with prefix \"ab\" found"
+        ))
+        .is_ambiguous_id());
+    }
+
+    #[test]
+    fn pipe_atoms_are_stored_nested_unless_restic_cannot() {
+        assert_eq!(stdin_filename("sql/db1", true), "sql/db1");
+        assert_eq!(stdin_filename("sql/db1", false), "sql%2Fdb1");
+        assert_eq!(stdin_filename("a%2F/b", false), "a%252F%2Fb");
+        assert_eq!(stdin_filename("sql", false), "sql");
+        let dataset = |snapshot_id: &str| {
+            let mut d = Dataset::new("d1".into(), "s".into(), Vec::new());
+            d.snapshot_id = snapshot_id.into();
+            SnapshotRef::of(&d)
+        };
+        assert_eq!(dataset("bcd489eb").args(false), ["bcd489eb"]);
+        assert_eq!(
+            dataset("bcd489eb").args(true),
+            ["latest", "--tag", "tabacco:dataset=d1"]
+        );
+        assert_eq!(
+            dataset("").args(false),
+            ["latest", "--tag", "tabacco:dataset=d1"]
+        );
+        assert!(is_full_id(&"a".repeat(64)) && !is_full_id("bcd489eb"));
     }
 
     #[test]

@@ -5,10 +5,10 @@
 
 use crate::config::Config;
 use crate::count::count;
-use crate::handler::{self, Handler};
+use crate::handler::Handler;
 use crate::metadb::Metadb;
-use crate::model::{snapshot_tag, Atom, Backup, Dataset, FindRequest, RestoreItem};
-use crate::restic::Repo;
+use crate::model::{Atom, Backup, Dataset, FindRequest, RestoreItem};
+use crate::restic::{Repo, SnapshotRef};
 use crate::shell::{self, Stop, Supervisor};
 use crate::{hook, name, time};
 use std::path::{Component, Path, PathBuf};
@@ -280,7 +280,7 @@ pub fn restore(
         sup.run_shell(pre, &hook_env, "pre_restore_command")
             .map_err(|e| e.to_string())?;
     }
-    let tag = snapshot_tag(&dataset.id);
+    let snapshot = SnapshotRef::of(dataset);
     match &source.handler {
         Handler::File(_) => {
             let paths = dataset
@@ -296,7 +296,7 @@ pub fn restore(
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
-            repo.restore(sup, &tag, target.dir(), &paths)
+            repo.restore(sup, &snapshot, target.dir(), &paths)
                 .map_err(|e| e.to_string())?;
             // restic restores nothing, and says nothing, for a path that is
             // not in the snapshot.
@@ -323,7 +323,7 @@ pub fn restore(
                 .as_deref()
                 .ok_or_else(|| format!("source {:?} has no restore_command", source.name))?;
             for atom in &dataset.atoms {
-                stream_back(item, &scope, atom, command, repo, &tag, sup)?;
+                stream_back(item, &scope, atom, command, repo, &snapshot, sup)?;
             }
         }
     }
@@ -362,16 +362,12 @@ fn stream_back(
     atom: &Atom,
     command: &str,
     repo: &Repo,
-    tag: &str,
+    snapshot: &SnapshotRef,
     sup: &Supervisor,
 ) -> Result<(), String> {
     let command = shell::substitute(command, &hook::variables(scope, atom))?;
     let mut dump = repo
-        .dump(
-            sup,
-            tag,
-            &format!("/{}", handler::stdin_filename(&atom.name)),
-        )
+        .dump(sup, snapshot, &atom.name)
         .map_err(|e| e.to_string())?;
     let Some(data) = dump.child().stdout.take() else {
         return Err("restic dump has no stdout".into());

@@ -273,6 +273,9 @@ impl Supervisor {
         let prefix = format!("{}: {what}", self.inner.label);
         thread::spawn(move || {
             let mut tail = VecDeque::with_capacity(TAIL_LINES);
+            // After a Go program's `panic:` or `fatal error:` line comes its
+            // stack trace: logged, but the message stays the tail's end.
+            let mut trace = false;
             for line in BufReader::new(pipe).split(b'\n').map_while(Result::ok) {
                 let line = crate::uri::mask_text(String::from_utf8_lossy(&line).trim_end());
                 // restic ends some errors with a blank line.
@@ -280,6 +283,10 @@ impl Supervisor {
                     continue;
                 }
                 log::info!("{prefix}: {line}");
+                if trace || line.is_empty() {
+                    continue;
+                }
+                trace = line.starts_with("panic: ") || line.starts_with("fatal error: ");
                 if tail.len() == TAIL_LINES {
                     tail.pop_front();
                 }
@@ -530,6 +537,21 @@ mod tests {
             .run_shell("echo one >&2; echo two >&2; exit 3", &[], "hook")
             .unwrap_err();
         assert_eq!(err.to_string(), "hook exited with status 3: one / two");
+    }
+
+    #[test]
+    fn a_go_stack_trace_is_reduced_to_its_message() {
+        let sup = Supervisor::new(Priority::default(), "t");
+        let trace = "echo 'repository abc opened' >&2; \
+            echo 'panic: runtime error: index out of range [5] with length 3' >&2; echo >&2; \
+            echo 'goroutine 1 [running]:' >&2; echo 'main.main()' >&2; \
+            printf '\\t/restic/cmd/restic/main.go:5 +0x1d\\n' >&2; exit 2";
+        let err = sup.run_shell(trace, &[], "restic").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "restic exited with status 2: repository abc opened / \
+             panic: runtime error: index out of range [5] with length 3"
+        );
     }
 
     #[test]

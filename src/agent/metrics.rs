@@ -7,6 +7,7 @@
 //! started; failure counters appear per kind once that kind has occurred.
 
 use super::state::{Maintenance, State};
+use crate::failure::Verdict;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
 
@@ -25,6 +26,23 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
         if let Some(last) = &s.last {
             let ok = u8::from(last.errors.is_empty());
             sample(&mut out, "backup_ok", &[("dataset", name)], ok);
+        }
+    }
+    family(
+        &mut out,
+        "tabacco_backup_incomplete",
+        "gauge",
+        "Whether the last backup of the source was incomplete (1): saved and recorded, but some files were unreadable.",
+    );
+    for (name, s) in sources {
+        if let Some(last) = &s.last {
+            let incomplete = u8::from(Verdict::of(&last.errors) == Verdict::Incomplete);
+            sample(
+                &mut out,
+                "tabacco_backup_incomplete",
+                &[("source", name)],
+                incomplete,
+            );
         }
     }
     family(
@@ -259,5 +277,31 @@ mod tests {
         }
         assert!(!text.contains("backup_ok{dataset=\"new\"}"), "not run yet");
         assert_eq!(escape("a\"b\\c\nd"), r#"a\"b\\c\nd"#);
+    }
+
+    #[test]
+    fn an_incomplete_backup_has_its_own_gauge() {
+        let mut state = State::default();
+        let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        for (name, kind) in [("users", Kind::Incomplete), ("sql", Kind::Command)] {
+            let mut source = SourceState::default();
+            source.failures.insert(kind, 1);
+            source.last = Some(LastRun {
+                backup_id: "b".into(),
+                finished: t,
+                duration: Duration::from_secs(1),
+                errors: vec![crate::failure::Failure::new(kind, "x")],
+            });
+            state.sources.insert(name.into(), source);
+        }
+        let text = render(&state, 0);
+        for line in [
+            "backup_ok{dataset=\"users\"} 0",
+            "tabacco_backup_incomplete{source=\"users\"} 1",
+            "tabacco_backup_incomplete{source=\"sql\"} 0",
+            "tabacco_backup_failures_total{source=\"users\",kind=\"incomplete\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! no scripts and no external resources.
 
 use super::state::State;
+use crate::failure::Verdict;
 use crate::time;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
@@ -15,7 +16,7 @@ pub fn render(state: &State, host: &str, now: DateTime<Utc>) -> String {
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tabacco agent on {host}</title>\n\
          <style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}\
          td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}\
-         .failed{{color:#b00}}</style></head><body>\n\
+         .failed{{color:#b00}} .incomplete{{color:#b60}}</style></head><body>\n\
          <h1>tabacco agent on {host}</h1>\n<p>{} UTC{}</p>\n",
         escape(&time::format(now)),
         if state.shutting_down { " &mdash; shutting down" } else { "" }
@@ -79,7 +80,8 @@ pub fn render(state: &State, host: &str, now: DateTime<Utc>) -> String {
                 last.backup_id
             ),
             Some(last) => format!(
-                "failed at {} (backup {}): {}",
+                "{} at {} (backup {}): {}",
+                Verdict::of(&last.errors).name(),
                 time::format(last.finished),
                 last.backup_id,
                 last.errors
@@ -89,8 +91,9 @@ pub fn render(state: &State, host: &str, now: DateTime<Utc>) -> String {
                     .join("; ")
             ),
         };
-        let class = match &s.last {
-            Some(last) if !last.errors.is_empty() => " class=\"failed\"",
+        let class = match s.last.as_ref().map(|last| Verdict::of(&last.errors)) {
+            Some(Verdict::Failed) => " class=\"failed\"",
+            Some(Verdict::Incomplete) => " class=\"incomplete\"",
             _ => "",
         };
         let success = s.last_success.map(time::format).unwrap_or_default();
@@ -157,5 +160,33 @@ mod tests {
         assert!(page.contains("tabacco agent on web&lt;3&gt;"));
         assert!(page.contains("<td>0 3 * * 1</td>"));
         assert!(page.contains("class=\"failed\""));
+        assert!(page.contains("failed at "));
+    }
+
+    #[test]
+    fn an_incomplete_backup_says_so() {
+        let mut state = State::default();
+        let last = LastRun {
+            backup_id: "b1".into(),
+            finished: Utc::now(),
+            duration: Duration::from_secs(2),
+            errors: vec![Failure::new(Kind::Incomplete, "some files were unreadable")],
+        };
+        state.sources.insert(
+            "users".into(),
+            SourceState {
+                last: Some(last),
+                ..SourceState::default()
+            },
+        );
+        let page = render(&state, "web3", Utc::now());
+        assert!(
+            page.contains("<td class=\"incomplete\">incomplete at "),
+            "{page}"
+        );
+        assert!(
+            page.contains("(backup b1): some files were unreadable"),
+            "{page}"
+        );
     }
 }

@@ -10,12 +10,12 @@
 use super::retry::Backoff;
 use super::scheduler::{Event, Loaded};
 use super::state::{LastRun, Shared};
-use crate::failure::Kind;
+use crate::failure::{self, Kind};
 use crate::job::{self, Env};
 use crate::metadb::Metadb;
 use crate::model;
 use crate::restic;
-use crate::shell::{Stop, Supervisor};
+use crate::shell::Supervisor;
 use crate::slots::Slots;
 use chrono::{DateTime, Utc};
 use std::panic::AssertUnwindSafe;
@@ -197,13 +197,7 @@ fn run(context: &Context, job: &Job) {
 /// Logs how an attempt ended: every failure at error level with the source,
 /// the backup id and the reason.
 fn report(outcome: &job::Outcome, duration: Duration, dry_run: bool) {
-    for error in &outcome.errors {
-        log::error!(
-            "source {} (backup {}) failed: {error}",
-            outcome.source,
-            outcome.backup_id
-        );
-    }
+    failure::log(&outcome.source, &outcome.backup_id, &outcome.errors);
     if outcome.errors.is_empty() && !dry_run {
         log::info!(
             "source {} (backup {}): {} recorded in {:.1}s",
@@ -222,11 +216,7 @@ fn unlock(context: &Context, loaded: &Loaded, source: &str, backup_id: &str) {
     if !context.shared.supervise(source, &sup) {
         return;
     }
-    let mut cmd = loaded.repo.command(&["unlock"]);
-    match sup
-        .spawn(&mut cmd, "restic unlock", Stop::Interrupt)
-        .and_then(|running| running.wait())
-    {
+    match loaded.repo.unlock(&sup) {
         Ok(_) => log::info!("{source} {backup_id}: restic unlock removed any stale locks"),
         Err(e) => log::warn!("{source} {backup_id}: {e}"),
     }

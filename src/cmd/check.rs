@@ -5,6 +5,7 @@
 use crate::cmd::{self, Exit};
 use crate::config::{Config, Password};
 use crate::handler::Context;
+use crate::restic::Repo;
 use crate::shell::Supervisor;
 use crate::source::Source;
 use crate::{job, uri};
@@ -20,6 +21,14 @@ pub fn check(path: &Path) -> Result<(), Exit> {
     };
     let _ = writeln!(out, "host        {}", config.hostname);
     let _ = writeln!(out, "repository  {}", uri::mask(&config.repository.uri));
+    let mut errors = Vec::new();
+    let binary = config.repository.binary.display();
+    match Repo::new(config.repository.clone()).version() {
+        Ok(version) => {
+            let _ = writeln!(out, "restic      {version} ({binary})");
+        }
+        Err(e) => errors.push(e.to_string()),
+    }
     let _ = writeln!(out, "metadb      {metadb}");
     if let Some(r) = &config.retention {
         let _ = writeln!(out, "retention   {r}");
@@ -32,7 +41,6 @@ pub fn check(path: &Path) -> Result<(), Exit> {
             let _ = writeln!(out, "{key:<11} {s}");
         }
     }
-    let mut errors = Vec::new();
     if let Password::File(file) = &config.repository.password {
         errors.extend(check_password_file(file));
     }

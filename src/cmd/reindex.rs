@@ -39,7 +39,7 @@ pub fn reindex(config: &Config) -> Result<(), Exit> {
                 continue;
             }
         };
-        dataset.snapshot_id = snapshot.short_id.clone();
+        dataset.snapshot_id = snapshot.id.clone();
         let backup = Backup {
             id: backup_id,
             timestamp,

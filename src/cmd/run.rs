@@ -5,7 +5,7 @@
 use crate::cmd::Exit;
 use crate::config::Config;
 use crate::count::count;
-use crate::failure::{Failure, Kind};
+use crate::failure::{self, Failure, Kind};
 use crate::interrupt::Interrupt;
 use crate::job::{self, Env, Outcome};
 use crate::metadb::Metadb;
@@ -72,13 +72,7 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
 
     let mut failed = false;
     for outcome in outcomes {
-        for error in &outcome.errors {
-            log::error!(
-                "source {} (backup {}) failed: {error}",
-                outcome.source,
-                outcome.backup_id
-            );
-        }
+        failure::log(&outcome.source, &outcome.backup_id, &outcome.errors);
         failed |= !outcome.errors.is_empty();
         if outcome.errors.is_empty() && !dry_run {
             log::info!(

@@ -20,6 +20,8 @@ pub struct Agent {
     pub default_io_class: Option<u32>,
     pub work_dir: Option<String>,
     pub random_seed_file: Option<String>,
+    pub restic_binary: Option<String>,
+    pub restic_retry_lock: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

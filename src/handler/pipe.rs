@@ -59,7 +59,7 @@ impl Pipe {
             input: Input::Command {
                 command,
                 env: hook::environment(&scope, Some(&configured)),
-                filename: super::stdin_filename(&full_name),
+                filename: full_name,
             },
         })
     }

@@ -1,11 +1,12 @@
 //! Cases 1–4: tabacco's backups and restore against raw restic doing the
 //! same work: the same paths, host, tags and options, learnt from the
 //! snapshot a probe run of tabacco wrote. Each side backs up into its own
-//! fresh repository, so neither deduplicates against the other.
+//! fresh repository, so neither deduplicates against the other. Case 7:
+//! restoring one atom does not slow down as snapshots pile up.
 
 use crate::measure::{interleaved, run, run_with_stdin};
 use crate::scratch::{random_file, remove};
-use crate::{mib, Bench, Row};
+use crate::{mib, restic, Bench, Row};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,9 +33,10 @@ impl Side {
         let side = Side { dir };
         let agent = format!(
             "hostname: bench\nrepository: {{params: {{uri: {}, password: {PASSWORD}}}}}\n\
-             work_dir: {}\nqueue_config: {{concurrency: {concurrency}}}\n",
+             work_dir: {}\nqueue_config: {{concurrency: {concurrency}}}\nrestic_binary: {}\n",
             side.path("repo").display(),
-            side.path("work").display()
+            side.path("work").display(),
+            restic_path(),
         );
         bench
             .scratch
@@ -51,7 +53,7 @@ impl Side {
 
     /// `restic ARGS` on this side's repository, as tabacco runs it.
     fn restic(&self, args: &[String]) -> Command {
-        let mut cmd = Command::new("restic");
+        let mut cmd = Command::new(restic());
         cmd.args(args)
             .env("RESTIC_REPOSITORY", self.path("repo"))
             .env("RESTIC_PASSWORD", PASSWORD)
@@ -83,7 +85,7 @@ impl Side {
         remove(&self.path("work"));
         let template = bench.scratch.path("template-repo");
         if !template.exists() {
-            let mut init = Command::new("restic");
+            let mut init = Command::new(restic());
             init.args(["init", "--repo"])
                 .arg(&template)
                 .env("RESTIC_PASSWORD", PASSWORD);
@@ -116,6 +118,13 @@ impl Side {
             .expect("restic snapshots");
         serde_json::from_slice(&out.stdout).expect("restic snapshots --json")
     }
+}
+
+/// [`restic`] as an absolute path, for `restic_binary`.
+fn restic_path() -> String {
+    let mut which = Command::new("sh");
+    which.arg("-c").arg(format!("command -v {}", restic()));
+    crate::output(&mut which)
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -166,6 +175,9 @@ pub fn cases(bench: &Bench, cases: &[u8]) -> Vec<Row> {
     }
     if cases.contains(&3) {
         rows.extend(small_datasets(bench));
+    }
+    if cases.contains(&7) {
+        rows.extend(many_snapshots(bench));
     }
     rows
 }
@@ -344,7 +356,8 @@ fn pipe_stream(bench: &Bench) -> Vec<Row> {
         eprintln!("case 2: restic");
         restic.fresh(bench);
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "cat \"$0\" | exec restic \"$@\""])
+        cmd.args(["-c", "cat \"$0\" | exec \"$RESTIC\" \"$@\""])
+            .env("RESTIC", crate::restic())
             .arg(&blob)
             .args(&args);
         cmd.envs(
@@ -438,5 +451,142 @@ fn small_datasets(bench: &Bench) -> Vec<Row> {
             Some(1.05),
         ),
         Row::ratio(3, "same, concurrency 2", &times[2], &times[1], None),
+    ]
+}
+
+/// Case 7: restoring one small file atom from a repository holding
+/// `BENCH_SNAPSHOTS` (default 2,048) snapshots against one holding 9.
+/// `restore latest --tag` reads every snapshot; tabacco names the snapshot
+/// by id. The other snapshots are made in a dozen restic processes, not
+/// thousands: each `restic rewrite` (restic 0.15 and newer: `BENCH_REWRITE_RESTIC`,
+/// default Debian 13's under target/) excluding one more file doubles them.
+fn many_snapshots(bench: &Bench) -> Vec<Row> {
+    let many = crate::env_number("BENCH_SNAPSHOTS", 2048);
+    let filler = bench.scratch.path("data/filler");
+    let rounds = usize::BITS - many.max(2).leading_zeros() - 1;
+    for k in 0..=rounds {
+        bench
+            .scratch
+            .write(&format!("data/filler/f{k:02}"), "filler");
+    }
+    let atom = bench.scratch.path("data/one");
+    fs::create_dir_all(atom.join("a")).expect("mkdir");
+    random_file(&atom.join("a/file"), 4096, 7 << 40);
+    let source = format!(
+        "name: one\nhandler: file\nparams: {{path: {}}}\natoms: [{{name: a}}]\n",
+        atom.display()
+    );
+    let rewrite = std::env::var("BENCH_REWRITE_RESTIC").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/restic-trixie/root/usr/bin/restic"
+        )
+        .into()
+    });
+    let build = |name: &str, doublings: u32| -> Side {
+        let side = Side::new(bench, name, &source, 1);
+        side.fresh(bench);
+        run(&mut side.tabacco(bench, &["run"]));
+        let mut args = strings(&["backup", "--quiet", "--host", "filler", "--tag", "filler"]);
+        args.push(filler.display().to_string());
+        run(&mut side.restic(&args));
+        for k in 0..doublings {
+            let exclude = filler.join(format!("f{k:02}")).display().to_string();
+            let mut cmd = Command::new(&rewrite);
+            cmd.args([
+                "rewrite",
+                "--quiet",
+                "--host",
+                "filler",
+                "--exclude",
+                &exclude,
+            ])
+            .envs(
+                side.restic(&[])
+                    .get_envs()
+                    .filter_map(|(k, v)| Some((k, v?))),
+            );
+            run(&mut cmd);
+        }
+        eprintln!("case 7: {name}: {} snapshots", side.snapshots().len());
+        side
+    };
+    eprintln!("case 7: building the repositories");
+    let few = build("snapshots-few", 3);
+    let lots = build("snapshots-many", rounds);
+    let target = bench.scratch.path("restored-7");
+    let restore = |side: &Side| {
+        let t = run(&mut side.tabacco(
+            bench,
+            &[
+                "restore",
+                "--target",
+                target.to_str().expect("UTF-8"),
+                "one/a",
+            ],
+        ));
+        let restored = target.join(atom.join("a/file").strip_prefix("/").expect("absolute"));
+        assert!(restored.exists(), "{} restored", restored.display());
+        remove(&target);
+        t.wall.as_secs_f64()
+    };
+    let by_tag = |side: &Side| {
+        let tag = side.snapshots()[0]["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .filter_map(|t| t.as_str())
+            .find(|t| t.starts_with("tabacco:dataset="))
+            .expect("a dataset tag")
+            .to_string();
+        let args = [
+            "restore",
+            "latest",
+            "--tag",
+            &tag,
+            "--target",
+            target.to_str().expect("UTF-8"),
+        ];
+        let t = run(&mut side.restic(&strings(&args)));
+        remove(&target);
+        t.wall.as_secs_f64()
+    };
+    let mut t_many = || {
+        eprintln!("case 7: tabacco, many snapshots");
+        restore(&lots)
+    };
+    let mut t_few = || {
+        eprintln!("case 7: tabacco, few snapshots");
+        restore(&few)
+    };
+    let mut r_many = || {
+        eprintln!("case 7: restic latest --tag, many snapshots");
+        by_tag(&lots)
+    };
+    let mut r_few = || {
+        eprintln!("case 7: restic latest --tag, few snapshots");
+        by_tag(&few)
+    };
+    let times = interleaved(
+        true,
+        bench.runs,
+        &mut [&mut t_many, &mut t_few, &mut r_many, &mut r_few],
+    );
+    let (n, m) = (lots.snapshots().len(), few.snapshots().len());
+    vec![
+        Row::ratio(
+            7,
+            &format!("restore one atom, {n} snapshots against {m}"),
+            &times[0],
+            &times[1],
+            Some(1.15),
+        ),
+        Row::ratio(
+            7,
+            &format!("same with restic restore latest --tag, {n} against {m}"),
+            &times[2],
+            &times[3],
+            None,
+        ),
     ]
 }

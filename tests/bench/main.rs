@@ -5,7 +5,8 @@
 //! BENCHMARKS.md.
 //!
 //! `BENCH_RUNS` (default 6) sets the rounds, `BENCH_CASES` (e.g. `1,5`) picks
-//! cases.
+//! cases, `BENCH_RESTIC` names the restic both tabacco and the baselines
+//! run (default `restic` on PATH).
 
 mod backup;
 mod daemon;
@@ -91,7 +92,7 @@ fn main() {
             .split(',')
             .filter_map(|c| c.trim().parse().ok())
             .collect(),
-        Err(_) => (1..=6).collect(),
+        Err(_) => (1..=7).collect(),
     };
     let bench = Bench {
         scratch: scratch::Scratch::new(),
@@ -100,7 +101,7 @@ fn main() {
     };
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
-    if cases.iter().any(|c| (1..=4).contains(c)) {
+    if cases.iter().any(|c| (1..=4).contains(c) || *c == 7) {
         rows.extend(backup::cases(&bench, &cases));
     }
     if cases.contains(&5) {
@@ -147,7 +148,7 @@ fn machine(runs: usize) -> String {
         .trim_matches('"')
         .to_string();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let restic = output(Command::new("restic").arg("version"));
+    let restic = output(Command::new(restic()).arg("version"));
     let date = output(Command::new("date").args(["-u", "+%Y-%m-%d"]));
     format!(
         "Machine: {cpu}, {cores} cores, {:.0} GiB RAM; {os}, Linux {}; {}; {date}; medians of {runs} runs.\n",
@@ -155,6 +156,11 @@ fn machine(runs: usize) -> String {
         kernel.trim(),
         restic.split(" compiled").next().unwrap_or(&restic),
     )
+}
+
+/// The restic of this run: `BENCH_RESTIC`, else `restic` on PATH.
+pub fn restic() -> String {
+    std::env::var("BENCH_RESTIC").unwrap_or_else(|_| "restic".into())
 }
 
 /// A command's trimmed stdout, or "?" if it cannot run.

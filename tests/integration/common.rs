@@ -38,12 +38,14 @@ impl Fixture {
         f
     }
 
-    /// The `repository:` and `work_dir:` lines every test agent.yml uses.
+    /// The `repository:` and `work_dir:` lines every test agent.yml uses,
+    /// with the `restic_binary:` of this pass (see [`restic_binary`]).
     pub fn repository_yaml(&self) -> String {
         format!(
-            "repository:\n  params:\n    uri: {repo}\n    password: {PASSWORD}\nwork_dir: {work}\n",
+            "repository:\n  params:\n    uri: {repo}\n    password: {PASSWORD}\nwork_dir: {work}\n{binary}",
             repo = self.path("repo").display(),
             work = self.path("work").display(),
+            binary = restic_binary_yaml(),
         )
     }
 
@@ -85,7 +87,7 @@ impl Fixture {
 
     /// Runs restic on the fixture's repository, opened with `password`.
     pub fn restic_with_password(&self, password: &str, args: &[&str]) -> Run {
-        let mut cmd = Command::new("restic");
+        let mut cmd = Command::new(restic_binary());
         cmd.args(args)
             .env("RESTIC_REPOSITORY", self.path("repo"))
             .env("RESTIC_PASSWORD", password)
@@ -186,15 +188,59 @@ impl Run {
     }
 }
 
+/// The restic this pass of the suite runs: `TABACCO_TEST_RESTIC` (`make
+/// test` runs the suite once with each restic it knows), else `restic` on
+/// PATH.
+pub fn restic_binary() -> String {
+    std::env::var("TABACCO_TEST_RESTIC").unwrap_or_else(|_| "restic".into())
+}
+
+/// The `restic_binary:` line naming [`restic_binary`] in an agent.yml,
+/// empty for the default.
+pub fn restic_binary_yaml() -> String {
+    match std::env::var("TABACCO_TEST_RESTIC") {
+        Ok(binary) => format!("restic_binary: {binary}\n"),
+        Err(_) => String::new(),
+    }
+}
+
+/// The version of this pass's restic, e.g. `(0, 14, 0)`.
+pub fn restic_version() -> (u32, u32, u32) {
+    let out = Command::new(restic_binary())
+        .arg("version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let number = text.split_whitespace().nth(1).unwrap_or_default();
+    let parts: Vec<u32> = number.split('.').map(|p| p.parse().unwrap()).collect();
+    (parts[0], parts[1], parts[2])
+}
+
+/// Where tabacco stores pipe atom `atom` in its snapshot with this pass's
+/// restic: `/<atom>`, but percent-encoded on restic 0.18.0, which cannot
+/// save a `--stdin-filename` holding a `/` (tabacco(1), RESTIC VERSIONS).
+pub fn pipe_path(atom: &str) -> String {
+    let out = Command::new(restic_binary())
+        .arg("version")
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&out.stdout).starts_with("restic 0.18.0 ") {
+        format!("/{}", atom.replace('%', "%25").replace('/', "%2F"))
+    } else {
+        format!("/{atom}")
+    }
+}
+
 /// restic is tabacco's core dependency: its absence fails the suite loudly.
 fn restic_is_installed() {
-    let ok = Command::new("restic")
+    let ok = Command::new(restic_binary())
         .arg("version")
         .output()
         .map(|o| o.status.success());
     assert!(
         matches!(ok, Ok(true)),
-        "restic is not installed: install it (apt-get install restic)"
+        "restic ({}) is not installed: install it (apt-get install restic)",
+        restic_binary()
     );
 }
 

@@ -15,7 +15,10 @@ fn install(f: &Fixture, from: &Path, to: &str) {
             install(f, &path, &rel);
             continue;
         }
-        let text = fs::read_to_string(&path).unwrap();
+        let mut text = fs::read_to_string(&path).unwrap();
+        if rel.ends_with("/agent.yml") {
+            text += &crate::common::restic_binary_yaml();
+        }
         let text = text
             .replace("REPO_DIR", &f.path("repo").display().to_string())
             .replace("WORK_DIR", &f.path("work").display().to_string())
@@ -65,7 +68,7 @@ fn float_style_configuration_checks_runs_and_queries() {
                 "latest",
                 "--tag",
                 "tabacco:atom=myservice/db/beta",
-                "/myservice/db/beta",
+                &crate::common::pipe_path("myservice/db/beta"),
             ],
         )
         .success();

@@ -62,8 +62,11 @@ fn bad_handlers_and_agent_yml_are_located_errors() {
 
     let f = Fixture::with_agent("queue_config: {concurrency: 0}\n");
     let stderr = f.tabacco(&["check"]).status(2).stderr;
+    let line = 8 + crate::common::restic_binary_yaml().lines().count();
     assert!(
-        stderr.contains("agent.yml:8: queue_config.concurrency must be at least 1"),
+        stderr.contains(&format!(
+            "agent.yml:{line}: queue_config.concurrency must be at least 1"
+        )),
         "{stderr}"
     );
     let f = Fixture::with_agent("metadb: {url: http://x, request_max_timeout: soon}\n");
@@ -121,6 +124,7 @@ fn check_prints_resolved_sources_and_atoms() {
     let expected = "\
 host        test-host
 repository  ROOT/repo
+RESTIC
 metadb      embedded (ROOT/work/metadb.sqlite)
 
 source users
@@ -139,6 +143,9 @@ source sql
   dataset   sql/db2
     atom    sql/db2
 ";
+    let (a, b, c) = crate::common::restic_version();
+    let binary = crate::common::restic_binary();
+    let expected = expected.replace("RESTIC", &format!("restic      {a}.{b}.{c} ({binary})"));
     assert_eq!(out, expected);
 }
 

@@ -54,7 +54,7 @@ fn file_and_pipe_sources_are_backed_up_and_found() {
             "latest",
             "--tag",
             "tabacco:atom=sql/db2",
-            "/sql/db2",
+            &crate::common::pipe_path("sql/db2"),
         ])
         .success();
     assert_eq!(dump.stdout, "dump of db2\n");
@@ -66,7 +66,8 @@ fn file_and_pipe_sources_are_backed_up_and_found() {
 fn restic_wrapper(f: &Fixture, kill_backup_after: Option<u32>) -> String {
     let real = String::from_utf8(
         std::process::Command::new("sh")
-            .args(["-c", "command -v restic"])
+            .arg("-c")
+            .arg(format!("command -v {}", crate::common::restic_binary()))
             .output()
             .unwrap()
             .stdout,
@@ -76,7 +77,9 @@ fn restic_wrapper(f: &Fixture, kill_backup_after: Option<u32>) -> String {
     .to_string();
     let kill = match kill_backup_after {
         Some(secs) => format!(
-            "if [ \"$1\" = backup ]; then {real} \"$@\" <&0 & pid=$!; sleep {secs}; kill -9 $pid; wait $pid; exit $?; fi\n"
+            // sh gives a background job /dev/null as stdin: pass the
+            // producer's pipe on through fd 3.
+            "if [ \"$1\" = backup ]; then exec 3<&0; {real} \"$@\" <&3 & pid=$!; sleep {secs}; kill -9 $pid; wait $pid; exit $?; fi\n"
         ),
         None => String::new(),
     };
@@ -87,6 +90,12 @@ fn restic_wrapper(f: &Fixture, kill_backup_after: Option<u32>) -> String {
     );
     let path = f.write("bin/restic", &script);
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The wrapper is found on PATH, not as this pass's restic_binary.
+    let agent = std::fs::read_to_string(f.config()).unwrap();
+    f.write(
+        "etc/agent.yml",
+        &agent.replace(&crate::common::restic_binary_yaml(), ""),
+    );
     format!(
         "{}:{}",
         f.path("bin").display(),
@@ -113,17 +122,19 @@ fn one_restic_process_per_dataset() {
     calls.sort();
     assert_eq!(
         calls,
-        ["backup", "backup", "backup", "init"],
-        "init once, then one backup per dataset"
+        ["backup", "backup", "backup", "init", "version"],
+        "the version and init once, then one backup per dataset"
     );
     std::fs::remove_file(f.path("restic.log")).unwrap();
     f.tabacco(&["run", "sql"])
         .env("PATH", &path)
         .run()
         .success();
+    let mut calls = restic_calls(&f);
+    calls.sort();
     assert_eq!(
-        restic_calls(&f),
-        ["backup", "backup"],
+        calls,
+        ["backup", "backup", "version"],
         "an existing local repository costs no restic call"
     );
 }
@@ -171,7 +182,11 @@ fn substituted_values_are_quoted() {
     );
     f.tabacco(&["run"]).run().success();
     let dump = f
-        .restic(&["dump", "latest", "/sql/we.ird-name_1"])
+        .restic(&[
+            "dump",
+            "latest",
+            &crate::common::pipe_path("sql/we.ird-name_1"),
+        ])
         .success();
     assert_eq!(
         dump.stdout,

@@ -313,6 +313,10 @@ fn identities(backups: &[serde_json::Value]) -> Vec<serde_json::Value> {
             for key in ["total_files", "total_bytes", "bytes_added", "duration"] {
                 d.as_object_mut().unwrap().remove(key);
             }
+            // restic 0.14 reports a short id at backup time, which reindex
+            // completes from `restic snapshots`.
+            let id: String = d["snapshot_id"].as_str().unwrap().chars().take(8).collect();
+            d["snapshot_id"] = id.into();
         }
         datasets.sort_by_key(|d| d["id"].as_str().unwrap().to_string());
     }
