@@ -79,18 +79,27 @@ fn load(path: &Path) -> Result<Config, Exit> {
 /// The widest a table cell is shown; a longer one ends in `…`.
 const MAX_CELL_CHARS: usize = 80;
 
+/// The last column's cells are cut later: no column has to follow them, and a
+/// restore plan's destination (a path under the target) must be read whole.
+const MAX_LAST_CELL_CHARS: usize = 4352;
+
 /// Aligns `rows` (the first is the header) into columns. Cells come from
 /// records any host may have written: control characters are escaped, so
-/// that none can forge a line or drive the terminal, and long cells are cut,
-/// but for the last, which no other column has to follow (a restore plan's
-/// destination is read whole).
+/// that none can forge a line or drive the terminal, and long cells are cut.
 fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
             let last = row.len() - 1;
             let cells = row.iter().enumerate();
-            cells.map(|(i, cell)| cell_text(cell, i < last)).collect()
+            let max = |i| {
+                if i < last {
+                    MAX_CELL_CHARS
+                } else {
+                    MAX_LAST_CELL_CHARS
+                }
+            };
+            cells.map(|(i, cell)| cell_text(cell, max(i))).collect()
         })
         .collect();
     let widths: Vec<usize> = (0..N)
@@ -110,8 +119,8 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
-/// `cell` as one line, of at most [`MAX_CELL_CHARS`] characters if `cut`.
-fn cell_text(cell: &str, cut: bool) -> String {
+/// `cell` as one line of at most `max` characters.
+fn cell_text(cell: &str, max: usize) -> String {
     let mut escaped = String::new();
     for c in cell.chars() {
         if c.is_control() {
@@ -120,10 +129,10 @@ fn cell_text(cell: &str, cut: bool) -> String {
             escaped.push(c);
         }
     }
-    if !cut || escaped.chars().count() <= MAX_CELL_CHARS {
+    if escaped.chars().count() <= max {
         return escaped;
     }
-    let mut cut: String = escaped.chars().take(MAX_CELL_CHARS - 1).collect();
+    let mut cut: String = escaped.chars().take(max - 1).collect();
     cut.push('…');
     cut
 }
@@ -158,9 +167,10 @@ mod tests {
             lines[1],
             format!("{}…  x\\u{{1b}}[2J\\ny", "c".repeat(MAX_CELL_CHARS - 1))
         );
+        let last = format!("{}…", "c".repeat(MAX_LAST_CELL_CHARS - 1));
         assert_eq!(
             lines[2],
-            format!("z{}{long}", " ".repeat(MAX_CELL_CHARS + 1))
+            format!("z{}{last}", " ".repeat(MAX_CELL_CHARS + 1))
         );
     }
 }

@@ -216,6 +216,12 @@ pub fn restic_version() -> (u32, u32, u32) {
     (parts[0], parts[1], parts[2])
 }
 
+/// The line `tabacco check` prints for this pass's restic.
+pub fn restic_check_line() -> String {
+    let (a, b, c) = restic_version();
+    format!("restic      {a}.{b}.{c} ({})", restic_binary())
+}
+
 /// Where tabacco stores pipe atom `atom` in its snapshot with this pass's
 /// restic: `/<atom>`, but percent-encoded on restic 0.18.0, which cannot
 /// save a `--stdin-filename` holding a `/` (tabacco(1), RESTIC VERSIONS).

@@ -143,9 +143,7 @@ source sql
   dataset   sql/db2
     atom    sql/db2
 ";
-    let (a, b, c) = crate::common::restic_version();
-    let binary = crate::common::restic_binary();
-    let expected = expected.replace("RESTIC", &format!("restic      {a}.{b}.{c} ({binary})"));
+    let expected = expected.replace("RESTIC", &crate::common::restic_check_line());
     assert_eq!(out, expected);
 }
 

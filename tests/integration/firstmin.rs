@@ -3,7 +3,7 @@
 //! newcomer meets (each suggesting something that works), credentials in
 //! URIs, and restores that must not lie or escape their target.
 
-use crate::common::{Cmd, Fixture, Run};
+use crate::common::{restic_binary_yaml, restic_check_line, Cmd, Fixture, Run};
 use std::process::Command;
 
 /// `tabacco ARGS` without a configuration.
@@ -148,9 +148,13 @@ fn the_demo_walk_reads_well() {
     let root = f.root.display().to_string();
     let check = f.tabacco(&["check"]).success();
     assert_eq!(
-        check.stdout.replace(&root, "ROOT"),
+        check
+            .stdout
+            .replace(&root, "ROOT")
+            .replace(&restic_check_line(), "RESTIC"),
         "host        test-host
 repository  ROOT/repo
+RESTIC
 metadb      embedded (ROOT/work/metadb.sqlite)
 
 source users
@@ -316,23 +320,43 @@ fn closed_port() -> u16 {
         .port()
 }
 
+/// A loopback port that answers every request 401 and closes: a repository
+/// server that refuses the credentials at once. (At a closed port, restic
+/// 0.17 and newer retry for many minutes before giving up.)
+fn refusing_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            use std::io::{Read, Write};
+            let _ = conn.read(&mut [0u8; 65536]);
+            let _ = conn.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    port
+}
+
 /// Regression: `check` printed `rest:http://user:SECRET@host/repo` and the
 /// metadb URL with its password, and `run -v` logged the repository URI.
 #[test]
 fn credentials_in_uris_are_never_printed() {
     let f = demo();
-    let (repo_port, metadb_port) = (closed_port(), closed_port());
+    let (repo_port, metadb_port) = (refusing_port(), closed_port());
     f.write(
         "etc/agent.yml",
         &format!(
-            "hostname: test-host\nrepository:\n  params:\n    uri: rest:http://user:REPOSECRET@127.0.0.1:{repo_port}/repo\n    password: x\nwork_dir: {}\nmetadb:\n  url: http://admin:DBSECRET@127.0.0.1:{metadb_port}\n  request_max_timeout: 2s\n",
+            "hostname: test-host\n{}repository:\n  params:\n    uri: rest:http://user:REPOSECRET@127.0.0.1:{repo_port}/repo\n    password: x\nwork_dir: {}\nmetadb:\n  url: http://admin:DBSECRET@127.0.0.1:{metadb_port}\n  request_max_timeout: 2s\n",
+            restic_binary_yaml(),
             f.path("work").display()
         ),
     );
     let check = f.tabacco(&["check"]).success();
     assert!(
         check.stdout.starts_with(&format!(
-            "host        test-host\nrepository  rest:http://user:***@127.0.0.1:{repo_port}/repo\nmetadb      http://admin:***@127.0.0.1:{metadb_port}\n"
+            "host        test-host\nrepository  rest:http://user:***@127.0.0.1:{repo_port}/repo\n{}\nmetadb      http://admin:***@127.0.0.1:{metadb_port}\n",
+            restic_check_line()
         )),
         "{}",
         check.stdout
