@@ -10,6 +10,7 @@
 use super::retry::Backoff;
 use super::scheduler::{Event, Loaded};
 use super::state::{LastRun, Shared};
+use crate::attempt;
 use crate::failure::Kind;
 use crate::job::{self, Env};
 use crate::metadb::Metadb;
@@ -156,7 +157,14 @@ fn run(context: &Context, job: &Job) {
             progress: Some(&progress),
         };
         let started = Instant::now();
+        let begun = Utc::now();
         let outcome = job::backup(source, &env, &sup, &backup_id);
+        if !config.dry_run {
+            attempt::record(
+                &context.metadb,
+                &attempt::of(&config.hostname, &outcome, begun),
+            );
+        }
         let duration = started.elapsed();
         report(&outcome, duration, config.dry_run);
         let kinds: Vec<Kind> = outcome.errors.iter().map(|e| e.kind).collect();

@@ -10,7 +10,8 @@
 //! server down: every failure becomes a status code, and a panic a 500.
 
 use crate::metadb::api::{
-    AbandonRequest, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus,
+    AbandonRequest, Attempt, HistoryRequest, Plan, RemoveDatasetsAnswer, RemoveDatasetsRequest,
+    RestoreStatus, RetireRequest, StatusRequest, StatusRow,
 };
 use crate::metadb::auth::Identity;
 use crate::metadb::config::{Config, HostRead, Policy};
@@ -44,6 +45,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a scrape's view of the database is reused.
 const FLEET_TTL: Duration = Duration::from_secs(5);
+
+/// How often attempts past their retention are trimmed (at a plan's
+/// publication, which every agent sends periodically).
+const TRIM_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// How long shutdown waits for requests in progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -83,6 +88,8 @@ struct Shared {
     readers: Readers,
     /// The last [`Shared::fleet`] read, and when.
     fleet: Mutex<Option<(Instant, Option<Arc<Fleet>>)>>,
+    /// When attempts were last trimmed.
+    trimmed: Mutex<Option<Instant>>,
     /// The one connection that writes. SQLite runs one writer at a time
     /// anyway; taking turns here rather than in SQLite's busy handler (which
     /// sleeps) keeps this connection's page cache valid from one write to
@@ -226,6 +233,7 @@ pub fn start(
             returned: Condvar::new(),
         },
         fleet: Mutex::new(None),
+        trimmed: Mutex::new(None),
         writer: Writer::start(writer)
             .map_err(|e| Error::Start(format!("cannot start the writer thread: {e}")))?,
     });
@@ -388,6 +396,37 @@ impl http::Handler for Shared {
 }
 
 impl Shared {
+    /// The fleet's status as `req` asks for it, with the sources whose
+    /// agents report them running.
+    fn status(&self, policy: &Policy, req: &StatusRequest) -> Result<Vec<StatusRow>, store::Error> {
+        let running: std::collections::HashSet<(String, String)> = self
+            .jobs
+            .list(None)
+            .into_iter()
+            .map(|job| (job.host, job.dataset_source))
+            .collect();
+        let is_running =
+            |host: &str, source: &str| running.contains(&(host.to_string(), source.to_string()));
+        let clock = store::Clock {
+            now: now(),
+            grace: i64::try_from(policy.overdue_grace.as_secs()).unwrap_or(i64::MAX),
+            running: &is_running,
+        };
+        self.read(|store| store.status(req, &clock))
+    }
+
+    /// The time before which attempts are trimmed, once an hour; `None`
+    /// between.
+    fn trim_due(&self, policy: &Policy) -> Option<i64> {
+        let mut last = self.trimmed.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < TRIM_INTERVAL) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        let retention = i64::try_from(policy.attempt_retention.as_secs()).unwrap_or(i64::MAX);
+        Some(now().saturating_sub(retention))
+    }
+
     fn policy(&self) -> Arc<Policy> {
         self.policy
             .read()
@@ -414,6 +453,16 @@ enum Route {
     RestoreRequestStatus,
     /// `GET /api/restore_requests/{id}`.
     RestoreRequest,
+    /// `POST /api/attempts`.
+    AddAttempt,
+    /// `POST /api/plans`.
+    PublishPlan,
+    /// `POST /api/history`.
+    History,
+    /// `POST /api/status`.
+    Status,
+    /// `POST /api/retire_host`.
+    RetireHost,
     Healthz,
     Metrics,
 }
@@ -430,6 +479,11 @@ impl Route {
             "/api/restore_requests" => Route::AddRestoreRequest,
             "/api/restore_requests/next" => Route::NextRestoreRequest,
             "/api/restore_requests/abandon" => Route::AbandonRestoreRequests,
+            "/api/attempts" => Route::AddAttempt,
+            "/api/plans" => Route::PublishPlan,
+            "/api/history" => Route::History,
+            "/api/status" => Route::Status,
+            "/api/retire_host" => Route::RetireHost,
             "/healthz" => Route::Healthz,
             "/metrics" => Route::Metrics,
             _ => match restore_request_id(path)? {
@@ -453,6 +507,11 @@ impl Route {
             Route::AbandonRestoreRequests => "/api/restore_requests/abandon",
             Route::RestoreRequestStatus => "/api/restore_requests/{id}/status",
             Route::RestoreRequest => "/api/restore_requests/{id}",
+            Route::AddAttempt => "/api/attempts",
+            Route::PublishPlan => "/api/plans",
+            Route::History => "/api/history",
+            Route::Status => "/api/status",
+            Route::RetireHost => "/api/retire_host",
             Route::Healthz => "/healthz",
             Route::Metrics => "/metrics",
         }
@@ -467,7 +526,12 @@ impl Route {
             | Route::AddVerification
             | Route::AddRestoreRequest
             | Route::AbandonRestoreRequests
-            | Route::RestoreRequestStatus => "POST",
+            | Route::RestoreRequestStatus
+            | Route::AddAttempt
+            | Route::PublishPlan
+            | Route::History
+            | Route::Status
+            | Route::RetireHost => "POST",
             Route::ActiveJobs
             | Route::NextRestoreRequest
             | Route::RestoreRequest
@@ -668,6 +732,62 @@ fn handle(request: &http::Request, shared: &Shared) -> (&'static str, Response) 
             let id = restore_request_id(path).map_or("", |(id, _)| id);
             shared.read(|store| get_restore_request(store, &identity, policy.host_read, id))
         }
+        Route::AddAttempt => parse(body).map_or_else(
+            |e| e,
+            |a: Attempt| match own(&identity, &a.host, "write records of") {
+                Some(refused) => refused,
+                None => shared.write(move |store| match store.add_attempt(&a, now()) {
+                    Ok(()) => Answer::json(200, &serde_json::json!({})),
+                    Err(e) => store_error(&e),
+                }),
+            },
+        ),
+        Route::PublishPlan => parse(body).map_or_else(
+            |e| e,
+            |plan: Plan| match own(&identity, &plan.host, "publish the plan of") {
+                Some(refused) => refused,
+                None => {
+                    let trim_before = shared.trim_due(&policy);
+                    shared.write(move |store| publish_plan(store, &plan, trim_before))
+                }
+            },
+        ),
+        Route::History => parse(body).map_or_else(
+            |e| e,
+            |mut req: HistoryRequest| match read_scope(&identity, policy.host_read, &mut req.host) {
+                Some(refused) => refused,
+                None => shared.read(|store| match store.history(&req) {
+                    Ok(attempts) => Answer::json(200, &attempts),
+                    Err(e) => store_error(&e),
+                }),
+            },
+        ),
+        Route::Status => parse(body).map_or_else(
+            |e| e,
+            |mut req: StatusRequest| match read_scope(&identity, policy.host_read, &mut req.host) {
+                Some(refused) => refused,
+                None => match shared.status(&policy, &req) {
+                    Ok(rows) => Answer::json(200, &rows),
+                    Err(e) => store_error(&e),
+                },
+            },
+        ),
+        Route::RetireHost => parse(body).map_or_else(
+            |e| e,
+            |req: RetireRequest| {
+                if let Identity::Host(host) = &identity {
+                    return Answer::error(
+                        403,
+                        format!("the token of host {host} may not retire hosts (admin only)"),
+                    );
+                }
+                shared.write(move |store| match store.retire_host(&req.host) {
+                    Ok(true) => Answer::json(200, &serde_json::json!({})),
+                    Ok(false) => Answer::error(404, format!("no host {} is known", req.host)),
+                    Err(e) => store_error(&e),
+                })
+            },
+        ),
         Route::Healthz => Answer::text(200, "ok\n".into(), "text/plain; charset=utf-8"),
         Route::Metrics => {
             let fleet = shared.fleet();
@@ -679,6 +799,55 @@ fn handle(request: &http::Request, shared: &Shared) -> (&'static str, Response) 
         }
     };
     (endpoint, answer.into_response(vec![]))
+}
+
+/// The 403 answer if `identity` is another host's than `host`'s.
+fn own(identity: &Identity, host: &str, verb: &str) -> Option<Answer> {
+    match identity {
+        Identity::Host(own) if own != host => Some(Answer::error(
+            403,
+            format!("the token of host {own} may not {verb} host {host}"),
+        )),
+        _ => None,
+    }
+}
+
+/// Narrows a read to a host token's own host under `host_read: own`; the
+/// 403 answer if it asked for another.
+fn read_scope(
+    identity: &Identity,
+    host_read: HostRead,
+    asked: &mut Option<String>,
+) -> Option<Answer> {
+    if let (Identity::Host(own), HostRead::Own) = (identity, host_read) {
+        match asked {
+            Some(host) if host != own => {
+                return Some(Answer::error(
+                    403,
+                    format!(
+                        "the token of host {own} may only read its own records (host_read: own)"
+                    ),
+                ))
+            }
+            _ => *asked = Some(own.clone()),
+        }
+    }
+    None
+}
+
+/// Records `plan`, and trims attempts older than `trim_before` if given.
+fn publish_plan(store: &mut Store, plan: &Plan, trim_before: Option<i64>) -> Answer {
+    if let Some(before) = trim_before {
+        match store.trim_attempts(before) {
+            Ok(0) => {}
+            Ok(n) => log::info!("metadb: trimmed {n} attempts past attempt_retention"),
+            Err(e) => log::error!("metadb: cannot trim attempts: {e}"),
+        }
+    }
+    match store.publish_plan(plan, now()) {
+        Ok(()) => Answer::json(200, &serde_json::json!({})),
+        Err(e) => store_error(&e),
+    }
 }
 
 /// Decodes a JSON body, or the 400 answer saying why not.
@@ -965,6 +1134,8 @@ mod tests {
                 .unwrap(),
                 host_read: HostRead::All,
                 max_body_bytes: 1 << 20,
+                overdue_grace: crate::metadb::config::DEFAULT_OVERDUE_GRACE,
+                attempt_retention: crate::metadb::config::DEFAULT_ATTEMPT_RETENTION,
             },
         };
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();
@@ -1027,6 +1198,8 @@ mod tests {
                 tokens: Tokens::default(),
                 host_read: HostRead::All,
                 max_body_bytes: 1 << 20,
+                overdue_grace: crate::metadb::config::DEFAULT_OVERDUE_GRACE,
+                attempt_retention: crate::metadb::config::DEFAULT_ATTEMPT_RETENTION,
             },
         };
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();

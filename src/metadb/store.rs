@@ -85,7 +85,56 @@ const MIGRATIONS: &[&str] = &[
         JOIN backups b ON b.id = d.backup_id WHERE d.id = atoms.dataset_id);
     DROP INDEX atoms_name;
     CREATE INDEX atoms_name ON atoms (name, timestamp);",
+    // 5: fleet health. Every attempt (backup, prune, verify) with its
+    // outcome, unique on what identifies it so that a spooled one sent
+    // twice is kept once; `latest` sums up each host's source's backup
+    // attempts as they arrive, so that the fleet's status is one scan of
+    // `plans`, whatever the number of attempts; `hosts` says when a host
+    // was last heard of and whether an admin retired it.
+    "CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        host TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL,
+        backup_id TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        end INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        failure TEXT NOT NULL,
+        message TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        datasets INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX attempts_identity ON attempts (host, source, kind, start, backup_id);
+    CREATE INDEX attempts_start ON attempts (start);
+    CREATE INDEX attempts_end ON attempts (end);
+    CREATE TABLE plans (
+        host TEXT NOT NULL,
+        source TEXT NOT NULL,
+        schedule TEXT NOT NULL,
+        next_due INTEGER,
+        PRIMARY KEY (host, source)
+    );
+    CREATE TABLE latest (
+        host TEXT NOT NULL,
+        source TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        end INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        message TEXT NOT NULL,
+        success INTEGER,
+        PRIMARY KEY (host, source)
+    );
+    CREATE TABLE hosts (
+        host TEXT PRIMARY KEY NOT NULL,
+        last_seen INTEGER NOT NULL,
+        retired INTEGER NOT NULL DEFAULT 0
+    );",
 ];
+
+mod health;
+
+pub use health::Clock;
 
 /// Longest glob a find takes, in bytes: room for a character class per
 /// character of the longest name.
