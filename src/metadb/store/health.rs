@@ -7,8 +7,11 @@
 use super::{format_time, Error, Store};
 use crate::metadb::api::{Attempt, HistoryRequest, Plan, StatusRequest, StatusRow};
 use crate::metadb::record;
+use crate::schedule::Schedule;
+use chrono::{Local, TimeZone};
 use rusqlite::params;
 use rusqlite::types::Value;
+use std::collections::HashMap;
 
 /// Attempts `history` returns unless asked for another number.
 pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
@@ -193,6 +196,7 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
         let mut out = Vec::new();
+        let mut schedules: HashMap<String, Option<Schedule>> = HashMap::new();
         while let Some(row) = rows.next()? {
             let host: String = row.get(0)?;
             let source: String = row.get(1)?;
@@ -204,11 +208,23 @@ impl Store {
             let success: Option<i64> = row.get(8)?;
             let last_seen: i64 = row.get(9)?;
             let time = |t: Option<i64>| t.map(format_time).transpose();
-            // The due run was attempted if an attempt started after it was
-            // planned for; a plan is republished only now and then.
-            let missed = next_due.filter(|&due| {
-                clock.now > due.saturating_add(clock.grace) && start.map_or(true, |s| s < due)
-            });
+            let schedule: String = row.get(2)?;
+            // A plan is republished only now and then: once an attempt
+            // started at its due time, the next is when the schedule says,
+            // after that attempt (in the metadb's time zone).
+            let due = match (next_due, start) {
+                (Some(due), Some(start)) if start >= due => schedules
+                    .entry(schedule.clone())
+                    .or_insert_with(|| Schedule::parse(&schedule).ok())
+                    .as_ref()
+                    .and_then(|s| {
+                        let start = Local.timestamp_opt(start, 0).single()?;
+                        s.latest_after(&start)
+                    })
+                    .map(|t| t.timestamp()),
+                _ => next_due,
+            };
+            let missed = due.filter(|&due| clock.now > due.saturating_add(clock.grace));
             let (state, message) = if (clock.running)(&host, &source) {
                 ("running".to_string(), last_message.unwrap_or_default())
             } else if let Some(due) = missed {
@@ -221,10 +237,10 @@ impl Store {
                 }
             };
             let status = StatusRow {
-                schedule: row.get(2)?,
+                schedule,
                 last_attempt: time(end)?,
                 last_success: time(success)?,
-                next_due: time(next_due)?,
+                next_due: time(due)?,
                 last_seen: time(Some(last_seen))?,
                 host,
                 source,
