@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod page;
 pub mod record;
 pub mod remote;
 pub mod server;

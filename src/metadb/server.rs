@@ -110,8 +110,11 @@ impl Shared {
                 return fleet.clone();
             }
         }
+        let policy = self.policy();
         let fleet = self
-            .read(|store| fleet(&self.db_path, store))
+            .status(&policy, &StatusRequest::default())
+            .map_err(|e| e.to_string())
+            .and_then(|status| self.read(|store| fleet(&self.db_path, store, status)))
             .map_err(|e| log::error!("metadb: metrics: cannot read the database: {e}"))
             .ok()
             .map(Arc::new);
@@ -463,6 +466,8 @@ enum Route {
     Status,
     /// `POST /api/retire_host`.
     RetireHost,
+    /// `GET /`: the status page.
+    Page,
     Healthz,
     Metrics,
 }
@@ -484,6 +489,7 @@ impl Route {
             "/api/history" => Route::History,
             "/api/status" => Route::Status,
             "/api/retire_host" => Route::RetireHost,
+            "/" => Route::Page,
             "/healthz" => Route::Healthz,
             "/metrics" => Route::Metrics,
             _ => match restore_request_id(path)? {
@@ -512,6 +518,7 @@ impl Route {
             Route::History => "/api/history",
             Route::Status => "/api/status",
             Route::RetireHost => "/api/retire_host",
+            Route::Page => "/",
             Route::Healthz => "/healthz",
             Route::Metrics => "/metrics",
         }
@@ -535,16 +542,18 @@ impl Route {
             Route::ActiveJobs
             | Route::NextRestoreRequest
             | Route::RestoreRequest
+            | Route::Page
             | Route::Healthz
             | Route::Metrics => "GET",
         }
     }
 
-    /// Whether a token is needed when tokens are configured. Health and
-    /// metrics are open, as Prometheus exporters are; restrict them at the
-    /// proxy if host and source names are sensitive.
+    /// Whether a token is needed when tokens are configured. Health,
+    /// metrics and the status page are open, as Prometheus exporters are;
+    /// restrict them at the proxy if host and source names, or the reasons
+    /// backups failed, are sensitive.
     fn needs_token(self) -> bool {
-        !matches!(self, Route::Healthz | Route::Metrics)
+        !matches!(self, Route::Healthz | Route::Metrics | Route::Page)
     }
 }
 
@@ -788,6 +797,17 @@ fn handle(request: &http::Request, shared: &Shared) -> (&'static str, Response) 
                 })
             },
         ),
+        Route::Page => match shared.fleet() {
+            Some(fleet) => Answer::text(
+                200,
+                crate::metadb::page::render(
+                    &fleet.status,
+                    &crate::time::format(chrono::Utc::now()),
+                ),
+                "text/html; charset=utf-8",
+            ),
+            None => Answer::error(503, "the database cannot be read"),
+        },
         Route::Healthz => Answer::text(200, "ok\n".into(), "text/plain; charset=utf-8"),
         Route::Metrics => {
             let fleet = shared.fleet();
@@ -1071,7 +1091,7 @@ fn update_jobs(shared: &Shared, identity: &Identity, req: UpdateActiveJobStatusR
 }
 
 /// What a scrape shows of the database, read afresh.
-fn fleet(db_path: &Path, store: &Store) -> Result<Fleet, String> {
+fn fleet(db_path: &Path, store: &Store, status: Vec<StatusRow>) -> Result<Fleet, String> {
     let last_backups = store.newest_backups().map_err(|e| e.to_string())?;
     let size = |suffix: &str| {
         let mut path = db_path.as_os_str().to_owned();
@@ -1081,6 +1101,7 @@ fn fleet(db_path: &Path, store: &Store) -> Result<Fleet, String> {
     Ok(Fleet {
         database_bytes: size("") + size("-wal"),
         last_backups,
+        status,
     })
 }
 

@@ -86,6 +86,30 @@ fn a_cron_hosts_failed_run_shows_in_another_hosts_status_and_history() {
         "{a}"
     );
 
+    // The same on /metrics and the status page, open as they are.
+    let (status, metrics) = server.request("GET", "/metrics", None, "");
+    assert_eq!(status, 200);
+    for line in [
+        "tabacco_metadb_source_state{host=\"web1\",source=\"sql\",state=\"failed\"} 1",
+        "tabacco_metadb_source_state{host=\"web1\",source=\"sql\",state=\"ok\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
+    }
+    assert!(metrics.contains(
+        "tabacco_metadb_source_last_attempt_timestamp_seconds{host=\"web1\",source=\"sql\"} "
+    ));
+    assert!(metrics.contains("tabacco_metadb_host_last_seen_timestamp_seconds{host=\"web1\"} "));
+    crate::common::promtool_accepts(&metrics);
+    let (status, page) = server.request("GET", "/", None, "");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<td>web1</td><td>sql</td><td>failed</td>"),
+        "{page}"
+    );
+
     // A host writes only its own attempts; nonsense is refused.
     let forged =
         serde_json::json!({"host": "web1", "source": "sql", "start": "2026-01-01T00:00:00Z",
