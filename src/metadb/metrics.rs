@@ -153,6 +153,9 @@ impl Metrics {
     }
 }
 
+/// One of the times of a status row.
+type TimeField = fn(&StatusRow) -> &Option<String>;
+
 /// Each planned source's state (one series per state, 1 for the current
 /// one), its last attempt, success and due time, and each host's last_seen.
 fn render_status(out: &mut String, rows: &[StatusRow]) {
@@ -168,7 +171,7 @@ fn render_status(out: &mut String, rows: &[StatusRow]) {
             );
         }
     }
-    let times: [(&str, &str, fn(&StatusRow) -> &Option<String>); 3] = [
+    let times: [(&str, &str, TimeField); 3] = [
         (
             "tabacco_metadb_source_last_attempt_timestamp_seconds",
             "When the last attempt to back up each planned source ended.",
