@@ -266,3 +266,224 @@ fn seen(conn: &rusqlite::Connection, host: &str, now: i64, revive: bool) -> Resu
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadb::api::PlannedSource;
+
+    fn attempt(host: &str, source: &str, start: &str, state: &str) -> Attempt {
+        Attempt {
+            host: host.into(),
+            kind: "backup".into(),
+            source: source.into(),
+            backup_id: format!("b-{start}"),
+            start: start.into(),
+            end: start.into(),
+            state: state.into(),
+            failure: if state == "ok" { "" } else { "command" }.into(),
+            message: format!("{state} at {start}"),
+            detail: String::new(),
+            datasets: 1,
+        }
+    }
+
+    fn plan(host: &str, sources: &[(&str, Option<&str>)], replace: bool) -> Plan {
+        Plan {
+            host: host.into(),
+            replace,
+            sources: sources
+                .iter()
+                .map(|(source, due)| PlannedSource {
+                    source: (*source).into(),
+                    schedule: "0 0 1 1 *".into(),
+                    next_due: due.map(Into::into),
+                })
+                .collect(),
+        }
+    }
+
+    const T0: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+    fn states(store: &Store, now: i64, running: &dyn Fn(&str, &str) -> bool) -> Vec<String> {
+        let clock = Clock {
+            now,
+            grace: 3600,
+            running,
+        };
+        store
+            .status(&StatusRequest::default(), &clock)
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{}/{} {}", r.host, r.source, r.state))
+            .collect()
+    }
+
+    #[test]
+    fn states_come_from_plans_and_attempts() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let due = Some("2026-01-01T06:00:00Z");
+        let sources = [("a", due), ("b", due), ("c", due), ("d", due), ("e", None)];
+        store.publish_plan(&plan("h1", &sources, true), T0)?;
+        store.add_attempt(&attempt("h1", "a", "2026-01-01T05:00:00Z", "ok"), T0)?;
+        store.add_attempt(&attempt("h1", "b", "2026-01-01T05:00:00Z", "failed"), T0)?;
+        store.add_attempt(
+            &attempt("h1", "c", "2026-01-01T05:00:00Z", "incomplete"),
+            T0,
+        )?;
+        // An older attempt delivered late does not hide the newer one.
+        store.add_attempt(&attempt("h1", "a", "2026-01-01T04:00:00Z", "failed"), T0)?;
+        // Sent twice (a spool), kept once.
+        store.add_attempt(&attempt("h1", "a", "2026-01-01T04:00:00Z", "failed"), T0)?;
+        let running = |_: &str, s: &str| s == "d";
+        assert_eq!(
+            states(&store, T0, &running),
+            [
+                "h1/a ok",
+                "h1/b failed",
+                "h1/c incomplete",
+                "h1/d running",
+                "h1/e never"
+            ]
+        );
+        // Past 06:00 and its grace, the sources not attempted since are overdue.
+        let late = T0 + 7 * 3600 + 1;
+        assert_eq!(
+            states(&store, late, &|_, _| false),
+            [
+                "h1/a overdue",
+                "h1/b overdue",
+                "h1/c overdue",
+                "h1/d overdue",
+                "h1/e never"
+            ]
+        );
+        // One that ran at its due time is due again when its schedule says.
+        store.add_attempt(&attempt("h1", "a", "2026-01-01T06:00:01Z", "ok"), T0)?;
+        assert_eq!(states(&store, late, &|_, _| false)[0], "h1/a ok");
+        let history = store.history(&HistoryRequest {
+            host: Some("h1".into()),
+            source: Some("a".into()),
+            ..HistoryRequest::default()
+        })?;
+        let starts: Vec<&str> = history.iter().map(|a| a.start.as_str()).collect();
+        assert_eq!(
+            starts,
+            [
+                "2026-01-01T06:00:01Z",
+                "2026-01-01T05:00:00Z",
+                "2026-01-01T04:00:00Z"
+            ]
+        );
+        let failed = store.history(&HistoryRequest {
+            failed: true,
+            since: Some("2026-01-01T04:30:00Z".into()),
+            ..HistoryRequest::default()
+        })?;
+        assert_eq!(failed.len(), 2, "b failed and c incomplete: {failed:?}");
+        let rows = store.status(
+            &StatusRequest {
+                problems: true,
+                ..StatusRequest::default()
+            },
+            &Clock {
+                now: T0,
+                grace: 3600,
+                running: &|_, _| false,
+            },
+        )?;
+        let problems: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+        assert_eq!(problems, ["b", "c"]);
+        let a = store.status(
+            &StatusRequest {
+                source: Some("a".into()),
+                ..StatusRequest::default()
+            },
+            &Clock {
+                now: T0,
+                grace: 3600,
+                running: &|_, _| false,
+            },
+        )?;
+        assert_eq!(a[0].last_success.as_deref(), Some("2026-01-01T06:00:01Z"));
+        assert_eq!(a[0].last_seen.as_deref(), Some("2026-01-01T00:00:00Z"));
+        Ok(())
+    }
+
+    #[test]
+    fn plans_replace_or_add_and_retired_hosts_disappear() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        store.publish_plan(&plan("h1", &[("a", None), ("b", None)], true), T0)?;
+        store.publish_plan(&plan("h2", &[("a", None)], false), T0)?;
+        store.publish_plan(&plan("h2", &[("b", None)], false), T0)?;
+        store.publish_plan(&plan("h1", &[("b", None)], true), T0)?;
+        let none = |_: &str, _: &str| false;
+        assert_eq!(
+            states(&store, T0, &none),
+            ["h1/b never", "h2/a never", "h2/b never"]
+        );
+        assert!(store.retire_host("h2")?);
+        assert!(!store.retire_host("h3")?);
+        assert_eq!(states(&store, T0, &none), ["h1/b never"]);
+        store.publish_plan(&plan("h2", &[("c", None)], true), T0)?;
+        assert_eq!(states(&store, T0, &none), ["h1/b never", "h2/c never"]);
+        let twice = plan("h1", &[("a", None), ("a", None)], true);
+        assert!(matches!(
+            store.publish_plan(&twice, T0),
+            Err(Error::InvalidRequest(_))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_attempts_are_refused_and_old_ones_trimmed() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let good = attempt("h1", "a", "2026-01-01T05:00:00Z", "ok");
+        for bad in [
+            Attempt {
+                state: "fine".into(),
+                ..good.clone()
+            },
+            Attempt {
+                kind: "restore".into(),
+                ..good.clone()
+            },
+            Attempt {
+                message: "x".repeat(record::MAX_LINE_BYTES + 1),
+                ..good.clone()
+            },
+            Attempt {
+                message: "two\nlines".into(),
+                ..good.clone()
+            },
+            Attempt {
+                end: "2026-01-01T04:00:00Z".into(),
+                ..good.clone()
+            },
+        ] {
+            assert!(
+                matches!(store.add_attempt(&bad, T0), Err(Error::InvalidRequest(_))),
+                "{bad:?}"
+            );
+        }
+        store.add_attempt(&good, T0)?;
+        store.add_attempt(
+            &Attempt {
+                kind: "prune".into(),
+                source: String::new(),
+                ..good.clone()
+            },
+            T0,
+        )?;
+        assert_eq!(store.trim_attempts(T0)?, 0);
+        assert_eq!(store.trim_attempts(T0 + 86_400)?, 2);
+        assert!(store.history(&HistoryRequest::default())?.is_empty());
+        assert!(store
+            .history(&HistoryRequest {
+                limit: Some(0),
+                ..HistoryRequest::default()
+            })
+            .is_err());
+        Ok(())
+    }
+}
