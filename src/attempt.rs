@@ -1,5 +1,5 @@
-//! How a backup attempt is told to the metadb: the outcome of a job made
-//! into one [`Attempt`] record, its reason cut to what the metadb takes (a
+//! How an attempt is told to the metadb: the outcome of a backup job, or
+//! of a prune or verify, made into one [`Attempt`] record, its reason cut to what the metadb takes (a
 //! one-line message, a bounded tail of the details), and recorded without
 //! failing the job if it cannot be. Deciding when attempts happen is the
 //! agent's and `run`'s; keeping them is the metadb's.
@@ -31,6 +31,34 @@ pub fn of(host: &str, outcome: &Outcome, start: DateTime<Utc>) -> Attempt {
     }
 }
 
+/// The attempt a prune or verify (`kind`) of `sources` (all if none or
+/// several are named) of `host` was, started at `start` and ended now.
+pub fn of_task(
+    host: &str,
+    kind: &str,
+    sources: &[String],
+    start: DateTime<Utc>,
+    result: Result<(), &str>,
+) -> Attempt {
+    let source = match sources {
+        [one] => one.clone(),
+        _ => String::new(),
+    };
+    Attempt {
+        host: host.to_string(),
+        kind: kind.to_string(),
+        source,
+        backup_id: String::new(),
+        start: time::format(start),
+        end: time::format(Utc::now().max(start)),
+        state: if result.is_ok() { "ok" } else { "failed" }.into(),
+        failure: if result.is_ok() { "" } else { "other" }.into(),
+        message: result.err().map(one_line).unwrap_or_default(),
+        detail: result.err().map(tail).unwrap_or_default(),
+        datasets: 0,
+    }
+}
+
 /// `ok` without failures, `failed` with any.
 fn state(errors: &[Failure]) -> &'static str {
     if errors.is_empty() {
@@ -44,7 +72,8 @@ fn state(errors: &[Failure]) -> &'static str {
 pub fn record(metadb: &Metadb, attempt: &Attempt) {
     if let Err(e) = metadb.add_attempt(attempt) {
         log::error!(
-            "source {} (backup {}): attempt not recorded: {e}",
+            "{} of source {} (backup {}): attempt not recorded: {e}",
+            attempt.kind,
             attempt.source,
             attempt.backup_id
         );
@@ -110,5 +139,17 @@ mod tests {
         assert!(a.detail.len() <= MAX_DETAIL_BYTES && a.detail.ends_with("last words"));
         assert!(!a.detail.contains('\u{1b}'));
         assert_eq!(crate::metadb::record::check_attempt(&a).map(drop), Ok(()));
+        let p = of_task(
+            "web1",
+            "prune",
+            &[],
+            Utc::now(),
+            Err("restic forget: boom\nmore"),
+        );
+        assert_eq!(
+            (p.source.as_str(), p.message.as_str()),
+            ("", "restic forget: boom")
+        );
+        assert_eq!(crate::metadb::record::check_attempt(&p).map(drop), Ok(()));
     }
 }

@@ -228,6 +228,19 @@ fn the_embedded_metadb_serves_status_and_history() {
     assert_eq!(rows[0]["host"], "test-host");
     let (code, attempts) = json(&f.config(), &["history", "--since", "1h"]);
     assert_eq!((code, attempts.len()), (0, 1), "{attempts:?}");
+    // Verify outcomes are attempts too, of kind verify.
+    let verify = f.tabacco(&["verify"]).run();
+    let (_, attempts) = json(&f.config(), &["history"]);
+    let kinds: Vec<(&str, &str)> = attempts
+        .iter()
+        .map(|a| (a["kind"].as_str().unwrap(), a["state"].as_str().unwrap()))
+        .collect();
+    let verified = if verify.code == Some(0) {
+        "ok"
+    } else {
+        "failed"
+    };
+    assert_eq!(kinds, [("verify", verified), ("backup", "failed")]);
     let table = f.tabacco(&["status", "--table"]).status(1).stdout;
     assert!(
         table.starts_with("HOST") && table.contains("failed"),
