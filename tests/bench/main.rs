@@ -10,6 +10,7 @@
 mod backup;
 mod daemon;
 mod footprint;
+mod health;
 mod measure;
 mod metadb;
 mod scratch;
@@ -91,7 +92,7 @@ fn main() {
             .split(',')
             .filter_map(|c| c.trim().parse().ok())
             .collect(),
-        Err(_) => (1..=6).collect(),
+        Err(_) => (1..=6).chain([8]).collect(),
     };
     let bench = Bench {
         scratch: scratch::Scratch::new(),
@@ -108,6 +109,9 @@ fn main() {
     }
     if cases.contains(&6) {
         rows.extend(footprint::case(&bench));
+    }
+    if cases.contains(&8) {
+        rows.extend(health::case(&bench));
     }
     println!("{}", machine(runs));
     println!("| # | what | tabacco | baseline | ratio | target | |");
