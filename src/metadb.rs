@@ -159,7 +159,7 @@ impl Metadb {
                 store.trim_attempts(now().saturating_sub_unsigned(retention))?;
                 Ok(store.publish_plan(plan, now())?)
             }
-            Metadb::Remote(remote) => Ok(remote.client().publish_plan(plan)?),
+            Metadb::Remote(remote) => Ok(remote.publish_plan(plan)?),
         }
     }
 

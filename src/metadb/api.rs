@@ -146,7 +146,8 @@ pub struct StatusRow {
     pub next_due: Option<String>,
     /// The last attempt's reason, or why the source is overdue.
     pub message: String,
-    /// When the host last sent a plan or an attempt.
+    /// When the host last sent a plan or an attempt (or, to a server, any
+    /// request with its token since it started).
     pub last_seen: Option<String>,
 }
 

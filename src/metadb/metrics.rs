@@ -201,7 +201,7 @@ fn render_status(out: &mut String, rows: &[StatusRow]) {
             }
         }
     }
-    out.push_str("# HELP tabacco_metadb_host_last_seen_timestamp_seconds When each host not retired last sent a plan or an attempt.\n");
+    out.push_str("# HELP tabacco_metadb_host_last_seen_timestamp_seconds When each host not retired was last heard of (a plan, an attempt, any request with its token).\n");
     out.push_str("# TYPE tabacco_metadb_host_last_seen_timestamp_seconds gauge\n");
     let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
     for r in rows {

@@ -9,7 +9,7 @@
 //! is sent, and whenever the agent calls [`Remote::flush`].
 
 use crate::config::Config;
-use crate::metadb::api::Attempt;
+use crate::metadb::api::{Attempt, Plan};
 use crate::metadb::client::{self, Client};
 use crate::metadb::spool::{Record, Spool};
 use crate::model::UpdateActiveJobStatusRequest;
@@ -70,6 +70,20 @@ impl Remote {
     pub fn add_attempt(&self, attempt: &Attempt) -> Result<(), client::Error> {
         self.send(Record::Attempt {
             attempt: attempt.clone(),
+        })
+    }
+
+    /// Publishes `plan`, unless the metadb is known to be away: a plan is
+    /// not spooled (it is published again), and a metadb found away makes
+    /// the records that follow go straight to the spool.
+    pub fn publish_plan(&self, plan: &Plan) -> Result<(), client::Error> {
+        if let Some(why) = self.down() {
+            return Err(client::Error::Unavailable(why));
+        }
+        self.client.publish_plan(plan).inspect_err(|e| {
+            if let client::Error::Unavailable(_) = e {
+                self.mark_down(e);
+            }
         })
     }
 

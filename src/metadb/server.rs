@@ -25,6 +25,8 @@ use crate::model::{
     AddDatasetRequest, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest, Verification,
 };
 use serde::Serialize;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -90,6 +92,10 @@ struct Shared {
     fleet: Mutex<Option<(Instant, Option<Arc<Fleet>>)>>,
     /// When attempts were last trimmed.
     trimmed: Mutex<Option<Instant>>,
+    /// When each host's token was last used, since the server started:
+    /// any request counts as a sign of life, not only those the database
+    /// keeps.
+    seen: Mutex<HashMap<String, DateTime<Utc>>>,
     /// The one connection that writes. SQLite runs one writer at a time
     /// anyway; taking turns here rather than in SQLite's busy handler (which
     /// sleeps) keeps this connection's page cache valid from one write to
@@ -237,6 +243,7 @@ pub fn start(
         },
         fleet: Mutex::new(None),
         trimmed: Mutex::new(None),
+        seen: Mutex::new(HashMap::new()),
         writer: Writer::start(writer)
             .map_err(|e| Error::Start(format!("cannot start the writer thread: {e}")))?,
     });
@@ -415,7 +422,17 @@ impl Shared {
             grace: i64::try_from(policy.overdue_grace.as_secs()).unwrap_or(i64::MAX),
             running: &is_running,
         };
-        self.read(|store| store.status(req, &clock))
+        let mut rows = self.read(|store| store.status(req, &clock))?;
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        for row in &mut rows {
+            if let Some(t) = seen.get(&row.host).map(|t| crate::time::format(*t)) {
+                // RFC 3339 in UTC to the second: text order is time order.
+                if row.last_seen.as_ref().is_none_or(|recorded| *recorded < t) {
+                    row.last_seen = Some(t);
+                }
+            }
+        }
+        Ok(rows)
     }
 
     /// The time before which attempts are trimmed, once an hour; `None`
@@ -661,6 +678,11 @@ fn handle(request: &http::Request, shared: &Shared) -> (&'static str, Response) 
             }
         }
     };
+
+    if let Identity::Host(host) = &identity {
+        let mut seen = shared.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.insert(host.clone(), Utc::now());
+    }
 
     let answer = match route {
         Route::AddDataset => parse(body).map_or_else(
