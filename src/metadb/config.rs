@@ -196,6 +196,11 @@ mod tests {
         assert!(c.policy.tokens.is_empty());
         assert_eq!(c.policy.host_read, HostRead::All);
         assert_eq!(c.policy.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.policy.overdue_grace, DEFAULT_OVERDUE_GRACE);
+        assert_eq!(c.policy.attempt_retention, DEFAULT_ATTEMPT_RETENTION);
+        let c = parse("{overdue_grace: 90m, attempt_retention: 30d}").unwrap();
+        assert_eq!(c.policy.overdue_grace, Duration::from_secs(5400));
+        assert_eq!(c.policy.attempt_retention, Duration::from_secs(30 * 86_400));
     }
 
     #[test]
@@ -233,6 +238,7 @@ mod tests {
             ("db_path: relative.db", "db_path must be an absolute path"),
             ("host_read: some", "unknown variant `some`"),
             ("max_body_bytes: 10", "max_body_bytes 10 is outside"),
+            ("overdue_grace: soon", "overdue_grace: invalid duration"),
             ("tokens: [{host: a}]", "tokens entry 1: needs token_file or token_sha256"),
             ("tokens: [{token_sha256: abc, host: a}]", "64 hex digits"),
             (
