@@ -24,8 +24,8 @@ use crate::metadb::writer::{self, Writer};
 use crate::model::{
     AddDatasetRequest, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest, Verification,
 };
-use serde::Serialize;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -423,12 +423,18 @@ impl Shared {
             running: &is_running,
         };
         let mut rows = self.read(|store| store.status(req, &clock))?;
-        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen: HashMap<String, String> = self
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(host, t)| (host.clone(), crate::time::format(*t)))
+            .collect();
         for row in &mut rows {
-            if let Some(t) = seen.get(&row.host).map(|t| crate::time::format(*t)) {
+            if let Some(t) = seen.get(&row.host) {
                 // RFC 3339 in UTC to the second: text order is time order.
-                if row.last_seen.as_ref().is_none_or(|recorded| *recorded < t) {
-                    row.last_seen = Some(t);
+                if row.last_seen.as_ref().is_none_or(|recorded| recorded < t) {
+                    row.last_seen = Some(t.clone());
                 }
             }
         }

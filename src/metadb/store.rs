@@ -87,10 +87,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX atoms_name ON atoms (name, timestamp);",
     // 5: fleet health. Every attempt (backup, prune, verify) with its
     // outcome, unique on what identifies it so that a spooled one sent
-    // twice is kept once; `latest` sums up each host's source's backup
-    // attempts as they arrive, so that the fleet's status is one scan of
-    // `plans`, whatever the number of attempts; `hosts` says when a host
-    // was last heard of and whether an admin retired it.
+    // twice is kept once; `sources` holds each host's source's plan (a
+    // NULL schedule: not planned, not watched) beside the sum of its backup
+    // attempts (the last one, the last success) as they arrive, so that the
+    // fleet's status is one scan of one table, whatever the number of
+    // attempts; `hosts` says when a host was last heard of and whether an
+    // admin retired it.
     "CREATE TABLE attempts (
         id INTEGER PRIMARY KEY,
         host TEXT NOT NULL,
@@ -108,28 +110,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX attempts_identity ON attempts (host, source, kind, start, backup_id);
     CREATE INDEX attempts_start ON attempts (start);
     CREATE INDEX attempts_end ON attempts (end);
-    CREATE TABLE plans (
+    CREATE TABLE sources (
         host TEXT NOT NULL,
         source TEXT NOT NULL,
-        schedule TEXT NOT NULL,
+        schedule TEXT,
         next_due INTEGER,
-        PRIMARY KEY (host, source)
-    );
-    CREATE TABLE latest (
-        host TEXT NOT NULL,
-        source TEXT NOT NULL,
-        start INTEGER NOT NULL,
-        end INTEGER NOT NULL,
-        state TEXT NOT NULL,
-        message TEXT NOT NULL,
+        start INTEGER,
+        end INTEGER,
+        state TEXT,
+        message TEXT,
         success INTEGER,
         PRIMARY KEY (host, source)
-    );
+    ) WITHOUT ROWID;
     CREATE TABLE hosts (
         host TEXT PRIMARY KEY NOT NULL,
         last_seen INTEGER NOT NULL,
         retired INTEGER NOT NULL DEFAULT 0
-    );",
+    ) WITHOUT ROWID;",
 ];
 
 mod health;

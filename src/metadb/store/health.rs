@@ -56,16 +56,16 @@ impl Store {
             // Attempts may arrive out of order (a spool delivered late):
             // only a newer one replaces the last.
             tx.execute(
-                "INSERT INTO latest (host, source, start, end, state, message, success)
+                "INSERT INTO sources (host, source, start, end, state, message, success)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?5 = 'ok' THEN ?4 END)
                  ON CONFLICT (host, source) DO UPDATE SET start = excluded.start,
                      end = excluded.end, state = excluded.state, message = excluded.message
-                 WHERE excluded.start >= latest.start",
+                 WHERE sources.start IS NULL OR excluded.start >= sources.start",
                 params![a.host, a.source, start, end, a.state, a.message],
             )?;
             if a.state == "ok" {
                 tx.execute(
-                    "UPDATE latest SET success = max(coalesce(success, ?3), ?3)
+                    "UPDATE sources SET success = max(coalesce(success, ?3), ?3)
                      WHERE host = ?1 AND source = ?2",
                     params![a.host, a.source, end],
                 )?;
@@ -82,11 +82,11 @@ impl Store {
         let due = record::check_plan(plan).map_err(Error::InvalidRequest)?;
         let tx = self.begin()?;
         if plan.replace {
-            tx.execute("DELETE FROM plans WHERE host = ?1", [&plan.host])?;
+            tx.execute(UNPLAN, [&plan.host])?;
         }
         {
             let mut upsert = tx.prepare_cached(
-                "INSERT INTO plans (host, source, schedule, next_due) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO sources (host, source, schedule, next_due) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (host, source) DO UPDATE
                  SET schedule = excluded.schedule, next_due = excluded.next_due",
             )?;
@@ -103,7 +103,7 @@ impl Store {
     /// false if the host is not known.
     pub fn retire_host(&mut self, host: &str) -> Result<bool, Error> {
         let tx = self.begin()?;
-        let planned = tx.execute("DELETE FROM plans WHERE host = ?1", [host])?;
+        let planned = tx.execute(UNPLAN, [host])?;
         let known = tx.execute("UPDATE hosts SET retired = 1 WHERE host = ?1", [host])?;
         tx.commit()?;
         Ok(planned + known > 0)
@@ -180,18 +180,27 @@ impl Store {
     pub fn status(&self, req: &StatusRequest, clock: &Clock) -> Result<Vec<StatusRow>, Error> {
         let mut filters = String::new();
         let mut args = Vec::new();
-        for (column, value) in [("p.host", &req.host), ("p.source", &req.source)] {
+        for (column, value) in [("host", &req.host), ("source", &req.source)] {
             if let Some(value) = value {
                 args.push(Value::Text(value.clone()));
                 filters.push_str(&format!(" AND {column} = ?{}", args.len()));
             }
         }
+        let last_seen = self.last_seen(req.host.as_deref())?;
+        if req.problems {
+            // Rows that may be problems: failed or incomplete, or due long
+            // enough ago (an extrapolated due time is later still). The
+            // rest are not even read.
+            args.push(Value::Integer(clock.now.saturating_sub(clock.grace)));
+            filters.push_str(&format!(
+                " AND (state IN ('failed', 'incomplete') OR next_due < ?{})",
+                args.len()
+            ));
+        }
+        // Retired hosts have no plans: no need to look them up.
         let sql = format!(
-            "SELECT p.host, p.source, p.schedule, p.next_due, l.start, l.end, l.state,
-                 l.message, l.success, h.last_seen
-             FROM plans p JOIN hosts h ON h.host = p.host
-             LEFT JOIN latest l ON l.host = p.host AND l.source = p.source
-             WHERE h.retired = 0 {filters} ORDER BY p.host, p.source"
+            "SELECT host, source, schedule, next_due, start, end, state, message, success
+             FROM sources WHERE schedule IS NOT NULL {filters} ORDER BY host, source"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
@@ -200,15 +209,11 @@ impl Store {
         while let Some(row) = rows.next()? {
             let host: String = row.get(0)?;
             let source: String = row.get(1)?;
+            let schedule: String = row.get(2)?;
             let next_due: Option<i64> = row.get(3)?;
             let start: Option<i64> = row.get(4)?;
-            let end: Option<i64> = row.get(5)?;
             let last_state: Option<String> = row.get(6)?;
             let last_message: Option<String> = row.get(7)?;
-            let success: Option<i64> = row.get(8)?;
-            let last_seen: i64 = row.get(9)?;
-            let time = |t: Option<i64>| t.map(format_time).transpose();
-            let schedule: String = row.get(2)?;
             // A plan is republished only now and then: once an attempt
             // started at its due time, the next is when the schedule says,
             // after that attempt (in the metadb's time zone).
@@ -236,12 +241,13 @@ impl Store {
                     None => ("never".to_string(), "planned, never attempted".to_string()),
                 }
             };
+            let time = |t: Option<i64>| t.map(format_time).transpose();
             let status = StatusRow {
-                schedule,
-                last_attempt: time(end)?,
-                last_success: time(success)?,
+                last_attempt: time(row.get(5)?)?,
+                last_success: time(row.get(8)?)?,
                 next_due: time(due)?,
-                last_seen: time(Some(last_seen))?,
+                last_seen: last_seen.get(&host).cloned(),
+                schedule,
                 host,
                 source,
                 state,
@@ -253,7 +259,23 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// When each host (or only `host`) not retired was last heard of.
+    fn last_seen(&self, host: Option<&str>) -> Result<HashMap<String, String>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT host, last_seen FROM hosts WHERE retired = 0 AND (?1 IS NULL OR host = ?1)",
+        )?;
+        let rows = stmt.query_map([host], |row| {
+            Ok((row.get::<_, String>(0)?, format_time(row.get(1)?)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
+
+/// Stops watching the sources of host `?1`, keeping what their attempts
+/// said.
+const UNPLAN: &str =
+    "UPDATE sources SET schedule = NULL, next_due = NULL WHERE host = ?1 AND schedule IS NOT NULL";
 
 /// Notes that `host` was heard of at `now` (and, with `revive`, that it is
 /// no longer retired).
@@ -484,6 +506,87 @@ mod tests {
                 ..HistoryRequest::default()
             })
             .is_err());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod scale {
+    use super::*;
+    use crate::metadb::api::PlannedSource;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "a measurement: cargo test --release -- --ignored status_of_a_fleet"]
+    fn status_of_a_fleet() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let t = Instant::now();
+        let (_, committed) = store.group(|store| -> Result<(), Error> {
+            for h in 0..10_000 {
+                let host = format!("host{h:05}");
+                let sources = (0..10)
+                    .map(|s| PlannedSource {
+                        source: format!("s{s}"),
+                        schedule: "@daily".into(),
+                        next_due: Some("2026-06-01T00:00:00Z".into()),
+                    })
+                    .collect();
+                let plan = Plan {
+                    host: host.clone(),
+                    replace: true,
+                    sources,
+                };
+                store.publish_plan(&plan, 0)?;
+                for s in 0..10 {
+                    let a = Attempt {
+                        host: host.clone(),
+                        kind: "backup".into(),
+                        source: format!("s{s}"),
+                        backup_id: format!("b{h}-{s}"),
+                        start: "2026-01-01T00:00:00Z".into(),
+                        end: "2026-01-01T00:01:00Z".into(),
+                        state: if (h * 10 + s) % 100 == 0 {
+                            "failed"
+                        } else {
+                            "ok"
+                        }
+                        .into(),
+                        failure: String::new(),
+                        message: String::new(),
+                        detail: String::new(),
+                        datasets: 1,
+                    };
+                    store.add_attempt(&a, 0)?;
+                }
+            }
+            Ok(())
+        });
+        committed?;
+        eprintln!("filled in {:?}", t.elapsed());
+        let clock = Clock {
+            now: 1_767_225_600,
+            grace: 3600,
+            running: &|_, _| false,
+        };
+        for problems in [false, true] {
+            let req = StatusRequest {
+                problems,
+                ..StatusRequest::default()
+            };
+            for _ in 0..3 {
+                let t = Instant::now();
+                let rows = store.status(&req, &clock)?;
+                let status = t.elapsed();
+                let json =
+                    serde_json::to_string(&rows).map_err(|e| Error::Conflict(e.to_string()))?;
+                eprintln!(
+                    "problems {problems}: {} rows in {status:?}, JSON {} bytes in {:?}",
+                    rows.len(),
+                    json.len(),
+                    t.elapsed() - status
+                );
+            }
+        }
         Ok(())
     }
 }
