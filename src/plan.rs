@@ -29,6 +29,7 @@ pub fn of_run(config: &Config, sources: &[&Source]) -> Plan {
                 source: source.name.clone(),
                 schedule: source.schedule.to_string(),
                 next_due: next.map(|t| time::format(t.with_timezone(&Utc))),
+                overdue_grace: source.overdue_grace.map(|g| g.as_secs()),
             }
         })
         .collect();

@@ -49,6 +49,10 @@ pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Periodic, Strin
 fn publish(shared: &Shared, metadb: &Metadb, last: &mut Option<(Plan, Instant)>) {
     let plan = {
         let state = shared.lock();
+        let grace = |name: &str| {
+            let source = state.loaded.as_ref()?.source(name)?;
+            source.overdue_grace.map(|g| g.as_secs())
+        };
         Plan {
             host: state.host.clone(),
             replace: true,
@@ -59,6 +63,7 @@ fn publish(shared: &Shared, metadb: &Metadb, last: &mut Option<(Plan, Instant)>)
                     source: name.clone(),
                     schedule: source.schedule.clone(),
                     next_due: source.next_run.map(crate::time::format),
+                    overdue_grace: grace(name),
                 })
                 .collect(),
         }

@@ -99,6 +99,10 @@ pub struct PlannedSource {
     /// When it is next due (RFC 3339); none for a schedule that never comes.
     #[serde(default)]
     pub next_due: Option<String>,
+    /// Seconds after `next_due` before it is overdue, if not the metadb's
+    /// `overdue_grace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue_grace: Option<u64>,
 }
 
 /// The body of `POST /api/history`: which attempts, newest first.

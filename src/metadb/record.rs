@@ -28,6 +28,8 @@ pub const MAX_DETAIL_BYTES: usize = 8192;
 const MAX_PLANNED: usize = 10_000;
 /// Longest schedule, in bytes.
 const MAX_SCHEDULE_BYTES: usize = 256;
+/// Longest overdue grace of a planned source, in seconds: ten years.
+const MAX_GRACE_SECS: u64 = 10 * 366 * 86_400;
 /// Longest failure kind, in bytes.
 const MAX_KIND_BYTES: usize = 64;
 /// Longest status object of an active job (restic's, serialised), in bytes.
@@ -194,6 +196,9 @@ pub fn check_plan(plan: &Plan) -> Result<Vec<Option<i64>>, String> {
                 MAX_SCHEDULE_BYTES,
                 char::is_control,
             )?;
+            if s.overdue_grace.is_some_and(|g| g > MAX_GRACE_SECS) {
+                return Err(format!("source {}: overdue_grace over ten years", s.source));
+            }
             s.next_due
                 .as_deref()
                 .map(|t| time("next due time", t).map(|t| t.timestamp()))

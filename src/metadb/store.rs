@@ -115,6 +115,7 @@ const MIGRATIONS: &[&str] = &[
         source TEXT NOT NULL,
         schedule TEXT,
         next_due INTEGER,
+        grace INTEGER,
         start INTEGER,
         end INTEGER,
         state TEXT,

@@ -86,12 +86,20 @@ impl Store {
         }
         {
             let mut upsert = tx.prepare_cached(
-                "INSERT INTO sources (host, source, schedule, next_due) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (host, source) DO UPDATE
-                 SET schedule = excluded.schedule, next_due = excluded.next_due",
+                "INSERT INTO sources (host, source, schedule, next_due, grace)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (host, source) DO UPDATE
+                 SET schedule = excluded.schedule, next_due = excluded.next_due,
+                     grace = excluded.grace",
             )?;
             for (source, due) in plan.sources.iter().zip(due) {
-                upsert.execute(params![plan.host, source.source, source.schedule, due])?;
+                let grace = source.overdue_grace.and_then(|g| i64::try_from(g).ok());
+                upsert.execute(params![
+                    plan.host,
+                    source.source,
+                    source.schedule,
+                    due,
+                    grace
+                ])?;
             }
         }
         seen(&tx, &plan.host, now, true)?;
@@ -191,15 +199,17 @@ impl Store {
             // Rows that may be problems: failed or incomplete, or due long
             // enough ago (an extrapolated due time is later still). The
             // rest are not even read.
-            args.push(Value::Integer(clock.now.saturating_sub(clock.grace)));
+            args.push(Value::Integer(clock.now));
+            args.push(Value::Integer(clock.grace));
             filters.push_str(&format!(
-                " AND (state IN ('failed', 'incomplete') OR next_due < ?{})",
-                args.len()
+                " AND (state IN ('failed', 'incomplete') OR next_due + coalesce(grace, ?{}) < ?{})",
+                args.len(),
+                args.len() - 1
             ));
         }
         // Retired hosts have no plans: no need to look them up.
         let sql = format!(
-            "SELECT host, source, schedule, next_due, start, end, state, message, success
+            "SELECT host, source, schedule, next_due, start, end, state, message, success, grace
              FROM sources WHERE schedule IS NOT NULL {filters} ORDER BY host, source"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -229,7 +239,8 @@ impl Store {
                     .map(|t| t.timestamp()),
                 _ => next_due,
             };
-            let missed = due.filter(|&due| clock.now > due.saturating_add(clock.grace));
+            let grace = row.get::<_, Option<i64>>(9)?.unwrap_or(clock.grace);
+            let missed = due.filter(|&due| clock.now > due.saturating_add(grace));
             let (state, message) = if (clock.running)(&host, &source) {
                 ("running".to_string(), last_message.unwrap_or_default())
             } else if let Some(due) = missed {
@@ -274,8 +285,8 @@ impl Store {
 
 /// Stops watching the sources of host `?1`, keeping what their attempts
 /// said.
-const UNPLAN: &str =
-    "UPDATE sources SET schedule = NULL, next_due = NULL WHERE host = ?1 AND schedule IS NOT NULL";
+const UNPLAN: &str = "UPDATE sources SET schedule = NULL, next_due = NULL, grace = NULL
+    WHERE host = ?1 AND schedule IS NOT NULL";
 
 /// Notes that `host` was heard of at `now` (and, with `revive`, that it is
 /// no longer retired).
@@ -320,6 +331,7 @@ mod tests {
                     source: (*source).into(),
                     schedule: "0 0 1 1 *".into(),
                     next_due: due.map(Into::into),
+                    overdue_grace: None,
                 })
                 .collect(),
         }
@@ -449,6 +461,25 @@ mod tests {
         assert_eq!(states(&store, T0, &none), ["h1/b never"]);
         store.publish_plan(&plan("h2", &[("c", None)], true), T0)?;
         assert_eq!(states(&store, T0, &none), ["h1/b never", "h2/c never"]);
+        // A source's own grace, shorter than the metadb's, counts.
+        let mut short = plan("h3", &[("q", Some("2026-01-01T00:00:00Z"))], true);
+        short.sources[0].overdue_grace = Some(60);
+        store.publish_plan(&short, T0)?;
+        let clock = Clock {
+            now: T0 + 120,
+            grace: 3600,
+            running: &none,
+        };
+        let problems = StatusRequest {
+            problems: true,
+            ..StatusRequest::default()
+        };
+        let rows = store.status(&problems, &clock)?;
+        assert_eq!(
+            (rows.len(), rows[0].state.as_str()),
+            (1, "overdue"),
+            "{rows:?}"
+        );
         let twice = plan("h1", &[("a", None), ("a", None)], true);
         assert!(matches!(
             store.publish_plan(&twice, T0),
@@ -529,6 +560,7 @@ mod scale {
                         source: format!("s{s}"),
                         schedule: "@daily".into(),
                         next_due: Some("2026-06-01T00:00:00Z".into()),
+                        overdue_grace: None,
                     })
                     .collect();
                 let plan = Plan {
@@ -577,6 +609,7 @@ mod scale {
                 let t = Instant::now();
                 let rows = store.status(&req, &clock)?;
                 let status = t.elapsed();
+                assert_eq!(rows.len(), if problems { 1000 } else { 100_000 });
                 let json =
                     serde_json::to_string(&rows).map_err(|e| Error::Conflict(e.to_string()))?;
                 eprintln!(
