@@ -154,6 +154,15 @@ fn a_cron_hosts_failed_run_shows_in_another_hosts_status_and_history() {
         "newest first (the one posted is older than both runs)"
     );
 
+    // Any request with web1's token is a sign of life, not only records.
+    let (_, rows) = json(&web2, &["status", "--host", "web1"]);
+    let before = rows[0]["last_seen"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(1100));
+    json(&web1, &["history", "--limit", "1"]);
+    let (_, rows) = json(&web2, &["status", "--host", "web1"]);
+    let after = rows[0]["last_seen"].as_str().unwrap();
+    assert!(after > before.as_str(), "{before} then {after}");
+
     // Retired, web1 is no longer watched.
     let admin = f.write("etc/admin.token", "secret\n");
     let admin_config = f.write(
