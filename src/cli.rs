@@ -912,4 +912,40 @@ mod tests {
             assert!(parse_str(bad).is_err(), "{bad:?} accepted");
         }
     }
+
+    #[test]
+    fn health_commands() {
+        let cli = parse_str("status --host web1 --problems --json").unwrap();
+        assert_eq!(
+            cli.command,
+            Command::Status(Status {
+                host: Some("web1".into()),
+                source: None,
+                problems: true,
+                format: Some(Format::Json),
+            })
+        );
+        let cli = parse_str("history --source sql --failed --since 7d --limit 5").unwrap();
+        assert_eq!(
+            cli.command,
+            Command::History(History {
+                host: None,
+                source: Some("sql".into()),
+                failed: true,
+                since: Some("7d".into()),
+                limit: Some(5),
+                format: None,
+            })
+        );
+        let cli = parse_str("retire-host web1").unwrap();
+        assert_eq!(cli.command, Command::RetireHost("web1".into()));
+        for bad in [
+            "history --limit 0",
+            "retire-host",
+            "retire-host a b",
+            "status web1",
+        ] {
+            assert!(parse_str(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }
