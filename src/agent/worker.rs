@@ -1,6 +1,7 @@
 //! The worker pool: threads that take due jobs from the scheduler, back up
 //! one source each (retrying on repository trouble), record the result in
-//! the shared state and tell the scheduler they are done. All jobs' datasets
+//! the shared state and each attempt in the metadb, and tell the scheduler
+//! they are done. All jobs' datasets
 //! share the pool's [`Slots`]: at most `concurrency` back up at once.
 //!
 //! The pool is owned by the scheduler: it stops when the scheduler drops its

@@ -1,6 +1,7 @@
 //! Request and answer bodies of the metadb API that are not records of
-//! their own (those are in `model` and `jobs`): shared by `server` and
-//! `client`, so both sides agree on the wire format.
+//! the original's (those are in `model` and `jobs`), and the fleet health
+//! records (attempts, plans, status rows): shared by `server` and `client`,
+//! so both sides agree on the wire format.
 
 use serde::{Deserialize, Serialize};
 
