@@ -156,7 +156,7 @@ impl Metadb {
             Metadb::Embedded(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
                 let retention = config::DEFAULT_ATTEMPT_RETENTION.as_secs();
-                store.trim_attempts(now().saturating_sub_unsigned(retention))?;
+                store.trim(now().saturating_sub_unsigned(retention))?;
                 Ok(store.publish_plan(plan, now())?)
             }
             Metadb::Remote(remote) => Ok(remote.publish_plan(plan)?),

@@ -886,10 +886,12 @@ fn read_scope(
 /// Records `plan`, and trims attempts older than `trim_before` if given.
 fn publish_plan(store: &mut Store, plan: &Plan, trim_before: Option<i64>) -> Answer {
     if let Some(before) = trim_before {
-        match store.trim_attempts(before) {
+        match store.trim(before) {
             Ok(0) => {}
-            Ok(n) => log::info!("metadb: trimmed {n} attempts past attempt_retention"),
-            Err(e) => log::error!("metadb: cannot trim attempts: {e}"),
+            Ok(n) => {
+                log::info!("metadb: trimmed {n} attempts and verifications past attempt_retention")
+            }
+            Err(e) => log::error!("metadb: cannot trim attempts and verifications: {e}"),
         }
     }
     match store.publish_plan(plan, now()) {

@@ -117,12 +117,16 @@ impl Store {
         Ok(planned + known > 0)
     }
 
-    /// Removes attempts that ended before `before` (unix seconds); returns
-    /// how many. The status keeps what it summed up of them.
-    pub fn trim_attempts(&mut self, before: i64) -> Result<usize, Error> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM attempts WHERE end < ?1", [before])?)
+    /// Removes attempts that ended, and verifications made, before
+    /// `before` (unix seconds); returns how many. The status keeps what it
+    /// summed up of the attempts.
+    pub fn trim(&mut self, before: i64) -> Result<usize, Error> {
+        let tx = self.begin()?;
+        let attempts = tx.execute("DELETE FROM attempts WHERE end < ?1", [before])?;
+        let verifications =
+            tx.execute("DELETE FROM verifications WHERE timestamp < ?1", [before])?;
+        tx.commit()?;
+        Ok(attempts + verifications)
     }
 
     /// Attempts matching `req`, newest first.
@@ -528,8 +532,20 @@ mod tests {
             },
             T0,
         )?;
-        assert_eq!(store.trim_attempts(T0)?, 0);
-        assert_eq!(store.trim_attempts(T0 + 86_400)?, 2);
+        store.add_verification(&crate::model::Verification {
+            timestamp: "2026-01-01T05:00:00Z".into(),
+            host: "h1".into(),
+            atom: "a/x".into(),
+            backup_id: String::new(),
+            ok: true,
+            message: String::new(),
+        })?;
+        assert_eq!(store.trim(T0)?, 0);
+        assert_eq!(
+            store.trim(T0 + 86_400)?,
+            3,
+            "two attempts and a verification"
+        );
         assert!(store.history(&HistoryRequest::default())?.is_empty());
         assert!(store
             .history(&HistoryRequest {
