@@ -18,7 +18,7 @@ mod periodic;
 mod reporter;
 mod retry;
 mod scheduler;
-mod seed;
+pub mod seed;
 mod signals;
 mod state;
 mod worker;

@@ -46,6 +46,9 @@ pub enum Command {
         sources: Vec<String>,
         read_data_subset: Option<String>,
     },
+    History(History),
+    Status(Status),
+    RetireHost(String),
     Version,
     /// Help on one command, or on all.
     Help(Option<String>),
@@ -67,6 +70,26 @@ pub struct Query {
     pub older_than: Option<String>,
     pub format: Option<Format>,
     pub patterns: Vec<String>,
+}
+
+/// `tabacco history`: which attempts.
+#[derive(Debug, Default, PartialEq)]
+pub struct History {
+    pub host: Option<String>,
+    pub source: Option<String>,
+    pub failed: bool,
+    pub since: Option<String>,
+    pub limit: Option<u32>,
+    pub format: Option<Format>,
+}
+
+/// `tabacco status`: which rows of the fleet's status.
+#[derive(Debug, Default, PartialEq)]
+pub struct Status {
+    pub host: Option<String>,
+    pub source: Option<String>,
+    pub problems: bool,
+    pub format: Option<Format>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -152,6 +175,38 @@ pub const COMMANDS: &[Help] = &[
             ("--remote HOST", "have HOST's agent carry the plan out (through the metadb)"),
             ("--wait", "with --remote: follow the request and exit with its result"),
         ],
+    },
+    Help {
+        name: "status",
+        usage: "tabacco status [--host H] [--source S] [--problems] [--json|--table]",
+        summary: "each host's sources: ok, failed, incomplete, running, never or overdue; exit 1 on a problem",
+        options: &[
+            ("--host H", "only host H"),
+            ("--source S", "only source S"),
+            ("--problems", "only sources failed, incomplete or overdue"),
+            ("--json", "print a JSON array (the default when stdout is not a terminal)"),
+            ("--table", "print a table (the default on a terminal)"),
+        ],
+    },
+    Help {
+        name: "history",
+        usage: "tabacco history [--host H] [--source S] [--failed] [--since TIME] [--limit N] [--json|--table]",
+        summary: "list backup, prune and verify attempts, newest first",
+        options: &[
+            ("--host H", "only host H"),
+            ("--source S", "only source S"),
+            ("--failed", "only attempts that did not end ok"),
+            ("--since TIME", "only attempts started since TIME (RFC 3339, or an age like 36h, 7d)"),
+            ("--limit N", "at most N attempts (default 100)"),
+            ("--json", "print a JSON array (the default when stdout is not a terminal)"),
+            ("--table", "print a table (the default on a terminal)"),
+        ],
+    },
+    Help {
+        name: "retire-host",
+        usage: "tabacco retire-host HOST",
+        summary: "stop watching HOST in status (its records stay; a plan it publishes revives it)",
+        options: &[],
     },
     Help {
         name: "check",
@@ -290,6 +345,9 @@ fn command(
         "prune" => sources_command(cli, parser, "prune")?,
         "verify" => verify(cli, parser)?,
         "query" => query(cli, parser)?,
+        "history" => history(cli, parser)?,
+        "status" => status(cli, parser)?,
+        "retire-host" => retire_host(cli, parser)?,
         "restore" => restore(cli, parser)?,
         "check" => no_arguments(cli, parser, "check", Command::Check)?,
         "reindex" => no_arguments(cli, parser, "reindex", Command::Reindex)?,
@@ -472,6 +530,67 @@ fn query(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::
         return Err("query needs at least one PATTERN (e.g. '*')".into());
     }
     Ok(Command::Query(q))
+}
+
+fn history(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let mut h = History::default();
+    while let Some(arg) = next(parser)? {
+        match arg {
+            _ if is_help(&arg) => return Ok(Command::Help(Some("history".into()))),
+            Arg::Long(ref name) => match name.as_str() {
+                "host" => h.host = Some(parser.value()?.string()?),
+                "source" => h.source = Some(parser.value()?.string()?),
+                "failed" => h.failed = true,
+                "since" => h.since = Some(parser.value()?.string()?),
+                "limit" => match parser.value()?.parse::<u32>()? {
+                    0 => return Err("--limit must be at least 1".into()),
+                    n => h.limit = Some(n),
+                },
+                "json" => h.format = Some(Format::Json),
+                "table" => h.format = Some(Format::Table),
+                _ if global(cli, &arg, parser)? => {}
+                _ => return Err(unexpected(arg)),
+            },
+            _ if global(cli, &arg, parser)? => {}
+            _ => return Err(unexpected(arg)),
+        }
+    }
+    Ok(Command::History(h))
+}
+
+fn status(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let mut s = Status::default();
+    while let Some(arg) = next(parser)? {
+        match arg {
+            _ if is_help(&arg) => return Ok(Command::Help(Some("status".into()))),
+            Arg::Long(ref name) => match name.as_str() {
+                "host" => s.host = Some(parser.value()?.string()?),
+                "source" => s.source = Some(parser.value()?.string()?),
+                "problems" => s.problems = true,
+                "json" => s.format = Some(Format::Json),
+                "table" => s.format = Some(Format::Table),
+                _ if global(cli, &arg, parser)? => {}
+                _ => return Err(unexpected(arg)),
+            },
+            _ if global(cli, &arg, parser)? => {}
+            _ => return Err(unexpected(arg)),
+        }
+    }
+    Ok(Command::Status(s))
+}
+
+fn retire_host(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let mut host = None;
+    while let Some(arg) = next(parser)? {
+        match arg {
+            _ if is_help(&arg) => return Ok(Command::Help(Some("retire-host".into()))),
+            Arg::Value(name) if host.is_none() => host = Some(name.string()?),
+            _ if global(cli, &arg, parser)? => {}
+            _ => return Err(unexpected(arg)),
+        }
+    }
+    host.map(Command::RetireHost)
+        .ok_or_else(|| "retire-host needs a HOST".into())
 }
 
 fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
@@ -789,6 +908,42 @@ mod tests {
             "query --versions x y",
             "run --config",
             "--bogus run",
+        ] {
+            assert!(parse_str(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn health_commands() {
+        let cli = parse_str("status --host web1 --problems --json").unwrap();
+        assert_eq!(
+            cli.command,
+            Command::Status(Status {
+                host: Some("web1".into()),
+                source: None,
+                problems: true,
+                format: Some(Format::Json),
+            })
+        );
+        let cli = parse_str("history --source sql --failed --since 7d --limit 5").unwrap();
+        assert_eq!(
+            cli.command,
+            Command::History(History {
+                host: None,
+                source: Some("sql".into()),
+                failed: true,
+                since: Some("7d".into()),
+                limit: Some(5),
+                format: None,
+            })
+        );
+        let cli = parse_str("retire-host web1").unwrap();
+        assert_eq!(cli.command, Command::RetireHost("web1".into()));
+        for bad in [
+            "history --limit 0",
+            "retire-host",
+            "retire-host a b",
+            "status web1",
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} accepted");
         }

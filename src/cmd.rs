@@ -4,6 +4,7 @@
 mod agent;
 mod check;
 mod completion;
+mod health;
 mod metadb;
 mod prune;
 mod query;
@@ -56,6 +57,9 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Run { sources, dry_run } => run::run(&load(config_path)?, &sources, dry_run),
         Command::Query(query) => query::query(&load(config_path)?, &query),
         Command::Restore(args) => restore::restore(&load(config_path)?, &args),
+        Command::History(h) => health::history(&load(config_path)?, &h),
+        Command::Status(s) => health::status(&load(config_path)?, &s),
+        Command::RetireHost(host) => health::retire_host(&load(config_path)?, &host),
         Command::Reindex => reindex::reindex(&load(config_path)?),
         Command::Prune { sources, dry_run } => prune::prune(&load(config_path)?, &sources, dry_run),
         Command::Verify {

@@ -452,6 +452,12 @@ fn resolve_source(
         .map(time::parse_duration)
         .transpose()
         .map_err(|e| err("timeout", e))?;
+    let overdue_grace = raw
+        .overdue_grace
+        .as_deref()
+        .map(time::parse_duration)
+        .transpose()
+        .map_err(|e| err("overdue_grace", e))?;
     if let Some(r) = &raw.retention {
         validate_retention(r).map_err(|e| err("retention", e))?;
     }
@@ -510,6 +516,7 @@ fn resolve_source(
         datasets,
         hooks,
         timeout,
+        overdue_grace,
         retention: raw.retention,
         min_bytes: raw.min_bytes,
         origin,

@@ -5,6 +5,7 @@
 
 mod addr;
 mod agent;
+mod attempt;
 mod cli;
 mod cmd;
 mod config;
@@ -18,6 +19,7 @@ mod logger;
 mod metadb;
 mod model;
 mod name;
+mod plan;
 mod prune;
 mod restic;
 mod restore;

@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod page;
 pub mod record;
 pub mod remote;
 pub mod server;
@@ -22,6 +23,7 @@ use crate::model::{
     ActiveJob, Backup, Dataset, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
     Verification,
 };
+use api::{Attempt, HistoryRequest, Plan, StatusRequest, StatusRow};
 use remote::Remote;
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
@@ -132,6 +134,80 @@ impl Metadb {
                 Ok(store.add_verification(verification)?)
             }
             Metadb::Remote(remote) => Ok(remote.client().add_verification(verification)?),
+        }
+    }
+
+    /// Records how an attempt ended. A remote metadb that is unavailable
+    /// gets it later, from the spool.
+    pub fn add_attempt(&self, attempt: &Attempt) -> Result<(), Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.add_attempt(attempt, now())?)
+            }
+            Metadb::Remote(remote) => Ok(remote.add_attempt(attempt)?),
+        }
+    }
+
+    /// Publishes what this host runs and when (not spooled: plans are
+    /// published again). The embedded metadb trims its old attempts then.
+    pub fn publish_plan(&self, plan: &Plan) -> Result<(), Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                let retention = config::DEFAULT_ATTEMPT_RETENTION.as_secs();
+                store.trim(now().saturating_sub_unsigned(retention))?;
+                Ok(store.publish_plan(plan, now())?)
+            }
+            Metadb::Remote(remote) => Ok(remote.publish_plan(plan)?),
+        }
+    }
+
+    /// Attempts matching `request`, newest first.
+    pub fn history(&self, request: &HistoryRequest) -> Result<Vec<Attempt>, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.history(request)?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().history(request)?),
+        }
+    }
+
+    /// The status of the planned sources matching `request`. The embedded
+    /// metadb knows of no running job and uses the default grace.
+    pub fn status(&self, request: &StatusRequest) -> Result<Vec<StatusRow>, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                let clock = store::Clock {
+                    now: now(),
+                    grace: i64::try_from(config::DEFAULT_OVERDUE_GRACE.as_secs())
+                        .unwrap_or(i64::MAX),
+                    running: &|_, _| false,
+                };
+                Ok(store.status(request, &clock)?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().status(request)?),
+        }
+    }
+
+    /// Stops watching `host` (its records stay).
+    pub fn retire_host(&self, host: &str) -> Result<(), Error> {
+        let known = match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                store.retire_host(host)?
+            }
+            Metadb::Remote(remote) => match remote.client().retire_host(host) {
+                Err(client::Error::Rejected { status: 404, .. }) => false,
+                other => other.map(|()| true)?,
+            },
+        };
+        if known {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("no host {host} is known")))
         }
     }
 

@@ -92,6 +92,18 @@ impl Schedule {
             }
         }
     }
+
+    /// The latest the first run strictly after `t` may be on any host:
+    /// `@random_every` runs at an offset only their host knows, so a whole
+    /// interval after `t`.
+    pub fn latest_after<Tz: TimeZone>(&self, t: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+        match &self.kind {
+            Kind::RandomEvery(interval) => t
+                .clone()
+                .checked_add_signed(chrono::Duration::from_std(*interval).ok()?),
+            _ => self.next_after(t, 0),
+        }
+    }
 }
 
 impl fmt::Display for Schedule {

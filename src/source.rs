@@ -21,6 +21,9 @@ pub struct Source {
     pub hooks: Hooks,
     /// Limit for the whole backup of this source.
     pub timeout: Option<Duration>,
+    /// How long after its due time the metadb may wait for an attempt
+    /// before the source is overdue (the metadb's `overdue_grace` if none).
+    pub overdue_grace: Option<Duration>,
     pub retention: Option<Retention>,
     pub min_bytes: Option<u64>,
     pub origin: Origin,

@@ -101,7 +101,7 @@ fn due(
 }
 
 fn prune_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
-    let ok = run_task(shared, loaded, "prune", |sup| {
+    let ok = run_task(shared, metadb, loaded, "prune", |sup| {
         let forgotten = prune::prune(&loaded.config, metadb, sup, &[], false)?;
         Ok(format!(
             "{} forgotten",
@@ -117,7 +117,7 @@ fn prune_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
 }
 
 fn verify_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
-    let ok = run_task(shared, loaded, "verify", |sup| {
+    let ok = run_task(shared, metadb, loaded, "verify", |sup| {
         verify::verify(&loaded.config, metadb, sup, &[], None)
     });
     let mut state = shared.lock();
@@ -129,10 +129,11 @@ fn verify_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
 }
 
 /// Runs scheduled task `name` under a supervisor that shutdown stops, and
-/// logs how it went: whether it succeeded, or `None` if the agent is
-/// shutting down and it did not run.
+/// logs and records how it went: whether it succeeded, or `None` if the
+/// agent is shutting down and it did not run.
 fn run_task(
     shared: &Shared,
+    metadb: &Metadb,
     loaded: &Loaded,
     name: &str,
     task: impl FnOnce(&Supervisor) -> Result<String, String>,
@@ -141,8 +142,15 @@ fn run_task(
     if !shared.maintain(&sup) {
         return None;
     }
+    let start = Utc::now();
     let result = task(&sup);
     shared.maintenance_done();
+    let outcome = result.as_ref().map(drop).map_err(String::as_str);
+    let host = &loaded.config.hostname;
+    crate::attempt::record(
+        metadb,
+        &crate::attempt::of_task(host, name, &[], start, outcome),
+    );
     match &result {
         Ok(done) => log::info!("{name}: {done}"),
         Err(e) => log::error!("{name} failed: {e}"),

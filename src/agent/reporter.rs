@@ -2,7 +2,10 @@
 //! spooled while the metadb was unavailable, and reports this host's running
 //! jobs (`update_active_job_status`) every 30 s while there are any, once
 //! more when they are done, and every 10 minutes when idle (the server
-//! forgets on restart). With the embedded metadb both are no-ops.
+//! forgets on restart). With the embedded metadb both are no-ops. It also
+//! publishes the agent's plan (each source's schedule and next run) when it
+//! changes and every 10 minutes, so that a metadb rebuilt from scratch
+//! learns it again.
 //!
 //! First, though, it loads what the metadb knows of earlier backups (see
 //! `history`). It runs on its own thread so that a slow metadb never delays
@@ -12,6 +15,7 @@
 use super::history;
 use super::periodic::Periodic;
 use super::state::{RunningJob, Shared};
+use crate::metadb::api::{Plan, PlannedSource};
 use crate::metadb::Metadb;
 use crate::model::ActiveJob;
 use crate::restic;
@@ -29,14 +33,47 @@ const IDLE_REPEAT: Duration = Duration::from_secs(600);
 pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Periodic, String> {
     let mut last: Option<(Vec<ActiveJob>, Instant)> = None;
     let mut history_loaded = false;
+    let mut published: Option<(Plan, Instant)> = None;
     Periodic::spawn("reporter", INTERVAL, move |_stopping| {
         if !history_loaded {
             history::load(&shared, &metadb);
             history_loaded = true;
         }
+        publish(&shared, &metadb, &mut published);
         report(&shared, &metadb, &mut last);
         flush(&metadb);
     })
+}
+
+/// Publishes the plan if it changed, or if the last publication is old.
+fn publish(shared: &Shared, metadb: &Metadb, last: &mut Option<(Plan, Instant)>) {
+    let plan = {
+        let state = shared.lock();
+        let grace = |name: &str| {
+            let source = state.loaded.as_ref()?.source(name)?;
+            source.overdue_grace.map(|g| g.as_secs())
+        };
+        Plan {
+            host: state.host.clone(),
+            replace: true,
+            sources: state
+                .sources
+                .iter()
+                .map(|(name, source)| PlannedSource {
+                    source: name.clone(),
+                    schedule: source.schedule.clone(),
+                    next_due: source.next_run.map(crate::time::format),
+                    overdue_grace: grace(name),
+                })
+                .collect(),
+        }
+    };
+    let fresh = last
+        .as_ref()
+        .is_some_and(|(sent, at)| *sent == plan && at.elapsed() < IDLE_REPEAT);
+    if !fresh && crate::plan::publish(metadb, &plan) {
+        *last = Some((plan, Instant::now()));
+    }
 }
 
 /// Delivers spooled records, if any.

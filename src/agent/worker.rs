@@ -1,6 +1,7 @@
 //! The worker pool: threads that take due jobs from the scheduler, back up
 //! one source each (retrying on repository trouble), record the result in
-//! the shared state and tell the scheduler they are done. All jobs' datasets
+//! the shared state and each attempt in the metadb, and tell the scheduler
+//! they are done. All jobs' datasets
 //! share the pool's [`Slots`]: at most `concurrency` back up at once.
 //!
 //! The pool is owned by the scheduler: it stops when the scheduler drops its
@@ -10,6 +11,7 @@
 use super::retry::Backoff;
 use super::scheduler::{Event, Loaded};
 use super::state::{LastRun, Shared};
+use crate::attempt;
 use crate::failure::{self, Kind};
 use crate::job::{self, Env};
 use crate::metadb::Metadb;
@@ -156,7 +158,14 @@ fn run(context: &Context, job: &Job) {
             progress: Some(&progress),
         };
         let started = Instant::now();
+        let begun = Utc::now();
         let outcome = job::backup(source, &env, &sup, &backup_id);
+        if !config.dry_run {
+            attempt::record(
+                &context.metadb,
+                &attempt::of(&config.hostname, &outcome, begun),
+            );
+        }
         let duration = started.elapsed();
         report(&outcome, duration, config.dry_run);
         let kinds: Vec<Kind> = outcome.errors.iter().map(|e| e.kind).collect();

@@ -1,6 +1,7 @@
 //! `tabacco prune`: apply retention now (see `prune`); with `--dry-run`,
 //! print what would be forgotten.
 
+use crate::attempt;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::interrupt::Interrupt;
@@ -14,7 +15,14 @@ pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exi
     let sup = Supervisor::new(config.priority, "prune");
     let _interrupt =
         Interrupt::watching(&sup).map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
-    let forgotten = prune::prune(config, &metadb, &sup, names, dry_run).map_err(Exit::Error)?;
+    let start = chrono::Utc::now();
+    let result = prune::prune(config, &metadb, &sup, names, dry_run);
+    if !dry_run {
+        let outcome = result.as_ref().map(drop).map_err(String::as_str);
+        let attempt = attempt::of_task(&config.hostname, "prune", names, start, outcome);
+        attempt::record(&metadb, &attempt);
+    }
+    let forgotten = result.map_err(Exit::Error)?;
     if !dry_run {
         return Ok(());
     }

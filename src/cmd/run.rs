@@ -13,6 +13,7 @@ use crate::model;
 use crate::restic::Repo;
 use crate::shell::Supervisor;
 use crate::slots::Slots;
+use crate::{attempt, plan};
 use std::sync::mpsc;
 use std::sync::{Mutex, PoisonError};
 use std::thread;
@@ -29,6 +30,11 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
         log::set_max_level(log::max_level().max(log::LevelFilter::Info));
     }
     let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    // A cron-driven host is watched too: its sources are due again when
+    // their configured schedule says.
+    if !dry_run && !sources.is_empty() {
+        plan::publish(&metadb, &plan::of_run(config, &sources));
+    }
     let repo = Repo::new(config.repository.clone());
     let slots = Slots::new(config.concurrency);
     let env = Env {
@@ -51,6 +57,7 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
                 let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
                 let Some(source) = next else { break };
                 let backup_id = model::new_id();
+                let start = chrono::Utc::now();
                 let sup = Supervisor::new(config.priority, format!("{} {backup_id}", source.name));
                 let outcome = match interrupt.track(&sup) {
                     Some(reason) => Outcome {
@@ -64,6 +71,9 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
                     },
                     None => job::backup(source, env, &sup, &backup_id),
                 };
+                if !dry_run {
+                    attempt::record(env.metadb, &attempt::of(&config.hostname, &outcome, start));
+                }
                 let _ = report.send(outcome);
             });
         }

@@ -1,5 +1,6 @@
 //! `tabacco verify`: `restic check` and a restore drill (see `verify`).
 
+use crate::attempt;
 use crate::cmd::Exit;
 use crate::config::Config;
 use crate::interrupt::Interrupt;
@@ -17,8 +18,12 @@ pub fn verify(
     let sup = Supervisor::new(config.priority, "verify");
     let _interrupt =
         Interrupt::watching(&sup).map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
-    let checked =
-        verify::verify(config, &metadb, &sup, names, read_data_subset).map_err(Exit::Error)?;
+    let start = chrono::Utc::now();
+    let result = verify::verify(config, &metadb, &sup, names, read_data_subset);
+    let outcome = result.as_ref().map(drop).map_err(String::as_str);
+    let attempt = attempt::of_task(&config.hostname, "verify", names, start, outcome);
+    attempt::record(&metadb, &attempt);
+    let checked = result.map_err(Exit::Error)?;
     log::info!("{checked}");
     Ok(())
 }

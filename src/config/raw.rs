@@ -98,6 +98,7 @@ pub struct Source {
     pub pre_restore_command: Option<String>,
     pub post_restore_command: Option<String>,
     pub timeout: Option<String>,
+    pub overdue_grace: Option<String>,
     pub retention: Option<Retention>,
     pub min_bytes: Option<u64>,
 }

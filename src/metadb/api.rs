@@ -1,6 +1,7 @@
 //! Request and answer bodies of the metadb API that are not records of
-//! their own (those are in `model` and `jobs`): shared by `server` and
-//! `client`, so both sides agree on the wire format.
+//! the original's (those are in `model` and `jobs`), and the fleet health
+//! records (attempts, plans, status rows): shared by `server` and `client`,
+//! so both sides agree on the wire format.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,4 +40,131 @@ pub struct RestoreStatus {
 pub struct AbandonRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+}
+
+/// One attempt to back up a source (`kind` `backup`), or to prune or verify
+/// (`prune`, `verify`, with an empty `source` meaning all of the host's):
+/// the body of `POST /api/attempts` and an item of `/api/history`. Times are
+/// RFC 3339.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub host: String,
+    /// `backup`, `prune` or `verify`.
+    #[serde(default = "backup_kind")]
+    pub kind: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub backup_id: String,
+    pub start: String,
+    pub end: String,
+    /// `ok`, `failed` or `incomplete`.
+    pub state: String,
+    /// What it ran into (a failure kind, e.g. `repository_locked`); empty
+    /// when it succeeded.
+    #[serde(default)]
+    pub failure: String,
+    /// The one-line reason `run` prints; empty when it succeeded.
+    #[serde(default)]
+    pub message: String,
+    /// Every failure, one a line, with the stderr tail that explains it;
+    /// at most [`crate::metadb::record::MAX_DETAIL_BYTES`].
+    #[serde(default)]
+    pub detail: String,
+    /// How many datasets were recorded.
+    #[serde(default)]
+    pub datasets: u32,
+}
+
+fn backup_kind() -> String {
+    "backup".into()
+}
+
+/// The body of `POST /api/plans`: what `host` runs, and when next.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub host: String,
+    /// Whether these are all of the host's sources (an agent's plan): those
+    /// not named stop being watched. `tabacco run` adds to the plan instead.
+    #[serde(default)]
+    pub replace: bool,
+    pub sources: Vec<PlannedSource>,
+}
+
+/// One source of a [`Plan`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedSource {
+    pub source: String,
+    /// The schedule as configured (shown, not interpreted).
+    pub schedule: String,
+    /// When it is next due (RFC 3339); none for a schedule that never comes.
+    #[serde(default)]
+    pub next_due: Option<String>,
+    /// Seconds after `next_due` before it is overdue, if not the metadb's
+    /// `overdue_grace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue_grace: Option<u64>,
+}
+
+/// The body of `POST /api/history`: which attempts, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Only attempts that did not end `ok`.
+    #[serde(default)]
+    pub failed: bool,
+    /// Only attempts started at or after this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// At most this many (default 100, at most 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// The body of `POST /api/status`: which rows of the fleet's status.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Only rows `failed`, `incomplete` or `overdue`.
+    #[serde(default)]
+    pub problems: bool,
+}
+
+/// The status of one planned source of one host: an item of `/api/status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusRow {
+    pub host: String,
+    pub source: String,
+    /// `ok`, `failed`, `incomplete`, `running`, `never` or `overdue`.
+    pub state: String,
+    pub schedule: String,
+    /// When the last attempt ended (RFC 3339).
+    pub last_attempt: Option<String>,
+    /// When the last attempt that ended `ok` ended.
+    pub last_success: Option<String>,
+    pub next_due: Option<String>,
+    /// The last attempt's reason, or why the source is overdue.
+    pub message: String,
+    /// When the host last sent a plan or an attempt (or, to a server, any
+    /// request with its token since it started).
+    pub last_seen: Option<String>,
+}
+
+impl StatusRow {
+    /// Whether the row needs someone's attention.
+    pub fn is_problem(&self) -> bool {
+        matches!(self.state.as_str(), "failed" | "incomplete" | "overdue")
+    }
+}
+
+/// The body of `POST /api/retire_host` (admin): stop watching `host`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetireRequest {
+    pub host: String,
 }

@@ -10,7 +10,8 @@
 
 use crate::config;
 use crate::metadb::api::{
-    AbandonRequest, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus,
+    AbandonRequest, Attempt, HistoryRequest, Plan, RemoveDatasetsAnswer, RemoveDatasetsRequest,
+    RestoreStatus, RetireRequest, StatusRequest, StatusRow,
 };
 use crate::model::{
     AddDatasetRequest, Backup, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
@@ -140,6 +141,37 @@ impl Client {
     /// `POST /api/verifications`: the outcome of a restore drill.
     pub fn add_verification(&self, verification: &Verification) -> Result<(), Error> {
         self.post::<_, serde_json::Value>("/api/verifications", verification)
+            .map(drop)
+    }
+
+    /// `POST /api/attempts`: how an attempt ended.
+    pub fn add_attempt(&self, attempt: &Attempt) -> Result<(), Error> {
+        self.post::<_, serde_json::Value>("/api/attempts", attempt)
+            .map(drop)
+    }
+
+    /// `POST /api/plans`: what this host runs, and when next.
+    pub fn publish_plan(&self, plan: &Plan) -> Result<(), Error> {
+        self.post::<_, serde_json::Value>("/api/plans", plan)
+            .map(drop)
+    }
+
+    /// `POST /api/history`: attempts, newest first.
+    pub fn history(&self, request: &HistoryRequest) -> Result<Vec<Attempt>, Error> {
+        self.post("/api/history", request)
+    }
+
+    /// `POST /api/status`: the fleet's status.
+    pub fn status(&self, request: &StatusRequest) -> Result<Vec<StatusRow>, Error> {
+        self.post("/api/status", request)
+    }
+
+    /// `POST /api/retire_host` (admin): stop watching `host`.
+    pub fn retire_host(&self, host: &str) -> Result<(), Error> {
+        let request = RetireRequest {
+            host: host.to_string(),
+        };
+        self.post::<_, serde_json::Value>("/api/retire_host", &request)
             .map(drop)
     }
 

@@ -8,6 +8,7 @@ use crate::config::file::{self, Error, Origin};
 use crate::metadb::auth::{Digest, Identity, Tokens};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Where the server listens unless configured otherwise.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:5333";
@@ -18,6 +19,11 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 /// No configuration may raise the body limit past this: bodies are held in
 /// memory, once per connection sending one.
 const MAX_MAX_BODY_BYTES: u64 = 256 << 20;
+/// How long after its due time a source not attempted is overdue, unless
+/// configured otherwise.
+pub const DEFAULT_OVERDUE_GRACE: Duration = Duration::from_secs(3600);
+/// How long attempts are kept unless configured otherwise.
+pub const DEFAULT_ATTEMPT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +34,8 @@ struct Raw {
     tokens: Vec<RawToken>,
     host_read: Option<HostRead>,
     max_body_bytes: Option<u64>,
+    overdue_grace: Option<String>,
+    attempt_retention: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +79,10 @@ pub struct Policy {
     pub tokens: Tokens,
     pub host_read: HostRead,
     pub max_body_bytes: usize,
+    /// How long after its due time a source not attempted is `overdue`.
+    pub overdue_grace: Duration,
+    /// How long attempts are kept.
+    pub attempt_retention: Duration,
 }
 
 impl Config {
@@ -107,6 +119,17 @@ fn resolve(raw: Raw, origin: &Origin) -> Result<Config, Error> {
             ))
         }
     };
+    let duration = |key: &str, value: Option<String>, default: Duration| {
+        value.map_or(Ok(default), |v| {
+            crate::time::parse_duration(&v).map_err(|e| err(key, format!("{key}: {e}")))
+        })
+    };
+    let overdue_grace = duration("overdue_grace", raw.overdue_grace, DEFAULT_OVERDUE_GRACE)?;
+    let attempt_retention = duration(
+        "attempt_retention",
+        raw.attempt_retention,
+        DEFAULT_ATTEMPT_RETENTION,
+    )?;
     let mut entries = Vec::new();
     for (i, token) in raw.tokens.into_iter().enumerate() {
         let entry = resolve_token(token)
@@ -121,6 +144,8 @@ fn resolve(raw: Raw, origin: &Origin) -> Result<Config, Error> {
             tokens,
             host_read: raw.host_read.unwrap_or_default(),
             max_body_bytes,
+            overdue_grace,
+            attempt_retention,
         },
     })
 }
@@ -171,6 +196,11 @@ mod tests {
         assert!(c.policy.tokens.is_empty());
         assert_eq!(c.policy.host_read, HostRead::All);
         assert_eq!(c.policy.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.policy.overdue_grace, DEFAULT_OVERDUE_GRACE);
+        assert_eq!(c.policy.attempt_retention, DEFAULT_ATTEMPT_RETENTION);
+        let c = parse("{overdue_grace: 90m, attempt_retention: 30d}").unwrap();
+        assert_eq!(c.policy.overdue_grace, Duration::from_secs(5400));
+        assert_eq!(c.policy.attempt_retention, Duration::from_secs(30 * 86_400));
     }
 
     #[test]
@@ -208,6 +238,7 @@ mod tests {
             ("db_path: relative.db", "db_path must be an absolute path"),
             ("host_read: some", "unknown variant `some`"),
             ("max_body_bytes: 10", "max_body_bytes 10 is outside"),
+            ("overdue_grace: soon", "overdue_grace: invalid duration"),
             ("tokens: [{host: a}]", "tokens entry 1: needs token_file or token_sha256"),
             ("tokens: [{token_sha256: abc, host: a}]", "64 hex digits"),
             (

@@ -1,8 +1,9 @@
 //! The metadb server's own counters, and their rendering in the Prometheus
 //! text format (`GET /metrics`). What the fleet looks like (newest backup per
-//! host and source, database size) is read by `server` at scrape time and
-//! only rendered here.
+//! host and source, each planned source's status, database size) is read by
+//! `server` at scrape time and only rendered here.
 
+use crate::metadb::api::StatusRow;
 use crate::metadb::store::NewestBackup;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -41,7 +42,12 @@ pub struct Metrics {
 pub struct Fleet {
     pub database_bytes: u64,
     pub last_backups: Vec<NewestBackup>,
+    /// Every planned source of every host not retired, by host and source.
+    pub status: Vec<StatusRow>,
 }
+
+/// The states a planned source can be in, as `/api/status` says them.
+pub const STATES: [&str; 6] = ["ok", "failed", "incomplete", "running", "never", "overdue"];
 
 impl Metrics {
     /// Counts one answered request. `endpoint` is one of a fixed set, so
@@ -141,9 +147,83 @@ impl Metrics {
                     b.timestamp
                 );
             }
+            render_status(&mut out, &fleet.status);
         }
         out
     }
+}
+
+/// One of the times of a status row.
+type TimeField = fn(&StatusRow) -> &Option<String>;
+
+/// Each planned source's state (one series per state, 1 for the current
+/// one), its last attempt, success and due time, and each host's last_seen.
+fn render_status(out: &mut String, rows: &[StatusRow]) {
+    out.push_str("# HELP tabacco_metadb_source_state The state of each planned source of each host: 1 for the current one.\n");
+    out.push_str("# TYPE tabacco_metadb_source_state gauge\n");
+    for r in rows {
+        let (host, source) = (escape(&r.host), escape(&r.source));
+        for state in STATES {
+            let _ = writeln!(
+                out,
+                "tabacco_metadb_source_state{{host=\"{host}\",source=\"{source}\",state=\"{state}\"}} {}",
+                u8::from(r.state == state)
+            );
+        }
+    }
+    let times: [(&str, &str, TimeField); 3] = [
+        (
+            "tabacco_metadb_source_last_attempt_timestamp_seconds",
+            "When the last attempt to back up each planned source ended.",
+            |r| &r.last_attempt,
+        ),
+        (
+            "tabacco_metadb_source_last_success_timestamp_seconds",
+            "When the last successful backup of each planned source ended.",
+            |r| &r.last_success,
+        ),
+        (
+            "tabacco_metadb_source_next_due_timestamp_seconds",
+            "When each planned source is next due.",
+            |r| &r.next_due,
+        ),
+    ];
+    for (name, help, field) in times {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for r in rows {
+            if let Some(t) = seconds(field(r)) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{host=\"{}\",source=\"{}\"}} {t}",
+                    escape(&r.host),
+                    escape(&r.source)
+                );
+            }
+        }
+    }
+    out.push_str("# HELP tabacco_metadb_host_last_seen_timestamp_seconds When each host not retired was last heard of (a plan, an attempt, any request with its token).\n");
+    out.push_str("# TYPE tabacco_metadb_host_last_seen_timestamp_seconds gauge\n");
+    let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
+    for r in rows {
+        if let Some(t) = seconds(&r.last_seen) {
+            seen.entry(&r.host).or_insert(t);
+        }
+    }
+    for (host, t) in seen {
+        let _ = writeln!(
+            out,
+            "tabacco_metadb_host_last_seen_timestamp_seconds{{host=\"{}\"}} {t}",
+            escape(host)
+        );
+    }
+}
+
+/// An RFC 3339 time of a status row as unix seconds.
+fn seconds(t: &Option<String>) -> Option<i64> {
+    let t = t.as_deref()?;
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.timestamp())
 }
 
 /// A label value in the text format: backslash, quote and newline escaped.
@@ -171,6 +251,17 @@ mod tests {
                 source: "users".into(),
                 timestamp: 1_700_000_000,
             }],
+            status: vec![StatusRow {
+                host: "web1".into(),
+                source: "sql".into(),
+                state: "overdue".into(),
+                schedule: "@daily".into(),
+                last_attempt: Some("2023-11-14T22:13:20Z".into()),
+                last_success: None,
+                next_due: Some("2023-11-15T00:00:00Z".into()),
+                message: "due".into(),
+                last_seen: Some("2023-11-14T22:13:20Z".into()),
+            }],
         };
         let text = m.render(Some(&fleet));
         for line in [
@@ -183,9 +274,17 @@ mod tests {
             "tabacco_metadb_database_size_bytes 4096",
             "tabacco_metadb_last_backup_timestamp_seconds{host=\"we\\\"b3\",source=\"users\"} 1700000000",
             "tabacco_metadb_up 1",
+            "tabacco_metadb_source_state{host=\"web1\",source=\"sql\",state=\"overdue\"} 1",
+            "tabacco_metadb_source_state{host=\"web1\",source=\"sql\",state=\"ok\"} 0",
+            "tabacco_metadb_source_last_attempt_timestamp_seconds{host=\"web1\",source=\"sql\"} 1700000000",
+            "tabacco_metadb_host_last_seen_timestamp_seconds{host=\"web1\"} 1700000000",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
+        assert!(
+            !text.contains("last_success_timestamp_seconds{"),
+            "none yet"
+        );
         assert!(m.render(None).contains("tabacco_metadb_up 0\n"));
     }
 }

@@ -6,6 +6,7 @@
 //! and times as writable in RFC 3339. The store calls these; over HTTP a
 //! refusal is a 400.
 
+use crate::metadb::api::{Attempt, Plan};
 use crate::model::{Backup, Dataset, RestoreRequest, UpdateActiveJobStatusRequest, Verification};
 use chrono::{DateTime, Datelike, Utc};
 
@@ -19,6 +20,18 @@ pub const MAX_HOST_BYTES: usize = 253;
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Longest message (a verification's, a restore request's), in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 65_536;
+/// Longest one-line message of an attempt, in bytes.
+pub const MAX_LINE_BYTES: usize = 1024;
+/// Longest detail (stderr tails) of an attempt, in bytes.
+pub const MAX_DETAIL_BYTES: usize = 8192;
+/// Most sources in one plan.
+const MAX_PLANNED: usize = 10_000;
+/// Longest schedule, in bytes.
+const MAX_SCHEDULE_BYTES: usize = 256;
+/// Longest overdue grace of a planned source, in seconds: ten years.
+const MAX_GRACE_SECS: u64 = 10 * 366 * 86_400;
+/// Longest failure kind, in bytes.
+const MAX_KIND_BYTES: usize = 64;
 /// Longest status object of an active job (restic's, serialised), in bytes.
 const MAX_STATUS_BYTES: usize = 16_384;
 
@@ -124,6 +137,76 @@ pub fn check_jobs(report: &UpdateActiveJobStatusRequest) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks an attempt and returns its start and end as UTC unix seconds.
+pub fn check_attempt(a: &Attempt) -> Result<(i64, i64), String> {
+    host(&a.host)?;
+    match a.kind.as_str() {
+        "backup" => source(&a.source)?,
+        "prune" | "verify" if a.source.is_empty() => {}
+        "prune" | "verify" => source(&a.source)?,
+        other => return Err(format!("unknown attempt kind {}", quote(other))),
+    }
+    if !a.backup_id.is_empty() {
+        id("backup id", &a.backup_id)?;
+    }
+    if !["ok", "failed", "incomplete"].contains(&a.state.as_str()) {
+        return Err(format!("unknown attempt state {}", quote(&a.state)));
+    }
+    short("failure kind", &a.failure, MAX_KIND_BYTES, |c| {
+        !(c.is_ascii_lowercase() || c == '_')
+    })?;
+    short(
+        "attempt message",
+        &a.message,
+        MAX_LINE_BYTES,
+        char::is_control,
+    )?;
+    short("attempt detail", &a.detail, MAX_DETAIL_BYTES, |c| {
+        c.is_control() && c != '\n' && c != '\t'
+    })?;
+    let start = time("attempt start", &a.start)?.timestamp();
+    let end = time("attempt end", &a.end)?.timestamp();
+    if end < start {
+        return Err(format!("attempt ends at {} before it starts", a.end));
+    }
+    Ok((start, end))
+}
+
+/// Checks a plan; returns each source's next due time as UTC unix seconds.
+pub fn check_plan(plan: &Plan) -> Result<Vec<Option<i64>>, String> {
+    host(&plan.host)?;
+    if plan.sources.len() > MAX_PLANNED {
+        return Err(format!(
+            "a plan of {} sources, over {MAX_PLANNED}",
+            plan.sources.len()
+        ));
+    }
+    let mut names: Vec<&str> = plan.sources.iter().map(|s| s.source.as_str()).collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(format!("source {} planned twice", pair[0]));
+    }
+    plan.sources
+        .iter()
+        .map(|s| {
+            source(&s.source)?;
+            short(
+                "schedule",
+                &s.schedule,
+                MAX_SCHEDULE_BYTES,
+                char::is_control,
+            )?;
+            if s.overdue_grace.is_some_and(|g| g > MAX_GRACE_SECS) {
+                return Err(format!("source {}: overdue_grace over ten years", s.source));
+            }
+            s.next_due
+                .as_deref()
+                .map(|t| time("next due time", t).map(|t| t.timestamp()))
+                .transpose()
+        })
+        .collect()
+}
+
 /// A restore status message, or a verification's.
 pub fn message(text: &str) -> Result<(), String> {
     short("message", text, MAX_MESSAGE_BYTES, |c| c == '\0')
@@ -138,7 +221,7 @@ pub fn id(what: &str, value: &str) -> Result<(), String> {
     })
 }
 
-fn host(value: &str) -> Result<(), String> {
+pub fn host(value: &str) -> Result<(), String> {
     non_empty("host", value)?;
     short("host", value, MAX_HOST_BYTES, |c| {
         !c.is_ascii_graphic() || matches!(c, '/' | '\\')
@@ -150,7 +233,7 @@ fn name(what: &str, value: &str) -> Result<(), String> {
     crate::name::validate(value).map_err(|e| format!("{what} {e}"))
 }
 
-fn source(value: &str) -> Result<(), String> {
+pub fn source(value: &str) -> Result<(), String> {
     short("source", value, MAX_NAME_BYTES, |_| false)?;
     crate::name::validate_source(value).map_err(|e| format!("source {e}"))
 }

@@ -9,8 +9,9 @@
 //! is sent, and whenever the agent calls [`Remote::flush`].
 
 use crate::config::Config;
+use crate::metadb::api::{Attempt, Plan};
 use crate::metadb::client::{self, Client};
-use crate::metadb::spool::Spool;
+use crate::metadb::spool::{Record, Spool};
 use crate::model::UpdateActiveJobStatusRequest;
 use crate::model::{AddDatasetRequest, Backup, Dataset, FindRequest};
 use std::sync::{Mutex, PoisonError};
@@ -55,13 +56,39 @@ impl Remote {
     /// Records `dataset`, or spools it if the metadb is unavailable. Only a
     /// refusal, or a failure to spool, is an error.
     pub fn add_dataset(&self, backup: &Backup, dataset: &Dataset) -> Result<(), client::Error> {
-        let record = AddDatasetRequest {
+        self.send(Record::Dataset(AddDatasetRequest {
             backup: Backup {
                 datasets: Vec::new(),
                 ..backup.clone()
             },
             dataset: dataset.clone(),
-        };
+        }))
+    }
+
+    /// Records how an attempt ended, or spools it if the metadb is
+    /// unavailable.
+    pub fn add_attempt(&self, attempt: &Attempt) -> Result<(), client::Error> {
+        self.send(Record::Attempt {
+            attempt: attempt.clone(),
+        })
+    }
+
+    /// Publishes `plan`, unless the metadb is known to be away: a plan is
+    /// not spooled (it is published again), and a metadb found away makes
+    /// the records that follow go straight to the spool.
+    pub fn publish_plan(&self, plan: &Plan) -> Result<(), client::Error> {
+        if let Some(why) = self.down() {
+            return Err(client::Error::Unavailable(why));
+        }
+        self.client.publish_plan(plan).inspect_err(|e| {
+            if let client::Error::Unavailable(_) = e {
+                self.mark_down(e);
+            }
+        })
+    }
+
+    /// Sends `record`, after what the spool holds, or spools it.
+    fn send(&self, record: Record) -> Result<(), client::Error> {
         if let Some(why) = self.down() {
             return self.spool(&record, &why);
         }
@@ -76,7 +103,7 @@ impl Remote {
                 Ok(_) => {}
             }
         }
-        match self.client.add_dataset(&record) {
+        match self.deliver(&record) {
             Ok(()) => {
                 self.state().warned = false;
                 Ok(())
@@ -86,6 +113,13 @@ impl Remote {
                 self.spool(&record, &e.to_string())
             }
             Err(e) => Err(e),
+        }
+    }
+
+    fn deliver(&self, record: &Record) -> Result<(), client::Error> {
+        match record {
+            Record::Dataset(request) => self.client.add_dataset(request),
+            Record::Attempt { attempt } => self.client.add_attempt(attempt),
         }
     }
 
@@ -133,7 +167,7 @@ impl Remote {
         self.spool.clean();
         let mut delivered = 0;
         for path in self.spool.pending().map_err(spool_error)? {
-            let result = Spool::read(&path).map(|record| self.client.add_dataset(&record));
+            let result = Spool::read(&path).map(|record| self.deliver(&record));
             match result {
                 Ok(Ok(())) => {
                     Spool::remove(&path).map_err(spool_error)?;
@@ -210,19 +244,24 @@ impl Remote {
     }
 
     /// Spools `record` because of `cause` (why the metadb did not take it).
-    fn spool(&self, record: &AddDatasetRequest, cause: &str) -> Result<(), client::Error> {
+    fn spool(&self, record: &Record, cause: &str) -> Result<(), client::Error> {
+        let what = match record {
+            Record::Dataset(r) => {
+                format!("dataset {} of source {}", r.dataset.id, r.dataset.source)
+            }
+            Record::Attempt { attempt } => {
+                format!("the {} attempt of source {}", attempt.kind, attempt.source)
+            }
+        };
         self.spool.push(record).map_err(|e| {
             client::Error::Setup(format!(
-                "metadb {cause}, and dataset {} cannot be spooled in {}: {e}",
-                record.dataset.id,
+                "metadb {cause}, and {what} cannot be spooled in {}: {e}",
                 self.spool.dir().display()
             ))
         })?;
         let first = !std::mem::replace(&mut self.state().warned, true);
         let message = format!(
-            "metadb {cause}: dataset {} of source {} spooled in {} for later delivery",
-            record.dataset.id,
-            record.dataset.source,
+            "metadb {cause}: {what} spooled in {} for later delivery",
             self.spool.dir().display()
         );
         if first {

@@ -10,7 +10,8 @@
 //! server down: every failure becomes a status code, and a panic a 500.
 
 use crate::metadb::api::{
-    AbandonRequest, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus,
+    AbandonRequest, Attempt, HistoryRequest, Plan, RemoveDatasetsAnswer, RemoveDatasetsRequest,
+    RestoreStatus, RetireRequest, StatusRequest, StatusRow,
 };
 use crate::metadb::auth::Identity;
 use crate::metadb::config::{Config, HostRead, Policy};
@@ -23,7 +24,9 @@ use crate::metadb::writer::{self, Writer};
 use crate::model::{
     AddDatasetRequest, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest, Verification,
 };
+use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -44,6 +47,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a scrape's view of the database is reused.
 const FLEET_TTL: Duration = Duration::from_secs(5);
+
+/// How often attempts past their retention are trimmed (at a plan's
+/// publication, which every agent sends periodically).
+const TRIM_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// How long shutdown waits for requests in progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -83,6 +90,12 @@ struct Shared {
     readers: Readers,
     /// The last [`Shared::fleet`] read, and when.
     fleet: Mutex<Option<(Instant, Option<Arc<Fleet>>)>>,
+    /// When attempts were last trimmed.
+    trimmed: Mutex<Option<Instant>>,
+    /// When each host's token was last used, since the server started:
+    /// any request counts as a sign of life, not only those the database
+    /// keeps.
+    seen: Mutex<HashMap<String, DateTime<Utc>>>,
     /// The one connection that writes. SQLite runs one writer at a time
     /// anyway; taking turns here rather than in SQLite's busy handler (which
     /// sleeps) keeps this connection's page cache valid from one write to
@@ -103,8 +116,11 @@ impl Shared {
                 return fleet.clone();
             }
         }
+        let policy = self.policy();
         let fleet = self
-            .read(|store| fleet(&self.db_path, store))
+            .status(&policy, &StatusRequest::default())
+            .map_err(|e| e.to_string())
+            .and_then(|status| self.read(|store| fleet(&self.db_path, store, status)))
             .map_err(|e| log::error!("metadb: metrics: cannot read the database: {e}"))
             .ok()
             .map(Arc::new);
@@ -226,6 +242,8 @@ pub fn start(
             returned: Condvar::new(),
         },
         fleet: Mutex::new(None),
+        trimmed: Mutex::new(None),
+        seen: Mutex::new(HashMap::new()),
         writer: Writer::start(writer)
             .map_err(|e| Error::Start(format!("cannot start the writer thread: {e}")))?,
     });
@@ -388,6 +406,53 @@ impl http::Handler for Shared {
 }
 
 impl Shared {
+    /// The fleet's status as `req` asks for it, with the sources whose
+    /// agents report them running.
+    fn status(&self, policy: &Policy, req: &StatusRequest) -> Result<Vec<StatusRow>, store::Error> {
+        let running: std::collections::HashSet<(String, String)> = self
+            .jobs
+            .list(None)
+            .into_iter()
+            .map(|job| (job.host, job.dataset_source))
+            .collect();
+        let is_running =
+            |host: &str, source: &str| running.contains(&(host.to_string(), source.to_string()));
+        let clock = store::Clock {
+            now: now(),
+            grace: i64::try_from(policy.overdue_grace.as_secs()).unwrap_or(i64::MAX),
+            running: &is_running,
+        };
+        let mut rows = self.read(|store| store.status(req, &clock))?;
+        let seen: HashMap<String, String> = self
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(host, t)| (host.clone(), crate::time::format(*t)))
+            .collect();
+        for row in &mut rows {
+            if let Some(t) = seen.get(&row.host) {
+                // RFC 3339 in UTC to the second: text order is time order.
+                if row.last_seen.as_ref().is_none_or(|recorded| recorded < t) {
+                    row.last_seen = Some(t.clone());
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The time before which attempts are trimmed, once an hour; `None`
+    /// between.
+    fn trim_due(&self, policy: &Policy) -> Option<i64> {
+        let mut last = self.trimmed.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < TRIM_INTERVAL) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        let retention = i64::try_from(policy.attempt_retention.as_secs()).unwrap_or(i64::MAX);
+        Some(now().saturating_sub(retention))
+    }
+
     fn policy(&self) -> Arc<Policy> {
         self.policy
             .read()
@@ -414,6 +479,18 @@ enum Route {
     RestoreRequestStatus,
     /// `GET /api/restore_requests/{id}`.
     RestoreRequest,
+    /// `POST /api/attempts`.
+    AddAttempt,
+    /// `POST /api/plans`.
+    PublishPlan,
+    /// `POST /api/history`.
+    History,
+    /// `POST /api/status`.
+    Status,
+    /// `POST /api/retire_host`.
+    RetireHost,
+    /// `GET /`: the status page.
+    Page,
     Healthz,
     Metrics,
 }
@@ -430,6 +507,12 @@ impl Route {
             "/api/restore_requests" => Route::AddRestoreRequest,
             "/api/restore_requests/next" => Route::NextRestoreRequest,
             "/api/restore_requests/abandon" => Route::AbandonRestoreRequests,
+            "/api/attempts" => Route::AddAttempt,
+            "/api/plans" => Route::PublishPlan,
+            "/api/history" => Route::History,
+            "/api/status" => Route::Status,
+            "/api/retire_host" => Route::RetireHost,
+            "/" => Route::Page,
             "/healthz" => Route::Healthz,
             "/metrics" => Route::Metrics,
             _ => match restore_request_id(path)? {
@@ -453,6 +536,12 @@ impl Route {
             Route::AbandonRestoreRequests => "/api/restore_requests/abandon",
             Route::RestoreRequestStatus => "/api/restore_requests/{id}/status",
             Route::RestoreRequest => "/api/restore_requests/{id}",
+            Route::AddAttempt => "/api/attempts",
+            Route::PublishPlan => "/api/plans",
+            Route::History => "/api/history",
+            Route::Status => "/api/status",
+            Route::RetireHost => "/api/retire_host",
+            Route::Page => "/",
             Route::Healthz => "/healthz",
             Route::Metrics => "/metrics",
         }
@@ -467,20 +556,27 @@ impl Route {
             | Route::AddVerification
             | Route::AddRestoreRequest
             | Route::AbandonRestoreRequests
-            | Route::RestoreRequestStatus => "POST",
+            | Route::RestoreRequestStatus
+            | Route::AddAttempt
+            | Route::PublishPlan
+            | Route::History
+            | Route::Status
+            | Route::RetireHost => "POST",
             Route::ActiveJobs
             | Route::NextRestoreRequest
             | Route::RestoreRequest
+            | Route::Page
             | Route::Healthz
             | Route::Metrics => "GET",
         }
     }
 
-    /// Whether a token is needed when tokens are configured. Health and
-    /// metrics are open, as Prometheus exporters are; restrict them at the
-    /// proxy if host and source names are sensitive.
+    /// Whether a token is needed when tokens are configured. Health,
+    /// metrics and the status page are open, as Prometheus exporters are;
+    /// restrict them at the proxy if host and source names, or the reasons
+    /// backups failed, are sensitive.
     fn needs_token(self) -> bool {
-        !matches!(self, Route::Healthz | Route::Metrics)
+        !matches!(self, Route::Healthz | Route::Metrics | Route::Page)
     }
 }
 
@@ -589,6 +685,11 @@ fn handle(request: &http::Request, shared: &Shared) -> (&'static str, Response) 
         }
     };
 
+    if let Identity::Host(host) = &identity {
+        let mut seen = shared.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.insert(host.clone(), Utc::now());
+    }
+
     let answer = match route {
         Route::AddDataset => parse(body).map_or_else(
             |e| e,
@@ -668,6 +769,73 @@ fn handle(request: &http::Request, shared: &Shared) -> (&'static str, Response) 
             let id = restore_request_id(path).map_or("", |(id, _)| id);
             shared.read(|store| get_restore_request(store, &identity, policy.host_read, id))
         }
+        Route::AddAttempt => parse(body).map_or_else(
+            |e| e,
+            |a: Attempt| match own(&identity, &a.host, "write records of") {
+                Some(refused) => refused,
+                None => shared.write(move |store| match store.add_attempt(&a, now()) {
+                    Ok(()) => Answer::json(200, &serde_json::json!({})),
+                    Err(e) => store_error(&e),
+                }),
+            },
+        ),
+        Route::PublishPlan => parse(body).map_or_else(
+            |e| e,
+            |plan: Plan| match own(&identity, &plan.host, "publish the plan of") {
+                Some(refused) => refused,
+                None => {
+                    let trim_before = shared.trim_due(&policy);
+                    shared.write(move |store| publish_plan(store, &plan, trim_before))
+                }
+            },
+        ),
+        Route::History => parse(body).map_or_else(
+            |e| e,
+            |mut req: HistoryRequest| match read_scope(&identity, policy.host_read, &mut req.host) {
+                Some(refused) => refused,
+                None => shared.read(|store| match store.history(&req) {
+                    Ok(attempts) => Answer::json(200, &attempts),
+                    Err(e) => store_error(&e),
+                }),
+            },
+        ),
+        Route::Status => parse(body).map_or_else(
+            |e| e,
+            |mut req: StatusRequest| match read_scope(&identity, policy.host_read, &mut req.host) {
+                Some(refused) => refused,
+                None => match shared.status(&policy, &req) {
+                    Ok(rows) => Answer::json(200, &rows),
+                    Err(e) => store_error(&e),
+                },
+            },
+        ),
+        Route::RetireHost => parse(body).map_or_else(
+            |e| e,
+            |req: RetireRequest| {
+                if let Identity::Host(host) = &identity {
+                    return Answer::error(
+                        403,
+                        format!("the token of host {host} may not retire hosts (admin only)"),
+                    );
+                }
+                shared.write(move |store| match store.retire_host(&req.host) {
+                    Ok(true) => Answer::json(200, &serde_json::json!({})),
+                    Ok(false) => Answer::error(404, format!("no host {} is known", req.host)),
+                    Err(e) => store_error(&e),
+                })
+            },
+        ),
+        Route::Page => match shared.fleet() {
+            Some(fleet) => Answer::text(
+                200,
+                crate::metadb::page::render(
+                    &fleet.status,
+                    &crate::time::format(chrono::Utc::now()),
+                ),
+                "text/html; charset=utf-8",
+            ),
+            None => Answer::error(503, "the database cannot be read"),
+        },
         Route::Healthz => Answer::text(200, "ok\n".into(), "text/plain; charset=utf-8"),
         Route::Metrics => {
             let fleet = shared.fleet();
@@ -679,6 +847,57 @@ fn handle(request: &http::Request, shared: &Shared) -> (&'static str, Response) 
         }
     };
     (endpoint, answer.into_response(vec![]))
+}
+
+/// The 403 answer if `identity` is another host's than `host`'s.
+fn own(identity: &Identity, host: &str, verb: &str) -> Option<Answer> {
+    match identity {
+        Identity::Host(own) if own != host => Some(Answer::error(
+            403,
+            format!("the token of host {own} may not {verb} host {host}"),
+        )),
+        _ => None,
+    }
+}
+
+/// Narrows a read to a host token's own host under `host_read: own`; the
+/// 403 answer if it asked for another.
+fn read_scope(
+    identity: &Identity,
+    host_read: HostRead,
+    asked: &mut Option<String>,
+) -> Option<Answer> {
+    if let (Identity::Host(own), HostRead::Own) = (identity, host_read) {
+        match asked {
+            Some(host) if host != own => {
+                return Some(Answer::error(
+                    403,
+                    format!(
+                        "the token of host {own} may only read its own records (host_read: own)"
+                    ),
+                ))
+            }
+            _ => *asked = Some(own.clone()),
+        }
+    }
+    None
+}
+
+/// Records `plan`, and trims attempts older than `trim_before` if given.
+fn publish_plan(store: &mut Store, plan: &Plan, trim_before: Option<i64>) -> Answer {
+    if let Some(before) = trim_before {
+        match store.trim(before) {
+            Ok(0) => {}
+            Ok(n) => {
+                log::info!("metadb: trimmed {n} attempts and verifications past attempt_retention")
+            }
+            Err(e) => log::error!("metadb: cannot trim attempts and verifications: {e}"),
+        }
+    }
+    match store.publish_plan(plan, now()) {
+        Ok(()) => Answer::json(200, &serde_json::json!({})),
+        Err(e) => store_error(&e),
+    }
 }
 
 /// Decodes a JSON body, or the 400 answer saying why not.
@@ -902,7 +1121,7 @@ fn update_jobs(shared: &Shared, identity: &Identity, req: UpdateActiveJobStatusR
 }
 
 /// What a scrape shows of the database, read afresh.
-fn fleet(db_path: &Path, store: &Store) -> Result<Fleet, String> {
+fn fleet(db_path: &Path, store: &Store, status: Vec<StatusRow>) -> Result<Fleet, String> {
     let last_backups = store.newest_backups().map_err(|e| e.to_string())?;
     let size = |suffix: &str| {
         let mut path = db_path.as_os_str().to_owned();
@@ -912,6 +1131,7 @@ fn fleet(db_path: &Path, store: &Store) -> Result<Fleet, String> {
     Ok(Fleet {
         database_bytes: size("") + size("-wal"),
         last_backups,
+        status,
     })
 }
 
@@ -965,6 +1185,8 @@ mod tests {
                 .unwrap(),
                 host_read: HostRead::All,
                 max_body_bytes: 1 << 20,
+                overdue_grace: crate::metadb::config::DEFAULT_OVERDUE_GRACE,
+                attempt_retention: crate::metadb::config::DEFAULT_ATTEMPT_RETENTION,
             },
         };
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();
@@ -1027,6 +1249,8 @@ mod tests {
                 tokens: Tokens::default(),
                 host_read: HostRead::All,
                 max_body_bytes: 1 << 20,
+                overdue_grace: crate::metadb::config::DEFAULT_OVERDUE_GRACE,
+                attempt_retention: crate::metadb::config::DEFAULT_ATTEMPT_RETENTION,
             },
         };
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();

@@ -10,13 +10,25 @@
 //! delivery is idempotent anyway, so a crash between sending and removing
 //! only sends a record twice.
 
+use crate::metadb::api::Attempt;
 use crate::model::AddDatasetRequest;
+use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+/// One spooled record. A dataset is written as its request alone, as
+/// before attempts were spooled, so that spools written by either release
+/// are read by both.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Record {
+    Attempt { attempt: Attempt },
+    Dataset(AddDatasetRequest),
+}
 
 /// The spool directory of a work_dir.
 #[derive(Clone, Debug)]
@@ -40,7 +52,7 @@ impl Spool {
     }
 
     /// Stores `record` durably; returns its file.
-    pub fn push(&self, record: &AddDatasetRequest) -> io::Result<PathBuf> {
+    pub fn push(&self, record: &Record) -> io::Result<PathBuf> {
         self.create_dir()?;
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
@@ -117,7 +129,7 @@ impl Spool {
     }
 
     /// Reads one spooled record.
-    pub fn read(path: &Path) -> Result<AddDatasetRequest, String> {
+    pub fn read(path: &Path) -> Result<Record, String> {
         let bytes = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         serde_json::from_slice(&bytes).map_err(|e| format!("{} is corrupt: {e}", path.display()))
     }
@@ -208,12 +220,15 @@ mod tests {
         let spool = Spool::new(&dir);
         assert_eq!(spool.len(), 0);
         for id in ["d1", "d2", "d3"] {
-            spool.push(&record(id)).unwrap();
+            spool.push(&Record::Dataset(record(id))).unwrap();
         }
         let pending = spool.pending().unwrap();
         let ids: Vec<String> = pending
             .iter()
-            .map(|p| Spool::read(p).unwrap().dataset.id)
+            .map(|p| match Spool::read(p).unwrap() {
+                Record::Dataset(r) => r.dataset.id,
+                Record::Attempt { attempt } => attempt.backup_id,
+            })
             .collect();
         assert_eq!(ids, ["d1", "d2", "d3"]);
         let all = fs::read_dir(spool.dir()).unwrap().count();

@@ -85,7 +85,54 @@ const MIGRATIONS: &[&str] = &[
         JOIN backups b ON b.id = d.backup_id WHERE d.id = atoms.dataset_id);
     DROP INDEX atoms_name;
     CREATE INDEX atoms_name ON atoms (name, timestamp);",
+    // 5: fleet health. Every attempt (backup, prune, verify) with its
+    // outcome, unique on what identifies it so that a spooled one sent
+    // twice is kept once; `sources` holds each host's source's plan (a
+    // NULL schedule: not planned, not watched) beside the sum of its backup
+    // attempts (the last one, the last success) as they arrive, so that the
+    // fleet's status is one scan of one table, whatever the number of
+    // attempts; `hosts` says when a host was last heard of and whether an
+    // admin retired it.
+    "CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        host TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL,
+        backup_id TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        end INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        failure TEXT NOT NULL,
+        message TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        datasets INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX attempts_identity ON attempts (host, source, kind, start, backup_id);
+    CREATE INDEX attempts_start ON attempts (start);
+    CREATE INDEX attempts_end ON attempts (end);
+    CREATE TABLE sources (
+        host TEXT NOT NULL,
+        source TEXT NOT NULL,
+        schedule TEXT,
+        next_due INTEGER,
+        grace INTEGER,
+        start INTEGER,
+        end INTEGER,
+        state TEXT,
+        message TEXT,
+        success INTEGER,
+        PRIMARY KEY (host, source)
+    ) WITHOUT ROWID;
+    CREATE TABLE hosts (
+        host TEXT PRIMARY KEY NOT NULL,
+        last_seen INTEGER NOT NULL,
+        retired INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;",
 ];
+
+mod health;
+
+pub use health::Clock;
 
 /// Longest glob a find takes, in bytes: room for a character class per
 /// character of the longest name.

@@ -11,6 +11,7 @@
 mod backup;
 mod daemon;
 mod footprint;
+mod health;
 mod measure;
 mod metadb;
 mod scratch;
@@ -92,7 +93,7 @@ fn main() {
             .split(',')
             .filter_map(|c| c.trim().parse().ok())
             .collect(),
-        Err(_) => (1..=7).collect(),
+        Err(_) => (1..=8).collect(),
     };
     let bench = Bench {
         scratch: scratch::Scratch::new(),
@@ -109,6 +110,9 @@ fn main() {
     }
     if cases.contains(&6) {
         rows.extend(footprint::case(&bench));
+    }
+    if cases.contains(&8) {
+        rows.extend(health::case(&bench));
     }
     println!("{}", machine(runs));
     println!("| # | what | tabacco | baseline | ratio | target | |");

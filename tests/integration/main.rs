@@ -11,6 +11,7 @@ mod config;
 mod core;
 mod firstmin;
 mod hardening;
+mod health;
 mod metadb;
 mod packaging;
 mod remote;

@@ -381,14 +381,14 @@ fn records_are_spooled_while_the_server_is_down_and_delivered_once() {
             })
             .count()
     };
-    assert_eq!(spooled(&f), 2);
+    assert_eq!(spooled(&f), 3, "two datasets and the attempt");
 
     // query says how much is waiting, then fails: there is no metadb.
     let query = f.tabacco(&["query", "--json", "*"]).status(1);
     assert!(
         query
             .stderr
-            .starts_with("tabacco: warning: 2 records wait in "),
+            .starts_with("tabacco: warning: 3 records wait in "),
         "{}",
         query.stderr
     );
@@ -402,6 +402,14 @@ fn records_are_spooled_while_the_server_is_down_and_delivered_once() {
     names.sort();
     assert_eq!(names, ["sql/db1", "sql/db2"]);
     assert_eq!(spooled(&f), 0);
+    let (status, history) = server.request("POST", "/api/history", None, "{}");
+    assert_eq!(status, 200);
+    let attempts: Vec<serde_json::Value> = serde_json::from_str(&history).unwrap();
+    assert_eq!(attempts.len(), 1, "the spooled attempt: {history}");
+    assert_eq!(
+        (&attempts[0]["state"], attempts[0]["datasets"].as_u64()),
+        (&"ok".into(), Some(2))
+    );
 
     f.tabacco(&["run"]).success();
     f.tabacco(&["query", "*"]).success();

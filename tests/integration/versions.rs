@@ -238,6 +238,10 @@ fn an_incomplete_snapshot_is_recorded_and_reported_as_incomplete() {
     );
     assert!(!run.stderr.contains("failed"), "{run:?}");
     assert_eq!(crate::common::atom_names(&f.query(&["*"])), ["files"]);
+    // The attempt, and so the fleet's status, says incomplete too.
+    let status = f.tabacco(&["status"]).status(1);
+    let rows: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(rows[0]["state"], "incomplete", "{status:?}");
 }
 
 #[test]

@@ -1,0 +1,641 @@
+//! The fleet's health in the store: attempts as hosts report them, the
+//! plans they publish, and the status derived from both. Which host may
+//! write what is the server's business; the states and when a source is
+//! overdue are decided here, so that the embedded and the served metadb
+//! answer alike.
+
+use super::{format_time, Error, Store};
+use crate::metadb::api::{Attempt, HistoryRequest, Plan, StatusRequest, StatusRow};
+use crate::metadb::record;
+use crate::schedule::Schedule;
+use chrono::{Local, TimeZone};
+use rusqlite::params;
+use rusqlite::types::Value;
+use std::collections::HashMap;
+
+/// Attempts `history` returns unless asked for another number.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
+/// Most attempts one `history` returns.
+const MAX_HISTORY_LIMIT: u32 = 10_000;
+
+/// What the status of a source depends on besides the store.
+pub struct Clock<'a> {
+    /// Now, in unix seconds.
+    pub now: i64,
+    /// How long after its due time a source not attempted is `overdue`.
+    pub grace: i64,
+    /// Whether `host`'s `source` is backing up right now.
+    pub running: &'a dyn Fn(&str, &str) -> bool,
+}
+
+impl Store {
+    /// Records an attempt heard of at `now`. Sending one again changes
+    /// nothing, so a spooled attempt may be delivered twice.
+    pub fn add_attempt(&mut self, a: &Attempt, now: i64) -> Result<(), Error> {
+        let (start, end) = record::check_attempt(a).map_err(Error::InvalidRequest)?;
+        let tx = self.begin()?;
+        let inserted = tx.execute(
+            "INSERT INTO attempts (host, kind, source, backup_id, start, end, state, failure,
+                 message, detail, datasets)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
+            params![
+                a.host,
+                a.kind,
+                a.source,
+                a.backup_id,
+                start,
+                end,
+                a.state,
+                a.failure,
+                a.message,
+                a.detail,
+                a.datasets
+            ],
+        )?;
+        if inserted == 1 && a.kind == "backup" {
+            // Attempts may arrive out of order (a spool delivered late):
+            // only a newer one replaces the last.
+            tx.execute(
+                "INSERT INTO sources (host, source, start, end, state, message, success)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?5 = 'ok' THEN ?4 END)
+                 ON CONFLICT (host, source) DO UPDATE SET start = excluded.start,
+                     end = excluded.end, state = excluded.state, message = excluded.message
+                 WHERE sources.start IS NULL OR excluded.start >= sources.start",
+                params![a.host, a.source, start, end, a.state, a.message],
+            )?;
+            if a.state == "ok" {
+                tx.execute(
+                    "UPDATE sources SET success = max(coalesce(success, ?3), ?3)
+                     WHERE host = ?1 AND source = ?2",
+                    params![a.host, a.source, end],
+                )?;
+            }
+        }
+        seen(&tx, &a.host, now, false)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records `plan`, heard of at `now`: replacing the host's plan, or
+    /// adding to it. A retired host that publishes a plan is watched again.
+    pub fn publish_plan(&mut self, plan: &Plan, now: i64) -> Result<(), Error> {
+        let due = record::check_plan(plan).map_err(Error::InvalidRequest)?;
+        let tx = self.begin()?;
+        if plan.replace {
+            tx.execute(UNPLAN, [&plan.host])?;
+        }
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO sources (host, source, schedule, next_due, grace)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (host, source) DO UPDATE
+                 SET schedule = excluded.schedule, next_due = excluded.next_due,
+                     grace = excluded.grace",
+            )?;
+            for (source, due) in plan.sources.iter().zip(due) {
+                let grace = source.overdue_grace.and_then(|g| i64::try_from(g).ok());
+                upsert.execute(params![
+                    plan.host,
+                    source.source,
+                    source.schedule,
+                    due,
+                    grace
+                ])?;
+            }
+        }
+        seen(&tx, &plan.host, now, true)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stops watching `host`: its plan goes, its attempts stay. Returns
+    /// false if the host is not known.
+    pub fn retire_host(&mut self, host: &str) -> Result<bool, Error> {
+        let tx = self.begin()?;
+        let planned = tx.execute(UNPLAN, [host])?;
+        let known = tx.execute("UPDATE hosts SET retired = 1 WHERE host = ?1", [host])?;
+        tx.commit()?;
+        Ok(planned + known > 0)
+    }
+
+    /// Removes attempts that ended, and verifications made, before
+    /// `before` (unix seconds); returns how many. The status keeps what it
+    /// summed up of the attempts.
+    pub fn trim(&mut self, before: i64) -> Result<usize, Error> {
+        let tx = self.begin()?;
+        let attempts = tx.execute("DELETE FROM attempts WHERE end < ?1", [before])?;
+        let verifications =
+            tx.execute("DELETE FROM verifications WHERE timestamp < ?1", [before])?;
+        tx.commit()?;
+        Ok(attempts + verifications)
+    }
+
+    /// Attempts matching `req`, newest first.
+    pub fn history(&self, req: &HistoryRequest) -> Result<Vec<Attempt>, Error> {
+        let limit = match req.limit {
+            None => DEFAULT_HISTORY_LIMIT,
+            Some(n @ 1..=MAX_HISTORY_LIMIT) => n,
+            Some(n) => {
+                return Err(Error::InvalidRequest(format!(
+                    "limit {n} is outside 1..{MAX_HISTORY_LIMIT}"
+                )))
+            }
+        };
+        let mut filters = Vec::new();
+        let mut args = Vec::new();
+        for (column, value) in [("host", &req.host), ("source", &req.source)] {
+            if let Some(value) = value {
+                args.push(Value::Text(value.clone()));
+                filters.push(format!("{column} = ?{}", args.len()));
+            }
+        }
+        if req.failed {
+            filters.push("state != 'ok'".into());
+        }
+        if let Some(since) = &req.since {
+            let since = record::time("since", since).map_err(Error::InvalidRequest)?;
+            args.push(Value::Integer(since.timestamp()));
+            filters.push(format!("start >= ?{}", args.len()));
+        }
+        let filter = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", filters.join(" AND "))
+        };
+        args.push(Value::Integer(i64::from(limit)));
+        let sql = format!(
+            "SELECT host, kind, source, backup_id, start, end, state, failure, message, detail,
+                 datasets
+             FROM attempts {filter} ORDER BY start DESC, id DESC LIMIT ?{}",
+            args.len()
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| {
+            Ok(Attempt {
+                host: row.get(0)?,
+                kind: row.get(1)?,
+                source: row.get(2)?,
+                backup_id: row.get(3)?,
+                start: format_time(row.get(4)?)?,
+                end: format_time(row.get(5)?)?,
+                state: row.get(6)?,
+                failure: row.get(7)?,
+                message: row.get(8)?,
+                detail: row.get(9)?,
+                datasets: row.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The status of every planned source of the hosts not retired that
+    /// match `req`, by host and source.
+    pub fn status(&self, req: &StatusRequest, clock: &Clock) -> Result<Vec<StatusRow>, Error> {
+        let mut filters = String::new();
+        let mut args = Vec::new();
+        for (column, value) in [("host", &req.host), ("source", &req.source)] {
+            if let Some(value) = value {
+                args.push(Value::Text(value.clone()));
+                filters.push_str(&format!(" AND {column} = ?{}", args.len()));
+            }
+        }
+        let last_seen = self.last_seen(req.host.as_deref())?;
+        if req.problems {
+            // Rows that may be problems: failed or incomplete, or due long
+            // enough ago (an extrapolated due time is later still). The
+            // rest are not even read.
+            args.push(Value::Integer(clock.now));
+            args.push(Value::Integer(clock.grace));
+            filters.push_str(&format!(
+                " AND (state IN ('failed', 'incomplete') OR next_due + coalesce(grace, ?{}) < ?{})",
+                args.len(),
+                args.len() - 1
+            ));
+        }
+        // Retired hosts have no plans: no need to look them up.
+        let sql = format!(
+            "SELECT host, source, schedule, next_due, start, end, state, message, success, grace
+             FROM sources WHERE schedule IS NOT NULL {filters} ORDER BY host, source"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        let mut out = Vec::new();
+        let mut schedules: HashMap<String, Option<Schedule>> = HashMap::new();
+        while let Some(row) = rows.next()? {
+            let host: String = row.get(0)?;
+            let source: String = row.get(1)?;
+            let schedule: String = row.get(2)?;
+            let next_due: Option<i64> = row.get(3)?;
+            let start: Option<i64> = row.get(4)?;
+            let last_state: Option<String> = row.get(6)?;
+            let last_message: Option<String> = row.get(7)?;
+            // A plan is republished only now and then: once an attempt
+            // started at its due time, the next is when the schedule says,
+            // after that attempt (in the metadb's time zone).
+            let due = match (next_due, start) {
+                (Some(due), Some(start)) if start >= due => schedules
+                    .entry(schedule.clone())
+                    .or_insert_with(|| Schedule::parse(&schedule).ok())
+                    .as_ref()
+                    .and_then(|s| {
+                        let start = Local.timestamp_opt(start, 0).single()?;
+                        s.latest_after(&start)
+                    })
+                    .map(|t| t.timestamp()),
+                _ => next_due,
+            };
+            let grace = row.get::<_, Option<i64>>(9)?.unwrap_or(clock.grace);
+            let missed = due.filter(|&due| clock.now > due.saturating_add(grace));
+            let (state, message) = if (clock.running)(&host, &source) {
+                ("running".to_string(), last_message.unwrap_or_default())
+            } else if let Some(due) = missed {
+                let message = format!("due at {}, not attempted since", format_time(due)?);
+                ("overdue".to_string(), message)
+            } else {
+                match last_state {
+                    Some(state) => (state, last_message.unwrap_or_default()),
+                    None => ("never".to_string(), "planned, never attempted".to_string()),
+                }
+            };
+            let time = |t: Option<i64>| t.map(format_time).transpose();
+            let status = StatusRow {
+                last_attempt: time(row.get(5)?)?,
+                last_success: time(row.get(8)?)?,
+                next_due: time(due)?,
+                last_seen: last_seen.get(&host).cloned(),
+                schedule,
+                host,
+                source,
+                state,
+                message,
+            };
+            if !req.problems || status.is_problem() {
+                out.push(status);
+            }
+        }
+        Ok(out)
+    }
+
+    /// When each host (or only `host`) not retired was last heard of.
+    fn last_seen(&self, host: Option<&str>) -> Result<HashMap<String, String>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT host, last_seen FROM hosts WHERE retired = 0 AND (?1 IS NULL OR host = ?1)",
+        )?;
+        let rows = stmt.query_map([host], |row| {
+            Ok((row.get::<_, String>(0)?, format_time(row.get(1)?)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Stops watching the sources of host `?1`, keeping what their attempts
+/// said.
+const UNPLAN: &str = "UPDATE sources SET schedule = NULL, next_due = NULL, grace = NULL
+    WHERE host = ?1 AND schedule IS NOT NULL";
+
+/// Notes that `host` was heard of at `now` (and, with `revive`, that it is
+/// no longer retired).
+fn seen(conn: &rusqlite::Connection, host: &str, now: i64, revive: bool) -> Result<(), Error> {
+    conn.execute(
+        "INSERT INTO hosts (host, last_seen) VALUES (?1, ?2) ON CONFLICT (host) DO UPDATE
+         SET last_seen = max(last_seen, excluded.last_seen),
+             retired = CASE WHEN ?3 THEN 0 ELSE retired END",
+        params![host, now, revive],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadb::api::PlannedSource;
+
+    fn attempt(host: &str, source: &str, start: &str, state: &str) -> Attempt {
+        Attempt {
+            host: host.into(),
+            kind: "backup".into(),
+            source: source.into(),
+            backup_id: format!("b-{start}"),
+            start: start.into(),
+            end: start.into(),
+            state: state.into(),
+            failure: if state == "ok" { "" } else { "command" }.into(),
+            message: format!("{state} at {start}"),
+            detail: String::new(),
+            datasets: 1,
+        }
+    }
+
+    fn plan(host: &str, sources: &[(&str, Option<&str>)], replace: bool) -> Plan {
+        Plan {
+            host: host.into(),
+            replace,
+            sources: sources
+                .iter()
+                .map(|(source, due)| PlannedSource {
+                    source: (*source).into(),
+                    schedule: "0 0 1 1 *".into(),
+                    next_due: due.map(Into::into),
+                    overdue_grace: None,
+                })
+                .collect(),
+        }
+    }
+
+    const T0: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+    fn states(store: &Store, now: i64, running: &dyn Fn(&str, &str) -> bool) -> Vec<String> {
+        let clock = Clock {
+            now,
+            grace: 3600,
+            running,
+        };
+        store
+            .status(&StatusRequest::default(), &clock)
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{}/{} {}", r.host, r.source, r.state))
+            .collect()
+    }
+
+    #[test]
+    fn states_come_from_plans_and_attempts() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let due = Some("2026-01-01T06:00:00Z");
+        let sources = [("a", due), ("b", due), ("c", due), ("d", due), ("e", None)];
+        store.publish_plan(&plan("h1", &sources, true), T0)?;
+        store.add_attempt(&attempt("h1", "a", "2026-01-01T05:00:00Z", "ok"), T0)?;
+        store.add_attempt(&attempt("h1", "b", "2026-01-01T05:00:00Z", "failed"), T0)?;
+        store.add_attempt(
+            &attempt("h1", "c", "2026-01-01T05:00:00Z", "incomplete"),
+            T0,
+        )?;
+        // An older attempt delivered late does not hide the newer one.
+        store.add_attempt(&attempt("h1", "a", "2026-01-01T04:00:00Z", "failed"), T0)?;
+        // Sent twice (a spool), kept once.
+        store.add_attempt(&attempt("h1", "a", "2026-01-01T04:00:00Z", "failed"), T0)?;
+        let running = |_: &str, s: &str| s == "d";
+        assert_eq!(
+            states(&store, T0, &running),
+            [
+                "h1/a ok",
+                "h1/b failed",
+                "h1/c incomplete",
+                "h1/d running",
+                "h1/e never"
+            ]
+        );
+        // Past 06:00 and its grace, the sources not attempted since are overdue.
+        let late = T0 + 7 * 3600 + 1;
+        assert_eq!(
+            states(&store, late, &|_, _| false),
+            [
+                "h1/a overdue",
+                "h1/b overdue",
+                "h1/c overdue",
+                "h1/d overdue",
+                "h1/e never"
+            ]
+        );
+        // One that ran at its due time is due again when its schedule says.
+        store.add_attempt(&attempt("h1", "a", "2026-01-01T06:00:01Z", "ok"), T0)?;
+        assert_eq!(states(&store, late, &|_, _| false)[0], "h1/a ok");
+        let history = store.history(&HistoryRequest {
+            host: Some("h1".into()),
+            source: Some("a".into()),
+            ..HistoryRequest::default()
+        })?;
+        let starts: Vec<&str> = history.iter().map(|a| a.start.as_str()).collect();
+        assert_eq!(
+            starts,
+            [
+                "2026-01-01T06:00:01Z",
+                "2026-01-01T05:00:00Z",
+                "2026-01-01T04:00:00Z"
+            ]
+        );
+        let failed = store.history(&HistoryRequest {
+            failed: true,
+            since: Some("2026-01-01T04:30:00Z".into()),
+            ..HistoryRequest::default()
+        })?;
+        assert_eq!(failed.len(), 2, "b failed and c incomplete: {failed:?}");
+        let rows = store.status(
+            &StatusRequest {
+                problems: true,
+                ..StatusRequest::default()
+            },
+            &Clock {
+                now: T0,
+                grace: 3600,
+                running: &|_, _| false,
+            },
+        )?;
+        let problems: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+        assert_eq!(problems, ["b", "c"]);
+        let a = store.status(
+            &StatusRequest {
+                source: Some("a".into()),
+                ..StatusRequest::default()
+            },
+            &Clock {
+                now: T0,
+                grace: 3600,
+                running: &|_, _| false,
+            },
+        )?;
+        assert_eq!(a[0].last_success.as_deref(), Some("2026-01-01T06:00:01Z"));
+        assert_eq!(a[0].last_seen.as_deref(), Some("2026-01-01T00:00:00Z"));
+        Ok(())
+    }
+
+    #[test]
+    fn plans_replace_or_add_and_retired_hosts_disappear() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        store.publish_plan(&plan("h1", &[("a", None), ("b", None)], true), T0)?;
+        store.publish_plan(&plan("h2", &[("a", None)], false), T0)?;
+        store.publish_plan(&plan("h2", &[("b", None)], false), T0)?;
+        store.publish_plan(&plan("h1", &[("b", None)], true), T0)?;
+        let none = |_: &str, _: &str| false;
+        assert_eq!(
+            states(&store, T0, &none),
+            ["h1/b never", "h2/a never", "h2/b never"]
+        );
+        assert!(store.retire_host("h2")?);
+        assert!(!store.retire_host("h3")?);
+        assert_eq!(states(&store, T0, &none), ["h1/b never"]);
+        store.publish_plan(&plan("h2", &[("c", None)], true), T0)?;
+        assert_eq!(states(&store, T0, &none), ["h1/b never", "h2/c never"]);
+        // A source's own grace, shorter than the metadb's, counts.
+        let mut short = plan("h3", &[("q", Some("2026-01-01T00:00:00Z"))], true);
+        short.sources[0].overdue_grace = Some(60);
+        store.publish_plan(&short, T0)?;
+        let clock = Clock {
+            now: T0 + 120,
+            grace: 3600,
+            running: &none,
+        };
+        let problems = StatusRequest {
+            problems: true,
+            ..StatusRequest::default()
+        };
+        let rows = store.status(&problems, &clock)?;
+        assert_eq!(
+            (rows.len(), rows[0].state.as_str()),
+            (1, "overdue"),
+            "{rows:?}"
+        );
+        let twice = plan("h1", &[("a", None), ("a", None)], true);
+        assert!(matches!(
+            store.publish_plan(&twice, T0),
+            Err(Error::InvalidRequest(_))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_attempts_are_refused_and_old_ones_trimmed() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let good = attempt("h1", "a", "2026-01-01T05:00:00Z", "ok");
+        for bad in [
+            Attempt {
+                state: "fine".into(),
+                ..good.clone()
+            },
+            Attempt {
+                kind: "restore".into(),
+                ..good.clone()
+            },
+            Attempt {
+                message: "x".repeat(record::MAX_LINE_BYTES + 1),
+                ..good.clone()
+            },
+            Attempt {
+                message: "two\nlines".into(),
+                ..good.clone()
+            },
+            Attempt {
+                end: "2026-01-01T04:00:00Z".into(),
+                ..good.clone()
+            },
+        ] {
+            assert!(
+                matches!(store.add_attempt(&bad, T0), Err(Error::InvalidRequest(_))),
+                "{bad:?}"
+            );
+        }
+        store.add_attempt(&good, T0)?;
+        store.add_attempt(
+            &Attempt {
+                kind: "prune".into(),
+                source: String::new(),
+                ..good.clone()
+            },
+            T0,
+        )?;
+        store.add_verification(&crate::model::Verification {
+            timestamp: "2026-01-01T05:00:00Z".into(),
+            host: "h1".into(),
+            atom: "a/x".into(),
+            backup_id: String::new(),
+            ok: true,
+            message: String::new(),
+        })?;
+        assert_eq!(store.trim(T0)?, 0);
+        assert_eq!(
+            store.trim(T0 + 86_400)?,
+            3,
+            "two attempts and a verification"
+        );
+        assert!(store.history(&HistoryRequest::default())?.is_empty());
+        assert!(store
+            .history(&HistoryRequest {
+                limit: Some(0),
+                ..HistoryRequest::default()
+            })
+            .is_err());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod scale {
+    use super::*;
+    use crate::metadb::api::PlannedSource;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "a measurement: cargo test --release -- --ignored status_of_a_fleet"]
+    fn status_of_a_fleet() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let t = Instant::now();
+        let (_, committed) = store.group(|store| -> Result<(), Error> {
+            for h in 0..10_000 {
+                let host = format!("host{h:05}");
+                let sources = (0..10)
+                    .map(|s| PlannedSource {
+                        source: format!("s{s}"),
+                        schedule: "@daily".into(),
+                        next_due: Some("2026-06-01T00:00:00Z".into()),
+                        overdue_grace: None,
+                    })
+                    .collect();
+                let plan = Plan {
+                    host: host.clone(),
+                    replace: true,
+                    sources,
+                };
+                store.publish_plan(&plan, 0)?;
+                for s in 0..10 {
+                    let a = Attempt {
+                        host: host.clone(),
+                        kind: "backup".into(),
+                        source: format!("s{s}"),
+                        backup_id: format!("b{h}-{s}"),
+                        start: "2026-01-01T00:00:00Z".into(),
+                        end: "2026-01-01T00:01:00Z".into(),
+                        state: if (h * 10 + s) % 100 == 0 {
+                            "failed"
+                        } else {
+                            "ok"
+                        }
+                        .into(),
+                        failure: String::new(),
+                        message: String::new(),
+                        detail: String::new(),
+                        datasets: 1,
+                    };
+                    store.add_attempt(&a, 0)?;
+                }
+            }
+            Ok(())
+        });
+        committed?;
+        eprintln!("filled in {:?}", t.elapsed());
+        let clock = Clock {
+            now: 1_767_225_600,
+            grace: 3600,
+            running: &|_, _| false,
+        };
+        for problems in [false, true] {
+            let req = StatusRequest {
+                problems,
+                ..StatusRequest::default()
+            };
+            for _ in 0..3 {
+                let t = Instant::now();
+                let rows = store.status(&req, &clock)?;
+                let status = t.elapsed();
+                assert_eq!(rows.len(), if problems { 1000 } else { 100_000 });
+                let json =
+                    serde_json::to_string(&rows).map_err(|e| Error::Conflict(e.to_string()))?;
+                eprintln!(
+                    "problems {problems}: {} rows in {status:?}, JSON {} bytes in {:?}",
+                    rows.len(),
+                    json.len(),
+                    t.elapsed() - status
+                );
+            }
+        }
+        Ok(())
+    }
+}
