@@ -13,6 +13,7 @@ mod count;
 mod failure;
 mod handler;
 mod hook;
+mod html;
 mod interrupt;
 mod job;
 mod logger;

@@ -5,6 +5,7 @@
 
 use super::state::State;
 use crate::failure::Verdict;
+use crate::html::escape;
 use crate::time;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
@@ -109,22 +110,6 @@ pub fn render(state: &State, host: &str, now: DateTime<Utc>) -> String {
         );
     }
     out.push_str("</table>\n<p><a href=\"/metrics\">metrics</a></p>\n</body></html>\n");
-    out
-}
-
-/// Escapes text for HTML element content and quoted attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
     out
 }
 

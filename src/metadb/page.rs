@@ -3,6 +3,7 @@
 //! HTML-escaped (hosts write them); the page has no scripts and no external
 //! resources. The rows are the server's, from the scrape's cached view.
 
+use crate::html::escape;
 use crate::metadb::api::StatusRow;
 use std::fmt::Write;
 
@@ -51,22 +52,6 @@ pub fn render(rows: &[StatusRow], now: &str) -> String {
         out.push_str("</table>\n");
     }
     out.push_str("</body></html>\n");
-    out
-}
-
-/// `text` with the characters HTML gives a meaning escaped.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
     out
 }
 
