@@ -85,23 +85,38 @@ const MAX_CELL_CHARS: usize = 80;
 /// but for the last, which no other column has to follow (a restore plan's
 /// destination is read whole).
 fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let rows: Vec<Vec<String>> = rows
-        .iter()
+    let rows = table_cells(rows);
+    table_lines(&rows, &table_widths(&rows))
+}
+
+/// `rows` escaped and cut as [`table`] shows them.
+fn table_cells<const N: usize>(rows: &[[String; N]]) -> Vec<Vec<String>> {
+    rows.iter()
         .map(|row| {
             let last = row.len() - 1;
             let cells = row.iter().enumerate();
             cells.map(|(i, cell)| cell_text(cell, i < last)).collect()
         })
-        .collect();
-    let widths: Vec<usize> = (0..N)
+        .collect()
+}
+
+/// The width of each column of `rows` (from [`table_cells`]).
+fn table_widths(rows: &[Vec<String>]) -> Vec<usize> {
+    let columns = rows.first().map_or(0, Vec::len);
+    (0..columns)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
+        .collect()
+}
+
+/// `rows` aligned to `widths`; a cell wider than its column pushes the rest
+/// of its row right.
+fn table_lines(rows: &[Vec<String>], widths: &[usize]) -> String {
     let mut out = String::new();
-    for row in &rows {
+    for row in rows {
         let mut line = String::new();
-        for (cell, width) in row.iter().zip(&widths) {
+        for (cell, width) in row.iter().zip(widths) {
             line.push_str(cell);
-            let pad = width - cell.chars().count() + 2;
+            let pad = width.saturating_sub(cell.chars().count()) + 2;
             line.extend(std::iter::repeat_n(' ', pad));
         }
         out.push_str(line.trim_end());

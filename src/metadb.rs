@@ -49,6 +49,24 @@ impl fmt::Display for Error {
     }
 }
 
+/// Why a streamed find stopped: its consumer said so, or the metadb failed.
+enum Stopped<E> {
+    By(E),
+    Metadb(Error),
+}
+
+impl<E> From<store::Error> for Stopped<E> {
+    fn from(e: store::Error) -> Self {
+        Stopped::Metadb(Error::Store(e))
+    }
+}
+
+impl<E> From<client::Error> for Stopped<E> {
+    fn from(e: client::Error) -> Self {
+        Stopped::Metadb(Error::Remote(e))
+    }
+}
+
 impl From<store::Error> for Error {
     fn from(e: store::Error) -> Error {
         Error::Store(e)
@@ -105,6 +123,29 @@ impl Metadb {
             }
             Metadb::Remote(remote) => Ok(remote.find_atoms(request)?),
         }
+    }
+
+    /// What [`Metadb::find_atoms`] returns, handed to `f` one backup at a
+    /// time as it is read (from the database, or off the network), so that
+    /// an answer of any size is printed before its end arrives. An error of
+    /// `f` stops the find.
+    pub fn for_each_found<E: From<Error>>(
+        &self,
+        request: &FindRequest,
+        mut f: impl FnMut(Backup) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let each = |backup| f(backup).map_err(Stopped::By);
+        let found = match self {
+            Metadb::Embedded(store) => {
+                let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                store.for_each_found(request, each)
+            }
+            Metadb::Remote(remote) => remote.for_each_found(request, each),
+        };
+        found.map_err(|stopped| match stopped {
+            Stopped::By(e) => e,
+            Stopped::Metadb(e) => E::from(e),
+        })
     }
 
     /// Removes `host`'s datasets `ids` (their snapshots were forgotten).

@@ -462,35 +462,90 @@ impl Store {
     /// Returns backups newest first, each holding only the datasets and atoms
     /// that matched; datasets and atoms keep the order they were recorded in.
     pub fn find_atoms(&self, req: &FindRequest) -> Result<Vec<Backup>, Error> {
-        let (sql, args) = find_query(req)?;
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| {
-            Ok(Found {
-                backup: Backup {
-                    id: row.get(0)?,
-                    timestamp: format_time(row.get(1)?)?,
-                    host: row.get(2)?,
-                    datasets: Vec::new(),
-                },
-                dataset: Dataset {
-                    id: row.get(3)?,
-                    source: row.get(4)?,
-                    atoms: Vec::new(),
-                    snapshot_id: row.get(5)?,
-                    total_files: row.get(6)?,
-                    total_bytes: row.get(7)?,
-                    bytes_added: row.get(8)?,
-                    // A REAL column: older versions stored fractions.
-                    duration: row.get::<_, f64>(9)?.round() as i64,
-                },
-                atom: Atom {
-                    name: row.get(10)?,
-                    path: row.get(11)?,
-                },
-            })
+        let mut backups = Vec::new();
+        self.for_each_found(req, |backup| {
+            backups.push(backup);
+            Ok::<(), Error>(())
         })?;
-        group(rows)
+        Ok(backups)
     }
+
+    /// What [`Store::find_atoms`] returns, handed to `f` one backup at a
+    /// time as its rows are read: an answer of any size holds one backup in
+    /// memory. An error of `f` ends the find.
+    pub fn for_each_found<E: From<Error>>(
+        &self,
+        req: &FindRequest,
+        mut f: impl FnMut(Backup) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (sql, args) = find_query(req)?;
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(Error::from)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |row| {
+                Ok(Found {
+                    backup: Backup {
+                        id: row.get(0)?,
+                        timestamp: format_time(row.get(1)?)?,
+                        host: row.get(2)?,
+                        datasets: Vec::new(),
+                    },
+                    dataset: Dataset {
+                        id: row.get(3)?,
+                        source: row.get(4)?,
+                        atoms: Vec::new(),
+                        snapshot_id: row.get(5)?,
+                        total_files: row.get(6)?,
+                        total_bytes: row.get(7)?,
+                        bytes_added: row.get(8)?,
+                        // A REAL column: older versions stored fractions.
+                        duration: row.get::<_, f64>(9)?.round() as i64,
+                    },
+                    atom: Atom {
+                        name: row.get(10)?,
+                        path: row.get(11)?,
+                    },
+                })
+            })
+            .map_err(Error::from)?;
+        let mut current: Option<Backup> = None;
+        for row in rows {
+            let Found {
+                backup,
+                dataset,
+                atom,
+            } = row.map_err(Error::from)?;
+            if let Some(last) = current.as_mut().filter(|last| last.id == backup.id) {
+                match last.datasets.last_mut() {
+                    Some(last) if last.id == dataset.id => last.atoms.push(atom),
+                    _ => last.datasets.push(Dataset {
+                        atoms: vec![atom],
+                        ..dataset
+                    }),
+                }
+                continue;
+            }
+            let next = Backup {
+                datasets: vec![Dataset {
+                    atoms: vec![atom],
+                    ..dataset
+                }],
+                ..backup
+            };
+            if let Some(done) = current.replace(next) {
+                f(done)?;
+            }
+        }
+        if let Some(done) = current {
+            f(done)?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a find that can never succeed as written (an empty or overlong
+/// pattern, a bad time, no versions), before anything is read.
+pub fn check_find(req: &FindRequest) -> Result<(), Error> {
+    find_query(req).map(|_| ())
 }
 
 /// A write in progress; dropped without `commit`, it rolls back.
@@ -640,35 +695,6 @@ struct Found {
     backup: Backup,
     dataset: Dataset,
     atom: Atom,
-}
-
-/// Nests rows ordered by backup, then dataset, into backups.
-fn group(rows: impl Iterator<Item = rusqlite::Result<Found>>) -> Result<Vec<Backup>, Error> {
-    let mut backups: Vec<Backup> = Vec::new();
-    for row in rows {
-        let Found {
-            backup,
-            dataset,
-            atom,
-        } = row?;
-        match backups.last_mut() {
-            Some(last) if last.id == backup.id => match last.datasets.last_mut() {
-                Some(last) if last.id == dataset.id => last.atoms.push(atom),
-                _ => last.datasets.push(Dataset {
-                    atoms: vec![atom],
-                    ..dataset
-                }),
-            },
-            _ => backups.push(Backup {
-                datasets: vec![Dataset {
-                    atoms: vec![atom],
-                    ..dataset
-                }],
-                ..backup
-            }),
-        }
-    }
-    Ok(backups)
 }
 
 #[cfg(test)]
