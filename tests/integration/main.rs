@@ -16,4 +16,5 @@ mod packaging;
 mod remote;
 mod restore;
 mod retention;
+mod scale;
 mod words;
