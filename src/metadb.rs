@@ -114,6 +114,28 @@ impl Metadb {
         }
     }
 
+    /// Records many datasets, each with its backup, as [`Metadb::add_dataset`]
+    /// does one; returns each one's outcome, in order, or why none was
+    /// recorded. An embedded store commits them together, with one sync (a
+    /// rebuild of thousands would otherwise wait on a sync each).
+    pub fn add_datasets(
+        &self,
+        records: &[(Backup, Dataset)],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        let Metadb::Embedded(store) = self else {
+            let each = records.iter();
+            return Ok(each.map(|(b, d)| self.add_dataset(b, d)).collect());
+        };
+        let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+        let (results, committed) = store.group(|store| {
+            let each = records.iter();
+            each.map(|(b, d)| store.add_dataset(b, d))
+                .collect::<Vec<_>>()
+        });
+        committed?;
+        Ok(results.into_iter().map(|r| Ok(r?)).collect())
+    }
+
     /// Backups holding atoms that match `request`, newest first.
     pub fn find_atoms(&self, request: &FindRequest) -> Result<Vec<Backup>, Error> {
         match self {
