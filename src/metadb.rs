@@ -27,6 +27,10 @@ use std::fmt;
 use std::sync::{Mutex, PoisonError};
 use store::Store;
 
+/// How many connections [`Metadb::add_datasets`] records over at once on a
+/// metadb server.
+const SENDERS: usize = 8;
+
 /// A metadb failure.
 #[derive(Debug)]
 pub enum Error {
@@ -116,15 +120,16 @@ impl Metadb {
 
     /// Records many datasets, each with its backup, as [`Metadb::add_dataset`]
     /// does one; returns each one's outcome, in order, or why none was
-    /// recorded. An embedded store commits them together, with one sync (a
-    /// rebuild of thousands would otherwise wait on a sync each).
+    /// recorded. An embedded store commits them together, with one sync; a
+    /// metadb server gets them over several connections at once, so that
+    /// it commits them in groups (a rebuild of thousands would otherwise
+    /// wait on a sync each).
     pub fn add_datasets(
         &self,
         records: &[(Backup, Dataset)],
     ) -> Result<Vec<Result<(), Error>>, Error> {
         let Metadb::Embedded(store) = self else {
-            let each = records.iter();
-            return Ok(each.map(|(b, d)| self.add_dataset(b, d)).collect());
+            return Ok(self.add_datasets_concurrently(records));
         };
         let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
         let (results, committed) = store.group(|store| {
@@ -134,6 +139,34 @@ impl Metadb {
         });
         committed?;
         Ok(results.into_iter().map(|r| Ok(r?)).collect())
+    }
+
+    /// Records `records` over [`SENDERS`] connections at once, so that the
+    /// metadb server commits them in groups, one sync for each.
+    fn add_datasets_concurrently(&self, records: &[(Backup, Dataset)]) -> Vec<Result<(), Error>> {
+        let share = records.len().div_ceil(SENDERS).max(1);
+        std::thread::scope(|s| {
+            let senders: Vec<_> = records
+                .chunks(share)
+                .map(|chunk| {
+                    s.spawn(move || {
+                        let each = chunk.iter();
+                        each.map(|(b, d)| self.add_dataset(b, d))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut results = Vec::with_capacity(records.len());
+            for sender in senders {
+                // A panic goes on as it would have without the threads.
+                results.extend(
+                    sender
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                );
+            }
+            results
+        })
     }
 
     /// Backups holding atoms that match `request`, newest first.

@@ -253,3 +253,35 @@ fn a_hot_copy_of_a_live_metadb_is_served_by_another() {
         200
     );
 }
+
+// A rebuild into a metadb server sends its records over several
+// connections at once (the server then syncs once per group): every
+// snapshot must land, once, whichever connection carried it.
+#[test]
+fn reindex_into_a_metadb_server_records_every_snapshot() {
+    let f = Fixture::new();
+    f.restic(&["init"]).success();
+    f.write("data/file", "x");
+    let snapshots = 11;
+    for i in 0..snapshots {
+        let tags = format!(
+            "tabacco,tabacco:backup=b{i},tabacco:source=svc,tabacco:dataset=d{i},tabacco:atom=svc/a{i}"
+        );
+        let host = format!("web{}", i % 3);
+        let file = f.path("data/file");
+        let file = file.to_str().unwrap();
+        f.restic(&["backup", "-q", "--host", &host, "--tag", &tags, file])
+            .success();
+    }
+    let server = Server::start(&metadb_config(&f, ""), "127.0.0.1:0");
+    client_config(&f, &server.url());
+    for _ in 0..2 {
+        f.tabacco(&["reindex"]).success();
+        let found = f.query(&["--versions", "10", "svc/*"]);
+        let mut ids: Vec<&str> = found.iter().map(|b| b["id"].as_str().unwrap()).collect();
+        ids.sort_unstable();
+        let mut expected: Vec<String> = (0..snapshots).map(|i| format!("b{i}")).collect();
+        expected.sort_unstable();
+        assert_eq!(ids, expected, "each once, also after a second reindex");
+    }
+}
