@@ -614,17 +614,46 @@ fn find_query(req: &FindRequest) -> Result<(String, Vec<Value>), Error> {
         JOIN datasets d ON d.id = a.dataset_id
         JOIN backups b ON b.id = d.backup_id";
     const ORDER: &str = "b.timestamp DESC, b.rowid DESC, d.rowid, a.rowid";
+    if req.num_versions == Some(0) {
+        return Err(Error::InvalidRequest(
+            "num_versions must be at least 1".to_string(),
+        ));
+    }
+    if req.pattern == "*" && req.host.is_none() {
+        // Every atom of the fleet: ranking every name and then sorting the
+        // whole answer would hold its first row until the last was read.
+        // Backups are walked newest first instead, keeping each atom with
+        // fewer than `num_versions` newer versions: the answer comes out
+        // in order as it is read, and streams.
+        // Without a host, the version filters are the time bound alone.
+        let atom_filters = version_filters.replace("v.", "a.");
+        let newest = match req.num_versions {
+            None => String::new(),
+            Some(n) => {
+                args.push(Value::Integer(i64::from(n)));
+                let n = args.len();
+                format!(
+                    " AND (SELECT count(*) FROM (SELECT 1 FROM atoms v
+                         WHERE v.name = a.name {version_filters}
+                         AND (v.timestamp, v.rowid) > (a.timestamp, a.rowid) LIMIT ?{n})) < ?{n}"
+                )
+            }
+        };
+        // CROSS JOIN fixes the order of the loops (SQLite's documented way).
+        let sql = format!(
+            "SELECT {COLUMNS} FROM backups b CROSS JOIN datasets d CROSS JOIN atoms a
+             WHERE d.backup_id = b.id AND a.dataset_id = d.id AND a.name GLOB ?1
+                 {atom_filters} {newest}
+             ORDER BY {ORDER}"
+        );
+        return Ok((sql, args));
+    }
     let sql = match req.num_versions {
         None => format!(
             "SELECT {COLUMNS} FROM {JOINS} WHERE a.rowid IN (
                  SELECT v.rowid FROM atoms v WHERE v.name GLOB ?1 {version_filters})
              ORDER BY {ORDER}"
         ),
-        Some(0) => {
-            return Err(Error::InvalidRequest(
-                "num_versions must be at least 1".to_string(),
-            ))
-        }
         Some(n) => {
             args.push(Value::Integer(i64::from(n)));
             // For each name the pattern matches, its newest versions are the
@@ -1093,6 +1122,46 @@ mod tests {
                 }
             }
         }
+        Ok(())
+    }
+
+    // Issue 17: the newest version of every atom of the fleet was sorted
+    // whole before its first row came out.
+    #[test]
+    fn every_atom_comes_out_in_order_without_a_sort() -> Result<(), Error> {
+        let store = fleet()?;
+        for num_versions in [None, Some(1), Some(2)] {
+            for older_than in [None, Some("2024-05-01T03:00:00Z".to_string())] {
+                let every = FindRequest {
+                    num_versions,
+                    older_than: older_than.clone(),
+                    ..find("*")
+                };
+                let plan = plan(&store, &every)?;
+                assert!(
+                    plan.starts_with("SCAN b USING INDEX backups_timestamp"),
+                    "{plan}"
+                );
+                assert!(!plan.contains("TEMP B-TREE FOR ORDER BY"), "{plan}");
+                // `**` matches the same names the general way.
+                let general = FindRequest {
+                    pattern: "**".to_string(),
+                    ..every.clone()
+                };
+                assert!(!found(&store, &every)?.is_empty());
+                assert_eq!(found(&store, &every)?, found(&store, &general)?);
+            }
+        }
+        // A tie in time goes to the atom recorded last, as by name.
+        let mut store = Store::open_in_memory()?;
+        let t = "2024-05-01T01:00:00Z";
+        store.add_dataset(&backup("b1", t, "host1"), &dataset("d1", "u", &["u/a"]))?;
+        store.add_dataset(&backup("b2", t, "host2"), &dataset("d2", "u", &["u/a"]))?;
+        let newest = FindRequest {
+            num_versions: Some(1),
+            ..find("*")
+        };
+        assert_eq!(found(&store, &newest)?, triples(&[("b2", "d2", "u/a")]));
         Ok(())
     }
 
