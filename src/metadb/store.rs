@@ -478,7 +478,13 @@ impl Store {
         req: &FindRequest,
         mut f: impl FnMut(Backup) -> Result<(), E>,
     ) -> Result<(), E> {
-        let (sql, args) = find_query(req)?;
+        let walk = req.pattern == "*"
+            && req.host.is_none()
+            && match req.num_versions {
+                None => true,
+                Some(n) => self.few_versions(n)?,
+            };
+        let (sql, args) = find_query(req, walk)?;
         let mut stmt = self.conn.prepare_cached(&sql).map_err(Error::from)?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args), |row| {
@@ -542,10 +548,42 @@ impl Store {
     }
 }
 
+/// How many names [`Store::few_versions`] samples, and how many versions of
+/// each it counts at most.
+const SAMPLED_NAMES: i64 = 16;
+const SAMPLED_VERSIONS: i64 = 64;
+
+impl Store {
+    /// Whether the atom names have on average at most 4 × `n` versions,
+    /// judged from the names of atoms spread evenly over the table (a few
+    /// index lookups). Walking every version for the newest `n` of each
+    /// name beats ranking names then sorting when there are few: at 3
+    /// versions a name, 3.2 s against 3.5-5.6 s for 1,000,000 names, and
+    /// the first row at once; at 100, 1.65 s against 0.1 s.
+    fn few_versions(&self, n: u32) -> Result<bool, Error> {
+        let last: Option<i64> = self
+            .conn
+            .query_row("SELECT max(rowid) FROM atoms", [], |row| row.get(0))?;
+        let Some(last) = last else { return Ok(true) };
+        let mut count = self.conn.prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM atoms
+                 WHERE name = (SELECT name FROM atoms WHERE rowid >= ?1 ORDER BY rowid LIMIT 1)
+                 LIMIT ?2)",
+        )?;
+        let mut versions = 0;
+        for i in 0..SAMPLED_NAMES {
+            let rowid = 1 + last.saturating_sub(1) / SAMPLED_NAMES * i;
+            versions +=
+                count.query_row(params![rowid, SAMPLED_VERSIONS], |row| row.get::<_, i64>(0))?;
+        }
+        Ok(versions <= SAMPLED_NAMES * 4 * i64::from(n))
+    }
+}
+
 /// Refuses a find that can never succeed as written (an empty or overlong
 /// pattern, a bad time, no versions), before anything is read.
 pub fn check_find(req: &FindRequest) -> Result<(), Error> {
-    find_query(req).map(|_| ())
+    find_query(req, false).map(|_| ())
 }
 
 /// A write in progress; dropped without `commit`, it rolls back.
@@ -574,10 +612,11 @@ impl Write<'_> {
     }
 }
 
-/// The one query behind [`Store::find_atoms`] and its arguments. Filters
+/// The one query behind [`Store::find_atoms`] and its arguments; with
+/// `walk`, a `*` without a host walks backups instead of names. Filters
 /// that were not asked for are left out of the SQL rather than disabled with
 /// `?n IS NULL`, so the planner can use the indexes that fit.
-fn find_query(req: &FindRequest) -> Result<(String, Vec<Value>), Error> {
+fn find_query(req: &FindRequest, walk: bool) -> Result<(String, Vec<Value>), Error> {
     if req.pattern.is_empty() {
         return Err(Error::InvalidRequest("empty pattern".to_string()));
     }
@@ -619,12 +658,13 @@ fn find_query(req: &FindRequest) -> Result<(String, Vec<Value>), Error> {
             "num_versions must be at least 1".to_string(),
         ));
     }
-    if req.pattern == "*" && req.host.is_none() {
+    if walk && req.pattern == "*" && req.host.is_none() {
         // Every atom of the fleet: ranking every name and then sorting the
         // whole answer would hold its first row until the last was read.
         // Backups are walked newest first instead, keeping each atom with
         // fewer than `num_versions` newer versions: the answer comes out
-        // in order as it is read, and streams.
+        // in order as it is read, and streams. It reads every version, so
+        // it is taken only where names have few (`Store::few_versions`).
         // Without a host, the version filters are the time bound alone.
         let atom_filters = version_filters.replace("v.", "a.");
         let newest = match req.num_versions {
@@ -1102,7 +1142,7 @@ mod tests {
                     num_versions,
                     ..find(pattern)
                 };
-                let (sql, args) = find_query(&req)?;
+                let (sql, args) = find_query(&req, false)?;
                 let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
                 let plan: Vec<String> = stmt
                     .query_map(rusqlite::params_from_iter(args), |row| row.get(3))?
@@ -1165,9 +1205,26 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn backups_are_walked_only_where_names_have_few_versions() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        assert!(store.few_versions(1)?, "empty");
+        for i in 0..10 {
+            let t = format!("2024-05-01T{i:02}:00:00Z");
+            let b = backup(&format!("b{i}"), &t, "host1");
+            store.add_dataset(&b, &dataset(&format!("d{i}"), "u", &["u/a", "u/b"]))?;
+        }
+        // Ten versions a name: more than 4 × 1 and 4 × 2, not 4 × 3.
+        assert!(!store.few_versions(1)?);
+        assert!(!store.few_versions(2)?);
+        assert!(store.few_versions(3)?);
+        assert!(fleet()?.few_versions(1)?);
+        Ok(())
+    }
+
     /// The plan SQLite picks for `req`, one step a line.
     fn plan(store: &Store, req: &FindRequest) -> Result<String, Error> {
-        let (sql, args) = find_query(req)?;
+        let (sql, args) = find_query(req, true)?;
         let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
         let plan: Vec<String> = stmt
             .query_map(rusqlite::params_from_iter(args), |row| row.get(3))?
