@@ -91,8 +91,13 @@ const MAX_LAST_CELL_CHARS: usize = 4352;
 /// records any host may have written: control characters are escaped, so
 /// that none can forge a line or drive the terminal, and long cells are cut.
 fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let rows: Vec<Vec<String>> = rows
-        .iter()
+    let rows = table_cells(rows);
+    table_lines(&rows, &table_widths(&rows))
+}
+
+/// `rows` escaped and cut as [`table`] shows them.
+fn table_cells<const N: usize>(rows: &[[String; N]]) -> Vec<Vec<String>> {
+    rows.iter()
         .map(|row| {
             let last = row.len() - 1;
             let cells = row.iter().enumerate();
@@ -105,16 +110,26 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
             };
             cells.map(|(i, cell)| cell_text(cell, max(i))).collect()
         })
-        .collect();
-    let widths: Vec<usize> = (0..N)
+        .collect()
+}
+
+/// The width of each column of `rows` (from [`table_cells`]).
+fn table_widths(rows: &[Vec<String>]) -> Vec<usize> {
+    let columns = rows.first().map_or(0, Vec::len);
+    (0..columns)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
+        .collect()
+}
+
+/// `rows` aligned to `widths`; a cell wider than its column pushes the rest
+/// of its row right.
+fn table_lines(rows: &[Vec<String>], widths: &[usize]) -> String {
     let mut out = String::new();
-    for row in &rows {
+    for row in rows {
         let mut line = String::new();
-        for (cell, width) in row.iter().zip(&widths) {
+        for (cell, width) in row.iter().zip(widths) {
             line.push_str(cell);
-            let pad = width - cell.chars().count() + 2;
+            let pad = width.saturating_sub(cell.chars().count()) + 2;
             line.extend(std::iter::repeat_n(' ', pad));
         }
         out.push_str(line.trim_end());

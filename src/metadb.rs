@@ -29,6 +29,10 @@ use std::fmt;
 use std::sync::{Mutex, PoisonError};
 use store::Store;
 
+/// How many connections [`Metadb::add_datasets`] records over at once on a
+/// metadb server.
+const SENDERS: usize = 8;
+
 /// A metadb failure.
 #[derive(Debug)]
 pub enum Error {
@@ -48,6 +52,24 @@ impl fmt::Display for Error {
             Error::Setup(e) => write!(f, "metadb: {e}"),
             Error::NotFound(e) => write!(f, "metadb: {e}"),
         }
+    }
+}
+
+/// Why a streamed find stopped: its consumer said so, or the metadb failed.
+enum Stopped<E> {
+    By(E),
+    Metadb(Error),
+}
+
+impl<E> From<store::Error> for Stopped<E> {
+    fn from(e: store::Error) -> Self {
+        Stopped::Metadb(Error::Store(e))
+    }
+}
+
+impl<E> From<client::Error> for Stopped<E> {
+    fn from(e: client::Error) -> Self {
+        Stopped::Metadb(Error::Remote(e))
     }
 }
 
@@ -98,6 +120,57 @@ impl Metadb {
         }
     }
 
+    /// Records many datasets, each with its backup, as [`Metadb::add_dataset`]
+    /// does one; returns each one's outcome, in order, or why none was
+    /// recorded. An embedded store commits them together, with one sync; a
+    /// metadb server gets them over several connections at once, so that
+    /// it commits them in groups (a rebuild of thousands would otherwise
+    /// wait on a sync each).
+    pub fn add_datasets(
+        &self,
+        records: &[(Backup, Dataset)],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        let Metadb::Embedded(store) = self else {
+            return Ok(self.add_datasets_concurrently(records));
+        };
+        let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+        let (results, committed) = store.group(|store| {
+            let each = records.iter();
+            each.map(|(b, d)| store.add_dataset(b, d))
+                .collect::<Vec<_>>()
+        });
+        committed?;
+        Ok(results.into_iter().map(|r| Ok(r?)).collect())
+    }
+
+    /// Records `records` over [`SENDERS`] connections at once, so that the
+    /// metadb server commits them in groups, one sync for each.
+    fn add_datasets_concurrently(&self, records: &[(Backup, Dataset)]) -> Vec<Result<(), Error>> {
+        let share = records.len().div_ceil(SENDERS).max(1);
+        std::thread::scope(|s| {
+            let senders: Vec<_> = records
+                .chunks(share)
+                .map(|chunk| {
+                    s.spawn(move || {
+                        let each = chunk.iter();
+                        each.map(|(b, d)| self.add_dataset(b, d))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut results = Vec::with_capacity(records.len());
+            for sender in senders {
+                // A panic goes on as it would have without the threads.
+                results.extend(
+                    sender
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                );
+            }
+            results
+        })
+    }
+
     /// Backups holding atoms that match `request`, newest first.
     pub fn find_atoms(&self, request: &FindRequest) -> Result<Vec<Backup>, Error> {
         match self {
@@ -107,6 +180,29 @@ impl Metadb {
             }
             Metadb::Remote(remote) => Ok(remote.find_atoms(request)?),
         }
+    }
+
+    /// What [`Metadb::find_atoms`] returns, handed to `f` one backup at a
+    /// time as it is read (from the database, or off the network), so that
+    /// an answer of any size is printed before its end arrives. An error of
+    /// `f` stops the find.
+    pub fn for_each_found<E: From<Error>>(
+        &self,
+        request: &FindRequest,
+        mut f: impl FnMut(Backup) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let each = |backup| f(backup).map_err(Stopped::By);
+        let found = match self {
+            Metadb::Embedded(store) => {
+                let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                store.for_each_found(request, each)
+            }
+            Metadb::Remote(remote) => remote.for_each_found(request, each),
+        };
+        found.map_err(|stopped| match stopped {
+            Stopped::By(e) => e,
+            Stopped::Metadb(e) => E::from(e),
+        })
     }
 
     /// Removes `host`'s datasets `ids` (their snapshots were forgotten).

@@ -1,14 +1,21 @@
 //! `tabacco query`: what the metadb holds for atoms matching shell globs.
 //! A JSON array of backups when stdout is not a terminal (scripts rely on
-//! `[]` for no match), a table on a terminal.
+//! `[]` for no match), a table on a terminal. With one pattern, backups are
+//! printed as they arrive (a table once its first [`TABLE_BATCH`] rows have
+//! set the widths of its columns).
 
 use crate::cli::{Format, Query};
 use crate::cmd::{self, Exit};
 use crate::config::Config;
-use crate::metadb::Metadb;
+use crate::metadb::{self, Metadb};
 use crate::model::{Backup, FindRequest};
 use crate::time;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+
+/// How many rows of a table are read before it is printed: they set the
+/// widths of its columns, and a later cell wider than its column pushes the
+/// rest of its row right.
+const TABLE_BATCH: usize = 1000;
 
 pub fn query(config: &Config, q: &Query) -> Result<(), Exit> {
     let older_than = q
@@ -21,34 +28,136 @@ pub fn query(config: &Config, q: &Query) -> Result<(), Exit> {
     if let Some(warning) = metadb.backlog_warning() {
         log::warn!("{warning}");
     }
-    let mut backups: Vec<Backup> = Vec::new();
-    for pattern in &q.patterns {
-        let request = FindRequest {
-            pattern: pattern.clone(),
-            host: q.host.clone(),
-            num_versions: Some(q.versions.unwrap_or(1)),
-            older_than: older_than.clone(),
-        };
-        let found = metadb
-            .find_atoms(&request)
-            .map_err(|e| Exit::Error(e.to_string()))?;
-        merge(&mut backups, found);
-    }
-    backups.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then_with(|| a.id.cmp(&b.id)));
     let format = q.format.unwrap_or(if std::io::stdout().is_terminal() {
         Format::Table
     } else {
         Format::Json
     });
-    let text = match format {
-        Format::Json => {
-            let json =
-                serde_json::to_string_pretty(&backups).map_err(|e| Exit::Error(e.to_string()))?;
-            json + "\n"
+    let mut out = Printer::new(format);
+    let mut requests = q.patterns.iter().map(|pattern| FindRequest {
+        pattern: pattern.clone(),
+        host: q.host.clone(),
+        num_versions: Some(q.versions.unwrap_or(1)),
+        older_than: older_than.clone(),
+    });
+    let printed = if let [_] = q.patterns.as_slice() {
+        // One pattern: printed as the backups arrive, newest first.
+        requests.try_for_each(|request| metadb.for_each_found(&request, |b| out.push(b)))
+    } else {
+        // Several: what they both matched is joined, so all are read first.
+        let mut backups: Vec<Backup> = Vec::new();
+        for request in requests {
+            let found = metadb
+                .find_atoms(&request)
+                .map_err(|e| Exit::Error(e.to_string()))?;
+            merge(&mut backups, found);
         }
-        Format::Table => table(&backups),
+        backups.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then_with(|| a.id.cmp(&b.id)));
+        backups.into_iter().try_for_each(|backup| out.push(backup))
     };
-    cmd::print(&text)
+    match printed.and_then(|()| out.finish()) {
+        Ok(()) | Err(Stop::Closed) => Ok(()),
+        Err(Stop::Exit(e)) => Err(e),
+    }
+}
+
+/// Why printing stopped early.
+enum Stop {
+    /// stdout was closed (`| head`): the end, quietly.
+    Closed,
+    Exit(Exit),
+}
+
+impl From<metadb::Error> for Stop {
+    fn from(e: metadb::Error) -> Stop {
+        Stop::Exit(Exit::Error(e.to_string()))
+    }
+}
+
+/// Prints backups as they come, as a JSON array or a table.
+struct Printer {
+    out: std::io::StdoutLock<'static>,
+    format: Format,
+    /// Backups printed (JSON).
+    count: usize,
+    /// The table's rows not printed yet, header first, cells escaped.
+    rows: Vec<Vec<String>>,
+    /// The widths of the table's columns, once they are set.
+    widths: Option<Vec<usize>>,
+}
+
+impl Printer {
+    fn new(format: Format) -> Printer {
+        let header = ["TIME", "HOST", "ATOM", "BACKUP", "SNAPSHOT", "PATH"].map(String::from);
+        Printer {
+            out: std::io::stdout().lock(),
+            format,
+            count: 0,
+            rows: cmd::table_cells(&[header]),
+            widths: None,
+        }
+    }
+
+    fn push(&mut self, backup: Backup) -> Result<(), Stop> {
+        match self.format {
+            Format::Json => {
+                let json = serde_json::to_string_pretty(&backup)
+                    .map_err(|e| Stop::Exit(Exit::Error(e.to_string())))?;
+                let mut text = String::from(if self.count == 0 { "[\n" } else { ",\n" });
+                // As an element of a pretty array: indented by two spaces.
+                for (i, line) in json.lines().enumerate() {
+                    text.push_str(if i == 0 { "  " } else { "\n  " });
+                    text.push_str(line);
+                }
+                self.count += 1;
+                self.write(&text)
+            }
+            Format::Table => {
+                self.rows.extend(cmd::table_cells(&table_rows(&backup)));
+                match &self.widths {
+                    Some(widths) => {
+                        let text = cmd::table_lines(&self.rows, widths);
+                        self.rows.clear();
+                        self.write(&text)
+                    }
+                    None if self.rows.len() > TABLE_BATCH => self.print_batch(),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Prints the rows read so far, setting the widths of the columns.
+    fn print_batch(&mut self) -> Result<(), Stop> {
+        let widths = cmd::table_widths(&self.rows);
+        let text = cmd::table_lines(&self.rows, &widths);
+        self.rows.clear();
+        self.widths = Some(widths);
+        self.write(&text)
+    }
+
+    fn finish(mut self) -> Result<(), Stop> {
+        match self.format {
+            Format::Json if self.count == 0 => self.write("[]\n"),
+            Format::Json => self.write("\n]\n"),
+            Format::Table if self.widths.is_some() => Ok(()),
+            Format::Table if self.rows.len() == 1 => self.write("no matching backups\n"),
+            Format::Table => self.print_batch(),
+        }
+    }
+
+    /// Writes `text` out now.
+    fn write(&mut self, text: &str) -> Result<(), Stop> {
+        match self
+            .out
+            .write_all(text.as_bytes())
+            .and_then(|()| self.out.flush())
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Stop::Closed),
+            Err(e) => Err(Stop::Exit(Exit::Error(format!("cannot write output: {e}")))),
+            Ok(()) => Ok(()),
+        }
+    }
 }
 
 /// Adds `found` to `backups`, joining what several patterns both matched.
@@ -73,24 +182,20 @@ fn merge(backups: &mut Vec<Backup>, found: Vec<Backup>) {
     }
 }
 
-fn table(backups: &[Backup]) -> String {
-    let mut rows = vec![["TIME", "HOST", "ATOM", "BACKUP", "SNAPSHOT", "PATH"].map(String::from)];
-    for b in backups {
-        for d in &b.datasets {
-            for a in &d.atoms {
-                rows.push([
-                    b.timestamp.clone(),
-                    b.host.clone(),
-                    a.name.clone(),
-                    b.id.clone(),
-                    d.snapshot_id.clone(),
-                    a.path.clone().unwrap_or_default(),
-                ]);
-            }
+/// The table rows of `backup`: one per atom.
+fn table_rows(b: &Backup) -> Vec<[String; 6]> {
+    let mut rows = Vec::new();
+    for d in &b.datasets {
+        for a in &d.atoms {
+            rows.push([
+                b.timestamp.clone(),
+                b.host.clone(),
+                a.name.clone(),
+                b.id.clone(),
+                d.snapshot_id.clone(),
+                a.path.clone().unwrap_or_default(),
+            ]);
         }
     }
-    if rows.len() == 1 {
-        return "no matching backups\n".into();
-    }
-    cmd::table(&rows)
+    rows
 }

@@ -22,6 +22,7 @@ pub fn reindex(config: &Config) -> Result<(), Exit> {
         .snapshots(&sup, "tabacco")
         .map_err(|e| Exit::Error(e.to_string()))?;
     let mut failed = 0;
+    let mut records = Vec::with_capacity(snapshots.len());
     for snapshot in &snapshots {
         let tags = snapshot.tags.clone().unwrap_or_default();
         let Some((backup_id, mut dataset)) = model::from_snapshot_tags(&tags) else {
@@ -46,10 +47,17 @@ pub fn reindex(config: &Config) -> Result<(), Exit> {
             host: snapshot.hostname.clone(),
             datasets: Vec::new(),
         };
-        if let Err(e) = metadb.add_dataset(&backup, &dataset) {
+        records.push((backup, dataset));
+    }
+    // Recorded together: an embedded metadb syncs once, not per snapshot.
+    let results = metadb
+        .add_datasets(&records)
+        .map_err(|e| Exit::Error(format!("nothing reindexed: {e}")))?;
+    for ((_, dataset), result) in records.iter().zip(results) {
+        if let Err(e) = result {
             log::error!(
                 "snapshot {} (dataset {}): {e}",
-                snapshot.short_id,
+                dataset.snapshot_id,
                 dataset.id
             );
             failed += 1;

@@ -7,6 +7,10 @@
 //! later, so records are spooled; a refusal (other 4xx) will not change.
 //! The token is read once, sent only in the `Authorization` header, and
 //! never appears in `Debug` output, logs or error messages.
+//!
+//! A find's answer is read as it arrives, one backup at a time; it may take
+//! longer than `request_max_timeout` in all, as long as no read waits that
+//! long.
 
 use crate::config;
 use crate::metadb::api::{
@@ -17,13 +21,14 @@ use crate::model::{
     AddDatasetRequest, Backup, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
     Verification,
 };
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
 use serde::Serialize;
 use std::fmt;
+use std::io::BufReader;
 use std::time::Duration;
 use ureq::tls::{Certificate, ClientCert, PemItem, RootCerts, TlsConfig};
 
-/// Most bytes of an answer read (a large `find_atoms`).
+/// Most bytes of an answer read whole (a find's is read as it arrives).
 const ANSWER_LIMIT: u64 = 512 << 20;
 /// Most bytes of an error answer read.
 const ERROR_LIMIT: u64 = 64 << 10;
@@ -69,6 +74,8 @@ pub struct Client {
     /// The URL without a trailing slash.
     base: String,
     token: Option<Token>,
+    /// `request_max_timeout`.
+    timeout: Duration,
 }
 
 impl fmt::Debug for Client {
@@ -109,7 +116,12 @@ impl Client {
             .tls_config(tls(&config.tls)?)
             .build()
             .new_agent();
-        Ok(Client { agent, base, token })
+        Ok(Client {
+            agent,
+            base,
+            token,
+            timeout,
+        })
     }
 
     /// `POST /api/add_dataset`.
@@ -126,7 +138,67 @@ impl Client {
 
     /// `POST /api/find_atoms`.
     pub fn find_atoms(&self, request: &FindRequest) -> Result<Vec<Backup>, Error> {
-        self.post("/api/find_atoms", request)
+        let mut backups = Vec::new();
+        self.for_each_found(request, |backup| {
+            backups.push(backup);
+            Ok::<(), Error>(())
+        })?;
+        Ok(backups)
+    }
+
+    /// `POST /api/find_atoms`, handing each backup to `f` as it arrives. An
+    /// error of `f` stops reading.
+    pub fn for_each_found<E: From<Error>>(
+        &self,
+        request: &FindRequest,
+        mut f: impl FnMut(Backup) -> Result<(), E>,
+    ) -> Result<(), E> {
+        const PATH: &str = "/api/find_atoms";
+        let body = serde_json::to_vec(request)
+            .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
+        let timeout = self.timeout;
+        let mut post = self
+            .agent
+            .post(format!("{}{PATH}", self.base))
+            .config()
+            .timeout_global(None)
+            .timeout_recv_response(Some(timeout))
+            .timeout_per_read(Some(timeout))
+            .build()
+            .content_type("application/json");
+        if let Some(Token(token)) = &self.token {
+            post = post.header("Authorization", format!("Bearer {token}"));
+        }
+        let url = format!("{}{PATH}", crate::uri::mask(&self.base));
+        let response = checked(post.send(&body[..]), &url)?;
+        let reader = response
+            .into_body()
+            .into_with_config()
+            .limit(u64::MAX)
+            .reader();
+        let mut stopped = None;
+        let mut each = |backup| match f(backup) {
+            Ok(()) => true,
+            Err(e) => {
+                stopped = Some(e);
+                false
+            }
+        };
+        let mut json = serde_json::Deserializer::from_reader(BufReader::new(reader));
+        let read =
+            de::Deserializer::deserialize_seq(&mut json, Each(&mut each)).and_then(|()| json.end());
+        if let Some(e) = stopped {
+            return Err(e);
+        }
+        read.map_err(|e| {
+            // A connection cut, or an answer cut short by the server.
+            if e.is_io() || e.is_eof() {
+                Error::Unavailable(format!("{url}: answer cut short: {e}"))
+            } else {
+                Error::Protocol(format!("{url}: {e}"))
+            }
+            .into()
+        })
     }
 
     /// `POST /api/update_active_job_status`.
@@ -250,27 +322,56 @@ impl Client {
     }
 }
 
+/// Hands each element of a JSON array to a function until it says stop.
+struct Each<'f>(&'f mut dyn FnMut(Backup) -> bool);
+
+impl<'de> Visitor<'de> for Each<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of backups")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(backup) = seq.next_element()? {
+            if !(self.0)(backup) {
+                return Err(de::Error::custom("stopped"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Sorts out what came back from `path` (the URL, for messages).
 fn answer<R: DeserializeOwned>(
     result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     path: &str,
 ) -> Result<R, Error> {
-    let mut response = result.map_err(|e| Error::Unavailable(format!("{path}: {e}")))?;
-    let status = response.status().as_u16();
+    let mut response = checked(result, path)?;
     // No content: `null`, which only an `Option` takes.
-    if status == 204 {
+    if response.status().as_u16() == 204 {
         return serde_json::from_str("null").map_err(|e| Error::Protocol(format!("{path}: {e}")));
     }
+    response
+        .body_mut()
+        .with_config()
+        .limit(ANSWER_LIMIT)
+        .read_json()
+        .map_err(|e| match e {
+            ureq::Error::Json(e) => Error::Protocol(format!("{path}: {e}")),
+            e => Error::Unavailable(format!("{path}: {e}")),
+        })
+}
+
+/// The answer from `path` if it is a success (2xx), else why not.
+fn checked(
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    path: &str,
+) -> Result<ureq::http::Response<ureq::Body>, Error> {
+    let mut response = result.map_err(|e| Error::Unavailable(format!("{path}: {e}")))?;
+    let status = response.status().as_u16();
     if (200..300).contains(&status) {
-        return response
-            .body_mut()
-            .with_config()
-            .limit(ANSWER_LIMIT)
-            .read_json()
-            .map_err(|e| match e {
-                ureq::Error::Json(e) => Error::Protocol(format!("{path}: {e}")),
-                e => Error::Unavailable(format!("{path}: {e}")),
-            });
+        return Ok(response);
     }
     let text = response
         .body_mut()

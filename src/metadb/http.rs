@@ -25,7 +25,11 @@
 //!   begin;
 //! - every answer that ends a request early (400, 408, 413, 431, 503) says
 //!   `Connection: close`, and nothing after it on that connection is read
-//!   as a request.
+//!   as a request;
+//! - an answer too large to hold ([`Body::Stream`]) is written as it is
+//!   made, in chunks of [`CHUNK_BYTES`] (HTTP/1.0: until the connection
+//!   closes); if making it fails halfway, the connection is closed without
+//!   the last chunk, so the client sees a truncated answer, not a short one.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -63,6 +67,8 @@ const STACK_BYTES: usize = 1 << 20;
 const WARN_EVERY: Duration = Duration::from_secs(60);
 /// How long accepting waits when descriptors run out.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The size of the chunks of a streamed answer, at most.
+pub const CHUNK_BYTES: usize = 64 << 10;
 
 /// One request, its body read in full.
 pub struct Request {
@@ -75,6 +81,8 @@ pub struct Request {
     /// Whether the client wants the connection closed after the answer
     /// (`Connection: close`, or HTTP/1.0 without `keep-alive`).
     close: bool,
+    /// HTTP/1.0, which knows no chunked encoding.
+    http_1_0: bool,
 }
 
 impl Request {
@@ -93,21 +101,44 @@ impl Request {
 }
 
 /// An answer.
-pub struct Response {
+pub struct Response<'a> {
     pub status: u16,
     pub content_type: &'static str,
-    pub body: String,
+    pub body: Body<'a>,
     /// Further headers; `Connection: close` also closes the connection.
     pub headers: Vec<(&'static str, String)>,
 }
 
-impl Response {
+/// The body of an answer: whole, or written as it is made.
+pub enum Body<'a> {
+    Full(String),
+    /// Writes the body to the connection, from the connection's thread. An
+    /// error ends the connection; the client sees the answer cut short.
+    Stream(Box<Make<'a>>),
+}
+
+/// What writes a streamed body.
+pub type Make<'a> = dyn FnOnce(&mut dyn Write) -> io::Result<()> + 'a;
+
+impl From<String> for Body<'_> {
+    fn from(text: String) -> Self {
+        Body::Full(text)
+    }
+}
+
+impl From<&str> for Body<'_> {
+    fn from(text: &str) -> Self {
+        Body::Full(text.to_string())
+    }
+}
+
+impl Response<'_> {
     /// An error answer of the transport itself: `{"error": message}`.
-    fn error(status: u16, message: &str) -> Response {
+    fn error(status: u16, message: &str) -> Response<'static> {
         Response {
             status,
             content_type: "application/json",
-            body: serde_json::json!({ "error": message }).to_string(),
+            body: serde_json::json!({ "error": message }).to_string().into(),
             headers: Vec::new(),
         }
     }
@@ -118,7 +149,7 @@ pub trait Handler: Send + Sync + 'static {
     /// The largest body taken now (the policy may change while running).
     fn body_limit(&self) -> usize;
     /// Answers `request`.
-    fn handle(&self, request: Request) -> Response;
+    fn handle(&self, request: Request) -> Response<'_>;
     /// Called once per connection the transport closed or refused early:
     /// `why` is `"refused"` (over the cap), `"evicted"` (idle, to make room),
     /// or `"timeout"`.
@@ -356,7 +387,7 @@ fn refuse(mut stream: TcpStream) {
         headers: vec![("Retry-After", "1".into())],
         ..Response::error(503, "too many connections")
     };
-    let _ = stream.write_all(&encode(&response, true));
+    let _ = stream.write_all(&encode(&response, true, false));
 }
 
 /// Why reading a request stopped.
@@ -499,7 +530,7 @@ fn connection(stream: &TcpStream, id: u64, state: &State, handler: &dyn Handler)
                     handler.count("timeout");
                 }
                 let response = Response::error(refused.status, &refused.message);
-                if write(stream, &response, true).is_ok() {
+                if write(stream, response, true, false).is_ok() {
                     linger(stream);
                 }
                 return;
@@ -508,14 +539,17 @@ fn connection(stream: &TcpStream, id: u64, state: &State, handler: &dyn Handler)
         // An answer to HEAD carries a body here: the client would take it
         // for the start of the next answer.
         let close = request.close || request.method == "HEAD";
+        let http_1_0 = request.http_1_0;
         let response = handler.handle(request);
         let close = close
             || state.stopping.load(Ordering::SeqCst)
             || response
                 .headers
                 .iter()
-                .any(|(n, v)| n.eq_ignore_ascii_case("Connection") && v == "close");
-        if write(stream, &response, close).is_err() || close {
+                .any(|(n, v)| n.eq_ignore_ascii_case("Connection") && v == "close")
+            // Without chunks, only closing ends a streamed answer.
+            || (http_1_0 && matches!(response.body, Body::Stream(_)));
+        if write(stream, response, close, !http_1_0).is_err() || close {
             return;
         }
         state.set_idle(id, true);
@@ -605,6 +639,7 @@ fn read_request(input: &mut Input, limit: usize) -> Result<Option<Request>, Refu
         headers,
         body: Vec::new(),
         close: false,
+        http_1_0,
     };
     let connection = |token: &str| {
         request
@@ -710,19 +745,79 @@ fn read_chunked(input: &mut Input, limit: usize, body: &mut Vec<u8>) -> Result<(
     Err(Chunked::Malformed("too many trailers"))
 }
 
-/// Writes `response`; with `close`, says so.
-fn write(mut stream: &TcpStream, response: &Response, close: bool) -> io::Result<()> {
-    stream.write_all(&encode(response, close))
+/// Writes `response`; with `close`, says so. A streamed body goes in
+/// chunks if `chunks`, else until the connection closes (`close` is set).
+fn write(mut stream: &TcpStream, response: Response, close: bool, chunks: bool) -> io::Result<()> {
+    stream.write_all(&encode(&response, close, chunks))?;
+    let Body::Stream(make) = response.body else {
+        return Ok(());
+    };
+    let mut out = Chunks {
+        stream,
+        buf: Vec::with_capacity(CHUNK_BYTES + 2),
+        chunks,
+    };
+    make(&mut out)?;
+    out.send()?;
+    if chunks {
+        stream.write_all(b"0\r\n\r\n")?;
+    }
+    Ok(())
 }
 
-fn encode(response: &Response, close: bool) -> Vec<u8> {
+/// Writes a streamed body, in chunks of up to [`CHUNK_BYTES`] (or as it
+/// comes, without `chunks`).
+struct Chunks<'a> {
+    stream: &'a TcpStream,
+    /// What is not written yet.
+    buf: Vec<u8>,
+    chunks: bool,
+}
+
+impl Chunks<'_> {
+    /// Writes out what is buffered, as a chunk.
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let mut stream = self.stream;
+        if self.chunks {
+            stream.write_all(format!("{:x}\r\n", self.buf.len()).as_bytes())?;
+            self.buf.extend_from_slice(b"\r\n");
+        }
+        stream.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl Write for Chunks<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK_BYTES - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+fn encode(response: &Response, close: bool, chunks: bool) -> Vec<u8> {
     let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n",
         response.status,
         reason(response.status),
         response.content_type,
-        response.body.len()
     );
+    match &response.body {
+        Body::Full(body) => head.push_str(&format!("Content-Length: {}\r\n", body.len())),
+        Body::Stream(_) if chunks => head.push_str("Transfer-Encoding: chunked\r\n"),
+        Body::Stream(_) => {}
+    }
     for (name, value) in &response.headers {
         if !name.eq_ignore_ascii_case("Connection") {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -733,7 +828,9 @@ fn encode(response: &Response, close: bool) -> Vec<u8> {
     }
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(response.body.as_bytes());
+    if let Body::Full(body) = &response.body {
+        bytes.extend_from_slice(body.as_bytes());
+    }
     bytes
 }
 
@@ -790,7 +887,7 @@ mod tests {
         fn body_limit(&self) -> usize {
             1024
         }
-        fn handle(&self, _: Request) -> Response {
+        fn handle(&self, _: Request) -> Response<'_> {
             let _ = self
                 .release
                 .lock()

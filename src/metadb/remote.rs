@@ -128,6 +128,15 @@ impl Remote {
         self.client.find_atoms(request)
     }
 
+    /// The backups of [`Remote::find_atoms`], handed to `f` as they arrive.
+    pub fn for_each_found<E: From<client::Error>>(
+        &self,
+        request: &FindRequest,
+        f: impl FnMut(Backup) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.client.for_each_found(request, f)
+    }
+
     /// Forgets `request.host`'s datasets whose snapshots were pruned. Not
     /// spooled: a failure leaves records that `reindex` or the next prune
     /// clears, never a backup unrecorded.

@@ -8,6 +8,11 @@
 //! Recording and finding are the store's; signals, configuration reloads
 //! and the process exit status are `cmd::metadb`'s. No request may take the
 //! server down: every failure becomes a status code, and a panic a 500.
+//!
+//! A find's answer is streamed: written as its rows are read, so that the
+//! newest version of every atom of the fleet takes the memory of one
+//! backup. Its status is sent first; a failure after that cuts the answer
+//! short (the client sees it truncated).
 
 use crate::metadb::api::{
     AbandonRequest, Attempt, HistoryRequest, Plan, RemoveDatasetsAnswer, RemoveDatasetsRequest,
@@ -15,7 +20,7 @@ use crate::metadb::api::{
 };
 use crate::metadb::auth::Identity;
 use crate::metadb::config::{Config, HostRead, Policy};
-use crate::metadb::http::{self, Response};
+use crate::metadb::http::{self, Body, Response};
 use crate::metadb::jobs::Registry;
 use crate::metadb::metrics::{Fleet, Metrics};
 use crate::metadb::record;
@@ -28,6 +33,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -379,7 +385,7 @@ impl http::Handler for Shared {
     }
 
     /// Answers `request`, counts it, and logs it at debug level.
-    fn handle(&self, request: http::Request) -> Response {
+    fn handle(&self, request: http::Request) -> Response<'_> {
         let started = Instant::now();
         let (method, target) = (request.method.clone(), request.target.clone());
         let outcome = catch_unwind(AssertUnwindSafe(|| handle(&request, self)));
@@ -638,18 +644,18 @@ impl Answer {
         }
     }
 
-    fn into_response(self, headers: Vec<(&'static str, String)>) -> Response {
+    fn into_response(self, headers: Vec<(&'static str, String)>) -> Response<'static> {
         Response {
             status: self.status,
             content_type: self.content_type,
-            body: self.body,
+            body: self.body.into(),
             headers,
         }
     }
 }
 
 /// Answers `request`; returns its endpoint label and status.
-fn handle(request: &http::Request, shared: &Shared) -> (&'static str, Response) {
+fn handle<'a>(request: &http::Request, shared: &'a Shared) -> (&'static str, Response<'a>) {
     let policy = shared.policy();
     let path = request.path();
     let route = Route::find(path);
@@ -705,12 +711,12 @@ fn handle(request: &http::Request, shared: &Shared) -> (&'static str, Response) 
                 shared.write(move |store| remove_datasets(store, &identity, &req))
             },
         ),
-        Route::FindAtoms => parse(body).map_or_else(
-            |e| e,
-            |req: FindRequest| {
-                shared.read(|store| find_atoms(store, &identity, policy.host_read, req))
-            },
-        ),
+        Route::FindAtoms => {
+            match parse(body).and_then(|req| find_request(&identity, policy.host_read, req)) {
+                Ok(req) => return (endpoint, find_atoms(shared, req)),
+                Err(answer) => answer,
+            }
+        }
         Route::UpdateActiveJobStatus => parse(body).map_or_else(
             |e| e,
             |req: UpdateActiveJobStatusRequest| update_jobs(shared, &identity, req),
@@ -1067,28 +1073,83 @@ fn get_restore_request(
     }
 }
 
-fn find_atoms(
-    store: &Store,
+/// `req` as `identity` may ask it (a host token reading only its own
+/// records gets its host filled in), if it can be answered.
+fn find_request(
     identity: &Identity,
     host_read: HostRead,
     mut req: FindRequest,
-) -> Answer {
+) -> Result<FindRequest, Answer> {
     if let (Identity::Host(own), HostRead::Own) = (identity, host_read) {
         match &req.host {
             Some(host) if host != own => {
-                return Answer::error(
+                return Err(Answer::error(
                     403,
                     format!(
                         "the token of host {own} may only read its own records (host_read: own)"
                     ),
-                )
+                ))
             }
             _ => req.host = Some(own.clone()),
         }
     }
-    match store.find_atoms(&req) {
-        Ok(backups) => Answer::json(200, &backups),
-        Err(e) => store_error(&e),
+    store::check_find(&req).map_err(|e| store_error(&e))?;
+    Ok(req)
+}
+
+/// The answer to a find: a JSON array of backups, written one backup at a
+/// time as the rows are read, with one reading connection held meanwhile.
+fn find_atoms(shared: &Shared, req: FindRequest) -> Response<'_> {
+    let stream = move |out: &mut dyn Write| -> io::Result<()> {
+        out.write_all(b"[")?;
+        let mut first = true;
+        let found = shared.read(|store| {
+            store.for_each_found(&req, |backup| -> Result<(), Cut> {
+                if !first {
+                    out.write_all(b",")?;
+                }
+                first = false;
+                serde_json::to_writer(&mut *out, &backup).map_err(io::Error::from)?;
+                Ok(())
+            })
+        });
+        match found {
+            Ok(()) => out.write_all(b"]"),
+            Err(Cut::Io(e)) => Err(e),
+            Err(Cut::Store(e)) => {
+                log::error!(
+                    "metadb: find_atoms {:?}: {e}; answer cut short",
+                    req.pattern
+                );
+                Err(io::Error::other(e.to_string()))
+            }
+        }
+    };
+    Response {
+        status: 200,
+        content_type: "application/json",
+        body: Body::Stream(Box::new(stream)),
+        headers: Vec::new(),
+    }
+}
+
+/// Why a streamed find stopped early.
+enum Cut {
+    /// The client went away or stopped reading.
+    Io(io::Error),
+    /// The database failed halfway.
+    Store(store::Error),
+}
+
+impl From<io::Error> for Cut {
+    fn from(e: io::Error) -> Cut {
+        Cut::Io(e)
+    }
+}
+
+impl From<store::Error> for Cut {
+    fn from(e: store::Error) -> Cut {
+        Cut::Store(e)
     }
 }
 

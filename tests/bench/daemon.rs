@@ -43,6 +43,12 @@ impl Daemon {
         )
     }
 
+    /// Its peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        crate::measure::vm_kib(&format!("/proc/{}/status", self.child.id()), "VmHWM:")
+            .expect("the daemon is running")
+    }
+
     /// Its resident memory now, in KiB.
     pub fn rss_kib(&self) -> u64 {
         crate::measure::vm_kib(&format!("/proc/{}/status", self.child.id()), "VmRSS:")

@@ -1,5 +1,6 @@
 //! `make bench`: what tabacco adds on top of raw restic, how far one metadb
-//! scales, and what tabacco holds in memory and on disk. Every case runs
+//! scales (case 7: a fleet of 10,000 hosts), and what tabacco holds in
+//! memory and on disk. Every case runs
 //! several times interleaved with its baseline, in one process, and one
 //! table of medians and ratios comes out at the end, ready for
 //! BENCHMARKS.md.
@@ -10,6 +11,7 @@
 
 mod backup;
 mod daemon;
+mod fleet;
 mod footprint;
 mod health;
 mod measure;
@@ -93,7 +95,7 @@ fn main() {
             .split(',')
             .filter_map(|c| c.trim().parse().ok())
             .collect(),
-        Err(_) => (1..=8).collect(),
+        Err(_) => (1..=9).collect(),
     };
     let bench = Bench {
         scratch: scratch::Scratch::new(),
@@ -113,6 +115,9 @@ fn main() {
     }
     if cases.contains(&8) {
         rows.extend(health::case(&bench));
+    }
+    if cases.contains(&9) {
+        rows.extend(fleet::case(&bench));
     }
     println!("{}", machine(runs));
     println!("| # | what | tabacco | baseline | ratio | target | |");

@@ -17,5 +17,6 @@ mod packaging;
 mod remote;
 mod restore;
 mod retention;
+mod scale;
 mod versions;
 mod words;

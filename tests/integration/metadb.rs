@@ -89,10 +89,30 @@ pub(crate) fn http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status in {answer:?}"));
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let body = if head.contains("\r\nTransfer-Encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     (status, body)
+}
+
+/// The body of a chunked answer; panics if it is cut short.
+pub(crate) fn dechunk(mut chunked: &str) -> String {
+    let mut body = String::new();
+    loop {
+        let (size, rest) = chunked
+            .split_once("\r\n")
+            .unwrap_or_else(|| panic!("cut short after {body:?}"));
+        let size = usize::from_str_radix(size, 16).unwrap();
+        if size == 0 {
+            assert_eq!(rest, "\r\n", "after the last chunk");
+            return body;
+        }
+        body.push_str(&rest[..size]);
+        chunked = rest[size..].strip_prefix("\r\n").unwrap();
+    }
 }
 
 pub(crate) fn add_dataset_body(backup: &str, host: &str, dataset: &str, atom: &str) -> String {
