@@ -518,16 +518,19 @@ fn resolve_source(
 
 /// Source params override handler params, key by key.
 fn merge_params(handler: &raw::Params, source: &raw::Params) -> raw::Params {
+    fn or<T: Clone>(source: &Option<T>, handler: &Option<T>) -> Option<T> {
+        source.clone().or_else(|| handler.clone())
+    }
     raw::Params {
-        path: source.path.clone().or_else(|| handler.path.clone()),
-        backup_command: source
-            .backup_command
-            .clone()
-            .or_else(|| handler.backup_command.clone()),
-        restore_command: source
-            .restore_command
-            .clone()
-            .or_else(|| handler.restore_command.clone()),
+        path: or(&source.path, &handler.path),
+        backup_command: or(&source.backup_command, &handler.backup_command),
+        restore_command: or(&source.restore_command, &handler.restore_command),
+        exclude: or(&source.exclude, &handler.exclude),
+        exclude_file: or(&source.exclude_file, &handler.exclude_file),
+        exclude_caches: or(&source.exclude_caches, &handler.exclude_caches),
+        exclude_if_present: or(&source.exclude_if_present, &handler.exclude_if_present),
+        one_file_system: or(&source.one_file_system, &handler.one_file_system),
+        exclude_larger_than: or(&source.exclude_larger_than, &handler.exclude_larger_than),
     }
 }
 

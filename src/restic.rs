@@ -155,8 +155,12 @@ fn plain_stderr(stderr: &str) -> String {
 
 /// What to back up.
 pub enum Input {
-    /// Absolute paths.
-    Paths(Vec<PathBuf>),
+    /// Absolute paths, and options leaving some of what is under them out
+    /// (`--exclude` and the like).
+    Paths {
+        paths: Vec<PathBuf>,
+        excludes: Vec<String>,
+    },
     /// A producer's stdout: the pipe atom `filename` (its full name),
     /// stored where [`stdin_filename`] says.
     Stdin { filename: String, data: Stdio },
@@ -408,7 +412,8 @@ impl Repo {
             args.extend(["--tag".into(), tag]);
         }
         let stdin = match backup.input {
-            Input::Paths(paths) => {
+            Input::Paths { paths, excludes } => {
+                args.extend(excludes);
                 args.push("--".into());
                 args.extend(paths.iter().map(|p| p.to_string_lossy().into_owned()));
                 Stdio::null()

@@ -123,6 +123,12 @@ pub struct Params {
     pub path: Option<String>,
     pub backup_command: Option<String>,
     pub restore_command: Option<String>,
+    pub exclude: Option<Vec<String>>,
+    pub exclude_file: Option<Vec<String>>,
+    pub exclude_caches: Option<bool>,
+    pub exclude_if_present: Option<Vec<String>>,
+    pub one_file_system: Option<bool>,
+    pub exclude_larger_than: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

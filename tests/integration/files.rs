@@ -1,0 +1,148 @@
+//! File sources and restores as operators expect them: excludes, part of an
+//! atom, `ls`, `dump`, and the repository's compression.
+
+use crate::common::Fixture;
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+/// Every file (not directory) under `root`, relative to it.
+fn files_under(root: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// A tree with files each exclusion option leaves out, and files it keeps.
+fn excluding_fixture() -> Fixture {
+    let f = Fixture::new();
+    f.write("data/srv/keep.txt", "kept");
+    f.write("data/srv/sub/keep.log", "kept too");
+    f.write("data/srv/scratch.tmp", "by pattern");
+    f.write("data/srv/sub/old.bak", "by exclude_file");
+    f.write(
+        "data/srv/cache/CACHEDIR.TAG",
+        "Signature: 8a477f597d28d172789f06886806bc55\n",
+    );
+    f.write("data/srv/cache/blob", "by exclude_caches");
+    f.write("data/srv/build/.nobackup", "");
+    f.write("data/srv/build/out", "by exclude_if_present");
+    f.write("data/srv/big.iso", &"x".repeat(4096));
+    f.write("etc/excludes", "# backups of backups\n\n*.bak\n");
+    f.write_config(
+        "etc/handlers/tree.yml",
+        "name: tree\ntype: file\nparams:\n  exclude: ['*.tmp']\n  exclude_file: [ROOT/etc/excludes]\n  \
+         exclude_caches: true\n  exclude_if_present: [.nobackup]\n  one_file_system: true\n  \
+         exclude_larger_than: 2k\n",
+    );
+    f.write_config(
+        "etc/sources/srv.yml",
+        "name: srv\nhandler: tree\nparams: {path: ROOT/data/srv}\n",
+    );
+    f
+}
+
+#[test]
+fn excluded_files_are_neither_in_the_snapshot_nor_restored() {
+    let f = excluding_fixture();
+    let check = f.tabacco(&["check"]).success();
+    assert!(
+        check.stdout.contains(&format!(
+            "excluding: --exclude '*.tmp' --exclude-file {} --exclude-caches \
+             --exclude-if-present .nobackup --one-file-system --exclude-larger-than 2k",
+            f.path("etc/excludes").display()
+        )),
+        "{}",
+        check.stdout
+    );
+    f.tabacco(&["run"]).success();
+    let kept: BTreeSet<String> = ["keep.txt", "sub/keep.log", "cache/CACHEDIR.TAG"]
+        .map(String::from)
+        .into();
+    // restic keeps CACHEDIR.TAG itself and an --exclude-if-present marker.
+    let mut in_snapshot = kept.clone();
+    in_snapshot.insert("build/.nobackup".into());
+    let ls = f.restic(&["ls", "latest", "--json"]).success();
+    let root = format!("{}/", f.path("data/srv").display());
+    let listed: BTreeSet<String> = ls
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|n| n["type"] == "file")
+        .map(|n| {
+            n["path"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches(&root)
+                .to_string()
+        })
+        .collect();
+    let without_marker: BTreeSet<String> = listed
+        .iter()
+        .filter(|p| *p != "build/.nobackup")
+        .cloned()
+        .collect();
+    assert_eq!(without_marker, kept, "{}", ls.stdout);
+
+    let target = f.path("restored");
+    f.tabacco(&["restore", "--target", target.to_str().unwrap(), "srv"])
+        .success();
+    let restored = target.join(f.path("data/srv").strip_prefix("/").unwrap());
+    assert_eq!(files_under(&restored), listed);
+    assert!(listed.is_subset(&in_snapshot));
+    // The restore drill counts what was backed up, not what was left out.
+    let verify = f.tabacco(&["-v", "verify"]).success();
+    assert!(
+        verify.stderr.contains("restored and read back"),
+        "{verify:?}"
+    );
+}
+
+#[test]
+fn exclusions_restic_would_refuse_are_configuration_errors() {
+    let f = Fixture::new();
+    for (params, words) in [
+        (
+            "exclude_larger_than: 1.5g",
+            "exclude_larger_than: \"1.5g\" is not a size",
+        ),
+        (
+            "exclude: ['a[b']",
+            "exclude: pattern \"a[b\": '[' is not closed",
+        ),
+        ("exclude_file: [ROOT/nothing]", "exclude_file: "),
+        (
+            "exclude_if_present: ['a/b']",
+            "exclude_if_present: \"a/b\" is not a file name",
+        ),
+    ] {
+        f.write_config(
+            "etc/sources/srv.yml",
+            &format!("name: srv\nhandler: file\nparams:\n  path: ROOT/data\n  {params}\n"),
+        );
+        let run = f.tabacco(&["check"]).status(2);
+        let file = f.path("etc/sources/srv.yml").display().to_string();
+        assert!(run.stderr.contains(&format!("{file}:")), "{run:?}");
+        assert!(run.stderr.contains(words), "{params}: {run:?}");
+    }
+    f.write_config(
+        "etc/sources/db.yml",
+        "name: db\nhandler: pipe\nparams: {backup_command: 'echo x', exclude: ['*']}\n",
+    );
+    let run = f.tabacco(&["check"]).status(2);
+    assert!(
+        run.stderr
+            .contains("the pipe handler takes no exclude options"),
+        "{run:?}"
+    );
+}
