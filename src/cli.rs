@@ -79,6 +79,8 @@ pub struct Restore {
     pub remote: Option<String>,
     /// With `remote`: follow the request to its end.
     pub wait: bool,
+    /// `--path`: only these parts of each file atom (relative globs).
+    pub parts: Vec<String>,
     pub patterns: Vec<String>,
 }
 
@@ -141,13 +143,14 @@ pub const COMMANDS: &[Help] = &[
     },
     Help {
         name: "restore",
-        usage: "tabacco restore [--host H] [--older-than TIME] (--target DIR | --in-place) [--dry-run] [--remote HOST [--wait]] PATTERN...",
+        usage: "tabacco restore [--host H] [--older-than TIME] (--target DIR | --in-place) [--path SUB]... [--dry-run] [--remote HOST [--wait]] PATTERN...",
         summary: "restore the newest version of each atom matching shell glob PATTERNs onto this host",
         options: &[
             ("--host H", "restore what host H backed up (default: the newest of any host)"),
             ("--older-than TIME", "the newest version older than TIME (RFC 3339, or an age like 36h, 7d)"),
             ("--target DIR", "restore file atoms under DIR (DIR/<original path>)"),
             ("--in-place", "restore file atoms at their original paths"),
+            ("--path SUB", "only SUB of each file atom (relative to its path; a glob; repeatable)"),
             ("--dry-run", "print the plan, restore nothing"),
             ("--remote HOST", "have HOST's agent carry the plan out (through the metadb)"),
             ("--wait", "with --remote: follow the request and exit with its result"),
@@ -477,7 +480,7 @@ fn query(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::
 fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
     let (mut host, mut older_than, mut target, mut dry_run) = (None, None, None, false);
     let (mut remote, mut wait) = (None, false);
-    let mut patterns = Vec::new();
+    let (mut parts, mut patterns) = (Vec::new(), Vec::new());
     while let Some(arg) = next(parser)? {
         match arg {
             _ if is_help(&arg) => return Ok(Command::Help(Some("restore".into()))),
@@ -498,6 +501,7 @@ fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt
                 "dry-run" => dry_run = true,
                 "remote" => remote = Some(parser.value()?.string()?),
                 "wait" => wait = true,
+                "path" => parts.push(part(parser.value()?.string()?)?),
                 _ if global(cli, &arg, parser)? => {}
                 _ => return Err(unexpected(arg)),
             },
@@ -513,6 +517,9 @@ fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt
     if wait && remote.is_none() {
         return Err("--wait goes with --remote HOST".into());
     }
+    if remote.is_some() && !parts.is_empty() {
+        return Err("--path restores on this host only, not with --remote".into());
+    }
     Ok(Command::Restore(Restore {
         host,
         older_than,
@@ -520,8 +527,27 @@ fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt
         dry_run,
         remote,
         wait,
+        parts,
         patterns,
     }))
+}
+
+/// A part of a file atom (`--path`, and `ls`'s and `dump`'s FILE):
+/// relative to the atom's path, inside it, a valid restic glob; trailing
+/// `/`s dropped.
+fn part(text: String) -> Result<String, lexopt::Error> {
+    let trimmed = text.trim_end_matches('/');
+    let inside = !trimmed.is_empty()
+        && !trimmed.starts_with('/')
+        && !trimmed.split('/').any(|c| matches!(c, "" | "." | ".."));
+    if !inside {
+        return Err(format!(
+            "{text:?} is not a path inside the atom (relative, without '.' or '..')"
+        )
+        .into());
+    }
+    crate::handler::check_pattern(trimmed)?;
+    Ok(trimmed.to_string())
 }
 
 /// The text of `tabacco help [COMMAND]`; `None` for an unknown command.

@@ -5,6 +5,8 @@
 //! job hands to restic.
 
 mod exclude;
+
+pub use exclude::check_pattern;
 mod file;
 mod pipe;
 

@@ -569,17 +569,26 @@ impl Repo {
     }
 
     /// Restores `paths` (absolute paths inside `snapshot`) under `target`,
-    /// where each lands at `target/<path>`.
+    /// where each lands at `target/<path>`; only `parts` of each (globs
+    /// relative to it) if any are given.
     pub fn restore(
         &self,
         sup: &Supervisor,
         snapshot: &SnapshotRef,
         target: &Path,
         paths: &[&str],
+        parts: &[String],
     ) -> Result<(), Error> {
         let mut tail = vec!["--target".to_string(), target.to_string_lossy().into()];
         for path in paths {
-            tail.extend(["--include".into(), escape_pattern(path)]);
+            let path = escape_pattern(path);
+            if parts.is_empty() {
+                tail.extend(["--include".into(), path.clone()]);
+            }
+            for part in parts {
+                let include = format!("{}/{part}", path.trim_end_matches('/'));
+                tail.extend(["--include".into(), include]);
+            }
         }
         let restore = |by_tag: bool| {
             let mut args = vec!["restore".to_string()];

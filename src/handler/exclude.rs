@@ -99,7 +99,7 @@ fn check_exclude_file(file: &Path) -> Result<(), String> {
 
 /// A pattern restic's `--exclude` accepts: not empty, and each `/`-separated
 /// part a valid Go `filepath.Match` pattern (restic checks each part so).
-fn check_pattern(pattern: &str) -> Result<(), String> {
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
     if pattern.is_empty() {
         return Err("an empty pattern".into());
     }

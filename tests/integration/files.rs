@@ -146,3 +146,109 @@ fn exclusions_restic_would_refuse_are_configuration_errors() {
         "{run:?}"
     );
 }
+
+/// Mailboxes as file atoms, and a pipe atom beside them.
+fn mail_fixture() -> Fixture {
+    let f = Fixture::new();
+    f.write("data/mail/alice/cur/1", "first message");
+    f.write("data/mail/alice/cur/2", "second message");
+    f.write("data/mail/alice/new/3", "third message");
+    f.write("data/mail/bob/cur/1", "bob's message");
+    f.write_config(
+        "etc/sources/mail.yml",
+        "name: mail\nhandler: file\nparams: {path: ROOT/data/mail}\natoms: [{name: alice}, {name: bob}]\n",
+    );
+    f.write(
+        "etc/sources/db.yml",
+        "name: db\nhandler: pipe\nparams: {backup_command: 'printf \"dump of %s\\n\" ${atom.name}', restore_command: 'cat > /dev/null'}\natoms: [{name: main}]\n",
+    );
+    f.tabacco(&["run"]).success();
+    f
+}
+
+#[test]
+fn restore_path_brings_back_one_message_and_nothing_else() {
+    let f = mail_fixture();
+    let target = f.path("restored");
+    let t = target.to_str().unwrap();
+    f.tabacco(&["restore", "--target", t, "--path", "cur/2", "mail/alice"])
+        .success();
+    let alice = f.path("data/mail/alice");
+    let restored = target.join(alice.strip_prefix("/").unwrap());
+    assert_eq!(
+        files_under(&target),
+        [format!(
+            "{}/cur/2",
+            alice.strip_prefix("/").unwrap().display()
+        )]
+        .into()
+    );
+    assert_eq!(
+        fs::read_to_string(restored.join("cur/2")).unwrap(),
+        "second message"
+    );
+
+    // A glob, and several parts, across atoms.
+    let target = f.path("restored-glob");
+    let t = target.to_str().unwrap();
+    f.tabacco(&[
+        "restore", "--target", t, "--path", "cur/*", "--path", "new", "mail/*",
+    ])
+    .success();
+    let mail = target.join(f.path("data/mail").strip_prefix("/").unwrap());
+    let all: BTreeSet<String> = ["alice/cur/1", "alice/cur/2", "alice/new/3", "bob/cur/1"]
+        .map(String::from)
+        .into();
+    assert_eq!(files_under(&mail), all);
+
+    // A part that is not there fails, and says so.
+    let t = f.path("restored-none").display().to_string();
+    let run = f
+        .tabacco(&["restore", "--target", &t, "--path", "cur/9", "mail/bob"])
+        .status(1);
+    assert!(run.stderr.contains("not in snapshot"), "{run:?}");
+}
+
+#[test]
+fn restore_path_refuses_what_is_not_inside_a_file_atom() {
+    let f = mail_fixture();
+    let t = f.path("restored").display().to_string();
+    for bad in [
+        "../bob",
+        "/etc/passwd",
+        "cur/../../bob",
+        "./cur",
+        "",
+        "cur/[",
+    ] {
+        let run = f
+            .tabacco(&["restore", "--target", &t, "--path", bad, "mail/alice"])
+            .status(2);
+        let words = match bad {
+            "cur/[" => "'[' is not closed".to_string(),
+            _ => format!("{bad:?} is not a path inside the atom"),
+        };
+        assert!(run.stderr.contains(&words), "{run:?}");
+    }
+    let run = f
+        .tabacco(&["restore", "--target", &t, "--path", "x", "db/main"])
+        .status(1);
+    assert!(
+        run.stderr.contains("db/main is a stream with no parts")
+            && run.stderr.contains("tabacco dump"),
+        "{run:?}"
+    );
+    let run = f
+        .tabacco(&[
+            "restore",
+            "--in-place",
+            "--remote",
+            "h",
+            "--path",
+            "x",
+            "mail/bob",
+        ])
+        .status(2);
+    assert!(run.stderr.contains("not with --remote"), "{run:?}");
+    assert!(!f.path("restored").exists());
+}
