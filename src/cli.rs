@@ -37,6 +37,8 @@ pub enum Command {
     Check,
     Query(Query),
     Restore(Restore),
+    Dump(Dump),
+    Ls(Ls),
     Reindex,
     Prune {
         sources: Vec<String>,
@@ -82,6 +84,31 @@ pub struct Restore {
     /// `--path`: only these parts of each file atom (relative globs).
     pub parts: Vec<String>,
     pub patterns: Vec<String>,
+}
+
+/// Which recorded version of one atom `dump` and `ls` look into.
+#[derive(Debug, Default, PartialEq)]
+pub struct Version {
+    pub host: Option<String>,
+    pub older_than: Option<String>,
+    pub atom: String,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Dump {
+    pub version: Version,
+    /// A file of a file atom, relative to its path.
+    pub file: Option<String>,
+    /// Where to write; standard output if absent.
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Ls {
+    pub version: Version,
+    pub long: bool,
+    /// Only what is under this part of the atom.
+    pub sub: Option<String>,
 }
 
 /// One command's entry in `--help`, the man page test and completions.
@@ -154,6 +181,26 @@ pub const COMMANDS: &[Help] = &[
             ("--dry-run", "print the plan, restore nothing"),
             ("--remote HOST", "have HOST's agent carry the plan out (through the metadb)"),
             ("--wait", "with --remote: follow the request and exit with its result"),
+        ],
+    },
+    Help {
+        name: "dump",
+        usage: "tabacco dump [--host H] [--older-than TIME] [-o FILE] ATOM [PATH]",
+        summary: "write a pipe atom's stream, or one file of a file atom, to stdout or FILE; restore nothing",
+        options: &[
+            ("--host H", "what host H backed up (default: the newest of any host)"),
+            ("--older-than TIME", "the newest version older than TIME (RFC 3339, or an age like 36h, 7d)"),
+            ("-o, --output FILE", "write to FILE, a new file (default: standard output)"),
+        ],
+    },
+    Help {
+        name: "ls",
+        usage: "tabacco ls [--host H] [--older-than TIME] [--long] ATOM [PATH]",
+        summary: "list the files of the newest version of a file atom (JSON when piped)",
+        options: &[
+            ("--host H", "what host H backed up (default: the newest of any host)"),
+            ("--older-than TIME", "the newest version older than TIME (RFC 3339, or an age like 36h, 7d)"),
+            ("--long", "with type, size, mode and modification time"),
         ],
     },
     Help {
@@ -294,6 +341,7 @@ fn command(
         "verify" => verify(cli, parser)?,
         "query" => query(cli, parser)?,
         "restore" => restore(cli, parser)?,
+        "dump" | "ls" => look_into(cli, parser, name)?,
         "check" => no_arguments(cli, parser, "check", Command::Check)?,
         "reindex" => no_arguments(cli, parser, "reindex", Command::Reindex)?,
         "version" => no_arguments(cli, parser, "version", Command::Version)?,
@@ -530,6 +578,50 @@ fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt
         parts,
         patterns,
     }))
+}
+
+/// `dump` and `ls`: one atom's newest matching version, and a path in it.
+fn look_into(
+    cli: &mut Cli,
+    parser: &mut lexopt::Parser,
+    name: &str,
+) -> Result<Command, lexopt::Error> {
+    let mut version = Version::default();
+    let (mut long, mut output, mut values) = (false, None, Vec::new());
+    while let Some(arg) = next(parser)? {
+        match arg {
+            _ if is_help(&arg) => return Ok(Command::Help(Some(name.into()))),
+            Arg::Long(ref opt) if opt == "host" => version.host = Some(parser.value()?.string()?),
+            Arg::Long(ref opt) if opt == "older-than" => {
+                version.older_than = Some(parser.value()?.string()?)
+            }
+            Arg::Long(ref opt) if opt == "long" && name == "ls" => long = true,
+            Arg::Short('o') if name == "dump" => output = Some(PathBuf::from(parser.value()?)),
+            Arg::Long(ref opt) if opt == "output" && name == "dump" => {
+                output = Some(PathBuf::from(parser.value()?))
+            }
+            Arg::Value(value) if values.len() < 2 => values.push(value.string()?),
+            _ if global(cli, &arg, parser)? => {}
+            _ => return Err(unexpected(arg)),
+        }
+    }
+    let mut values = values.into_iter();
+    version.atom = values
+        .next()
+        .ok_or_else(|| format!("{name} needs an ATOM (e.g. 'sql/db2')"))?;
+    let path = values.next().map(part).transpose()?;
+    Ok(match name {
+        "dump" => Command::Dump(Dump {
+            version,
+            file: path,
+            output,
+        }),
+        _ => Command::Ls(Ls {
+            version,
+            long,
+            sub: path,
+        }),
+    })
 }
 
 /// A part of a file atom (`--path`, and `ls`'s and `dump`'s FILE):
@@ -815,6 +907,47 @@ mod tests {
             "query --versions x y",
             "run --config",
             "--bogus run",
+        ] {
+            assert!(parse_str(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn dump_and_ls() {
+        let cli = parse_str("dump --host web3 -o /tmp/x sql/db2").unwrap();
+        assert_eq!(
+            cli.command,
+            Command::Dump(Dump {
+                version: Version {
+                    host: Some("web3".into()),
+                    older_than: None,
+                    atom: "sql/db2".into(),
+                },
+                file: None,
+                output: Some(PathBuf::from("/tmp/x")),
+            })
+        );
+        let cli = parse_str("ls --long --older-than 7d users/alice cur/").unwrap();
+        assert_eq!(
+            cli.command,
+            Command::Ls(Ls {
+                version: Version {
+                    host: None,
+                    older_than: Some("7d".into()),
+                    atom: "users/alice".into(),
+                },
+                long: true,
+                sub: Some("cur".into()),
+            })
+        );
+        for bad in [
+            "ls",
+            "dump",
+            "ls -o x a",
+            "dump --long a",
+            "ls a b c",
+            "ls a ../b",
+            "dump a /b",
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} accepted");
         }

@@ -4,6 +4,8 @@
 mod agent;
 mod check;
 mod completion;
+mod dump;
+mod ls;
 mod metadb;
 mod prune;
 mod query;
@@ -56,6 +58,8 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Run { sources, dry_run } => run::run(&load(config_path)?, &sources, dry_run),
         Command::Query(query) => query::query(&load(config_path)?, &query),
         Command::Restore(args) => restore::restore(&load(config_path)?, &args),
+        Command::Dump(args) => dump::dump(&load(config_path)?, &args),
+        Command::Ls(args) => ls::ls(&load(config_path)?, &args),
         Command::Reindex => reindex::reindex(&load(config_path)?),
         Command::Prune { sources, dry_run } => prune::prune(&load(config_path)?, &sources, dry_run),
         Command::Verify {

@@ -614,12 +614,33 @@ impl Repo {
         snapshot: &SnapshotRef,
         atom: &str,
     ) -> Result<Running, Error> {
-        self.version()?;
         let mut paths = vec![format!("/{}", stdin_filename(atom, true))];
         let flat = format!("/{}", stdin_filename(atom, false));
         if flat != paths[0] {
             paths.push(flat);
         }
+        self.dump_first(sup, snapshot, &paths)
+    }
+
+    /// Starts `restic dump` of the file at absolute `path` in `snapshot`,
+    /// as [`Repo::dump`] does for a stream.
+    pub fn dump_file(
+        &self,
+        sup: &Supervisor,
+        snapshot: &SnapshotRef,
+        path: &str,
+    ) -> Result<Running, Error> {
+        self.dump_first(sup, snapshot, &[path.to_string()])
+    }
+
+    /// `restic dump` of the first of `paths` the snapshot holds.
+    fn dump_first(
+        &self,
+        sup: &Supervisor,
+        snapshot: &SnapshotRef,
+        paths: &[String],
+    ) -> Result<Running, Error> {
+        self.version()?;
         let (mut by_tag, mut path, mut unlocked) = (false, 0, false);
         loop {
             let mut args = vec!["dump".to_string()];
@@ -649,6 +670,41 @@ impl Repo {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// What `snapshot` holds under the absolute `path`, recursively, the
+    /// node at `path` itself included.
+    pub fn ls(
+        &self,
+        sup: &Supervisor,
+        snapshot: &SnapshotRef,
+        path: &str,
+    ) -> Result<Vec<Node>, Error> {
+        self.version()?;
+        let ls = |by_tag: bool| -> Result<Vec<Node>, Error> {
+            let mut args = vec!["ls".to_string(), "--json".into(), "--recursive".into()];
+            args.extend(snapshot.args(by_tag));
+            args.push(path.to_string());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut cmd = self.command(&args);
+            cmd.stdout(Stdio::piped());
+            let mut running = sup.spawn(&mut cmd, "restic ls", Stop::Interrupt)?;
+            let mut nodes = Vec::new();
+            if let Some(stdout) = running.child().stdout.take() {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    // The first line describes the snapshot: no `type`.
+                    if let Ok(node) = serde_json::from_str::<Node>(&line) {
+                        nodes.push(node);
+                    }
+                }
+            }
+            running.wait()?;
+            Ok(nodes)
+        };
+        match ls(false) {
+            Err(e) if e.is_ambiguous_id() => ls(true),
+            result => result,
         }
     }
 
@@ -684,6 +740,24 @@ pub struct Snapshot {
     pub hostname: String,
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+}
+
+/// A file, directory or other node as `restic ls --json` lists it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+pub struct Node {
+    /// Absolute, inside the snapshot.
+    pub path: String,
+    /// `file`, `dir`, `symlink`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub size: u64,
+    /// RFC 3339, local offset.
+    #[serde(default)]
+    pub mtime: String,
+    /// Go's file mode bits.
+    #[serde(default)]
+    pub mode: u32,
 }
 
 /// Whether `id` is a whole snapshot id (64 hex digits), as restic 0.15 and

@@ -102,6 +102,35 @@ pub fn plan(
     Ok(items)
 }
 
+/// The newest version of the one atom `pattern` matches, and its dataset;
+/// an error names what it matched otherwise.
+pub fn one(
+    metadb: &Metadb,
+    pattern: &str,
+    host: Option<&str>,
+    older_than: Option<&str>,
+) -> Result<(Item, Atom), String> {
+    let items = plan(metadb, &[pattern.to_string()], host, older_than)?;
+    let mut atoms = items
+        .iter()
+        .flat_map(|item| item.dataset.atoms.iter().map(move |atom| (item, atom)));
+    match (atoms.next(), atoms.next()) {
+        (None, _) => Err(format!("no recorded atom matches {pattern}")),
+        (Some((item, atom)), None) => Ok((item.clone(), atom.clone())),
+        (Some(_), Some(_)) => {
+            let names: Vec<&str> = items
+                .iter()
+                .flat_map(|i| i.dataset.atoms.iter().map(|a| a.name.as_str()))
+                .collect();
+            Err(format!(
+                "{pattern} matches {} atoms: {}; name one",
+                names.len(),
+                names.join(" ")
+            ))
+        }
+    }
+}
+
 fn add(items: &mut Vec<Item>, backup: &Backup, dataset: &Dataset) {
     match items.iter_mut().find(|i| i.dataset.id == dataset.id) {
         Some(item) => {

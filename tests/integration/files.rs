@@ -252,3 +252,125 @@ fn restore_path_refuses_what_is_not_inside_a_file_atom() {
     assert!(run.stderr.contains("not with --remote"), "{run:?}");
     assert!(!f.path("restored").exists());
 }
+
+#[test]
+fn dump_writes_what_the_producer_wrote_and_runs_no_restore_command() {
+    let f = Fixture::new();
+    // Binary, with every byte value, and larger than a pipe's buffer.
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    fs::write(f.path("data/producer.bin"), &data).unwrap();
+    f.write_config(
+        "etc/sources/db.yml",
+        "name: db\nhandler: pipe\nparams: {backup_command: 'cat ROOT/data/producer.bin', \
+         restore_command: 'touch ROOT/restore-ran'}\natoms: [{name: main}, {name: other}]\n",
+    );
+    f.write_config(
+        "etc/sources/mail.yml",
+        "name: mail\nhandler: file\nparams: {path: ROOT/data/mail}\natoms: [{name: alice}]\n",
+    );
+    f.write("data/mail/alice/cur/1", "first message\n");
+    f.tabacco(&["run"]).success();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tabacco"))
+        .args(["--config", f.config().to_str().unwrap(), "dump", "db/main"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == data,
+        "the dump differs from what the producer wrote"
+    );
+    let file = f.path("dumped.bin");
+    f.tabacco(&["dump", "-o", file.to_str().unwrap(), "db/main"])
+        .success();
+    assert!(fs::read(&file).unwrap() == data);
+    // -o writes a new file only.
+    let run = f
+        .tabacco(&["dump", "--output", file.to_str().unwrap(), "db/main"])
+        .status(1);
+    assert!(run.stderr.contains("cannot create"), "{run:?}");
+    assert!(
+        fs::read(&file).unwrap() == data,
+        "the existing file is untouched"
+    );
+    assert!(
+        !f.path("restore-ran").exists(),
+        "dump runs no restore command"
+    );
+
+    // One file of a file atom.
+    let run = f.tabacco(&["dump", "mail/alice", "cur/1"]).success();
+    assert_eq!(run.stdout, "first message\n");
+
+    for (args, words) in [
+        (
+            &["dump", "db/*"][..],
+            "db/* matches 2 atoms: db/main db/other; name one",
+        ),
+        (&["dump", "nothing"][..], "no recorded atom matches nothing"),
+        (
+            &["dump", "mail/alice"][..],
+            "mail/alice is a file atom: name a file in it",
+        ),
+        (
+            &["dump", "db/main", "x"][..],
+            "db/main is a pipe atom, one stream",
+        ),
+        (&["dump", "mail/alice", "cur/9"][..], "restic"),
+    ] {
+        let run = f.tabacco(args).status(1);
+        assert!(run.stderr.contains(words), "{args:?}: {run:?}");
+    }
+    f.tabacco(&["dump", "mail/alice", "../x"]).status(2);
+}
+
+#[test]
+fn ls_lists_exactly_the_files_of_the_atom() {
+    let f = mail_fixture();
+    let run = f.tabacco(&["ls", "mail/alice"]).success();
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).unwrap();
+    let listed: BTreeSet<(String, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().into(),
+                e["type"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("cur", "dir"),
+        ("cur/1", "file"),
+        ("cur/2", "file"),
+        ("new", "dir"),
+        ("new/3", "file"),
+    ]
+    .map(|(p, t)| (p.to_string(), t.to_string()))
+    .into();
+    assert_eq!(listed, expected, "{}", run.stdout);
+    let second = entries.iter().find(|e| e["path"] == "cur/2").unwrap();
+    assert_eq!(second["size"], "second message".len());
+
+    let run = f.tabacco(&["ls", "--long", "mail/alice", "new"]).success();
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).unwrap();
+    let paths: Vec<&str> = entries
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["new", "new/3"]);
+
+    let run = f.tabacco(&["ls", "db/main"]).status(1);
+    assert!(run.stderr.contains("db/main is a pipe atom"), "{run:?}");
+    let run = f.tabacco(&["ls", "mail/*"]).status(1);
+    assert!(
+        run.stderr.contains("matches 2 atoms: mail/alice mail/bob"),
+        "{run:?}"
+    );
+    let run = f.tabacco(&["ls", "mail/alice", "old"]).status(1);
+    assert!(run.stderr.contains("nothing at"), "{run:?}");
+    f.tabacco(&["ls", "mail/alice", "/etc"]).status(2);
+}
