@@ -282,12 +282,14 @@ impl Repo {
         }
     }
 
-    /// A restic command with the repository's environment. The password goes
-    /// through the environment (or a file), never argv; stdin is closed so
-    /// restic never waits for a password.
+    /// A restic command with the repository's environment and options
+    /// (compression, bandwidth limits: global options every command
+    /// takes). The password goes through the environment (or a file),
+    /// never argv; stdin is closed so restic never waits for a password.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.config.binary);
-        cmd.args(args)
+        cmd.args(&self.config.options)
+            .args(args)
             .env_remove("RESTIC_PASSWORD")
             .env_remove("RESTIC_PASSWORD_FILE")
             .env_remove("RESTIC_PASSWORD_COMMAND")

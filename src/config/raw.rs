@@ -44,6 +44,9 @@ pub struct RepositoryParams {
     pub cache_dir: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    pub compression: Option<String>,
+    pub limit_upload: Option<u32>,
+    pub limit_download: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]

@@ -374,3 +374,120 @@ fn ls_lists_exactly_the_files_of_the_atom() {
     assert!(run.stderr.contains("nothing at"), "{run:?}");
     f.tabacco(&["ls", "mail/alice", "/etc"]).status(2);
 }
+
+/// The size of every file under `root`, in bytes.
+fn bytes_under(root: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
+/// A repository of compressible data written with `compression`: its size.
+fn repository_size(compression: &str) -> u64 {
+    let f = Fixture::new();
+    let text: String = (0..60_000)
+        .map(|i| format!("line {} of a log\n", i % 50))
+        .collect();
+    f.write("data/logs/app.log", &text);
+    let agent = fs::read_to_string(f.config()).unwrap().replace(
+        "    password:",
+        &format!("    compression: {compression}\n    password:"),
+    );
+    fs::write(f.config(), agent).unwrap();
+    f.write_config(
+        "etc/sources/logs.yml",
+        "name: logs\nhandler: file\nparams: {path: ROOT/data/logs}\n",
+    );
+    f.tabacco(&["run"]).success();
+    bytes_under(&f.path("repo/data"))
+}
+
+#[test]
+fn compression_max_writes_a_smaller_repository_than_off() {
+    let off = repository_size("off");
+    let max = repository_size("max");
+    assert!(max * 4 < off, "max: {max} bytes, off: {off} bytes");
+}
+
+#[test]
+fn repository_options_reach_every_restic_call() {
+    let f = Fixture::new();
+    // restic behind a script that notes its arguments.
+    let log = f.path("restic-calls");
+    let wrapper = f.write(
+        "bin/restic",
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\nexec {} \"$@\"\n",
+            log.display(),
+            crate::common::restic_binary()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = format!(
+        "hostname: test-host\nrepository:\n  params:\n    uri: {}\n    password: {}\n    \
+         compression: max\n    limit_upload: 5000\n    limit_download: 6000\nwork_dir: {}\nrestic_binary: {}\n",
+        f.path("repo").display(),
+        crate::common::PASSWORD,
+        f.path("work").display(),
+        wrapper.display()
+    );
+    fs::write(f.config(), agent).unwrap();
+    f.write("data/mail/alice/cur/1", "first message");
+    f.write_config(
+        "etc/sources/mail.yml",
+        "name: mail\nhandler: file\nparams: {path: ROOT/data/mail}\natoms: [{name: alice}]\n",
+    );
+    f.tabacco(&["run"]).success();
+    f.tabacco(&["ls", "mail/alice"]).success();
+    f.tabacco(&["dump", "mail/alice", "cur/1"]).success();
+    let t = f.path("restored").display().to_string();
+    f.tabacco(&["restore", "--target", &t, "mail/alice"])
+        .success();
+    let calls = fs::read_to_string(&log).unwrap();
+    let repository_calls: Vec<&str> = calls.lines().filter(|l| *l != "version").collect();
+    assert!(repository_calls.len() >= 5, "{calls}");
+    for call in repository_calls {
+        assert!(
+            call.starts_with("--compression max --limit-upload 5000 --limit-download 6000 "),
+            "{calls}"
+        );
+    }
+}
+
+#[test]
+fn repository_options_restic_would_refuse_are_configuration_errors() {
+    for (option, words) in [
+        (
+            "compression: fast",
+            "compression must be auto, off or max, not \"fast\"",
+        ),
+        (
+            "limit_upload: 0",
+            "limit_upload is in KiB/s and must be at least 1",
+        ),
+        ("limit_download: -5", "limit_download"),
+    ] {
+        let f = Fixture::new();
+        let agent = fs::read_to_string(f.config())
+            .unwrap()
+            .replace("    password:", &format!("    {option}\n    password:"));
+        fs::write(f.config(), agent).unwrap();
+        let run = f.tabacco(&["check"]).status(2);
+        assert!(
+            run.stderr.contains(&f.config().display().to_string()) && run.stderr.contains(words),
+            "{option}: {run:?}"
+        );
+    }
+}
