@@ -134,7 +134,14 @@ fn plan_table(config: &Config, args: &Restore, items: &[Item]) -> String {
                 item.backup.id.clone(),
                 item.backup.timestamp.clone(),
                 item.dataset.snapshot_id.clone(),
-                restore::destination(config, remote, item, atom, &args.target),
+                match &args.parts[..] {
+                    [] => restore::destination(config, remote, item, atom, &args.target),
+                    parts => format!(
+                        "{}, only {}",
+                        restore::destination(config, remote, item, atom, &args.target),
+                        parts.join(" ")
+                    ),
+                },
             ]);
         }
     }

@@ -171,8 +171,14 @@ fn restore_path_brings_back_one_message_and_nothing_else() {
     let f = mail_fixture();
     let target = f.path("restored");
     let t = target.to_str().unwrap();
-    f.tabacco(&["restore", "--target", t, "--path", "cur/2", "mail/alice"])
+    let run = f
+        .tabacco(&["restore", "--target", t, "--path", "cur/2", "mail/alice"])
         .success();
+    assert!(
+        run.stdout.contains("data/mail/alice, only cur/2\n"),
+        "{}",
+        run.stdout
+    );
     let alice = f.path("data/mail/alice");
     let restored = target.join(alice.strip_prefix("/").unwrap());
     assert_eq!(
