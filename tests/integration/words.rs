@@ -82,7 +82,7 @@ fn hooks_get_the_original_variables_at_backup_and_restore() {
             "--tag",
             "tabacco:source=mail",
             "latest",
-            "/mail/alice",
+            &crate::common::pipe_path("mail/alice"),
         ])
         .success()
         .stdout;
