@@ -37,6 +37,8 @@ pub enum Command {
     Check,
     Query(Query),
     Restore(Restore),
+    Dump(Dump),
+    Ls(Ls),
     Reindex,
     Prune {
         sources: Vec<String>,
@@ -102,7 +104,34 @@ pub struct Restore {
     pub remote: Option<String>,
     /// With `remote`: follow the request to its end.
     pub wait: bool,
+    /// `--path`: only these parts of each file atom (relative globs).
+    pub parts: Vec<String>,
     pub patterns: Vec<String>,
+}
+
+/// Which recorded version of one atom `dump` and `ls` look into.
+#[derive(Debug, Default, PartialEq)]
+pub struct Version {
+    pub host: Option<String>,
+    pub older_than: Option<String>,
+    pub atom: String,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Dump {
+    pub version: Version,
+    /// A file of a file atom, relative to its path.
+    pub file: Option<String>,
+    /// Where to write; standard output if absent.
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Ls {
+    pub version: Version,
+    pub long: bool,
+    /// Only what is under this part of the atom.
+    pub sub: Option<String>,
 }
 
 /// One command's entry in `--help`, the man page test and completions.
@@ -164,13 +193,14 @@ pub const COMMANDS: &[Help] = &[
     },
     Help {
         name: "restore",
-        usage: "tabacco restore [--host H] [--older-than TIME] (--target DIR | --in-place) [--dry-run] [--remote HOST [--wait]] PATTERN...",
+        usage: "tabacco restore [--host H] [--older-than TIME] (--target DIR | --in-place) [--path SUB]... [--dry-run] [--remote HOST [--wait]] PATTERN...",
         summary: "restore the newest version of each atom matching shell glob PATTERNs onto this host",
         options: &[
             ("--host H", "restore what host H backed up (default: the newest of any host)"),
             ("--older-than TIME", "the newest version older than TIME (RFC 3339, or an age like 36h, 7d)"),
             ("--target DIR", "restore file atoms under DIR (DIR/<original path>)"),
             ("--in-place", "restore file atoms at their original paths"),
+            ("--path SUB", "only SUB of each file atom (relative to its path; a glob; repeatable)"),
             ("--dry-run", "print the plan, restore nothing"),
             ("--remote HOST", "have HOST's agent carry the plan out (through the metadb)"),
             ("--wait", "with --remote: follow the request and exit with its result"),
@@ -207,6 +237,26 @@ pub const COMMANDS: &[Help] = &[
         usage: "tabacco retire-host HOST",
         summary: "stop watching HOST in status (its records stay; a plan it publishes revives it)",
         options: &[],
+    },
+    Help {
+        name: "dump",
+        usage: "tabacco dump [--host H] [--older-than TIME] [-o FILE] ATOM [PATH]",
+        summary: "write a pipe atom's stream, or one file of a file atom, to stdout or FILE; restore nothing",
+        options: &[
+            ("--host H", "what host H backed up (default: the newest of any host)"),
+            ("--older-than TIME", "the newest version older than TIME (RFC 3339, or an age like 36h, 7d)"),
+            ("-o, --output FILE", "write to FILE, a new file (default: standard output)"),
+        ],
+    },
+    Help {
+        name: "ls",
+        usage: "tabacco ls [--host H] [--older-than TIME] [--long] ATOM [PATH]",
+        summary: "list the files of the newest version of a file atom (JSON when piped)",
+        options: &[
+            ("--host H", "what host H backed up (default: the newest of any host)"),
+            ("--older-than TIME", "the newest version older than TIME (RFC 3339, or an age like 36h, 7d)"),
+            ("--long", "with type, size, mode and modification time"),
+        ],
     },
     Help {
         name: "check",
@@ -349,6 +399,7 @@ fn command(
         "status" => status(cli, parser)?,
         "retire-host" => retire_host(cli, parser)?,
         "restore" => restore(cli, parser)?,
+        "dump" | "ls" => look_into(cli, parser, name)?,
         "check" => no_arguments(cli, parser, "check", Command::Check)?,
         "reindex" => no_arguments(cli, parser, "reindex", Command::Reindex)?,
         "version" => no_arguments(cli, parser, "version", Command::Version)?,
@@ -596,7 +647,7 @@ fn retire_host(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, le
 fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
     let (mut host, mut older_than, mut target, mut dry_run) = (None, None, None, false);
     let (mut remote, mut wait) = (None, false);
-    let mut patterns = Vec::new();
+    let (mut parts, mut patterns) = (Vec::new(), Vec::new());
     while let Some(arg) = next(parser)? {
         match arg {
             _ if is_help(&arg) => return Ok(Command::Help(Some("restore".into()))),
@@ -617,6 +668,7 @@ fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt
                 "dry-run" => dry_run = true,
                 "remote" => remote = Some(parser.value()?.string()?),
                 "wait" => wait = true,
+                "path" => parts.push(part(parser.value()?.string()?)?),
                 _ if global(cli, &arg, parser)? => {}
                 _ => return Err(unexpected(arg)),
             },
@@ -632,6 +684,9 @@ fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt
     if wait && remote.is_none() {
         return Err("--wait goes with --remote HOST".into());
     }
+    if remote.is_some() && !parts.is_empty() {
+        return Err("--path restores on this host only, not with --remote".into());
+    }
     Ok(Command::Restore(Restore {
         host,
         older_than,
@@ -639,8 +694,71 @@ fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt
         dry_run,
         remote,
         wait,
+        parts,
         patterns,
     }))
+}
+
+/// `dump` and `ls`: one atom's newest matching version, and a path in it.
+fn look_into(
+    cli: &mut Cli,
+    parser: &mut lexopt::Parser,
+    name: &str,
+) -> Result<Command, lexopt::Error> {
+    let mut version = Version::default();
+    let (mut long, mut output, mut values) = (false, None, Vec::new());
+    while let Some(arg) = next(parser)? {
+        match arg {
+            _ if is_help(&arg) => return Ok(Command::Help(Some(name.into()))),
+            Arg::Long(ref opt) if opt == "host" => version.host = Some(parser.value()?.string()?),
+            Arg::Long(ref opt) if opt == "older-than" => {
+                version.older_than = Some(parser.value()?.string()?)
+            }
+            Arg::Long(ref opt) if opt == "long" && name == "ls" => long = true,
+            Arg::Short('o') if name == "dump" => output = Some(PathBuf::from(parser.value()?)),
+            Arg::Long(ref opt) if opt == "output" && name == "dump" => {
+                output = Some(PathBuf::from(parser.value()?))
+            }
+            Arg::Value(value) if values.len() < 2 => values.push(value.string()?),
+            _ if global(cli, &arg, parser)? => {}
+            _ => return Err(unexpected(arg)),
+        }
+    }
+    let mut values = values.into_iter();
+    version.atom = values
+        .next()
+        .ok_or_else(|| format!("{name} needs an ATOM (e.g. 'sql/db2')"))?;
+    let path = values.next().map(part).transpose()?;
+    Ok(match name {
+        "dump" => Command::Dump(Dump {
+            version,
+            file: path,
+            output,
+        }),
+        _ => Command::Ls(Ls {
+            version,
+            long,
+            sub: path,
+        }),
+    })
+}
+
+/// A part of a file atom (`--path`, and `ls`'s and `dump`'s FILE):
+/// relative to the atom's path, inside it, a valid restic glob; trailing
+/// `/`s dropped.
+fn part(text: String) -> Result<String, lexopt::Error> {
+    let trimmed = text.trim_end_matches('/');
+    let inside = !trimmed.is_empty()
+        && !trimmed.starts_with('/')
+        && !trimmed.split('/').any(|c| matches!(c, "" | "." | ".."));
+    if !inside {
+        return Err(format!(
+            "{text:?} is not a path inside the atom (relative, without '.' or '..')"
+        )
+        .into());
+    }
+    crate::handler::check_pattern(trimmed)?;
+    Ok(trimmed.to_string())
 }
 
 /// The text of `tabacco help [COMMAND]`; `None` for an unknown command.
@@ -944,6 +1062,47 @@ mod tests {
             "retire-host",
             "retire-host a b",
             "status web1",
+        ] {
+            assert!(parse_str(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn dump_and_ls() {
+        let cli = parse_str("dump --host web3 -o /tmp/x sql/db2").unwrap();
+        assert_eq!(
+            cli.command,
+            Command::Dump(Dump {
+                version: Version {
+                    host: Some("web3".into()),
+                    older_than: None,
+                    atom: "sql/db2".into(),
+                },
+                file: None,
+                output: Some(PathBuf::from("/tmp/x")),
+            })
+        );
+        let cli = parse_str("ls --long --older-than 7d users/alice cur/").unwrap();
+        assert_eq!(
+            cli.command,
+            Command::Ls(Ls {
+                version: Version {
+                    host: None,
+                    older_than: Some("7d".into()),
+                    atom: "users/alice".into(),
+                },
+                long: true,
+                sub: Some("cur".into()),
+            })
+        );
+        for bad in [
+            "ls",
+            "dump",
+            "ls -o x a",
+            "dump --long a",
+            "ls a b c",
+            "ls a ../b",
+            "dump a /b",
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} accepted");
         }

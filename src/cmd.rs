@@ -4,7 +4,9 @@
 mod agent;
 mod check;
 mod completion;
+mod dump;
 mod health;
+mod ls;
 mod metadb;
 mod prune;
 mod query;
@@ -60,6 +62,8 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::History(h) => health::history(&load(config_path)?, &h),
         Command::Status(s) => health::status(&load(config_path)?, &s),
         Command::RetireHost(host) => health::retire_host(&load(config_path)?, &host),
+        Command::Dump(args) => dump::dump(&load(config_path)?, &args),
+        Command::Ls(args) => ls::ls(&load(config_path)?, &args),
         Command::Reindex => reindex::reindex(&load(config_path)?),
         Command::Prune { sources, dry_run } => prune::prune(&load(config_path)?, &sources, dry_run),
         Command::Verify {

@@ -50,6 +50,9 @@ pub struct Repository {
     pub binary: PathBuf,
     /// How long restic 0.16 and newer wait for another process's lock.
     pub retry_lock: Duration,
+    /// restic's global options from `compression`, `limit_upload` and
+    /// `limit_download`, given to every restic call.
+    pub options: Vec<String>,
 }
 
 /// The repository password: kept out of argv, logs and `Debug` output.
@@ -269,7 +272,33 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
     }
     let retry_lock = raw.restic_retry_lock.as_deref().unwrap_or("5m");
     let retry_lock = time::parse_duration(retry_lock).map_err(|e| err("restic_retry_lock", e))?;
+    let mut options = Vec::new();
+    if let Some(mode) = params.compression {
+        if !["auto", "off", "max"].contains(&mode.as_str()) {
+            return Err(err(
+                "compression",
+                format!("compression must be auto, off or max, not {mode:?}"),
+            ));
+        }
+        options.extend(["--compression".to_string(), mode]);
+    }
+    for (key, limit) in [
+        ("limit_upload", params.limit_upload),
+        ("limit_download", params.limit_download),
+    ] {
+        match limit {
+            Some(0) => {
+                return Err(err(
+                    key,
+                    format!("{key} is in KiB/s and must be at least 1 (leave it out for no limit)"),
+                ))
+            }
+            Some(kib) => options.extend([format!("--{}", key.replace('_', "-")), kib.to_string()]),
+            None => {}
+        }
+    }
     let repository = Repository {
+        options,
         uri: params.uri,
         password,
         cache_dir,
@@ -525,16 +554,19 @@ fn resolve_source(
 
 /// Source params override handler params, key by key.
 fn merge_params(handler: &raw::Params, source: &raw::Params) -> raw::Params {
+    fn or<T: Clone>(source: &Option<T>, handler: &Option<T>) -> Option<T> {
+        source.clone().or_else(|| handler.clone())
+    }
     raw::Params {
-        path: source.path.clone().or_else(|| handler.path.clone()),
-        backup_command: source
-            .backup_command
-            .clone()
-            .or_else(|| handler.backup_command.clone()),
-        restore_command: source
-            .restore_command
-            .clone()
-            .or_else(|| handler.restore_command.clone()),
+        path: or(&source.path, &handler.path),
+        backup_command: or(&source.backup_command, &handler.backup_command),
+        restore_command: or(&source.restore_command, &handler.restore_command),
+        exclude: or(&source.exclude, &handler.exclude),
+        exclude_file: or(&source.exclude_file, &handler.exclude_file),
+        exclude_caches: or(&source.exclude_caches, &handler.exclude_caches),
+        exclude_if_present: or(&source.exclude_if_present, &handler.exclude_if_present),
+        one_file_system: or(&source.one_file_system, &handler.one_file_system),
+        exclude_larger_than: or(&source.exclude_larger_than, &handler.exclude_larger_than),
     }
 }
 

@@ -4,6 +4,9 @@
 //! `config`; this module turns a source's atoms into the datasets a backup
 //! job hands to restic.
 
+mod exclude;
+
+pub use exclude::check_pattern;
 mod file;
 mod pipe;
 
@@ -35,7 +38,11 @@ pub struct Plan {
 /// Where a planned dataset's data comes from.
 #[derive(Debug)]
 pub enum Input {
-    Paths(Vec<PathBuf>),
+    /// Paths, and restic's exclusion options for them.
+    Paths {
+        paths: Vec<PathBuf>,
+        excludes: Vec<String>,
+    },
     /// A `/bin/sh -c` command (values already quoted) whose stdout is the
     /// data, stored in the snapshot as `/<filename>`.
     Command {

@@ -254,11 +254,13 @@ fn log_dry_run(sup: &Supervisor, source: &Source, plan: &Plan) {
         log::info!("{label}: dry run: would run pre_backup_command: {pre}");
     }
     match &plan.input {
-        Input::Paths(paths) => {
+        Input::Paths { paths, excludes } => {
             let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             log::info!(
-                "{label}: dry run: would back up {} into restic",
-                paths.join(" ")
+                "{label}: dry run: would back up {} into restic{}{}",
+                paths.join(" "),
+                if excludes.is_empty() { "" } else { " with " },
+                excludes.join(" ")
             );
         }
         Input::Command {
@@ -305,7 +307,7 @@ fn snapshot(
         input,
     };
     let summary = match plan.input {
-        Input::Paths(paths) => {
+        Input::Paths { paths, excludes } => {
             // Under params.path restic is given the tree alone: its atoms
             // are checked here, or a missing one would be recorded.
             let atom_paths = dataset.atoms.iter().filter_map(|a| a.path.as_deref());
@@ -317,8 +319,11 @@ fn snapshot(
                 let e = format!("path {} does not exist", missing.display());
                 return Err(Failure::new(Kind::Other, e));
             }
-            env.repo
-                .backup(sup, request(restic::Input::Paths(paths)), &mut on_status)?
+            env.repo.backup(
+                sup,
+                request(restic::Input::Paths { paths, excludes }),
+                &mut on_status,
+            )?
         }
         Input::Command {
             command,

@@ -155,8 +155,12 @@ fn plain_stderr(stderr: &str) -> String {
 
 /// What to back up.
 pub enum Input {
-    /// Absolute paths.
-    Paths(Vec<PathBuf>),
+    /// Absolute paths, and options leaving some of what is under them out
+    /// (`--exclude` and the like).
+    Paths {
+        paths: Vec<PathBuf>,
+        excludes: Vec<String>,
+    },
     /// A producer's stdout: the pipe atom `filename` (its full name),
     /// stored where [`stdin_filename`] says.
     Stdin { filename: String, data: Stdio },
@@ -278,12 +282,14 @@ impl Repo {
         }
     }
 
-    /// A restic command with the repository's environment. The password goes
-    /// through the environment (or a file), never argv; stdin is closed so
-    /// restic never waits for a password.
+    /// A restic command with the repository's environment and options
+    /// (compression, bandwidth limits: global options every command
+    /// takes). The password goes through the environment (or a file),
+    /// never argv; stdin is closed so restic never waits for a password.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.config.binary);
-        cmd.args(args)
+        cmd.args(&self.config.options)
+            .args(args)
             .env_remove("RESTIC_PASSWORD")
             .env_remove("RESTIC_PASSWORD_FILE")
             .env_remove("RESTIC_PASSWORD_COMMAND")
@@ -408,7 +414,8 @@ impl Repo {
             args.extend(["--tag".into(), tag]);
         }
         let stdin = match backup.input {
-            Input::Paths(paths) => {
+            Input::Paths { paths, excludes } => {
+                args.extend(excludes);
                 args.push("--".into());
                 args.extend(paths.iter().map(|p| p.to_string_lossy().into_owned()));
                 Stdio::null()
@@ -564,17 +571,26 @@ impl Repo {
     }
 
     /// Restores `paths` (absolute paths inside `snapshot`) under `target`,
-    /// where each lands at `target/<path>`.
+    /// where each lands at `target/<path>`; only `parts` of each (globs
+    /// relative to it) if any are given.
     pub fn restore(
         &self,
         sup: &Supervisor,
         snapshot: &SnapshotRef,
         target: &Path,
         paths: &[&str],
+        parts: &[String],
     ) -> Result<(), Error> {
         let mut tail = vec!["--target".to_string(), target.to_string_lossy().into()];
         for path in paths {
-            tail.extend(["--include".into(), escape_pattern(path)]);
+            let path = escape_pattern(path);
+            if parts.is_empty() {
+                tail.extend(["--include".into(), path.clone()]);
+            }
+            for part in parts {
+                let include = format!("{}/{part}", path.trim_end_matches('/'));
+                tail.extend(["--include".into(), include]);
+            }
         }
         let restore = |by_tag: bool| {
             let mut args = vec!["restore".to_string()];
@@ -600,12 +616,33 @@ impl Repo {
         snapshot: &SnapshotRef,
         atom: &str,
     ) -> Result<Running, Error> {
-        self.version()?;
         let mut paths = vec![format!("/{}", stdin_filename(atom, true))];
         let flat = format!("/{}", stdin_filename(atom, false));
         if flat != paths[0] {
             paths.push(flat);
         }
+        self.dump_first(sup, snapshot, &paths)
+    }
+
+    /// Starts `restic dump` of the file at absolute `path` in `snapshot`,
+    /// as [`Repo::dump`] does for a stream.
+    pub fn dump_file(
+        &self,
+        sup: &Supervisor,
+        snapshot: &SnapshotRef,
+        path: &str,
+    ) -> Result<Running, Error> {
+        self.dump_first(sup, snapshot, &[path.to_string()])
+    }
+
+    /// `restic dump` of the first of `paths` the snapshot holds.
+    fn dump_first(
+        &self,
+        sup: &Supervisor,
+        snapshot: &SnapshotRef,
+        paths: &[String],
+    ) -> Result<Running, Error> {
+        self.version()?;
         let (mut by_tag, mut path, mut unlocked) = (false, 0, false);
         loop {
             let mut args = vec!["dump".to_string()];
@@ -635,6 +672,41 @@ impl Repo {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// What `snapshot` holds under the absolute `path`, recursively, the
+    /// node at `path` itself included.
+    pub fn ls(
+        &self,
+        sup: &Supervisor,
+        snapshot: &SnapshotRef,
+        path: &str,
+    ) -> Result<Vec<Node>, Error> {
+        self.version()?;
+        let ls = |by_tag: bool| -> Result<Vec<Node>, Error> {
+            let mut args = vec!["ls".to_string(), "--json".into(), "--recursive".into()];
+            args.extend(snapshot.args(by_tag));
+            args.push(path.to_string());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut cmd = self.command(&args);
+            cmd.stdout(Stdio::piped());
+            let mut running = sup.spawn(&mut cmd, "restic ls", Stop::Interrupt)?;
+            let mut nodes = Vec::new();
+            if let Some(stdout) = running.child().stdout.take() {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    // The first line describes the snapshot: no `type`.
+                    if let Ok(node) = serde_json::from_str::<Node>(&line) {
+                        nodes.push(node);
+                    }
+                }
+            }
+            running.wait()?;
+            Ok(nodes)
+        };
+        match ls(false) {
+            Err(e) if e.is_ambiguous_id() => ls(true),
+            result => result,
         }
     }
 
@@ -670,6 +742,24 @@ pub struct Snapshot {
     pub hostname: String,
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+}
+
+/// A file, directory or other node as `restic ls --json` lists it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+pub struct Node {
+    /// Absolute, inside the snapshot.
+    pub path: String,
+    /// `file`, `dir`, `symlink`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub size: u64,
+    /// RFC 3339, local offset.
+    #[serde(default)]
+    pub mtime: String,
+    /// Go's file mode bits.
+    #[serde(default)]
+    pub mode: u32,
 }
 
 /// Whether `id` is a whole snapshot id (64 hex digits), as restic 0.15 and

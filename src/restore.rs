@@ -102,6 +102,35 @@ pub fn plan(
     Ok(items)
 }
 
+/// The newest version of the one atom `pattern` matches, and its dataset;
+/// an error names what it matched otherwise.
+pub fn one(
+    metadb: &Metadb,
+    pattern: &str,
+    host: Option<&str>,
+    older_than: Option<&str>,
+) -> Result<(Item, Atom), String> {
+    let items = plan(metadb, &[pattern.to_string()], host, older_than)?;
+    let mut atoms = items
+        .iter()
+        .flat_map(|item| item.dataset.atoms.iter().map(move |atom| (item, atom)));
+    match (atoms.next(), atoms.next()) {
+        (None, _) => Err(format!("no recorded atom matches {pattern}")),
+        (Some((item, atom)), None) => Ok((item.clone(), atom.clone())),
+        (Some(_), Some(_)) => {
+            let names: Vec<&str> = items
+                .iter()
+                .flat_map(|i| i.dataset.atoms.iter().map(|a| a.name.as_str()))
+                .collect();
+            Err(format!(
+                "{pattern} matches {} atoms: {}; name one",
+                names.len(),
+                names.join(" ")
+            ))
+        }
+    }
+}
+
 fn add(items: &mut Vec<Item>, backup: &Backup, dataset: &Dataset) {
     match items.iter_mut().find(|i| i.dataset.id == dataset.id) {
         Some(item) => {
@@ -141,13 +170,14 @@ impl Outcome {
     }
 }
 
-/// Restores `items`, up to `queue_config.concurrency` datasets at a time,
-/// logging each failure. `track` registers each job's supervisor with
+/// Restores `items` (only `parts` of each file atom, if any), up to
+/// `queue_config.concurrency` datasets at a time, logging each failure. `track` registers each job's supervisor with
 /// whoever may have to stop it, and says if that already happened.
 pub fn carry_out(
     config: &Config,
     items: &[Item],
     target: &Target,
+    parts: &[String],
     track: &(dyn Fn(&Supervisor) -> Option<String> + Sync),
 ) -> Outcome {
     let repo = Repo::new(config.repository.clone());
@@ -164,7 +194,7 @@ pub fn carry_out(
                 );
                 let result = match track(&sup) {
                     Some(reason) => Err(reason),
-                    None => restore(item, config, &repo, target, &sup),
+                    None => restore(item, config, &repo, target, parts, &sup),
                 };
                 if let Err(e) = result {
                     let names: Vec<&str> =
@@ -244,12 +274,13 @@ pub fn destination(
     }
 }
 
-/// Restores one planned dataset.
+/// Restores one planned dataset; only `parts` of its file atoms if any.
 pub fn restore(
     item: &Item,
     config: &Config,
     repo: &Repo,
     target: &Target,
+    parts: &[String],
     sup: &Supervisor,
 ) -> Result<(), String> {
     let dataset = &item.dataset;
@@ -296,10 +327,11 @@ pub fn restore(
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
-            repo.restore(sup, &snapshot, target.dir(), &paths)
+            repo.restore(sup, &snapshot, target.dir(), &paths, parts)
                 .map_err(|e| e.to_string())?;
             // restic restores nothing, and says nothing, for a path that is
-            // not in the snapshot.
+            // not in the snapshot; nor, with parts, for parts not in an atom,
+            // whose directory it then does not create either.
             let missing: Vec<&str> = paths
                 .iter()
                 .copied()
@@ -309,8 +341,12 @@ pub fn restore(
                 })
                 .collect();
             if !missing.is_empty() {
+                let what = match parts {
+                    [] => String::new(),
+                    _ => format!(" (of --path {})", parts.join(" ")),
+                };
                 return Err(format!(
-                    "nothing restored at {} under {}: not in snapshot {}",
+                    "nothing restored{what} at {} under {}: not in snapshot {}",
                     missing.join(" "),
                     target_dir,
                     dataset.snapshot_id

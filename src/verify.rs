@@ -103,7 +103,7 @@ fn drill(
             let target = Target::Dir(scratch.to_path_buf());
             std::fs::create_dir_all(scratch)
                 .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
-            repo.restore(sup, &snapshot, target.dir(), &[path])
+            repo.restore(sup, &snapshot, target.dir(), &[path], &[])
                 .map_err(|e| e.to_string())?;
             let restored = scratch.join(path.trim_start_matches('/'));
             let (files, bytes) = read_tree(&restored)?;

@@ -210,7 +210,7 @@ fn carry_out(shared: &Shared, loaded: &Loaded, request: &RestoreRequest) -> Resu
             Some("agent shutting down".to_string())
         }
     };
-    let outcome = restore::carry_out(&loaded.config, &request.items, &target, &track);
+    let outcome = restore::carry_out(&loaded.config, &request.items, &target, &[], &track);
     shared.maintenance_done();
     match outcome.failed {
         0 => Ok(outcome.summary()),

@@ -30,6 +30,22 @@ pub fn restore(config: &Config, args: &Restore) -> Result<(), Exit> {
             args.patterns.join(" ")
         )));
     }
+    if !args.parts.is_empty() {
+        let pipe_atoms: Vec<&str> = items
+            .iter()
+            .flat_map(|i| &i.dataset.atoms)
+            .filter(|a| a.path.is_none())
+            .map(|a| a.name.as_str())
+            .collect();
+        if !pipe_atoms.is_empty() {
+            return Err(Exit::Error(format!(
+                "--path restores part of a file atom; {} {} a stream with no parts: restore {} whole, or look into it with tabacco dump",
+                pipe_atoms.join(" "),
+                if pipe_atoms.len() == 1 { "is" } else { "are" },
+                if pipe_atoms.len() == 1 { "it" } else { "them" },
+            )));
+        }
+    }
     cmd::print(&plan_table(config, args, &items))?;
     if args.dry_run {
         return Ok(());
@@ -39,7 +55,9 @@ pub fn restore(config: &Config, args: &Restore) -> Result<(), Exit> {
     }
     let interrupt =
         Interrupt::install().map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
-    let outcome = restore::carry_out(config, &items, &args.target, &|sup| interrupt.track(sup));
+    let outcome = restore::carry_out(config, &items, &args.target, &args.parts, &|sup| {
+        interrupt.track(sup)
+    });
     if outcome.failed > 0 {
         log::error!("{}", outcome.summary());
         return Err(Exit::Failed);
@@ -116,7 +134,14 @@ fn plan_table(config: &Config, args: &Restore, items: &[Item]) -> String {
                 item.backup.id.clone(),
                 item.backup.timestamp.clone(),
                 item.dataset.snapshot_id.clone(),
-                restore::destination(config, remote, item, atom, &args.target),
+                match &args.parts[..] {
+                    [] => restore::destination(config, remote, item, atom, &args.target),
+                    parts => format!(
+                        "{}, only {}",
+                        restore::destination(config, remote, item, atom, &args.target),
+                        parts.join(" ")
+                    ),
+                },
             ]);
         }
     }

@@ -44,6 +44,9 @@ pub struct RepositoryParams {
     pub cache_dir: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    pub compression: Option<String>,
+    pub limit_upload: Option<u32>,
+    pub limit_download: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -124,6 +127,12 @@ pub struct Params {
     pub path: Option<String>,
     pub backup_command: Option<String>,
     pub restore_command: Option<String>,
+    pub exclude: Option<Vec<String>>,
+    pub exclude_file: Option<Vec<String>>,
+    pub exclude_caches: Option<bool>,
+    pub exclude_if_present: Option<Vec<String>>,
+    pub one_file_system: Option<bool>,
+    pub exclude_larger_than: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

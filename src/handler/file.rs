@@ -3,6 +3,7 @@
 //! on its own by its path.
 
 use crate::config::raw::Params;
+use crate::handler::exclude::Excludes;
 use crate::handler::{Input, Plan};
 use crate::model::Atom;
 use crate::source::{AtomSpec, DatasetSpec, Source};
@@ -12,6 +13,8 @@ use std::path::{Component, Path, PathBuf};
 pub struct File {
     /// The tree to back up; atoms are sub-paths of it.
     pub path: Option<PathBuf>,
+    /// What restic leaves out.
+    pub excludes: Excludes,
 }
 
 impl File {
@@ -19,6 +22,7 @@ impl File {
         if params.backup_command.is_some() || params.restore_command.is_some() {
             return Err("the file handler takes no backup_command or restore_command".into());
         }
+        let excludes = Excludes::new(&params)?;
         let path = params.path.map(PathBuf::from);
         if let Some(p) = &path {
             check_path(p)?;
@@ -29,7 +33,7 @@ impl File {
                 ));
             }
         }
-        Ok(File { path })
+        Ok(File { path, excludes })
     }
 
     pub fn check_atoms(&self, spec: &DatasetSpec) -> Result<(), String> {
@@ -79,15 +83,22 @@ impl File {
         Ok(Plan {
             name: source.handler.dataset_name(&source.name, &planned),
             atoms: planned,
-            input: Input::Paths(paths),
+            input: Input::Paths {
+                paths,
+                excludes: self.excludes.args().to_vec(),
+            },
         })
     }
 
     pub fn describe(&self) -> String {
-        match &self.path {
+        let mut text = match &self.path {
             Some(path) => format!("file {}", path.display()),
             None => "file".into(),
+        };
+        if !self.excludes.is_empty() {
+            text.push_str(&format!(", excluding: {}", quoted(self.excludes.args())));
         }
+        text
     }
 }
 
@@ -100,4 +111,25 @@ fn check_path(path: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// restic's arguments as one line, each quoted where a shell would split
+/// or expand it (for reading only: nothing runs this line).
+fn quoted(args: &[String]) -> String {
+    let plain = |a: &String| {
+        !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    };
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if plain(a) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect();
+    words.join(" ")
 }

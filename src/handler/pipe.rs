@@ -16,6 +16,9 @@ pub struct Pipe {
 
 impl Pipe {
     pub fn new(params: Params) -> Result<Pipe, String> {
+        if !crate::handler::exclude::Excludes::new(&params)?.is_empty() {
+            return Err("the pipe handler takes no exclude options (a stream has no files)".into());
+        }
         let backup_command = params
             .backup_command
             .ok_or("the pipe handler needs params.backup_command")?;

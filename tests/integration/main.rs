@@ -9,6 +9,7 @@ mod common;
 mod compat;
 mod config;
 mod core;
+mod files;
 mod firstmin;
 mod hardening;
 mod health;

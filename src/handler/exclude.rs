@@ -1,0 +1,183 @@
+//! What a `file` source leaves out of its snapshot: `exclude`,
+//! `exclude_file`, `exclude_caches`, `exclude_if_present`,
+//! `one_file_system` and `exclude_larger_than` from its params, checked at
+//! load as restic would check them and turned into restic's own options,
+//! one argument each (never through a shell).
+
+use crate::config::raw::Params;
+use std::path::Path;
+
+/// The exclusion options of a file source, as restic arguments.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Excludes(Vec<String>);
+
+impl Excludes {
+    /// Checks the params' exclusion keys; an error names the key.
+    pub fn new(params: &Params) -> Result<Excludes, String> {
+        let mut args = Vec::new();
+        for pattern in params.exclude.iter().flatten() {
+            check_pattern(pattern).map_err(|e| format!("exclude: {e}"))?;
+            args.extend(["--exclude".to_string(), pattern.clone()]);
+        }
+        for file in params.exclude_file.iter().flatten() {
+            check_exclude_file(Path::new(file)).map_err(|e| format!("exclude_file: {e}"))?;
+            args.extend(["--exclude-file".to_string(), file.clone()]);
+        }
+        if params.exclude_caches == Some(true) {
+            args.push("--exclude-caches".into());
+        }
+        for name in params.exclude_if_present.iter().flatten() {
+            if name.is_empty() || name.contains('/') {
+                return Err(format!(
+                    "exclude_if_present: {name:?} is not a file name (not empty, no '/')"
+                ));
+            }
+            args.extend(["--exclude-if-present".to_string(), name.clone()]);
+        }
+        if params.one_file_system == Some(true) {
+            args.push("--one-file-system".into());
+        }
+        if let Some(size) = &params.exclude_larger_than {
+            parse_size(size).map_err(|e| format!("exclude_larger_than: {e}"))?;
+            args.extend(["--exclude-larger-than".to_string(), size.clone()]);
+        }
+        Ok(Excludes(args))
+    }
+
+    /// Whether any exclusion key was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// restic's options, one argument each.
+    pub fn args(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// A size as restic's `--exclude-larger-than` reads it: digits, then
+/// optionally one of `b`, `k`, `m`, `g`, `t` (either case; powers of 1024),
+/// within a signed 64-bit number of bytes. A sign, which restic would take,
+/// is refused: a negative size excludes everything.
+pub fn parse_size(size: &str) -> Result<u64, String> {
+    let (digits, unit) = match size.chars().last().map(|c| c.to_ascii_lowercase()) {
+        Some('b') => (&size[..size.len() - 1], 1u64),
+        Some('k') => (&size[..size.len() - 1], 1 << 10),
+        Some('m') => (&size[..size.len() - 1], 1 << 20),
+        Some('g') => (&size[..size.len() - 1], 1 << 30),
+        Some('t') => (&size[..size.len() - 1], 1 << 40),
+        _ => (size, 1),
+    };
+    let bad =
+        || format!("{size:?} is not a size (a number of bytes, or with k, m, g or t: 500k, 2g)");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|&n| n <= i64::MAX as u64)
+        .ok_or_else(bad)
+}
+
+/// `file` must be an absolute path to a readable file of valid patterns.
+fn check_exclude_file(file: &Path) -> Result<(), String> {
+    if !file.is_absolute() {
+        return Err(format!("{} is not an absolute path", file.display()));
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        check_pattern(line).map_err(|e| format!("{}:{}: {e}", file.display(), n + 1))?;
+    }
+    Ok(())
+}
+
+/// A pattern restic's `--exclude` accepts: not empty, and each `/`-separated
+/// part a valid Go `filepath.Match` pattern (restic checks each part so).
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.is_empty() {
+        return Err("an empty pattern".into());
+    }
+    for part in pattern.split('/') {
+        check_glob(part).map_err(|e| format!("pattern {pattern:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Go's `filepath.Match` syntax: `\` escapes the next character; `[...]`
+/// is closed, not empty, its ranges ordered.
+fn check_glob(part: &str) -> Result<(), String> {
+    let mut chars = part.chars().peekable();
+    // One character of a class: an escape, or anything but `-` and `]`.
+    let class_char = |chars: &mut std::iter::Peekable<std::str::Chars>| -> Result<char, String> {
+        match chars.next() {
+            None => Err("'[' is not closed".to_string()),
+            Some('-' | ']') => Err("a bad character class".to_string()),
+            Some('\\') => chars.next().ok_or_else(|| "ends in '\\'".to_string()),
+            Some(c) => Ok(c),
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next().ok_or("ends in '\\'")?;
+            }
+            '[' => {
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                }
+                let mut ranges = 0;
+                loop {
+                    if ranges > 0 && chars.peek() == Some(&']') {
+                        chars.next();
+                        break;
+                    }
+                    let lo = class_char(&mut chars)?;
+                    if chars.peek() == Some(&'-') {
+                        chars.next();
+                        let hi = class_char(&mut chars)?;
+                        if hi < lo {
+                            return Err(format!("range {lo}-{hi} is reversed"));
+                        }
+                    }
+                    ranges += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_as_restic_reads_them() {
+        assert_eq!(parse_size("500"), Ok(500));
+        assert_eq!(parse_size("2k"), Ok(2048));
+        assert_eq!(parse_size("3M"), Ok(3 << 20));
+        assert_eq!(parse_size("1t"), Ok(1 << 40));
+        assert_eq!(parse_size("7b"), Ok(7));
+        for bad in ["", "k", "1.5g", "-1", "+2", "10x", "1 g", "9999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn patterns_as_go_matches_them() {
+        for good in ["*.tmp", "/srv/*/cache", "[a-z]*", "[^x]", "a\\*b", "[\\]]"] {
+            assert!(check_pattern(good).is_ok(), "{good}");
+        }
+        // Go refuses a class opening with `]` or `-` too.
+        for bad in ["", "[", "a[b", "x\\", "[z-a]", "[-a]", "[]", "[]a]"] {
+            assert!(check_pattern(bad).is_err(), "{bad}");
+        }
+    }
+}
