@@ -10,7 +10,7 @@ use crate::handler::{self, Handler};
 use crate::schedule::Schedule;
 use crate::shell::Priority;
 use crate::source::{AtomSpec, DatasetSpec, Datasets, Hooks, Source};
-use crate::{name, time};
+use crate::{name, notify, time};
 use file::{Error, Origin};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -35,6 +35,8 @@ pub struct Config {
     pub priority: Priority,
     pub work_dir: PathBuf,
     pub random_seed_file: PathBuf,
+    /// Told of every source's backups, unless a source has its own.
+    pub notify: Vec<notify::Target>,
     pub sources: Vec<Source>,
 }
 
@@ -135,6 +137,12 @@ impl Config {
             }),
             _ => Err(Errors(errors)),
         }
+    }
+
+    /// The targets told of `source`'s backups: its own `notify:` list,
+    /// which replaces agent.yml's, or agent.yml's.
+    pub fn targets<'a>(&'a self, source: &'a Source) -> &'a [notify::Target] {
+        source.notify.as_deref().unwrap_or(&self.notify)
     }
 
     /// The sources called `names`, or all of them when `names` is empty.
@@ -292,7 +300,7 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
             let timeout = request_max_timeout.as_deref().unwrap_or("60s");
             let token_file = token_file.map(|f| absolute("token_file", &f)).transpose()?;
             if let Some(path) = &token_file {
-                read_token(path).map_err(|e| err("token_file", e))?;
+                read_token("metadb.token_file", path).map_err(|e| err("token_file", e))?;
             }
             Some(Metadb {
                 url,
@@ -341,23 +349,30 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
         },
         work_dir,
         random_seed_file,
+        notify: resolve_notify(raw.notify.as_deref().unwrap_or_default())
+            .map_err(|e| err("notify", e))?,
         sources: Vec::new(),
     })
+}
+
+/// Validates every entry of a `notify:` list.
+fn resolve_notify(raw: &[raw::Notify]) -> Result<Vec<notify::Target>, String> {
+    raw.iter().map(notify::Target::resolve).collect()
 }
 
 /// The bearer token in `path`: one line, not empty. Read when the
 /// configuration is loaded, so that a bad token file is a configuration
 /// error rather than a failure at the first request.
-pub fn read_token(path: &Path) -> Result<String, String> {
+pub fn read_token(key: &str, path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read metadb.token_file {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot read {key} {}: {e}", path.display()))?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(format!("metadb.token_file {} is empty", path.display()));
+        return Err(format!("{key} {} is empty", path.display()));
     }
     if token.lines().count() > 1 {
         return Err(format!(
-            "metadb.token_file {} holds more than one line: a token is one line",
+            "{key} {} holds more than one line: a token is one line",
             path.display()
         ));
     }
@@ -519,6 +534,10 @@ fn resolve_source(
         overdue_grace,
         retention: raw.retention,
         min_bytes: raw.min_bytes,
+        notify: match &raw.notify {
+            Some(list) => Some(resolve_notify(list).map_err(|e| err("notify", e))?),
+            None => None,
+        },
         origin,
     })
 }
@@ -573,7 +592,7 @@ mod tests {
         let path = dir.join("token");
         let read = |text: &str| {
             std::fs::write(&path, text).unwrap();
-            read_token(&path)
+            read_token("metadb.token_file", &path)
         };
         assert_eq!(read("abc\n"), Ok("abc".to_string()));
         assert_eq!(read("  abc\r\n"), Ok("abc".to_string()));
@@ -589,7 +608,7 @@ mod tests {
             ))
         );
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(read_token(&path)
+        assert!(read_token("metadb.token_file", &path)
             .unwrap_err()
             .starts_with("cannot read metadb.token_file"));
     }

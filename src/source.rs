@@ -26,6 +26,9 @@ pub struct Source {
     pub overdue_grace: Option<Duration>,
     pub retention: Option<Retention>,
     pub min_bytes: Option<u64>,
+    /// Its own notification targets, replacing agent.yml's; `Some(empty)`
+    /// silences it.
+    pub notify: Option<Vec<crate::notify::Target>>,
     pub origin: Origin,
 }
 

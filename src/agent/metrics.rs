@@ -6,6 +6,7 @@
 //! Per-source values appear once the source has run since the agent
 //! started; failure counters appear per kind once that kind has occurred.
 
+use std::sync::atomic::Ordering;
 use super::state::{Maintenance, State};
 use crate::failure::Verdict;
 use chrono::{DateTime, Utc};
@@ -145,6 +146,21 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
         "Records waiting in the spool for the metadb.",
     );
     sample(&mut out, "tabacco_spool_backlog", &[], spool_backlog);
+    for (name, help, counter) in [
+        (
+            "tabacco_notifications_sent_total",
+            "Notifications a target accepted.",
+            &state.notifications.sent,
+        ),
+        (
+            "tabacco_notifications_failed_total",
+            "Notifications given up: unreachable or refusing target, or too many waiting.",
+            &state.notifications.failed,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        sample(&mut out, name, &[], counter.load(Ordering::Relaxed));
+    }
     maintenance(&mut out, &state.maintenance_stats);
     out
 }

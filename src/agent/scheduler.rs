@@ -110,7 +110,7 @@ impl Scheduler {
         shared: Arc<Shared>,
         events: (Sender<Event>, Receiver<Event>),
     ) -> Result<Scheduler, String> {
-        let mut pool = Pool::new(Arc::clone(&shared), metadb, events.0);
+        let mut pool = Pool::new(Arc::clone(&shared), metadb, events.0)?;
         pool.resize(loaded.config.concurrency)?;
         let mut scheduler = Scheduler {
             config_path,

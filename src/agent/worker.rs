@@ -16,6 +16,7 @@ use crate::failure::{self, Kind};
 use crate::job::{self, Env};
 use crate::metadb::Metadb;
 use crate::model;
+use crate::notify::Notifier;
 use crate::restic;
 use crate::shell::Supervisor;
 use crate::slots::Slots;
@@ -41,6 +42,9 @@ struct Context {
     metadb: Arc<Metadb>,
     /// Bounds the datasets backing up at once across all workers.
     slots: Slots,
+    /// Sends the notifications of every worker's jobs; it stops with the
+    /// process (a queued notice is not worth delaying a shutdown for).
+    notifier: Notifier,
 }
 
 /// A growing set of worker threads fed by one channel.
@@ -54,9 +58,14 @@ pub struct Pool {
 
 impl Pool {
     /// A pool with neither threads nor slots yet; see [`Pool::resize`].
-    pub fn new(shared: Arc<Shared>, metadb: Arc<Metadb>, events: Sender<Event>) -> Pool {
+    pub fn new(
+        shared: Arc<Shared>,
+        metadb: Arc<Metadb>,
+        events: Sender<Event>,
+    ) -> Result<Pool, String> {
         let (jobs, queue) = mpsc::channel();
-        Pool {
+        let counts = Arc::clone(&shared.lock().notifications);
+        Ok(Pool {
             jobs: Some(jobs),
             queue: Arc::new(Mutex::new(queue)),
             events,
@@ -64,9 +73,10 @@ impl Pool {
                 shared,
                 metadb,
                 slots: Slots::new(0),
+                notifier: Notifier::spawn(counts)?,
             }),
             threads: Vec::new(),
-        }
+        })
     }
 
     /// Lets `size` datasets back up at once, and starts threads until
@@ -159,12 +169,16 @@ fn run(context: &Context, job: &Job) {
         };
         let started = Instant::now();
         let begun = Utc::now();
+        if !config.dry_run {
+            context.notifier.started(config, source, &backup_id, begun);
+        }
         let outcome = job::backup(source, &env, &sup, &backup_id);
         if !config.dry_run {
             attempt::record(
                 &context.metadb,
                 &attempt::of(&config.hostname, &outcome, begun),
             );
+            context.notifier.ended(config, source, &outcome, begun);
         }
         let duration = started.elapsed();
         report(&outcome, duration, config.dry_run);
