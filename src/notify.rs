@@ -52,12 +52,17 @@ impl Event {
     }
 
     fn parse(text: &str) -> Result<Event, String> {
-        [Event::Start, Event::Success, Event::Failure, Event::Recovery]
-            .into_iter()
-            .find(|e| e.name() == text)
-            .ok_or_else(|| {
-                format!("unknown notify event {text:?} (start, success, failure or recovery)")
-            })
+        [
+            Event::Start,
+            Event::Success,
+            Event::Failure,
+            Event::Recovery,
+        ]
+        .into_iter()
+        .find(|e| e.name() == text)
+        .ok_or_else(|| {
+            format!("unknown notify event {text:?} (start, success, failure or recovery)")
+        })
     }
 }
 
@@ -141,7 +146,12 @@ impl Target {
                 .map(|e| Event::parse(e))
                 .collect::<Result<_, _>>()?,
             None if kind == Kind::Healthchecks => {
-                vec![Event::Start, Event::Success, Event::Failure, Event::Recovery]
+                vec![
+                    Event::Start,
+                    Event::Success,
+                    Event::Failure,
+                    Event::Recovery,
+                ]
             }
             None => vec![Event::Failure, Event::Recovery],
         };
@@ -360,10 +370,12 @@ impl Memory {
         let path = self.0.join(source);
         let was = std::fs::read_to_string(&path).is_ok_and(|s| s.trim() == "failed");
         let state = if failed { "failed\n" } else { "ok\n" };
-        if let Err(e) =
-            std::fs::create_dir_all(&self.0).and_then(|()| std::fs::write(&path, state))
+        if let Err(e) = std::fs::create_dir_all(&self.0).and_then(|()| std::fs::write(&path, state))
         {
-            log::warn!("cannot remember the state of source {source} in {}: {e}", path.display());
+            log::warn!(
+                "cannot remember the state of source {source} in {}: {e}",
+                path.display()
+            );
         }
         was
     }

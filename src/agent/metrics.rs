@@ -6,11 +6,11 @@
 //! Per-source values appear once the source has run since the agent
 //! started; failure counters appear per kind once that kind has occurred.
 
-use std::sync::atomic::Ordering;
 use super::state::{Maintenance, State};
 use crate::failure::Verdict;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
+use std::sync::atomic::Ordering;
 
 /// Renders every metric; `spool_backlog` is the number of records waiting
 /// for the metadb.

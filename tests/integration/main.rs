@@ -13,6 +13,7 @@ mod firstmin;
 mod hardening;
 mod health;
 mod metadb;
+mod notify;
 mod packaging;
 mod remote;
 mod restore;
