@@ -37,12 +37,12 @@ impl Agent {
         self.0.wait_for(text, timeout)
     }
 
-    fn signal(&self, signal: i32) {
+    pub(crate) fn signal(&self, signal: i32) {
         self.0.signal(signal);
     }
 
     /// The address from the `listening on ADDR` line.
-    fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         self.0.addr()
     }
 
@@ -57,7 +57,7 @@ impl Agent {
 }
 
 /// `GET path` on `addr`: status code and body.
-fn get(addr: &str, path: &str) -> (u16, String) {
+pub(crate) fn get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))

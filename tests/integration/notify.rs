@@ -2,7 +2,8 @@
 //! `tabacco run` to a receiver the test starts on loopback, what `check`
 //! shows of them, and the configuration errors among them.
 
-use crate::common::Fixture;
+use crate::agent::{get, Agent};
+use crate::common::{eventually, Fixture};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -275,4 +276,66 @@ fn bad_targets_are_configuration_errors() {
         let run = f.tabacco(&["check"]).status(2);
         assert!(run.stderr.contains(expected), "{entry}: {}", run.stderr);
     }
+}
+
+#[test]
+fn the_agent_notifies_counts_what_it_could_not_send_and_keeps_targets_on_a_bad_reload() {
+    let receiver = Receiver::start();
+    // A port nobody listens on: connections are refused.
+    let refused = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let agent_yml = |targets: &str| {
+        format!(
+            "notify:\n  - kind: webhook\n    url: http://{}/hook\n    on: [success]\n{targets}",
+            receiver.addr
+        )
+    };
+    let f = Fixture::with_agent(&agent_yml(&format!(
+        "  - kind: webhook\n    url: http://{refused}/down\n    on: [success]\n    timeout: 2s\n"
+    )));
+    f.write(
+        "etc/sources/sql.yml",
+        "name: sql\nhandler: pipe\nschedule: \"0 0 1 1 *\"\nparams:\n  backup_command: \"echo dump\"\natoms: [{name: db1}]\n",
+    );
+    let agent = Agent::start(&f, &["--http-addr", "127.0.0.1:0"]);
+    let addr = agent.addr();
+    agent.signal(libc::SIGUSR1);
+    let counted = eventually(Duration::from_secs(30), || {
+        let (_, metrics) = get(&addr, "/metrics");
+        metrics
+            .contains("tabacco_notifications_failed_total 1\n")
+            .then_some(metrics)
+    });
+    let metrics = counted.unwrap_or_else(|| panic!("not counted:\n{}", agent.stderr()));
+    assert!(
+        metrics.contains("tabacco_notifications_sent_total 1\n"),
+        "{metrics}"
+    );
+    let seen = receiver.take();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert!(
+        agent.stderr().contains("notification to http://127.0.0.1:"),
+        "{}",
+        agent.stderr()
+    );
+
+    // A target that is not http(s): the reload is rejected, the old
+    // targets stay.
+    f.write(
+        "etc/agent.yml",
+        &format!(
+            "hostname: test-host\n{}\nnotify:\n  - kind: webhook\n    url: file:///tmp/x\n",
+            f.repository_yaml()
+        ),
+    );
+    agent.signal(libc::SIGHUP);
+    agent.wait_for("rejected", Duration::from_secs(10));
+    agent.signal(libc::SIGUSR1);
+    let again = eventually(Duration::from_secs(30), || {
+        let seen = receiver.take();
+        (!seen.is_empty()).then_some(seen)
+    });
+    assert_eq!(again.map(|s| s.len()), Some(1), "{}", agent.stderr());
 }
