@@ -20,6 +20,10 @@ use std::time::Duration;
 /// Where the agent configuration lives unless `--config` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/tabacco/agent.yml";
 
+/// Catch-up runs start within this long after the agent unless
+/// `catch_up_spread` says otherwise.
+const DEFAULT_CATCH_UP_SPREAD: Duration = Duration::from_secs(300);
+
 /// The validated agent configuration with its sources.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -37,6 +41,11 @@ pub struct Config {
     pub random_seed_file: PathBuf,
     /// Told of every source's backups, unless a source has its own.
     pub notify: Vec<notify::Target>,
+    /// Whether prune and verify, and sources without their own
+    /// `catch_up`, make up a run missed while the agent was down.
+    pub catch_up: bool,
+    /// Catch-up runs start within this long after the agent.
+    pub catch_up_spread: Duration,
     pub sources: Vec<Source>,
 }
 
@@ -143,6 +152,11 @@ impl Config {
     /// which replaces agent.yml's, or agent.yml's.
     pub fn targets<'a>(&'a self, source: &'a Source) -> &'a [notify::Target] {
         source.notify.as_deref().unwrap_or(&self.notify)
+    }
+
+    /// Whether `source` makes up a run missed while the agent was down.
+    pub fn catches_up(&self, source: &Source) -> bool {
+        source.catch_up.unwrap_or(self.catch_up)
     }
 
     /// The sources called `names`, or all of them when `names` is empty.
@@ -351,6 +365,11 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
         random_seed_file,
         notify: resolve_notify(raw.notify.as_deref().unwrap_or_default())
             .map_err(|e| err("notify", e))?,
+        catch_up: raw.catch_up.unwrap_or(true),
+        catch_up_spread: match &raw.catch_up_spread {
+            Some(d) => time::parse_duration(d).map_err(|e| err("catch_up_spread", e))?,
+            None => DEFAULT_CATCH_UP_SPREAD,
+        },
         sources: Vec::new(),
     })
 }
@@ -538,6 +557,7 @@ fn resolve_source(
             Some(list) => Some(resolve_notify(list).map_err(|e| err("notify", e))?),
             None => None,
         },
+        catch_up: raw.catch_up,
         origin,
     })
 }

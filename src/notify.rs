@@ -366,8 +366,8 @@ impl Memory {
     /// Records that `source`'s backup failed or not; returns whether the
     /// one before failed.
     pub fn swap(&self, source: &str, failed: bool) -> bool {
-        // Source names are validated: no `/`, no leading dot.
-        let path = self.0.join(source);
+        // Source names are `/`-joined segments without `%` or `..`.
+        let path = self.0.join(source.replace('/', "%2F"));
         let was = std::fs::read_to_string(&path).is_ok_and(|s| s.trim() == "failed");
         let state = if failed { "failed\n" } else { "ok\n" };
         if let Err(e) = std::fs::create_dir_all(&self.0).and_then(|()| std::fs::write(&path, state))

@@ -8,6 +8,7 @@
 //! job sender (workers finish their job, then see the closed channel), and
 //! [`Pool::stop`] joins them.
 
+use super::catchup::Ledger;
 use super::retry::Backoff;
 use super::scheduler::{Event, Loaded};
 use super::state::{LastRun, Shared};
@@ -148,6 +149,9 @@ fn run(context: &Context, job: &Job) {
     let Some(source) = loaded.source(&job.source) else {
         return;
     };
+    if !config.dry_run {
+        Ledger::new(&config.work_dir).record(&source.name, true, Utc::now());
+    }
     let remaining = || (job.deadline - Utc::now()).to_std().unwrap_or_default();
     let mut backoff = Backoff::new(remaining());
     loop {

@@ -23,6 +23,8 @@ pub struct Agent {
     pub restic_binary: Option<String>,
     pub restic_retry_lock: Option<String>,
     pub notify: Option<Vec<Notify>>,
+    pub catch_up: Option<bool>,
+    pub catch_up_spread: Option<String>,
 }
 
 /// One entry of `notify:`, in agent.yml or in a source.
@@ -114,6 +116,7 @@ pub struct Source {
     pub retention: Option<Retention>,
     pub min_bytes: Option<u64>,
     pub notify: Option<Vec<Notify>>,
+    pub catch_up: Option<bool>,
 }
 
 /// One entry of `datasets:`, or of what `datasets_command` prints.

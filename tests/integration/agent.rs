@@ -503,3 +503,43 @@ fn an_unreadable_token_is_a_configuration_error() {
         run.stderr
     );
 }
+
+#[test]
+fn a_source_missed_while_the_agent_was_down_runs_after_restart() {
+    let f = Fixture::with_agent("catch_up_spread: 2s\n");
+    f.write(
+        "etc/sources/s.yml",
+        &format!(
+            "{}{}",
+            pipe_source("missed", "@every 1h", ""),
+            pipe_source("skipped", "@every 1h", "  catch_up: false\n")
+        ),
+    );
+    let agent = Agent::start(&f, &[]);
+    agent.signal(libc::SIGUSR1);
+    eventually(Duration::from_secs(30), || {
+        (backed_up(&f).values().sum::<usize>() == 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no first runs:\n{}", agent.stderr()));
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+
+    // The agent was down for two hours: back-date the starts it recorded.
+    let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for name in ["missed", "skipped"] {
+        let path = f.path(&format!("work/started/source-{name}"));
+        assert!(path.exists(), "{name}: start not recorded");
+        std::fs::write(path, format!("{two_hours_ago}\n")).unwrap();
+    }
+    let agent = Agent::start(&f, &[]);
+    agent.wait_for("missed: its run of", Duration::from_secs(10));
+    let caught_up = eventually(Duration::from_secs(30), || {
+        (backed_up(&f).get("missed") == Some(&2)).then_some(())
+    });
+    assert!(caught_up.is_some(), "not caught up:\n{}", agent.stderr());
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(backed_up(&f).get("skipped"), Some(&1), "{}", agent.stderr());
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+}
