@@ -38,7 +38,23 @@ pub enum Event {
     Failure,
     /// The first success after a failure.
     Recovery,
+    /// From the metadb: a source passed its due time and grace.
+    Overdue,
+    /// From the metadb: a host sent nothing for `silent_after`.
+    Silent,
+    /// From the metadb: an overdue source or a silent host is back.
+    Recovered,
 }
+
+/// The events an agent's targets may be told of.
+const AGENT_EVENTS: [Event; 4] = [
+    Event::Start,
+    Event::Success,
+    Event::Failure,
+    Event::Recovery,
+];
+/// The events the metadb's targets may be told of, and their default.
+pub const CENTRAL_EVENTS: [Event; 3] = [Event::Overdue, Event::Silent, Event::Recovered];
 
 impl Event {
     /// The name used in `on:` and in a webhook's `state`.
@@ -48,21 +64,22 @@ impl Event {
             Event::Success => "success",
             Event::Failure => "failure",
             Event::Recovery => "recovery",
+            Event::Overdue => "overdue",
+            Event::Silent => "silent",
+            Event::Recovered => "recovered",
         }
     }
 
-    fn parse(text: &str) -> Result<Event, String> {
-        [
-            Event::Start,
-            Event::Success,
-            Event::Failure,
-            Event::Recovery,
-        ]
-        .into_iter()
-        .find(|e| e.name() == text)
-        .ok_or_else(|| {
-            format!("unknown notify event {text:?} (start, success, failure or recovery)")
-        })
+    /// The event of `allowed` called `text`.
+    fn parse(text: &str, allowed: &[Event]) -> Result<Event, String> {
+        allowed
+            .iter()
+            .copied()
+            .find(|e| e.name() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = allowed.iter().map(|e| e.name()).collect();
+                format!("unknown notify event {text:?} ({})", names.join(", "))
+            })
     }
 }
 
@@ -106,9 +123,26 @@ pub struct Target {
 }
 
 impl Target {
-    /// Validates a raw entry: an http(s) URL, a known kind and events, a
-    /// readable token file.
+    /// Validates an agent's raw entry: an http(s) URL, a known kind and
+    /// events, a readable token file.
     pub fn resolve(raw: &raw::Notify) -> Result<Target, String> {
+        let default: &[Event] = match raw.kind.as_str() {
+            "healthchecks" => &AGENT_EVENTS,
+            _ => &[Event::Failure, Event::Recovery],
+        };
+        Target::resolve_for(raw, &AGENT_EVENTS, default)
+    }
+
+    /// Validates a metadb's raw entry, told of [`CENTRAL_EVENTS`].
+    pub fn resolve_central(raw: &raw::Notify) -> Result<Target, String> {
+        Target::resolve_for(raw, &CENTRAL_EVENTS, &CENTRAL_EVENTS)
+    }
+
+    fn resolve_for(
+        raw: &raw::Notify,
+        allowed: &[Event],
+        default: &[Event],
+    ) -> Result<Target, String> {
         let kind = [Kind::Healthchecks, Kind::Webhook, Kind::Ntfy]
             .into_iter()
             .find(|k| k.name() == raw.kind)
@@ -143,17 +177,9 @@ impl Target {
         let on = match &raw.on {
             Some(on) => on
                 .iter()
-                .map(|e| Event::parse(e))
+                .map(|e| Event::parse(e, allowed))
                 .collect::<Result<_, _>>()?,
-            None if kind == Kind::Healthchecks => {
-                vec![
-                    Event::Start,
-                    Event::Success,
-                    Event::Failure,
-                    Event::Recovery,
-                ]
-            }
-            None => vec![Event::Failure, Event::Recovery],
+            None => default.to_vec(),
         };
         Ok(Target {
             kind,
@@ -258,7 +284,7 @@ impl Notifier {
 
     /// Queues `notice` for every target of `targets` that wants one of
     /// `events` (most specific first), once per target.
-    fn tell(&self, targets: &[Target], events: &[Event], notice: &Notice) {
+    pub fn tell(&self, targets: &[Target], events: &[Event], notice: &Notice) {
         let Some(queue) = &self.queue else { return };
         for target in targets {
             let Some(event) = target.pick(events) else {
@@ -410,7 +436,9 @@ fn send(agent: &ureq::Agent, target: &Target, notice: &Notice) -> Result<(), Str
     let url = substitute(&target.url, &notice.host, &notice.source);
     let url = match (target.kind, notice.state) {
         (Kind::Healthchecks, "start") => format!("{}/start", url.trim_end_matches('/')),
-        (Kind::Healthchecks, "failure") => format!("{}/fail", url.trim_end_matches('/')),
+        (Kind::Healthchecks, "failure" | "overdue" | "silent") => {
+            format!("{}/fail", url.trim_end_matches('/'))
+        }
         _ => url,
     };
     let mut request = agent.post(&url);
@@ -428,7 +456,9 @@ fn send(agent: &ureq::Agent, target: &Target, notice: &Notice) -> Result<(), Str
         Kind::Ntfy => {
             let (verb, priority, tags) = match notice.state {
                 "failure" => ("failed", "high", "rotating_light"),
-                "recovery" => ("recovered", "default", "white_check_mark"),
+                "overdue" => ("overdue", "high", "hourglass"),
+                "silent" => ("silent", "high", "mute"),
+                "recovery" | "recovered" => ("recovered", "default", "white_check_mark"),
                 "start" => ("started", "low", "hourglass"),
                 _ => ("succeeded", "low", "white_check_mark"),
             };

@@ -4,6 +4,8 @@
 
 use crate::agent::{get, Agent};
 use crate::common::{eventually, Fixture};
+use crate::health::host_config;
+use crate::metadb::{fleet_config, Server};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -338,4 +340,72 @@ fn the_agent_notifies_counts_what_it_could_not_send_and_keeps_targets_on_a_bad_r
         (!seen.is_empty()).then_some(seen)
     });
     assert_eq!(again.map(|s| s.len()), Some(1), "{}", agent.stderr());
+}
+
+#[test]
+fn the_metadb_tells_once_of_an_overdue_source_and_a_silent_host_and_of_their_recovery() {
+    let receiver = Receiver::start();
+    let f = Fixture::new();
+    let server = Server::start(
+        &fleet_config(
+            &f,
+            &format!(
+                "overdue_grace: 6s\nsilent_after: 8s\nwatch_interval: 1s\nnotify:\n  - kind: webhook\n    url: http://{}/central\n",
+                receiver.addr
+            ),
+            &["web1"],
+        ),
+        "127.0.0.1:0",
+    );
+    let web1 = host_config(&f, "web1", &server.url());
+    f.write(
+        "etc-web1/sources/sql.yml",
+        "name: sql\nhandler: pipe\nschedule: \"@every 4s\"\nparams:\n  backup_command: \"echo dump\"\natoms: [{name: db1}]\n",
+    );
+    let agent = Agent::start_with(&web1, &[]);
+    agent.wait_for("source sql (backup ", Duration::from_secs(20));
+    drop(agent); // SIGKILL
+                 // Generous grace and silence: a loaded machine's backups take seconds.
+    assert_eq!(receiver.take().len(), 0, "nothing told while the agent ran");
+
+    let states = |seen: &[Seen]| -> Vec<String> {
+        let mut states: Vec<String> = seen
+            .iter()
+            .map(|s| {
+                let json: serde_json::Value = serde_json::from_str(&s.body).unwrap();
+                assert_eq!(json["host"], "web1", "{json}");
+                format!(
+                    "{} {}",
+                    json["state"].as_str().unwrap(),
+                    json["source"].as_str().unwrap()
+                )
+            })
+            .collect();
+        states.sort();
+        states
+    };
+    let mut seen = Vec::new();
+    let both = eventually(Duration::from_secs(30), || {
+        seen.extend(receiver.take());
+        (seen.len() >= 2).then_some(())
+    });
+    assert!(both.is_some(), "{seen:#?}");
+    // Several more looks at the status: nothing is told twice.
+    thread::sleep(Duration::from_secs(3));
+    seen.extend(receiver.take());
+    assert_eq!(states(&seen), ["overdue sql", "silent "], "{seen:#?}");
+
+    let agent = Agent::start_with(&web1, &[]);
+    let mut seen = Vec::new();
+    let recovered = eventually(Duration::from_secs(30), || {
+        seen.extend(receiver.take());
+        (seen.len() >= 2).then_some(())
+    });
+    assert!(recovered.is_some(), "{seen:#?}\n{}", agent.stderr());
+    assert_eq!(states(&seen), ["recovered ", "recovered sql"], "{seen:#?}");
+    let (_, metrics) = get(&server.addr.to_string(), "/metrics");
+    assert!(
+        metrics.contains("tabacco_metadb_notifications_sent_total 4\n"),
+        "{metrics}"
+    );
 }
