@@ -156,3 +156,52 @@ impl Seen {
         told
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadb::config::Config;
+
+    fn row(state: &str, last_seen: &str) -> StatusRow {
+        StatusRow {
+            host: "h1".into(),
+            source: "a".into(),
+            state: state.into(),
+            schedule: "@daily".into(),
+            last_attempt: None,
+            last_success: None,
+            next_due: None,
+            message: String::new(),
+            last_seen: Some(last_seen.into()),
+        }
+    }
+
+    #[test]
+    fn each_transition_is_told_once() {
+        let dir = std::env::temp_dir().join(format!("tabacco-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metadb.yml");
+        std::fs::write(&path, "silent_after: 1h\n").unwrap();
+        let policy = Config::load(&path).unwrap().policy;
+        let now = DateTime::parse_from_rfc3339("2026-01-02T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut seen = Seen::default();
+        let told = |seen: &mut Seen, rows: &[StatusRow]| -> Vec<&'static str> {
+            let events = seen.update(rows, &policy, now);
+            events.iter().map(|(e, _)| e.name()).collect()
+        };
+        let fresh = "2026-01-02T11:30:00Z";
+        let old = "2026-01-02T10:00:00Z";
+        assert!(told(&mut seen, &[row("ok", fresh)]).is_empty());
+        assert_eq!(told(&mut seen, &[row("overdue", fresh)]), ["overdue"]);
+        assert!(told(&mut seen, &[row("overdue", fresh)]).is_empty());
+        assert_eq!(told(&mut seen, &[row("overdue", old)]), ["silent"]);
+        assert!(told(&mut seen, &[row("overdue", old)]).is_empty());
+        assert_eq!(
+            told(&mut seen, &[row("ok", fresh)]),
+            ["recovered", "recovered"]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
