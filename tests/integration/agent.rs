@@ -543,3 +543,27 @@ fn a_source_missed_while_the_agent_was_down_runs_after_restart() {
     let (status, _, log) = agent.terminate(Duration::from_secs(15));
     assert_eq!(status.code(), Some(0), "{log}");
 }
+
+#[test]
+fn a_prune_missed_while_the_agent_was_down_runs_after_restart() {
+    let f = Fixture::with_agent(
+        "retention: {keep_last: 1}\nprune_schedule: \"@every 1h\"\ncatch_up_spread: 1s\n",
+    );
+    f.write("etc/sources/sql.yml", &pipe_source("sql", NEVER, ""));
+    f.tabacco(&["run"]).success();
+    thread::sleep(Duration::from_millis(1100));
+    f.tabacco(&["run"]).success();
+    assert_eq!(f.snapshot_tags().len(), 2);
+    // As an agent stopped two hours ago recorded its last prune.
+    let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    f.write("work/started/prune", &format!("{two_hours_ago}\n"));
+    let agent = Agent::start(&f, &[]);
+    agent.wait_for("prune: its run of", Duration::from_secs(10));
+    agent.wait_for("prune: 1 snapshot forgotten", Duration::from_secs(30));
+    assert_eq!(f.snapshot_tags().len(), 1, "keep_last 1 applied");
+    let recorded = std::fs::read_to_string(f.path("work/started/prune")).unwrap();
+    assert!(recorded.trim() > two_hours_ago.as_str(), "{recorded}");
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+}
