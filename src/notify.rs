@@ -25,6 +25,8 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const QUEUE: usize = 64;
 /// Sends of one notice, the first included.
 const TRIES: u32 = 3;
+/// How long a dropped notifier waits for its queue.
+const DROP_BOUND: Duration = Duration::from_secs(5);
 /// Failures listed in a notice's message; the rest are in the logs.
 const MAX_FAILURE_LINES: usize = 10;
 /// The wait before the first retry; it doubles after each.
@@ -354,7 +356,13 @@ impl Notifier {
     /// Sends what is queued, waiting at most `bound`; what is still
     /// unsent then is given up (the thread is left to the process's exit).
     pub fn finish(mut self, bound: Duration) {
-        self.queue = None;
+        self.wait(bound);
+    }
+
+    fn wait(&mut self, bound: Duration) {
+        if self.queue.take().is_none() {
+            return;
+        }
         let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
         match done.recv_timeout(bound) {
             Ok(()) => {
@@ -367,6 +375,14 @@ impl Notifier {
                 bound.as_secs()
             ),
         }
+    }
+}
+
+impl Drop for Notifier {
+    /// A notifier dropped without [`Notifier::finish`] (the agent's, at
+    /// shutdown) waits for its queue as long as `tabacco run` does.
+    fn drop(&mut self) {
+        self.wait(DROP_BOUND);
     }
 }
 

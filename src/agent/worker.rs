@@ -43,8 +43,8 @@ struct Context {
     metadb: Arc<Metadb>,
     /// Bounds the datasets backing up at once across all workers.
     slots: Slots,
-    /// Sends the notifications of every worker's jobs; it stops with the
-    /// process (a queued notice is not worth delaying a shutdown for).
+    /// Sends the notifications of every worker's jobs; dropped with the
+    /// pool, it waits a few seconds for what is queued.
     notifier: Notifier,
 }
 
