@@ -409,3 +409,35 @@ fn the_metadb_tells_once_of_an_overdue_source_and_a_silent_host_and_of_their_rec
         "{metrics}"
     );
 }
+
+#[test]
+fn a_bad_central_target_is_a_configuration_error() {
+    let f = Fixture::new();
+    for (entry, expected) in [
+        (
+            "kind: ntfy\n    url: ftp://127.0.0.1/x",
+            "must start with http:// or https://",
+        ),
+        (
+            "kind: webhook\n    url: http://127.0.0.1/x\n    on: [failure]",
+            "unknown notify event \"failure\" (overdue, silent, recovered)",
+        ),
+    ] {
+        let config = f.write(
+            "etc/metadb.yml",
+            &format!(
+                "db_path: {}\nnotify:\n  - {entry}\n",
+                f.path("metadb.sqlite").display()
+            ),
+        );
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tabacco"))
+            .args(["metadb", "--config"])
+            .arg(&config)
+            .args(["--http-addr", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{entry}: {stderr}");
+    }
+}
