@@ -8,6 +8,7 @@
 //! Each thread has one owner that stops and joins it: the pool belongs to
 //! the scheduler, the signal, reporter, maintenance and HTTP threads to [`run`].
 
+mod catchup;
 mod history;
 mod http;
 mod instance;

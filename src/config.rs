@@ -10,7 +10,7 @@ use crate::handler::{self, Handler};
 use crate::schedule::Schedule;
 use crate::shell::Priority;
 use crate::source::{AtomSpec, DatasetSpec, Datasets, Hooks, Source};
-use crate::{name, time};
+use crate::{name, notify, time};
 use file::{Error, Origin};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -19,6 +19,10 @@ use std::time::Duration;
 
 /// Where the agent configuration lives unless `--config` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/tabacco/agent.yml";
+
+/// Catch-up runs start within this long after the agent unless
+/// `catch_up_spread` says otherwise.
+const DEFAULT_CATCH_UP_SPREAD: Duration = Duration::from_secs(300);
 
 /// The validated agent configuration with its sources.
 #[derive(Clone, Debug)]
@@ -35,6 +39,13 @@ pub struct Config {
     pub priority: Priority,
     pub work_dir: PathBuf,
     pub random_seed_file: PathBuf,
+    /// Told of every source's backups, unless a source has its own.
+    pub notify: Vec<notify::Target>,
+    /// Whether prune and verify, and sources without their own
+    /// `catch_up`, make up a run missed while the agent was down.
+    pub catch_up: bool,
+    /// Catch-up runs start within this long after the agent.
+    pub catch_up_spread: Duration,
     pub sources: Vec<Source>,
 }
 
@@ -138,6 +149,17 @@ impl Config {
             }),
             _ => Err(Errors(errors)),
         }
+    }
+
+    /// The targets told of `source`'s backups: its own `notify:` list,
+    /// which replaces agent.yml's, or agent.yml's.
+    pub fn targets<'a>(&'a self, source: &'a Source) -> &'a [notify::Target] {
+        source.notify.as_deref().unwrap_or(&self.notify)
+    }
+
+    /// Whether `source` makes up a run missed while the agent was down.
+    pub fn catches_up(&self, source: &Source) -> bool {
+        source.catch_up.unwrap_or(self.catch_up)
     }
 
     /// The sources called `names`, or all of them when `names` is empty.
@@ -321,7 +343,7 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
             let timeout = request_max_timeout.as_deref().unwrap_or("60s");
             let token_file = token_file.map(|f| absolute("token_file", &f)).transpose()?;
             if let Some(path) = &token_file {
-                read_token(path).map_err(|e| err("token_file", e))?;
+                read_token("metadb.token_file", path).map_err(|e| err("token_file", e))?;
             }
             Some(Metadb {
                 url,
@@ -370,23 +392,35 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
         },
         work_dir,
         random_seed_file,
+        notify: resolve_notify(raw.notify.as_deref().unwrap_or_default())
+            .map_err(|e| err("notify", e))?,
+        catch_up: raw.catch_up.unwrap_or(true),
+        catch_up_spread: match &raw.catch_up_spread {
+            Some(d) => time::parse_duration(d).map_err(|e| err("catch_up_spread", e))?,
+            None => DEFAULT_CATCH_UP_SPREAD,
+        },
         sources: Vec::new(),
     })
+}
+
+/// Validates every entry of a `notify:` list.
+fn resolve_notify(raw: &[raw::Notify]) -> Result<Vec<notify::Target>, String> {
+    raw.iter().map(notify::Target::resolve).collect()
 }
 
 /// The bearer token in `path`: one line, not empty. Read when the
 /// configuration is loaded, so that a bad token file is a configuration
 /// error rather than a failure at the first request.
-pub fn read_token(path: &Path) -> Result<String, String> {
+pub fn read_token(key: &str, path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read metadb.token_file {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot read {key} {}: {e}", path.display()))?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(format!("metadb.token_file {} is empty", path.display()));
+        return Err(format!("{key} {} is empty", path.display()));
     }
     if token.lines().count() > 1 {
         return Err(format!(
-            "metadb.token_file {} holds more than one line: a token is one line",
+            "{key} {} holds more than one line: a token is one line",
             path.display()
         ));
     }
@@ -548,6 +582,11 @@ fn resolve_source(
         overdue_grace,
         retention: raw.retention,
         min_bytes: raw.min_bytes,
+        notify: match &raw.notify {
+            Some(list) => Some(resolve_notify(list).map_err(|e| err("notify", e))?),
+            None => None,
+        },
+        catch_up: raw.catch_up,
         origin,
     })
 }
@@ -605,7 +644,7 @@ mod tests {
         let path = dir.join("token");
         let read = |text: &str| {
             std::fs::write(&path, text).unwrap();
-            read_token(&path)
+            read_token("metadb.token_file", &path)
         };
         assert_eq!(read("abc\n"), Ok("abc".to_string()));
         assert_eq!(read("  abc\r\n"), Ok("abc".to_string()));
@@ -621,7 +660,7 @@ mod tests {
             ))
         );
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(read_token(&path)
+        assert!(read_token("metadb.token_file", &path)
             .unwrap_err()
             .starts_with("cannot read metadb.token_file"));
     }

@@ -20,6 +20,7 @@ mod logger;
 mod metadb;
 mod model;
 mod name;
+mod notify;
 mod plan;
 mod prune;
 mod restic;

@@ -16,6 +16,7 @@ pub mod remote;
 pub mod server;
 pub mod spool;
 pub mod store;
+pub mod watch;
 pub mod writer;
 
 use crate::config::Config;

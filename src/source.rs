@@ -26,6 +26,12 @@ pub struct Source {
     pub overdue_grace: Option<Duration>,
     pub retention: Option<Retention>,
     pub min_bytes: Option<u64>,
+    /// Its own notification targets, replacing agent.yml's; `Some(empty)`
+    /// silences it.
+    pub notify: Option<Vec<crate::notify::Target>>,
+    /// Whether a run missed while the agent was down is made up; agent.yml's
+    /// `catch_up` if unset.
+    pub catch_up: Option<bool>,
     pub origin: Origin,
 }
 

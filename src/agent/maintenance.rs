@@ -5,6 +5,7 @@
 //! configuration in force when it starts; shutdown stops its processes.
 //! The agent owns the thread (a [`Periodic`]).
 
+use super::catchup::Ledger;
 use super::periodic::Periodic;
 use super::scheduler::Loaded;
 use super::state::Shared;
@@ -34,6 +35,7 @@ struct Next {
 pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Periodic, String> {
     let mut next = Next::default();
     let mut abandoned = false;
+    let mut caught_up = false;
     Periodic::spawn("maintenance", RESTORE_POLL, move |stopping| {
         let Some(loaded) = shared.lock().loaded.clone().filter(|_| !stopping) else {
             return;
@@ -53,6 +55,10 @@ pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Periodic, Strin
             }
         }
         let now = Utc::now();
+        if !caught_up {
+            caught_up = true;
+            catch_up(&mut next, &loaded, now);
+        }
         let prune = loaded.config.prune_schedule.as_ref();
         if due(&mut next.prune, prune, loaded.offset("prune"), now) {
             prune_now(&shared, &metadb, &loaded);
@@ -100,6 +106,26 @@ fn due(
     }
 }
 
+/// Plans prune and verify runs missed while the agent was not running
+/// soon (see [`super::catchup`]), unless `catch_up: false`.
+fn catch_up(next: &mut Next, loaded: &Loaded, now: DateTime<Utc>) {
+    let config = &loaded.config;
+    if !config.catch_up {
+        return;
+    }
+    let ledger = Ledger::new(&config.work_dir);
+    for (name, schedule, slot) in [
+        ("prune", &config.prune_schedule, &mut next.prune),
+        ("verify", &config.verify_schedule, &mut next.verify),
+    ] {
+        let Some(schedule) = schedule else { continue };
+        let (offset, spread) = (loaded.offset(name), config.catch_up_spread);
+        if let Some(at) = ledger.catch_up(name, false, schedule, offset, spread, now) {
+            *slot = Some((schedule.to_string(), at));
+        }
+    }
+}
+
 fn prune_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
     let ok = run_task(shared, metadb, loaded, "prune", |sup| {
         let forgotten = prune::prune(&loaded.config, metadb, sup, &[], false)?;
@@ -143,6 +169,7 @@ fn run_task(
         return None;
     }
     let start = Utc::now();
+    Ledger::new(&loaded.config.work_dir).record(name, false, start);
     let result = task(&sup);
     shared.maintenance_done();
     let outcome = result.as_ref().map(drop).map_err(String::as_str);

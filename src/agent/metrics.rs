@@ -10,6 +10,7 @@ use super::state::{Maintenance, State};
 use crate::failure::Verdict;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
+use std::sync::atomic::Ordering;
 
 /// Renders every metric; `spool_backlog` is the number of records waiting
 /// for the metadb.
@@ -145,6 +146,21 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
         "Records waiting in the spool for the metadb.",
     );
     sample(&mut out, "tabacco_spool_backlog", &[], spool_backlog);
+    for (name, help, counter) in [
+        (
+            "tabacco_notifications_sent_total",
+            "Notifications a target accepted.",
+            &state.notifications.sent,
+        ),
+        (
+            "tabacco_notifications_failed_total",
+            "Notifications given up: unreachable or refusing target, or too many waiting.",
+            &state.notifications.failed,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        sample(&mut out, name, &[], counter.load(Ordering::Relaxed));
+    }
     maintenance(&mut out, &state.maintenance_stats);
     out
 }

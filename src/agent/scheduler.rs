@@ -6,6 +6,7 @@
 //! It sleeps in `recv_timeout` until the next due time or the next event
 //! (a signal, or a worker that finished), so an idle agent costs nothing.
 
+use super::catchup::Ledger;
 use super::seed;
 use super::state::Shared;
 use super::worker::{Job, Pool};
@@ -110,7 +111,7 @@ impl Scheduler {
         shared: Arc<Shared>,
         events: (Sender<Event>, Receiver<Event>),
     ) -> Result<Scheduler, String> {
-        let mut pool = Pool::new(Arc::clone(&shared), metadb, events.0);
+        let mut pool = Pool::new(Arc::clone(&shared), metadb, events.0)?;
         pool.resize(loaded.config.concurrency)?;
         let mut scheduler = Scheduler {
             config_path,
@@ -123,8 +124,34 @@ impl Scheduler {
             shared,
             events: events.1,
         };
-        scheduler.plan(Utc::now());
+        let now = Utc::now();
+        scheduler.plan(now);
+        scheduler.catch_up(now);
         Ok(scheduler)
+    }
+
+    /// Brings forward the next run of every source that missed one while
+    /// the agent was not running (see [`super::catchup`]).
+    fn catch_up(&mut self, now: DateTime<Utc>) {
+        let loaded = Arc::clone(&self.loaded);
+        let config = &loaded.config;
+        let ledger = Ledger::new(&config.work_dir);
+        for source in config.sources.iter().filter(|s| config.catches_up(s)) {
+            let offset = loaded.offset(&source.name);
+            let spread = config.catch_up_spread;
+            let Some(at) =
+                ledger.catch_up(&source.name, true, &source.schedule, offset, spread, now)
+            else {
+                continue;
+            };
+            if self.next_run.get(&source.name).is_some_and(|t| *t <= at) {
+                continue;
+            }
+            self.next_run.insert(source.name.clone(), at);
+            if let Some(entry) = self.shared.lock().sources.get_mut(&source.name) {
+                entry.next_run = Some(at);
+            }
+        }
     }
 
     /// Runs until SIGTERM or SIGINT, then stops the running jobs and waits

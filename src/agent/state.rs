@@ -38,6 +38,8 @@ pub struct State {
     /// a restore), stopped on shutdown.
     pub maintenance: Vec<Supervisor>,
     pub maintenance_stats: Maintenance,
+    /// Notifications sent and given up, counted by the notifier's thread.
+    pub notifications: Arc<crate::notify::Counts>,
 }
 
 /// What the maintenance thread did (see `maintenance`).

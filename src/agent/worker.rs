@@ -8,6 +8,7 @@
 //! job sender (workers finish their job, then see the closed channel), and
 //! [`Pool::stop`] joins them.
 
+use super::catchup::Ledger;
 use super::retry::Backoff;
 use super::scheduler::{Event, Loaded};
 use super::state::{LastRun, Shared};
@@ -16,6 +17,7 @@ use crate::failure::{self, Kind};
 use crate::job::{self, Env};
 use crate::metadb::Metadb;
 use crate::model;
+use crate::notify::Notifier;
 use crate::restic;
 use crate::shell::Supervisor;
 use crate::slots::Slots;
@@ -41,6 +43,9 @@ struct Context {
     metadb: Arc<Metadb>,
     /// Bounds the datasets backing up at once across all workers.
     slots: Slots,
+    /// Sends the notifications of every worker's jobs; dropped with the
+    /// pool, it waits a few seconds for what is queued.
+    notifier: Notifier,
 }
 
 /// A growing set of worker threads fed by one channel.
@@ -54,9 +59,14 @@ pub struct Pool {
 
 impl Pool {
     /// A pool with neither threads nor slots yet; see [`Pool::resize`].
-    pub fn new(shared: Arc<Shared>, metadb: Arc<Metadb>, events: Sender<Event>) -> Pool {
+    pub fn new(
+        shared: Arc<Shared>,
+        metadb: Arc<Metadb>,
+        events: Sender<Event>,
+    ) -> Result<Pool, String> {
         let (jobs, queue) = mpsc::channel();
-        Pool {
+        let counts = Arc::clone(&shared.lock().notifications);
+        Ok(Pool {
             jobs: Some(jobs),
             queue: Arc::new(Mutex::new(queue)),
             events,
@@ -64,9 +74,10 @@ impl Pool {
                 shared,
                 metadb,
                 slots: Slots::new(0),
+                notifier: Notifier::spawn(counts)?,
             }),
             threads: Vec::new(),
-        }
+        })
     }
 
     /// Lets `size` datasets back up at once, and starts threads until
@@ -138,6 +149,9 @@ fn run(context: &Context, job: &Job) {
     let Some(source) = loaded.source(&job.source) else {
         return;
     };
+    if !config.dry_run {
+        Ledger::new(&config.work_dir).record(&source.name, true, Utc::now());
+    }
     let remaining = || (job.deadline - Utc::now()).to_std().unwrap_or_default();
     let mut backoff = Backoff::new(remaining());
     loop {
@@ -159,12 +173,16 @@ fn run(context: &Context, job: &Job) {
         };
         let started = Instant::now();
         let begun = Utc::now();
+        if !config.dry_run {
+            context.notifier.started(config, source, &backup_id, begun);
+        }
         let outcome = job::backup(source, &env, &sup, &backup_id);
         if !config.dry_run {
             attempt::record(
                 &context.metadb,
                 &attempt::of(&config.hostname, &outcome, begun),
             );
+            context.notifier.ended(config, source, &outcome, begun);
         }
         let duration = started.elapsed();
         report(&outcome, duration, config.dry_run);

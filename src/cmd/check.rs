@@ -41,6 +41,9 @@ pub fn check(path: &Path) -> Result<(), Exit> {
             let _ = writeln!(out, "{key:<11} {s}");
         }
     }
+    for target in &config.notify {
+        let _ = writeln!(out, "notify      {target}");
+    }
     if let Password::File(file) = &config.repository.password {
         errors.extend(check_password_file(file));
     }
@@ -94,6 +97,17 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
     }
     if let Some(min) = source.min_bytes {
         let _ = writeln!(out, "  min_bytes {min}");
+    }
+    match &source.notify {
+        Some(targets) if targets.is_empty() => {
+            let _ = writeln!(out, "  notify    nothing (notify: [] replaces agent.yml's)");
+        }
+        Some(targets) => {
+            for target in targets {
+                let _ = writeln!(out, "  notify    {target}");
+            }
+        }
+        None => {}
     }
     let sup = Supervisor::new(config.priority, format!("{} check", source.name));
     let (groups, resolve_errors) = job::resolve_atoms(source, &sup);

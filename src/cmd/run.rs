@@ -1,6 +1,7 @@
 //! `tabacco run`: back up sources now, up to `queue_config.concurrency`
 //! datasets at once across all sources, and exit 1 if any failed. Silent on
-//! success, for cron.
+//! success, for cron. Notifications are sent as backups start and end, and
+//! waited for at most [`NOTIFY_BOUND`] at the end.
 
 use crate::cmd::Exit;
 use crate::config::Config;
@@ -10,13 +11,18 @@ use crate::interrupt::Interrupt;
 use crate::job::{self, Env, Outcome};
 use crate::metadb::Metadb;
 use crate::model;
+use crate::notify::Notifier;
 use crate::restic::Repo;
 use crate::shell::Supervisor;
 use crate::slots::Slots;
 use crate::{attempt, plan};
 use std::sync::mpsc;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
+use std::time::Duration;
+
+/// The longest `run` waits for its notifications before it exits.
+const NOTIFY_BOUND: Duration = Duration::from_secs(5);
 
 pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit> {
     let sources = config.select(names).map_err(Exit::Usage)?;
@@ -48,11 +54,13 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
 
     let interrupt =
         Interrupt::install().map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
+    let notifier = Notifier::spawn(Arc::default()).map_err(Exit::Error)?;
     let queue = Mutex::new(sources.into_iter());
     let (report, outcomes) = mpsc::channel::<Outcome>();
     thread::scope(|scope| {
         for _ in 0..config.concurrency {
-            let (queue, report, env, interrupt) = (&queue, report.clone(), &env, &interrupt);
+            let (queue, report, env, interrupt, notifier) =
+                (&queue, report.clone(), &env, &interrupt, &notifier);
             scope.spawn(move || loop {
                 let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
                 let Some(source) = next else { break };
@@ -69,16 +77,23 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
                             format!("not started: {reason}"),
                         )],
                     },
-                    None => job::backup(source, env, &sup, &backup_id),
+                    None => {
+                        if !dry_run {
+                            notifier.started(config, source, &backup_id, start);
+                        }
+                        job::backup(source, env, &sup, &backup_id)
+                    }
                 };
                 if !dry_run {
                     attempt::record(env.metadb, &attempt::of(&config.hostname, &outcome, start));
+                    notifier.ended(config, source, &outcome, start);
                 }
                 let _ = report.send(outcome);
             });
         }
     });
     drop(report);
+    notifier.finish(NOTIFY_BOUND);
 
     let mut failed = false;
     for outcome in outcomes {

@@ -22,6 +22,20 @@ pub struct Agent {
     pub random_seed_file: Option<String>,
     pub restic_binary: Option<String>,
     pub restic_retry_lock: Option<String>,
+    pub notify: Option<Vec<Notify>>,
+    pub catch_up: Option<bool>,
+    pub catch_up_spread: Option<String>,
+}
+
+/// One entry of `notify:`, in agent.yml or in a source.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    pub kind: String,
+    pub url: String,
+    pub token_file: Option<String>,
+    pub timeout: Option<String>,
+    pub on: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,6 +118,8 @@ pub struct Source {
     pub overdue_grace: Option<String>,
     pub retention: Option<Retention>,
     pub min_bytes: Option<u64>,
+    pub notify: Option<Vec<Notify>>,
+    pub catch_up: Option<bool>,
 }
 
 /// One entry of `datasets:`, or of what `datasets_command` prints.

@@ -6,6 +6,7 @@
 
 use crate::config::file::{self, Error, Origin};
 use crate::metadb::auth::{Digest, Identity, Tokens};
+use crate::notify::Target;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +23,12 @@ const MAX_MAX_BODY_BYTES: u64 = 256 << 20;
 /// How long after its due time a source not attempted is overdue, unless
 /// configured otherwise.
 pub const DEFAULT_OVERDUE_GRACE: Duration = Duration::from_secs(3600);
+/// How long a host may send nothing before it is silent, unless
+/// configured otherwise.
+pub const DEFAULT_SILENT_AFTER: Duration = Duration::from_secs(86_400);
+/// How often the status is looked at for notifications unless configured
+/// otherwise.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(60);
 /// How long attempts are kept unless configured otherwise.
 pub const DEFAULT_ATTEMPT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 
@@ -36,6 +43,9 @@ struct Raw {
     max_body_bytes: Option<u64>,
     overdue_grace: Option<String>,
     attempt_retention: Option<String>,
+    notify: Option<Vec<crate::config::raw::Notify>>,
+    silent_after: Option<String>,
+    watch_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +93,12 @@ pub struct Policy {
     pub overdue_grace: Duration,
     /// How long attempts are kept.
     pub attempt_retention: Duration,
+    /// Told when a source is overdue, a host silent, or either recovers.
+    pub notify: Vec<Target>,
+    /// How long a host may send nothing before it is silent.
+    pub silent_after: Duration,
+    /// How often the status is looked at for notifications.
+    pub watch_interval: Duration,
 }
 
 impl Config {
@@ -130,6 +146,21 @@ fn resolve(raw: Raw, origin: &Origin) -> Result<Config, Error> {
         raw.attempt_retention,
         DEFAULT_ATTEMPT_RETENTION,
     )?;
+    let silent_after = duration("silent_after", raw.silent_after, DEFAULT_SILENT_AFTER)?;
+    let watch_interval = duration("watch_interval", raw.watch_interval, DEFAULT_WATCH_INTERVAL)?;
+    if watch_interval.is_zero() {
+        return Err(err(
+            "watch_interval",
+            "watch_interval must be more than 0s".into(),
+        ));
+    }
+    let notify = raw
+        .notify
+        .unwrap_or_default()
+        .iter()
+        .map(Target::resolve_central)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err("notify", e))?;
     let mut entries = Vec::new();
     for (i, token) in raw.tokens.into_iter().enumerate() {
         let entry = resolve_token(token)
@@ -146,6 +177,9 @@ fn resolve(raw: Raw, origin: &Origin) -> Result<Config, Error> {
             max_body_bytes,
             overdue_grace,
             attempt_retention,
+            notify,
+            silent_after,
+            watch_interval,
         },
     })
 }

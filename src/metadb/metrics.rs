@@ -7,7 +7,8 @@ use crate::metadb::api::StatusRow;
 use crate::metadb::store::NewestBackup;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -36,6 +37,8 @@ struct Counters {
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<Counters>,
+    /// Notifications of the watch (see `watch`), sent and given up.
+    pub notifications: Arc<crate::notify::Counts>,
 }
 
 /// What the server reads from the database for a scrape.
@@ -122,6 +125,21 @@ impl Metrics {
                     c.connections.get(why).copied().unwrap_or(0)
                 );
             }
+        }
+        for (name, help, counter) in [
+            (
+                "tabacco_metadb_notifications_sent_total",
+                "Notifications a target accepted.",
+                &self.notifications.sent,
+            ),
+            (
+                "tabacco_metadb_notifications_failed_total",
+                "Notifications given up: unreachable or refusing target, or too many waiting.",
+                &self.notifications.failed,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
         }
         out.push_str(
             "# HELP tabacco_metadb_up Whether the database could be read for this scrape.\n",

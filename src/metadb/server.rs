@@ -25,6 +25,7 @@ use crate::metadb::jobs::Registry;
 use crate::metadb::metrics::{Fleet, Metrics};
 use crate::metadb::record;
 use crate::metadb::store::{self, Store};
+use crate::metadb::watch::Watch;
 use crate::metadb::writer::{self, Writer};
 use crate::model::{
     AddDatasetRequest, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest, Verification,
@@ -188,6 +189,7 @@ impl Readers {
 /// A started server: its address, its policy, and the way to stop it.
 pub struct Running {
     transport: http::Transport,
+    watch: Watch,
     shared: Arc<Shared>,
     addr: SocketAddr,
     max_connections: usize,
@@ -261,8 +263,20 @@ pub fn start(
     };
     let transport = http::start(listener, limits, shared.clone(), Arc::new(fatal))
         .map_err(|e| Error::Start(format!("cannot start the accept thread: {e}")))?;
+    let (for_policy, for_status) = (Arc::clone(&shared), Arc::clone(&shared));
+    let watch = Watch::spawn(
+        move || for_policy.policy(),
+        move |policy| {
+            for_status
+                .status(policy, &StatusRequest::default())
+                .map_err(|e| e.to_string())
+        },
+        Arc::clone(&shared.metrics.notifications),
+    )
+    .map_err(Error::Start)?;
     Ok(Running {
         transport,
+        watch,
         shared,
         addr,
         max_connections,
@@ -367,6 +381,7 @@ impl Running {
     /// Stops accepting, closes idle connections, and lets the requests in
     /// progress finish (for at most ten seconds).
     pub fn shutdown(self) {
+        self.watch.stop();
         self.transport.stop(SHUTDOWN_GRACE);
         self.shared.writer.stop();
     }
@@ -1248,6 +1263,9 @@ mod tests {
                 max_body_bytes: 1 << 20,
                 overdue_grace: crate::metadb::config::DEFAULT_OVERDUE_GRACE,
                 attempt_retention: crate::metadb::config::DEFAULT_ATTEMPT_RETENTION,
+                notify: Vec::new(),
+                silent_after: crate::metadb::config::DEFAULT_SILENT_AFTER,
+                watch_interval: crate::metadb::config::DEFAULT_WATCH_INTERVAL,
             },
         };
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();
@@ -1312,6 +1330,9 @@ mod tests {
                 max_body_bytes: 1 << 20,
                 overdue_grace: crate::metadb::config::DEFAULT_OVERDUE_GRACE,
                 attempt_retention: crate::metadb::config::DEFAULT_ATTEMPT_RETENTION,
+                notify: Vec::new(),
+                silent_after: crate::metadb::config::DEFAULT_SILENT_AFTER,
+                watch_interval: crate::metadb::config::DEFAULT_WATCH_INTERVAL,
             },
         };
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();

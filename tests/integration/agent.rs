@@ -37,12 +37,12 @@ impl Agent {
         self.0.wait_for(text, timeout)
     }
 
-    fn signal(&self, signal: i32) {
+    pub(crate) fn signal(&self, signal: i32) {
         self.0.signal(signal);
     }
 
     /// The address from the `listening on ADDR` line.
-    fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         self.0.addr()
     }
 
@@ -57,7 +57,7 @@ impl Agent {
 }
 
 /// `GET path` on `addr`: status code and body.
-fn get(addr: &str, path: &str) -> (u16, String) {
+pub(crate) fn get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -502,4 +502,68 @@ fn an_unreadable_token_is_a_configuration_error() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn a_source_missed_while_the_agent_was_down_runs_after_restart() {
+    let f = Fixture::with_agent("catch_up_spread: 2s\n");
+    f.write(
+        "etc/sources/s.yml",
+        &format!(
+            "{}{}",
+            pipe_source("missed", "@every 1h", ""),
+            pipe_source("skipped", "@every 1h", "  catch_up: false\n")
+        ),
+    );
+    let agent = Agent::start(&f, &[]);
+    agent.signal(libc::SIGUSR1);
+    eventually(Duration::from_secs(30), || {
+        (backed_up(&f).values().sum::<usize>() == 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no first runs:\n{}", agent.stderr()));
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+
+    // The agent was down for two hours: back-date the starts it recorded.
+    let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for name in ["missed", "skipped"] {
+        let path = f.path(&format!("work/started/source-{name}"));
+        assert!(path.exists(), "{name}: start not recorded");
+        std::fs::write(path, format!("{two_hours_ago}\n")).unwrap();
+    }
+    let agent = Agent::start(&f, &[]);
+    agent.wait_for("missed: its run of", Duration::from_secs(10));
+    let caught_up = eventually(Duration::from_secs(30), || {
+        (backed_up(&f).get("missed") == Some(&2)).then_some(())
+    });
+    assert!(caught_up.is_some(), "not caught up:\n{}", agent.stderr());
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(backed_up(&f).get("skipped"), Some(&1), "{}", agent.stderr());
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
+}
+
+#[test]
+fn a_prune_missed_while_the_agent_was_down_runs_after_restart() {
+    let f = Fixture::with_agent(
+        "retention: {keep_last: 1}\nprune_schedule: \"@every 1h\"\ncatch_up_spread: 1s\n",
+    );
+    f.write("etc/sources/sql.yml", &pipe_source("sql", NEVER, ""));
+    f.tabacco(&["run"]).success();
+    thread::sleep(Duration::from_millis(1100));
+    f.tabacco(&["run"]).success();
+    assert_eq!(f.snapshot_tags().len(), 2);
+    // As an agent stopped two hours ago recorded its last prune.
+    let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    f.write("work/started/prune", &format!("{two_hours_ago}\n"));
+    let agent = Agent::start(&f, &[]);
+    agent.wait_for("prune: its run of", Duration::from_secs(10));
+    agent.wait_for("prune: 1 snapshot forgotten", Duration::from_secs(30));
+    assert_eq!(f.snapshot_tags().len(), 1, "keep_last 1 applied");
+    let recorded = std::fs::read_to_string(f.path("work/started/prune")).unwrap();
+    assert!(recorded.trim() > two_hours_ago.as_str(), "{recorded}");
+    let (status, _, log) = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{log}");
 }

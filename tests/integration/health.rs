@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// An agent.yml for `host` with its own work_dir and the metadb at `url`
 /// with the token `HOST-secret` (as `fleet_config` writes it).
-fn host_config(f: &Fixture, host: &str, url: &str) -> PathBuf {
+pub(crate) fn host_config(f: &Fixture, host: &str, url: &str) -> PathBuf {
     let work = f.path(&format!("work-{host}"));
     let repository = f.repository_yaml().replace(
         &format!("work_dir: {}", f.path("work").display()),

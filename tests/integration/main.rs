@@ -14,6 +14,7 @@ mod firstmin;
 mod hardening;
 mod health;
 mod metadb;
+mod notify;
 mod packaging;
 mod remote;
 mod restore;
