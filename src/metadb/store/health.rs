@@ -189,7 +189,25 @@ impl Store {
 
     /// The status of every planned source of the hosts not retired that
     /// match `req`, by host and source.
+    #[cfg(test)]
     pub fn status(&self, req: &StatusRequest, clock: &Clock) -> Result<Vec<StatusRow>, Error> {
+        let mut out = Vec::new();
+        self.for_each_status(req, clock, |row| {
+            out.push(row);
+            Ok::<(), Error>(())
+        })?;
+        Ok(out)
+    }
+
+    /// The rows of [`Store::status`], handed to `f` one at a time as they
+    /// are read, so that a fleet's status is never held whole. An error of
+    /// `f` stops the reading.
+    pub fn for_each_status<E: From<Error>>(
+        &self,
+        req: &StatusRequest,
+        clock: &Clock,
+        mut f: impl FnMut(StatusRow) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut filters = String::new();
         let mut args = Vec::new();
         for (column, value) in [("host", &req.host), ("source", &req.source)] {
@@ -216,63 +234,23 @@ impl Store {
             "SELECT host, source, schedule, next_due, start, end, state, message, success, grace
              FROM sources WHERE schedule IS NOT NULL {filters} ORDER BY host, source"
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-        let mut out = Vec::new();
-        let mut schedules: HashMap<String, Option<Schedule>> = HashMap::new();
-        while let Some(row) = rows.next()? {
-            let host: String = row.get(0)?;
-            let source: String = row.get(1)?;
-            let schedule: String = row.get(2)?;
-            let next_due: Option<i64> = row.get(3)?;
-            let start: Option<i64> = row.get(4)?;
-            let last_state: Option<String> = row.get(6)?;
-            let last_message: Option<String> = row.get(7)?;
-            // A plan is republished only now and then: once an attempt
-            // started at its due time, the next is when the schedule says,
-            // after that attempt (in the metadb's time zone).
-            let due = match (next_due, start) {
-                (Some(due), Some(start)) if start >= due => schedules
-                    .entry(schedule.clone())
-                    .or_insert_with(|| Schedule::parse(&schedule).ok())
-                    .as_ref()
-                    .and_then(|s| {
-                        let start = Local.timestamp_opt(start, 0).single()?;
-                        s.latest_after(&start)
-                    })
-                    .map(|t| t.timestamp()),
-                _ => next_due,
-            };
-            let grace = row.get::<_, Option<i64>>(9)?.unwrap_or(clock.grace);
-            let missed = due.filter(|&due| clock.now > due.saturating_add(grace));
-            let (state, message) = if (clock.running)(&host, &source) {
-                ("running".to_string(), last_message.unwrap_or_default())
-            } else if let Some(due) = missed {
-                let message = format!("due at {}, not attempted since", format_time(due)?);
-                ("overdue".to_string(), message)
-            } else {
-                match last_state {
-                    Some(state) => (state, last_message.unwrap_or_default()),
-                    None => ("never".to_string(), "planned, never attempted".to_string()),
-                }
-            };
-            let time = |t: Option<i64>| t.map(format_time).transpose();
-            let status = StatusRow {
-                last_attempt: time(row.get(5)?)?,
-                last_success: time(row.get(8)?)?,
-                next_due: time(due)?,
-                last_seen: last_seen.get(&host).cloned(),
-                schedule,
-                host,
-                source,
-                state,
-                message,
-            };
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(Error::from)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(args))
+            .map_err(Error::from)?;
+        let mut rows_of = Rows {
+            clock,
+            last_seen,
+            schedules: HashMap::new(),
+            times: HashMap::new(),
+        };
+        while let Some(row) = rows.next().map_err(Error::from)? {
+            let status = rows_of.status(row)?;
             if !req.problems || status.is_problem() {
-                out.push(status);
+                f(status)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// When each host (or only `host`) not retired was last heard of.
@@ -302,6 +280,94 @@ fn seen(conn: &rusqlite::Connection, host: &str, now: i64, revive: bool) -> Resu
         params![host, now, revive],
     )?;
     Ok(())
+}
+
+/// What turns the rows of `sources` into status rows, with what it keeps
+/// from one row to the next.
+struct Rows<'c> {
+    clock: &'c Clock<'c>,
+    last_seen: HashMap<String, String>,
+    /// The schedules parsed so far, by their text.
+    schedules: HashMap<String, Option<Schedule>>,
+    /// The times formatted so far: a fleet backs up at the same few hours,
+    /// and formatting was a good part of the time a fleet's status took.
+    times: HashMap<i64, String>,
+}
+
+/// How many formatted times [`Rows`] keeps at most.
+const KEPT_TIMES: usize = 4096;
+
+impl Rows<'_> {
+    /// The status of the source in `row` (of the query in
+    /// [`Store::for_each_status`]).
+    fn status(&mut self, row: &rusqlite::Row) -> Result<StatusRow, Error> {
+        let clock = self.clock;
+        let host: String = row.get(0)?;
+        let source: String = row.get(1)?;
+        let schedule: String = row.get(2)?;
+        let next_due: Option<i64> = row.get(3)?;
+        let start: Option<i64> = row.get(4)?;
+        let last_state: Option<String> = row.get(6)?;
+        let last_message: Option<String> = row.get(7)?;
+        // A plan is republished only now and then: once an attempt
+        // started at its due time, the next is when the schedule says,
+        // after that attempt (in the metadb's time zone).
+        let due = match (next_due, start) {
+            (Some(due), Some(start)) if start >= due => {
+                if !self.schedules.contains_key(&schedule) {
+                    let parsed = Schedule::parse(&schedule).ok();
+                    self.schedules.insert(schedule.clone(), parsed);
+                }
+                self.schedules
+                    .get(&schedule)
+                    .and_then(Option::as_ref)
+                    .and_then(|s| {
+                        let start = Local.timestamp_opt(start, 0).single()?;
+                        s.latest_after(&start)
+                    })
+                    .map(|t| t.timestamp())
+            }
+            _ => next_due,
+        };
+        let grace = row.get::<_, Option<i64>>(9)?.unwrap_or(clock.grace);
+        let missed = due.filter(|&due| clock.now > due.saturating_add(grace));
+        let (state, message) = if (clock.running)(&host, &source) {
+            ("running".to_string(), last_message.unwrap_or_default())
+        } else if let Some(due) = missed {
+            let message = format!("due at {}, not attempted since", format_time(due)?);
+            ("overdue".to_string(), message)
+        } else {
+            match last_state {
+                Some(state) => (state, last_message.unwrap_or_default()),
+                None => ("never".to_string(), "planned, never attempted".to_string()),
+            }
+        };
+        Ok(StatusRow {
+            last_attempt: self.time(row.get(5)?)?,
+            last_success: self.time(row.get(8)?)?,
+            next_due: self.time(due)?,
+            last_seen: self.last_seen.get(&host).cloned(),
+            schedule,
+            host,
+            source,
+            state,
+            message,
+        })
+    }
+
+    /// `t` formatted, if any.
+    fn time(&mut self, t: Option<i64>) -> Result<Option<String>, Error> {
+        let Some(t) = t else { return Ok(None) };
+        if let Some(text) = self.times.get(&t) {
+            return Ok(Some(text.clone()));
+        }
+        if self.times.len() >= KEPT_TIMES {
+            self.times.clear();
+        }
+        let text = format_time(t)?;
+        self.times.insert(t, text.clone());
+        Ok(Some(text))
+    }
 }
 
 #[cfg(test)]
