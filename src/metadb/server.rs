@@ -1146,13 +1146,16 @@ fn json_array<'a, T: Serialize>(
 ) -> Response<'a> {
     let stream = move |out: &mut dyn Write| -> io::Result<()> {
         out.write_all(b"[")?;
-        let mut first = true;
+        // Each item is made here and written whole: serde_json's many small
+        // writes straight to `out` took a fifth of a fleet's status.
+        let mut json = Vec::new();
         let mut each = |item: T| -> Result<(), Cut> {
-            if !first {
-                out.write_all(b",")?;
+            if !json.is_empty() {
+                json.clear();
+                json.push(b',');
             }
-            first = false;
-            serde_json::to_writer(&mut *out, &item).map_err(io::Error::from)?;
+            serde_json::to_writer(&mut json, &item).map_err(io::Error::from)?;
+            out.write_all(&json)?;
             Ok(())
         };
         match shared.read(|store| walk(store, &mut each)) {

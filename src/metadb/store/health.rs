@@ -241,8 +241,9 @@ impl Store {
         let mut rows_of = Rows {
             clock,
             last_seen,
+            host_seen: None,
             schedules: HashMap::new(),
-            times: HashMap::new(),
+            times: Vec::new(),
         };
         while let Some(row) = rows.next().map_err(Error::from)? {
             let status = rows_of.status(row)?;
@@ -287,15 +288,18 @@ fn seen(conn: &rusqlite::Connection, host: &str, now: i64, revive: bool) -> Resu
 struct Rows<'c> {
     clock: &'c Clock<'c>,
     last_seen: HashMap<String, String>,
+    /// The host of the last row, and when it was last heard of.
+    host_seen: Option<(String, Option<String>)>,
     /// The schedules parsed so far, by their text.
     schedules: HashMap<String, Option<Schedule>>,
-    /// The times formatted so far: a fleet backs up at the same few hours,
-    /// and formatting was a good part of the time a fleet's status took.
-    times: HashMap<i64, String>,
+    /// The times formatted last, newest first: a fleet backs up at the same
+    /// few hours, and formatting was a good part of the time a fleet's
+    /// status took.
+    times: Vec<(i64, String)>,
 }
 
 /// How many formatted times [`Rows`] keeps at most.
-const KEPT_TIMES: usize = 4096;
+const KEPT_TIMES: usize = 8;
 
 impl Rows<'_> {
     /// The status of the source in `row` (of the query in
@@ -346,7 +350,7 @@ impl Rows<'_> {
             last_attempt: self.time(row.get(5)?)?,
             last_success: self.time(row.get(8)?)?,
             next_due: self.time(due)?,
-            last_seen: self.last_seen.get(&host).cloned(),
+            last_seen: self.last_seen(&host),
             schedule,
             host,
             source,
@@ -355,17 +359,28 @@ impl Rows<'_> {
         })
     }
 
+    /// When `host` was last heard of: looked up once for all its rows,
+    /// which come one after the other.
+    fn last_seen(&mut self, host: &str) -> Option<String> {
+        match &self.host_seen {
+            Some((last, seen)) if last == host => seen.clone(),
+            _ => {
+                let seen = self.last_seen.get(host).cloned();
+                self.host_seen = Some((host.to_string(), seen.clone()));
+                seen
+            }
+        }
+    }
+
     /// `t` formatted, if any.
     fn time(&mut self, t: Option<i64>) -> Result<Option<String>, Error> {
         let Some(t) = t else { return Ok(None) };
-        if let Some(text) = self.times.get(&t) {
+        if let Some((_, text)) = self.times.iter().find(|(kept, _)| *kept == t) {
             return Ok(Some(text.clone()));
         }
-        if self.times.len() >= KEPT_TIMES {
-            self.times.clear();
-        }
         let text = format_time(t)?;
-        self.times.insert(t, text.clone());
+        self.times.truncate(KEPT_TIMES - 1);
+        self.times.insert(0, (t, text.clone()));
         Ok(Some(text))
     }
 }
