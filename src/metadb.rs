@@ -278,9 +278,9 @@ impl Metadb {
     pub fn for_each_status<E: From<Error>>(
         &self,
         request: &StatusRequest,
-        mut f: impl FnMut(StatusRow) -> Result<(), E>,
+        mut f: impl FnMut(&StatusRow) -> Result<(), E>,
     ) -> Result<(), E> {
-        let each = |row| f(row).map_err(Stopped::By);
+        let mut each = |row: &StatusRow| f(row).map_err(Stopped::By);
         let read = match self {
             Metadb::Embedded(store) => {
                 let store = store.lock().unwrap_or_else(PoisonError::into_inner);
@@ -289,10 +289,11 @@ impl Metadb {
                     grace: i64::try_from(config::DEFAULT_OVERDUE_GRACE.as_secs())
                         .unwrap_or(i64::MAX),
                     running: &|_, _| false,
+                    heard: &std::collections::HashMap::new(),
                 };
                 store.for_each_status(request, &clock, each)
             }
-            Metadb::Remote(remote) => remote.client().for_each_status(request, each),
+            Metadb::Remote(remote) => remote.client().for_each_status(request, |row| each(&row)),
         };
         read.map_err(|stopped| match stopped {
             Stopped::By(e) => e,

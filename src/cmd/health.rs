@@ -30,7 +30,7 @@ pub fn status(config: &Config, s: &Status) -> Result<(), Exit> {
             metadb
                 .for_each_status(&request, |row| {
                     problem |= row.is_problem();
-                    let json = serde_json::to_string_pretty(&row)
+                    let json = serde_json::to_string_pretty(row)
                         .map_err(|e| Stop::Exit(Exit::Error(e.to_string())))?;
                     let mut text = String::from(if count == 0 { "[\n" } else { ",\n" });
                     // As an element of a pretty array: indented by two spaces.
@@ -60,14 +60,15 @@ pub fn status(config: &Config, s: &Status) -> Result<(), Exit> {
             metadb
                 .for_each_status(&request, |r| {
                     problem |= r.is_problem();
+                    let time = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".into());
                     table.push([
-                        r.host,
-                        r.source,
-                        r.state,
-                        r.last_success.unwrap_or_else(|| "-".into()),
-                        r.last_attempt.unwrap_or_else(|| "-".into()),
-                        r.next_due.unwrap_or_else(|| "-".into()),
-                        r.message,
+                        r.host.clone(),
+                        r.source.clone(),
+                        r.state.clone(),
+                        time(&r.last_success),
+                        time(&r.last_attempt),
+                        time(&r.next_due),
+                        r.message.clone(),
                     ]);
                     Ok::<(), Stop>(())
                 })

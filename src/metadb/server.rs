@@ -418,7 +418,7 @@ impl Shared {
         let mut rows = Vec::new();
         self.read(|store| {
             self.for_each_status(store, policy, req, |row| {
-                rows.push(row);
+                rows.push(row.clone());
                 Ok::<(), store::Error>(())
             })
         })?;
@@ -432,7 +432,7 @@ impl Shared {
         store: &Store,
         policy: &Policy,
         req: &StatusRequest,
-        mut f: impl FnMut(StatusRow) -> Result<(), E>,
+        f: impl FnMut(&StatusRow) -> Result<(), E>,
     ) -> Result<(), E> {
         // Sources running, by host: looked up for every row, without
         // copying its names.
@@ -448,27 +448,20 @@ impl Shared {
                 .get(host)
                 .is_some_and(|sources| sources.iter().any(|s| s == source))
         };
-        let clock = store::Clock {
-            now: now(),
-            grace: i64::try_from(policy.overdue_grace.as_secs()).unwrap_or(i64::MAX),
-            running: &is_running,
-        };
-        let seen: HashMap<String, String> = self
+        let heard: HashMap<String, String> = self
             .seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .map(|(host, t)| (host.clone(), crate::time::format(*t)))
             .collect();
-        store.for_each_status(req, &clock, |mut row| {
-            if let Some(t) = seen.get(&row.host) {
-                // RFC 3339 in UTC to the second: text order is time order.
-                if row.last_seen.as_ref().is_none_or(|recorded| recorded < t) {
-                    row.last_seen = Some(t.clone());
-                }
-            }
-            f(row)
-        })
+        let clock = store::Clock {
+            now: now(),
+            grace: i64::try_from(policy.overdue_grace.as_secs()).unwrap_or(i64::MAX),
+            running: &is_running,
+            heard: &heard,
+        };
+        store.for_each_status(req, &clock, f)
     }
 
     /// The time before which attempts are trimmed, once an hour; `None`
@@ -1124,7 +1117,7 @@ fn find_atoms(shared: &Shared, req: FindRequest) -> Response<'_> {
     json_array(
         shared,
         format!("find_atoms {:?}", req.pattern),
-        move |store, each| store.for_each_found(&req, each),
+        move |store, each| store.for_each_found(&req, |backup| each(&backup)),
     )
 }
 
@@ -1142,19 +1135,19 @@ fn status(shared: &Shared, policy: Arc<Policy>, req: StatusRequest) -> Response<
 fn json_array<'a, T: Serialize>(
     shared: &'a Shared,
     what: String,
-    walk: impl FnOnce(&Store, &mut dyn FnMut(T) -> Result<(), Cut>) -> Result<(), Cut> + 'a,
+    walk: impl FnOnce(&Store, &mut dyn FnMut(&T) -> Result<(), Cut>) -> Result<(), Cut> + 'a,
 ) -> Response<'a> {
     let stream = move |out: &mut dyn Write| -> io::Result<()> {
         out.write_all(b"[")?;
         // Each item is made here and written whole: serde_json's many small
         // writes straight to `out` took a fifth of a fleet's status.
         let mut json = Vec::new();
-        let mut each = |item: T| -> Result<(), Cut> {
+        let mut each = |item: &T| -> Result<(), Cut> {
             if !json.is_empty() {
                 json.clear();
                 json.push(b',');
             }
-            serde_json::to_writer(&mut json, &item).map_err(io::Error::from)?;
+            serde_json::to_writer(&mut json, item).map_err(io::Error::from)?;
             out.write_all(&json)?;
             Ok(())
         };
