@@ -271,10 +271,18 @@ impl Metadb {
         }
     }
 
-    /// The status of the planned sources matching `request`. The embedded
-    /// metadb knows of no running job and uses the default grace.
-    pub fn status(&self, request: &StatusRequest) -> Result<Vec<StatusRow>, Error> {
-        match self {
+    /// The status of the planned sources matching `request`, handed to `f`
+    /// one row at a time as it is read (from the database, or off the
+    /// network), so that a fleet's status is never held whole. The embedded
+    /// metadb knows of no running job and uses the default grace. An error
+    /// of `f` stops the reading.
+    pub fn for_each_status<E: From<Error>>(
+        &self,
+        request: &StatusRequest,
+        mut f: impl FnMut(&StatusRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut each = |row: &StatusRow| f(row).map_err(Stopped::By);
+        let read = match self {
             Metadb::Embedded(store) => {
                 let store = store.lock().unwrap_or_else(PoisonError::into_inner);
                 let clock = store::Clock {
@@ -282,11 +290,16 @@ impl Metadb {
                     grace: i64::try_from(config::DEFAULT_OVERDUE_GRACE.as_secs())
                         .unwrap_or(i64::MAX),
                     running: &|_, _| false,
+                    heard: &std::collections::HashMap::new(),
                 };
-                Ok(store.status(request, &clock)?)
+                store.for_each_status(request, &clock, each)
             }
-            Metadb::Remote(remote) => Ok(remote.client().status(request)?),
-        }
+            Metadb::Remote(remote) => remote.client().for_each_status(request, |row| each(&row)),
+        };
+        read.map_err(|stopped| match stopped {
+            Stopped::By(e) => e,
+            Stopped::Metadb(e) => E::from(e),
+        })
     }
 
     /// Stops watching `host` (its records stay).

@@ -5,13 +5,14 @@
 //! a monitoring check.
 
 use crate::cli::{Format, History, Status};
+use crate::cmd::query::Stop;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::metadb::api::{HistoryRequest, StatusRequest};
 use crate::metadb::Metadb;
 use crate::time;
 use serde::Serialize;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 pub fn status(config: &Config, s: &Status) -> Result<(), Exit> {
     let metadb = open(config)?;
@@ -20,12 +21,31 @@ pub fn status(config: &Config, s: &Status) -> Result<(), Exit> {
         source: s.source.clone(),
         problems: s.problems,
     };
-    let rows = metadb
-        .status(&request)
-        .map_err(|e| Exit::Error(e.to_string()))?;
-    let text = match format(s.format) {
-        Format::Json => json(&rows)?,
-        Format::Table if rows.is_empty() => "no planned sources\n".into(),
+    let mut problem = false;
+    let printed = match format(s.format) {
+        Format::Json => {
+            // Printed as the rows arrive: a fleet's status is never held.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut count = 0;
+            metadb
+                .for_each_status(&request, |row| {
+                    problem |= row.is_problem();
+                    let json = serde_json::to_string_pretty(row)
+                        .map_err(|e| Stop::Exit(Exit::Error(e.to_string())))?;
+                    let mut text = String::from(if count == 0 { "[\n" } else { ",\n" });
+                    // As an element of a pretty array: indented by two spaces.
+                    for (i, line) in json.lines().enumerate() {
+                        text.push_str(if i == 0 { "  " } else { "\n  " });
+                        text.push_str(line);
+                    }
+                    count += 1;
+                    written(out.write_all(text.as_bytes()))
+                })
+                .and_then(|()| {
+                    let end = if count == 0 { "[]\n" } else { "\n]\n" };
+                    written(out.write_all(end.as_bytes()).and_then(|()| out.flush()))
+                })
+        }
         Format::Table => {
             let mut table = vec![[
                 "HOST",
@@ -37,25 +57,46 @@ pub fn status(config: &Config, s: &Status) -> Result<(), Exit> {
                 "MESSAGE",
             ]
             .map(String::from)];
-            for r in &rows {
-                table.push([
-                    r.host.clone(),
-                    r.source.clone(),
-                    r.state.clone(),
-                    r.last_success.clone().unwrap_or_else(|| "-".into()),
-                    r.last_attempt.clone().unwrap_or_else(|| "-".into()),
-                    r.next_due.clone().unwrap_or_else(|| "-".into()),
-                    r.message.clone(),
-                ]);
-            }
-            cmd::table(&table)
+            metadb
+                .for_each_status(&request, |r| {
+                    problem |= r.is_problem();
+                    let time = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".into());
+                    table.push([
+                        r.host.clone(),
+                        r.source.clone(),
+                        r.state.clone(),
+                        time(&r.last_success),
+                        time(&r.last_attempt),
+                        time(&r.next_due),
+                        r.message.clone(),
+                    ]);
+                    Ok::<(), Stop>(())
+                })
+                .and_then(|()| {
+                    let text = if table.len() == 1 {
+                        "no planned sources\n".into()
+                    } else {
+                        cmd::table(&table)
+                    };
+                    cmd::print(&text).map_err(Stop::Exit)
+                })
         }
     };
-    cmd::print(&text)?;
-    if rows.iter().any(|r| r.is_problem()) {
-        return Err(Exit::Failed);
+    match printed {
+        Ok(()) | Err(Stop::Closed) if problem => Err(Exit::Failed),
+        Ok(()) | Err(Stop::Closed) => Ok(()),
+        Err(Stop::Exit(e)) => Err(e),
     }
-    Ok(())
+}
+
+/// Whether writing to stdout went well; stdout closed (`| head`) stops
+/// quietly.
+fn written(result: std::io::Result<()>) -> Result<(), Stop> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Stop::Closed),
+        Err(e) => Err(Stop::Exit(Exit::Error(format!("cannot write output: {e}")))),
+        Ok(()) => Ok(()),
+    }
 }
 
 pub fn history(config: &Config, h: &History) -> Result<(), Exit> {

@@ -61,8 +61,8 @@ pub fn query(config: &Config, q: &Query) -> Result<(), Exit> {
     }
 }
 
-/// Why printing stopped early.
-enum Stop {
+/// Why printing stopped early (here and in `tabacco status`).
+pub(super) enum Stop {
     /// stdout was closed (`| head`): the end, quietly.
     Closed,
     Exit(Exit),

@@ -137,7 +137,7 @@ pub struct StatusRequest {
 }
 
 /// The status of one planned source of one host: an item of `/api/status`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatusRow {
     pub host: String,
     pub source: String,

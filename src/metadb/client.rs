@@ -151,15 +151,37 @@ impl Client {
     pub fn for_each_found<E: From<Error>>(
         &self,
         request: &FindRequest,
-        mut f: impl FnMut(Backup) -> Result<(), E>,
+        f: impl FnMut(Backup) -> Result<(), E>,
     ) -> Result<(), E> {
-        const PATH: &str = "/api/find_atoms";
+        self.for_each("/api/find_atoms", request, f)
+    }
+
+    /// `POST /api/status`: the fleet's status, handing each row to `f` as
+    /// it arrives. An error of `f` stops reading.
+    pub fn for_each_status<E: From<Error>>(
+        &self,
+        request: &StatusRequest,
+        f: impl FnMut(StatusRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.for_each("/api/status", request, f)
+    }
+
+    /// POSTs `request` to `path`, whose answer is a JSON array of any size
+    /// (streamed by the server), and hands each item to `f` as it arrives:
+    /// the request's timeout is for the answer to start and then for each
+    /// read, not for the whole.
+    fn for_each<T: DeserializeOwned, E: From<Error>>(
+        &self,
+        path: &str,
+        request: &impl Serialize,
+        mut f: impl FnMut(T) -> Result<(), E>,
+    ) -> Result<(), E> {
         let body = serde_json::to_vec(request)
             .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
         let timeout = self.timeout;
         let mut post = self
             .agent
-            .post(format!("{}{PATH}", self.base))
+            .post(format!("{}{path}", self.base))
             .config()
             .timeout_global(None)
             .timeout_recv_response(Some(timeout))
@@ -169,7 +191,7 @@ impl Client {
         if let Some(Token(token)) = &self.token {
             post = post.header("Authorization", format!("Bearer {token}"));
         }
-        let url = format!("{}{PATH}", crate::uri::mask(&self.base));
+        let url = format!("{}{path}", crate::uri::mask(&self.base));
         let response = checked(post.send(&body[..]), &url)?;
         let reader = response
             .into_body()
@@ -177,7 +199,7 @@ impl Client {
             .limit(u64::MAX)
             .reader();
         let mut stopped = None;
-        let mut each = |backup| match f(backup) {
+        let mut each = |item| match f(item) {
             Ok(()) => true,
             Err(e) => {
                 stopped = Some(e);
@@ -231,11 +253,6 @@ impl Client {
     /// `POST /api/history`: attempts, newest first.
     pub fn history(&self, request: &HistoryRequest) -> Result<Vec<Attempt>, Error> {
         self.post("/api/history", request)
-    }
-
-    /// `POST /api/status`: the fleet's status.
-    pub fn status(&self, request: &StatusRequest) -> Result<Vec<StatusRow>, Error> {
-        self.post("/api/status", request)
     }
 
     /// `POST /api/retire_host` (admin): stop watching `host`.
@@ -323,18 +340,18 @@ impl Client {
 }
 
 /// Hands each element of a JSON array to a function until it says stop.
-struct Each<'f>(&'f mut dyn FnMut(Backup) -> bool);
+struct Each<'f, T>(&'f mut dyn FnMut(T) -> bool);
 
-impl<'de> Visitor<'de> for Each<'_> {
+impl<'de, T: DeserializeOwned> Visitor<'de> for Each<'_, T> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of backups")
+        f.write_str("an array")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(backup) = seq.next_element()? {
-            if !(self.0)(backup) {
+        while let Some(item) = seq.next_element()? {
+            if !(self.0)(item) {
                 return Err(de::Error::custom("stopped"));
             }
         }

@@ -147,6 +147,25 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("a status");
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_string())
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    if head.contains("\r\nTransfer-Encoding: chunked") {
+        (status, dechunk(body))
+    } else {
+        (status, body.to_string())
+    }
+}
+
+/// The body of a chunked answer (a status of the whole fleet); panics if it
+/// is cut short.
+fn dechunk(mut chunked: &str) -> String {
+    let mut body = String::with_capacity(chunked.len());
+    loop {
+        let (size, rest) = chunked.split_once("\r\n").expect("a chunk size");
+        let size = usize::from_str_radix(size, 16).expect("a hex size");
+        if size == 0 {
+            return body;
+        }
+        body.push_str(&rest[..size]);
+        chunked = rest[size..].strip_prefix("\r\n").expect("a chunk's end");
+    }
 }

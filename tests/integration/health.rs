@@ -4,7 +4,8 @@
 
 use crate::agent::Agent;
 use crate::common::{eventually, Fixture};
-use crate::metadb::{fleet_config, Server};
+use crate::metadb::{dechunk, fleet_config, metadb_config, Server};
+use crate::scale::exchange;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -254,5 +255,90 @@ fn the_embedded_metadb_serves_status_and_history() {
     assert!(
         table.starts_with("HOST") && table.contains("failed"),
         "{table}"
+    );
+}
+
+#[test]
+fn a_fleet_status_answer_is_chunked_and_whole() {
+    const HOSTS: usize = 80;
+    const SOURCES: usize = 10;
+    let f = Fixture::new();
+    let server = Server::start(&metadb_config(&f, ""), "127.0.0.1:0");
+    for h in 0..HOSTS {
+        let sources: Vec<serde_json::Value> = (0..SOURCES)
+            .map(|s| serde_json::json!({"source": format!("s{s}"), "schedule": "@daily"}))
+            .collect();
+        let plan = serde_json::json!({"host": format!("host{h:03}"), "replace": true,
+                                      "sources": sources});
+        let (status, text) = server.request("POST", "/api/plans", None, &plan.to_string());
+        assert_eq!(status, 200, "{text}");
+    }
+    let failed = r#"{"host":"host042","source":"s7","backup_id":"b1","start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:01:00Z","state":"failed","failure":"command","message":"exit 1","datasets":1}"#;
+    let (status, text) = server.request("POST", "/api/attempts", None, failed);
+    assert_eq!(status, 200, "{text}");
+
+    let raw = "POST /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+               Content-Length: 2\r\n\r\n{}";
+    let answer = exchange(&server, raw);
+    let (head, chunked) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(head.contains("\r\nTransfer-Encoding: chunked"), "{head}");
+    assert!(chunked.starts_with("10000\r\n"), "a first chunk of 64 KiB");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&dechunk(chunked)).unwrap();
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["host"].as_str().unwrap(),
+                r["source"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let mut expected: Vec<String> = (0..HOSTS)
+        .flat_map(|h| (0..SOURCES).map(move |s| format!("host{h:03}/s{s}")))
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected, "every row once, by host and source");
+    let states: Vec<&str> = rows.iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert_eq!(states.iter().filter(|s| **s == "failed").count(), 1);
+    assert_eq!(
+        states.iter().filter(|s| **s == "never").count(),
+        HOSTS * SOURCES - 1
+    );
+    assert!(
+        rows.iter().all(|r| r["last_seen"].is_string()),
+        "{:?}",
+        rows[0]
+    );
+
+    // `tabacco status` reads it as it arrives: the same rows, a failed one
+    // among them (exit 1), as JSON or as a table.
+    let config = f.write(
+        "etc/agent.yml",
+        &format!(
+            "hostname: admin\n{}metadb:\n  url: {}\n",
+            f.repository_yaml(),
+            server.url()
+        ),
+    );
+    let (code, printed) = json(&config, &["status"]);
+    assert_eq!(code, 1);
+    assert_eq!(printed, rows);
+    let table = tabacco(&config, &["status", "--table"]).output().unwrap();
+    assert_eq!(table.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert_eq!(
+        table.lines().count(),
+        1 + HOSTS * SOURCES,
+        "a header and the rows"
+    );
+    let (code, problems) = json(&config, &["status", "--problems"]);
+    assert_eq!((code, problems.len()), (1, 1), "{problems:?}");
+    let (code, one) = json(&config, &["status", "--host", "host001"]);
+    assert_eq!(
+        (code, one.len()),
+        (0, SOURCES),
+        "never attempted is no problem"
     );
 }

@@ -44,7 +44,7 @@ fn fleet(f: &Fixture) -> Server {
 }
 
 /// One raw request; the whole answer, read until the server closes.
-fn exchange(server: &Server, raw: &str) -> String {
+pub(crate) fn exchange(server: &Server, raw: &str) -> String {
     let mut stream = TcpStream::connect(server.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))

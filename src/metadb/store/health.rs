@@ -26,6 +26,9 @@ pub struct Clock<'a> {
     pub grace: i64,
     /// Whether `host`'s `source` is backing up right now.
     pub running: &'a dyn Fn(&str, &str) -> bool,
+    /// When hosts were heard of lately, besides what the store keeps (RFC
+    /// 3339 in UTC, to the second: text order is time order).
+    pub heard: &'a HashMap<String, String>,
 }
 
 impl Store {
@@ -189,7 +192,26 @@ impl Store {
 
     /// The status of every planned source of the hosts not retired that
     /// match `req`, by host and source.
+    #[cfg(test)]
     pub fn status(&self, req: &StatusRequest, clock: &Clock) -> Result<Vec<StatusRow>, Error> {
+        let mut out = Vec::new();
+        self.for_each_status(req, clock, |row| {
+            out.push(row.clone());
+            Ok::<(), Error>(())
+        })?;
+        Ok(out)
+    }
+
+    /// The rows of [`Store::status`], handed to `f` one at a time as they
+    /// are read, so that a fleet's status is never held whole (nor made of
+    /// new strings for every row: the one row handed is overwritten). An
+    /// error of `f` stops the reading.
+    pub fn for_each_status<E: From<Error>>(
+        &self,
+        req: &StatusRequest,
+        clock: &Clock,
+        mut f: impl FnMut(&StatusRow) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut filters = String::new();
         let mut args = Vec::new();
         for (column, value) in [("host", &req.host), ("source", &req.source)] {
@@ -216,63 +238,25 @@ impl Store {
             "SELECT host, source, schedule, next_due, start, end, state, message, success, grace
              FROM sources WHERE schedule IS NOT NULL {filters} ORDER BY host, source"
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-        let mut out = Vec::new();
-        let mut schedules: HashMap<String, Option<Schedule>> = HashMap::new();
-        while let Some(row) = rows.next()? {
-            let host: String = row.get(0)?;
-            let source: String = row.get(1)?;
-            let schedule: String = row.get(2)?;
-            let next_due: Option<i64> = row.get(3)?;
-            let start: Option<i64> = row.get(4)?;
-            let last_state: Option<String> = row.get(6)?;
-            let last_message: Option<String> = row.get(7)?;
-            // A plan is republished only now and then: once an attempt
-            // started at its due time, the next is when the schedule says,
-            // after that attempt (in the metadb's time zone).
-            let due = match (next_due, start) {
-                (Some(due), Some(start)) if start >= due => schedules
-                    .entry(schedule.clone())
-                    .or_insert_with(|| Schedule::parse(&schedule).ok())
-                    .as_ref()
-                    .and_then(|s| {
-                        let start = Local.timestamp_opt(start, 0).single()?;
-                        s.latest_after(&start)
-                    })
-                    .map(|t| t.timestamp()),
-                _ => next_due,
-            };
-            let grace = row.get::<_, Option<i64>>(9)?.unwrap_or(clock.grace);
-            let missed = due.filter(|&due| clock.now > due.saturating_add(grace));
-            let (state, message) = if (clock.running)(&host, &source) {
-                ("running".to_string(), last_message.unwrap_or_default())
-            } else if let Some(due) = missed {
-                let message = format!("due at {}, not attempted since", format_time(due)?);
-                ("overdue".to_string(), message)
-            } else {
-                match last_state {
-                    Some(state) => (state, last_message.unwrap_or_default()),
-                    None => ("never".to_string(), "planned, never attempted".to_string()),
-                }
-            };
-            let time = |t: Option<i64>| t.map(format_time).transpose();
-            let status = StatusRow {
-                last_attempt: time(row.get(5)?)?,
-                last_success: time(row.get(8)?)?,
-                next_due: time(due)?,
-                last_seen: last_seen.get(&host).cloned(),
-                schedule,
-                host,
-                source,
-                state,
-                message,
-            };
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(Error::from)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(args))
+            .map_err(Error::from)?;
+        let mut rows_of = Rows {
+            clock,
+            last_seen,
+            host_seen: None,
+            schedules: HashMap::new(),
+            times: Vec::new(),
+        };
+        let mut status = StatusRow::default();
+        while let Some(row) = rows.next().map_err(Error::from)? {
+            rows_of.fill(row, &mut status)?;
             if !req.problems || status.is_problem() {
-                out.push(status);
+                f(&status)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// When each host (or only `host`) not retired was last heard of.
@@ -302,6 +286,131 @@ fn seen(conn: &rusqlite::Connection, host: &str, now: i64, revive: bool) -> Resu
         params![host, now, revive],
     )?;
     Ok(())
+}
+
+/// What turns the rows of `sources` into status rows, with what it keeps
+/// from one row to the next.
+struct Rows<'c> {
+    clock: &'c Clock<'c>,
+    last_seen: HashMap<String, String>,
+    /// The host of the last row, and when it was last heard of.
+    host_seen: Option<(String, Option<String>)>,
+    /// The schedules parsed so far, by their text.
+    schedules: HashMap<String, Option<Schedule>>,
+    /// The times formatted last, newest first: a fleet backs up at the same
+    /// few hours, and formatting was a good part of the time a fleet's
+    /// status took.
+    times: Vec<(i64, String)>,
+}
+
+/// How many formatted times [`Rows`] keeps at most.
+const KEPT_TIMES: usize = 8;
+
+impl Rows<'_> {
+    /// Makes `out` the status of the source in `row` (of the query in
+    /// [`Store::for_each_status`]), reusing the room its strings have.
+    fn fill(&mut self, row: &rusqlite::Row, out: &mut StatusRow) -> Result<(), Error> {
+        let clock = self.clock;
+        let text = |i: usize| -> Result<Option<&str>, Error> {
+            Ok(row
+                .get_ref(i)?
+                .as_str_or_null()
+                .map_err(rusqlite::Error::from)?)
+        };
+        let host = text(0)?.unwrap_or_default();
+        let source = text(1)?.unwrap_or_default();
+        let schedule = text(2)?.unwrap_or_default();
+        let next_due: Option<i64> = row.get(3)?;
+        let start: Option<i64> = row.get(4)?;
+        let last_message = text(7)?.unwrap_or_default();
+        // A plan is republished only now and then: once an attempt
+        // started at its due time, the next is when the schedule says,
+        // after that attempt (in the metadb's time zone).
+        let due = match (next_due, start) {
+            (Some(due), Some(start)) if start >= due => {
+                if !self.schedules.contains_key(schedule) {
+                    let parsed = Schedule::parse(schedule).ok();
+                    self.schedules.insert(schedule.to_string(), parsed);
+                }
+                self.schedules
+                    .get(schedule)
+                    .and_then(Option::as_ref)
+                    .and_then(|s| {
+                        let start = Local.timestamp_opt(start, 0).single()?;
+                        s.latest_after(&start)
+                    })
+                    .map(|t| t.timestamp())
+            }
+            _ => next_due,
+        };
+        let grace = row.get::<_, Option<i64>>(9)?.unwrap_or(clock.grace);
+        let missed = due.filter(|&due| clock.now > due.saturating_add(grace));
+        let (state, message) = if (clock.running)(host, source) {
+            ("running", last_message)
+        } else if missed.is_some() {
+            ("overdue", "")
+        } else {
+            match text(6)? {
+                Some(state) => (state, last_message),
+                None => ("never", "planned, never attempted"),
+            }
+        };
+        set(&mut out.host, host);
+        set(&mut out.source, source);
+        set(&mut out.schedule, schedule);
+        set(&mut out.state, state);
+        set(&mut out.message, message);
+        if let Some(due) = missed {
+            out.message = format!("due at {}, not attempted since", format_time(due)?);
+        }
+        self.time(&mut out.last_attempt, row.get(5)?)?;
+        self.time(&mut out.last_success, row.get(8)?)?;
+        self.time(&mut out.next_due, due)?;
+        if self.host_seen.as_ref().is_none_or(|(last, _)| last != host) {
+            let kept = self.last_seen.get(host);
+            let seen = kept.max(clock.heard.get(host)).cloned();
+            self.host_seen = Some((host.to_string(), seen));
+        }
+        let seen = self
+            .host_seen
+            .as_ref()
+            .and_then(|(_, seen)| seen.as_deref());
+        set_option(&mut out.last_seen, seen);
+        Ok(())
+    }
+
+    /// Makes `out` `t` formatted, if any.
+    fn time(&mut self, out: &mut Option<String>, t: Option<i64>) -> Result<(), Error> {
+        let Some(t) = t else {
+            *out = None;
+            return Ok(());
+        };
+        if self.times.first().is_none_or(|(kept, _)| *kept != t) {
+            match self.times.iter().position(|(kept, _)| *kept == t) {
+                Some(i) => self.times[..=i].rotate_right(1),
+                None => {
+                    self.times.truncate(KEPT_TIMES - 1);
+                    self.times.insert(0, (t, format_time(t)?));
+                }
+            }
+        }
+        set_option(out, self.times.first().map(|(_, text)| text.as_str()));
+        Ok(())
+    }
+}
+
+/// Makes `field` `value`, in the room it has.
+fn set(field: &mut String, value: &str) {
+    field.clear();
+    field.push_str(value);
+}
+
+/// Makes `field` `value`, in the room it has if any.
+fn set_option(field: &mut Option<String>, value: Option<&str>) {
+    match value {
+        Some(value) => set(field.get_or_insert_with(String::new), value),
+        None => *field = None,
+    }
 }
 
 #[cfg(test)]
@@ -348,6 +457,7 @@ mod tests {
             now,
             grace: 3600,
             running,
+            heard: &HashMap::new(),
         };
         store
             .status(&StatusRequest::default(), &clock)
@@ -428,6 +538,7 @@ mod tests {
                 now: T0,
                 grace: 3600,
                 running: &|_, _| false,
+                heard: &HashMap::new(),
             },
         )?;
         let problems: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
@@ -441,6 +552,7 @@ mod tests {
                 now: T0,
                 grace: 3600,
                 running: &|_, _| false,
+                heard: &HashMap::new(),
             },
         )?;
         assert_eq!(a[0].last_success.as_deref(), Some("2026-01-01T06:00:01Z"));
@@ -473,6 +585,7 @@ mod tests {
             now: T0 + 120,
             grace: 3600,
             running: &none,
+            heard: &HashMap::new(),
         };
         let problems = StatusRequest {
             problems: true,
