@@ -14,8 +14,9 @@
 //!   retries); any other end of the accept loop is reported to `fatal`, so
 //!   that the process exits and its service manager restarts it;
 //! - at most [`Limits::connections`] are open; beyond that the connection idle
-//!   longest is closed to make room, or, with none idle, the new one is
-//!   answered 503 and closed;
+//!   longest (waiting for a request, or lingering after a refusal) is closed
+//!   to make room, or, with none idle, the new one is answered 503 and
+//!   closed;
 //! - a connection idle for [`Limits::idle`] is closed, and a request must
 //!   arrive whole within [`Limits::request`] of its first byte;
 //! - the head is at most [`MAX_HEAD_BYTES`]; obsolete line folding, a
@@ -531,6 +532,8 @@ fn connection(stream: &TcpStream, id: u64, state: &State, handler: &dyn Handler)
                 }
                 let response = Response::error(refused.status, &refused.message);
                 if write(stream, response, true, false).is_ok() {
+                    // Only waiting to close: the first to make room.
+                    state.set_idle(id, true);
                     linger(stream);
                 }
                 return;
@@ -979,6 +982,35 @@ mod tests {
         let answer = exchange(addr, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
         assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
         drop(idle);
+        transport.stop(Duration::from_secs(1));
+    }
+
+    // CI: a flood of oversized bodies, each answered 413 and lingering for
+    // the rest of what its client sends, filled every slot with connections
+    // that were only waiting to close, and a fresh request was refused.
+    #[test]
+    fn a_connection_lingering_after_its_last_answer_makes_room() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (handler, release) = gate();
+        release.send(()).unwrap();
+        let transport = start(
+            listener,
+            limits(1),
+            handler,
+            Arc::new(|msg| panic!("{msg}")),
+        )
+        .unwrap();
+        let mut lingering = TcpStream::connect(addr).unwrap();
+        lingering
+            .write_all(b"POST / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n{")
+            .unwrap();
+        let mut refused = String::new();
+        lingering.read_to_string(&mut refused).unwrap();
+        assert!(refused.starts_with("HTTP/1.1 413 "), "{refused}");
+        let answer = exchange(addr, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+        drop(lingering);
         transport.stop(Duration::from_secs(1));
     }
 
