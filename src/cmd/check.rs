@@ -4,7 +4,7 @@
 
 use crate::cmd::{self, Exit};
 use crate::config::{Config, Password};
-use crate::handler::Context;
+use crate::handler::{self, Context};
 use crate::restic::Repo;
 use crate::shell::Supervisor;
 use crate::source::Source;
@@ -82,7 +82,7 @@ fn check_password_file(file: &Path) -> Option<String> {
 
 fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec<String>) {
     let _ = writeln!(out, "\nsource {}", source.name);
-    let handler = if ["file", "pipe"].contains(&source.handler_name.as_str()) {
+    let handler = if handler::BUILTIN.contains(&source.handler_name.as_str()) {
         source.handler.describe()
     } else {
         format!("{} ({})", source.handler_name, source.handler.describe())
