@@ -771,8 +771,9 @@ pub fn help(command: Option<&str>) -> Option<String> {
     match command {
         None => {
             let mut out = String::from("tabacco: backups of multi-tenant services, by name, on restic\n\nUsage: tabacco [OPTIONS] COMMAND [ARGS]\n\nCommands:\n");
+            let width = COMMANDS.iter().map(|c| c.name.len()).max().unwrap_or(0);
             for c in COMMANDS {
-                out.push_str(&format!("  {:<10} {}\n", c.name, c.summary));
+                out.push_str(&format!("  {:<width$}  {}\n", c.name, c.summary));
             }
             out.push_str("\nOptions:\n");
             out.push_str(&options(GLOBAL_OPTIONS));
