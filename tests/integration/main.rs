@@ -15,6 +15,7 @@ mod hardening;
 mod health;
 mod metadb;
 mod notify;
+mod outputs;
 mod packaging;
 mod remote;
 mod restore;
