@@ -44,7 +44,11 @@ pub fn query(config: &Config, q: &Query) -> Result<(), Exit> {
         // One pattern: printed as the backups arrive, newest first.
         requests.try_for_each(|request| metadb.for_each_found(&request, |b| out.push(b)))
     } else {
-        // Several: what they both matched is joined, so all are read first.
+        // Several: joined and sorted across patterns (the newest backup may
+        // be the last pattern's, one matched twice is printed once), so all
+        // are read first. Streaming them would take one find per pattern at
+        // once, merged: a reading connection each on a metadb server (it
+        // has 8) or a store each when embedded.
         let mut backups: Vec<Backup> = Vec::new();
         for request in requests {
             let found = metadb

@@ -442,3 +442,80 @@ fn help_whole() {
     let expected = include_str!("expected/help.txt");
     assert_whole(&all, expected);
 }
+
+/// Several patterns print what they all matched joined, newest first: the
+/// last pattern's backup comes first, and a backup two patterns matched is
+/// one object holding what each matched. Which is why nothing is printed
+/// before every pattern's answer is read (tabacco(1)).
+#[test]
+fn query_json_of_several_patterns_is_joined() {
+    let f = Fixture::new();
+    let _server = fleet(&f);
+    let query = f
+        .tabacco(&["query", "sql/db1", "users/bob", "users/alice"])
+        .success();
+    assert_whole(
+        &query.stdout,
+        r#"[
+  {
+    "id": "b2",
+    "timestamp": "2024-05-02T02:00:00Z",
+    "host": "web3",
+    "datasets": [
+      {
+        "id": "d3",
+        "source": "users",
+        "atoms": [
+          {
+            "name": "users/alice",
+            "path": "/home/alice"
+          }
+        ],
+        "snapshot_id": "cccc3333",
+        "total_files": 0,
+        "total_bytes": 0,
+        "bytes_added": 0,
+        "duration": 0
+      }
+    ]
+  },
+  {
+    "id": "b1",
+    "timestamp": "2024-05-01T02:00:00Z",
+    "host": "web3",
+    "datasets": [
+      {
+        "id": "d2",
+        "source": "sql",
+        "atoms": [
+          {
+            "name": "sql/db1"
+          }
+        ],
+        "snapshot_id": "bbbb2222",
+        "total_files": 0,
+        "total_bytes": 0,
+        "bytes_added": 0,
+        "duration": 0
+      },
+      {
+        "id": "d1",
+        "source": "users",
+        "atoms": [
+          {
+            "name": "users/bob",
+            "path": "/home/bob"
+          }
+        ],
+        "snapshot_id": "aaaa1111",
+        "total_files": 0,
+        "total_bytes": 0,
+        "bytes_added": 0,
+        "duration": 0
+      }
+    ]
+  }
+]
+"#,
+    );
+}
