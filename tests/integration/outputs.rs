@@ -4,7 +4,7 @@
 //! vary between runs are replaced before comparing: the fixture's root
 //! (`ROOT`) and the restic line of `check` (`RESTIC`).
 
-use crate::common::{restic_check_line, Fixture};
+use crate::common::{restic_check_line, Cmd, Fixture};
 use crate::metadb::{http, metadb_config, Server};
 use serde_json::json;
 
@@ -256,13 +256,10 @@ ROOT/etc/sources/all.yml:5: source sql: datasets_command printed no dataset list
     );
 }
 
-/// One backup for the metadb's `add_dataset`: `atoms` are (name, path).
+/// One dataset for the metadb's `add_dataset`: backup id, time and host,
+/// dataset id and snapshot id, and its atoms' names and paths.
 fn record(
-    backup: &str,
-    time: &str,
-    host: &str,
-    dataset: &str,
-    snapshot: &str,
+    [backup, time, host, dataset, snapshot]: [&str; 5],
     atoms: &[(&str, Option<&str>)],
 ) -> String {
     let atoms: Vec<_> = atoms
@@ -302,52 +299,32 @@ fn fleet(f: &Fixture) -> Server {
     let long_path = format!("/home/{}", "long".repeat(25));
     let records = [
         record(
-            "b1",
-            "2024-05-01T02:00:00Z",
-            "web3",
-            "d1",
-            "aaaa1111",
+            ["b1", "2024-05-01T02:00:00Z", "web3", "d1", "aaaa1111"],
             &[
                 ("users/alice", Some("/home/alice")),
                 ("users/bob", Some("/home/bob")),
             ],
         ),
         record(
-            "b1",
-            "2024-05-01T02:00:00Z",
-            "web3",
-            "d2",
-            "bbbb2222",
+            ["b1", "2024-05-01T02:00:00Z", "web3", "d2", "bbbb2222"],
             &[("sql/db1", None)],
         ),
         record(
-            "b2",
-            "2024-05-02T02:00:00Z",
-            "web3",
-            "d3",
-            "cccc3333",
+            ["b2", "2024-05-02T02:00:00Z", "web3", "d3", "cccc3333"],
             &[
                 ("users/alice", Some("/home/alice")),
                 (&long_name, Some(&long_path)),
             ],
         ),
         record(
-            "b3",
-            "2024-05-02T03:30:00Z",
-            &long_host,
-            "d4",
-            "dddd4444",
+            ["b3", "2024-05-02T03:30:00Z", &long_host, "d4", "dddd4444"],
             &[
                 ("users/ユーザー", Some("/home/ユーザー")),
                 ("users/\u{202e}evil", Some("/home/\u{202e}evil")),
             ],
         ),
         record(
-            "b4",
-            "2024-04-30T23:59:59Z",
-            "db7",
-            "d5",
-            "eeee5555",
+            ["b4", "2024-04-30T23:59:59Z", "db7", "d5", "eeee5555"],
             &[("sql/Maria Rossi", None), ("sql/$(reboot); `id`", None)],
         ),
     ];
@@ -407,11 +384,11 @@ fn query_table_of_several_patterns_and_of_none() {
     assert_whole(&none.stdout, "no matching backups\n");
 }
 
-/// `tabacco` run without a configuration.
-fn bare(args: &[&str]) -> crate::common::Run {
+/// `tabacco ARGS`, without a configuration, to run.
+fn bare(args: &[&str]) -> Cmd {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tabacco"));
     cmd.args(args);
-    crate::common::Cmd(cmd).success()
+    Cmd(cmd)
 }
 
 /// `tabacco help`, then `tabacco help COMMAND` for each command it lists
@@ -421,8 +398,8 @@ fn bare(args: &[&str]) -> crate::common::Run {
 /// the same texts.
 #[test]
 fn help_whole() {
-    let top = bare(&["help"]).stdout;
-    assert_eq!(bare(&["--help"]).stdout, top);
+    let top = bare(&["help"]).success().stdout;
+    assert_eq!(bare(&["--help"]).success().stdout, top);
     let listed = top
         .split("\nCommands:\n")
         .nth(1)
@@ -435,12 +412,40 @@ fn help_whole() {
     commands.push("completion");
     let mut all = format!("==> help <==\n{top}");
     for command in commands {
-        let text = bare(&["help", command]).stdout;
-        assert_eq!(bare(&[command, "--help"]).stdout, text, "{command} --help");
+        let text = bare(&["help", command]).success().stdout;
+        assert_eq!(
+            bare(&[command, "--help"]).success().stdout,
+            text,
+            "{command} --help"
+        );
         all.push_str(&format!("==> help {command} <==\n{text}"));
     }
     let expected = include_str!("expected/help.txt");
     assert_whole(&all, expected);
+}
+
+/// What a mistyped command line reads: one line saying what is wrong, and
+/// where to look, exit 2.
+#[test]
+fn usage_errors_whole() {
+    for (args, expected) in [
+        (
+            &["help", "nosuch"][..],
+            "tabacco: no help for unknown command \"nosuch\": 'tabacco --help' lists the commands\n",
+        ),
+        (
+            &["nosuch"],
+            "tabacco: unknown command \"nosuch\"\nTry 'tabacco --help'.\n",
+        ),
+        (
+            &["query"],
+            "tabacco: query needs at least one PATTERN (e.g. '*')\nTry 'tabacco help query'.\n",
+        ),
+    ] {
+        let run = bare(args).status(2);
+        assert_eq!(run.stdout, "", "{args:?}");
+        assert_whole(&run.stderr, expected);
+    }
 }
 
 /// Several patterns print what they all matched joined, newest first: the
