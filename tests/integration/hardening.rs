@@ -3,20 +3,8 @@
 //! can crash the CLI of another host.
 
 use crate::common::Fixture;
-use crate::metadb::{add_dataset_body, http, metadb_config, Server};
+use crate::metadb::{add_dataset_body, agent_through, http, metadb_config, Server};
 use serde_json::json;
-
-/// An agent.yml for `f` that reads and writes through `server`.
-fn agent_through(f: &Fixture, server: &Server) {
-    f.write(
-        "etc/agent.yml",
-        &format!(
-            "hostname: test-host\n{}metadb:\n  url: {}\n",
-            f.repository_yaml(),
-            server.url()
-        ),
-    );
-}
 
 /// A valid add_dataset body with `change` applied to it.
 fn record(change: impl FnOnce(&mut serde_json::Value)) -> String {

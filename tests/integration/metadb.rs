@@ -157,6 +157,18 @@ pub(crate) fn metadb_config(f: &Fixture, extra: &str) -> PathBuf {
     )
 }
 
+/// An agent.yml for `f` that reads and writes through `server`.
+pub(crate) fn agent_through(f: &Fixture, server: &Server) {
+    f.write(
+        "etc/agent.yml",
+        &format!(
+            "hostname: test-host\n{}metadb:\n  url: {}\n",
+            f.repository_yaml(),
+            server.url()
+        ),
+    );
+}
+
 /// A metadb.yml in `f` with `extra` keys and tokens: `HOST-secret` (from a
 /// file) for each of `hosts`, and `secret` (by its SHA-256) for the admin.
 pub(crate) fn fleet_config(f: &Fixture, extra: &str, hosts: &[&str]) -> PathBuf {
@@ -193,14 +205,7 @@ const SQL_SOURCE: &str = "name: sql\nhandler: pipe\nparams:\n  backup_command: \
 fn run_and_query_go_through_the_server() {
     let f = Fixture::new();
     let server = Server::start(&metadb_config(&f, ""), "127.0.0.1:0");
-    f.write(
-        "etc/agent.yml",
-        &format!(
-            "hostname: test-host\n{}metadb:\n  url: {}\n",
-            f.repository_yaml(),
-            server.url()
-        ),
-    );
+    agent_through(&f, &server);
     f.write("etc/sources/sql.yml", SQL_SOURCE);
     let run = f.tabacco(&["run"]).success();
     assert_eq!(run.stderr, "");
@@ -935,14 +940,7 @@ fn slow_clients_do_not_stall_the_workers() {
 fn a_spooled_record_the_metadb_refuses_is_set_aside() {
     let f = Fixture::new();
     let server = Server::start(&metadb_config(&f, ""), "127.0.0.1:0");
-    f.write(
-        "etc/agent.yml",
-        &format!(
-            "hostname: test-host\n{}metadb:\n  url: {}\n",
-            f.repository_yaml(),
-            server.url()
-        ),
-    );
+    agent_through(&f, &server);
     let recorded = add_dataset_body("b1", "test-host", "d1", "users/alice");
     assert_eq!(
         server

@@ -5,7 +5,7 @@
 //! (`ROOT`) and the restic line of `check` (`RESTIC`).
 
 use crate::common::{restic_check_line, Cmd, Fixture};
-use crate::metadb::{http, metadb_config, Server};
+use crate::metadb::{agent_through, http, metadb_config, Server};
 use serde_json::json;
 
 /// Asserts that `actual` is `expected`, whole; on failure shows a line diff
@@ -286,14 +286,7 @@ fn record(
 /// server of an older release would have taken it.
 fn fleet(f: &Fixture) -> Server {
     let server = Server::start(&metadb_config(f, ""), "127.0.0.1:0");
-    f.write(
-        "etc/agent.yml",
-        &format!(
-            "hostname: test-host\n{}metadb:\n  url: {}\n",
-            f.repository_yaml(),
-            server.url()
-        ),
-    );
+    agent_through(f, &server);
     let long_host = format!("web-{}.example.org", "x".repeat(80));
     let long_name = format!("users/{}", "long".repeat(25));
     let long_path = format!("/home/{}", "long".repeat(25));
