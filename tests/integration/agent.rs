@@ -360,17 +360,7 @@ fn a_stale_lock_is_unlocked_and_the_backup_retried() {
     let started = Instant::now();
     let mut locked = None;
     while locked.is_none() && started.elapsed() < Duration::from_secs(20) {
-        // restic writes a lock under a temporary name and renames it: only a
-        // file named by its 64-hex id is a lock a later restic will see.
-        let n = std::fs::read_dir(f.path("repo/locks"))
-            .unwrap()
-            .filter(|e| {
-                let name = e.as_ref().unwrap().file_name();
-                let name = name.to_string_lossy();
-                name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
-            })
-            .count();
-        locked = (n > 0).then_some(());
+        locked = crate::common::has_lock(&f.path("repo")).then_some(());
         thread::sleep(Duration::from_millis(2));
     }
     check.kill().unwrap();

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -383,6 +383,21 @@ impl Drop for Daemon {
             let _ = reader.join();
         }
     }
+}
+
+/// Whether `repo` holds a lock a later restic will see: restic writes a lock
+/// under a temporary name and renames it, so only a file named by its 64-hex
+/// id counts.
+pub fn has_lock(repo: &Path) -> bool {
+    std::fs::read_dir(repo.join("locks"))
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// Polls `check` every 50 ms until it returns something or `timeout` passes.

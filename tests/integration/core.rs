@@ -534,16 +534,15 @@ fn sigterm_stops_a_run_and_leaves_no_lock_or_partial_snapshot() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until restic is running (its lock file exists).
+    // Wait until restic is running: its lock exists, and restic has had
+    // time to list it among those it removes when interrupted (a SIGINT
+    // while restic is still taking its lock leaves the lock behind).
+    let locked = crate::common::eventually(std::time::Duration::from_secs(20), || {
+        crate::common::has_lock(&f.path("repo")).then_some(())
+    });
+    assert!(locked.is_some(), "restic never started");
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let locks = f.path("repo/locks");
-    let started = std::time::Instant::now();
-    while std::fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0) == 0 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "restic never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let stopped = std::time::Instant::now();
     let status = child.wait().unwrap();
