@@ -9,7 +9,6 @@ pub mod body;
 pub mod client;
 pub mod config;
 pub mod endpoint;
-pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod page;

@@ -7,7 +7,7 @@
 //! transport (`http`) reads it, enforces the limit (413) and takes no
 //! content encoding but identity; what a request means is `endpoint`'s.
 
-use crate::metadb::http::{Body, Response};
+use crate::http::{Body, Response};
 use crate::metadb::store;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -12,6 +12,7 @@
 //! backup. Their status is sent first; a failure after that cuts the
 //! answer short (the client sees it truncated).
 
+use crate::http::{self, Response};
 use crate::metadb::api::{
     AbandonRequest, Attempt, HistoryRequest, Plan, RemoveDatasetsAnswer, RemoveDatasetsRequest,
     RestoreStatus, RetireRequest, StatusRequest,
@@ -19,7 +20,6 @@ use crate::metadb::api::{
 use crate::metadb::auth::Identity;
 use crate::metadb::body::{self, Answer};
 use crate::metadb::config::{HostRead, Policy};
-use crate::metadb::http::{self, Response};
 use crate::metadb::now;
 use crate::metadb::record;
 use crate::metadb::server::Shared;

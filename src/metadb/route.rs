@@ -6,10 +6,10 @@
 //! constants, so the two cannot disagree. How to add an endpoint is in the
 //! docs of `server`.
 
+use crate::http::{self, Response};
 use crate::metadb::auth::Identity;
 use crate::metadb::body::Answer;
 use crate::metadb::endpoint::{self, Call, Reply};
-use crate::metadb::http::{self, Response};
 use crate::metadb::server::Shared;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;

@@ -30,10 +30,10 @@
 //! 3. A client function (`client.rs`) that sends to the route's constant
 //!    (`self.post(&route::NAME, ...)`), and its branch in `Metadb`.
 
+use crate::http;
 use crate::metadb::api::{StatusRequest, StatusRow};
 use crate::metadb::body::Answer;
 use crate::metadb::config::{Config, Policy};
-use crate::metadb::http;
 use crate::metadb::jobs::Registry;
 use crate::metadb::metrics::{Fleet, Metrics};
 use crate::metadb::now;
@@ -69,10 +69,6 @@ const TRIM_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// How long shutdown waits for requests in progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Descriptors kept for the database, the listener and the log when the
-/// connection cap is derived from the descriptor limit.
-const RESERVED_DESCRIPTORS: u64 = 64;
 
 /// Open connections at most, whatever the descriptor limit.
 const MAX_CONNECTIONS: u64 = 1024;
@@ -244,7 +240,6 @@ pub fn start(
 
     let listener = std::net::TcpListener::bind(resolved.as_slice())
         .map_err(|e| Error::Start(format!("cannot listen on {http_addr}: {e}")))?;
-    tune(&listener);
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Start(format!("cannot listen on {http_addr}: {e}")))?;
@@ -264,13 +259,13 @@ pub fn start(
         writer: Writer::start(writer)
             .map_err(|e| Error::Start(format!("cannot start the writer thread: {e}")))?,
     });
-    let max_connections = max_connections();
+    let max_connections = http::connection_cap(MAX_CONNECTIONS);
     let limits = http::Limits {
         connections: max_connections,
         idle: IDLE_TIMEOUT,
         request: REQUEST_TIMEOUT,
     };
-    let transport = http::start(listener, limits, shared.clone(), Arc::new(fatal))
+    let transport = http::start("metadb", listener, limits, shared.clone(), Arc::new(fatal))
         .map_err(|e| Error::Start(format!("cannot start the accept thread: {e}")))?;
     let (for_policy, for_status) = (Arc::clone(&shared), Arc::clone(&shared));
     let watch = Watch::spawn(
@@ -290,61 +285,6 @@ pub fn start(
         addr,
         max_connections,
     })
-}
-
-/// How many connections may be open: what the descriptor limit leaves after
-/// [`RESERVED_DESCRIPTORS`], at most [`MAX_CONNECTIONS`].
-fn max_connections() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct it is given.
-    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        limit.rlim_cur
-    } else {
-        1024
-    };
-    let cap = soft
-        .saturating_sub(RESERVED_DESCRIPTORS)
-        .clamp(16, MAX_CONNECTIONS);
-    usize::try_from(cap).unwrap_or(16)
-}
-
-/// Sets the options that accepted connections inherit from the listener on
-/// Linux: no Nagle delay (an answer goes out in several writes, and waiting
-/// for the client's delayed ACK costs 40 ms), and keepalive probes, so that
-/// the connection of a vanished client is closed in minutes, not hours.
-fn tune(listener: &std::net::TcpListener) {
-    use std::os::fd::AsRawFd;
-    let fd = listener.as_raw_fd();
-    let options = [
-        (libc::IPPROTO_TCP, libc::TCP_NODELAY, 1),
-        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 60),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 6),
-    ];
-    for (level, name, value) in options {
-        let value: libc::c_int = value;
-        // SAFETY: `fd` is the listener's open socket, and the option value
-        // is a c_int that lives across the call, with its exact size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                name,
-                std::ptr::from_ref(&value).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            log::debug!(
-                "metadb: socket option {name}: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
 }
 
 /// Refuses to serve an open metadb anywhere but on loopback.

@@ -502,3 +502,31 @@ fn a_server_whose_listener_dies_exits_non_zero() {
     assert_eq!(status, Some(1), "{log}");
     assert!(log.contains("metadb server failed"), "{log}");
 }
+
+// The agent's `--http-addr` endpoint ran on tiny_http, whose accept
+// thread panics when descriptors run out: under `ulimit -n 128`, a flood
+// of idle connections left the endpoint dead while the agent ran on.
+#[test]
+fn a_connection_flood_under_a_low_descriptor_limit_leaves_the_agents_endpoint_serving() {
+    let f = Fixture::new();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -n 128 && exec \"$0\" --config \"$1\" agent --http-addr 127.0.0.1:0",
+        env!("CARGO_BIN_EXE_tabacco"),
+    ])
+    .arg(f.config());
+    let daemon = crate::common::Daemon::spawn(cmd);
+    let addr: std::net::SocketAddr = daemon.addr().parse().unwrap();
+    let flood: Vec<_> = (0..400)
+        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+        .collect();
+    // Fresh connections push out idle ones while the flood lasts.
+    assert_eq!(healthz(addr), Some(200), "{}", daemon.log());
+    drop(flood);
+    let answered = crate::common::eventually(std::time::Duration::from_secs(10), || {
+        (healthz(addr) == Some(200)).then_some(())
+    });
+    assert!(answered.is_some(), "{}", daemon.log());
+    assert!(!daemon.log().contains("panicked"), "{}", daemon.log());
+}
