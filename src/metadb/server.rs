@@ -28,7 +28,7 @@
 //!    `Answer::recorded`; `body::json_array` for a streamed list). Request
 //!    and answer types both sides share go in `api.rs`.
 //! 3. A client function (`client.rs`) that sends to the route's constant
-//!    (`self.post(&route::NAME, ...)`), and its branch in `Metadb`.
+//!    (`self.post(route::NAME.path, ...)`), and its branch in `Metadb`.
 
 use crate::http;
 use crate::metadb::api::{StatusRequest, StatusRow};
@@ -157,6 +157,84 @@ impl Shared {
             Err(e @ writer::Error::Stopped) => Answer::error(503, e.to_string()),
             Err(e) => Answer::error(500, e.to_string()),
         }
+    }
+
+    /// The fleet's status as `req` asks for it, with the sources whose
+    /// agents report them running.
+    fn status(&self, policy: &Policy, req: &StatusRequest) -> Result<Vec<StatusRow>, store::Error> {
+        let mut rows = Vec::new();
+        self.read(|store| {
+            self.for_each_status(store, policy, req, |row| {
+                rows.push(row.clone());
+                Ok::<(), store::Error>(())
+            })
+        })?;
+        Ok(rows)
+    }
+
+    /// The rows of [`Shared::status`], read with `store` and handed to `f`
+    /// one at a time.
+    pub fn for_each_status<E: From<store::Error>>(
+        &self,
+        store: &Store,
+        policy: &Policy,
+        req: &StatusRequest,
+        f: impl FnMut(&StatusRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        // Sources running, by host: looked up for every row, without
+        // copying its names.
+        let mut running: HashMap<String, Vec<String>> = HashMap::new();
+        for job in self.jobs.list(None) {
+            running
+                .entry(job.host)
+                .or_default()
+                .push(job.dataset_source);
+        }
+        let is_running = |host: &str, source: &str| {
+            running
+                .get(host)
+                .is_some_and(|sources| sources.iter().any(|s| s == source))
+        };
+        let heard: HashMap<String, String> = self
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(host, t)| (host.clone(), crate::time::format(*t)))
+            .collect();
+        let clock = store::Clock {
+            now: now(),
+            grace: i64::try_from(policy.overdue_grace.as_secs()).unwrap_or(i64::MAX),
+            running: &is_running,
+            heard: &heard,
+        };
+        store.for_each_status(req, &clock, f)
+    }
+
+    /// Notes that `host`'s token was used now.
+    pub fn seen(&self, host: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.insert(host.to_string(), Utc::now());
+    }
+
+    /// The time before which attempts are trimmed, once an hour; `None`
+    /// between.
+    pub fn trim_due(&self, policy: &Policy) -> Option<i64> {
+        let mut last = self.trimmed.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < TRIM_INTERVAL) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        let retention = i64::try_from(policy.attempt_retention.as_secs()).unwrap_or(i64::MAX);
+        Some(now().saturating_sub(retention))
+    }
+
+    /// The policy now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -341,86 +419,6 @@ impl Running {
 /// the server's memory for good.
 fn open_reader(db_path: &Path) -> Result<Store, store::Error> {
     Store::open(db_path).and_then(|s| s.with_cache_kib(512))
-}
-
-impl Shared {
-    /// The fleet's status as `req` asks for it, with the sources whose
-    /// agents report them running.
-    fn status(&self, policy: &Policy, req: &StatusRequest) -> Result<Vec<StatusRow>, store::Error> {
-        let mut rows = Vec::new();
-        self.read(|store| {
-            self.for_each_status(store, policy, req, |row| {
-                rows.push(row.clone());
-                Ok::<(), store::Error>(())
-            })
-        })?;
-        Ok(rows)
-    }
-
-    /// The rows of [`Shared::status`], read with `store` and handed to `f`
-    /// one at a time.
-    pub fn for_each_status<E: From<store::Error>>(
-        &self,
-        store: &Store,
-        policy: &Policy,
-        req: &StatusRequest,
-        f: impl FnMut(&StatusRow) -> Result<(), E>,
-    ) -> Result<(), E> {
-        // Sources running, by host: looked up for every row, without
-        // copying its names.
-        let mut running: HashMap<String, Vec<String>> = HashMap::new();
-        for job in self.jobs.list(None) {
-            running
-                .entry(job.host)
-                .or_default()
-                .push(job.dataset_source);
-        }
-        let is_running = |host: &str, source: &str| {
-            running
-                .get(host)
-                .is_some_and(|sources| sources.iter().any(|s| s == source))
-        };
-        let heard: HashMap<String, String> = self
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(host, t)| (host.clone(), crate::time::format(*t)))
-            .collect();
-        let clock = store::Clock {
-            now: now(),
-            grace: i64::try_from(policy.overdue_grace.as_secs()).unwrap_or(i64::MAX),
-            running: &is_running,
-            heard: &heard,
-        };
-        store.for_each_status(req, &clock, f)
-    }
-
-    /// Notes that `host`'s token was used now.
-    pub fn seen(&self, host: &str) {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.insert(host.to_string(), Utc::now());
-    }
-
-    /// The time before which attempts are trimmed, once an hour; `None`
-    /// between.
-    pub fn trim_due(&self, policy: &Policy) -> Option<i64> {
-        let mut last = self.trimmed.lock().unwrap_or_else(PoisonError::into_inner);
-        if last.is_some_and(|t| t.elapsed() < TRIM_INTERVAL) {
-            return None;
-        }
-        *last = Some(Instant::now());
-        let retention = i64::try_from(policy.attempt_retention.as_secs()).unwrap_or(i64::MAX);
-        Some(now().saturating_sub(retention))
-    }
-
-    /// The policy now.
-    pub fn policy(&self) -> Arc<Policy> {
-        self.policy
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
 }
 
 /// What a scrape shows of the database, read afresh.
