@@ -14,6 +14,7 @@ mod failure;
 mod handler;
 mod hook;
 mod html;
+mod http;
 mod interrupt;
 mod job;
 mod logger;

@@ -5,14 +5,16 @@
 
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod client;
 pub mod config;
-pub mod http;
+pub mod endpoint;
 pub mod jobs;
 pub mod metrics;
 pub mod page;
 pub mod record;
 pub mod remote;
+pub mod route;
 pub mod server;
 pub mod spool;
 pub mod store;

@@ -1,24 +1,34 @@
 //! The agent's HTTP server (`--http-addr`): `/metrics`, `/healthz` and the
-//! status page, read-only views of the shared state. One thread serves
-//! requests one at a time (they are small and rare); tiny_http accepts and
-//! parses connections on its own threads.
+//! status page, read-only views of the shared state, on the transport the
+//! metadb uses (`crate::http`: its connection cap, deadlines, and an
+//! accept loop that outlives running out of descriptors).
 //!
-//! The server is owned by the agent: stopping (or dropping) it unblocks the
-//! serving thread and joins it.
+//! The server is owned by the agent: stopping (or dropping) it stops
+//! accepting and ends the connections.
 
 use super::state::Shared;
 use super::{metrics, page};
+use crate::http::{self as transport, Request, Response};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use tiny_http::{Header, Method, Request, Response};
+use std::time::Duration;
+
+/// Open connections at most (fewer if the descriptor limit is low): the
+/// endpoint is scraped, not browsed by a crowd.
+const MAX_CONNECTIONS: u64 = 64;
+
+/// The most bytes of a request body read: no endpoint takes one.
+const BODY_LIMIT: usize = 64 << 10;
+
+/// How long stopping waits for answers in progress.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// What the spool's size is asked of, for `/metrics`.
+type Backlog = Box<dyn Fn() -> usize + Send + Sync>;
 
 /// A running server.
 pub struct Server {
-    server: Arc<tiny_http::Server>,
-    stopping: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    transport: Option<transport::Transport>,
     /// The address bound (with the real port when asked for port 0).
     pub addr: SocketAddr,
 }
@@ -29,43 +39,40 @@ impl Server {
     pub fn start(
         addrs: &[SocketAddr],
         shared: Arc<Shared>,
-        spool_backlog: Box<dyn Fn() -> usize + Send>,
+        spool_backlog: Backlog,
     ) -> Result<Server, String> {
         let cannot = |e: &dyn std::fmt::Display| {
             let addrs: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
             format!("cannot listen on {}: {e}", addrs.join(" or "))
         };
         let listener = std::net::TcpListener::bind(addrs).map_err(|e| cannot(&e))?;
-        let bound = listener.local_addr().map_err(|e| cannot(&e))?;
-        let server = tiny_http::Server::from_listener(listener, None).map_err(|e| cannot(&e))?;
-        let addr = server.server_addr().to_ip().unwrap_or(bound);
-        let server = Arc::new(server);
-        let stopping = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (server, stopping) = (Arc::clone(&server), Arc::clone(&stopping));
-            thread::Builder::new()
-                .name("http".into())
-                .spawn(move || serve(&server, &stopping, &shared, &*spool_backlog))
-                .map_err(|e| format!("cannot start the http thread: {e}"))?
+        let addr = listener.local_addr().map_err(|e| cannot(&e))?;
+        let limits = transport::Limits {
+            connections: transport::connection_cap(MAX_CONNECTIONS),
+            idle: Duration::from_secs(60),
+            request: Duration::from_secs(30),
         };
+        let views = Arc::new(Views {
+            shared,
+            spool_backlog,
+        });
+        let fatal = Arc::new(|why: String| log::error!("http: {why}"));
+        let transport = transport::start("http", listener, limits, views, fatal)
+            .map_err(|e| format!("cannot start the http thread: {e}"))?;
         Ok(Server {
-            server,
-            stopping,
-            thread: Some(thread),
+            transport: Some(transport),
             addr,
         })
     }
 
-    /// Stops serving and joins the thread.
+    /// Stops serving and joins the threads.
     pub fn stop(mut self) {
         self.shut();
     }
 
     fn shut(&mut self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        if let Some(transport) = self.transport.take() {
+            transport.stop(STOP_GRACE);
         }
     }
 }
@@ -76,60 +83,48 @@ impl Drop for Server {
     }
 }
 
-fn serve(
-    server: &tiny_http::Server,
-    stopping: &AtomicBool,
-    shared: &Shared,
-    spool_backlog: &dyn Fn() -> usize,
-) {
-    loop {
-        match server.recv() {
-            Ok(request) => respond(request, shared, spool_backlog),
-            Err(e) => {
-                if !stopping.load(Ordering::SeqCst) {
-                    log::error!("http: cannot receive requests: {e}");
-                }
-                return;
-            }
-        }
-    }
+/// What the endpoint shows.
+struct Views {
+    shared: Arc<Shared>,
+    spool_backlog: Backlog,
 }
 
-fn respond(request: Request, shared: &Shared, spool_backlog: &dyn Fn() -> usize) {
-    let path = request
-        .url()
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let (status, content_type, body) = if !matches!(request.method(), Method::Get | Method::Head) {
-        (
-            405,
-            "text/plain; charset=utf-8",
-            "method not allowed\n".to_string(),
-        )
-    } else {
-        match path.as_str() {
-            "/metrics" => {
-                // The backlog may take I/O: ask before taking the lock.
-                let backlog = spool_backlog();
-                let text = metrics::render(&shared.lock(), backlog);
-                (200, "text/plain; version=0.0.4; charset=utf-8", text)
+impl transport::Handler for Views {
+    fn body_limit(&self) -> usize {
+        BODY_LIMIT
+    }
+
+    fn handle(&self, request: Request) -> Response<'_> {
+        let (status, content_type, body) = if !matches!(request.method.as_str(), "GET" | "HEAD") {
+            (
+                405,
+                "text/plain; charset=utf-8",
+                "method not allowed\n".to_string(),
+            )
+        } else {
+            match request.path() {
+                "/metrics" => {
+                    // The backlog may take I/O: ask before taking the lock.
+                    let backlog = (self.spool_backlog)();
+                    let text = metrics::render(&self.shared.lock(), backlog);
+                    (200, "text/plain; version=0.0.4; charset=utf-8", text)
+                }
+                "/healthz" => (200, "text/plain; charset=utf-8", "ok\n".to_string()),
+                "/" => {
+                    let state = self.shared.lock();
+                    let html = page::render(&state, &state.host, chrono::Utc::now());
+                    (200, "text/html; charset=utf-8", html)
+                }
+                _ => (404, "text/plain; charset=utf-8", "not found\n".to_string()),
             }
-            "/healthz" => (200, "text/plain; charset=utf-8", "ok\n".to_string()),
-            "/" => {
-                let state = shared.lock();
-                let html = page::render(&state, &state.host, chrono::Utc::now());
-                (200, "text/html; charset=utf-8", html)
-            }
-            _ => (404, "text/plain; charset=utf-8", "not found\n".to_string()),
+        };
+        Response {
+            status,
+            content_type,
+            body: body.into(),
+            headers: Vec::new(),
         }
-    };
-    let mut response = Response::from_string(body).with_status_code(status);
-    if let Ok(header) = Header::from_bytes("Content-Type", content_type) {
-        response = response.with_header(header);
     }
-    if let Err(e) = request.respond(response) {
-        log::debug!("http: {path}: cannot send the response: {e}");
-    }
+
+    fn count(&self, _: &'static str) {}
 }

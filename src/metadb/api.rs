@@ -68,7 +68,7 @@ pub struct Attempt {
     #[serde(default)]
     pub message: String,
     /// Every failure, one a line, with the stderr tail that explains it;
-    /// at most [`crate::metadb::record::MAX_DETAIL_BYTES`].
+    /// at most 8 KiB (`record` checks it).
     #[serde(default)]
     pub detail: String,
     /// How many datasets were recorded.

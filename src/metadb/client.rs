@@ -17,6 +17,7 @@ use crate::metadb::api::{
     AbandonRequest, Attempt, HistoryRequest, Plan, RemoveDatasetsAnswer, RemoveDatasetsRequest,
     RestoreStatus, RetireRequest, StatusRequest, StatusRow,
 };
+use crate::metadb::route;
 use crate::model::{
     AddDatasetRequest, Backup, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
     Verification,
@@ -126,13 +127,13 @@ impl Client {
 
     /// `POST /api/add_dataset`.
     pub fn add_dataset(&self, request: &AddDatasetRequest) -> Result<(), Error> {
-        self.post::<_, serde_json::Value>("/api/add_dataset", request)
+        self.post::<_, serde_json::Value>(route::ADD_DATASET.path, request)
             .map(drop)
     }
 
     /// `POST /api/remove_datasets`; returns how many were recorded.
     pub fn remove_datasets(&self, request: &RemoveDatasetsRequest) -> Result<usize, Error> {
-        self.post::<_, RemoveDatasetsAnswer>("/api/remove_datasets", request)
+        self.post::<_, RemoveDatasetsAnswer>(route::REMOVE_DATASETS.path, request)
             .map(|answer| answer.removed)
     }
 
@@ -153,7 +154,7 @@ impl Client {
         request: &FindRequest,
         f: impl FnMut(Backup) -> Result<(), E>,
     ) -> Result<(), E> {
-        self.for_each("/api/find_atoms", request, f)
+        self.for_each(route::FIND_ATOMS.path, request, f)
     }
 
     /// `POST /api/status`: the fleet's status, handing each row to `f` as
@@ -163,7 +164,7 @@ impl Client {
         request: &StatusRequest,
         f: impl FnMut(StatusRow) -> Result<(), E>,
     ) -> Result<(), E> {
-        self.for_each("/api/status", request, f)
+        self.for_each(route::STATUS.path, request, f)
     }
 
     /// POSTs `request` to `path`, whose answer is a JSON array of any size
@@ -228,31 +229,31 @@ impl Client {
         &self,
         request: &UpdateActiveJobStatusRequest,
     ) -> Result<(), Error> {
-        self.post::<_, serde_json::Value>("/api/update_active_job_status", request)
+        self.post::<_, serde_json::Value>(route::UPDATE_ACTIVE_JOB_STATUS.path, request)
             .map(drop)
     }
 
     /// `POST /api/verifications`: the outcome of a restore drill.
     pub fn add_verification(&self, verification: &Verification) -> Result<(), Error> {
-        self.post::<_, serde_json::Value>("/api/verifications", verification)
+        self.post::<_, serde_json::Value>(route::ADD_VERIFICATION.path, verification)
             .map(drop)
     }
 
     /// `POST /api/attempts`: how an attempt ended.
     pub fn add_attempt(&self, attempt: &Attempt) -> Result<(), Error> {
-        self.post::<_, serde_json::Value>("/api/attempts", attempt)
+        self.post::<_, serde_json::Value>(route::ADD_ATTEMPT.path, attempt)
             .map(drop)
     }
 
     /// `POST /api/plans`: what this host runs, and when next.
     pub fn publish_plan(&self, plan: &Plan) -> Result<(), Error> {
-        self.post::<_, serde_json::Value>("/api/plans", plan)
+        self.post::<_, serde_json::Value>(route::PUBLISH_PLAN.path, plan)
             .map(drop)
     }
 
     /// `POST /api/history`: attempts, newest first.
     pub fn history(&self, request: &HistoryRequest) -> Result<Vec<Attempt>, Error> {
-        self.post("/api/history", request)
+        self.post(route::HISTORY.path, request)
     }
 
     /// `POST /api/retire_host` (admin): stop watching `host`.
@@ -260,20 +261,20 @@ impl Client {
         let request = RetireRequest {
             host: host.to_string(),
         };
-        self.post::<_, serde_json::Value>("/api/retire_host", &request)
+        self.post::<_, serde_json::Value>(route::RETIRE_HOST.path, &request)
             .map(drop)
     }
 
     /// `POST /api/restore_requests` (admin): files `request`; returns it
     /// as stored, with its state.
     pub fn add_restore_request(&self, request: &RestoreRequest) -> Result<RestoreRequest, Error> {
-        self.post("/api/restore_requests", request)
+        self.post(route::ADD_RESTORE_REQUEST.path, request)
     }
 
     /// `GET /api/restore_requests/next`: `host`'s oldest pending restore
     /// request, now marked running.
     pub fn next_restore_request(&self, host: &str) -> Result<Option<RestoreRequest>, Error> {
-        self.get("/api/restore_requests/next", Some(("host", host)))
+        self.get(route::NEXT_RESTORE_REQUEST.path, Some(("host", host)))
     }
 
     /// `POST /api/restore_requests/abandon`: fails `host`'s requests left
@@ -286,19 +287,19 @@ impl Client {
         let request = AbandonRequest {
             host: Some(host.to_string()),
         };
-        let answer: Answer = self.post("/api/restore_requests/abandon", &request)?;
+        let answer: Answer = self.post(route::ABANDON_RESTORE_REQUESTS.path, &request)?;
         Ok(answer.failed)
     }
 
     /// `POST /api/restore_requests/{id}/status`.
     pub fn update_restore_request(&self, id: &str, status: &RestoreStatus) -> Result<(), Error> {
-        self.post::<_, serde_json::Value>(&format!("/api/restore_requests/{id}/status"), status)
+        self.post::<_, serde_json::Value>(&route::RESTORE_REQUEST_STATUS.path_with(id), status)
             .map(drop)
     }
 
     /// `GET /api/restore_requests/{id}`; `None` if there is no such request.
     pub fn restore_request(&self, id: &str) -> Result<Option<RestoreRequest>, Error> {
-        match self.get(&format!("/api/restore_requests/{id}"), None) {
+        match self.get(&route::RESTORE_REQUEST.path_with(id), None) {
             Err(Error::Rejected { status: 404, .. }) => Ok(None),
             other => other,
         }

@@ -356,16 +356,29 @@ fn a_connection_flood_under_a_low_descriptor_limit_leaves_the_server_serving() {
     let addr: std::net::SocketAddr = daemon.addr().parse().unwrap();
     let log = daemon.log();
     assert!(log.contains("at most 64 connections"), "{log}");
-    let mut flood = Vec::new();
-    for i in 0..400 {
-        let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
-            continue;
-        };
+    serves_through_a_flood(&daemon, addr, |i, stream| {
         if i % 2 == 0 {
             let _ = stream.write_all(
                 b"POST /api/add_dataset HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n{",
             );
         }
+    });
+}
+
+/// Opens 400 connections to `addr`, each handed to `start` (with its
+/// number) and left open, and asserts that `/healthz` answers during the
+/// flood and after it, and that nothing panicked.
+fn serves_through_a_flood(
+    daemon: &crate::common::Daemon,
+    addr: std::net::SocketAddr,
+    mut start: impl FnMut(usize, &mut std::net::TcpStream),
+) {
+    let mut flood = Vec::new();
+    for i in 0..400 {
+        let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+            continue;
+        };
+        start(i, &mut stream);
         flood.push(stream);
     }
     // Fresh connections push out idle ones while the flood lasts.
@@ -489,4 +502,22 @@ fn a_server_whose_listener_dies_exits_non_zero() {
     let (status, log) = server.wait();
     assert_eq!(status, Some(1), "{log}");
     assert!(log.contains("metadb server failed"), "{log}");
+}
+
+// The agent's `--http-addr` endpoint ran on tiny_http, whose accept
+// thread panics when descriptors run out: under `ulimit -n 128`, a flood
+// of idle connections left the endpoint dead while the agent ran on.
+#[test]
+fn a_connection_flood_under_a_low_descriptor_limit_leaves_the_agents_endpoint_serving() {
+    let f = Fixture::new();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -n 128 && exec \"$0\" --config \"$1\" agent --http-addr 127.0.0.1:0",
+        env!("CARGO_BIN_EXE_tabacco"),
+    ])
+    .arg(f.config());
+    let daemon = crate::common::Daemon::spawn(cmd);
+    let addr: std::net::SocketAddr = daemon.addr().parse().unwrap();
+    serves_through_a_flood(&daemon, addr, |_, _| {});
 }

@@ -1,9 +1,10 @@
-//! The metadb's HTTP/1.1 transport: the accept loop, one thread per
-//! connection, request parsing with limits and deadlines, and writing
-//! answers. What a request means is the handler's (`server`).
+//! The HTTP/1.1 transport of the metadb server and the agent's endpoint:
+//! socket options, the accept loop, one thread per connection, request
+//! parsing with limits and deadlines, and writing answers. What a request
+//! means is the [`Handler`]'s (`metadb::route`, `agent::http`).
 //!
-//! This replaces tiny_http for the metadb, which faces every host of the
-//! fleet: tiny_http's accept thread panics when descriptors run out (the port
+//! This replaces tiny_http, which the metadb (facing every host of the
+//! fleet) and the agent used: tiny_http's accept thread panics when descriptors run out (the port
 //! is gone while the process lives on), it has no limit on connections,
 //! header lines or time, it keeps a connection open after a 413 and reads
 //! the rest of an oversized chunked body as further requests, and it
@@ -70,6 +71,27 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The size of the chunks of a streamed answer, at most.
 pub const CHUNK_BYTES: usize = 64 << 10;
+/// Descriptors kept for everything but connections (a database, the
+/// listener, the log, child processes) when the connection cap is derived
+/// from the descriptor limit.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// How many connections may be open: what the descriptor limit leaves after
+/// [`RESERVED_DESCRIPTORS`], at least 16 and at most `most`.
+pub fn connection_cap(most: u64) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        1024
+    };
+    let cap = soft.saturating_sub(RESERVED_DESCRIPTORS).clamp(16, most);
+    usize::try_from(cap).unwrap_or(16)
+}
 
 /// One request, its body read in full.
 pub struct Request {
@@ -172,6 +194,8 @@ struct Conn {
 }
 
 struct State {
+    /// The server's name, for thread names and the log.
+    name: &'static str,
     open: Mutex<Open>,
     stopping: AtomicBool,
     limits: Limits,
@@ -200,14 +224,18 @@ pub struct Transport {
 
 /// Starts accepting on `listener`, serving each connection on a thread of
 /// its own with `handler`. `fatal` is called if accepting ends while not
-/// stopping.
+/// stopping. `name` (`metadb`, `http`) names the threads and starts the
+/// log lines.
 pub fn start(
+    name: &'static str,
     listener: TcpListener,
     limits: Limits,
     handler: Arc<dyn Handler>,
     fatal: Arc<dyn Fn(String) + Send + Sync>,
 ) -> io::Result<Transport> {
+    tune(name, &listener);
     let state = Arc::new(State {
+        name,
         open: Mutex::new(Open::default()),
         stopping: AtomicBool::new(false),
         limits,
@@ -215,7 +243,7 @@ pub fn start(
     let listener = Arc::new(listener);
     let (thread_state, thread_listener) = (state.clone(), listener.clone());
     let accept = std::thread::Builder::new()
-        .name("metadb-accept".into())
+        .name(format!("{name}-accept"))
         .spawn(move || {
             let state = thread_state;
             let ended = catch_unwind(AssertUnwindSafe(|| {
@@ -237,6 +265,41 @@ pub fn start(
     })
 }
 
+/// Sets the options that accepted connections inherit from the listener on
+/// Linux: no Nagle delay (an answer goes out in several writes, and waiting
+/// for the client's delayed ACK costs 40 ms), and keepalive probes, so that
+/// the connection of a vanished client is closed in minutes, not hours.
+fn tune(name: &str, listener: &TcpListener) {
+    let fd = listener.as_raw_fd();
+    let options = [
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY, 1),
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 60),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 6),
+    ];
+    for (level, option, value) in options {
+        let value: libc::c_int = value;
+        // SAFETY: `fd` is the listener's open socket, and the option value
+        // is a c_int that lives across the call, with its exact size.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                option,
+                std::ptr::from_ref(&value).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            log::debug!(
+                "{name}: socket option {option}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 impl Transport {
     /// Stops accepting, lets requests in progress finish (closing idle
     /// connections at once), and waits for them at most `grace`.
@@ -249,7 +312,7 @@ impl Transport {
         }
         if let Some(accept) = self.accept.take() {
             if accept.join().is_err() {
-                log::error!("metadb: the accept thread panicked");
+                log::error!("{}: the accept thread panicked", self.state.name);
             }
         }
         let deadline = Instant::now() + grace;
@@ -293,7 +356,7 @@ fn accept_loop(
                     // The connection waits in the backlog until a
                     // descriptor is free again.
                     if due(&warned_exhausted) {
-                        log::warn!("metadb: cannot accept a connection: {e}; retrying");
+                        log::warn!("{}: cannot accept a connection: {e}; retrying", state.name);
                         warned_exhausted = Some(Instant::now());
                     }
                     std::thread::sleep(ACCEPT_BACKOFF);
@@ -315,7 +378,8 @@ fn accept_loop(
                 handler.count("refused");
                 if due(&warned_full) {
                     log::warn!(
-                        "metadb: {} connections open, none idle: refusing new ones",
+                        "{}: {} connections open, none idle: refusing new ones",
+                        state.name,
                         state.limits.connections
                     );
                     warned_full = Some(Instant::now());
@@ -337,14 +401,14 @@ fn accept_loop(
         // Spawned under the lock: a thread that cannot start drops the
         // socket, which must be unlisted before anyone else can see it.
         let spawned = std::thread::Builder::new()
-            .name("metadb-conn".into())
+            .name(format!("{}-conn", state.name))
             .stack_size(STACK_BYTES)
             .spawn(move || {
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     connection(&stream, id, &thread_state, &*thread_handler);
                 }));
                 if outcome.is_err() {
-                    log::error!("metadb: a connection thread panicked");
+                    log::error!("{}: a connection thread panicked", thread_state.name);
                 }
                 // Unlisted before the socket closes, so that no one shuts
                 // down a descriptor reused by then.
@@ -353,7 +417,10 @@ fn accept_loop(
             });
         if let Err(e) = spawned {
             open.connections.remove(&id);
-            log::error!("metadb: cannot start a thread for a connection: {e}");
+            log::error!(
+                "{}: cannot start a thread for a connection: {e}",
+                state.name
+            );
         }
     }
 }
@@ -940,6 +1007,7 @@ mod tests {
         let (fatal, told) = mpsc::channel();
         let fatal = Mutex::new(fatal);
         let transport = start(
+            "test",
             listener,
             limits(4),
             gate().0,
@@ -961,6 +1029,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (handler, release) = gate();
         let transport = start(
+            "test",
             listener,
             limits(1),
             handler,
@@ -995,6 +1064,7 @@ mod tests {
         let (handler, release) = gate();
         release.send(()).unwrap();
         let transport = start(
+            "test",
             listener,
             limits(1),
             handler,
@@ -1023,6 +1093,7 @@ mod tests {
             release.send(()).unwrap();
         }
         let transport = start(
+            "test",
             listener,
             limits(4),
             handler,
@@ -1051,7 +1122,14 @@ mod tests {
             idle: Duration::from_millis(300),
             request: Duration::from_millis(600),
         };
-        let transport = start(listener, limits, gate().0, Arc::new(|msg| panic!("{msg}"))).unwrap();
+        let transport = start(
+            "test",
+            listener,
+            limits,
+            gate().0,
+            Arc::new(|msg| panic!("{msg}")),
+        )
+        .unwrap();
         let started = Instant::now();
         assert_eq!(exchange(addr, b""), "");
         assert!(started.elapsed() < Duration::from_secs(5));
