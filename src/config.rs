@@ -7,6 +7,7 @@ pub mod file;
 pub mod raw;
 
 use crate::handler::{self, Handler};
+use crate::retention::{Retention, Within};
 use crate::schedule::Schedule;
 use crate::shell::Priority;
 use crate::source::{AtomSpec, DatasetSpec, Datasets, Hooks, Source};
@@ -29,7 +30,7 @@ const DEFAULT_CATCH_UP_SPREAD: Duration = Duration::from_secs(300);
 pub struct Config {
     pub hostname: String,
     pub repository: Repository,
-    pub retention: Option<raw::Retention>,
+    pub retention: Option<Retention>,
     pub prune_schedule: Option<Schedule>,
     pub verify_schedule: Option<Schedule>,
     /// Absent: the embedded metadb in `work_dir`.
@@ -374,13 +375,15 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
             format!("io class {c} is outside 0..3"),
         ));
     }
-    if let Some(r) = &raw.retention {
-        validate_retention(r).map_err(|e| err("retention", e))?;
-    }
+    let retention = raw
+        .retention
+        .map(resolve_retention)
+        .transpose()
+        .map_err(|e| err("retention", e))?;
     Ok(Config {
         hostname,
         repository,
-        retention: raw.retention,
+        retention,
         prune_schedule: schedule("prune_schedule", raw.prune_schedule)?,
         verify_schedule: schedule("verify_schedule", raw.verify_schedule)?,
         metadb,
@@ -433,22 +436,17 @@ fn system_hostname() -> Result<String, String> {
         .map_err(|e| format!("cannot read the system host name ({e}): set hostname"))
 }
 
-fn validate_retention(r: &raw::Retention) -> Result<(), String> {
-    if let Some(within) = &r.keep_within {
-        time::parse_duration(within)?;
+fn resolve_retention(raw: raw::Retention) -> Result<Retention, String> {
+    Retention {
+        keep_last: raw.keep_last,
+        keep_hourly: raw.keep_hourly,
+        keep_daily: raw.keep_daily,
+        keep_weekly: raw.keep_weekly,
+        keep_monthly: raw.keep_monthly,
+        keep_yearly: raw.keep_yearly,
+        keep_within: raw.keep_within.as_deref().map(Within::parse).transpose()?,
     }
-    let counts = [
-        r.keep_last,
-        r.keep_hourly,
-        r.keep_daily,
-        r.keep_weekly,
-        r.keep_monthly,
-        r.keep_yearly,
-    ];
-    if counts.iter().all(Option::is_none) && r.keep_within.is_none() {
-        return Err("retention keeps nothing: set at least one keep_* policy".into());
-    }
-    Ok(())
+    .validate()
 }
 
 fn resolve_handlers(
@@ -521,9 +519,11 @@ fn resolve_source(
         .map(time::parse_duration)
         .transpose()
         .map_err(|e| err("overdue_grace", e))?;
-    if let Some(r) = &raw.retention {
-        validate_retention(r).map_err(|e| err("retention", e))?;
-    }
+    let retention = raw
+        .retention
+        .map(resolve_retention)
+        .transpose()
+        .map_err(|e| err("retention", e))?;
 
     let plain_form = raw.atoms.is_some() || raw.atoms_command.is_some();
     let long_form = raw.datasets.is_some() || raw.datasets_command.is_some();
@@ -580,7 +580,7 @@ fn resolve_source(
         hooks,
         timeout,
         overdue_grace,
-        retention: raw.retention,
+        retention,
         min_bytes: raw.min_bytes,
         notify: match &raw.notify {
             Some(list) => Some(resolve_notify(list).map_err(|e| err("notify", e))?),

@@ -25,6 +25,7 @@ mod plan;
 mod prune;
 mod restic;
 mod restore;
+mod retention;
 mod schedule;
 mod shell;
 mod slots;

@@ -5,11 +5,11 @@
 //! reclaim the space. Used by `tabacco prune` and by the agent's
 //! `prune_schedule`.
 
-use crate::config::raw::Retention;
 use crate::config::Config;
 use crate::metadb::Metadb;
 use crate::model;
 use crate::restic::{self, Repo};
+use crate::retention::Retention;
 use crate::shell::Supervisor;
 
 /// One forgotten (or, in a dry run, forgettable) snapshot.

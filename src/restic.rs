@@ -7,9 +7,9 @@ mod version;
 
 pub use version::Version;
 
-use crate::config::raw::Retention;
 use crate::config::{self, Password};
 use crate::model::Dataset;
+use crate::retention::Retention;
 use crate::shell::{self, Running, Stop, Supervisor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -502,7 +502,7 @@ impl Repo {
         for source in sources {
             args.extend(["--tag".into(), format!("tabacco:source={source}")]);
         }
-        args.extend(policy_args(policy));
+        args.extend(policy.forget_args());
         if dry_run {
             args.push("--dry-run".into());
         }
@@ -805,37 +805,6 @@ fn is_network_error(stderr: &str) -> bool {
     NETWORK.iter().any(|words| stderr.contains(words))
 }
 
-/// restic's `forget` options for a retention policy. restic reads `m` in
-/// `--keep-within` as months, so the duration is given in days and hours.
-fn policy_args(policy: &Retention) -> Vec<String> {
-    let mut args = Vec::new();
-    let counts = [
-        ("--keep-last", policy.keep_last),
-        ("--keep-hourly", policy.keep_hourly),
-        ("--keep-daily", policy.keep_daily),
-        ("--keep-weekly", policy.keep_weekly),
-        ("--keep-monthly", policy.keep_monthly),
-        ("--keep-yearly", policy.keep_yearly),
-    ];
-    for (flag, count) in counts {
-        if let Some(n) = count {
-            args.extend([flag.to_string(), n.to_string()]);
-        }
-    }
-    if let Some(within) = policy
-        .keep_within
-        .as_deref()
-        .and_then(|w| crate::time::parse_duration(w).ok())
-    {
-        let hours = within.as_secs().div_ceil(3600);
-        args.extend([
-            "--keep-within".to_string(),
-            format!("{}d{}h", hours / 24, hours % 24),
-        ]);
-    }
-    args
-}
-
 /// restic's `--include` takes glob patterns: a path with `*`, `?`, `[` or
 /// `\` in it must not match other paths.
 fn escape_pattern(path: &str) -> String {
@@ -1010,27 +979,6 @@ mod tests {
             ["latest", "--tag", "tabacco:dataset=d1"]
         );
         assert!(is_full_id(&"a".repeat(64)) && !is_full_id("bcd489eb"));
-    }
-
-    #[test]
-    fn retention_becomes_forget_options() {
-        let policy = Retention {
-            keep_last: Some(3),
-            keep_weekly: Some(4),
-            keep_within: Some("36h30m".into()),
-            ..Retention::default()
-        };
-        assert_eq!(
-            policy_args(&policy),
-            [
-                "--keep-last",
-                "3",
-                "--keep-weekly",
-                "4",
-                "--keep-within",
-                "1d13h"
-            ]
-        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! `job`), because `atoms_command` and `datasets_command` run then.
 
 use crate::config::file::Origin;
-use crate::config::raw::Retention;
 use crate::handler::Handler;
+use crate::retention::Retention;
 use crate::schedule::Schedule;
 use std::time::Duration;
 

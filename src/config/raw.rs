@@ -63,7 +63,7 @@ pub struct RepositoryParams {
     pub limit_download: Option<u32>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
     pub keep_last: Option<u32>,
@@ -159,26 +159,4 @@ pub struct Handler {
     pub kind: Option<String>,
     #[serde(default)]
     pub params: Params,
-}
-
-impl std::fmt::Display for Retention {
-    /// The policy as written in YAML flow style, e.g. `{keep_daily: 7, keep_weekly: 4}`.
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        let counts = [
-            ("keep_last", self.keep_last),
-            ("keep_hourly", self.keep_hourly),
-            ("keep_daily", self.keep_daily),
-            ("keep_weekly", self.keep_weekly),
-            ("keep_monthly", self.keep_monthly),
-            ("keep_yearly", self.keep_yearly),
-        ];
-        let mut parts: Vec<String> = counts
-            .iter()
-            .filter_map(|(k, v)| v.map(|v| format!("{k}: {v}")))
-            .collect();
-        if let Some(within) = &self.keep_within {
-            parts.push(format!("keep_within: {within}"));
-        }
-        write!(f, "{{{}}}", parts.join(", "))
-    }
 }
