@@ -7,13 +7,14 @@ pub mod file;
 pub mod raw;
 
 use crate::handler::{self, Handler};
+use crate::restic::{self, Password, Repository};
 use crate::retention::{Retention, Within};
 use crate::schedule::Schedule;
 use crate::shell::Priority;
 use crate::source::{AtomSpec, DatasetSpec, Datasets, Hooks, Source};
 use crate::{name, notify, time};
 use file::{Error, Origin};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,39 +49,6 @@ pub struct Config {
     /// Catch-up runs start within this long after the agent.
     pub catch_up_spread: Duration,
     pub sources: Vec<Source>,
-}
-
-/// The restic repository and how to open it.
-#[derive(Clone, Debug)]
-pub struct Repository {
-    pub uri: String,
-    pub password: Password,
-    pub cache_dir: PathBuf,
-    /// Extra environment for restic only (backend credentials).
-    pub env: BTreeMap<String, String>,
-    /// The restic to run: a name looked up on PATH, or an absolute path.
-    pub binary: PathBuf,
-    /// How long restic 0.16 and newer wait for another process's lock.
-    pub retry_lock: Duration,
-    /// restic's global options from `compression`, `limit_upload` and
-    /// `limit_download`, given to every restic call.
-    pub options: Vec<String>,
-}
-
-/// The repository password: kept out of argv, logs and `Debug` output.
-#[derive(Clone)]
-pub enum Password {
-    File(PathBuf),
-    Literal(String),
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            Password::File(path) => write!(f, "File({path:?})"),
-            Password::Literal(_) => f.write_str("Literal(<redacted>)"),
-        }
-    }
 }
 
 /// A remote metadb server.
@@ -254,7 +222,7 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
     if params.uri.trim().is_empty() {
         return Err(err("uri", "repository uri is empty".into()));
     }
-    if crate::restic::is_local(&params.uri) && !Path::new(&params.uri).is_absolute() {
+    if restic::is_local(&params.uri) && !Path::new(&params.uri).is_absolute() {
         return Err(err(
             "uri",
             format!(

@@ -1,13 +1,17 @@
 //! The restic repository: how restic is invoked (environment, never a
 //! password on argv, absolute paths, tags), what its `--json` output means,
 //! and what its exit codes and errors mean to a job. What differs between
-//! restic versions is decided here, from [`version`].
+//! restic versions is decided here, from [`version`]. The repository's
+//! settings ([`Repository`], [`Password`]) are restic's own types, built by
+//! `config`. Imports only leaves (`shell`, `model`, `retention`, `uri`),
+//! never `config`.
 
+mod repository;
 mod version;
 
+pub use repository::{Password, Repository};
 pub use version::Version;
 
-use crate::config::{self, Password};
 use crate::model::Dataset;
 use crate::retention::Retention;
 use crate::shell::{self, Running, Stop, Supervisor};
@@ -269,13 +273,13 @@ enum Message {
 
 /// A restic repository as configured.
 pub struct Repo {
-    config: config::Repository,
+    config: Repository,
     /// Whether this process has made sure the repository exists.
     initialized: Mutex<bool>,
 }
 
 impl Repo {
-    pub fn new(config: config::Repository) -> Repo {
+    pub fn new(config: Repository) -> Repo {
         Repo {
             config,
             initialized: Mutex::new(false),

@@ -3,9 +3,9 @@
 //! Exit 2 on any error, so it can gate a configuration deployment.
 
 use crate::cmd::{self, Exit};
-use crate::config::{Config, Password};
+use crate::config::Config;
 use crate::handler::Context;
-use crate::restic::Repo;
+use crate::restic::{Password, Repo};
 use crate::shell::Supervisor;
 use crate::source::Source;
 use crate::{job, uri};
