@@ -3,7 +3,6 @@
 //! checked before a backup runs is checked here, and every error names the
 //! file, the line and the key or value at fault.
 
-pub mod file;
 pub mod raw;
 
 use crate::handler::{self, Handler};
@@ -12,8 +11,8 @@ use crate::retention::{Retention, Within};
 use crate::schedule::Schedule;
 use crate::shell::Priority;
 use crate::source::{AtomSpec, DatasetSpec, Datasets, Hooks, Source};
-use crate::{name, notify, time};
-use file::{Error, Origin};
+use crate::yaml::{self, Error, Origin};
+use crate::{name, notify, time, token};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -85,7 +84,7 @@ impl From<Error> for Errors {
 impl Config {
     /// Reads `path` and the `sources/` and `handlers/` directories beside it.
     pub fn load(path: &Path) -> Result<Config, Errors> {
-        let (agent, origin) = file::read_one::<raw::Agent>(path)?;
+        let (agent, origin) = yaml::read_one::<raw::Agent>(path)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut errors = Vec::new();
         let config = resolve_agent(agent, &origin)
@@ -177,7 +176,7 @@ fn read_dir_entries<T: serde::de::DeserializeOwned>(
     paths.sort();
     let mut all = Vec::new();
     for path in paths {
-        match file::read_entries(&path) {
+        match yaml::read_entries(&path) {
             Ok(entries) => all.extend(entries),
             Err(e) => errors.push(e),
         }
@@ -312,7 +311,7 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
             let timeout = request_max_timeout.as_deref().unwrap_or("60s");
             let token_file = token_file.map(|f| absolute("token_file", &f)).transpose()?;
             if let Some(path) = &token_file {
-                read_token("metadb.token_file", path).map_err(|e| err("token_file", e))?;
+                token::read("metadb.token_file", path).map_err(|e| err("token_file", e))?;
             }
             Some(Metadb {
                 url,
@@ -375,27 +374,8 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
 }
 
 /// Validates every entry of a `notify:` list.
-fn resolve_notify(raw: &[raw::Notify]) -> Result<Vec<notify::Target>, String> {
+fn resolve_notify(raw: &[notify::Entry]) -> Result<Vec<notify::Target>, String> {
     raw.iter().map(notify::Target::resolve).collect()
-}
-
-/// The bearer token in `path`: one line, not empty. Read when the
-/// configuration is loaded, so that a bad token file is a configuration
-/// error rather than a failure at the first request.
-pub fn read_token(key: &str, path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {key} {}: {e}", path.display()))?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(format!("{key} {} is empty", path.display()));
-    }
-    if token.lines().count() > 1 {
-        return Err(format!(
-            "{key} {} holds more than one line: a token is one line",
-            path.display()
-        ));
-    }
-    Ok(token.to_string())
 }
 
 fn system_hostname() -> Result<String, String> {
@@ -599,37 +579,4 @@ pub fn dataset_spec(
         });
     }
     Ok(spec)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_is_one_line() {
-        let dir = std::env::temp_dir().join(format!("tabacco-token-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("token");
-        let read = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            read_token("metadb.token_file", &path)
-        };
-        assert_eq!(read("abc\n"), Ok("abc".to_string()));
-        assert_eq!(read("  abc\r\n"), Ok("abc".to_string()));
-        let shown = path.display();
-        assert_eq!(
-            read("\n \n"),
-            Err(format!("metadb.token_file {shown} is empty"))
-        );
-        assert_eq!(
-            read("abc\ndef\n"),
-            Err(format!(
-                "metadb.token_file {shown} holds more than one line: a token is one line"
-            ))
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert!(read_token("metadb.token_file", &path)
-            .unwrap_err()
-            .starts_with("cannot read metadb.token_file"));
-    }
 }

@@ -11,6 +11,7 @@ use crate::failure::{Failure, Kind};
 use crate::handler::{Context, Input, Plan};
 use crate::metadb::Metadb;
 use crate::model::{self, Backup, Dataset};
+use crate::outcome::Outcome;
 use crate::restic::{self, Repo};
 use crate::shell::{self, Stop, Supervisor};
 use crate::slots::Slots;
@@ -23,17 +24,6 @@ use std::thread;
 
 /// Most bytes accepted from `atoms_command` or `datasets_command`.
 const LIST_LIMIT: u64 = 16 << 20;
-
-/// What a backup of one source achieved.
-#[derive(Debug)]
-pub struct Outcome {
-    pub source: String,
-    pub backup_id: String,
-    /// Datasets in the repository and recorded (or spooled).
-    pub recorded: Vec<Dataset>,
-    /// Every failure; empty when everything succeeded.
-    pub errors: Vec<Failure>,
-}
 
 /// What a job needs besides its source.
 pub struct Env<'a> {

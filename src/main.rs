@@ -21,6 +21,7 @@ mod metadb;
 mod model;
 mod name;
 mod notify;
+mod outcome;
 mod plan;
 mod prune;
 mod restic;
@@ -31,8 +32,10 @@ mod shell;
 mod slots;
 mod source;
 mod time;
+mod token;
 mod uri;
 mod verify;
+mod yaml;
 
 use cmd::Exit;
 use std::process::ExitCode;

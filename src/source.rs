@@ -3,10 +3,10 @@
 //! atom descriptions into concrete datasets happens at backup time (see
 //! `job`), because `atoms_command` and `datasets_command` run then.
 
-use crate::config::file::Origin;
 use crate::handler::Handler;
 use crate::retention::Retention;
 use crate::schedule::Schedule;
+use crate::yaml::Origin;
 use std::time::Duration;
 
 /// A validated source.

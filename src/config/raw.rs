@@ -1,6 +1,8 @@
 //! The configuration files exactly as written: serde shapes that reject
-//! unknown keys. Meaning, defaults and cross-checks live in `config`.
+//! unknown keys. Meaning, defaults and cross-checks live in `config`. A
+//! `notify:` entry's shape is `notify`'s, shared with `metadb.yml`.
 
+use crate::notify;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -22,20 +24,9 @@ pub struct Agent {
     pub random_seed_file: Option<String>,
     pub restic_binary: Option<String>,
     pub restic_retry_lock: Option<String>,
-    pub notify: Option<Vec<Notify>>,
+    pub notify: Option<Vec<notify::Entry>>,
     pub catch_up: Option<bool>,
     pub catch_up_spread: Option<String>,
-}
-
-/// One entry of `notify:`, in agent.yml or in a source.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Notify {
-    pub kind: String,
-    pub url: String,
-    pub token_file: Option<String>,
-    pub timeout: Option<String>,
-    pub on: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,7 +109,7 @@ pub struct Source {
     pub overdue_grace: Option<String>,
     pub retention: Option<Retention>,
     pub min_bytes: Option<u64>,
-    pub notify: Option<Vec<Notify>>,
+    pub notify: Option<Vec<notify::Entry>>,
     pub catch_up: Option<bool>,
 }
 

@@ -100,7 +100,7 @@ impl Client {
         }
         let token = match &config.token_file {
             Some(path) => Some(Token(
-                crate::config::read_token("metadb.token_file", path).map_err(Error::Setup)?,
+                crate::token::read("metadb.token_file", path).map_err(Error::Setup)?,
             )),
             None => None,
         };

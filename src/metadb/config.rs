@@ -4,9 +4,9 @@
 //! the file and line; what the server does with a policy is `server`'s
 //! business.
 
-use crate::config::file::{self, Error, Origin};
 use crate::metadb::auth::{Digest, Identity, Tokens};
 use crate::notify::Target;
+use crate::yaml::{self, Error, Origin};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,7 +43,7 @@ struct Raw {
     max_body_bytes: Option<u64>,
     overdue_grace: Option<String>,
     attempt_retention: Option<String>,
-    notify: Option<Vec<crate::config::raw::Notify>>,
+    notify: Option<Vec<crate::notify::Entry>>,
     silent_after: Option<String>,
     watch_interval: Option<String>,
 }
@@ -104,7 +104,7 @@ pub struct Policy {
 impl Config {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let (raw, origin) = file::read_one::<Raw>(path)?;
+        let (raw, origin) = yaml::read_one::<Raw>(path)?;
         resolve(raw, &origin)
     }
 }
