@@ -5,12 +5,13 @@
 
 pub mod raw;
 
+use crate::atom::{AtomSpec, DatasetSpec};
 use crate::handler::{self, Handler};
 use crate::restic::{self, Password, Repository};
 use crate::retention::{Retention, Within};
 use crate::schedule::Schedule;
 use crate::shell::Priority;
-use crate::source::{AtomSpec, DatasetSpec, Datasets, Hooks, Source};
+use crate::source::{Datasets, Hooks, Source};
 use crate::yaml::{self, Error, Origin};
 use crate::{name, notify, time, token};
 use std::collections::HashMap;
@@ -432,7 +433,7 @@ fn resolve_source(
     name::validate_source(&raw.name).map_err(|e| err("name", format!("source {e}")))?;
 
     let (kind, params) = match raw.handler.as_str() {
-        "file" | "pipe" => (raw.handler.clone(), raw.params.clone()),
+        "file" | "pipe" => (raw.handler.clone(), handler_params(&raw.params)),
         name => {
             let (template, _) = templates.get(name).ok_or_else(|| {
                 err(
@@ -540,11 +541,11 @@ fn resolve_source(
 }
 
 /// Source params override handler params, key by key.
-fn merge_params(handler: &raw::Params, source: &raw::Params) -> raw::Params {
+fn merge_params(handler: &raw::Params, source: &raw::Params) -> handler::Params {
     fn or<T: Clone>(source: &Option<T>, handler: &Option<T>) -> Option<T> {
         source.clone().or_else(|| handler.clone())
     }
-    raw::Params {
+    handler::Params {
         path: or(&source.path, &handler.path),
         backup_command: or(&source.backup_command, &handler.backup_command),
         restore_command: or(&source.restore_command, &handler.restore_command),
@@ -555,6 +556,11 @@ fn merge_params(handler: &raw::Params, source: &raw::Params) -> raw::Params {
         one_file_system: or(&source.one_file_system, &handler.one_file_system),
         exclude_larger_than: or(&source.exclude_larger_than, &handler.exclude_larger_than),
     }
+}
+
+/// A builtin handler's params: the source's alone.
+fn handler_params(source: &raw::Params) -> handler::Params {
+    merge_params(&raw::Params::default(), source)
 }
 
 /// Validates atom names of one dataset entry (`source/atom` must be a valid

@@ -5,6 +5,7 @@
 //! snapshot is complete in the repository; a failed producer's partial
 //! snapshot is forgotten once the source's datasets are all done.
 
+use crate::atom::{AtomSpec, DatasetSpec};
 use crate::config::{self, Config};
 use crate::count::count;
 use crate::failure::{Failure, Kind};
@@ -15,7 +16,7 @@ use crate::outcome::Outcome;
 use crate::restic::{self, Repo};
 use crate::shell::{self, Stop, Supervisor};
 use crate::slots::Slots;
-use crate::source::{AtomSpec, DatasetSpec, Datasets, Source};
+use crate::source::{Datasets, Source};
 use crate::{hook, name, time};
 use std::path::Path;
 use std::process::Stdio;
@@ -139,7 +140,7 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
     };
     let mut plans = Vec::new();
     for atoms in &groups {
-        match source.handler.plan(source, atoms, &ctx) {
+        match source.handler.plan(&source.name, atoms, &ctx) {
             Ok(p) => plans.extend(p),
             Err(e) => outcome.errors.push(Failure::new(Kind::Other, e)),
         }

@@ -5,6 +5,7 @@
 
 mod addr;
 mod agent;
+mod atom;
 mod attempt;
 mod cli;
 mod cmd;

@@ -119,7 +119,7 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
         host: &config.hostname,
     };
     for atoms in groups {
-        match source.handler.plan(source, &atoms, &ctx) {
+        match source.handler.plan(&source.name, &atoms, &ctx) {
             Ok(plans) => {
                 for plan in plans {
                     let _ = writeln!(out, "  dataset   {}", plan.name);
