@@ -19,7 +19,6 @@ mod periodic;
 mod reporter;
 mod retry;
 mod scheduler;
-pub mod seed;
 mod signals;
 mod state;
 mod worker;

@@ -29,6 +29,7 @@ mod restic;
 mod restore;
 mod retention;
 mod schedule;
+mod seed;
 mod shell;
 mod slots;
 mod source;
