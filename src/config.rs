@@ -13,7 +13,7 @@ use crate::schedule::Schedule;
 use crate::shell::Priority;
 use crate::source::{Datasets, Hooks, Source};
 use crate::yaml::{self, Error, Origin};
-use crate::{name, notify, time, token};
+use crate::{metadb, name, notify, time, token};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ pub struct Config {
     pub prune_schedule: Option<Schedule>,
     pub verify_schedule: Option<Schedule>,
     /// Absent: the embedded metadb in `work_dir`.
-    pub metadb: Option<Metadb>,
+    pub metadb: Option<metadb::config::Connection>,
     pub concurrency: usize,
     pub dry_run: bool,
     pub priority: Priority,
@@ -49,15 +49,6 @@ pub struct Config {
     /// Catch-up runs start within this long after the agent.
     pub catch_up_spread: Duration,
     pub sources: Vec<Source>,
-}
-
-/// A remote metadb server.
-#[derive(Clone, Debug)]
-pub struct Metadb {
-    pub url: String,
-    pub token_file: Option<PathBuf>,
-    pub tls: raw::Tls,
-    pub request_max_timeout: Duration,
 }
 
 /// Every problem found in a configuration, one per line.
@@ -152,7 +143,7 @@ impl Config {
 
     /// The embedded metadb's database file.
     pub fn embedded_db_path(&self) -> PathBuf {
-        self.work_dir.join("metadb.sqlite")
+        metadb::embedded_path(&self.work_dir)
     }
 }
 
@@ -314,10 +305,15 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
             if let Some(path) = &token_file {
                 token::read("metadb.token_file", path).map_err(|e| err("token_file", e))?;
             }
-            Some(Metadb {
+            let tls = tls.unwrap_or_default();
+            Some(metadb::config::Connection {
                 url,
                 token_file,
-                tls: tls.unwrap_or_default(),
+                tls: metadb::config::Tls {
+                    ca: tls.ca,
+                    cert: tls.cert,
+                    key: tls.key,
+                },
                 request_max_timeout: time::parse_duration(timeout)
                     .map_err(|e| err("request_max_timeout", e))?,
             })

@@ -36,7 +36,8 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
     if dry_run {
         log::set_max_level(log::max_level().max(log::LevelFilter::Info));
     }
-    let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
+        .map_err(|e| Exit::Error(e.to_string()))?;
     // A cron-driven host is watched too: its sources are due again when
     // their configured schedule says.
     if !dry_run && !sources.is_empty() {

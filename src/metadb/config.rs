@@ -2,7 +2,9 @@
 //! where to listen, and the policy (tokens, read scope, body limit) that a
 //! SIGHUP may reload. Parsing rejects unknown keys and reports errors with
 //! the file and line; what the server does with a policy is `server`'s
-//! business.
+//! business. Also the settings of an agent's [`Connection`] to a remote
+//! metadb, which the agent's `config` builds. Imports `yaml` and `notify`,
+//! never the agent's `config`.
 
 use crate::metadb::auth::{Digest, Identity, Tokens};
 use crate::notify::Target;
@@ -73,6 +75,26 @@ pub enum HostRead {
     All,
     /// Only its own host's.
     Own,
+}
+
+/// How an agent reaches a remote metadb server (`metadb:` in agent.yml,
+/// built by `config`).
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub url: String,
+    pub token_file: Option<PathBuf>,
+    pub tls: Tls,
+    pub request_max_timeout: Duration,
+}
+
+/// The TLS files of a [`Connection`], read when its client is made.
+#[derive(Clone, Debug, Default)]
+pub struct Tls {
+    /// A private CA's certificates, trusted besides the system's.
+    pub ca: Option<String>,
+    /// A client certificate chain and its key, for mTLS fronts.
+    pub cert: Option<String>,
+    pub key: Option<String>,
 }
 
 /// The validated `metadb.yml`.
