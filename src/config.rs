@@ -3,7 +3,7 @@
 //! checked before a backup runs is checked here, and every error names the
 //! file, the line and the key or value at fault.
 
-pub mod raw;
+mod raw;
 
 use crate::atom::{AtomSpec, DatasetSpec};
 use crate::handler::{self, Handler};
@@ -559,9 +559,18 @@ fn handler_params(source: &raw::Params) -> handler::Params {
     merge_params(&raw::Params::default(), source)
 }
 
+/// The datasets `source`'s `datasets_command` printed (YAML or JSON, as
+/// `datasets:` is written), validated.
+pub fn parse_datasets(source: &str, text: &str) -> Result<Vec<DatasetSpec>, String> {
+    let raw: Vec<raw::Dataset> = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    raw.into_iter()
+        .map(|d| dataset_spec(source, d.atoms, d.atoms_command))
+        .collect()
+}
+
 /// Validates atom names of one dataset entry (`source/atom` must be a valid
 /// name) and rejects duplicates.
-pub fn dataset_spec(
+fn dataset_spec(
     source: &str,
     atoms: Option<Vec<raw::Atom>>,
     atoms_command: Option<String>,

@@ -49,7 +49,7 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
         Datasets::Listed(specs) => specs.clone(),
         Datasets::Command(command) => {
             match sup.capture_shell(command, "datasets_command", LIST_LIMIT) {
-                Ok(text) => match parse_datasets(source, &text) {
+                Ok(text) => match config::parse_datasets(&source.name, &text) {
                     Ok(specs) => specs,
                     Err(e) => {
                         let e = format!("datasets_command printed no dataset list: {e}");
@@ -100,13 +100,6 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
         }
     }
     (groups, errors)
-}
-
-fn parse_datasets(source: &Source, text: &str) -> Result<Vec<DatasetSpec>, String> {
-    let raw: Vec<config::raw::Dataset> = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-    raw.into_iter()
-        .map(|d| config::dataset_spec(&source.name, d.atoms, d.atoms_command))
-        .collect()
 }
 
 /// Backs up `source` now, under `sup` (which the caller may stop).
