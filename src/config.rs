@@ -2,8 +2,18 @@
 //! `sources/*.yml` and `handlers/*.yml` beside it. Everything that can be
 //! checked before a backup runs is checked here, and every error names the
 //! file, the line and the key or value at fault.
+//!
+//! Resolution turns the serde shapes of [`raw`] (private to this module)
+//! into the validated types of the modules that own their meaning:
+//! `restic::Repository`, `retention::Retention`, `handler::Params` (checked
+//! by `Handler::new`), `atom::DatasetSpec`, `notify::Target`,
+//! `metadb::config::Connection`, and the `source::Source` that holds them.
+//! `config` sits above all of these and may import them; none of them
+//! imports `config`. Files are read by the `yaml` leaf.
 
 mod raw;
+#[cfg(test)]
+mod tests;
 
 use crate::atom::{AtomSpec, DatasetSpec};
 use crate::handler::{self, Handler};
