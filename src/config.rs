@@ -12,8 +12,6 @@
 //! imports `config`. Files are read by the `yaml` leaf.
 
 mod raw;
-#[cfg(test)]
-mod tests;
 
 use crate::atom::{AtomSpec, DatasetSpec};
 use crate::handler::{self, Handler};
@@ -601,3 +599,6 @@ fn dataset_spec(
     }
     Ok(spec)
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@
 //! alike, so that a command sees the same names in both directions. Which
 //! dataset a name belongs to is the handler's business (its
 //! `dataset_name`): the handler imports this module, not the other way.
+//! Imports only `atom` and `model`.
 
 use crate::atom::own_name;
 use crate::model::Atom;
