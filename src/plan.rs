@@ -2,6 +2,8 @@
 //! next due time, so that the metadb can tell a source that stopped being
 //! backed up. The agent publishes its whole plan (from its scheduler's
 //! state); `tabacco run` adds the sources it ran, for cron-driven hosts.
+//! Imports `config`, `source`, `metadb`, `seed` and `time`; the agent
+//! imports it, not the other way.
 
 use crate::config::Config;
 use crate::metadb::api::{Plan, PlannedSource};

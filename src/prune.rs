@@ -3,7 +3,8 @@
 //! shared repository is touched), remove them from the metadb, so that
 //! `query` and `restore` never offer a snapshot that no longer exists, and
 //! reclaim the space. Used by `tabacco prune` and by the agent's
-//! `prune_schedule`.
+//! `prune_schedule`. The policy is a [`Retention`]; imports `config`,
+//! `restic`, `metadb` and leaves.
 
 use crate::config::Config;
 use crate::metadb::Metadb;
