@@ -19,7 +19,6 @@ mod periodic;
 mod reporter;
 mod retry;
 mod scheduler;
-pub mod seed;
 mod signals;
 mod state;
 mod worker;
@@ -45,7 +44,10 @@ pub fn run(
 ) -> Result<(), String> {
     let _instance = instance::Instance::lock(&config.work_dir)?;
     let loaded = Loaded::new(config)?;
-    let metadb = Arc::new(Metadb::open(&loaded.config).map_err(|e| e.to_string())?);
+    let metadb = Arc::new(
+        Metadb::open(&loaded.config.work_dir, loaded.config.metadb.as_ref())
+            .map_err(|e| e.to_string())?,
+    );
     let shared = Arc::new(state::Shared::default());
     let (events, incoming) = mpsc::channel();
 

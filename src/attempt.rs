@@ -5,10 +5,10 @@
 //! agent's and `run`'s; keeping them is the metadb's.
 
 use crate::failure::Failure;
-use crate::job::Outcome;
 use crate::metadb::api::Attempt;
 use crate::metadb::record::{MAX_DETAIL_BYTES, MAX_LINE_BYTES};
 use crate::metadb::Metadb;
+use crate::outcome::Outcome;
 use crate::time;
 use chrono::{DateTime, Utc};
 

@@ -2,17 +2,27 @@
 //! `sources/*.yml` and `handlers/*.yml` beside it. Everything that can be
 //! checked before a backup runs is checked here, and every error names the
 //! file, the line and the key or value at fault.
+//!
+//! Resolution turns the serde shapes of [`raw`] (private to this module)
+//! into the validated types of the modules that own their meaning:
+//! `restic::Repository`, `retention::Retention`, `handler::Params` (checked
+//! by `Handler::new`), `atom::DatasetSpec`, `notify::Target`,
+//! `metadb::config::Connection`, and the `source::Source` that holds them.
+//! `config` sits above all of these and may import them; none of them
+//! imports `config`. Files are read by the `yaml` leaf.
 
-pub mod file;
-pub mod raw;
+mod raw;
 
+use crate::atom::{AtomSpec, DatasetSpec};
 use crate::handler::{self, Handler};
+use crate::restic::{self, Password, Repository};
+use crate::retention::{Retention, Within};
 use crate::schedule::Schedule;
 use crate::shell::Priority;
-use crate::source::{AtomSpec, DatasetSpec, Datasets, Hooks, Source};
-use crate::{name, notify, time};
-use file::{Error, Origin};
-use std::collections::{BTreeMap, HashMap};
+use crate::source::{Datasets, Hooks, Source};
+use crate::yaml::{self, Error, Origin};
+use crate::{metadb, name, notify, time, token};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,11 +39,11 @@ const DEFAULT_CATCH_UP_SPREAD: Duration = Duration::from_secs(300);
 pub struct Config {
     pub hostname: String,
     pub repository: Repository,
-    pub retention: Option<raw::Retention>,
+    pub retention: Option<Retention>,
     pub prune_schedule: Option<Schedule>,
     pub verify_schedule: Option<Schedule>,
     /// Absent: the embedded metadb in `work_dir`.
-    pub metadb: Option<Metadb>,
+    pub metadb: Option<metadb::config::Connection>,
     pub concurrency: usize,
     pub dry_run: bool,
     pub priority: Priority,
@@ -47,48 +57,6 @@ pub struct Config {
     /// Catch-up runs start within this long after the agent.
     pub catch_up_spread: Duration,
     pub sources: Vec<Source>,
-}
-
-/// The restic repository and how to open it.
-#[derive(Clone, Debug)]
-pub struct Repository {
-    pub uri: String,
-    pub password: Password,
-    pub cache_dir: PathBuf,
-    /// Extra environment for restic only (backend credentials).
-    pub env: BTreeMap<String, String>,
-    /// The restic to run: a name looked up on PATH, or an absolute path.
-    pub binary: PathBuf,
-    /// How long restic 0.16 and newer wait for another process's lock.
-    pub retry_lock: Duration,
-    /// restic's global options from `compression`, `limit_upload` and
-    /// `limit_download`, given to every restic call.
-    pub options: Vec<String>,
-}
-
-/// The repository password: kept out of argv, logs and `Debug` output.
-#[derive(Clone)]
-pub enum Password {
-    File(PathBuf),
-    Literal(String),
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            Password::File(path) => write!(f, "File({path:?})"),
-            Password::Literal(_) => f.write_str("Literal(<redacted>)"),
-        }
-    }
-}
-
-/// A remote metadb server.
-#[derive(Clone, Debug)]
-pub struct Metadb {
-    pub url: String,
-    pub token_file: Option<PathBuf>,
-    pub tls: raw::Tls,
-    pub request_max_timeout: Duration,
 }
 
 /// Every problem found in a configuration, one per line.
@@ -116,7 +84,7 @@ impl From<Error> for Errors {
 impl Config {
     /// Reads `path` and the `sources/` and `handlers/` directories beside it.
     pub fn load(path: &Path) -> Result<Config, Errors> {
-        let (agent, origin) = file::read_one::<raw::Agent>(path)?;
+        let (agent, origin) = yaml::read_one::<raw::Agent>(path)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut errors = Vec::new();
         let config = resolve_agent(agent, &origin)
@@ -183,7 +151,7 @@ impl Config {
 
     /// The embedded metadb's database file.
     pub fn embedded_db_path(&self) -> PathBuf {
-        self.work_dir.join("metadb.sqlite")
+        metadb::embedded_path(&self.work_dir)
     }
 }
 
@@ -208,7 +176,7 @@ fn read_dir_entries<T: serde::de::DeserializeOwned>(
     paths.sort();
     let mut all = Vec::new();
     for path in paths {
-        match file::read_entries(&path) {
+        match yaml::read_entries(&path) {
             Ok(entries) => all.extend(entries),
             Err(e) => errors.push(e),
         }
@@ -253,7 +221,7 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
     if params.uri.trim().is_empty() {
         return Err(err("uri", "repository uri is empty".into()));
     }
-    if crate::restic::is_local(&params.uri) && !Path::new(&params.uri).is_absolute() {
+    if restic::is_local(&params.uri) && !Path::new(&params.uri).is_absolute() {
         return Err(err(
             "uri",
             format!(
@@ -343,12 +311,17 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
             let timeout = request_max_timeout.as_deref().unwrap_or("60s");
             let token_file = token_file.map(|f| absolute("token_file", &f)).transpose()?;
             if let Some(path) = &token_file {
-                read_token("metadb.token_file", path).map_err(|e| err("token_file", e))?;
+                token::read("metadb.token_file", path).map_err(|e| err("token_file", e))?;
             }
-            Some(Metadb {
+            let tls = tls.unwrap_or_default();
+            Some(metadb::config::Connection {
                 url,
                 token_file,
-                tls: tls.unwrap_or_default(),
+                tls: metadb::config::Tls {
+                    ca: tls.ca,
+                    cert: tls.cert,
+                    key: tls.key,
+                },
                 request_max_timeout: time::parse_duration(timeout)
                     .map_err(|e| err("request_max_timeout", e))?,
             })
@@ -374,13 +347,15 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
             format!("io class {c} is outside 0..3"),
         ));
     }
-    if let Some(r) = &raw.retention {
-        validate_retention(r).map_err(|e| err("retention", e))?;
-    }
+    let retention = raw
+        .retention
+        .map(resolve_retention)
+        .transpose()
+        .map_err(|e| err("retention", e))?;
     Ok(Config {
         hostname,
         repository,
-        retention: raw.retention,
+        retention,
         prune_schedule: schedule("prune_schedule", raw.prune_schedule)?,
         verify_schedule: schedule("verify_schedule", raw.verify_schedule)?,
         metadb,
@@ -404,27 +379,8 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
 }
 
 /// Validates every entry of a `notify:` list.
-fn resolve_notify(raw: &[raw::Notify]) -> Result<Vec<notify::Target>, String> {
+fn resolve_notify(raw: &[notify::Entry]) -> Result<Vec<notify::Target>, String> {
     raw.iter().map(notify::Target::resolve).collect()
-}
-
-/// The bearer token in `path`: one line, not empty. Read when the
-/// configuration is loaded, so that a bad token file is a configuration
-/// error rather than a failure at the first request.
-pub fn read_token(key: &str, path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {key} {}: {e}", path.display()))?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(format!("{key} {} is empty", path.display()));
-    }
-    if token.lines().count() > 1 {
-        return Err(format!(
-            "{key} {} holds more than one line: a token is one line",
-            path.display()
-        ));
-    }
-    Ok(token.to_string())
 }
 
 fn system_hostname() -> Result<String, String> {
@@ -433,22 +389,17 @@ fn system_hostname() -> Result<String, String> {
         .map_err(|e| format!("cannot read the system host name ({e}): set hostname"))
 }
 
-fn validate_retention(r: &raw::Retention) -> Result<(), String> {
-    if let Some(within) = &r.keep_within {
-        time::parse_duration(within)?;
+fn resolve_retention(raw: raw::Retention) -> Result<Retention, String> {
+    Retention {
+        keep_last: raw.keep_last,
+        keep_hourly: raw.keep_hourly,
+        keep_daily: raw.keep_daily,
+        keep_weekly: raw.keep_weekly,
+        keep_monthly: raw.keep_monthly,
+        keep_yearly: raw.keep_yearly,
+        keep_within: raw.keep_within.as_deref().map(Within::parse).transpose()?,
     }
-    let counts = [
-        r.keep_last,
-        r.keep_hourly,
-        r.keep_daily,
-        r.keep_weekly,
-        r.keep_monthly,
-        r.keep_yearly,
-    ];
-    if counts.iter().all(Option::is_none) && r.keep_within.is_none() {
-        return Err("retention keeps nothing: set at least one keep_* policy".into());
-    }
-    Ok(())
+    .validate()
 }
 
 fn resolve_handlers(
@@ -486,7 +437,7 @@ fn resolve_source(
     name::validate_source(&raw.name).map_err(|e| err("name", format!("source {e}")))?;
 
     let (kind, params) = match raw.handler.as_str() {
-        "file" | "pipe" => (raw.handler.clone(), raw.params.clone()),
+        "file" | "pipe" => (raw.handler.clone(), handler_params(&raw.params)),
         name => {
             let (template, _) = templates.get(name).ok_or_else(|| {
                 err(
@@ -521,9 +472,11 @@ fn resolve_source(
         .map(time::parse_duration)
         .transpose()
         .map_err(|e| err("overdue_grace", e))?;
-    if let Some(r) = &raw.retention {
-        validate_retention(r).map_err(|e| err("retention", e))?;
-    }
+    let retention = raw
+        .retention
+        .map(resolve_retention)
+        .transpose()
+        .map_err(|e| err("retention", e))?;
 
     let plain_form = raw.atoms.is_some() || raw.atoms_command.is_some();
     let long_form = raw.datasets.is_some() || raw.datasets_command.is_some();
@@ -580,7 +533,7 @@ fn resolve_source(
         hooks,
         timeout,
         overdue_grace,
-        retention: raw.retention,
+        retention,
         min_bytes: raw.min_bytes,
         notify: match &raw.notify {
             Some(list) => Some(resolve_notify(list).map_err(|e| err("notify", e))?),
@@ -592,11 +545,11 @@ fn resolve_source(
 }
 
 /// Source params override handler params, key by key.
-fn merge_params(handler: &raw::Params, source: &raw::Params) -> raw::Params {
+fn merge_params(handler: &raw::Params, source: &raw::Params) -> handler::Params {
     fn or<T: Clone>(source: &Option<T>, handler: &Option<T>) -> Option<T> {
         source.clone().or_else(|| handler.clone())
     }
-    raw::Params {
+    handler::Params {
         path: or(&source.path, &handler.path),
         backup_command: or(&source.backup_command, &handler.backup_command),
         restore_command: or(&source.restore_command, &handler.restore_command),
@@ -609,9 +562,23 @@ fn merge_params(handler: &raw::Params, source: &raw::Params) -> raw::Params {
     }
 }
 
+/// A builtin handler's params: the source's alone.
+fn handler_params(source: &raw::Params) -> handler::Params {
+    merge_params(&raw::Params::default(), source)
+}
+
+/// The datasets `source`'s `datasets_command` printed (YAML or JSON, as
+/// `datasets:` is written), validated.
+pub fn parse_datasets(source: &str, text: &str) -> Result<Vec<DatasetSpec>, String> {
+    let raw: Vec<raw::Dataset> = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    raw.into_iter()
+        .map(|d| dataset_spec(source, d.atoms, d.atoms_command))
+        .collect()
+}
+
 /// Validates atom names of one dataset entry (`source/atom` must be a valid
 /// name) and rejects duplicates.
-pub fn dataset_spec(
+fn dataset_spec(
     source: &str,
     atoms: Option<Vec<raw::Atom>>,
     atoms_command: Option<String>,
@@ -634,34 +601,4 @@ pub fn dataset_spec(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_is_one_line() {
-        let dir = std::env::temp_dir().join(format!("tabacco-token-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("token");
-        let read = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            read_token("metadb.token_file", &path)
-        };
-        assert_eq!(read("abc\n"), Ok("abc".to_string()));
-        assert_eq!(read("  abc\r\n"), Ok("abc".to_string()));
-        let shown = path.display();
-        assert_eq!(
-            read("\n \n"),
-            Err(format!("metadb.token_file {shown} is empty"))
-        );
-        assert_eq!(
-            read("abc\ndef\n"),
-            Err(format!(
-                "metadb.token_file {shown} holds more than one line: a token is one line"
-            ))
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert!(read_token("metadb.token_file", &path)
-            .unwrap_err()
-            .starts_with("cannot read metadb.token_file"));
-    }
-}
+mod tests;

@@ -3,6 +3,7 @@
 //! retries only transient ones, so the kind is decided where the error is
 //! still typed (a `restic::Error`, a `shell::Error`), never read back from
 //! the message, whose words may be quoted from a command's stderr.
+//! Imports only `restic` and `shell`.
 
 use crate::{restic, shell};
 use std::fmt;

@@ -1,8 +1,12 @@
 //! What a source's handler makes of its atoms: the builtin `file` handler
 //! backs up paths, the `pipe` handler streams a command's output. Handler
 //! templates from `handlers/*.yml` are resolved into one of these by
-//! `config`; this module turns a source's atoms into the datasets a backup
-//! job hands to restic.
+//! `config`, which merges a template's [`Params`] with a source's and hands
+//! them to [`Handler::new`]; this module turns a source's atoms into the
+//! datasets a backup job hands to restic.
+//!
+//! Imports `atom`, `hook`, `model` and `shell`; never `config` or `source`
+//! (a source holds its handler, so the handler is told the source's name).
 
 mod exclude;
 
@@ -10,14 +14,28 @@ pub use exclude::check_pattern;
 mod file;
 mod pipe;
 
-use crate::config::raw::Params;
+use crate::atom::{AtomSpec, DatasetSpec};
 use crate::model::Atom;
-use crate::source::{AtomSpec, DatasetSpec, Source};
 use crate::{hook, shell};
 use std::path::PathBuf;
 
 /// Handler names that need no template.
 pub const BUILTIN: [&str; 2] = ["file", "pipe"];
+
+/// A handler's params as configured: a template's, overridden key by key
+/// by the source's. Checked by [`Handler::new`].
+#[derive(Clone, Debug, Default)]
+pub struct Params {
+    pub path: Option<String>,
+    pub backup_command: Option<String>,
+    pub restore_command: Option<String>,
+    pub exclude: Option<Vec<String>>,
+    pub exclude_file: Option<Vec<String>>,
+    pub exclude_caches: Option<bool>,
+    pub exclude_if_present: Option<Vec<String>>,
+    pub one_file_system: Option<bool>,
+    pub exclude_larger_than: Option<String>,
+}
 
 /// A resolved handler with its merged params.
 #[derive(Clone, Debug)]
@@ -76,11 +94,11 @@ impl Handler {
         }
     }
 
-    /// The datasets of `atoms`, one group of a source: a file handler makes
-    /// one dataset of them, a pipe handler one per atom.
+    /// The datasets of `atoms`, one group of source `source`: a file
+    /// handler makes one dataset of them, a pipe handler one per atom.
     pub fn plan(
         &self,
-        source: &Source,
+        source: &str,
         atoms: &[AtomSpec],
         ctx: &Context,
     ) -> Result<Vec<Plan>, String> {

@@ -2,9 +2,11 @@
 //! `${...}` substitutions of handler commands and the environment of hooks
 //! and handler commands. Both are built here, once, for backup and restore
 //! alike, so that a command sees the same names in both directions. Which
-//! dataset a name belongs to is the handler's business (see
-//! [`crate::handler::Handler::dataset_name`]).
+//! dataset a name belongs to is the handler's business (its
+//! `dataset_name`): the handler imports this module, not the other way.
+//! Imports only `atom` and `model`.
 
+use crate::atom::own_name;
 use crate::model::Atom;
 
 /// The dataset a command works on, as commands see it.
@@ -23,15 +25,6 @@ pub struct Scope<'a> {
 
 /// The environment variables of a command: a name and its value.
 pub type Environment = Vec<(&'static str, String)>;
-
-/// An atom's own name: its full name without the source's prefix, or the
-/// source's name for the source's anonymous atom.
-pub fn own_name<'a>(source: &str, full_name: &'a str) -> &'a str {
-    full_name
-        .strip_prefix(source)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .unwrap_or(full_name)
-}
 
 /// The `${...}` substitutions of a handler command working on `atom` (whose
 /// `path` is the configured one at backup, the recorded one at restore).
@@ -87,14 +80,6 @@ mod tests {
             name: name.to_string(),
             path: None,
         }
-    }
-
-    #[test]
-    fn own_names() {
-        assert_eq!(own_name("sql", "sql/db1"), "db1");
-        assert_eq!(own_name("myservice/db", "myservice/db/alpha"), "alpha");
-        assert_eq!(own_name("sql", "sql"), "sql", "the anonymous atom");
-        assert_eq!(own_name("sq", "sql/db1"), "sql/db1");
     }
 
     #[test]

@@ -5,16 +5,18 @@
 //! snapshot is complete in the repository; a failed producer's partial
 //! snapshot is forgotten once the source's datasets are all done.
 
+use crate::atom::{AtomSpec, DatasetSpec};
 use crate::config::{self, Config};
 use crate::count::count;
 use crate::failure::{Failure, Kind};
 use crate::handler::{Context, Input, Plan};
 use crate::metadb::Metadb;
 use crate::model::{self, Backup, Dataset};
+use crate::outcome::Outcome;
 use crate::restic::{self, Repo};
 use crate::shell::{self, Stop, Supervisor};
 use crate::slots::Slots;
-use crate::source::{AtomSpec, DatasetSpec, Datasets, Source};
+use crate::source::{Datasets, Source};
 use crate::{hook, name, time};
 use std::path::Path;
 use std::process::Stdio;
@@ -23,17 +25,6 @@ use std::thread;
 
 /// Most bytes accepted from `atoms_command` or `datasets_command`.
 const LIST_LIMIT: u64 = 16 << 20;
-
-/// What a backup of one source achieved.
-#[derive(Debug)]
-pub struct Outcome {
-    pub source: String,
-    pub backup_id: String,
-    /// Datasets in the repository and recorded (or spooled).
-    pub recorded: Vec<Dataset>,
-    /// Every failure; empty when everything succeeded.
-    pub errors: Vec<Failure>,
-}
 
 /// What a job needs besides its source.
 pub struct Env<'a> {
@@ -58,7 +49,7 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
         Datasets::Listed(specs) => specs.clone(),
         Datasets::Command(command) => {
             match sup.capture_shell(command, "datasets_command", LIST_LIMIT) {
-                Ok(text) => match parse_datasets(source, &text) {
+                Ok(text) => match config::parse_datasets(&source.name, &text) {
                     Ok(specs) => specs,
                     Err(e) => {
                         let e = format!("datasets_command printed no dataset list: {e}");
@@ -111,13 +102,6 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
     (groups, errors)
 }
 
-fn parse_datasets(source: &Source, text: &str) -> Result<Vec<DatasetSpec>, String> {
-    let raw: Vec<config::raw::Dataset> = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-    raw.into_iter()
-        .map(|d| config::dataset_spec(&source.name, d.atoms, d.atoms_command))
-        .collect()
-}
-
 /// Backs up `source` now, under `sup` (which the caller may stop).
 pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> Outcome {
     let now = chrono::Utc::now();
@@ -149,7 +133,7 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
     };
     let mut plans = Vec::new();
     for atoms in &groups {
-        match source.handler.plan(source, atoms, &ctx) {
+        match source.handler.plan(&source.name, atoms, &ctx) {
             Ok(p) => plans.extend(p),
             Err(e) => outcome.errors.push(Failure::new(Kind::Other, e)),
         }

@@ -2,9 +2,22 @@
 //!
 //! `main` only parses the command line, dispatches, and turns the outcome
 //! into an exit status: 0 ok, 1 a job failed, 2 usage or configuration.
+//!
+//! Modules import downwards only, never in a cycle:
+//! - leaves: `time`, `name`, `uri`, `count`, `yaml` (located config files),
+//!   `token`, `seed`, `atom` (configured atoms and their names), `model`,
+//!   `shell`, `schedule`, `retention`;
+//! - `restic` (owns `Repository`, `Password`), then `failure`, `outcome`;
+//!   `hook`, then `handler` (owns `Params`); `notify`; `metadb` (owns its
+//!   client's `Connection`);
+//! - `source` (holds a handler, retention, notify targets), then `config`,
+//!   which builds every validated type above from the files;
+//! - `job`, `restore`, `verify`, `prune`, `plan`, `attempt`; then `agent`
+//!   and `cmd`, which wire everything.
 
 mod addr;
 mod agent;
+mod atom;
 mod attempt;
 mod cli;
 mod cmd;
@@ -22,17 +35,22 @@ mod metadb;
 mod model;
 mod name;
 mod notify;
+mod outcome;
 mod plan;
 mod prune;
 mod restic;
 mod restore;
+mod retention;
 mod schedule;
+mod seed;
 mod shell;
 mod slots;
 mod source;
 mod time;
+mod token;
 mod uri;
 mod verify;
+mod yaml;
 
 use cmd::Exit;
 use std::process::ExitCode;

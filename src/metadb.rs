@@ -2,6 +2,10 @@
 //! never to a store or a client directly: without `metadb.url` it is the
 //! embedded SQLite store in `work_dir`; with it, the remote metadb server,
 //! with a spool in `work_dir` for the times it is unavailable.
+//!
+//! The metadb imports only leaves (`model`, `name`, `notify`, `yaml`,
+//! `token`, ...), never the agent's `config`: an agent's settings for it
+//! are [`config::Connection`], which `config` builds.
 
 pub mod api;
 pub mod auth;
@@ -21,14 +25,15 @@ pub mod store;
 pub mod watch;
 pub mod writer;
 
-use crate::config::Config;
 use crate::model::{
     ActiveJob, Backup, Dataset, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
     Verification,
 };
 use api::{Attempt, HistoryRequest, Plan, StatusRequest, StatusRow};
+use config::Connection;
 use remote::Remote;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use store::Store;
 
@@ -88,6 +93,11 @@ impl From<client::Error> for Error {
     }
 }
 
+/// The embedded store's database file in `work_dir`.
+pub fn embedded_path(work_dir: &Path) -> PathBuf {
+    work_dir.join("metadb.sqlite")
+}
+
 /// The metadb a command records into and reads from.
 pub enum Metadb {
     Embedded(Mutex<Store>),
@@ -95,19 +105,20 @@ pub enum Metadb {
 }
 
 impl Metadb {
-    /// Opens the metadb the configuration names. A remote one gets its
-    /// spooled records delivered first, if it is available.
-    pub fn open(config: &Config) -> Result<Metadb, Error> {
-        std::fs::create_dir_all(&config.work_dir).map_err(|e| {
+    /// Opens the remote metadb of `connection`, or without one the embedded
+    /// store in `work_dir`. A remote one gets its spooled records (in
+    /// `work_dir`) delivered first, if it is available.
+    pub fn open(work_dir: &Path, connection: Option<&Connection>) -> Result<Metadb, Error> {
+        std::fs::create_dir_all(work_dir).map_err(|e| {
             Error::Setup(format!(
                 "cannot create work_dir {}: {e}",
-                config.work_dir.display()
+                work_dir.display()
             ))
         })?;
-        if let Some(remote) = &config.metadb {
-            return Ok(Metadb::Remote(Remote::open(config, remote)?));
+        if let Some(connection) = connection {
+            return Ok(Metadb::Remote(Remote::open(work_dir, connection)?));
         }
-        let path = config.embedded_db_path();
+        let path = embedded_path(work_dir);
         Ok(Metadb::Embedded(Mutex::new(Store::open(&path)?)))
     }
 

@@ -4,11 +4,15 @@
 //! from the [`Notifier`]'s own thread with a bounded timeout and a few
 //! retries, and what cannot be sent is logged and counted. Whether a
 //! success is a recovery is remembered in `work_dir` (see [`Memory`]).
+//!
+//! The shape of a `notify:` entry ([`Entry`]) is this module's, as agent.yml
+//! and metadb.yml share it; `config` and `metadb::config` resolve entries
+//! into [`Target`]s. Callers hand in plain values and an [`Outcome`]:
+//! imports only leaves (`outcome`, `token`, `time`, `uri`, `count`), never
+//! `config`, `job` or `source`.
 
-use crate::config::{raw, Config};
 use crate::count::count;
-use crate::job::Outcome;
-use crate::source::Source;
+use crate::outcome::Outcome;
 use crate::time;
 use chrono::{DateTime, Utc};
 use std::fmt;
@@ -113,6 +117,18 @@ impl fmt::Debug for Token {
     }
 }
 
+/// One entry of a `notify:` list as written, in agent.yml, a source or
+/// metadb.yml.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub kind: String,
+    pub url: String,
+    pub token_file: Option<String>,
+    pub timeout: Option<String>,
+    pub on: Option<Vec<String>>,
+}
+
 /// One validated `notify:` entry.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -125,58 +141,54 @@ pub struct Target {
 }
 
 impl Target {
-    /// Validates an agent's raw entry: an http(s) URL, a known kind and
+    /// Validates an agent's entry: an http(s) URL, a known kind and
     /// events, a readable token file.
-    pub fn resolve(raw: &raw::Notify) -> Result<Target, String> {
-        let default: &[Event] = match raw.kind.as_str() {
+    pub fn resolve(entry: &Entry) -> Result<Target, String> {
+        let default: &[Event] = match entry.kind.as_str() {
             "healthchecks" => &AGENT_EVENTS,
             _ => &[Event::Failure, Event::Recovery],
         };
-        Target::resolve_for(raw, &AGENT_EVENTS, default)
+        Target::resolve_for(entry, &AGENT_EVENTS, default)
     }
 
-    /// Validates a metadb's raw entry, told of [`CENTRAL_EVENTS`].
-    pub fn resolve_central(raw: &raw::Notify) -> Result<Target, String> {
-        Target::resolve_for(raw, &CENTRAL_EVENTS, &CENTRAL_EVENTS)
+    /// Validates a metadb's entry, told of [`CENTRAL_EVENTS`].
+    pub fn resolve_central(entry: &Entry) -> Result<Target, String> {
+        Target::resolve_for(entry, &CENTRAL_EVENTS, &CENTRAL_EVENTS)
     }
 
-    fn resolve_for(
-        raw: &raw::Notify,
-        allowed: &[Event],
-        default: &[Event],
-    ) -> Result<Target, String> {
+    fn resolve_for(entry: &Entry, allowed: &[Event], default: &[Event]) -> Result<Target, String> {
         let kind = [Kind::Healthchecks, Kind::Webhook, Kind::Ntfy]
             .into_iter()
-            .find(|k| k.name() == raw.kind)
+            .find(|k| k.name() == entry.kind)
             .ok_or_else(|| {
                 format!(
                     "unknown notify kind {:?} (healthchecks, webhook or ntfy)",
-                    raw.kind
+                    entry.kind
                 )
             })?;
-        if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
+        if !(entry.url.starts_with("http://") || entry.url.starts_with("https://")) {
             return Err(format!(
                 "notify url {} must start with http:// or https://",
-                crate::uri::mask(&raw.url)
+                crate::uri::mask(&entry.url)
             ));
         }
-        let token = match &raw.token_file {
+        let token = match &entry.token_file {
             Some(path) if !Path::new(path).is_absolute() => {
                 return Err(format!(
                     "notify token_file must be an absolute path, not {path:?}"
                 ))
             }
-            Some(path) => Some(Token(crate::config::read_token(
+            Some(path) => Some(Token(crate::token::read(
                 "notify token_file",
                 Path::new(path),
             )?)),
             None => None,
         };
-        let timeout = match &raw.timeout {
+        let timeout = match &entry.timeout {
             Some(t) => time::parse_duration(t).map_err(|e| format!("notify timeout: {e}"))?,
             None => DEFAULT_TIMEOUT,
         };
-        let on = match &raw.on {
+        let on = match &entry.on {
             Some(on) => on
                 .iter()
                 .map(|e| Event::parse(e, allowed))
@@ -185,7 +197,7 @@ impl Target {
         };
         Ok(Target {
             kind,
-            url: raw.url.clone(),
+            url: entry.url.clone(),
             token,
             timeout,
             on,
@@ -307,31 +319,47 @@ impl Notifier {
         }
     }
 
-    /// Tells `targets` that `source`'s backup `backup_id` started at `start`.
-    pub fn started(&self, config: &Config, source: &Source, backup_id: &str, start: DateTime<Utc>) {
+    /// Tells `targets` that `source`'s backup `backup_id` on `host` started
+    /// at `start`.
+    pub fn started(
+        &self,
+        targets: &[Target],
+        host: &str,
+        source: &str,
+        backup_id: &str,
+        start: DateTime<Utc>,
+    ) {
         let notice = Notice {
-            host: config.hostname.clone(),
-            source: source.name.clone(),
+            host: host.to_string(),
+            source: source.to_string(),
             backup_id: backup_id.to_string(),
             state: "",
-            message: format!("source {} (backup {backup_id}) started", source.name),
+            message: format!("source {source} (backup {backup_id}) started"),
             started: time::format(start),
             ended: String::new(),
             datasets: 0,
         };
-        self.tell(config.targets(source), &[Event::Start], &notice);
+        self.tell(targets, &[Event::Start], &notice);
     }
 
-    /// Tells `targets` how `source`'s backup started at `start` ended, a
-    /// failure including an incomplete snapshot; remembers it for the next.
-    pub fn ended(&self, config: &Config, source: &Source, outcome: &Outcome, start: DateTime<Utc>) {
+    /// Tells `targets` how `outcome`'s backup on `host`, started at
+    /// `start`, ended, a failure including an incomplete snapshot;
+    /// remembers it in `work_dir` for the next.
+    pub fn ended(
+        &self,
+        targets: &[Target],
+        host: &str,
+        work_dir: &Path,
+        outcome: &Outcome,
+        start: DateTime<Utc>,
+    ) {
         let failed = !outcome.errors.is_empty();
-        let was_failed = Memory::new(&config.work_dir).swap(&source.name, failed);
+        let was_failed = Memory::new(work_dir).swap(&outcome.source, failed);
         let end = Utc::now().max(start);
         let seconds = (end - start).num_milliseconds() as f64 / 1000.0;
         let mut message = format!(
             "source {} (backup {}): {}, {} bytes added, {seconds:.1}s",
-            source.name,
+            outcome.source,
             outcome.backup_id,
             count(outcome.recorded.len(), "dataset"),
             outcome.recorded.iter().map(|d| d.bytes_added).sum::<i64>()
@@ -341,8 +369,8 @@ impl Notifier {
             message.push_str(&format!("\n{}: {line}", e.kind.name()));
         }
         let notice = Notice {
-            host: config.hostname.clone(),
-            source: source.name.clone(),
+            host: host.to_string(),
+            source: outcome.source.clone(),
             backup_id: outcome.backup_id.clone(),
             state: "",
             message,
@@ -350,7 +378,7 @@ impl Notifier {
             ended: time::format(end),
             datasets: u32::try_from(outcome.recorded.len()).unwrap_or(u32::MAX),
         };
-        self.tell(config.targets(source), &events(failed, was_failed), &notice);
+        self.tell(targets, &events(failed, was_failed), &notice);
     }
 
     /// Sends what is queued, waiting at most `bound`; what is still
@@ -527,14 +555,14 @@ mod tests {
 
     #[test]
     fn a_recovery_is_told_once_as_the_most_specific_event() {
-        let raw = raw::Notify {
+        let entry = Entry {
             kind: "webhook".into(),
             url: "http://127.0.0.1:1/".into(),
             token_file: None,
             timeout: None,
             on: Some(vec!["success".into(), "recovery".into()]),
         };
-        let target = Target::resolve(&raw).unwrap();
+        let target = Target::resolve(&entry).unwrap();
         assert_eq!(target.pick(&events(false, true)), Some(Event::Recovery));
         assert_eq!(target.pick(&events(false, false)), Some(Event::Success));
         assert_eq!(target.pick(&events(true, false)), None);

@@ -2,11 +2,13 @@
 //! next due time, so that the metadb can tell a source that stopped being
 //! backed up. The agent publishes its whole plan (from its scheduler's
 //! state); `tabacco run` adds the sources it ran, for cron-driven hosts.
+//! Imports `config`, `source`, `metadb`, `seed` and `time`; the agent
+//! imports it, not the other way.
 
-use crate::agent::seed;
 use crate::config::Config;
 use crate::metadb::api::{Plan, PlannedSource};
 use crate::metadb::Metadb;
+use crate::seed;
 use crate::source::Source;
 use crate::time;
 use chrono::{Local, Utc};

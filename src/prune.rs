@@ -3,13 +3,14 @@
 //! shared repository is touched), remove them from the metadb, so that
 //! `query` and `restore` never offer a snapshot that no longer exists, and
 //! reclaim the space. Used by `tabacco prune` and by the agent's
-//! `prune_schedule`.
+//! `prune_schedule`. The policy is a [`Retention`]; imports `config`,
+//! `restic`, `metadb` and leaves.
 
-use crate::config::raw::Retention;
 use crate::config::Config;
 use crate::metadb::Metadb;
 use crate::model;
 use crate::restic::{self, Repo};
+use crate::retention::Retention;
 use crate::shell::Supervisor;
 
 /// One forgotten (or, in a dry run, forgettable) snapshot.

@@ -1,15 +1,19 @@
 //! The restic repository: how restic is invoked (environment, never a
 //! password on argv, absolute paths, tags), what its `--json` output means,
 //! and what its exit codes and errors mean to a job. What differs between
-//! restic versions is decided here, from [`version`].
+//! restic versions is decided here, from [`version`]. The repository's
+//! settings ([`Repository`], [`Password`]) are restic's own types, built by
+//! `config`. Imports only leaves (`shell`, `model`, `retention`, `uri`),
+//! never `config`.
 
+mod repository;
 mod version;
 
+pub use repository::{Password, Repository};
 pub use version::Version;
 
-use crate::config::raw::Retention;
-use crate::config::{self, Password};
 use crate::model::Dataset;
+use crate::retention::Retention;
 use crate::shell::{self, Running, Stop, Supervisor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -269,13 +273,13 @@ enum Message {
 
 /// A restic repository as configured.
 pub struct Repo {
-    config: config::Repository,
+    config: Repository,
     /// Whether this process has made sure the repository exists.
     initialized: Mutex<bool>,
 }
 
 impl Repo {
-    pub fn new(config: config::Repository) -> Repo {
+    pub fn new(config: Repository) -> Repo {
         Repo {
             config,
             initialized: Mutex::new(false),
@@ -502,7 +506,7 @@ impl Repo {
         for source in sources {
             args.extend(["--tag".into(), format!("tabacco:source={source}")]);
         }
-        args.extend(policy_args(policy));
+        args.extend(policy.forget_args());
         if dry_run {
             args.push("--dry-run".into());
         }
@@ -805,37 +809,6 @@ fn is_network_error(stderr: &str) -> bool {
     NETWORK.iter().any(|words| stderr.contains(words))
 }
 
-/// restic's `forget` options for a retention policy. restic reads `m` in
-/// `--keep-within` as months, so the duration is given in days and hours.
-fn policy_args(policy: &Retention) -> Vec<String> {
-    let mut args = Vec::new();
-    let counts = [
-        ("--keep-last", policy.keep_last),
-        ("--keep-hourly", policy.keep_hourly),
-        ("--keep-daily", policy.keep_daily),
-        ("--keep-weekly", policy.keep_weekly),
-        ("--keep-monthly", policy.keep_monthly),
-        ("--keep-yearly", policy.keep_yearly),
-    ];
-    for (flag, count) in counts {
-        if let Some(n) = count {
-            args.extend([flag.to_string(), n.to_string()]);
-        }
-    }
-    if let Some(within) = policy
-        .keep_within
-        .as_deref()
-        .and_then(|w| crate::time::parse_duration(w).ok())
-    {
-        let hours = within.as_secs().div_ceil(3600);
-        args.extend([
-            "--keep-within".to_string(),
-            format!("{}d{}h", hours / 24, hours % 24),
-        ]);
-    }
-    args
-}
-
 /// restic's `--include` takes glob patterns: a path with `*`, `?`, `[` or
 /// `\` in it must not match other paths.
 fn escape_pattern(path: &str) -> String {
@@ -1010,27 +983,6 @@ mod tests {
             ["latest", "--tag", "tabacco:dataset=d1"]
         );
         assert!(is_full_id(&"a".repeat(64)) && !is_full_id("bcd489eb"));
-    }
-
-    #[test]
-    fn retention_becomes_forget_options() {
-        let policy = Retention {
-            keep_last: Some(3),
-            keep_weekly: Some(4),
-            keep_within: Some("36h30m".into()),
-            ..Retention::default()
-        };
-        assert_eq!(
-            policy_args(&policy),
-            [
-                "--keep-last",
-                "3",
-                "--keep-weekly",
-                "4",
-                "--keep-within",
-                "1d13h"
-            ]
-        );
     }
 
     #[test]

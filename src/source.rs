@@ -2,11 +2,16 @@
 //! its handler resolved, its schedule parsed, its atoms described. Turning
 //! atom descriptions into concrete datasets happens at backup time (see
 //! `job`), because `atoms_command` and `datasets_command` run then.
+//!
+//! Built by `config`; imports the validated types of its parts (`handler`,
+//! `atom`, `retention`, `notify`, `schedule`, `yaml::Origin`), never
+//! `config` or `job`.
 
-use crate::config::file::Origin;
-use crate::config::raw::Retention;
+use crate::atom::{self, DatasetSpec};
 use crate::handler::Handler;
+use crate::retention::Retention;
 use crate::schedule::Schedule;
+use crate::yaml::Origin;
 use std::time::Duration;
 
 /// A validated source.
@@ -44,21 +49,6 @@ pub enum Datasets {
     Command(String),
 }
 
-/// One dataset's atoms, before `atoms_command` has run.
-#[derive(Clone, Debug, Default)]
-pub struct DatasetSpec {
-    pub atoms: Vec<AtomSpec>,
-    pub atoms_command: Option<String>,
-}
-
-/// An atom as configured: its name relative to the source.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AtomSpec {
-    pub name: String,
-    /// File handler: relative to `params.path`, or absolute.
-    pub path: Option<String>,
-}
-
 /// The dataset-level commands of a source, each run through `/bin/sh -c`.
 #[derive(Clone, Debug, Default)]
 pub struct Hooks {
@@ -72,10 +62,6 @@ impl Source {
     /// The full name of atom `short` of this source; the source's own name
     /// for its anonymous atom.
     pub fn atom_full_name(&self, short: &str) -> String {
-        if short.is_empty() {
-            self.name.clone()
-        } else {
-            format!("{}/{short}", self.name)
-        }
+        atom::full_name(&self.name, short)
     }
 }

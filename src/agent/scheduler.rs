@@ -7,12 +7,12 @@
 //! (a signal, or a worker that finished), so an idle agent costs nothing.
 
 use super::catchup::Ledger;
-use super::seed;
 use super::state::Shared;
 use super::worker::{Job, Pool};
 use crate::config::Config;
 use crate::metadb::Metadb;
 use crate::restic::Repo;
+use crate::seed;
 use crate::source::Source;
 use chrono::{DateTime, Local, Utc};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};

@@ -18,6 +18,7 @@ use crate::job::{self, Env};
 use crate::metadb::Metadb;
 use crate::model;
 use crate::notify::Notifier;
+use crate::outcome::Outcome;
 use crate::restic;
 use crate::shell::Supervisor;
 use crate::slots::Slots;
@@ -174,7 +175,13 @@ fn run(context: &Context, job: &Job) {
         let started = Instant::now();
         let begun = Utc::now();
         if !config.dry_run {
-            context.notifier.started(config, source, &backup_id, begun);
+            context.notifier.started(
+                config.targets(source),
+                &config.hostname,
+                &source.name,
+                &backup_id,
+                begun,
+            );
         }
         let outcome = job::backup(source, &env, &sup, &backup_id);
         if !config.dry_run {
@@ -182,7 +189,13 @@ fn run(context: &Context, job: &Job) {
                 &context.metadb,
                 &attempt::of(&config.hostname, &outcome, begun),
             );
-            context.notifier.ended(config, source, &outcome, begun);
+            context.notifier.ended(
+                config.targets(source),
+                &config.hostname,
+                &config.work_dir,
+                &outcome,
+                begun,
+            );
         }
         let duration = started.elapsed();
         report(&outcome, duration, config.dry_run);
@@ -223,7 +236,7 @@ fn run(context: &Context, job: &Job) {
 
 /// Logs how an attempt ended: every failure at error level with the source,
 /// the backup id and the reason.
-fn report(outcome: &job::Outcome, duration: Duration, dry_run: bool) {
+fn report(outcome: &Outcome, duration: Duration, dry_run: bool) {
     failure::log(&outcome.source, &outcome.backup_id, &outcome.errors);
     if outcome.errors.is_empty() && !dry_run {
         log::info!(

@@ -3,9 +3,9 @@
 //! Exit 2 on any error, so it can gate a configuration deployment.
 
 use crate::cmd::{self, Exit};
-use crate::config::{Config, Password};
+use crate::config::Config;
 use crate::handler::{self, Context};
-use crate::restic::Repo;
+use crate::restic::{Password, Repo};
 use crate::shell::Supervisor;
 use crate::source::Source;
 use crate::{job, uri};
@@ -119,7 +119,7 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
         host: &config.hostname,
     };
     for atoms in groups {
-        match source.handler.plan(source, &atoms, &ctx) {
+        match source.handler.plan(&source.name, &atoms, &ctx) {
             Ok(plans) => {
                 for plan in plans {
                     let _ = writeln!(out, "  dataset   {}", plan.name);

@@ -19,7 +19,8 @@ use std::io::{IsTerminal, Read, Write};
 const SNIFF_BYTES: usize = 64 * 1024;
 
 pub fn dump(config: &Config, args: &Dump) -> Result<(), Exit> {
-    let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
+        .map_err(|e| Exit::Error(e.to_string()))?;
     let v = &args.version;
     let (item, atom) = restore::one(&metadb, &v.atom, v.host.as_deref(), v.older_than.as_deref())
         .map_err(Exit::Error)?;

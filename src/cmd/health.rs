@@ -153,7 +153,8 @@ pub fn retire_host(config: &Config, host: &str) -> Result<(), Exit> {
 }
 
 fn open(config: &Config) -> Result<Metadb, Exit> {
-    let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
+        .map_err(|e| Exit::Error(e.to_string()))?;
     if let Some(warning) = metadb.backlog_warning() {
         log::warn!("{warning}");
     }

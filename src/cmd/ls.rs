@@ -25,7 +25,8 @@ struct Entry {
 }
 
 pub fn ls(config: &Config, args: &Ls) -> Result<(), Exit> {
-    let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
+        .map_err(|e| Exit::Error(e.to_string()))?;
     let v = &args.version;
     let (item, atom) = restore::one(&metadb, &v.atom, v.host.as_deref(), v.older_than.as_deref())
         .map_err(Exit::Error)?;

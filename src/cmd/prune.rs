@@ -11,7 +11,8 @@ use crate::shell::Supervisor;
 
 pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit> {
     config.select(names).map_err(Exit::Usage)?;
-    let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
+        .map_err(|e| Exit::Error(e.to_string()))?;
     let sup = Supervisor::new(config.priority, "prune");
     let _interrupt =
         Interrupt::watching(&sup).map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;

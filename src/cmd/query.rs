@@ -24,7 +24,8 @@ pub fn query(config: &Config, q: &Query) -> Result<(), Exit> {
         .map(|t| time::parse_time(t, chrono::Utc::now()).map(time::format))
         .transpose()
         .map_err(Exit::Usage)?;
-    let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
+        .map_err(|e| Exit::Error(e.to_string()))?;
     if let Some(warning) = metadb.backlog_warning() {
         log::warn!("{warning}");
     }

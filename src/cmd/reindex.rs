@@ -13,7 +13,8 @@ use crate::shell::Supervisor;
 use crate::time;
 
 pub fn reindex(config: &Config) -> Result<(), Exit> {
-    let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
+        .map_err(|e| Exit::Error(e.to_string()))?;
     let repo = Repo::new(config.repository.clone());
     let sup = Supervisor::new(config.priority, "reindex");
     let _interrupt =

@@ -16,7 +16,8 @@ use std::thread;
 use std::time::Duration;
 
 pub fn restore(config: &Config, args: &Restore) -> Result<(), Exit> {
-    let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
+        .map_err(|e| Exit::Error(e.to_string()))?;
     let items = restore::plan(
         &metadb,
         &args.patterns,

@@ -8,10 +8,11 @@ use crate::config::Config;
 use crate::count::count;
 use crate::failure::{self, Failure, Kind};
 use crate::interrupt::Interrupt;
-use crate::job::{self, Env, Outcome};
+use crate::job::{self, Env};
 use crate::metadb::Metadb;
 use crate::model;
 use crate::notify::Notifier;
+use crate::outcome::Outcome;
 use crate::restic::Repo;
 use crate::shell::Supervisor;
 use crate::slots::Slots;
@@ -35,7 +36,8 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
     if dry_run {
         log::set_max_level(log::max_level().max(log::LevelFilter::Info));
     }
-    let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
+        .map_err(|e| Exit::Error(e.to_string()))?;
     // A cron-driven host is watched too: its sources are due again when
     // their configured schedule says.
     if !dry_run && !sources.is_empty() {
@@ -79,14 +81,26 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
                     },
                     None => {
                         if !dry_run {
-                            notifier.started(config, source, &backup_id, start);
+                            notifier.started(
+                                config.targets(source),
+                                &config.hostname,
+                                &source.name,
+                                &backup_id,
+                                start,
+                            );
                         }
                         job::backup(source, env, &sup, &backup_id)
                     }
                 };
                 if !dry_run {
                     attempt::record(env.metadb, &attempt::of(&config.hostname, &outcome, start));
-                    notifier.ended(config, source, &outcome, start);
+                    notifier.ended(
+                        config.targets(source),
+                        &config.hostname,
+                        &config.work_dir,
+                        &outcome,
+                        start,
+                    );
                 }
                 let _ = report.send(outcome);
             });

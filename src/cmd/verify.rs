@@ -14,7 +14,8 @@ pub fn verify(
     read_data_subset: Option<&str>,
 ) -> Result<(), Exit> {
     config.select(names).map_err(Exit::Usage)?;
-    let metadb = Metadb::open(config).map_err(|e| Exit::Error(e.to_string()))?;
+    let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
+        .map_err(|e| Exit::Error(e.to_string()))?;
     let sup = Supervisor::new(config.priority, "verify");
     let _interrupt =
         Interrupt::watching(&sup).map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;

@@ -1,6 +1,8 @@
 //! The configuration files exactly as written: serde shapes that reject
-//! unknown keys. Meaning, defaults and cross-checks live in `config`.
+//! unknown keys. Meaning, defaults and cross-checks live in `config`. A
+//! `notify:` entry's shape is `notify`'s, shared with `metadb.yml`.
 
+use crate::notify;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -22,20 +24,9 @@ pub struct Agent {
     pub random_seed_file: Option<String>,
     pub restic_binary: Option<String>,
     pub restic_retry_lock: Option<String>,
-    pub notify: Option<Vec<Notify>>,
+    pub notify: Option<Vec<notify::Entry>>,
     pub catch_up: Option<bool>,
     pub catch_up_spread: Option<String>,
-}
-
-/// One entry of `notify:`, in agent.yml or in a source.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Notify {
-    pub kind: String,
-    pub url: String,
-    pub token_file: Option<String>,
-    pub timeout: Option<String>,
-    pub on: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,7 +54,7 @@ pub struct RepositoryParams {
     pub limit_download: Option<u32>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
     pub keep_last: Option<u32>,
@@ -118,7 +109,7 @@ pub struct Source {
     pub overdue_grace: Option<String>,
     pub retention: Option<Retention>,
     pub min_bytes: Option<u64>,
-    pub notify: Option<Vec<Notify>>,
+    pub notify: Option<Vec<notify::Entry>>,
     pub catch_up: Option<bool>,
 }
 
@@ -159,26 +150,4 @@ pub struct Handler {
     pub kind: Option<String>,
     #[serde(default)]
     pub params: Params,
-}
-
-impl std::fmt::Display for Retention {
-    /// The policy as written in YAML flow style, e.g. `{keep_daily: 7, keep_weekly: 4}`.
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        let counts = [
-            ("keep_last", self.keep_last),
-            ("keep_hourly", self.keep_hourly),
-            ("keep_daily", self.keep_daily),
-            ("keep_weekly", self.keep_weekly),
-            ("keep_monthly", self.keep_monthly),
-            ("keep_yearly", self.keep_yearly),
-        ];
-        let mut parts: Vec<String> = counts
-            .iter()
-            .filter_map(|(k, v)| v.map(|v| format!("{k}: {v}")))
-            .collect();
-        if let Some(within) = &self.keep_within {
-            parts.push(format!("keep_within: {within}"));
-        }
-        write!(f, "{{{}}}", parts.join(", "))
-    }
 }

@@ -4,7 +4,7 @@
 //! load as restic would check them and turned into restic's own options,
 //! one argument each (never through a shell).
 
-use crate::config::raw::Params;
+use crate::handler::Params;
 use std::path::Path;
 
 /// The exclusion options of a file source, as restic arguments.

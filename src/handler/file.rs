@@ -2,11 +2,10 @@
 //! absolute; one restic snapshot holds them all, and each can be restored
 //! on its own by its path.
 
-use crate::config::raw::Params;
+use crate::atom::{self, AtomSpec, DatasetSpec};
 use crate::handler::exclude::Excludes;
-use crate::handler::{Input, Plan};
+use crate::handler::{Input, Params, Plan};
 use crate::model::Atom;
-use crate::source::{AtomSpec, DatasetSpec, Source};
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Clone, Debug)]
@@ -67,7 +66,7 @@ impl File {
         Ok(path)
     }
 
-    pub fn plan(&self, source: &Source, atoms: &[AtomSpec]) -> Result<Plan, String> {
+    pub fn plan(&self, source: &str, atoms: &[AtomSpec]) -> Result<Plan, String> {
         let mut planned = Vec::new();
         let mut paths: Vec<PathBuf> = self.path.iter().cloned().collect();
         for atom in atoms {
@@ -76,12 +75,12 @@ impl File {
                 paths.push(path.clone());
             }
             planned.push(Atom {
-                name: source.atom_full_name(&atom.name),
+                name: atom::full_name(source, &atom.name),
                 path: Some(path.to_string_lossy().into_owned()),
             });
         }
         Ok(Plan {
-            name: source.handler.dataset_name(&source.name, &planned),
+            name: source.to_string(),
             atoms: planned,
             input: Input::Paths {
                 paths,

@@ -2,10 +2,9 @@
 //! streamed into restic, and is restored by streaming it back into
 //! `restore_command`.
 
-use crate::config::raw::Params;
-use crate::handler::{check_template, Context, Input, Plan};
+use crate::atom::{self, AtomSpec};
+use crate::handler::{check_template, Context, Input, Params, Plan};
 use crate::model::Atom;
-use crate::source::{AtomSpec, Source};
 use crate::{hook, shell};
 
 #[derive(Clone, Debug)]
@@ -35,17 +34,17 @@ impl Pipe {
         })
     }
 
-    pub fn plan(&self, source: &Source, atom: &AtomSpec, ctx: &Context) -> Result<Plan, String> {
-        let full_name = source.atom_full_name(&atom.name);
+    pub fn plan(&self, source: &str, atom: &AtomSpec, ctx: &Context) -> Result<Plan, String> {
+        let full_name = atom::full_name(source, &atom.name);
         let atoms = [Atom {
             name: full_name.clone(),
             path: None,
         }];
-        let name = source.handler.dataset_name(&source.name, &atoms);
+        let name = full_name.clone();
         let scope = hook::Scope {
             backup_id: ctx.backup_id,
             host: ctx.host,
-            source: &source.name,
+            source,
             dataset: &name,
             atoms: &atoms,
             restore_target: None,

@@ -12,12 +12,11 @@
 //! longer than `request_max_timeout` in all, as long as no read waits that
 //! long.
 
-use crate::config;
 use crate::metadb::api::{
     AbandonRequest, Attempt, HistoryRequest, Plan, RemoveDatasetsAnswer, RemoveDatasetsRequest,
     RestoreStatus, RetireRequest, StatusRequest, StatusRow,
 };
-use crate::metadb::route;
+use crate::metadb::{config, route};
 use crate::model::{
     AddDatasetRequest, Backup, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
     Verification,
@@ -91,7 +90,7 @@ impl fmt::Debug for Client {
 impl Client {
     /// A client for `config`: reads the token and certificates now, so that
     /// a mistake shows at once rather than at the first backup.
-    pub fn new(config: &config::Metadb) -> Result<Client, Error> {
+    pub fn new(config: &config::Connection) -> Result<Client, Error> {
         let base = config.url.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::Setup(format!(
@@ -101,7 +100,7 @@ impl Client {
         }
         let token = match &config.token_file {
             Some(path) => Some(Token(
-                crate::config::read_token("metadb.token_file", path).map_err(Error::Setup)?,
+                crate::token::read("metadb.token_file", path).map_err(Error::Setup)?,
             )),
             None => None,
         };
@@ -440,7 +439,7 @@ fn reason(text: &str, status: u16) -> String {
 
 /// The TLS settings of `config`: the system's roots unless a CA is given,
 /// and a client certificate when both `cert` and `key` are.
-fn tls(config: &config::raw::Tls) -> Result<TlsConfig, Error> {
+fn tls(config: &config::Tls) -> Result<TlsConfig, Error> {
     let mut builder = TlsConfig::builder();
     if let Some(ca) = &config.ca {
         let certs = read_certs(ca)?;
@@ -490,11 +489,11 @@ fn read_certs(path: &str) -> Result<Vec<Certificate<'static>>, Error> {
 mod tests {
     use super::*;
 
-    fn config(url: &str) -> config::Metadb {
-        config::Metadb {
+    fn config(url: &str) -> config::Connection {
+        config::Connection {
             url: url.into(),
             token_file: None,
-            tls: config::raw::Tls::default(),
+            tls: config::Tls::default(),
             request_max_timeout: Duration::from_secs(5),
         }
     }

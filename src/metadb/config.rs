@@ -2,11 +2,13 @@
 //! where to listen, and the policy (tokens, read scope, body limit) that a
 //! SIGHUP may reload. Parsing rejects unknown keys and reports errors with
 //! the file and line; what the server does with a policy is `server`'s
-//! business.
+//! business. Also the settings of an agent's [`Connection`] to a remote
+//! metadb, which the agent's `config` builds. Imports `yaml` and `notify`,
+//! never the agent's `config`.
 
-use crate::config::file::{self, Error, Origin};
 use crate::metadb::auth::{Digest, Identity, Tokens};
 use crate::notify::Target;
+use crate::yaml::{self, Error, Origin};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,7 +45,7 @@ struct Raw {
     max_body_bytes: Option<u64>,
     overdue_grace: Option<String>,
     attempt_retention: Option<String>,
-    notify: Option<Vec<crate::config::raw::Notify>>,
+    notify: Option<Vec<crate::notify::Entry>>,
     silent_after: Option<String>,
     watch_interval: Option<String>,
 }
@@ -75,6 +77,26 @@ pub enum HostRead {
     Own,
 }
 
+/// How an agent reaches a remote metadb server (`metadb:` in agent.yml,
+/// built by `config`).
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub url: String,
+    pub token_file: Option<PathBuf>,
+    pub tls: Tls,
+    pub request_max_timeout: Duration,
+}
+
+/// The TLS files of a [`Connection`], read when its client is made.
+#[derive(Clone, Debug, Default)]
+pub struct Tls {
+    /// A private CA's certificates, trusted besides the system's.
+    pub ca: Option<String>,
+    /// A client certificate chain and its key, for mTLS fronts.
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
 /// The validated `metadb.yml`.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -104,7 +126,7 @@ pub struct Policy {
 impl Config {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let (raw, origin) = file::read_one::<Raw>(path)?;
+        let (raw, origin) = yaml::read_one::<Raw>(path)?;
         resolve(raw, &origin)
     }
 }

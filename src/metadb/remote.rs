@@ -8,12 +8,13 @@
 //! delivered oldest first whenever the metadb is opened, before a new record
 //! is sent, and whenever the agent calls [`Remote::flush`].
 
-use crate::config::Config;
 use crate::metadb::api::{Attempt, Plan};
 use crate::metadb::client::{self, Client};
+use crate::metadb::config::Connection;
 use crate::metadb::spool::{Record, Spool};
 use crate::model::UpdateActiveJobStatusRequest;
 use crate::model::{AddDatasetRequest, Backup, Dataset, FindRequest};
+use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,11 +39,12 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// Connects to the metadb of `config` and delivers what is spooled.
-    pub fn open(config: &Config, metadb: &crate::config::Metadb) -> Result<Remote, client::Error> {
+    /// Connects to the metadb of `connection` and delivers what is spooled
+    /// in `work_dir`.
+    pub fn open(work_dir: &Path, connection: &Connection) -> Result<Remote, client::Error> {
         let remote = Remote {
-            client: Client::new(metadb)?,
-            spool: Spool::new(&config.work_dir),
+            client: Client::new(connection)?,
+            spool: Spool::new(work_dir),
             state: Mutex::new(State::default()),
         };
         if remote.spool.len() > 0 {

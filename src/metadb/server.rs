@@ -498,10 +498,10 @@ mod tests {
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();
         let addr = running.addr();
         let client = |token: Option<&std::path::Path>| {
-            Client::new(&crate::config::Metadb {
+            Client::new(&crate::metadb::config::Connection {
                 url: format!("http://{addr}/"),
                 token_file: token.map(Into::into),
-                tls: crate::config::raw::Tls::default(),
+                tls: crate::metadb::config::Tls::default(),
                 request_max_timeout: Duration::from_secs(10),
             })
             .unwrap()
@@ -563,10 +563,10 @@ mod tests {
             },
         };
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();
-        let client = Client::new(&crate::config::Metadb {
+        let client = Client::new(&crate::metadb::config::Connection {
             url: format!("http://{}", running.addr()),
             token_file: None,
-            tls: crate::config::raw::Tls::default(),
+            tls: crate::metadb::config::Tls::default(),
             request_max_timeout: Duration::from_secs(10),
         })
         .unwrap();

@@ -1,6 +1,8 @@
-//! Reading one configuration file (a mapping, or a list of mappings) and
-//! remembering where each entry and each of its keys sits, so that a
-//! validation error can name the file and line as well as the key.
+//! Reading one YAML configuration file (a mapping, or a list of mappings)
+//! and remembering where each entry and each of its keys sits, so that a
+//! validation error can name the file and line as well as the key. Shared
+//! by the agent's configuration (`config`) and the metadb's (`metadb.yml`);
+//! imports nothing of tabacco's.
 //!
 //! serde_yaml reports positions for syntax and shape errors but keeps none
 //! for values that deserialise fine, so entry and key lines come from the
