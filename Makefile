@@ -50,8 +50,9 @@ build:
 # restic (the core dependency), promtool (prometheus) for both /metrics,
 # sqlite3 for the database round trip, ps and kill (procps), mandoc and
 # shellcheck for the man pages and scripts, systemd-analyze (systemd) for the
-# units, nginx for the TLS proxy example.
-TEST_PACKAGES := restic prometheus sqlite3 procps mandoc shellcheck systemd nginx-light
+# units, nginx for the TLS proxy example, rclone for repositories served
+# over restic's REST protocol (`rclone serve restic`, append-only too).
+TEST_PACKAGES := restic prometheus sqlite3 procps mandoc shellcheck systemd nginx-light rclone
 # restic for the baselines, strip (binutils) for the binary's size.
 BENCH_PACKAGES := restic binutils
 

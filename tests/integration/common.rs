@@ -385,6 +385,34 @@ impl Drop for Daemon {
     }
 }
 
+/// A directory of repositories served over restic's REST protocol on a
+/// loopback port (`rclone serve restic`), as fleets keep them on servers;
+/// with `append_only`, nothing in them can be deleted or overwritten.
+pub struct RestServer {
+    /// `rest:http://127.0.0.1:PORT/`: append a repository's name.
+    pub url: String,
+    _daemon: Daemon,
+}
+
+impl RestServer {
+    #[track_caller]
+    pub fn start(dir: &Path, append_only: bool) -> RestServer {
+        let mut cmd = Command::new("rclone");
+        cmd.args(["serve", "restic", "--addr", "127.0.0.1:0"])
+            .args(append_only.then_some("--append-only"))
+            .arg(dir)
+            .env("RCLONE_CONFIG", "/dev/null");
+        let daemon = Daemon::spawn(cmd);
+        let log = daemon.wait_for("Serving restic REST API on ", Duration::from_secs(20));
+        let (_, rest) = log.split_once("Serving restic REST API on ").unwrap();
+        let url = rest.split_whitespace().next().unwrap();
+        RestServer {
+            url: format!("rest:{url}"),
+            _daemon: daemon,
+        }
+    }
+}
+
 /// Whether `repo` holds a lock a later restic will see: restic writes a lock
 /// under a temporary name and renames it, so only a file named by its 64-hex
 /// id counts.

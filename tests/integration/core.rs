@@ -726,3 +726,28 @@ fn partial_snapshots_of_concurrent_failures_are_all_removed() {
     let tags = f.snapshot_tags();
     assert!(tags.is_empty(), "{tags:?}");
 }
+
+// Fleets keep repositories on servers: a source backs up into one served
+// over restic's REST protocol, and its dump comes back byte for byte.
+#[test]
+fn a_repository_served_over_rest_backs_up_and_dumps() {
+    let f = Fixture::new();
+    let server = crate::common::RestServer::start(&f.path("served"), false);
+    f.write(
+        "etc/agent.yml",
+        &f.repository_yaml()
+            .replace(
+                &f.path("repo").display().to_string(),
+                &format!("{}main", server.url),
+            )
+            .replace("repository:", "hostname: test-host\nrepository:"),
+    );
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: sql\nhandler: pipe\nparams: {backup_command: \"printf 'row 1\\\\nrow 2\\\\n'\", restore_command: \"cat\"}\n",
+    );
+    f.tabacco(&["run"]).success();
+    assert!(f.path("served/main/config").exists());
+    let dump = f.tabacco(&["dump", "sql"]).success();
+    assert_eq!(dump.stdout, "row 1\nrow 2\n");
+}
