@@ -9,9 +9,11 @@
 //! the scheduler, the signal, reporter, maintenance and HTTP threads to [`run`].
 
 mod catchup;
+mod event;
 mod history;
 mod http;
 mod instance;
+mod loaded;
 mod maintenance;
 mod metrics;
 mod page;
@@ -26,7 +28,8 @@ mod worker;
 
 use crate::config::Config;
 use crate::metadb::Metadb;
-use scheduler::{Loaded, Scheduler};
+use loaded::Loaded;
+use scheduler::Scheduler;
 use signal_hook::iterator::Signals;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -7,7 +7,7 @@
 
 use super::catchup::Ledger;
 use super::periodic::Periodic;
-use super::scheduler::Loaded;
+use super::loaded::Loaded;
 use super::state::Shared;
 use crate::metadb::Metadb;
 use crate::model::RestoreRequest;

@@ -7,14 +7,13 @@
 //! (a signal, or a worker that finished), so an idle agent costs nothing.
 
 use super::catchup::Ledger;
-use super::seed;
+use super::event::Event;
+use super::loaded::Loaded;
 use super::state::Shared;
 use super::worker::{Job, Pool};
 use crate::config::Config;
 use crate::metadb::Metadb;
-use crate::restic::Repo;
-use crate::source::Source;
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Utc};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -25,66 +24,6 @@ use std::time::{Duration, Instant};
 /// The longest sleep: wall-clock time may jump (suspend, NTP) while
 /// `recv_timeout` measures monotonic time.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
-
-/// What wakes the scheduler.
-#[derive(Debug)]
-pub enum Event {
-    /// A signal the agent handles.
-    Signal(i32),
-    /// A worker is done with this source.
-    Finished(String),
-}
-
-/// One loaded configuration and what is derived from it. Jobs hold an `Arc`
-/// of the one they started with.
-pub struct Loaded {
-    pub config: Config,
-    pub repo: Repo,
-    seed: Vec<u8>,
-    /// Index of each source in `config.sources`, by name.
-    by_name: HashMap<String, usize>,
-}
-
-impl Loaded {
-    /// Reads the seed `config` names, creating it if needed.
-    pub fn new(config: Config) -> Result<Loaded, String> {
-        let seed = seed::load_or_create(&config.random_seed_file)?;
-        let by_name = config
-            .sources
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.clone(), i))
-            .collect();
-        Ok(Loaded {
-            repo: Repo::new(config.repository.clone()),
-            config,
-            seed,
-            by_name,
-        })
-    }
-
-    /// The source called `name`.
-    pub fn source(&self, name: &str) -> Option<&Source> {
-        self.by_name
-            .get(name)
-            .and_then(|&i| self.config.sources.get(i))
-    }
-
-    /// This host's stable offset for `@random_every` schedules of `name`.
-    pub fn offset(&self, name: &str) -> u64 {
-        seed::offset(&self.seed, name)
-    }
-
-    /// The first run of `source` strictly after `now`.
-    fn next_run(&self, source: &Source, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let offset = seed::offset(&self.seed, &source.name);
-        // crontab times are local times.
-        source
-            .schedule
-            .next_after(&now.with_timezone(&Local), offset)
-            .map(|t| t.with_timezone(&Utc))
-    }
-}
 
 /// The main loop's state.
 pub struct Scheduler {

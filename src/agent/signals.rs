@@ -5,7 +5,7 @@
 //! The `Signals` are created by the command before any thread exists (see
 //! `cmd::agent`), so that no thread can receive one with the default action.
 
-use super::scheduler::Event;
+use super::event::Event;
 use signal_hook::iterator::{Handle, Signals};
 use std::sync::mpsc::Sender;
 use std::thread::{self, JoinHandle};

@@ -6,7 +6,7 @@
 //! Everything here lives in memory: after a restart the metrics start empty
 //! and fill as backups run.
 
-use super::scheduler::Loaded;
+use super::loaded::Loaded;
 use crate::failure::{Failure, Kind};
 use crate::restic;
 use crate::shell::Supervisor;

@@ -10,7 +10,8 @@
 
 use super::catchup::Ledger;
 use super::retry::Backoff;
-use super::scheduler::{Event, Loaded};
+use super::event::Event;
+use super::loaded::Loaded;
 use super::state::{LastRun, Shared};
 use crate::attempt;
 use crate::failure::{self, Kind};
