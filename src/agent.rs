@@ -3,12 +3,22 @@
 //! the backups; a signal thread forwards signals to the scheduler; an
 //! optional HTTP thread serves metrics and a status page; a reporter thread
 //! keeps a remote metadb informed; a maintenance thread prunes, verifies and
-//! carries out restore requests. All of them share one [`state::Shared`].
+//! carries out restore requests.
+//!
+//! What they share is split by purpose: [`status::Status`] is what the
+//! agent knows (read by metrics, the status page and the reporter);
+//! [`control::Control`] is the control plane (the shutdown flag and the
+//! supervisors it stops, the condition retries wait on);
+//! [`loaded::InForce`] hands each configuration the scheduler loads to the
+//! maintenance thread. [`loaded`] and [`event`] import nothing of the
+//! thread modules, so every thread can import them; no thread module
+//! imports another that imports it back.
 //!
 //! Each thread has one owner that stops and joins it: the pool belongs to
 //! the scheduler, the signal, reporter, maintenance and HTTP threads to [`run`].
 
 mod catchup;
+mod control;
 mod event;
 mod history;
 mod http;
@@ -23,14 +33,16 @@ mod retry;
 mod scheduler;
 pub mod seed;
 mod signals;
-mod state;
+mod status;
 mod worker;
 
 use crate::config::Config;
 use crate::metadb::Metadb;
-use loaded::Loaded;
+use control::Control;
+use loaded::{InForce, Loaded};
 use scheduler::Scheduler;
 use signal_hook::iterator::Signals;
+use status::Status;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{mpsc, Arc};
@@ -47,16 +59,18 @@ pub fn run(
     http_addr: Option<Vec<SocketAddr>>,
 ) -> Result<(), String> {
     let _instance = instance::Instance::lock(&config.work_dir)?;
-    let loaded = Loaded::new(config)?;
+    let loaded = Arc::new(Loaded::new(config)?);
     let metadb = Arc::new(Metadb::open(&loaded.config).map_err(|e| e.to_string())?);
-    let shared = Arc::new(state::Shared::default());
+    let in_force = Arc::new(InForce::new(loaded));
+    let status = Arc::new(Status::default());
+    let control = Arc::new(Control::default());
     let (events, incoming) = mpsc::channel();
 
     let http = match http_addr {
         Some(addr) => {
             let metadb = Arc::clone(&metadb);
             let backlog = Box::new(move || metadb.spool_backlog());
-            let server = http::Server::start(&addr, Arc::clone(&shared), backlog)?;
+            let server = http::Server::start(&addr, Arc::clone(&status), backlog)?;
             log::info!("listening on {}", server.addr);
             Some(server)
         }
@@ -65,13 +79,14 @@ pub fn run(
     let forwarder = signals::Forwarder::spawn(signals, events.clone())?;
     let scheduler = Scheduler::new(
         config_path.to_path_buf(),
-        loaded,
+        Arc::clone(&in_force),
         Arc::clone(&metadb),
-        Arc::clone(&shared),
+        Arc::clone(&status),
+        Arc::clone(&control),
         (events, incoming),
     )?;
-    let reporter = reporter::spawn(Arc::clone(&shared), Arc::clone(&metadb))?;
-    let maintenance = maintenance::spawn(Arc::clone(&shared), Arc::clone(&metadb))?;
+    let reporter = reporter::spawn(Arc::clone(&status), Arc::clone(&metadb))?;
+    let maintenance = maintenance::spawn(in_force, control, status, metadb)?;
     scheduler.run();
 
     maintenance.stop();

@@ -1,12 +1,12 @@
 //! The agent's HTTP server (`--http-addr`): `/metrics`, `/healthz` and the
-//! status page, read-only views of the shared state. One thread serves
+//! status page, read-only views of the agent's status. One thread serves
 //! requests one at a time (they are small and rare); tiny_http accepts and
 //! parses connections on its own threads.
 //!
 //! The server is owned by the agent: stopping (or dropping) it unblocks the
 //! serving thread and joins it.
 
-use super::state::Shared;
+use super::status::Status;
 use super::{metrics, page};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +28,7 @@ impl Server {
     /// `spool_backlog` reports the metadb spool's size for `/metrics`.
     pub fn start(
         addrs: &[SocketAddr],
-        shared: Arc<Shared>,
+        status: Arc<Status>,
         spool_backlog: Box<dyn Fn() -> usize + Send>,
     ) -> Result<Server, String> {
         let cannot = |e: &dyn std::fmt::Display| {
@@ -45,7 +45,7 @@ impl Server {
             let (server, stopping) = (Arc::clone(&server), Arc::clone(&stopping));
             thread::Builder::new()
                 .name("http".into())
-                .spawn(move || serve(&server, &stopping, &shared, &*spool_backlog))
+                .spawn(move || serve(&server, &stopping, &status, &*spool_backlog))
                 .map_err(|e| format!("cannot start the http thread: {e}"))?
         };
         Ok(Server {
@@ -79,12 +79,12 @@ impl Drop for Server {
 fn serve(
     server: &tiny_http::Server,
     stopping: &AtomicBool,
-    shared: &Shared,
+    status: &Status,
     spool_backlog: &dyn Fn() -> usize,
 ) {
     loop {
         match server.recv() {
-            Ok(request) => respond(request, shared, spool_backlog),
+            Ok(request) => respond(request, status, spool_backlog),
             Err(e) => {
                 if !stopping.load(Ordering::SeqCst) {
                     log::error!("http: cannot receive requests: {e}");
@@ -95,7 +95,7 @@ fn serve(
     }
 }
 
-fn respond(request: Request, shared: &Shared, spool_backlog: &dyn Fn() -> usize) {
+fn respond(request: Request, status: &Status, spool_backlog: &dyn Fn() -> usize) {
     let path = request
         .url()
         .split('?')
@@ -113,12 +113,12 @@ fn respond(request: Request, shared: &Shared, spool_backlog: &dyn Fn() -> usize)
             "/metrics" => {
                 // The backlog may take I/O: ask before taking the lock.
                 let backlog = spool_backlog();
-                let text = metrics::render(&shared.lock(), backlog);
+                let text = metrics::render(&status.lock(), backlog);
                 (200, "text/plain; version=0.0.4; charset=utf-8", text)
             }
             "/healthz" => (200, "text/plain; charset=utf-8", "ok\n".to_string()),
             "/" => {
-                let state = shared.lock();
+                let state = status.lock();
                 let html = page::render(&state, &state.host, chrono::Utc::now());
                 (200, "text/html; charset=utf-8", html)
             }

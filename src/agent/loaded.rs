@@ -1,8 +1,9 @@
 //! One loaded configuration and what is derived from it (the repository,
 //! this host's seed, sources by name). The scheduler loads it, at start and
 //! on SIGHUP; workers and the maintenance thread hold an `Arc` of the one
-//! they started with. It imports only the agent's `seed` and crate-level
-//! modules, so every agent thread can import it.
+//! they started with. [`InForce`] hands the one in force from the scheduler
+//! to the maintenance thread. It imports only the agent's `seed` and
+//! crate-level modules, so every agent thread can import it.
 
 use super::seed;
 use crate::config::Config;
@@ -10,6 +11,7 @@ use crate::restic::Repo;
 use crate::source::Source;
 use chrono::{DateTime, Local, Utc};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// One loaded configuration and what is derived from it.
 pub struct Loaded {
@@ -58,5 +60,26 @@ impl Loaded {
             .schedule
             .next_after(&now.with_timezone(&Local), offset)
             .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+/// The configuration in force: the scheduler publishes each one it loads,
+/// and the maintenance thread takes it when a task starts.
+pub struct InForce(Mutex<Arc<Loaded>>);
+
+impl InForce {
+    /// Starts with `loaded` in force.
+    pub fn new(loaded: Arc<Loaded>) -> InForce {
+        InForce(Mutex::new(loaded))
+    }
+
+    /// Puts `loaded` in force.
+    pub fn publish(&self, loaded: Arc<Loaded>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = loaded;
+    }
+
+    /// The configuration in force now.
+    pub fn get(&self) -> Arc<Loaded> {
+        Arc::clone(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }

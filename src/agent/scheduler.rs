@@ -7,9 +7,10 @@
 //! (a signal, or a worker that finished), so an idle agent costs nothing.
 
 use super::catchup::Ledger;
+use super::control::Control;
 use super::event::Event;
-use super::loaded::Loaded;
-use super::state::Shared;
+use super::loaded::{InForce, Loaded};
+use super::status::Status;
 use super::worker::{Job, Pool};
 use crate::config::Config;
 use crate::metadb::Metadb;
@@ -37,30 +38,38 @@ pub struct Scheduler {
     /// How many of `busy` a worker holds.
     dispatched: usize,
     pool: Pool,
-    shared: Arc<Shared>,
+    status: Arc<Status>,
+    control: Arc<Control>,
+    /// Where each loaded configuration is published for the maintenance thread.
+    in_force: Arc<InForce>,
     events: Receiver<Event>,
 }
 
 impl Scheduler {
-    /// A scheduler for `loaded`, with its worker pool started.
+    /// A scheduler for the configuration in force, with its worker pool
+    /// started.
     pub fn new(
         config_path: PathBuf,
-        loaded: Loaded,
+        in_force: Arc<InForce>,
         metadb: Arc<Metadb>,
-        shared: Arc<Shared>,
+        status: Arc<Status>,
+        control: Arc<Control>,
         events: (Sender<Event>, Receiver<Event>),
     ) -> Result<Scheduler, String> {
-        let mut pool = Pool::new(Arc::clone(&shared), metadb, events.0)?;
+        let loaded = in_force.get();
+        let mut pool = Pool::new(Arc::clone(&status), Arc::clone(&control), metadb, events.0)?;
         pool.resize(loaded.config.concurrency)?;
         let mut scheduler = Scheduler {
             config_path,
-            loaded: Arc::new(loaded),
+            loaded,
             next_run: HashMap::new(),
             pending: VecDeque::new(),
             busy: HashSet::new(),
             dispatched: 0,
             pool,
-            shared,
+            status,
+            control,
+            in_force,
             events: events.1,
         };
         let now = Utc::now();
@@ -87,7 +96,7 @@ impl Scheduler {
                 continue;
             }
             self.next_run.insert(source.name.clone(), at);
-            if let Some(entry) = self.shared.lock().sources.get_mut(&source.name) {
+            if let Some(entry) = self.status.lock().sources.get_mut(&source.name) {
                 entry.next_run = Some(at);
             }
         }
@@ -124,7 +133,8 @@ impl Scheduler {
         }
         log::info!("shutting down: stopping running jobs");
         self.pending.clear();
-        self.shared.shut_down("agent shutting down");
+        self.status.lock().shutting_down = true;
+        self.control.shut_down("agent shutting down");
         self.pool.stop();
     }
 
@@ -134,12 +144,13 @@ impl Scheduler {
     }
 
     /// Computes next runs for sources that have none (new ones), and
-    /// publishes schedules and next runs to the shared state.
+    /// publishes schedules and next runs to the status, the configuration
+    /// to the maintenance thread.
     fn plan(&mut self, now: DateTime<Utc>) {
         let loaded = Arc::clone(&self.loaded);
-        let mut state = self.shared.lock();
+        self.in_force.publish(Arc::clone(&loaded));
+        let mut state = self.status.lock();
         state.host.clone_from(&loaded.config.hostname);
-        state.loaded = Some(Arc::clone(&loaded));
         state
             .sources
             .retain(|name, _| loaded.source(name).is_some());
@@ -151,6 +162,7 @@ impl Scheduler {
             }
             let entry = state.sources.entry(source.name.clone()).or_default();
             entry.schedule = source.schedule.to_string();
+            entry.overdue_grace = source.overdue_grace;
             entry.next_run = self.next_run.get(&source.name).copied();
         }
     }
@@ -169,7 +181,7 @@ impl Scheduler {
                 Some(t) => self.next_run.insert(source.name.clone(), t),
                 None => self.next_run.remove(&source.name),
             };
-            if let Some(entry) = self.shared.lock().sources.get_mut(&source.name) {
+            if let Some(entry) = self.status.lock().sources.get_mut(&source.name) {
                 entry.next_run = self.next_run.get(&source.name).copied();
             }
             self.queue(&source.name);
@@ -180,7 +192,7 @@ impl Scheduler {
     fn queue(&mut self, name: &str) {
         if self.busy.contains(name) {
             log::warn!("source {name}: previous backup still running or queued; not started again");
-            if let Some(entry) = self.shared.lock().sources.get_mut(name) {
+            if let Some(entry) = self.status.lock().sources.get_mut(name) {
                 entry.overlaps += 1;
             }
             return;
