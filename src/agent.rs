@@ -32,13 +32,14 @@ mod reporter;
 mod retry;
 mod scheduler;
 pub mod seed;
-mod signals;
 mod status;
 mod worker;
 
 use crate::config::Config;
 use crate::metadb::Metadb;
+use crate::signal;
 use control::Control;
+use event::Event;
 use loaded::{InForce, Loaded};
 use scheduler::Scheduler;
 use signal_hook::iterator::Signals;
@@ -47,7 +48,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 
-pub use signals::HANDLED as SIGNALS;
+pub use event::SIGNALS;
 
 /// Runs the agent with `config` (read from `config_path`, reread on SIGHUP)
 /// until SIGTERM or SIGINT. `signals` must have been created before any
@@ -76,7 +77,12 @@ pub fn run(
         }
         None => None,
     };
-    let forwarder = signals::Forwarder::spawn(signals, events.clone())?;
+    let forwarder = {
+        let events = events.clone();
+        let forward = move |signal| events.send(Event::Signal(signal)).is_ok();
+        signal::Forwarder::spawn("signals", signals, forward)
+            .map_err(|e| format!("cannot start the signal thread: {e}"))?
+    };
     let scheduler = Scheduler::new(
         config_path.to_path_buf(),
         Arc::clone(&in_force),

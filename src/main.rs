@@ -27,6 +27,7 @@ mod restic;
 mod restore;
 mod schedule;
 mod shell;
+mod signal;
 mod slots;
 mod source;
 mod time;
