@@ -27,7 +27,6 @@ mod loaded;
 mod maintenance;
 mod metrics;
 mod page;
-mod periodic;
 mod reporter;
 mod retry;
 mod scheduler;

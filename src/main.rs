@@ -21,6 +21,7 @@ mod metadb;
 mod model;
 mod name;
 mod notify;
+mod periodic;
 mod plan;
 mod prune;
 mod restic;

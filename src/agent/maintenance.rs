@@ -9,10 +9,10 @@
 use super::catchup::Ledger;
 use super::control::Control;
 use super::loaded::{InForce, Loaded};
-use super::periodic::Periodic;
 use super::status::Status;
 use crate::metadb::Metadb;
 use crate::model::RestoreRequest;
+use crate::periodic::Periodic;
 use crate::restore::{self, Target};
 use crate::schedule::Schedule;
 use crate::shell::Supervisor;
@@ -43,9 +43,9 @@ pub fn spawn(
     let mut next = Next::default();
     let mut abandoned = false;
     let mut caught_up = false;
-    Periodic::spawn("maintenance", RESTORE_POLL, move |stopping| {
+    Periodic::spawn("maintenance", move |stopping| {
         if stopping {
-            return;
+            return RESTORE_POLL;
         }
         let loaded = in_force.get();
         if !abandoned {
@@ -76,6 +76,7 @@ pub fn spawn(
             verify_now(&control, &status, &metadb, &loaded);
         }
         restore_requests(&control, &status, &metadb, &loaded);
+        RESTORE_POLL
     })
 }
 

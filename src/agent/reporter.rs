@@ -13,11 +13,11 @@
 //! The agent owns it (a [`Periodic`]).
 
 use super::history;
-use super::periodic::Periodic;
 use super::status::{RunningJob, Status};
 use crate::metadb::api::{Plan, PlannedSource};
 use crate::metadb::Metadb;
 use crate::model::ActiveJob;
+use crate::periodic::Periodic;
 use crate::restic;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ pub fn spawn(status: Arc<Status>, metadb: Arc<Metadb>) -> Result<Periodic, Strin
     let mut last: Option<(Vec<ActiveJob>, Instant)> = None;
     let mut history_loaded = false;
     let mut published: Option<(Plan, Instant)> = None;
-    Periodic::spawn("reporter", INTERVAL, move |_stopping| {
+    Periodic::spawn("reporter", move |_stopping| {
         if !history_loaded {
             history::load(&status, &metadb);
             history_loaded = true;
@@ -42,6 +42,7 @@ pub fn spawn(status: Arc<Status>, metadb: Arc<Metadb>) -> Result<Periodic, Strin
         publish(&status, &metadb, &mut published);
         report(&status, &metadb, &mut last);
         flush(&metadb);
+        INTERVAL
     })
 }
 
