@@ -116,10 +116,7 @@ impl Scheduler {
             self.dispatch();
             let sleep = self.sleep_after(now);
             match self.events.recv_timeout(sleep) {
-                Ok(Event::Finished(source)) => {
-                    self.busy.remove(&source);
-                    self.dispatched = self.dispatched.saturating_sub(1);
-                }
+                Ok(Event::Finished(source)) => self.finished(&source),
                 Ok(Event::Signal(SIGHUP)) => self.reload(),
                 Ok(Event::Signal(SIGUSR1)) => {
                     log::info!("SIGUSR1: queueing every source now");
@@ -136,6 +133,12 @@ impl Scheduler {
         self.status.lock().shutting_down = true;
         self.control.shut_down("agent shutting down");
         self.pool.stop();
+    }
+
+    /// A worker is done with `name`: it may be queued again.
+    fn finished(&mut self, name: &str) {
+        self.busy.remove(name);
+        self.dispatched = self.dispatched.saturating_sub(1);
     }
 
     fn source_names(&self) -> Vec<String> {
@@ -319,4 +322,161 @@ fn list(names: &[&String]) -> String {
     }
     let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
     names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::sync::mpsc;
+
+    /// A schedule that never comes during a test.
+    const NEVER: &str = "0 0 1 1 *";
+
+    /// An agent.yml with `sources/` beside it, in a fresh directory.
+    struct Fixture {
+        dir: PathBuf,
+    }
+
+    impl Fixture {
+        fn new(name: &str) -> Fixture {
+            let dir = std::env::temp_dir()
+                .join(format!("tabacco-scheduler-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(dir.join("sources")).unwrap();
+            let agent = format!(
+                "hostname: test-host\nrepository:\n  params:\n    uri: {dir}/repo\n    \
+                 password: secret\nwork_dir: {dir}/work\ncatch_up: false\n",
+                dir = dir.display()
+            );
+            fs::write(dir.join("agent.yml"), agent).unwrap();
+            Fixture { dir }
+        }
+
+        /// Writes source `name` on `schedule` (or removes it, if `None`).
+        fn source(&self, name: &str, schedule: Option<&str>) {
+            let path = self.dir.join("sources").join(format!("{name}.yml"));
+            match schedule {
+                Some(schedule) => fs::write(
+                    path,
+                    format!(
+                        "- name: {name}\n  handler: pipe\n  schedule: \"{schedule}\"\n  \
+                         params:\n    backup_command: \"echo {name}\"\n"
+                    ),
+                )
+                .unwrap(),
+                None => fs::remove_file(path).unwrap(),
+            }
+        }
+
+        /// A scheduler for the configuration as written now.
+        fn scheduler(&self) -> Scheduler {
+            let path = self.dir.join("agent.yml");
+            let config = Config::load(&path).unwrap();
+            let loaded = Arc::new(Loaded::new(config).unwrap());
+            let metadb = Arc::new(Metadb::open(&loaded.config).unwrap());
+            let in_force = Arc::new(InForce::new(loaded));
+            let parts = (Arc::default(), Arc::default(), mpsc::channel());
+            Scheduler::new(path, in_force, metadb, parts.0, parts.1, parts.2).unwrap()
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                let _ = fs::remove_dir_all(&self.dir);
+            }
+        }
+    }
+
+    fn names<'a>(names: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+        let mut names: Vec<&str> = names.map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn reload_schedules_new_sources_and_forgets_removed_ones() {
+        let f = Fixture::new("added");
+        f.source("a", Some(NEVER));
+        f.source("b", Some(NEVER));
+        let mut scheduler = f.scheduler();
+        assert_eq!(names(scheduler.next_run.keys()), ["a", "b"]);
+        f.source("b", None);
+        f.source("c", Some(NEVER));
+        scheduler.reload();
+        assert_eq!(names(scheduler.next_run.keys()), ["a", "c"]);
+        assert_eq!(names(scheduler.status.lock().sources.keys()), ["a", "c"]);
+        let in_force = scheduler.in_force.get();
+        assert!(Arc::ptr_eq(&in_force, &scheduler.loaded));
+        assert!(in_force.source("c").is_some() && in_force.source("b").is_none());
+    }
+
+    #[test]
+    fn reload_keeps_an_unchanged_schedules_next_run_and_replans_a_changed_one() {
+        let f = Fixture::new("changed");
+        f.source("same", Some("0 3 * * *"));
+        f.source("moved", Some("0 3 * * *"));
+        let mut scheduler = f.scheduler();
+        // A next run no schedule would give, as a catch-up would set it.
+        let planned = Utc::now() + chrono::Duration::minutes(7);
+        for name in ["same", "moved"] {
+            scheduler.next_run.insert(name.into(), planned);
+        }
+        f.source("moved", Some("0 4 * * *"));
+        scheduler.reload();
+        assert_eq!(scheduler.next_run["same"], planned);
+        let moved = scheduler.loaded.source("moved").unwrap();
+        let replanned = scheduler.loaded.next_run(moved, Utc::now());
+        assert_eq!(scheduler.next_run.get("moved").copied(), replanned);
+        let status = scheduler.status.lock();
+        assert_eq!(status.sources["moved"].schedule, "0 4 * * *");
+        assert_eq!(status.sources["moved"].next_run, replanned);
+        assert_eq!(status.sources["same"].next_run, Some(planned));
+    }
+
+    #[test]
+    fn reload_unqueues_removed_sources_but_a_running_one_finishes() {
+        let f = Fixture::new("removed");
+        for name in ["kept", "queued", "running"] {
+            f.source(name, Some(NEVER));
+        }
+        let mut scheduler = f.scheduler();
+        // As dispatch() leaves a source a worker took.
+        scheduler.queue("running");
+        scheduler.pending.clear();
+        scheduler.dispatched = 1;
+        scheduler.queue("queued");
+        scheduler.queue("kept");
+        f.source("queued", None);
+        f.source("running", None);
+        scheduler.reload();
+        assert_eq!(Vec::from(scheduler.pending.clone()), ["kept"]);
+        assert_eq!(names(scheduler.busy.iter()), ["kept", "running"]);
+        assert_eq!(scheduler.dispatched, 1);
+        // Its worker's end frees the slot it held.
+        scheduler.finished("running");
+        assert_eq!(names(scheduler.busy.iter()), ["kept"]);
+        assert_eq!(scheduler.dispatched, 0);
+    }
+
+    #[test]
+    fn a_rejected_reload_keeps_the_configuration_in_force() {
+        let f = Fixture::new("rejected");
+        f.source("a", Some(NEVER));
+        let mut scheduler = f.scheduler();
+        let before = Arc::clone(&scheduler.loaded);
+        let next = scheduler.next_run.clone();
+        f.source("a", None);
+        fs::write(
+            f.dir.join("sources/b.yml"),
+            "- name: b\n  handler: nosuch\n",
+        )
+        .unwrap();
+        scheduler.reload();
+        assert!(Arc::ptr_eq(&scheduler.loaded, &before));
+        assert!(Arc::ptr_eq(&scheduler.in_force.get(), &before));
+        assert_eq!(scheduler.next_run, next);
+        assert_eq!(names(scheduler.status.lock().sources.keys()), ["a"]);
+    }
 }
