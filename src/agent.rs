@@ -30,7 +30,6 @@ mod page;
 mod reporter;
 mod retry;
 mod scheduler;
-pub mod seed;
 mod status;
 mod worker;
 

@@ -27,6 +27,7 @@ mod prune;
 mod restic;
 mod restore;
 mod schedule;
+mod seed;
 mod shell;
 mod signal;
 mod slots;

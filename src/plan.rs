@@ -3,10 +3,10 @@
 //! backed up. The agent publishes its whole plan (from its scheduler's
 //! state); `tabacco run` adds the sources it ran, for cron-driven hosts.
 
-use crate::agent::seed;
 use crate::config::Config;
 use crate::metadb::api::{Plan, PlannedSource};
 use crate::metadb::Metadb;
+use crate::seed;
 use crate::source::Source;
 use crate::time;
 use chrono::{Local, Utc};

@@ -2,12 +2,12 @@
 //! this host's seed, sources by name). The scheduler loads it, at start and
 //! on SIGHUP; workers and the maintenance thread hold an `Arc` of the one
 //! they started with. [`InForce`] hands the one in force from the scheduler
-//! to the maintenance thread. It imports only the agent's `seed` and
-//! crate-level modules, so every agent thread can import it.
+//! to the maintenance thread. It imports only crate-level modules, so every
+//! agent thread can import it.
 
-use super::seed;
 use crate::config::Config;
 use crate::restic::Repo;
+use crate::seed;
 use crate::source::Source;
 use chrono::{DateTime, Local, Utc};
 use std::collections::HashMap;

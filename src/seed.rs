@@ -1,7 +1,9 @@
 //! The host's random seed (`random_seed_file`), which places each source's
 //! `@random_every` runs at a stable offset inside their interval: different
 //! on every host and for every source, so that a fleet does not hit the
-//! repository at once, and the same across restarts.
+//! repository at once, and the same across restarts. The agent schedules
+//! with it, and `tabacco run` (see `plan`) tells the metadb the same next
+//! due times; it imports nothing of tabacco's.
 
 use std::fs;
 use std::io::Read;
