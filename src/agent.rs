@@ -1,18 +1,20 @@
 //! The backup daemon: its threads and how they are wired. The scheduler
 //! (on the calling thread) decides what runs when; a pool of workers runs
-//! the backups; a signal thread forwards signals to the scheduler; an
-//! optional HTTP thread serves metrics and a status page; a reporter thread
-//! keeps a remote metadb informed; a maintenance thread prunes, verifies and
-//! carries out restore requests.
+//! the backups; a signal thread (a [`crate::signal::Forwarder`]) forwards
+//! signals to the scheduler; an optional HTTP thread serves metrics and a
+//! status page; a reporter thread keeps a remote metadb informed; a
+//! maintenance thread prunes, verifies and carries out restore requests
+//! (both a [`crate::periodic::Periodic`]).
 //!
 //! What they share is split by purpose: [`status::Status`] is what the
 //! agent knows (read by metrics, the status page and the reporter);
 //! [`control::Control`] is the control plane (the shutdown flag and the
 //! supervisors it stops, the condition retries wait on);
 //! [`loaded::InForce`] hands each configuration the scheduler loads to the
-//! maintenance thread. [`loaded`] and [`event`] import nothing of the
-//! thread modules, so every thread can import them; no thread module
-//! imports another that imports it back.
+//! maintenance thread. `status`, `control`, `loaded` and `event` import no
+//! other module of the agent's, so every thread can import them; no module of the agent
+//! imports another that imports it back. Nothing outside imports the agent
+//! but `cmd::agent`.
 //!
 //! Each thread has one owner that stops and joins it: the pool belongs to
 //! the scheduler, the signal, reporter, maintenance and HTTP threads to [`run`].
