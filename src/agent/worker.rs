@@ -1,8 +1,9 @@
 //! The worker pool: threads that take due jobs from the scheduler, back up
 //! one source each (retrying on repository trouble), record the result in
 //! the status and each attempt in the metadb, and tell the scheduler they
-//! are done; the control plane stops their processes on shutdown. All jobs' datasets
-//! share the pool's [`Slots`]: at most `concurrency` back up at once.
+//! are done; the control plane stops their processes on shutdown. All
+//! jobs' datasets share the pool's [`Slots`]: at most `concurrency` back up
+//! at once.
 //!
 //! The pool is owned by the scheduler: it stops when the scheduler drops its
 //! job sender (workers finish their job, then see the closed channel), and
