@@ -4,8 +4,8 @@
 //! means is the [`Handler`]'s (`metadb::route`, `agent::http`).
 //!
 //! This replaces tiny_http, which the metadb (facing every host of the
-//! fleet) and the agent used: tiny_http's accept thread panics when descriptors run out (the port
-//! is gone while the process lives on), it has no limit on connections,
+//! fleet) and the agent used: tiny_http's accept thread panics when
+//! descriptors run out (the port is gone while the process lives on), it has no limit on connections,
 //! header lines or time, it keeps a connection open after a 413 and reads
 //! the rest of an oversized chunked body as further requests, and it
 //! unfolds a header continued on the next line into a header of its own.

@@ -3,19 +3,19 @@
 //! to tabacco (or Ctrl-C at a terminal) reaches none of them: this module
 //! catches the signal and stops every job's processes, restic with SIGINT so
 //! that it releases its repository lock. Jobs then fail as "stopped", and
-//! no new job starts.
+//! no new job starts. The signals come through a [`signal::Forwarder`].
 
 use crate::shell::Supervisor;
+use crate::signal;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::{Handle, Signals};
+use signal_hook::iterator::Signals;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
 
 /// Forwards termination signals to the supervisors it tracks, until dropped.
 pub struct Interrupt {
     state: Arc<Mutex<State>>,
-    handle: Handle,
-    thread: Option<JoinHandle<()>>,
+    /// Stops forwarding (and joins its thread) when the interrupt is dropped.
+    _forwarder: signal::Forwarder,
 }
 
 #[derive(Default)]
@@ -27,32 +27,29 @@ struct State {
 impl Interrupt {
     /// Starts catching the signals.
     pub fn install() -> std::io::Result<Interrupt> {
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
-        let handle = signals.handle();
+        let signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
         let state = Arc::new(Mutex::new(State::default()));
-        let shared = state.clone();
-        let thread = thread::spawn(move || {
-            for signal in signals.forever() {
-                let name = match signal {
-                    SIGINT => "SIGINT",
-                    SIGTERM => "SIGTERM",
-                    _ => "SIGHUP",
-                };
-                let reason = format!("interrupted by {name}");
-                let supervisors = {
-                    let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
-                    state.reason.get_or_insert(reason.clone());
-                    state.supervisors.clone()
-                };
-                for sup in supervisors {
-                    sup.stop(&reason);
-                }
+        let shared = Arc::clone(&state);
+        let forwarder = signal::Forwarder::spawn("interrupt", signals, move |signal| {
+            let name = match signal {
+                SIGINT => "SIGINT",
+                SIGTERM => "SIGTERM",
+                _ => "SIGHUP",
+            };
+            let reason = format!("interrupted by {name}");
+            let supervisors = {
+                let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                state.reason.get_or_insert(reason.clone());
+                state.supervisors.clone()
+            };
+            for sup in supervisors {
+                sup.stop(&reason);
             }
-        });
+            true
+        })?;
         Ok(Interrupt {
             state,
-            handle,
-            thread: Some(thread),
+            _forwarder: forwarder,
         })
     }
 
@@ -73,14 +70,5 @@ impl Interrupt {
         }
         state.supervisors.push(sup.clone());
         None
-    }
-}
-
-impl Drop for Interrupt {
-    fn drop(&mut self) {
-        self.handle.close();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

@@ -6,7 +6,9 @@
 //! Modules import downwards only, never in a cycle:
 //! - leaves: `time`, `name`, `uri`, `count`, `yaml` (located config files),
 //!   `token`, `seed`, `atom` (configured atoms and their names), `model`,
-//!   `shell`, `schedule`, `retention`;
+//!   `shell`, `schedule`, `retention`, `signal` (one signal forwarder),
+//!   `periodic` (one stoppable periodic thread), `http` (the transport of
+//!   every server);
 //! - `restic` (owns `Repository`, `Password`), then `failure`, `outcome`;
 //!   `hook`, then `handler` (owns `Params`); `notify`; `metadb` (owns its
 //!   client's `Connection`);
@@ -36,6 +38,7 @@ mod model;
 mod name;
 mod notify;
 mod outcome;
+mod periodic;
 mod plan;
 mod prune;
 mod restic;
@@ -44,6 +47,7 @@ mod retention;
 mod schedule;
 mod seed;
 mod shell;
+mod signal;
 mod slots;
 mod source;
 mod time;

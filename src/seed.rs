@@ -1,8 +1,9 @@
 //! The host's random seed (`random_seed_file`), which places each source's
 //! `@random_every` runs at a stable offset inside their interval: different
 //! on every host and for every source, so that a fleet does not hit the
-//! repository at once, and the same across restarts. Read by the agent's
-//! scheduler and by `run`'s plan (see `plan`); imports nothing of tabacco's.
+//! repository at once, and the same across restarts. The agent schedules
+//! with it, and `tabacco run` (see `plan`) tells the metadb the same next
+//! due times; it imports nothing of tabacco's.
 
 use std::fs;
 use std::io::Read;

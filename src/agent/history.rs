@@ -8,15 +8,15 @@
 //! The time is the backup's start, as recorded; a backup with some datasets
 //! recorded counts. A run that finishes before this is loaded wins.
 
-use super::state::{Shared, State};
+use super::status::{State, Status};
 use crate::metadb::Metadb;
 use crate::model::{Backup, FindRequest};
 use chrono::{DateTime, Utc};
 
 /// Loads this host's newest backups into the state (a failure is logged:
 /// the agent works without it).
-pub fn load(shared: &Shared, metadb: &Metadb) {
-    let host = shared.lock().host.clone();
+pub fn load(status: &Status, metadb: &Metadb) {
+    let host = status.lock().host.clone();
     let request = FindRequest {
         pattern: "*".into(),
         host: Some(host),
@@ -24,7 +24,7 @@ pub fn load(shared: &Shared, metadb: &Metadb) {
         older_than: None,
     };
     match metadb.find_atoms(&request) {
-        Ok(backups) => apply(&mut shared.lock(), &backups),
+        Ok(backups) => apply(&mut status.lock(), &backups),
         Err(e) => log::warn!("cannot read earlier backups of this host: {e}"),
     }
 }
@@ -59,7 +59,7 @@ fn apply(state: &mut State, backups: &[Backup]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::state::SourceState;
+    use super::super::status::SourceState;
     use super::*;
     use crate::model::Dataset;
 

@@ -1,12 +1,12 @@
 //! The agent's HTTP server (`--http-addr`): `/metrics`, `/healthz` and the
-//! status page, read-only views of the shared state, on the transport the
+//! status page, read-only views of the agent's status, on the transport the
 //! metadb uses (`crate::http`: its connection cap, deadlines, and an
 //! accept loop that outlives running out of descriptors).
 //!
 //! The server is owned by the agent: stopping (or dropping) it stops
 //! accepting and ends the connections.
 
-use super::state::Shared;
+use super::status::Status;
 use super::{metrics, page};
 use crate::http::{self as transport, Request, Response};
 use std::net::SocketAddr;
@@ -38,7 +38,7 @@ impl Server {
     /// `spool_backlog` reports the metadb spool's size for `/metrics`.
     pub fn start(
         addrs: &[SocketAddr],
-        shared: Arc<Shared>,
+        status: Arc<Status>,
         spool_backlog: Backlog,
     ) -> Result<Server, String> {
         let cannot = |e: &dyn std::fmt::Display| {
@@ -53,7 +53,7 @@ impl Server {
             request: Duration::from_secs(30),
         };
         let views = Arc::new(Views {
-            shared,
+            status,
             spool_backlog,
         });
         let fatal = Arc::new(|why: String| log::error!("http: {why}"));
@@ -85,7 +85,7 @@ impl Drop for Server {
 
 /// What the endpoint shows.
 struct Views {
-    shared: Arc<Shared>,
+    status: Arc<Status>,
     spool_backlog: Backlog,
 }
 
@@ -106,12 +106,12 @@ impl transport::Handler for Views {
                 "/metrics" => {
                     // The backlog may take I/O: ask before taking the lock.
                     let backlog = (self.spool_backlog)();
-                    let text = metrics::render(&self.shared.lock(), backlog);
+                    let text = metrics::render(&self.status.lock(), backlog);
                     (200, "text/plain; version=0.0.4; charset=utf-8", text)
                 }
                 "/healthz" => (200, "text/plain; charset=utf-8", "ok\n".to_string()),
                 "/" => {
-                    let state = self.shared.lock();
+                    let state = self.status.lock();
                     let html = page::render(&state, &state.host, chrono::Utc::now());
                     (200, "text/html; charset=utf-8", html)
                 }

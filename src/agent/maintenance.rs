@@ -2,15 +2,17 @@
 //! retention (`prune_schedule`) and verification (`verify_schedule`) on
 //! their schedules, and carries out this host's restore requests, which it
 //! asks the metadb for every few seconds. One task runs at a time, with the
-//! configuration in force when it starts; shutdown stops its processes.
+//! configuration in force when it starts (from [`InForce`]); the control
+//! plane stops its processes on shutdown; its counters go to the status.
 //! The agent owns the thread (a [`Periodic`]).
 
 use super::catchup::Ledger;
-use super::periodic::Periodic;
-use super::scheduler::Loaded;
-use super::state::Shared;
+use super::control::Control;
+use super::loaded::{InForce, Loaded};
+use super::status::Status;
 use crate::metadb::Metadb;
 use crate::model::RestoreRequest;
+use crate::periodic::Periodic;
 use crate::restore::{self, Target};
 use crate::schedule::Schedule;
 use crate::shell::Supervisor;
@@ -31,15 +33,21 @@ struct Next {
 }
 
 /// Starts the maintenance thread, with the configuration the scheduler
-/// publishes in `shared`.
-pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Periodic, String> {
+/// publishes in `in_force`.
+pub fn spawn(
+    in_force: Arc<InForce>,
+    control: Arc<Control>,
+    status: Arc<Status>,
+    metadb: Arc<Metadb>,
+) -> Result<Periodic, String> {
     let mut next = Next::default();
     let mut abandoned = false;
     let mut caught_up = false;
-    Periodic::spawn("maintenance", RESTORE_POLL, move |stopping| {
-        let Some(loaded) = shared.lock().loaded.clone().filter(|_| !stopping) else {
-            return;
-        };
+    Periodic::spawn("maintenance", move |stopping| {
+        if stopping {
+            return RESTORE_POLL;
+        }
+        let loaded = in_force.get();
         if !abandoned {
             // Requests a previous run of this agent was carrying out when it
             // died would otherwise stay `running` for ever.
@@ -61,13 +69,14 @@ pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Periodic, Strin
         }
         let prune = loaded.config.prune_schedule.as_ref();
         if due(&mut next.prune, prune, loaded.offset("prune"), now) {
-            prune_now(&shared, &metadb, &loaded);
+            prune_now(&control, &status, &metadb, &loaded);
         }
         let verify = loaded.config.verify_schedule.as_ref();
         if due(&mut next.verify, verify, loaded.offset("verify"), now) {
-            verify_now(&shared, &metadb, &loaded);
+            verify_now(&control, &status, &metadb, &loaded);
         }
-        restore_requests(&shared, &metadb, &loaded);
+        restore_requests(&control, &status, &metadb, &loaded);
+        RESTORE_POLL
     })
 }
 
@@ -126,30 +135,30 @@ fn catch_up(next: &mut Next, loaded: &Loaded, now: DateTime<Utc>) {
     }
 }
 
-fn prune_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
-    let ok = run_task(shared, metadb, loaded, "prune", |sup| {
+fn prune_now(control: &Control, status: &Status, metadb: &Metadb, loaded: &Loaded) {
+    let ok = run_task(control, metadb, loaded, "prune", |sup| {
         let forgotten = prune::prune(&loaded.config, metadb, sup, &[], false)?;
         Ok(format!(
             "{} forgotten",
             crate::count::count(forgotten.len(), "snapshot")
         ))
     });
-    let mut state = shared.lock();
+    let mut state = status.lock();
     match ok {
-        Some(true) => state.maintenance_stats.last_pruned = Some(Utc::now()),
-        Some(false) => state.maintenance_stats.prune_failures += 1,
+        Some(true) => state.maintenance.last_pruned = Some(Utc::now()),
+        Some(false) => state.maintenance.prune_failures += 1,
         None => {}
     }
 }
 
-fn verify_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
-    let ok = run_task(shared, metadb, loaded, "verify", |sup| {
+fn verify_now(control: &Control, status: &Status, metadb: &Metadb, loaded: &Loaded) {
+    let ok = run_task(control, metadb, loaded, "verify", |sup| {
         verify::verify(&loaded.config, metadb, sup, &[], None)
     });
-    let mut state = shared.lock();
+    let mut state = status.lock();
     match ok {
-        Some(true) => state.maintenance_stats.last_verified = Some(Utc::now()),
-        Some(false) => state.maintenance_stats.verify_failures += 1,
+        Some(true) => state.maintenance.last_verified = Some(Utc::now()),
+        Some(false) => state.maintenance.verify_failures += 1,
         None => {}
     }
 }
@@ -158,20 +167,20 @@ fn verify_now(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
 /// logs and records how it went: whether it succeeded, or `None` if the
 /// agent is shutting down and it did not run.
 fn run_task(
-    shared: &Shared,
+    control: &Control,
     metadb: &Metadb,
     loaded: &Loaded,
     name: &str,
     task: impl FnOnce(&Supervisor) -> Result<String, String>,
 ) -> Option<bool> {
     let sup = Supervisor::new(loaded.config.priority, name);
-    if !shared.maintain(&sup) {
+    if !control.maintain(&sup) {
         return None;
     }
     let start = Utc::now();
     Ledger::new(&loaded.config.work_dir).record(name, false, start);
     let result = task(&sup);
-    shared.maintenance_done();
+    control.maintenance_done();
     let outcome = result.as_ref().map(drop).map_err(String::as_str);
     let host = &loaded.config.hostname;
     crate::attempt::record(
@@ -186,7 +195,7 @@ fn run_task(
 }
 
 /// Carries out this host's pending restore requests, oldest first.
-fn restore_requests(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
+fn restore_requests(control: &Control, status: &Status, metadb: &Metadb, loaded: &Loaded) {
     let host = &loaded.config.hostname;
     loop {
         let request = match metadb.next_restore_request(host) {
@@ -197,14 +206,14 @@ fn restore_requests(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
                 return;
             }
         };
-        let (state, message) = match carry_out(shared, loaded, &request) {
+        let (state, message) = match carry_out(control, loaded, &request) {
             Ok(summary) => ("succeeded", summary),
             Err(e) => ("failed", e),
         };
         log::info!("restore request {}: {state}: {message}", request.id);
         {
-            let mut s = shared.lock();
-            let stats = &mut s.maintenance_stats;
+            let mut s = status.lock();
+            let stats = &mut s.maintenance;
             *(if state == "succeeded" {
                 &mut stats.restores_succeeded
             } else {
@@ -217,13 +226,17 @@ fn restore_requests(shared: &Shared, metadb: &Metadb, loaded: &Loaded) {
                 request.id
             );
         }
-        if shared.lock().shutting_down {
+        if control.is_shutting_down() {
             return;
         }
     }
 }
 
-fn carry_out(shared: &Shared, loaded: &Loaded, request: &RestoreRequest) -> Result<String, String> {
+fn carry_out(
+    control: &Control,
+    loaded: &Loaded,
+    request: &RestoreRequest,
+) -> Result<String, String> {
     let target = Target::from_request(request.target.as_deref())?;
     log::info!(
         "restore request {}: restoring {}",
@@ -231,14 +244,14 @@ fn carry_out(shared: &Shared, loaded: &Loaded, request: &RestoreRequest) -> Resu
         crate::count::count(request.items.len(), "dataset")
     );
     let track = |sup: &Supervisor| {
-        if shared.maintain(sup) {
+        if control.maintain(sup) {
             None
         } else {
             Some("agent shutting down".to_string())
         }
     };
     let outcome = restore::carry_out(&loaded.config, &request.items, &target, &[], &track);
-    shared.maintenance_done();
+    control.maintenance_done();
     match outcome.failed {
         0 => Ok(outcome.summary()),
         _ => Err(outcome.summary()),

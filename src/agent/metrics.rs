@@ -6,7 +6,7 @@
 //! Per-source values appear once the source has run since the agent
 //! started; failure counters appear per kind once that kind has occurred.
 
-use super::state::{Maintenance, State};
+use super::status::{Maintenance, State};
 use crate::failure::Verdict;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
@@ -161,7 +161,7 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
         family(&mut out, name, "counter", help);
         sample(&mut out, name, &[], counter.load(Ordering::Relaxed));
     }
-    maintenance(&mut out, &state.maintenance_stats);
+    maintenance(&mut out, &state.maintenance);
     out
 }
 
@@ -246,7 +246,7 @@ fn seconds(t: DateTime<Utc>) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::state::{LastRun, SourceState};
+    use super::super::status::{LastRun, SourceState};
     use super::*;
     use crate::failure::Kind;
     use std::time::Duration;

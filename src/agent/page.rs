@@ -3,7 +3,7 @@
 //! jobs with restic's progress. Every value is HTML-escaped; the page has
 //! no scripts and no external resources.
 
-use super::state::State;
+use super::status::State;
 use crate::failure::Verdict;
 use crate::html::escape;
 use crate::time;
@@ -115,7 +115,7 @@ pub fn render(state: &State, host: &str, now: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::state::{LastRun, SourceState};
+    use super::super::status::{LastRun, SourceState};
     use super::*;
     use crate::failure::{Failure, Kind};
     use std::time::Duration;

@@ -13,11 +13,11 @@
 //! The agent owns it (a [`Periodic`]).
 
 use super::history;
-use super::periodic::Periodic;
-use super::state::{RunningJob, Shared};
+use super::status::{RunningJob, Status};
 use crate::metadb::api::{Plan, PlannedSource};
 use crate::metadb::Metadb;
 use crate::model::ActiveJob;
+use crate::periodic::Periodic;
 use crate::restic;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,31 +28,28 @@ const INTERVAL: Duration = Duration::from_secs(30);
 const IDLE_REPEAT: Duration = Duration::from_secs(600);
 
 /// Starts the reporter thread for `metadb`; the sources must be in
-/// `shared`. Stop it once no job runs: it reports that, and delivers what
+/// `status`. Stop it once no job runs: it reports that, and delivers what
 /// the spool holds, before it ends (each within the metadb client's timeout).
-pub fn spawn(shared: Arc<Shared>, metadb: Arc<Metadb>) -> Result<Periodic, String> {
+pub fn spawn(status: Arc<Status>, metadb: Arc<Metadb>) -> Result<Periodic, String> {
     let mut last: Option<(Vec<ActiveJob>, Instant)> = None;
     let mut history_loaded = false;
     let mut published: Option<(Plan, Instant)> = None;
-    Periodic::spawn("reporter", INTERVAL, move |_stopping| {
+    Periodic::spawn("reporter", move |_stopping| {
         if !history_loaded {
-            history::load(&shared, &metadb);
+            history::load(&status, &metadb);
             history_loaded = true;
         }
-        publish(&shared, &metadb, &mut published);
-        report(&shared, &metadb, &mut last);
+        publish(&status, &metadb, &mut published);
+        report(&status, &metadb, &mut last);
         flush(&metadb);
+        INTERVAL
     })
 }
 
 /// Publishes the plan if it changed, or if the last publication is old.
-fn publish(shared: &Shared, metadb: &Metadb, last: &mut Option<(Plan, Instant)>) {
+fn publish(status: &Status, metadb: &Metadb, last: &mut Option<(Plan, Instant)>) {
     let plan = {
-        let state = shared.lock();
-        let grace = |name: &str| {
-            let source = state.loaded.as_ref()?.source(name)?;
-            source.overdue_grace.map(|g| g.as_secs())
-        };
+        let state = status.lock();
         Plan {
             host: state.host.clone(),
             replace: true,
@@ -63,7 +60,7 @@ fn publish(shared: &Shared, metadb: &Metadb, last: &mut Option<(Plan, Instant)>)
                     source: name.clone(),
                     schedule: source.schedule.clone(),
                     next_due: source.next_run.map(crate::time::format),
-                    overdue_grace: grace(name),
+                    overdue_grace: source.overdue_grace.map(|g| g.as_secs()),
                 })
                 .collect(),
         }
@@ -90,9 +87,9 @@ fn flush(metadb: &Metadb) {
 }
 
 /// Reports the running jobs if they changed, or if the last report is old.
-fn report(shared: &Shared, metadb: &Metadb, last: &mut Option<(Vec<ActiveJob>, Instant)>) {
+fn report(status: &Status, metadb: &Metadb, last: &mut Option<(Vec<ActiveJob>, Instant)>) {
     let (host, jobs) = {
-        let state = shared.lock();
+        let state = status.lock();
         let jobs: Vec<ActiveJob> = state
             .running
             .iter()

@@ -7,14 +7,14 @@
 //! (a signal, or a worker that finished), so an idle agent costs nothing.
 
 use super::catchup::Ledger;
-use super::state::Shared;
+use super::control::Control;
+use super::event::Event;
+use super::loaded::{InForce, Loaded};
+use super::status::Status;
 use super::worker::{Job, Pool};
 use crate::config::Config;
 use crate::metadb::Metadb;
-use crate::restic::Repo;
-use crate::seed;
-use crate::source::Source;
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Utc};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -25,66 +25,6 @@ use std::time::{Duration, Instant};
 /// The longest sleep: wall-clock time may jump (suspend, NTP) while
 /// `recv_timeout` measures monotonic time.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
-
-/// What wakes the scheduler.
-#[derive(Debug)]
-pub enum Event {
-    /// A signal the agent handles.
-    Signal(i32),
-    /// A worker is done with this source.
-    Finished(String),
-}
-
-/// One loaded configuration and what is derived from it. Jobs hold an `Arc`
-/// of the one they started with.
-pub struct Loaded {
-    pub config: Config,
-    pub repo: Repo,
-    seed: Vec<u8>,
-    /// Index of each source in `config.sources`, by name.
-    by_name: HashMap<String, usize>,
-}
-
-impl Loaded {
-    /// Reads the seed `config` names, creating it if needed.
-    pub fn new(config: Config) -> Result<Loaded, String> {
-        let seed = seed::load_or_create(&config.random_seed_file)?;
-        let by_name = config
-            .sources
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.clone(), i))
-            .collect();
-        Ok(Loaded {
-            repo: Repo::new(config.repository.clone()),
-            config,
-            seed,
-            by_name,
-        })
-    }
-
-    /// The source called `name`.
-    pub fn source(&self, name: &str) -> Option<&Source> {
-        self.by_name
-            .get(name)
-            .and_then(|&i| self.config.sources.get(i))
-    }
-
-    /// This host's stable offset for `@random_every` schedules of `name`.
-    pub fn offset(&self, name: &str) -> u64 {
-        seed::offset(&self.seed, name)
-    }
-
-    /// The first run of `source` strictly after `now`.
-    fn next_run(&self, source: &Source, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let offset = seed::offset(&self.seed, &source.name);
-        // crontab times are local times.
-        source
-            .schedule
-            .next_after(&now.with_timezone(&Local), offset)
-            .map(|t| t.with_timezone(&Utc))
-    }
-}
 
 /// The main loop's state.
 pub struct Scheduler {
@@ -98,30 +38,38 @@ pub struct Scheduler {
     /// How many of `busy` a worker holds.
     dispatched: usize,
     pool: Pool,
-    shared: Arc<Shared>,
+    status: Arc<Status>,
+    control: Arc<Control>,
+    /// Where each loaded configuration is published for the maintenance thread.
+    in_force: Arc<InForce>,
     events: Receiver<Event>,
 }
 
 impl Scheduler {
-    /// A scheduler for `loaded`, with its worker pool started.
+    /// A scheduler for the configuration in force, with its worker pool
+    /// started.
     pub fn new(
         config_path: PathBuf,
-        loaded: Loaded,
+        in_force: Arc<InForce>,
         metadb: Arc<Metadb>,
-        shared: Arc<Shared>,
+        status: Arc<Status>,
+        control: Arc<Control>,
         events: (Sender<Event>, Receiver<Event>),
     ) -> Result<Scheduler, String> {
-        let mut pool = Pool::new(Arc::clone(&shared), metadb, events.0)?;
+        let loaded = in_force.get();
+        let mut pool = Pool::new(Arc::clone(&status), Arc::clone(&control), metadb, events.0)?;
         pool.resize(loaded.config.concurrency)?;
         let mut scheduler = Scheduler {
             config_path,
-            loaded: Arc::new(loaded),
+            loaded,
             next_run: HashMap::new(),
             pending: VecDeque::new(),
             busy: HashSet::new(),
             dispatched: 0,
             pool,
-            shared,
+            status,
+            control,
+            in_force,
             events: events.1,
         };
         let now = Utc::now();
@@ -148,7 +96,7 @@ impl Scheduler {
                 continue;
             }
             self.next_run.insert(source.name.clone(), at);
-            if let Some(entry) = self.shared.lock().sources.get_mut(&source.name) {
+            if let Some(entry) = self.status.lock().sources.get_mut(&source.name) {
                 entry.next_run = Some(at);
             }
         }
@@ -168,10 +116,7 @@ impl Scheduler {
             self.dispatch();
             let sleep = self.sleep_after(now);
             match self.events.recv_timeout(sleep) {
-                Ok(Event::Finished(source)) => {
-                    self.busy.remove(&source);
-                    self.dispatched = self.dispatched.saturating_sub(1);
-                }
+                Ok(Event::Finished(source)) => self.finished(&source),
                 Ok(Event::Signal(SIGHUP)) => self.reload(),
                 Ok(Event::Signal(SIGUSR1)) => {
                     log::info!("SIGUSR1: queueing every source now");
@@ -185,8 +130,15 @@ impl Scheduler {
         }
         log::info!("shutting down: stopping running jobs");
         self.pending.clear();
-        self.shared.shut_down("agent shutting down");
+        self.status.lock().shutting_down = true;
+        self.control.shut_down("agent shutting down");
         self.pool.stop();
+    }
+
+    /// A worker is done with `name`: it may be queued again.
+    fn finished(&mut self, name: &str) {
+        self.busy.remove(name);
+        self.dispatched = self.dispatched.saturating_sub(1);
     }
 
     fn source_names(&self) -> Vec<String> {
@@ -195,12 +147,13 @@ impl Scheduler {
     }
 
     /// Computes next runs for sources that have none (new ones), and
-    /// publishes schedules and next runs to the shared state.
+    /// publishes schedules and next runs to the status, the configuration
+    /// to the maintenance thread.
     fn plan(&mut self, now: DateTime<Utc>) {
         let loaded = Arc::clone(&self.loaded);
-        let mut state = self.shared.lock();
+        self.in_force.publish(Arc::clone(&loaded));
+        let mut state = self.status.lock();
         state.host.clone_from(&loaded.config.hostname);
-        state.loaded = Some(Arc::clone(&loaded));
         state
             .sources
             .retain(|name, _| loaded.source(name).is_some());
@@ -212,6 +165,7 @@ impl Scheduler {
             }
             let entry = state.sources.entry(source.name.clone()).or_default();
             entry.schedule = source.schedule.to_string();
+            entry.overdue_grace = source.overdue_grace;
             entry.next_run = self.next_run.get(&source.name).copied();
         }
     }
@@ -230,7 +184,7 @@ impl Scheduler {
                 Some(t) => self.next_run.insert(source.name.clone(), t),
                 None => self.next_run.remove(&source.name),
             };
-            if let Some(entry) = self.shared.lock().sources.get_mut(&source.name) {
+            if let Some(entry) = self.status.lock().sources.get_mut(&source.name) {
                 entry.next_run = self.next_run.get(&source.name).copied();
             }
             self.queue(&source.name);
@@ -241,7 +195,7 @@ impl Scheduler {
     fn queue(&mut self, name: &str) {
         if self.busy.contains(name) {
             log::warn!("source {name}: previous backup still running or queued; not started again");
-            if let Some(entry) = self.shared.lock().sources.get_mut(name) {
+            if let Some(entry) = self.status.lock().sources.get_mut(name) {
                 entry.overlaps += 1;
             }
             return;
@@ -368,4 +322,163 @@ fn list(names: &[&String]) -> String {
     }
     let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
     names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::sync::mpsc;
+
+    /// A schedule that never comes during a test.
+    const NEVER: &str = "0 0 1 1 *";
+
+    /// An agent.yml with `sources/` beside it, in a fresh directory.
+    struct Fixture {
+        dir: PathBuf,
+    }
+
+    impl Fixture {
+        fn new(name: &str) -> Fixture {
+            let dir = std::env::temp_dir()
+                .join(format!("tabacco-scheduler-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(dir.join("sources")).unwrap();
+            let agent = format!(
+                "hostname: test-host\nrepository:\n  params:\n    uri: {dir}/repo\n    \
+                 password: secret\nwork_dir: {dir}/work\ncatch_up: false\n",
+                dir = dir.display()
+            );
+            fs::write(dir.join("agent.yml"), agent).unwrap();
+            Fixture { dir }
+        }
+
+        /// Writes source `name` on `schedule` (or removes it, if `None`).
+        fn source(&self, name: &str, schedule: Option<&str>) {
+            let path = self.dir.join("sources").join(format!("{name}.yml"));
+            match schedule {
+                Some(schedule) => fs::write(
+                    path,
+                    format!(
+                        "- name: {name}\n  handler: pipe\n  schedule: \"{schedule}\"\n  \
+                         params:\n    backup_command: \"echo {name}\"\n"
+                    ),
+                )
+                .unwrap(),
+                None => fs::remove_file(path).unwrap(),
+            }
+        }
+
+        /// A scheduler for the configuration as written now.
+        fn scheduler(&self) -> Scheduler {
+            let path = self.dir.join("agent.yml");
+            let config = Config::load(&path).unwrap();
+            let loaded = Arc::new(Loaded::new(config).unwrap());
+            let metadb = Arc::new(
+                Metadb::open(&loaded.config.work_dir, loaded.config.metadb.as_ref()).unwrap(),
+            );
+            let in_force = Arc::new(InForce::new(loaded));
+            let parts = (Arc::default(), Arc::default(), mpsc::channel());
+            Scheduler::new(path, in_force, metadb, parts.0, parts.1, parts.2).unwrap()
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                let _ = fs::remove_dir_all(&self.dir);
+            }
+        }
+    }
+
+    fn names<'a>(names: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+        let mut names: Vec<&str> = names.map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn reload_schedules_new_sources_and_forgets_removed_ones() {
+        let f = Fixture::new("added");
+        f.source("a", Some(NEVER));
+        f.source("b", Some(NEVER));
+        let mut scheduler = f.scheduler();
+        assert_eq!(names(scheduler.next_run.keys()), ["a", "b"]);
+        f.source("b", None);
+        f.source("c", Some(NEVER));
+        scheduler.reload();
+        assert_eq!(names(scheduler.next_run.keys()), ["a", "c"]);
+        assert_eq!(names(scheduler.status.lock().sources.keys()), ["a", "c"]);
+        let in_force = scheduler.in_force.get();
+        assert!(Arc::ptr_eq(&in_force, &scheduler.loaded));
+        assert!(in_force.source("c").is_some() && in_force.source("b").is_none());
+    }
+
+    #[test]
+    fn reload_keeps_an_unchanged_schedules_next_run_and_replans_a_changed_one() {
+        let f = Fixture::new("changed");
+        f.source("same", Some("0 3 * * *"));
+        f.source("moved", Some("0 3 * * *"));
+        let mut scheduler = f.scheduler();
+        // A next run no schedule would give, as a catch-up would set it.
+        let planned = Utc::now() + chrono::Duration::minutes(7);
+        for name in ["same", "moved"] {
+            scheduler.next_run.insert(name.into(), planned);
+        }
+        f.source("moved", Some("0 4 * * *"));
+        scheduler.reload();
+        assert_eq!(scheduler.next_run["same"], planned);
+        let moved = scheduler.loaded.source("moved").unwrap();
+        let replanned = scheduler.loaded.next_run(moved, Utc::now());
+        assert_eq!(scheduler.next_run.get("moved").copied(), replanned);
+        let status = scheduler.status.lock();
+        assert_eq!(status.sources["moved"].schedule, "0 4 * * *");
+        assert_eq!(status.sources["moved"].next_run, replanned);
+        assert_eq!(status.sources["same"].next_run, Some(planned));
+    }
+
+    #[test]
+    fn reload_unqueues_removed_sources_but_a_running_one_finishes() {
+        let f = Fixture::new("removed");
+        for name in ["kept", "queued", "running"] {
+            f.source(name, Some(NEVER));
+        }
+        let mut scheduler = f.scheduler();
+        // As dispatch() leaves a source a worker took.
+        scheduler.queue("running");
+        scheduler.pending.clear();
+        scheduler.dispatched = 1;
+        scheduler.queue("queued");
+        scheduler.queue("kept");
+        f.source("queued", None);
+        f.source("running", None);
+        scheduler.reload();
+        assert_eq!(Vec::from(scheduler.pending.clone()), ["kept"]);
+        assert_eq!(names(scheduler.busy.iter()), ["kept", "running"]);
+        assert_eq!(scheduler.dispatched, 1);
+        // Its worker's end frees the slot it held.
+        scheduler.finished("running");
+        assert_eq!(names(scheduler.busy.iter()), ["kept"]);
+        assert_eq!(scheduler.dispatched, 0);
+    }
+
+    #[test]
+    fn a_rejected_reload_keeps_the_configuration_in_force() {
+        let f = Fixture::new("rejected");
+        f.source("a", Some(NEVER));
+        let mut scheduler = f.scheduler();
+        let before = Arc::clone(&scheduler.loaded);
+        let next = scheduler.next_run.clone();
+        f.source("a", None);
+        fs::write(
+            f.dir.join("sources/b.yml"),
+            "- name: b\n  handler: nosuch\n",
+        )
+        .unwrap();
+        scheduler.reload();
+        assert!(Arc::ptr_eq(&scheduler.loaded, &before));
+        assert!(Arc::ptr_eq(&scheduler.in_force.get(), &before));
+        assert_eq!(scheduler.next_run, next);
+        assert_eq!(names(scheduler.status.lock().sources.keys()), ["a"]);
+    }
 }

@@ -1,17 +1,20 @@
 //! The worker pool: threads that take due jobs from the scheduler, back up
 //! one source each (retrying on repository trouble), record the result in
-//! the shared state and each attempt in the metadb, and tell the scheduler
-//! they are done. All jobs' datasets
-//! share the pool's [`Slots`]: at most `concurrency` back up at once.
+//! the status and each attempt in the metadb, and tell the scheduler they
+//! are done; the control plane stops their processes on shutdown. All
+//! jobs' datasets share the pool's [`Slots`]: at most `concurrency` back up
+//! at once.
 //!
 //! The pool is owned by the scheduler: it stops when the scheduler drops its
 //! job sender (workers finish their job, then see the closed channel), and
 //! [`Pool::stop`] joins them.
 
 use super::catchup::Ledger;
+use super::control::Control;
+use super::event::Event;
+use super::loaded::Loaded;
 use super::retry::Backoff;
-use super::scheduler::{Event, Loaded};
-use super::state::{LastRun, Shared};
+use super::status::{LastRun, Status};
 use crate::attempt;
 use crate::failure::{self, Kind};
 use crate::job::{self, Env};
@@ -40,7 +43,8 @@ pub struct Job {
 
 /// What every worker shares.
 struct Context {
-    shared: Arc<Shared>,
+    status: Arc<Status>,
+    control: Arc<Control>,
     metadb: Arc<Metadb>,
     /// Bounds the datasets backing up at once across all workers.
     slots: Slots,
@@ -58,21 +62,31 @@ pub struct Pool {
     threads: Vec<JoinHandle<()>>,
 }
 
+impl Context {
+    /// Forgets the job of `source`: its worker is done with it.
+    fn finish(&self, source: &str) {
+        self.control.release(source);
+        self.status.finish(source);
+    }
+}
+
 impl Pool {
     /// A pool with neither threads nor slots yet; see [`Pool::resize`].
     pub fn new(
-        shared: Arc<Shared>,
+        status: Arc<Status>,
+        control: Arc<Control>,
         metadb: Arc<Metadb>,
         events: Sender<Event>,
     ) -> Result<Pool, String> {
         let (jobs, queue) = mpsc::channel();
-        let counts = Arc::clone(&shared.lock().notifications);
+        let counts = Arc::clone(&status.lock().notifications);
         Ok(Pool {
             jobs: Some(jobs),
             queue: Arc::new(Mutex::new(queue)),
             events,
             context: Arc::new(Context {
-                shared,
+                status,
+                control,
                 metadb,
                 slots: Slots::new(0),
                 notifier: Notifier::spawn(counts)?,
@@ -137,7 +151,7 @@ fn work(queue: &Mutex<Receiver<Job>>, context: &Context, events: &Sender<Event>)
         if run.is_err() {
             log::error!("source {}: the backup job panicked (a bug)", job.source);
         }
-        context.shared.finish(&job.source);
+        context.finish(&job.source);
         let _ = events.send(Event::Finished(job.source));
     }
 }
@@ -158,11 +172,12 @@ fn run(context: &Context, job: &Job) {
     loop {
         let backup_id = model::new_id();
         let sup = Supervisor::new(config.priority, format!("{} {backup_id}", source.name));
-        if !context.shared.start_attempt(&source.name, &backup_id, &sup) {
+        if !context.control.supervise(&source.name, &sup) {
             return;
         }
+        context.status.start_attempt(&source.name, &backup_id);
         let progress = |_: &str, status: &restic::Status| {
-            context.shared.set_progress(&source.name, status);
+            context.status.set_progress(&source.name, status);
         };
         let env = Env {
             config,
@@ -208,7 +223,7 @@ fn run(context: &Context, job: &Job) {
             duration,
             errors: outcome.errors,
         };
-        context.shared.record(&source.name, run, bytes_added, files);
+        context.status.record(&source.name, run, bytes_added, files);
 
         if !kinds.iter().any(|k| k.is_transient()) {
             return;
@@ -228,7 +243,8 @@ fn run(context: &Context, job: &Job) {
             source.name,
             delay.as_secs()
         );
-        if !context.shared.wait_to_retry(&source.name, delay) {
+        context.status.waiting_to_retry(&source.name, delay);
+        if !context.control.wait_to_retry(&source.name, delay) {
             return;
         }
     }
@@ -253,7 +269,7 @@ fn report(outcome: &Outcome, duration: Duration, dry_run: bool) {
 /// with `restic unlock`; live locks of other processes stay.
 fn unlock(context: &Context, loaded: &Loaded, source: &str, backup_id: &str) {
     let sup = Supervisor::new(loaded.config.priority, format!("{source} {backup_id}"));
-    if !context.shared.supervise(source, &sup) {
+    if !context.control.supervise(source, &sup) {
         return;
     }
     match loaded.repo.unlock(&sup) {

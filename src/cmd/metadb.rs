@@ -1,11 +1,13 @@
 //! `tabacco metadb`: the metadata server as a daemon. This module reads
 //! `metadb.yml`, starts the server, and turns signals into actions: SIGHUP
 //! reloads the policy (a bad configuration keeps the old one), SIGTERM and
-//! SIGINT stop it cleanly. The HTTP side is `metadb::server`'s.
+//! SIGINT stop it cleanly (a [`signal::Forwarder`] hands them to the main
+//! loop). The HTTP side is `metadb::server`'s.
 
 use crate::cmd::Exit;
 use crate::metadb::config::Config;
 use crate::metadb::server;
+use crate::signal;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::path::Path;
@@ -35,7 +37,7 @@ pub fn metadb(path: &Path, http_addr: Option<&str>) -> Result<(), Exit> {
     limit_malloc_arenas();
     raise_descriptor_limit();
     // Before any thread exists, so that every thread inherits the mask.
-    let mut signals = Signals::new([SIGHUP, SIGINT, SIGTERM])
+    let signals = Signals::new([SIGHUP, SIGINT, SIGTERM])
         .map_err(|e| Exit::Error(format!("cannot install signal handlers: {e}")))?;
     let (events, next_event) = mpsc::channel();
     let fatal_events = events.clone();
@@ -46,18 +48,9 @@ pub fn metadb(path: &Path, http_addr: Option<&str>) -> Result<(), Exit> {
         server::Error::Config(msg) => Exit::Usage(msg),
         server::Error::Start(msg) => Exit::Error(msg),
     })?;
-    let handle = signals.handle();
-    let signal_thread = std::thread::Builder::new()
-        .name("metadb-signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                if events.send(Event::Signal(signal)).is_err() {
-                    break;
-                }
-            }
-        });
-    let signal_thread = match signal_thread {
-        Ok(thread) => thread,
+    let forward = move |signal| events.send(Event::Signal(signal)).is_ok();
+    let forwarder = match signal::Forwarder::spawn("metadb-signals", signals, forward) {
+        Ok(forwarder) => forwarder,
         Err(e) => {
             running.shutdown();
             return Err(Exit::Error(format!("cannot start the signal thread: {e}")));
@@ -94,8 +87,7 @@ pub fn metadb(path: &Path, http_addr: Option<&str>) -> Result<(), Exit> {
         }
     }
     running.shutdown();
-    handle.close();
-    let _ = signal_thread.join();
+    forwarder.stop();
     if result.is_ok() {
         log::info!("stopped");
     }

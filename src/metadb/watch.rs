@@ -3,26 +3,23 @@
 //! source becomes `overdue`, a host `silent` (nothing heard for
 //! `silent_after`), and when either is `recovered`: once per transition.
 //! What it remembers is in memory: after a restart, problems still there
-//! are told once more. The status itself is the store's and the server's.
+//! are told once more. The status itself is the store's and the server's;
+//! the thread is a [`Periodic`] whose interval is the policy's at each look.
 
 use crate::metadb::api::StatusRow;
 use crate::metadb::config::Policy;
 use crate::notify::{Counts, Event, Notice, Notifier};
+use crate::periodic::Periodic;
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 /// How long the watch waits for its last notifications when stopped.
 const STOP_BOUND: Duration = Duration::from_secs(2);
 
 /// Owns the watch thread.
-pub struct Watch {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct Watch(Periodic);
 
 /// What was a problem at the last look.
 #[derive(Default)]
@@ -39,54 +36,33 @@ impl Watch {
         status: impl Fn(&Policy) -> Result<Vec<StatusRow>, String> + Send + 'static,
         counts: Arc<Counts>,
     ) -> Result<Watch, String> {
-        let notifier = Notifier::spawn(counts)?;
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = thread::Builder::new()
-            .name("metadb-watch".into())
-            .spawn(move || {
-                let mut seen = Seen::default();
-                loop {
-                    let policy = policy();
-                    if !policy.notify.is_empty() {
-                        match status(&policy) {
-                            Ok(rows) => {
-                                for (event, notice) in seen.update(&rows, &policy, Utc::now()) {
-                                    notifier.tell(&policy.notify, &[event], &notice);
-                                }
-                            }
-                            Err(e) => log::error!("metadb: watch: cannot read the status: {e}"),
+        let mut notifier = Some(Notifier::spawn(counts)?);
+        let mut seen = Seen::default();
+        let periodic = Periodic::spawn("metadb-watch", move |stopping| {
+            let policy = policy();
+            if stopping {
+                if let Some(notifier) = notifier.take() {
+                    notifier.finish(STOP_BOUND);
+                }
+            } else if let Some(notifier) = notifier.as_ref().filter(|_| !policy.notify.is_empty()) {
+                match status(&policy) {
+                    Ok(rows) => {
+                        for (event, notice) in seen.update(&rows, &policy, Utc::now()) {
+                            notifier.tell(&policy.notify, &[event], &notice);
                         }
                     }
-                    match stopped.recv_timeout(policy.watch_interval) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                    }
+                    Err(e) => log::error!("metadb: watch: cannot read the status: {e}"),
                 }
-                notifier.finish(STOP_BOUND);
-            })
-            .map_err(|e| format!("cannot start the watch thread: {e}"))?;
-        Ok(Watch {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+            }
+            policy.watch_interval
+        })?;
+        Ok(Watch(periodic))
     }
 
-    /// Stops the thread and joins it.
-    pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        self.shut();
+    /// Stops the thread (after what it has to notify is sent, within a
+    /// bound) and joins it.
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 

@@ -1,26 +1,23 @@
-//! What the agent knows about its sources and running jobs, shared by the
-//! scheduler (schedules, overlaps), the workers (results, progress) and the
-//! HTTP thread (which only reads it). It also carries the shutdown flag that
-//! stops every running job's processes and wakes workers waiting to retry.
+//! What the agent knows about its sources and running jobs: the status
+//! that `/metrics`, the status page and the reporter read. The scheduler
+//! writes schedules, next runs and overlaps; the workers results and
+//! progress; the maintenance thread its counters. Nothing here stops or
+//! wakes anything (that is `control`'s), and it imports nothing of the
+//! agent's.
 //!
 //! Everything here lives in memory: after a restart the metrics start empty
 //! and fill as backups run.
 
-use super::scheduler::Loaded;
 use crate::failure::{Failure, Kind};
 use crate::restic;
-use crate::shell::Supervisor;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-/// The state and the condition workers wait on between retries.
+/// The agent's status, behind one lock.
 #[derive(Default)]
-pub struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-}
+pub struct Status(Mutex<State>);
 
 /// A snapshot-able view of the agent.
 #[derive(Default)]
@@ -31,13 +28,9 @@ pub struct State {
     pub sources: BTreeMap<String, SourceState>,
     /// Jobs taken by a worker, by source name (a source runs at most once).
     pub running: BTreeMap<String, RunningJob>,
+    /// Shown once the scheduler has begun shutting the agent down.
     pub shutting_down: bool,
-    /// The configuration in force, for the maintenance thread.
-    pub loaded: Option<Arc<Loaded>>,
-    /// The processes of the maintenance thread's current task (several for
-    /// a restore), stopped on shutdown.
-    pub maintenance: Vec<Supervisor>,
-    pub maintenance_stats: Maintenance,
+    pub maintenance: Maintenance,
     /// Notifications sent and given up, counted by the notifier's thread.
     pub notifications: Arc<crate::notify::Counts>,
 }
@@ -58,6 +51,8 @@ pub struct Maintenance {
 pub struct SourceState {
     /// The `schedule:` value as written.
     pub schedule: String,
+    /// The source's `overdue_grace`, for the plan the reporter publishes.
+    pub overdue_grace: Option<Duration>,
     pub next_run: Option<DateTime<Utc>>,
     /// The last finished attempt.
     pub last: Option<LastRun>,
@@ -90,23 +85,17 @@ pub struct RunningJob {
     pub progress: Option<restic::Status>,
     /// Set while waiting to retry.
     pub retry_at: Option<DateTime<Utc>>,
-    /// The processes of the current attempt, stopped on shutdown.
-    supervisor: Option<Supervisor>,
 }
 
-impl Shared {
-    /// The state, for reading or for a change that needs no waking.
+impl Status {
+    /// The state, for reading or for a change.
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers an attempt of `source` under `sup`; false (and nothing
-    /// registered) once the agent is shutting down.
-    pub fn start_attempt(&self, source: &str, backup_id: &str, sup: &Supervisor) -> bool {
+    /// Shows a new attempt of `source`: the first, or one more retry.
+    pub fn start_attempt(&self, source: &str, backup_id: &str) {
         let mut state = self.lock();
-        if state.shutting_down {
-            return false;
-        }
         let attempt = state.running.get(source).map_or(1, |job| job.attempt + 1);
         state.running.insert(
             source.to_string(),
@@ -116,23 +105,8 @@ impl Shared {
                 attempt,
                 progress: None,
                 retry_at: None,
-                supervisor: Some(sup.clone()),
             },
         );
-        true
-    }
-
-    /// Puts `sup` in charge of `source`'s processes (e.g. for `restic
-    /// unlock`); false once the agent is shutting down.
-    pub fn supervise(&self, source: &str, sup: &Supervisor) -> bool {
-        let mut state = self.lock();
-        if state.shutting_down {
-            return false;
-        }
-        if let Some(job) = state.running.get_mut(source) {
-            job.supervisor = Some(sup.clone());
-        }
-        true
     }
 
     /// Records restic's progress for the running job of `source`.
@@ -163,89 +137,30 @@ impl Shared {
         entry.last = Some(run);
     }
 
-    /// Waits `delay` before a retry of `source`; false if the agent began
-    /// shutting down meanwhile.
-    pub fn wait_to_retry(&self, source: &str, delay: Duration) -> bool {
-        let mut state = self.lock();
-        if let Some(job) = state.running.get_mut(source) {
-            job.supervisor = None;
+    /// Shows `source` as waiting `delay` to retry.
+    pub fn waiting_to_retry(&self, source: &str, delay: Duration) {
+        if let Some(job) = self.lock().running.get_mut(source) {
             job.progress = None;
             job.retry_at = chrono::Duration::from_std(delay)
                 .ok()
                 .and_then(|d| Utc::now().checked_add_signed(d));
         }
-        let (state, _) = self
-            .changed
-            .wait_timeout_while(state, delay, |s| !s.shutting_down)
-            .unwrap_or_else(PoisonError::into_inner);
-        !state.shutting_down
-    }
-
-    /// Adds `sup` to the maintenance thread's current task; false once the
-    /// agent is shutting down.
-    pub fn maintain(&self, sup: &Supervisor) -> bool {
-        let mut state = self.lock();
-        state.maintenance.push(sup.clone());
-        !state.shutting_down
-    }
-
-    /// The maintenance thread's task is over.
-    pub fn maintenance_done(&self) {
-        self.lock().maintenance.clear();
     }
 
     /// Forgets the job of `source`: its worker is done with it.
     pub fn finish(&self, source: &str) {
         self.lock().running.remove(source);
     }
-
-    /// Stops every running job's processes with `reason`, refuses new
-    /// attempts and wakes workers waiting to retry.
-    pub fn shut_down(&self, reason: &str) {
-        let supervisors: Vec<Supervisor> = {
-            let mut state = self.lock();
-            state.shutting_down = true;
-            let jobs = state
-                .running
-                .values()
-                .filter_map(|job| job.supervisor.clone());
-            jobs.chain(state.maintenance.iter().cloned()).collect()
-        };
-        self.changed.notify_all();
-        // Outside the lock: stop() logs, and workers need the lock to finish.
-        for sup in supervisors {
-            sup.stop(reason);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shell::Priority;
-    use std::time::Instant;
-
-    #[test]
-    fn shutdown_wakes_a_waiting_retry_and_refuses_new_attempts() {
-        let shared = Arc::new(Shared::default());
-        let sup = Supervisor::new(Priority::default(), "s b");
-        assert!(shared.start_attempt("s", "b", &sup));
-        let waiter = {
-            let shared = Arc::clone(&shared);
-            std::thread::spawn(move || shared.wait_to_retry("s", Duration::from_secs(60)))
-        };
-        std::thread::sleep(Duration::from_millis(50));
-        let started = Instant::now();
-        shared.shut_down("test");
-        assert!(!waiter.join().unwrap());
-        assert!(started.elapsed() < Duration::from_secs(5));
-        assert!(!shared.start_attempt("s", "c", &sup));
-    }
 
     #[test]
     fn results_are_recorded_and_failures_counted_by_kind() {
-        let shared = Shared::default();
-        shared
+        let status = Status::default();
+        status
             .lock()
             .sources
             .insert("s".into(), SourceState::default());
@@ -258,8 +173,8 @@ mod tests {
                 .map(|e| Failure::new(Kind::RepositoryLocked, *e))
                 .collect(),
         };
-        shared.record("s", run(&[]), 10, 2);
-        shared.record(
+        status.record("s", run(&[]), 10, 2);
+        status.record(
             "s",
             run(&[
                 "dataset s/a: repository is locked: x",
@@ -268,8 +183,8 @@ mod tests {
             0,
             0,
         );
-        shared.record("gone", run(&[]), 1, 1);
-        let state = shared.lock();
+        status.record("gone", run(&[]), 1, 1);
+        let state = status.lock();
         let s = &state.sources["s"];
         assert_eq!((s.bytes_added, s.files), (10, 2));
         assert!(s.last_success.is_some());
