@@ -146,7 +146,7 @@ pub struct Help {
 pub const GLOBAL_OPTIONS: &[(&str, &str)] = &[
     (
         "--config FILE",
-        "agent configuration (default /etc/tabacco/agent.yml)",
+        "configuration (default /etc/tabacco/agent.yml; metadb.yml for metadb)",
     ),
     (
         "-v, --verbose",

@@ -90,7 +90,7 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
     let _ = writeln!(out, "  handler   {handler}");
     let _ = writeln!(out, "  schedule  {}", source.schedule);
     if let Some(t) = source.timeout {
-        let _ = writeln!(out, "  timeout   {t:?}");
+        let _ = writeln!(out, "  timeout   {}", crate::time::format_duration(t));
     }
     if let Some(r) = &source.retention {
         let _ = writeln!(out, "  retention {r}");

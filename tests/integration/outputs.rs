@@ -158,7 +158,7 @@ notify      ntfy https://ntfy.example.org/*** on failure,recovery
 source users
   handler   file ROOT/data/users, excluding: --exclude '*.tmp' --one-file-system
   schedule  0 3 * * *
-  timeout   14400s
+  timeout   4h
   retention {keep_last: 3}
   dataset   users
     atom    users/alice  ROOT/data/users/alice
