@@ -15,11 +15,11 @@ use crate::restic::{self, Repo};
 use crate::shell::{self, Stop, Supervisor};
 use crate::slots::Slots;
 use crate::source::{AtomSpec, DatasetSpec, Datasets, Source};
-use crate::{hook, name, time};
+use crate::{failure, hook, name, queue, time};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Mutex, PoisonError};
-use std::thread;
+use std::time::Duration;
 
 /// Most bytes accepted from `atoms_command` or `datasets_command`.
 const LIST_LIMIT: u64 = 16 << 20;
@@ -33,6 +33,26 @@ pub struct Outcome {
     pub recorded: Vec<Dataset>,
     /// Every failure; empty when everything succeeded.
     pub errors: Vec<Failure>,
+}
+
+impl Outcome {
+    /// Logs how the backup ended: each failure at error level (see
+    /// [`failure::log`]), or, when a real run succeeded, what it recorded,
+    /// in how long when `elapsed` is given.
+    pub fn report(&self, dry_run: bool, elapsed: Option<Duration>) {
+        failure::log(&self.source, &self.backup_id, &self.errors);
+        if self.errors.is_empty() && !dry_run {
+            let took = elapsed
+                .map(|d| format!(" in {:.1}s", d.as_secs_f64()))
+                .unwrap_or_default();
+            log::info!(
+                "source {} (backup {}): {} recorded{took}",
+                self.source,
+                self.backup_id,
+                count(self.recorded.len(), "dataset")
+            );
+        }
+    }
 }
 
 /// What a job needs besides its source.
@@ -163,34 +183,20 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
     // Up to `concurrency` datasets at once, each holding one of the
     // process's slots while it runs; results are reported in plan order
     // whatever order they end in.
-    let workers = env.config.concurrency.min(plans.len());
-    let queue = Mutex::new(plans.into_iter().enumerate());
-    let done = Mutex::new(Vec::new());
     let partials = Partials::default();
-    thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-                let Some((index, plan)) = next else { break };
-                let dataset_name = plan.name.clone();
-                let result = env
-                    .slots
-                    .acquire(|| sup.ensure_running("backup"))
-                    .map_err(Failure::from)
-                    .and_then(|_slot| {
-                        backup_dataset(source, env, sup, &backup, plan, &restic_time, &partials)
-                    });
-                let finished = (index, dataset_name, result);
-                done.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(finished);
+    let done = queue::map(env.config.concurrency, plans, |plan| {
+        let dataset_name = plan.name.clone();
+        let result = env
+            .slots
+            .acquire(|| sup.ensure_running("backup"))
+            .map_err(Failure::from)
+            .and_then(|_slot| {
+                backup_dataset(source, env, sup, &backup, plan, &restic_time, &partials)
             });
-        }
+        (dataset_name, result)
     });
     forget_partials(env, sup, partials);
-    let mut done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
-    done.sort_by_key(|&(index, ..)| index);
-    for (_, dataset_name, result) in done {
+    for (dataset_name, result) in done {
         match result {
             Ok(Some(dataset)) => outcome.recorded.push(dataset),
             Ok(None) => {}

@@ -23,6 +23,7 @@ mod name;
 mod notify;
 mod plan;
 mod prune;
+mod queue;
 mod restic;
 mod restore;
 mod schedule;

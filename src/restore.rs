@@ -10,10 +10,9 @@ use crate::metadb::Metadb;
 use crate::model::{Atom, Backup, Dataset, FindRequest, RestoreItem};
 use crate::restic::{Repo, SnapshotRef};
 use crate::shell::{self, Stop, Supervisor};
-use crate::{hook, name, time};
+use crate::{hook, name, queue, time};
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Mutex, PoisonError};
 use std::thread;
 
 /// Where restored data goes.
@@ -171,8 +170,9 @@ impl Outcome {
 }
 
 /// Restores `items` (only `parts` of each file atom, if any), up to
-/// `queue_config.concurrency` datasets at a time, logging each failure. `track` registers each job's supervisor with
-/// whoever may have to stop it, and says if that already happened.
+/// `queue_config.concurrency` datasets at a time, logging each failure.
+/// `track` registers each job's supervisor with whoever may have to stop
+/// it, and says if that already happened.
 pub fn carry_out(
     config: &Config,
     items: &[Item],
@@ -181,38 +181,27 @@ pub fn carry_out(
     track: &(dyn Fn(&Supervisor) -> Option<String> + Sync),
 ) -> Outcome {
     let repo = Repo::new(config.repository.clone());
-    let queue = Mutex::new(items.iter());
-    let failed = Mutex::new(0);
-    thread::scope(|scope| {
-        for _ in 0..config.concurrency {
-            scope.spawn(|| loop {
-                let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-                let Some(item) = next else { break };
-                let sup = Supervisor::new(
-                    config.priority,
-                    format!("{} {}", item.dataset.source, item.backup.id),
-                );
-                let result = match track(&sup) {
-                    Some(reason) => Err(reason),
-                    None => restore(item, config, &repo, target, parts, &sup),
-                };
-                if let Err(e) = result {
-                    let names: Vec<&str> =
-                        item.dataset.atoms.iter().map(|a| a.name.as_str()).collect();
-                    log::error!(
-                        "restore of {} (backup {}) failed: {e}",
-                        names.join(" "),
-                        item.backup.id
-                    );
-                    *failed.lock().unwrap_or_else(PoisonError::into_inner) +=
-                        item.dataset.atoms.len();
-                }
-            });
-        }
+    let failed = queue::map(config.concurrency, items, |item| {
+        let sup = Supervisor::new(
+            config.priority,
+            format!("{} {}", item.dataset.source, item.backup.id),
+        );
+        let result = match track(&sup) {
+            Some(reason) => Err(reason),
+            None => restore(item, config, &repo, target, parts, &sup),
+        };
+        let Err(e) = result else { return 0 };
+        let names: Vec<&str> = item.dataset.atoms.iter().map(|a| a.name.as_str()).collect();
+        log::error!(
+            "restore of {} (backup {}) failed: {e}",
+            names.join(" "),
+            item.backup.id
+        );
+        item.dataset.atoms.len()
     });
     Outcome {
         total: items.iter().map(|i| i.dataset.atoms.len()).sum(),
-        failed: failed.into_inner().unwrap_or_else(PoisonError::into_inner),
+        failed: failed.into_iter().sum(),
     }
 }
 
