@@ -12,6 +12,7 @@ use crate::handler::{Context, Input, Plan};
 use crate::metadb::Metadb;
 use crate::model::{self, Backup, Dataset};
 use crate::restic::{self, Repo};
+use crate::shell::pipe::Link;
 use crate::shell::{self, Stop, Supervisor};
 use crate::slots::Slots;
 use crate::source::{AtomSpec, DatasetSpec, Datasets, Source};
@@ -404,19 +405,17 @@ fn stream<'a>(
     partials: &Partials,
 ) -> Result<restic::Summary, Failure> {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-    let mut producer = sup.spawn(&mut cmd, "backup_command", Stop::Terminate)?;
-    let Some(stdout) = producer.child().stdout.take() else {
-        return Err(Failure::new(Kind::Command, "backup_command has no stdout"));
-    };
-    let stored = env.repo.backup(sup, request(stdout.into()), on_status);
-    if !matches!(&stored, Ok(summary) if !summary.incomplete) {
-        // restic is gone: a producer blocked on something else would never
-        // notice the closed pipe.
-        producer.kill();
-    }
-    let produced = producer.wait();
-    match (produced, stored) {
-        (Ok(_), Ok(summary)) if summary.incomplete => {
+    let producer = sup.spawn(&mut cmd, "backup_command", Stop::Terminate)?;
+    // An incomplete snapshot counts as restic failing: it has gone.
+    let ended = producer.pipe_into(Link::Direct, |data| {
+        match env.repo.backup(sup, request(data.into()), on_status) {
+            Ok(summary) if summary.incomplete => Err(Stored::Incomplete(summary)),
+            Ok(summary) => Ok(summary),
+            Err(e) => Err(Stored::Failed(e)),
+        }
+    })?;
+    match (ended.producer, ended.consumer) {
+        (Ok(_), Err(Stored::Incomplete(summary))) => {
             // restic 0.18 saves an empty stream this way ("no data read").
             forget_later(partials, dataset, &summary.snapshot_id);
             Err(Failure::new(
@@ -425,7 +424,7 @@ fn stream<'a>(
             ))
         }
         (Ok(_), Ok(summary)) => Ok(summary),
-        (Err(e), Ok(summary)) => {
+        (Err(e), Ok(summary) | Err(Stored::Incomplete(summary))) => {
             forget_later(partials, dataset, &summary.snapshot_id);
             let e = Failure::from(e);
             Err(Failure::new(
@@ -433,13 +432,20 @@ fn stream<'a>(
                 format!("{e}; its partial snapshot was removed"),
             ))
         }
-        (Ok(_), Err(e)) => Err(e.into()),
+        (Ok(_), Err(Stored::Failed(e))) => Err(e.into()),
         // restic's failure is the cause; the producer's says how it ended.
-        (Err(producer), Err(restic)) => {
+        (Err(producer), Err(Stored::Failed(restic))) => {
             let restic = Failure::from(restic);
             Err(Failure::new(restic.kind, format!("{restic} ({producer})")))
         }
     }
+}
+
+/// How restic ended when it did not save a whole stream.
+enum Stored {
+    Failed(restic::Error),
+    /// A snapshot, but restic said some of the stream was unreadable.
+    Incomplete(restic::Summary),
 }
 
 /// The `backup_command` of a pipe dataset, with its environment.

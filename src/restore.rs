@@ -9,11 +9,11 @@ use crate::handler::Handler;
 use crate::metadb::Metadb;
 use crate::model::{Atom, Backup, Dataset, FindRequest, RestoreItem};
 use crate::restic::{Repo, SnapshotRef};
+use crate::shell::pipe::Link;
 use crate::shell::{self, Stop, Supervisor};
 use crate::{hook, name, queue, time};
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
-use std::thread;
 
 /// Where restored data goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -391,49 +391,32 @@ fn stream_back(
     sup: &Supervisor,
 ) -> Result<(), String> {
     let command = shell::substitute(command, &hook::variables(scope, atom))?;
-    let mut dump = repo
+    let dump = repo
         .dump(sup, snapshot, &atom.name)
         .map_err(|e| e.to_string())?;
-    let Some(data) = dump.child().stdout.take() else {
-        return Err("restic dump has no stdout".into());
-    };
-    let consumer = {
-        let mut cmd = shell::sh(&command);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .envs(hook::environment(scope, Some(atom)));
-        sup.spawn(&mut cmd, "restore_command", Stop::Terminate)
-    };
-    let mut consumer = match consumer {
-        Ok(consumer) => consumer,
-        Err(e) => {
-            dump.kill();
-            let _ = dump.wait();
-            return Err(e.to_string());
-        }
-    };
-    let stdout = consumer
-        .child()
-        .stdout
-        .take()
-        .map(|pipe| sup.log_lines(pipe, "restore_command"));
-    // Counted on the way, so that a short stream is caught; on Linux
-    // `io::copy` splices pipe to pipe, without the data passing through
-    // tabacco. The consumer sees EOF when the copy ends.
-    let copy = consumer.child().stdin.take().map(|mut input| {
-        let mut data = data;
-        thread::spawn(move || std::io::copy(&mut data, &mut input))
-    });
-    let consumed = consumer.wait();
-    if consumed.is_err() {
-        dump.kill();
-    }
-    let dumped = dump.wait();
-    if let Some(handle) = stdout {
-        let _ = handle.join();
-    }
-    let copied = copy.map(|handle| handle.join());
-    match (dumped, consumed) {
+    // Counted on the way, so that a short stream is caught.
+    let ended = dump
+        .pipe_into(Link::Counted, |data| {
+            let mut consumer = {
+                let mut cmd = shell::sh(&command);
+                cmd.stdin(data)
+                    .stdout(Stdio::piped())
+                    .envs(hook::environment(scope, Some(atom)));
+                sup.spawn(&mut cmd, "restore_command", Stop::Terminate)?
+            };
+            let stdout = consumer
+                .child()
+                .stdout
+                .take()
+                .map(|pipe| sup.log_lines(pipe, "restore_command"));
+            let consumed = consumer.wait();
+            if let Some(handle) = stdout {
+                let _ = handle.join();
+            }
+            consumed
+        })
+        .map_err(|e| e.to_string())?;
+    match (ended.producer, ended.consumer) {
         (Ok(_), Ok(_)) => {}
         (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(format!("atom {}: {e}", atom.name)),
         // Either may have ended the other: say both, the consumer first
@@ -442,15 +425,15 @@ fn stream_back(
             return Err(format!("atom {}: {consumer}; {dump}", atom.name))
         }
     }
-    let copied = match copied {
-        Some(Ok(Ok(bytes))) => bytes,
-        Some(Ok(Err(e))) => {
+    let copied = match ended.bytes {
+        Some(Ok(bytes)) => bytes,
+        Some(Err(e)) => {
             return Err(format!(
                 "atom {}: restore_command stopped reading: {e}",
                 atom.name
             ))
         }
-        Some(Err(_)) | None => return Err(format!("atom {}: the stream was lost", atom.name)),
+        None => return Err(format!("atom {}: the stream was lost", atom.name)),
     };
     // A pipe dataset holds one atom, and restic refuses an empty stream:
     // its total_bytes is the stream's size, and 0 means unknown (reindex).
