@@ -1,8 +1,11 @@
-//! What a source's handler makes of its atoms: the builtin `file` handler
-//! backs up paths, the `pipe` handler streams a command's output. Handler
+//! What a source's handler makes of its atoms, in both directions: the
+//! builtin `file` handler backs up paths and restores them with `restic
+//! restore`, the `pipe` handler streams a command's output into restic and
+//! streams it back from `restic dump` into another command. Handler
 //! templates from `handlers/*.yml` are resolved into one of these by
 //! `config`; this module turns a source's atoms into the datasets a backup
-//! job hands to restic.
+//! job hands to restic, and restores a recorded dataset. Hooks, records and
+//! the choice of what to restore are the callers' (`job`, `restore`).
 
 mod exclude;
 
@@ -11,10 +14,12 @@ mod file;
 mod pipe;
 
 use crate::config::raw::Params;
-use crate::model::Atom;
+use crate::model::{Atom, Dataset};
+use crate::restic::Repo;
+use crate::shell::Supervisor;
 use crate::source::{AtomSpec, DatasetSpec, Source};
 use crate::{hook, shell};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Handler names that need no template.
 pub const BUILTIN: [&str; 2] = ["file", "pipe"];
@@ -52,10 +57,27 @@ pub enum Input {
     },
 }
 
-/// Values a backup substitutes into handler commands.
+/// The backup a command works on, at backup or at restore.
 pub struct Context<'a> {
     pub backup_id: &'a str,
+    /// The host that made the backup.
     pub host: &'a str,
+}
+
+/// What restoring one recorded dataset needs besides its handler.
+pub struct Restore<'a> {
+    pub repo: &'a Repo,
+    pub sup: &'a Supervisor,
+    /// The dataset as recorded, with the atoms to restore; their names and
+    /// paths already checked by the caller.
+    pub dataset: &'a Dataset,
+    /// Where file atoms land: under this directory, or at their original
+    /// paths when `None`.
+    pub target: Option<&'a Path>,
+    /// Only these parts of file atoms (`restore --path`), when any.
+    pub parts: &'a [String],
+    /// What the restore's commands are told.
+    pub scope: &'a hook::Scope<'a>,
 }
 
 impl Handler {
@@ -98,6 +120,48 @@ impl Handler {
             (Handler::Pipe(_), [atom]) => atom.name.clone(),
             _ => source.to_string(),
         }
+    }
+
+    /// Restores the atoms of `restore.dataset`: a file handler's with
+    /// `restic restore`, a pipe handler's by streaming each from `restic
+    /// dump` into its `restore_command`.
+    pub fn restore(&self, restore: &Restore) -> Result<(), String> {
+        match self {
+            Handler::File(_) => file::restore(restore),
+            Handler::Pipe(p) => p.restore(restore),
+        }
+    }
+
+    /// The command that restoring pipe atom `atom` feeds its data to, its
+    /// values substituted; an error says why there is none.
+    pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, String> {
+        match self {
+            Handler::File(_) => Err(format!("source {} is not a pipe source here", scope.source)),
+            Handler::Pipe(p) => p.restore_command(scope, atom),
+        }
+    }
+
+    /// What commands working on `atoms` of `source` are told (their
+    /// substitutions and environment, see [`hook`]), handed to `work`: the
+    /// one place that names a dataset's values, at backup and at restore
+    /// (`restore_target` set) alike.
+    pub fn in_scope<R>(
+        &self,
+        source: &str,
+        ctx: &Context,
+        atoms: &[Atom],
+        restore_target: Option<&str>,
+        work: impl FnOnce(&hook::Scope) -> R,
+    ) -> R {
+        let dataset = self.dataset_name(source, atoms);
+        work(&hook::Scope {
+            backup_id: ctx.backup_id,
+            host: ctx.host,
+            source,
+            dataset: &dataset,
+            atoms,
+            restore_target,
+        })
     }
 
     /// A short description for `check`.

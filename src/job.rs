@@ -219,15 +219,15 @@ fn backup_dataset(
     restic_time: &str,
     partials: &Partials,
 ) -> Result<Option<Dataset>, Failure> {
-    let scope = hook::Scope {
+    let ctx = Context {
         backup_id: &backup.id,
         host: &backup.host,
-        source: &source.name,
-        dataset: &plan.name,
-        atoms: &plan.atoms,
-        restore_target: None,
     };
-    let hook_env = hook::environment(&scope, None);
+    let hook_env = source
+        .handler
+        .in_scope(&source.name, &ctx, &plan.atoms, None, |scope| {
+            hook::environment(scope, None)
+        });
     if env.dry_run {
         log_dry_run(sup, source, &plan);
         return Ok(None);

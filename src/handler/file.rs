@@ -1,11 +1,12 @@
 //! The builtin `file` handler: atoms are paths, under `params.path` or
 //! absolute; one restic snapshot holds them all, and each can be restored
-//! on its own by its path.
+//! on its own by its path (`restic restore --include`).
 
 use crate::config::raw::Params;
 use crate::handler::exclude::Excludes;
-use crate::handler::{Input, Plan};
+use crate::handler::{Input, Plan, Restore};
 use crate::model::Atom;
+use crate::restic::SnapshotRef;
 use crate::source::{AtomSpec, DatasetSpec, Source};
 use std::path::{Component, Path, PathBuf};
 
@@ -100,6 +101,58 @@ impl File {
         }
         text
     }
+}
+
+/// Restores the dataset's atoms (only `restore.parts` of them, if any) with
+/// `restic restore`, and checks that each is there afterwards.
+pub fn restore(restore: &Restore) -> Result<(), String> {
+    let dataset = restore.dataset;
+    let paths = dataset
+        .atoms
+        .iter()
+        .map(|atom| {
+            atom.path
+                .as_deref()
+                .ok_or_else(|| format!("refusing record: file atom {} has no path", atom.name))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let dir = match restore.target {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            dir
+        }
+        None => Path::new("/"),
+    };
+    let snapshot = SnapshotRef::of(dataset);
+    restore
+        .repo
+        .restore(restore.sup, &snapshot, dir, &paths, restore.parts)
+        .map_err(|e| e.to_string())?;
+    // restic restores nothing, and says nothing, for a path that is not in
+    // the snapshot; nor, with parts, for parts not in an atom, whose
+    // directory it then does not create either.
+    let missing: Vec<&str> = paths
+        .iter()
+        .copied()
+        .filter(|p| {
+            let restored = dir.join(p.trim_start_matches('/'));
+            restored.symlink_metadata().is_err()
+        })
+        .collect();
+    if !missing.is_empty() {
+        let what = match restore.parts {
+            [] => String::new(),
+            parts => format!(" (of --path {})", parts.join(" ")),
+        };
+        return Err(format!(
+            "nothing restored{what} at {} under {}: not in snapshot {}",
+            missing.join(" "),
+            dir.display(),
+            dataset.snapshot_id
+        ));
+    }
+    Ok(())
 }
 
 /// Atom paths end up in `restic restore --include`: no `..` anywhere.

@@ -3,10 +3,15 @@
 //! `restore_command`.
 
 use crate::config::raw::Params;
-use crate::handler::{check_template, Context, Input, Plan};
+use crate::count::count;
+use crate::handler::{check_template, Context, Input, Plan, Restore};
 use crate::model::Atom;
+use crate::restic::SnapshotRef;
+use crate::shell::pipe::Link;
+use crate::shell::Stop;
 use crate::source::{AtomSpec, Source};
 use crate::{hook, shell};
+use std::process::Stdio;
 
 #[derive(Clone, Debug)]
 pub struct Pipe {
@@ -41,33 +46,107 @@ impl Pipe {
             name: full_name.clone(),
             path: None,
         }];
-        let name = source.handler.dataset_name(&source.name, &atoms);
-        let scope = hook::Scope {
-            backup_id: ctx.backup_id,
-            host: ctx.host,
-            source: &source.name,
-            dataset: &name,
-            atoms: &atoms,
-            restore_target: None,
-        };
         let configured = Atom {
             name: full_name.clone(),
             path: atom.path.clone(),
         };
-        let command =
-            shell::substitute(&self.backup_command, &hook::variables(&scope, &configured))?;
-        Ok(Plan {
-            name: name.clone(),
-            atoms: atoms.to_vec(),
-            input: Input::Command {
-                command,
-                env: hook::environment(&scope, Some(&configured)),
-                filename: full_name,
-            },
-        })
+        source
+            .handler
+            .in_scope(&source.name, ctx, &atoms, None, |scope| {
+                let vars = hook::variables(scope, &configured);
+                Ok(Plan {
+                    name: scope.dataset.to_string(),
+                    atoms: atoms.to_vec(),
+                    input: Input::Command {
+                        command: shell::substitute(&self.backup_command, &vars)?,
+                        env: hook::environment(scope, Some(&configured)),
+                        filename: full_name,
+                    },
+                })
+            })
     }
 
     pub fn describe(&self) -> String {
         format!("pipe: {}", self.backup_command)
     }
+
+    /// See [`crate::handler::Handler::restore_command`].
+    pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, String> {
+        let command = self
+            .restore_command
+            .as_deref()
+            .ok_or_else(|| format!("source {} has no restore_command", scope.source))?;
+        shell::substitute(command, &hook::variables(scope, atom))
+    }
+
+    /// Streams each atom from `restic dump` into `restore_command`.
+    pub fn restore(&self, restore: &Restore) -> Result<(), String> {
+        for atom in &restore.dataset.atoms {
+            let command = self.restore_command(restore.scope, atom)?;
+            stream_back(restore, atom, &command)?;
+        }
+        Ok(())
+    }
+}
+
+/// Streams pipe atom `atom` from `restic dump` straight into `command`.
+fn stream_back(restore: &Restore, atom: &Atom, command: &str) -> Result<(), String> {
+    let sup = restore.sup;
+    let dump = restore
+        .repo
+        .dump(sup, &SnapshotRef::of(restore.dataset), &atom.name)
+        .map_err(|e| e.to_string())?;
+    // Counted on the way, so that a short stream is caught.
+    let ended = dump
+        .pipe_into(Link::Counted, |data| {
+            let mut consumer = {
+                let mut cmd = shell::sh(command);
+                cmd.stdin(data)
+                    .stdout(Stdio::piped())
+                    .envs(hook::environment(restore.scope, Some(atom)));
+                sup.spawn(&mut cmd, "restore_command", Stop::Terminate)?
+            };
+            let stdout = consumer
+                .child()
+                .stdout
+                .take()
+                .map(|pipe| sup.log_lines(pipe, "restore_command"));
+            let consumed = consumer.wait();
+            if let Some(handle) = stdout {
+                let _ = handle.join();
+            }
+            consumed
+        })
+        .map_err(|e| e.to_string())?;
+    match (ended.producer, ended.consumer) {
+        (Ok(_), Ok(_)) => {}
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(format!("atom {}: {e}", atom.name)),
+        // Either may have ended the other: say both, the consumer first
+        // (a failed consumer gets restic dump killed).
+        (Err(dump), Err(consumer)) => {
+            return Err(format!("atom {}: {consumer}; {dump}", atom.name))
+        }
+    }
+    let copied = match ended.bytes {
+        Some(Ok(bytes)) => bytes,
+        Some(Err(e)) => {
+            return Err(format!(
+                "atom {}: restore_command stopped reading: {e}",
+                atom.name
+            ))
+        }
+        None => return Err(format!("atom {}: the stream was lost", atom.name)),
+    };
+    // A pipe dataset holds one atom, and restic refuses an empty stream:
+    // its total_bytes is the stream's size, and 0 means unknown (reindex).
+    let recorded = restore.dataset.total_bytes;
+    if restore.dataset.atoms.len() == 1 && recorded > 0 && copied != recorded as u64 {
+        return Err(format!(
+            "atom {}: restic dump streamed {} of the {} recorded",
+            atom.name,
+            count(copied, "byte"),
+            count(recorded, "byte")
+        ));
+    }
+    Ok(())
 }
