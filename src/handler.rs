@@ -14,8 +14,9 @@ mod file;
 mod pipe;
 
 use crate::config::raw::Params;
+use crate::failure::Failure;
 use crate::model::{Atom, Dataset};
-use crate::restic::Repo;
+use crate::restic::{self, Repo};
 use crate::shell::Supervisor;
 use crate::source::{AtomSpec, DatasetSpec, Source};
 use crate::{hook, shell};
@@ -62,6 +63,71 @@ pub struct Context<'a> {
     pub backup_id: &'a str,
     /// The host that made the backup.
     pub host: &'a str,
+}
+
+impl Input {
+    /// What backing this input up does, for a dry run: "back up PATHS
+    /// into restic" or "stream `COMMAND` into restic as /NAME".
+    pub fn describe(&self) -> String {
+        match self {
+            Input::Paths { paths, excludes } => {
+                let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                format!(
+                    "back up {} into restic{}{}",
+                    paths.join(" "),
+                    if excludes.is_empty() { "" } else { " with " },
+                    excludes.join(" ")
+                )
+            }
+            Input::Command {
+                command, filename, ..
+            } => format!("stream `{command}` into restic as /{filename}"),
+        }
+    }
+
+    /// Saves this input of a dataset of `atoms` as one restic snapshot:
+    /// paths with `restic backup`, a command's output streamed into
+    /// `restic backup --stdin`.
+    pub fn save(self, atoms: &[Atom], saving: Saving) -> Result<restic::Summary, Unsaved> {
+        match self {
+            Input::Paths { paths, excludes } => file::save(paths, excludes, atoms, saving),
+            Input::Command {
+                command,
+                env,
+                filename,
+            } => pipe::save(&command, env, filename, saving),
+        }
+    }
+}
+
+/// What saving a planned dataset needs besides its plan.
+pub struct Saving<'a, 'r> {
+    pub repo: &'a Repo,
+    pub sup: &'a Supervisor,
+    /// restic's request for the snapshot, given its input.
+    pub request: &'a dyn Fn(restic::Input) -> restic::Backup<'r>,
+    /// Told of restic's progress.
+    pub on_status: &'a mut dyn FnMut(restic::Status),
+    /// The least a pipe dataset's stream must hold.
+    pub min_bytes: Option<u64>,
+}
+
+/// A dataset that was not saved whole.
+#[derive(Debug)]
+pub struct Unsaved {
+    pub failure: Failure,
+    /// The snapshot restic made of it anyway (of a truncated stream), for
+    /// the caller to forget once the repository is free.
+    pub partial: Option<String>,
+}
+
+impl<E: Into<Failure>> From<E> for Unsaved {
+    fn from(e: E) -> Unsaved {
+        Unsaved {
+            failure: e.into(),
+            partial: None,
+        }
+    }
 }
 
 /// What restoring one recorded dataset needs besides its handler.

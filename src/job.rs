@@ -1,5 +1,6 @@
-//! One backup of one source: find its atoms, plan its datasets, and for
-//! each dataset run the hooks and restic, then record it. Datasets run
+//! One backup of one source: find its atoms, have the handler plan its
+//! datasets, and for each dataset run the hooks and have the handler save
+//! it ([`crate::handler::Input::save`]), then record it. Datasets run
 //! concurrently, up to `queue_config.concurrency` at once in the whole
 //! process (see [`crate::slots`]). A dataset is recorded only once its
 //! snapshot is complete in the repository; a failed producer's partial
@@ -8,17 +9,14 @@
 use crate::config::{self, Config};
 use crate::count::count;
 use crate::failure::{Failure, Kind};
-use crate::handler::{Context, Input, Plan};
+use crate::handler::{Context, Plan, Saving};
 use crate::metadb::Metadb;
 use crate::model::{self, Backup, Dataset};
 use crate::restic::{self, Repo};
-use crate::shell::pipe::Link;
-use crate::shell::{self, Stop, Supervisor};
+use crate::shell::Supervisor;
 use crate::slots::Slots;
 use crate::source::{AtomSpec, DatasetSpec, Datasets, Source};
 use crate::{failure, hook, name, queue, time};
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -260,22 +258,7 @@ fn log_dry_run(sup: &Supervisor, source: &Source, plan: &Plan) {
     if let Some(pre) = &source.hooks.pre_backup {
         log::info!("{label}: dry run: would run pre_backup_command: {pre}");
     }
-    match &plan.input {
-        Input::Paths { paths, excludes } => {
-            let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-            log::info!(
-                "{label}: dry run: would back up {} into restic{}{}",
-                paths.join(" "),
-                if excludes.is_empty() { "" } else { " with " },
-                excludes.join(" ")
-            );
-        }
-        Input::Command {
-            command, filename, ..
-        } => {
-            log::info!("{label}: dry run: would stream `{command}` into restic as /{filename}");
-        }
-    }
+    log::info!("{label}: dry run: would {}", plan.input.describe());
     if let Some(post) = &source.hooks.post_backup {
         log::info!("{label}: dry run: would run post_backup_command: {post}");
     }
@@ -313,54 +296,19 @@ fn snapshot(
         time: restic_time.to_string(),
         input,
     };
-    let summary = match plan.input {
-        Input::Paths { paths, excludes } => {
-            // Under params.path restic is given the tree alone: its atoms
-            // are checked here, or a missing one would be recorded.
-            let atom_paths = dataset.atoms.iter().filter_map(|a| a.path.as_deref());
-            let mut all = paths
-                .iter()
-                .map(|p| p.as_path())
-                .chain(atom_paths.map(Path::new));
-            if let Some(missing) = all.find(|p| !p.exists()) {
-                let e = format!("path {} does not exist", missing.display());
-                return Err(Failure::new(Kind::Other, e));
-            }
-            env.repo.backup(
-                sup,
-                request(restic::Input::Paths { paths, excludes }),
-                &mut on_status,
-            )?
-        }
-        Input::Command {
-            command,
-            env: command_env,
-            filename,
-        } => {
-            let request = |data| request(restic::Input::Stdin { filename, data });
-            let summary = stream(
-                env,
-                sup,
-                &dataset,
-                producer(&command, command_env),
-                request,
-                &mut on_status,
-                partials,
-            )?;
-            if let Some(min) = source
-                .min_bytes
-                .filter(|&min| summary.total_bytes_processed < min as i64)
-            {
-                forget_later(partials, &dataset, &summary.snapshot_id);
-                let e = format!(
-                    "backup_command produced {} bytes, less than min_bytes {min}",
-                    summary.total_bytes_processed
-                );
-                return Err(Failure::new(Kind::Command, e));
-            }
-            summary
-        }
+    let saving = Saving {
+        repo: env.repo,
+        sup,
+        request: &request,
+        on_status: &mut on_status,
+        min_bytes: source.min_bytes,
     };
+    let summary = plan.input.save(&dataset.atoms, saving).map_err(|unsaved| {
+        if let Some(snapshot_id) = &unsaved.partial {
+            forget_later(partials, &dataset, snapshot_id);
+        }
+        unsaved.failure
+    })?;
     dataset.snapshot_id = summary.snapshot_id;
     dataset.total_files = summary.total_files_processed;
     dataset.total_bytes = summary.total_bytes_processed;
@@ -390,69 +338,6 @@ fn snapshot(
         return Err(Failure::new(Kind::Incomplete, e));
     }
     Ok(dataset)
-}
-
-/// Pipes the producer's stdout straight into restic's stdin. A producer
-/// that fails (or restic failing first) fails the dataset, and any snapshot
-/// restic made of the truncated stream is left to [`forget_partials`].
-fn stream<'a>(
-    env: &Env,
-    sup: &Supervisor,
-    dataset: &Dataset,
-    mut cmd: std::process::Command,
-    request: impl FnOnce(Stdio) -> restic::Backup<'a>,
-    on_status: &mut dyn FnMut(restic::Status),
-    partials: &Partials,
-) -> Result<restic::Summary, Failure> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-    let producer = sup.spawn(&mut cmd, "backup_command", Stop::Terminate)?;
-    // An incomplete snapshot counts as restic failing: it has gone.
-    let ended = producer.pipe_into(Link::Direct, |data| {
-        match env.repo.backup(sup, request(data.into()), on_status) {
-            Ok(summary) if summary.incomplete => Err(Stored::Incomplete(summary)),
-            Ok(summary) => Ok(summary),
-            Err(e) => Err(Stored::Failed(e)),
-        }
-    })?;
-    match (ended.producer, ended.consumer) {
-        (Ok(_), Err(Stored::Incomplete(summary))) => {
-            // restic 0.18 saves an empty stream this way ("no data read").
-            forget_later(partials, dataset, &summary.snapshot_id);
-            Err(Failure::new(
-                Kind::Command,
-                "restic could not read backup_command's output (see the log); its partial snapshot was removed",
-            ))
-        }
-        (Ok(_), Ok(summary)) => Ok(summary),
-        (Err(e), Ok(summary) | Err(Stored::Incomplete(summary))) => {
-            forget_later(partials, dataset, &summary.snapshot_id);
-            let e = Failure::from(e);
-            Err(Failure::new(
-                e.kind,
-                format!("{e}; its partial snapshot was removed"),
-            ))
-        }
-        (Ok(_), Err(Stored::Failed(e))) => Err(e.into()),
-        // restic's failure is the cause; the producer's says how it ended.
-        (Err(producer), Err(Stored::Failed(restic))) => {
-            let restic = Failure::from(restic);
-            Err(Failure::new(restic.kind, format!("{restic} ({producer})")))
-        }
-    }
-}
-
-/// How restic ended when it did not save a whole stream.
-enum Stored {
-    Failed(restic::Error),
-    /// A snapshot, but restic said some of the stream was unreadable.
-    Incomplete(restic::Summary),
-}
-
-/// The `backup_command` of a pipe dataset, with its environment.
-fn producer(command: &str, env: hook::Environment) -> std::process::Command {
-    let mut cmd = shell::sh(command);
-    cmd.envs(env);
-    cmd
 }
 
 /// Partial snapshots (tag and snapshot id) to forget once none of the

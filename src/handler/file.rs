@@ -3,10 +3,11 @@
 //! on its own by its path (`restic restore --include`).
 
 use crate::config::raw::Params;
+use crate::failure::{Failure, Kind};
 use crate::handler::exclude::Excludes;
-use crate::handler::{Input, Plan, Restore};
+use crate::handler::{Input, Plan, Restore, Saving, Unsaved};
 use crate::model::Atom;
-use crate::restic::SnapshotRef;
+use crate::restic::{self, SnapshotRef};
 use crate::source::{AtomSpec, DatasetSpec, Source};
 use std::path::{Component, Path, PathBuf};
 
@@ -101,6 +102,28 @@ impl File {
         }
         text
     }
+}
+
+/// Backs up `paths` (the tree, or the atoms' own paths) as one snapshot.
+pub fn save(
+    paths: Vec<PathBuf>,
+    excludes: Vec<String>,
+    atoms: &[Atom],
+    saving: Saving,
+) -> Result<restic::Summary, Unsaved> {
+    // Under params.path restic is given the tree alone: its atoms are
+    // checked here, or a missing one would be recorded.
+    let atom_paths = atoms.iter().filter_map(|a| a.path.as_deref());
+    let mut all = paths
+        .iter()
+        .map(|p| p.as_path())
+        .chain(atom_paths.map(Path::new));
+    if let Some(missing) = all.find(|p| !p.exists()) {
+        let e = format!("path {} does not exist", missing.display());
+        return Err(Failure::new(Kind::Other, e).into());
+    }
+    let request = (saving.request)(restic::Input::Paths { paths, excludes });
+    Ok(saving.repo.backup(saving.sup, request, saving.on_status)?)
 }
 
 /// Restores the dataset's atoms (only `restore.parts` of them, if any) with

@@ -1,12 +1,13 @@
 //! The builtin `pipe` handler: each atom is the output of `backup_command`,
 //! streamed into restic, and is restored by streaming it back into
-//! `restore_command`.
+//! `restore_command` (both through [`crate::shell::pipe`]).
 
 use crate::config::raw::Params;
 use crate::count::count;
-use crate::handler::{check_template, Context, Input, Plan, Restore};
+use crate::failure::{Failure, Kind};
+use crate::handler::{check_template, Context, Input, Plan, Restore, Saving, Unsaved};
 use crate::model::Atom;
-use crate::restic::SnapshotRef;
+use crate::restic::{self, SnapshotRef};
 use crate::shell::pipe::Link;
 use crate::shell::Stop;
 use crate::source::{AtomSpec, Source};
@@ -87,6 +88,81 @@ impl Pipe {
         }
         Ok(())
     }
+}
+
+/// Pipes `command`'s stdout straight into restic's stdin. A producer that
+/// fails (or restic failing first) fails the dataset, and any snapshot
+/// restic made of the truncated stream is handed back to be forgotten, as
+/// is one smaller than `min_bytes`.
+pub fn save(
+    command: &str,
+    env: hook::Environment,
+    filename: String,
+    saving: Saving,
+) -> Result<restic::Summary, Unsaved> {
+    let Saving {
+        repo,
+        sup,
+        request,
+        on_status,
+        min_bytes,
+    } = saving;
+    let producer = {
+        let mut cmd = shell::sh(command);
+        cmd.envs(env).stdin(Stdio::null()).stdout(Stdio::piped());
+        sup.spawn(&mut cmd, "backup_command", Stop::Terminate)?
+    };
+    // An incomplete snapshot counts as restic failing: it has gone.
+    let ended = producer.pipe_into(Link::Direct, |data| {
+        let request = request(restic::Input::Stdin {
+            filename,
+            data: data.into(),
+        });
+        match repo.backup(sup, request, on_status) {
+            Ok(summary) if summary.incomplete => Err(Stored::Incomplete(summary)),
+            Ok(summary) => Ok(summary),
+            Err(e) => Err(Stored::Failed(e)),
+        }
+    })?;
+    let partial = |failure, summary: restic::Summary| Unsaved {
+        failure,
+        partial: Some(summary.snapshot_id),
+    };
+    let summary = match (ended.producer, ended.consumer) {
+        (Ok(_), Ok(summary)) => summary,
+        (Ok(_), Err(Stored::Incomplete(summary))) => {
+            // restic 0.18 saves an empty stream this way ("no data read").
+            let e = "restic could not read backup_command's output (see the log); its partial snapshot was removed";
+            return Err(partial(Failure::new(Kind::Command, e), summary));
+        }
+        (Err(e), Ok(summary) | Err(Stored::Incomplete(summary))) => {
+            let e = Failure::from(e);
+            let e = Failure::new(e.kind, format!("{e}; its partial snapshot was removed"));
+            return Err(partial(e, summary));
+        }
+        (Ok(_), Err(Stored::Failed(e))) => return Err(e.into()),
+        // restic's failure is the cause; the producer's says how it ended.
+        (Err(producer), Err(Stored::Failed(restic))) => {
+            let restic = Failure::from(restic);
+            let e = Failure::new(restic.kind, format!("{restic} ({producer})"));
+            return Err(e.into());
+        }
+    };
+    if let Some(min) = min_bytes.filter(|&min| summary.total_bytes_processed < min as i64) {
+        let e = format!(
+            "backup_command produced {} bytes, less than min_bytes {min}",
+            summary.total_bytes_processed
+        );
+        return Err(partial(Failure::new(Kind::Command, e), summary));
+    }
+    Ok(summary)
+}
+
+/// How restic ended when it did not save a whole stream.
+enum Stored {
+    Failed(restic::Error),
+    /// A snapshot, but restic said some of the stream was unreadable.
+    Incomplete(restic::Summary),
 }
 
 /// Streams pipe atom `atom` from `restic dump` straight into `command`.
