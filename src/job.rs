@@ -183,15 +183,21 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
     // process's slots while it runs; results are reported in plan order
     // whatever order they end in.
     let partials = Partials::default();
+    let run = Run {
+        source,
+        env,
+        sup,
+        backup: &backup,
+        restic_time: &restic_time,
+        partials: &partials,
+    };
     let done = queue::map(env.config.concurrency, plans, |plan| {
         let dataset_name = plan.name.clone();
         let result = env
             .slots
             .acquire(|| sup.ensure_running("backup"))
             .map_err(Failure::from)
-            .and_then(|_slot| {
-                backup_dataset(source, env, sup, &backup, plan, &restic_time, &partials)
-            });
+            .and_then(|_slot| backup_dataset(&run, plan));
         (dataset_name, result)
     });
     forget_partials(env, sup, partials);
@@ -207,16 +213,26 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
     outcome
 }
 
+/// What backing up each dataset of a source needs.
+struct Run<'a, 'e> {
+    source: &'a Source,
+    env: &'a Env<'e>,
+    sup: &'a Supervisor,
+    backup: &'a Backup,
+    /// The snapshots' time, as restic's `--time` wants it.
+    restic_time: &'a str,
+    partials: &'a Partials,
+}
+
 /// Backs up one dataset with its hooks; `Ok(None)` in a dry run.
-fn backup_dataset(
-    source: &Source,
-    env: &Env,
-    sup: &Supervisor,
-    backup: &Backup,
-    plan: Plan,
-    restic_time: &str,
-    partials: &Partials,
-) -> Result<Option<Dataset>, Failure> {
+fn backup_dataset(run: &Run, plan: Plan) -> Result<Option<Dataset>, Failure> {
+    let Run {
+        source,
+        env,
+        sup,
+        backup,
+        ..
+    } = *run;
     let ctx = Context {
         backup_id: &backup.id,
         host: &backup.host,
@@ -233,7 +249,7 @@ fn backup_dataset(
     if let Some(pre) = &source.hooks.pre_backup {
         sup.run_shell(pre, &hook_env, "pre_backup_command")?;
     }
-    let result = snapshot(source, env, sup, backup, plan, restic_time, partials).map(Some);
+    let result = snapshot(run, plan).map(Some);
     if let Some(post) = &source.hooks.post_backup {
         let status = if result.is_ok() { "ok" } else { "failed" };
         let mut post_env = hook_env;
@@ -265,15 +281,15 @@ fn log_dry_run(sup: &Supervisor, source: &Source, plan: &Plan) {
 }
 
 /// Takes the snapshot and records it.
-fn snapshot(
-    source: &Source,
-    env: &Env,
-    sup: &Supervisor,
-    backup: &Backup,
-    plan: Plan,
-    restic_time: &str,
-    partials: &Partials,
-) -> Result<Dataset, Failure> {
+fn snapshot(run: &Run, plan: Plan) -> Result<Dataset, Failure> {
+    let Run {
+        source,
+        env,
+        sup,
+        backup,
+        restic_time,
+        partials,
+    } = *run;
     let mut dataset = Dataset::new(model::new_id(), source.name.clone(), plan.atoms);
     let tags = model::snapshot_tags(backup, &dataset);
     let label = sup.label().to_string();

@@ -128,6 +128,14 @@ mod tests {
         consumer.wait().map(|_| out)
     }
 
+    /// How the consumer and then the producer failed.
+    fn failures<T: std::fmt::Debug>(ended: Ended<T, Error>) -> [String; 2] {
+        [
+            ended.consumer.unwrap_err().to_string(),
+            ended.producer.unwrap_err().to_string(),
+        ]
+    }
+
     #[test]
     fn a_stream_flows_and_is_counted() {
         let sup = Supervisor::new(Priority::default(), "t");
@@ -153,12 +161,11 @@ mod tests {
             .unwrap();
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
         assert_eq!(
-            ended.consumer.unwrap_err().to_string(),
-            "consumer exited with status 4"
-        );
-        assert_eq!(
-            ended.producer.unwrap_err().to_string(),
-            "producer was killed by signal 9"
+            failures(ended),
+            [
+                "consumer exited with status 4",
+                "producer was killed by signal 9"
+            ]
         );
     }
 
@@ -186,12 +193,11 @@ mod tests {
             .pipe_into(Link::Direct, |input| consume(&sup, "sleep 30", input))
             .unwrap();
         assert_eq!(
-            ended.consumer.unwrap_err().to_string(),
-            "consumer stopped: timeout after 0.2s"
-        );
-        assert_eq!(
-            ended.producer.unwrap_err().to_string(),
-            "producer stopped: timeout after 0.2s"
+            failures(ended),
+            [
+                "consumer stopped: timeout after 0.2s",
+                "producer stopped: timeout after 0.2s"
+            ]
         );
     }
 }
