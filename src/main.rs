@@ -41,6 +41,7 @@ mod outcome;
 mod periodic;
 mod plan;
 mod prune;
+mod queue;
 mod restic;
 mod restore;
 mod retention;

@@ -1,9 +1,12 @@
 //! What a backup of one source achieved: the datasets it recorded and
 //! every failure. `job` makes one; `run` and the agent report it, `attempt`
-//! records it and `notify` tells of it. Imports only `model` and `failure`.
+//! records it and `notify` tells of it. Imports only `model`, `failure`
+//! and `count`.
 
-use crate::failure::Failure;
+use crate::count::count;
+use crate::failure::{self, Failure};
 use crate::model::Dataset;
+use std::time::Duration;
 
 /// What a backup of one source achieved.
 #[derive(Debug)]
@@ -14,4 +17,24 @@ pub struct Outcome {
     pub recorded: Vec<Dataset>,
     /// Every failure; empty when everything succeeded.
     pub errors: Vec<Failure>,
+}
+
+impl Outcome {
+    /// Logs how the backup ended: each failure at error level (see
+    /// [`failure::log`]), or, when a real run succeeded, what it recorded,
+    /// in how long when `elapsed` is given.
+    pub fn report(&self, dry_run: bool, elapsed: Option<Duration>) {
+        failure::log(&self.source, &self.backup_id, &self.errors);
+        if self.errors.is_empty() && !dry_run {
+            let took = elapsed
+                .map(|d| format!(" in {:.1}s", d.as_secs_f64()))
+                .unwrap_or_default();
+            log::info!(
+                "source {} (backup {}): {} recorded{took}",
+                self.source,
+                self.backup_id,
+                count(self.recorded.len(), "dataset")
+            );
+        }
+    }
 }

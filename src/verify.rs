@@ -11,9 +11,9 @@ use crate::metadb::Metadb;
 use crate::model::{self, Backup, Dataset, FindRequest, Verification};
 use crate::restic::{Repo, SnapshotRef};
 use crate::restore::Target;
+use crate::shell::pipe::Link;
 use crate::shell::Supervisor;
 use crate::time;
-use std::io::Read;
 use std::path::Path;
 
 /// Checks the repository and drills a restore of one random recent atom of
@@ -114,21 +114,18 @@ fn drill(
             ))
         }
         None => {
-            let mut dump = repo
+            let dump = repo
                 .dump(sup, &snapshot, &atom.name)
                 .map_err(|e| e.to_string())?;
-            let mut bytes = 0u64;
-            if let Some(mut stdout) = dump.child().stdout.take() {
-                let mut buf = vec![0u8; 1 << 16];
-                loop {
-                    match stdout.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => bytes += n as u64,
-                        Err(e) => return Err(format!("reading restic dump: {e}")),
-                    }
-                }
-            }
-            dump.wait().map_err(|e| e.to_string())?;
+            let ended = dump
+                .pipe_into(Link::Direct, |data| {
+                    std::io::copy(&mut std::fs::File::from(data), &mut std::io::sink())
+                })
+                .map_err(|e| e.to_string())?;
+            let bytes = ended
+                .consumer
+                .map_err(|e| format!("reading restic dump: {e}"))?;
+            ended.producer.map_err(|e| e.to_string())?;
             // `reindex` rebuilds records without restic's statistics, and
             // no pipe atom is empty (an empty stream fails its backup).
             if dataset.total_bytes == 0 {
