@@ -437,7 +437,7 @@ fn resolve_source(
     name::validate_source(&raw.name).map_err(|e| err("name", format!("source {e}")))?;
 
     let (kind, params) = match raw.handler.as_str() {
-        "file" | "pipe" => (raw.handler.clone(), handler_params(&raw.params)),
+        "file" | "pipe" => (raw.handler.clone(), raw.params.clone()),
         name => {
             let (template, _) = templates.get(name).ok_or_else(|| {
                 err(
@@ -452,7 +452,7 @@ fn resolve_source(
                 None if template.params.backup_command.is_some() => "pipe".into(),
                 None => return Err(err("handler", format!("handler {name:?} has no type"))),
             };
-            (kind, merge_params(&template.params, &raw.params))
+            (kind, raw.params.over(&template.params))
         }
     };
     let handler = Handler::new(&kind, params)
@@ -542,29 +542,6 @@ fn resolve_source(
         catch_up: raw.catch_up,
         origin,
     })
-}
-
-/// Source params override handler params, key by key.
-fn merge_params(handler: &raw::Params, source: &raw::Params) -> handler::Params {
-    fn or<T: Clone>(source: &Option<T>, handler: &Option<T>) -> Option<T> {
-        source.clone().or_else(|| handler.clone())
-    }
-    handler::Params {
-        path: or(&source.path, &handler.path),
-        backup_command: or(&source.backup_command, &handler.backup_command),
-        restore_command: or(&source.restore_command, &handler.restore_command),
-        exclude: or(&source.exclude, &handler.exclude),
-        exclude_file: or(&source.exclude_file, &handler.exclude_file),
-        exclude_caches: or(&source.exclude_caches, &handler.exclude_caches),
-        exclude_if_present: or(&source.exclude_if_present, &handler.exclude_if_present),
-        one_file_system: or(&source.one_file_system, &handler.one_file_system),
-        exclude_larger_than: or(&source.exclude_larger_than, &handler.exclude_larger_than),
-    }
-}
-
-/// A builtin handler's params: the source's alone.
-fn handler_params(source: &raw::Params) -> handler::Params {
-    merge_params(&raw::Params::default(), source)
 }
 
 /// The datasets `source`'s `datasets_command` printed (YAML or JSON, as

@@ -30,9 +30,11 @@ use std::path::{Path, PathBuf};
 /// Handler names that need no template.
 pub const BUILTIN: [&str; 2] = ["file", "pipe"];
 
-/// A handler's params as configured: a template's, overridden key by key
-/// by the source's. Checked by [`Handler::new`].
-#[derive(Clone, Debug, Default)]
+/// A handler's params as written in a template or a source (the shape of
+/// `params:`), and as merged by [`Params::over`]. Checked by
+/// [`Handler::new`].
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Params {
     pub path: Option<String>,
     pub backup_command: Option<String>,
@@ -43,6 +45,26 @@ pub struct Params {
     pub exclude_if_present: Option<Vec<String>>,
     pub one_file_system: Option<bool>,
     pub exclude_larger_than: Option<String>,
+}
+
+impl Params {
+    /// These params (a source's) over `template`'s, key by key.
+    pub fn over(&self, template: &Params) -> Params {
+        fn or<T: Clone>(mine: &Option<T>, template: &Option<T>) -> Option<T> {
+            mine.clone().or_else(|| template.clone())
+        }
+        Params {
+            path: or(&self.path, &template.path),
+            backup_command: or(&self.backup_command, &template.backup_command),
+            restore_command: or(&self.restore_command, &template.restore_command),
+            exclude: or(&self.exclude, &template.exclude),
+            exclude_file: or(&self.exclude_file, &template.exclude_file),
+            exclude_caches: or(&self.exclude_caches, &template.exclude_caches),
+            exclude_if_present: or(&self.exclude_if_present, &template.exclude_if_present),
+            one_file_system: or(&self.one_file_system, &template.one_file_system),
+            exclude_larger_than: or(&self.exclude_larger_than, &template.exclude_larger_than),
+        }
+    }
 }
 
 /// A resolved handler with its merged params.

@@ -2,6 +2,7 @@
 //! unknown keys. Meaning, defaults and cross-checks live in `config`. A
 //! `notify:` entry's shape is `notify`'s, shared with `metadb.yml`.
 
+use crate::handler::Params;
 use crate::notify;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -126,20 +127,6 @@ pub struct Dataset {
 pub struct Atom {
     pub name: String,
     pub path: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Params {
-    pub path: Option<String>,
-    pub backup_command: Option<String>,
-    pub restore_command: Option<String>,
-    pub exclude: Option<Vec<String>>,
-    pub exclude_file: Option<Vec<String>>,
-    pub exclude_caches: Option<bool>,
-    pub exclude_if_present: Option<Vec<String>>,
-    pub one_file_system: Option<bool>,
-    pub exclude_larger_than: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
