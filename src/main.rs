@@ -7,8 +7,9 @@
 //! - leaves: `time`, `name`, `uri`, `count`, `yaml` (located config files),
 //!   `token`, `seed`, `atom` (configured atoms and their names), `model`,
 //!   `shell`, `schedule`, `retention`, `signal` (one signal forwarder),
-//!   `periodic` (one stoppable periodic thread), `http` (the transport of
-//!   every server);
+//!   `periodic` (one stoppable periodic thread), `queue` (one bounded
+//!   worker loop), `http` (the transport of every server), `slots`,
+//!   `addr`, `html`, `logger`;
 //! - `restic` (owns `Repository`, `Password`), then `failure`, `outcome`;
 //!   `hook`, then `handler` (owns `Params`); `notify`; `metadb` (owns its
 //!   client's `Connection`);
