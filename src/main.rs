@@ -11,7 +11,7 @@
 //!   every server);
 //! - `restic` (owns `Repository`, `Password`), then `failure`, `outcome`;
 //!   `hook`, then `handler` (owns `Params`); `notify`; `metadb` (owns its
-//!   client's `Connection`);
+//!   client's `Connection`); `lease` (owns `Maintenance`);
 //! - `source` (holds a handler, retention, notify targets), then `config`,
 //!   which builds every validated type above from the files;
 //! - `job`, `restore`, `verify`, `prune`, `plan`, `attempt`; then `agent`
@@ -32,6 +32,7 @@ mod html;
 mod http;
 mod interrupt;
 mod job;
+mod lease;
 mod logger;
 mod metadb;
 mod model;

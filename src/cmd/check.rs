@@ -41,6 +41,7 @@ pub fn check(path: &Path) -> Result<(), Exit> {
             let _ = writeln!(out, "{key:<11} {s}");
         }
     }
+    let _ = writeln!(out, "maintenance {}", config.maintenance.describe());
     for target in &config.notify {
         let _ = writeln!(out, "notify      {target}");
     }
