@@ -409,7 +409,19 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
                 .map_err(|e| err("lease_ttl", e))?,
             None => lease::DEFAULT_TTL,
         },
-        check_slices: raw.check_slices.unwrap_or(DEFAULT_CHECK_SLICES),
+        check_slices: match raw.check_slices {
+            Some(n) if n > metadb::store::MAX_SLICES => {
+                return Err(err(
+                    "check_slices",
+                    format!(
+                        "check_slices {n} is over {}",
+                        metadb::store::MAX_SLICES
+                    ),
+                ))
+            }
+            Some(n) => n,
+            None => DEFAULT_CHECK_SLICES,
+        },
         sources: Vec::new(),
     })
 }

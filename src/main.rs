@@ -14,7 +14,7 @@
 //!   client's `Connection`); `lease` (owns `Maintenance`);
 //! - `source` (holds a handler, retention, notify targets), then `config`,
 //!   which builds every validated type above from the files;
-//! - `job`, `restore`, `verify`, `prune`, `plan`, `attempt`; then `agent`
+//! - `job`, `restore`, `proof`, `verify`, `prune`, `plan`, `attempt`; then `agent`
 //!   and `cmd`, which wire everything.
 
 mod addr;
@@ -41,6 +41,7 @@ mod notify;
 mod outcome;
 mod periodic;
 mod plan;
+mod proof;
 mod prune;
 mod restic;
 mod restore;

@@ -30,8 +30,8 @@ use crate::model::{
     Verification,
 };
 use api::{
-    Attempt, HistoryRequest, Lease, LeaseRequest, Plan, ReleaseRequest, SourcePolicy, StatusRequest,
-    StatusRow,
+    Attempt, HistoryRequest, Lease, LeaseRequest, Plan, Proof, ReleaseRequest, SliceRead,
+    SourcePolicy, StatusRequest, StatusRow,
 };
 use config::Connection;
 use remote::Remote;
@@ -454,6 +454,29 @@ impl Metadb {
                 Ok(store.policies()?)
             }
             Metadb::Remote(remote) => Ok(remote.client().policies()?),
+        }
+    }
+
+    /// Where each repository's rotated check stands.
+    pub fn proofs(&self) -> Result<Vec<Proof>, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.proofs()?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().proofs()?),
+        }
+    }
+
+    /// Records that a slice of a repository was read back; returns where
+    /// its rotated check stands now.
+    pub fn record_slice(&self, read: &SliceRead) -> Result<Proof, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.record_slice(read, now())?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().record_slice(read)?),
         }
     }
 

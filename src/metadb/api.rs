@@ -263,3 +263,27 @@ pub struct ReleaseRequest {
     pub name: String,
     pub holder: String,
 }
+
+/// Where the rotated check of a repository stands: an item of `GET
+/// /api/proofs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proof {
+    /// restic's repository id.
+    pub repository: String,
+    /// Into how many slices its data is read back, one a check.
+    pub slices: u32,
+    /// The slice the next check reads (1 to `slices`).
+    pub next_slice: u32,
+    /// When the last of a full round of slices was read back (RFC 3339).
+    #[serde(default)]
+    pub whole_read: Option<String>,
+}
+
+/// The body of `POST /api/proofs`: slice `slice` of `slices` of
+/// `repository`'s data was read back and found sound.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SliceRead {
+    pub repository: String,
+    pub slices: u32,
+    pub slice: u32,
+}

@@ -13,9 +13,9 @@
 //! long.
 
 use crate::metadb::api::{
-    AbandonRequest, Attempt, HistoryRequest, Lease, LeaseRequest, Plan, ReleaseRequest,
-    RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus, RetireRequest, SourcePolicy,
-    StatusRequest, StatusRow,
+    AbandonRequest, Attempt, HistoryRequest, Lease, LeaseRequest, Plan, Proof, ReleaseRequest,
+    RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus, RetireRequest, SliceRead,
+    SourcePolicy, StatusRequest, StatusRow,
 };
 use crate::metadb::{config, route};
 use crate::model::{
@@ -273,6 +273,16 @@ impl Client {
     /// `GET /api/policies`: every published retention policy.
     pub fn policies(&self) -> Result<Vec<SourcePolicy>, Error> {
         self.get(route::POLICIES.path, None)
+    }
+
+    /// `GET /api/proofs`: where each repository's rotated check stands.
+    pub fn proofs(&self) -> Result<Vec<Proof>, Error> {
+        self.get(route::PROOFS.path, None)
+    }
+
+    /// `POST /api/proofs`: a slice of a repository was read back.
+    pub fn record_slice(&self, read: &SliceRead) -> Result<Proof, Error> {
+        self.post(route::RECORD_SLICE.path, read)
     }
 
     /// `POST /api/leases/release`: ends this host's lease.

@@ -15,7 +15,8 @@
 use crate::http::{self, Response};
 use crate::metadb::api::{
     AbandonRequest, Attempt, HistoryRequest, LeaseRequest, Plan, ReleaseRequest,
-    RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus, RetireRequest, StatusRequest,
+    RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus, RetireRequest, SliceRead,
+    StatusRequest,
 };
 use crate::metadb::auth::Identity;
 use crate::metadb::body::{self, Answer};
@@ -309,6 +310,19 @@ pub fn policies<'a>(shared: &'a Shared, _: Call) -> Reply<'a> {
     Ok(shared
         .read(|store| Answer::stored(store.policies()))
         .into())
+}
+
+/// `GET /api/proofs`: where each repository's rotated check stands.
+pub fn proofs<'a>(shared: &'a Shared, _: Call) -> Reply<'a> {
+    Ok(shared.read(|store| Answer::stored(store.proofs())).into())
+}
+
+/// `POST /api/proofs`: a slice of a repository was read back; answers
+/// where its rotated check stands now.
+pub fn record_slice<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
+    let read: SliceRead = call.body()?;
+    let answer = shared.write(move |store| Answer::stored(store.record_slice(&read, now())));
+    Ok(answer.into())
 }
 
 /// `POST /api/leases/release`: ends the caller's own lease.

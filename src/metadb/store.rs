@@ -157,9 +157,11 @@ const MIGRATIONS: &[&str] = &[
 
 mod health;
 mod lease;
+mod proof;
 
 pub use health::Clock;
 pub use lease::MAX_LEASE_SECS;
+pub use proof::{Restored, MAX_SLICES};
 
 /// Longest glob a find takes, in bytes: room for a character class per
 /// character of the longest name.
