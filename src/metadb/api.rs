@@ -279,7 +279,7 @@ pub struct Proof {
     pub whole_read: Option<String>,
 }
 
-/// The body of `POST /api/proofs`: slice `slice` of `slices` of
+/// The body of `POST /api/proofs/read`: slice `slice` of `slices` of
 /// `repository`'s data was read back and found sound.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SliceRead {

@@ -280,7 +280,7 @@ impl Client {
         self.get(route::PROOFS.path, None)
     }
 
-    /// `POST /api/proofs`: a slice of a repository was read back.
+    /// `POST /api/proofs/read`: a slice of a repository was read back.
     pub fn record_slice(&self, read: &SliceRead) -> Result<Proof, Error> {
         self.post(route::RECORD_SLICE.path, read)
     }

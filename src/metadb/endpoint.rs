@@ -317,7 +317,7 @@ pub fn proofs<'a>(shared: &'a Shared, _: Call) -> Reply<'a> {
     Ok(shared.read(|store| Answer::stored(store.proofs())).into())
 }
 
-/// `POST /api/proofs`: a slice of a repository was read back; answers
+/// `POST /api/proofs/read`: a slice of a repository was read back; answers
 /// where its rotated check stands now.
 pub fn record_slice<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
     let read: SliceRead = call.body()?;

@@ -98,7 +98,7 @@ routes! {
     RELEASE_LEASE: "POST" "/api/leases/release" Token => endpoint::release_lease;
     POLICIES: "GET" "/api/policies" Token => endpoint::policies;
     PROOFS: "GET" "/api/proofs" Token => endpoint::proofs;
-    RECORD_SLICE: "POST" "/api/proofs" Token => endpoint::record_slice;
+    RECORD_SLICE: "POST" "/api/proofs/read" Token => endpoint::record_slice;
     PAGE: "GET" "/" Open => endpoint::page;
     HEALTHZ: "GET" "/healthz" Open => endpoint::healthz;
     METRICS: "GET" "/metrics" Open => endpoint::metrics;
