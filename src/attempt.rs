@@ -61,7 +61,13 @@ pub fn of_task(
 
 /// The attempt a prune or verify of `host` was that did not run because
 /// `why` (another host held the repository's maintenance lease).
-pub fn skipped(host: &str, kind: &str, sources: &[String], start: DateTime<Utc>, why: &str) -> Attempt {
+pub fn skipped(
+    host: &str,
+    kind: &str,
+    sources: &[String],
+    start: DateTime<Utc>,
+    why: &str,
+) -> Attempt {
     Attempt {
         state: "skipped".into(),
         message: one_line(why),

@@ -15,13 +15,13 @@ mod raw;
 
 use crate::atom::{AtomSpec, DatasetSpec};
 use crate::handler::{self, Handler};
+use crate::lease::{self, Maintenance};
 use crate::restic::{self, Password, Repository};
 use crate::retention::{Retention, Within};
 use crate::schedule::Schedule;
 use crate::shell::Priority;
 use crate::source::{Datasets, Hooks, Source};
 use crate::yaml::{self, Error, Origin};
-use crate::lease::{self, Maintenance};
 use crate::{metadb, name, notify, time, token};
 use std::collections::HashMap;
 use std::fmt;
@@ -413,10 +413,7 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
             Some(n) if n > metadb::store::MAX_SLICES => {
                 return Err(err(
                     "check_slices",
-                    format!(
-                        "check_slices {n} is over {}",
-                        metadb::store::MAX_SLICES
-                    ),
+                    format!("check_slices {n} is over {}", metadb::store::MAX_SLICES),
                 ))
             }
             Some(n) => n,

@@ -41,7 +41,9 @@ impl Maintenance {
         match self {
             Maintenance::Own => "default (prunes this host's snapshots, checks)",
             Maintenance::Never => "false (never forgets, prunes or checks)",
-            Maintenance::All => "true (prunes every host's snapshots by their published policies, checks)",
+            Maintenance::All => {
+                "true (prunes every host's snapshots by their published policies, checks)"
+            }
         }
     }
 }

@@ -82,5 +82,7 @@ fn rotated(metadb: &Metadb, repo: &Repo, sup: &Supervisor, slices: u32) -> Resul
         (true, Some(at)) => format!("; the whole repository read back by {at}"),
         _ => String::new(),
     };
-    Ok(format!("restic check passed, slice {subset} read back{whole}"))
+    Ok(format!(
+        "restic check passed, slice {subset} read back{whole}"
+    ))
 }

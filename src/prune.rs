@@ -23,6 +23,9 @@ use crate::shell::Supervisor;
 pub const NEVER: &str =
     "this host has maintenance: false: it never forgets, prunes or checks (see tabacco.yml(5))";
 
+/// What a refused deletion means, and what to do.
+const REFUSED: &str = "the repository refuses deletion (append-only?): set maintenance: false on a host that may not delete";
+
 /// One forgotten (or, in a dry run, forgettable) snapshot.
 pub struct Forgotten {
     pub host: String,
@@ -132,11 +135,15 @@ fn apply(
         let gone = repo
             .forget(sup, &group.host, &sources, &group.policy, dry_run)
             .map_err(|e| {
-                format!(
-                    "forgetting snapshots of host {} source {}: {e}",
+                let what = format!(
+                    "forgetting snapshots of host {} source {}",
                     group.host,
                     group.sources.join(" ")
-                )
+                );
+                match e.is_refused_deletion() {
+                    true => format!("{what}: {REFUSED}"),
+                    false => format!("{what}: {e}"),
+                }
             })?;
         removed.extend(gone.into_iter().map(|s| (group.host.clone(), s)));
     }
@@ -151,7 +158,10 @@ fn apply(
             .snapshot_ids(sup)
             .map_err(|e| format!("cannot list the snapshots left after forget: {e}"))?,
     };
-    let refused = removed.iter().filter(|(_, s)| still.contains(&s.id)).count();
+    let refused = removed
+        .iter()
+        .filter(|(_, s)| still.contains(&s.id))
+        .count();
     let mut forgotten = Vec::new();
     let mut by_host: Vec<(String, Vec<String>)> = Vec::new();
     for (host, snapshot) in removed {
@@ -191,7 +201,7 @@ fn apply(
     }
     if refused > 0 {
         return Err(format!(
-            "restic forget left {} it should have removed: the repository refuses deletion (append-only?); their records stay; set maintenance: false on a host that may not delete",
+            "restic forget left {} it should have removed: {REFUSED}; their records stay",
             crate::count::count(refused, "snapshot")
         ));
     }

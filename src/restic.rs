@@ -116,6 +116,15 @@ impl Error {
             .is_some_and(|s| s.contains("not found in snapshot"))
     }
 
+    /// The backend refused to delete a file (an append-only server):
+    /// restic 0.14 retries for ~44 s, then fails with a stack trace whose
+    /// tail names its `cmd/restic/delete.go`; later versions say `unable to
+    /// remove`.
+    pub fn is_refused_deletion(&self) -> bool {
+        self.stderr()
+            .is_some_and(|s| s.contains("unable to remove") || s.contains("cmd/restic/delete.go"))
+    }
+
     fn stderr(&self) -> Option<&str> {
         match self {
             Error::Process(shell::Error::Failed { stderr, .. }) => Some(stderr),

@@ -10,13 +10,13 @@ use super::catchup::Ledger;
 use super::control::Control;
 use super::loaded::{InForce, Loaded};
 use super::status::Status;
+use crate::lease::{self, Held, Maintenance};
 use crate::metadb::Metadb;
 use crate::model::RestoreRequest;
 use crate::periodic::Periodic;
 use crate::restore::{self, Target};
 use crate::schedule::Schedule;
 use crate::shell::Supervisor;
-use crate::lease::{self, Held, Maintenance};
 use crate::{attempt, prune, verify};
 use chrono::{DateTime, Local, Utc};
 use std::sync::Arc;
@@ -209,7 +209,10 @@ fn run_task(
         }
         Err(e) => {
             log::error!("{name} failed: {e}");
-            (attempt::of_task(host, name, &[], start, Err(e)), Ran::Failed)
+            (
+                attempt::of_task(host, name, &[], start, Err(e)),
+                Ran::Failed,
+            )
         }
     };
     attempt::record(metadb, &attempt);

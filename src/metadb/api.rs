@@ -146,7 +146,10 @@ impl Policy {
             keep_weekly: retention.keep_weekly,
             keep_monthly: retention.keep_monthly,
             keep_yearly: retention.keep_yearly,
-            keep_within: retention.keep_within.as_ref().map(|w| w.as_written().into()),
+            keep_within: retention
+                .keep_within
+                .as_ref()
+                .map(|w| w.as_written().into()),
         }
     }
 

@@ -77,7 +77,9 @@ pub fn remove_datasets<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
     // Another host's records only by the maintainer of a repository,
     // while it holds the lease.
     let maintainer = match (&call.identity, &req.lease) {
-        (Identity::Host(own), Some(lease)) if *own != req.host => Some((own.clone(), lease.clone())),
+        (Identity::Host(own), Some(lease)) if *own != req.host => {
+            Some((own.clone(), lease.clone()))
+        }
         _ => {
             own(&call.identity, &req.host, "remove records of")?;
             None
@@ -307,9 +309,7 @@ pub fn take_lease<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
 /// `GET /api/policies`: the retention policy of every planned source that
 /// published one, for a maintainer to prune by (any token may read them).
 pub fn policies<'a>(shared: &'a Shared, _: Call) -> Reply<'a> {
-    Ok(shared
-        .read(|store| Answer::stored(store.policies()))
-        .into())
+    Ok(shared.read(|store| Answer::stored(store.policies())).into())
 }
 
 /// `GET /api/proofs`: where each repository's rotated check stands.

@@ -183,7 +183,11 @@ fn render_proofs(out: &mut String, fleet: &Fleet) {
     let _ = writeln!(out, "# HELP {name} When the rotated check last finished reading back the whole of each repository, by restic's repository id.\n# TYPE {name} gauge");
     for proof in &fleet.proofs {
         if let Some(t) = seconds(&proof.whole_read) {
-            let _ = writeln!(out, "{name}{{repository=\"{}\"}} {t}", escape(&proof.repository));
+            let _ = writeln!(
+                out,
+                "{name}{{repository=\"{}\"}} {t}",
+                escape(&proof.repository)
+            );
         }
     }
     let name = "tabacco_metadb_atom_restored_timestamp_seconds";

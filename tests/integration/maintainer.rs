@@ -15,7 +15,13 @@ use std::time::Duration;
 /// An agent.yml for `host` at `etc-HOST/agent.yml`, with its own work_dir,
 /// the repository `main` of `rest`, the restic `binary`, the metadb
 /// `metadb` (none: embedded) with the token `HOST-secret`, and `extra`.
-fn host(f: &Fixture, name: &str, rest: &RestServer, metadb: Option<&Server>, extra: &str) -> PathBuf {
+fn host(
+    f: &Fixture,
+    name: &str,
+    rest: &RestServer,
+    metadb: Option<&Server>,
+    extra: &str,
+) -> PathBuf {
     let metadb = match metadb {
         Some(server) => format!(
             "metadb:\n  url: {}\n  token_file: {}\n",
@@ -84,7 +90,11 @@ fn restic(f: &Fixture, rest: &RestServer, args: &[&str]) -> String {
         .env("RESTIC_CACHE_DIR", f.path("cache"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "restic {args:?}: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "restic {args:?}: {}",
+        text(&out.stderr)
+    );
     text(&out.stdout)
 }
 
@@ -101,7 +111,10 @@ fn snapshots(f: &Fixture, rest: &RestServer) -> Vec<(String, String)> {
                 .filter_map(|t| t.as_str()?.strip_prefix("tabacco:source="))
                 .next()
                 .unwrap_or_default();
-            (s["hostname"].as_str().unwrap().to_string(), source.to_string())
+            (
+                s["hostname"].as_str().unwrap().to_string(),
+                source.to_string(),
+            )
         })
         .collect();
     all.sort();
@@ -151,7 +164,10 @@ fn two_hosts_pruning_at_once_never_fail_on_a_lock_and_exactly_one_prunes() {
     // holds it for the other's whole attempt.
     let slowly = |config: &PathBuf| {
         let yaml = std::fs::read_to_string(config).unwrap();
-        let yaml = yaml.replace(&format!("restic_binary: {}", restic_binary()), &format!("restic_binary: {slow}"));
+        let yaml = yaml.replace(
+            &format!("restic_binary: {}", restic_binary()),
+            &format!("restic_binary: {slow}"),
+        );
         std::fs::write(config, yaml).unwrap();
     };
     slowly(&web1);
@@ -162,10 +178,17 @@ fn two_hosts_pruning_at_once_never_fail_on_a_lock_and_exactly_one_prunes() {
         cmd.spawn().unwrap()
     };
     let (one, two) = (spawn(&web1), spawn(&web2));
-    let outs = [one.wait_with_output().unwrap(), two.wait_with_output().unwrap()];
+    let outs = [
+        one.wait_with_output().unwrap(),
+        two.wait_with_output().unwrap(),
+    ];
     for out in &outs {
         assert!(out.status.success(), "{}", text(&out.stderr));
-        assert!(!text(&out.stderr).contains("locked"), "{}", text(&out.stderr));
+        assert!(
+            !text(&out.stderr).contains("locked"),
+            "{}",
+            text(&out.stderr)
+        );
     }
     let skipped: Vec<usize> = (0..2)
         .filter(|&i| text(&outs[i].stdout).starts_with("skipped: host web"))
@@ -176,7 +199,8 @@ fn two_hosts_pruning_at_once_never_fail_on_a_lock_and_exactly_one_prunes() {
         _ => (("web1", &web1), ("web2", &web2)),
     };
     assert!(
-        text(&outs[skipped[0]].stdout).contains(&format!("host {} maintains the repository", pruner.0)),
+        text(&outs[skipped[0]].stdout)
+            .contains(&format!("host {} maintains the repository", pruner.0)),
         "the log line names the holder: {outs:?}"
     );
     assert_eq!(prunes(waiter.1, waiter.0), ["skipped"]);
@@ -186,7 +210,10 @@ fn two_hosts_pruning_at_once_never_fail_on_a_lock_and_exactly_one_prunes() {
     assert_eq!(snapshots(&f, &rest), expected);
     // The lease was released: the other prunes next.
     run(waiter.1, &["prune"]);
-    assert_eq!(snapshots(&f, &rest), pairs(&[("web1", "sql"), ("web2", "sql")]));
+    assert_eq!(
+        snapshots(&f, &rest),
+        pairs(&[("web1", "sql"), ("web2", "sql")])
+    );
 }
 
 #[test]
@@ -202,7 +229,14 @@ fn agents_pruning_on_the_same_schedule_count_skips_not_failures() {
         source(&f, name, "sql", "");
         back_up_twice(config);
         let yaml = std::fs::read_to_string(config).unwrap();
-        std::fs::write(config, yaml.replace(&format!("restic_binary: {}", restic_binary()), &format!("restic_binary: {slow}"))).unwrap();
+        std::fs::write(
+            config,
+            yaml.replace(
+                &format!("restic_binary: {}", restic_binary()),
+                &format!("restic_binary: {slow}"),
+            ),
+        )
+        .unwrap();
     }
     let agents = [
         Agent::start_with(&web1, &["--http-addr", "127.0.0.1:0"]),
@@ -210,12 +244,18 @@ fn agents_pruning_on_the_same_schedule_count_skips_not_failures() {
     ];
     let addrs: Vec<String> = agents.iter().map(Agent::addr).collect();
     let metric = |text: &str, name: &str| -> u64 {
-        let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     };
     let both = eventually(Duration::from_secs(60), || {
         let texts: Vec<String> = addrs.iter().map(|a| get(a, "/metrics").1).collect();
-        let skipped: u64 = texts.iter().map(|t| metric(t, "tabacco_prune_skipped_total")).sum();
+        let skipped: u64 = texts
+            .iter()
+            .map(|t| metric(t, "tabacco_prune_skipped_total"))
+            .sum();
         let pruned = texts
             .iter()
             .any(|t| t.contains("\ntabacco_last_pruned_timestamp_seconds "));
@@ -239,24 +279,44 @@ fn a_lease_left_by_a_dead_host_expires_and_is_taken_over() {
     let f = Fixture::new();
     let rest = RestServer::start(&f.path("served"), false);
     let server = Server::start(&fleet_config(&f, "", &["web1", "web2"]), "127.0.0.1:0");
-    let web2 = host(&f, "web2", &rest, Some(&server), "retention: {keep_last: 1}\n");
+    let web2 = host(
+        &f,
+        "web2",
+        &rest,
+        Some(&server),
+        "retention: {keep_last: 1}\n",
+    );
     source(&f, "web2", "sql", "");
     back_up_twice(&web2);
     let config: serde_json::Value =
         serde_json::from_str(&restic(&f, &rest, &["cat", "config"])).unwrap();
     let id = config["id"].as_str().unwrap();
     // web1 took the lease for 3 s and died: nothing renews it.
-    let lease = |holder: &str, ttl: u32| format!(r#"{{"name":"{id}","holder":"{holder}","ttl":{ttl}}}"#);
-    let (status, body) = server.request("POST", "/api/leases", Some("web1-secret"), &lease("web1", 3));
+    let lease =
+        |holder: &str, ttl: u32| format!(r#"{{"name":"{id}","holder":"{holder}","ttl":{ttl}}}"#);
+    let (status, body) = server.request(
+        "POST",
+        "/api/leases",
+        Some("web1-secret"),
+        &lease("web1", 3),
+    );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"granted\":true"), "{body}");
     // A host token takes leases only for its own host.
-    let (status, _) = server.request("POST", "/api/leases", Some("web2-secret"), &lease("web1", 3));
+    let (status, _) = server.request(
+        "POST",
+        "/api/leases",
+        Some("web2-secret"),
+        &lease("web1", 3),
+    );
     assert_eq!(status, 403);
 
     let out = run(&web2, &["prune"]);
     let said = text(&out.stdout);
-    assert!(said.starts_with("skipped: host web1 maintains the repository (its lease runs until "), "{said}");
+    assert!(
+        said.starts_with("skipped: host web1 maintains the repository (its lease runs until "),
+        "{said}"
+    );
     assert_eq!(snapshots(&f, &rest).len(), 2, "nothing pruned");
     std::thread::sleep(Duration::from_secs(3));
     let out = run(&web2, &["prune"]);
@@ -283,7 +343,10 @@ fn a_host_without_maintenance_backs_up_to_an_append_only_server_and_never_delete
     );
     let out = run(&web1, &["-v", "verify"]);
     let said = text(&out.stderr);
-    assert!(said.contains("restic check not run (maintenance: false)"), "{said}");
+    assert!(
+        said.contains("restic check not run (maintenance: false)"),
+        "{said}"
+    );
     let check = run(&web1, &["check"]);
     let said = text(&check.stdout);
     assert!(
@@ -314,14 +377,22 @@ fn a_prune_refused_by_an_append_only_server_fails_clearly_and_keeps_the_records(
     // restic 0.14 gives up on the refused DELETE itself (after ~44 s of
     // its own retries) and fails; 0.18.0 says so and exits 0.
     assert!(
-        said.contains("refuses deletion") || said.contains("forgetting snapshots of host web1 source sql"),
+        said.contains("the repository refuses deletion (append-only?): set maintenance: false on a host that may not delete"),
         "{said}"
     );
-    assert!(elapsed < Duration::from_secs(120), "no retry loop: {elapsed:?}");
+    eprintln!("append-only prune failed after {elapsed:?}: {said}");
+    assert!(
+        elapsed < Duration::from_secs(120),
+        "no retry loop: {elapsed:?}"
+    );
     assert_eq!(snapshots(&f, &rest).len(), 2);
     let found = run(&web1, &["query", "--json", "--versions", "10", "*"]);
     let found: Vec<serde_json::Value> = serde_json::from_slice(&found.stdout).unwrap();
-    assert_eq!(found.len(), 2, "the records of snapshots that still exist stay");
+    assert_eq!(
+        found.len(),
+        2,
+        "the records of snapshots that still exist stay"
+    );
 }
 
 #[test]
@@ -329,7 +400,16 @@ fn a_maintainer_prunes_other_hosts_by_their_policies_and_leaves_unknown_ones_alo
     let f = Fixture::new();
     let rest = RestServer::start(&f.path("served"), false);
     let server = Server::start(&fleet_config(&f, "", &["web1", "web2"]), "127.0.0.1:0");
-    let web1 = host(&f, "web1", &rest, Some(&server), "");
+    // One dataset at a time: restic 0.18.0 reading an index another
+    // restic is still writing through `rclone serve restic` fails the
+    // backup ("LoadRaw(<index/...>): invalid data returned").
+    let web1 = host(
+        &f,
+        "web1",
+        &rest,
+        Some(&server),
+        "queue_config: {concurrency: 1}\n",
+    );
     source(&f, "web1", "sql", "retention: {keep_last: 1}\n");
     source(&f, "web1", "logs", "");
     back_up_twice(&web1);
@@ -338,7 +418,10 @@ fn a_maintainer_prunes_other_hosts_by_their_policies_and_leaves_unknown_ones_alo
 
     let out = run(&web2, &["prune", "--dry-run"]);
     let said = text(&out.stdout);
-    assert!(said.starts_with("would forget:\n") && said.contains("  web1  "), "{said}");
+    assert!(
+        said.starts_with("would forget:\n") && said.contains("  web1  "),
+        "{said}"
+    );
     run(&web2, &["prune"]);
     assert_eq!(
         snapshots(&f, &rest),
@@ -380,10 +463,15 @@ fn the_check_walks_the_repository_in_slices_and_records_the_whole() {
     })
     .expect("the whole repository's read back is on /metrics");
     assert!(
-        metrics.contains("tabacco_metadb_atom_restored_timestamp_seconds{host=\"web1\",atom=\"sql/sql/db\"} "),
+        metrics.contains(
+            "tabacco_metadb_atom_restored_timestamp_seconds{host=\"web1\",atom=\"sql/sql/db\"} "
+        ),
         "{metrics}"
     );
     crate::common::promtool_accepts(&metrics);
     let out = run(&web1, &["-v", "verify"]);
-    assert!(text(&out.stderr).contains("slice 1/3 read back"), "a new round");
+    assert!(
+        text(&out.stderr).contains("slice 1/3 read back"),
+        "a new round"
+    );
 }

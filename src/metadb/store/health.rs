@@ -5,9 +5,7 @@
 //! answer alike.
 
 use super::{format_time, Error, Store};
-use crate::metadb::api::{
-    Attempt, HistoryRequest, Plan, SourcePolicy, StatusRequest, StatusRow,
-};
+use crate::metadb::api::{Attempt, HistoryRequest, Plan, SourcePolicy, StatusRequest, StatusRow};
 use crate::metadb::record;
 use crate::schedule::Schedule;
 use chrono::{Local, TimeZone};
@@ -128,7 +126,11 @@ impl Store {
              WHERE schedule IS NOT NULL AND retention IS NOT NULL ORDER BY host, source",
         )?;
         let rows = stmt.query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
         })?;
         let mut policies = Vec::new();
         for row in rows {

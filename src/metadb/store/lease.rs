@@ -92,10 +92,7 @@ mod tests {
         let mut store = Store::open_in_memory()?;
         assert!(store.take_lease(&ask("web1", 60), 1000)?.granted);
         let refused = store.take_lease(&ask("web2", 60), 1010)?;
-        assert_eq!(
-            (refused.granted, refused.holder.as_str()),
-            (false, "web1")
-        );
+        assert_eq!((refused.granted, refused.holder.as_str()), (false, "web1"));
         assert!(store.holds_lease("repo1", "web1", 1010)?);
         // Renewed by its holder; expired, anyone's.
         let renewed = store.take_lease(&ask("web1", 60), 1050)?;

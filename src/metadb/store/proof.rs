@@ -32,10 +32,7 @@ impl Store {
                 repository: row.get(0)?,
                 slices: row.get(1)?,
                 next_slice: row.get(2)?,
-                whole_read: row
-                    .get::<_, Option<i64>>(3)?
-                    .map(format_time)
-                    .transpose()?,
+                whole_read: row.get::<_, Option<i64>>(3)?.map(format_time).transpose()?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
