@@ -30,7 +30,7 @@ use crate::model::{
     Verification,
 };
 use api::{
-    Attempt, HistoryRequest, Lease, LeaseRequest, Plan, Proof, ReleaseRequest, SliceRead,
+    Attempt, HistoryRequest, Lease, LeaseRequest, Plan, Proof, Proofs, ReleaseRequest, SliceRead,
     SourcePolicy, StatusRequest, StatusRow,
 };
 use config::Connection;
@@ -457,12 +457,13 @@ impl Metadb {
         }
     }
 
-    /// Where each repository's rotated check stands.
-    pub fn proofs(&self) -> Result<Vec<Proof>, Error> {
+    /// Where each repository's rotated check stands, and when atoms were
+    /// last restored by a drill.
+    pub fn proofs(&self) -> Result<Proofs, Error> {
         match self {
             Metadb::Embedded(store) => {
                 let store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                Ok(store.proofs()?)
+                Ok(store.all_proofs(None)?)
             }
             Metadb::Remote(remote) => Ok(remote.client().proofs()?),
         }

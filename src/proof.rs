@@ -64,6 +64,7 @@ fn rotated(metadb: &Metadb, repo: &Repo, sup: &Supervisor, slices: u32) -> Resul
         .proofs()
         .map_err(|e| format!("cannot learn which slice to check: {e}"))?;
     let slice = proofs
+        .repositories
         .iter()
         .find(|p| p.repository == id && p.slices == slices)
         .map_or(1, |p| p.next_slice);

@@ -282,6 +282,25 @@ pub struct Proof {
     pub whole_read: Option<String>,
 }
 
+/// The answer to `GET /api/proofs`: "last proven restorable".
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Proofs {
+    /// Where each repository's rotated check stands.
+    pub repositories: Vec<Proof>,
+    /// When each atom was last restored by a drill that passed, newest
+    /// first (a host token's own only under `host_read: own`).
+    pub atoms: Vec<Restored>,
+}
+
+/// When `atom` of `host` was last restored by a restore drill that passed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Restored {
+    pub host: String,
+    pub atom: String,
+    /// RFC 3339.
+    pub restored: String,
+}
+
 /// The body of `POST /api/proofs/read`: slice `slice` of `slices` of
 /// `repository`'s data was read back and found sound.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

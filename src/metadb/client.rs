@@ -13,9 +13,9 @@
 //! long.
 
 use crate::metadb::api::{
-    AbandonRequest, Attempt, HistoryRequest, Lease, LeaseRequest, Plan, Proof, ReleaseRequest,
-    RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus, RetireRequest, SliceRead,
-    SourcePolicy, StatusRequest, StatusRow,
+    AbandonRequest, Attempt, HistoryRequest, Lease, LeaseRequest, Plan, Proof, Proofs,
+    ReleaseRequest, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus, RetireRequest,
+    SliceRead, SourcePolicy, StatusRequest, StatusRow,
 };
 use crate::metadb::{config, route};
 use crate::model::{
@@ -275,8 +275,9 @@ impl Client {
         self.get(route::POLICIES.path, None)
     }
 
-    /// `GET /api/proofs`: where each repository's rotated check stands.
-    pub fn proofs(&self) -> Result<Vec<Proof>, Error> {
+    /// `GET /api/proofs`: where each repository's rotated check stands,
+    /// and when atoms were last restored by a drill.
+    pub fn proofs(&self) -> Result<Proofs, Error> {
         self.get(route::PROOFS.path, None)
     }
 

@@ -312,9 +312,17 @@ pub fn policies<'a>(shared: &'a Shared, _: Call) -> Reply<'a> {
     Ok(shared.read(|store| Answer::stored(store.policies())).into())
 }
 
-/// `GET /api/proofs`: where each repository's rotated check stands.
-pub fn proofs<'a>(shared: &'a Shared, _: Call) -> Reply<'a> {
-    Ok(shared.read(|store| Answer::stored(store.proofs())).into())
+/// `GET /api/proofs`: where each repository's rotated check stands, and
+/// when atoms were last restored by a drill (a host token's own only under
+/// `host_read: own`).
+pub fn proofs<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
+    let own = match (&call.identity, call.policy.host_read) {
+        (Identity::Host(host), HostRead::Own) => Some(host.as_str()),
+        _ => None,
+    };
+    Ok(shared
+        .read(|store| Answer::stored(store.all_proofs(own)))
+        .into())
 }
 
 /// `POST /api/proofs/read`: a slice of a repository was read back; answers

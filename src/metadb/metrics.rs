@@ -3,8 +3,8 @@
 //! host and source, each planned source's status, database size) is read by
 //! `server` at scrape time and only rendered here.
 
-use crate::metadb::api::{Proof, StatusRow};
-use crate::metadb::store::{NewestBackup, Restored};
+use crate::metadb::api::{Proof, Restored, StatusRow};
+use crate::metadb::store::NewestBackup;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -193,13 +193,14 @@ fn render_proofs(out: &mut String, fleet: &Fleet) {
     let name = "tabacco_metadb_atom_restored_timestamp_seconds";
     let _ = writeln!(out, "# HELP {name} When each atom was last restored by a restore drill that passed, by host and atom.\n# TYPE {name} gauge");
     for r in &fleet.restored {
-        let _ = writeln!(
-            out,
-            "{name}{{host=\"{}\",atom=\"{}\"}} {}",
-            escape(&r.host),
-            escape(&r.atom),
-            r.at
-        );
+        if let Some(t) = seconds(&Some(r.restored.clone())) {
+            let _ = writeln!(
+                out,
+                "{name}{{host=\"{}\",atom=\"{}\"}} {t}",
+                escape(&r.host),
+                escape(&r.atom)
+            );
+        }
     }
 }
 
@@ -321,7 +322,7 @@ mod tests {
             restored: vec![Restored {
                 host: "web1".into(),
                 atom: "db/x".into(),
-                at: 1_700_000_001,
+                restored: "2023-11-14T22:13:21Z".into(),
             }],
         };
         let text = m.render(Some(&fleet));

@@ -161,7 +161,7 @@ mod proof;
 
 pub use health::Clock;
 pub use lease::MAX_LEASE_SECS;
-pub use proof::{Restored, MAX_SLICES};
+pub use proof::MAX_SLICES;
 
 /// Longest glob a find takes, in bytes: room for a character class per
 /// character of the longest name.

@@ -469,6 +469,17 @@ fn the_check_walks_the_repository_in_slices_and_records_the_whole() {
         "{metrics}"
     );
     crate::common::promtool_accepts(&metrics);
+    let out = run(&web1, &["status", "--proofs", "--json"]);
+    let proofs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let repository = &proofs["repositories"][0];
+    assert_eq!(
+        (&repository["slices"], &repository["next_slice"]),
+        (&3.into(), &1.into()),
+        "{proofs}"
+    );
+    assert!(repository["whole_read"].is_string(), "{proofs}");
+    assert_eq!(proofs["atoms"][0]["atom"], "sql/sql/db", "{proofs}");
+    assert!(proofs["atoms"][0]["restored"].is_string(), "{proofs}");
     let out = run(&web1, &["-v", "verify"]);
     assert!(
         text(&out.stderr).contains("slice 1/3 read back"),

@@ -5,21 +5,12 @@
 //! order, so a full round means every slice was read since the round began.
 
 use super::{format_time, Error, Store};
-use crate::metadb::api::{Proof, SliceRead};
+use crate::metadb::api::{Proof, Proofs, Restored, SliceRead};
 use crate::metadb::record;
 use rusqlite::{params, OptionalExtension};
 
 /// Most slices a repository may be read back in.
 pub const MAX_SLICES: u32 = 10_000;
-
-/// When `atom` of `host` was last restored by a drill that passed.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Restored {
-    pub host: String,
-    pub atom: String,
-    /// Unix seconds.
-    pub at: i64,
-}
 
 impl Store {
     /// Where every repository's rotated check stands.
@@ -84,6 +75,19 @@ impl Store {
             .ok_or_else(|| Error::InvalidRequest("proof vanished".into()))
     }
 
+    /// Where every repository's rotated check stands, and when each atom
+    /// (of `host` only, if given) was last restored by a drill that passed.
+    pub fn all_proofs(&self, host: Option<&str>) -> Result<Proofs, Error> {
+        let mut atoms = self.restored()?;
+        if let Some(host) = host {
+            atoms.retain(|a| a.host == host);
+        }
+        Ok(Proofs {
+            repositories: self.proofs()?,
+            atoms,
+        })
+    }
+
     /// When each atom was last restored by a drill that passed, newest
     /// first.
     pub fn restored(&self) -> Result<Vec<Restored>, Error> {
@@ -95,7 +99,7 @@ impl Store {
             Ok(Restored {
                 host: row.get(0)?,
                 atom: row.get(1)?,
-                at: row.get(2)?,
+                restored: format_time(row.get(2)?)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
