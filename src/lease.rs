@@ -105,7 +105,7 @@ impl Lease<'_> {
             let request = &request;
             s.spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    self.renew(&request);
+                    self.renew(request);
                 }
             });
             let done = task();

@@ -70,7 +70,7 @@ fn rotated(metadb: &Metadb, repo: &Repo, sup: &Supervisor, slices: u32) -> Resul
         .map_or(1, |p| p.next_slice);
     let subset = format!("{slice}/{slices}");
     repo.check(sup, Some(&subset))
-        .map_err(|e| format!("restic check failed (read-data-subset {subset}): {e}"))?;
+        .map_err(|e| format!("restic check failed: {e} (slice {subset})"))?;
     let read = SliceRead {
         repository: id,
         slices,

@@ -140,9 +140,10 @@ fn apply(
                     group.host,
                     group.sources.join(" ")
                 );
-                match e.is_refused_deletion() {
-                    true => format!("{what}: {REFUSED}"),
-                    false => format!("{what}: {e}"),
+                if e.is_refused_deletion() {
+                    format!("{what}: {REFUSED}")
+                } else {
+                    format!("{what}: {e}")
                 }
             })?;
         removed.extend(gone.into_iter().map(|s| (group.host.clone(), s)));
@@ -152,11 +153,11 @@ fn apply(
     }
     // restic 0.18 exits 0 when a server refuses the DELETE (an append-only
     // one): a snapshot is forgotten only if it is no longer listed.
-    let still = match dry_run {
-        true => Default::default(),
-        false => repo
-            .snapshot_ids(sup)
-            .map_err(|e| format!("cannot list the snapshots left after forget: {e}"))?,
+    let still = if dry_run {
+        Default::default()
+    } else {
+        repo.snapshot_ids(sup)
+            .map_err(|e| format!("cannot list the snapshots left after forget: {e}"))?
     };
     let refused = removed
         .iter()
@@ -190,9 +191,12 @@ fn apply(
         "forgot {}",
         crate::count::count(forgotten.len(), "snapshot")
     );
-    let lease = match metadb.is_shared() {
-        true => repo.id(sup).ok(),
-        false => None,
+    // The lease another host's records are removed by (the id is known:
+    // the lease was taken with it).
+    let lease = if metadb.is_shared() {
+        repo.id(sup).ok()
+    } else {
+        None
     };
     for (host, ids) in &by_host {
         metadb
