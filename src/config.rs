@@ -398,12 +398,14 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
             Some(true) => Maintenance::All,
         },
         lease_ttl: match &raw.lease_ttl {
-            Some(d) => time::parse_duration(d)
+            Some(text) => time::parse_duration(text)
                 .and_then(|d| {
                     if (1..=metadb::store::MAX_LEASE_SECS).contains(&d.as_secs()) {
                         Ok(d)
                     } else {
-                        Err("must be between 1s and 24h".into())
+                        Err(format!(
+                            "lease_ttl must be between 1s and 24h, not {text:?}"
+                        ))
                     }
                 })
                 .map_err(|e| err("lease_ttl", e))?,

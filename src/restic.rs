@@ -967,6 +967,26 @@ mod tests {
     }
 
     #[test]
+    fn a_deletion_refused_by_an_append_only_server_is_told_apart() {
+        let failed = |stderr: &str| {
+            Error::from(shell::Error::Failed {
+                what: "restic forget".into(),
+                status: std::os::unix::process::ExitStatusExt::from_raw(1 << 8),
+                stderr: stderr.into(),
+            })
+        };
+        // The stderr tail restic 0.14's `forget` leaves after ~44 s of
+        // retrying a DELETE that rclone's --append-only answered 403.
+        let tail = "\tgithub.com/restic/restic/cmd/restic/delete.go:47 / golang.org/x/sync/errgroup.(*Group).Go.func1 / \tgolang.org/x/sync/errgroup/errgroup.go:75 / runtime.goexit / \truntime/asm_amd64.s:1594";
+        assert!(failed(tail).is_refused_deletion());
+        assert!(
+            failed("unable to remove <snapshot/4513251bc8> from the repository")
+                .is_refused_deletion()
+        );
+        assert!(!failed("Fatal: unable to open config file").is_refused_deletion());
+    }
+
+    #[test]
     fn classifies_by_exit_code_first() {
         let failed = |code: i32, stderr: &str| shell::Error::Failed {
             what: "restic".into(),

@@ -707,4 +707,76 @@ mod tests {
             .is_err());
         Ok(())
     }
+
+    #[test]
+    fn published_policies_are_read_back_and_plans_without_them_taken() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        // A plan from a tabacco that knew no retention in plans.
+        let old: Plan = serde_json::from_str(
+            r#"{"host":"h1","replace":true,"sources":[{"source":"logs","schedule":"@daily"}]}"#,
+        )
+        .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        store.publish_plan(&old, T0)?;
+        let mut new = plan("h2", &[("sql", None), ("logs", None)], true);
+        new.sources[0].retention = Some(crate::metadb::api::Policy {
+            keep_last: Some(2),
+            keep_within: Some("36h".into()),
+            ..Default::default()
+        });
+        store.publish_plan(&new, T0)?;
+        let policies = store.policies()?;
+        assert_eq!(policies.len(), 1, "{policies:?}");
+        assert_eq!(
+            (policies[0].host.as_str(), policies[0].source.as_str()),
+            ("h2", "sql")
+        );
+        let policy = policies[0]
+            .retention
+            .to_retention()
+            .map_err(Error::InvalidRequest)?;
+        assert_eq!(
+            policy.forget_args(),
+            ["--keep-last", "2", "--keep-within", "1d12h"]
+        );
+        // A policy that keeps nothing is refused with the plan.
+        new.sources[0].retention = Some(crate::metadb::api::Policy::default());
+        assert!(matches!(
+            store.publish_plan(&new, T0),
+            Err(Error::InvalidRequest(_))
+        ));
+        // Retired: its sources are no longer pruned by others.
+        store.retire_host("h2")?;
+        assert!(store.policies()?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn only_a_prune_or_verify_may_be_skipped() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let skipped = attempt("h1", "", "2026-01-01T04:00:00Z", "skipped");
+        assert!(matches!(
+            store.add_attempt(
+                &Attempt {
+                    kind: "backup".into(),
+                    source: "a".into(),
+                    ..skipped.clone()
+                },
+                T0
+            ),
+            Err(Error::InvalidRequest(_))
+        ));
+        store.add_attempt(
+            &Attempt {
+                kind: "prune".into(),
+                ..skipped
+            },
+            T0,
+        )?;
+        let failed = store.history(&HistoryRequest {
+            failed: true,
+            ..HistoryRequest::default()
+        })?;
+        assert!(failed.is_empty(), "a skip is no failure: {failed:?}");
+        Ok(())
+    }
 }
