@@ -486,3 +486,40 @@ fn the_check_walks_the_repository_in_slices_and_records_the_whole() {
         "a new round"
     );
 }
+
+#[test]
+fn a_lease_is_renewed_while_its_prune_runs() {
+    let f = Fixture::new();
+    let rest = RestServer::start(&f.path("served"), false);
+    let server = Server::start(&fleet_config(&f, "", &["web1", "web2"]), "127.0.0.1:0");
+    let keep = "retention: {keep_last: 1}\nlease_ttl: 1s\n";
+    let web1 = host(&f, "web1", &rest, Some(&server), keep);
+    let web2 = host(&f, "web2", &rest, Some(&server), keep);
+    source(&f, "web1", "sql", "");
+    back_up_twice(&web1);
+    let slow = slow_restic(&f, 4);
+    let yaml = std::fs::read_to_string(&web1).unwrap();
+    let from = format!("restic_binary: {}", restic_binary());
+    std::fs::write(
+        &web1,
+        yaml.replace(&from, &format!("restic_binary: {slow}")),
+    )
+    .unwrap();
+    let mut cmd = tabacco(&web1, &["prune"]);
+    let first = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Well past its 1 s ttl, web1's lease still holds: it is renewed.
+    std::thread::sleep(Duration::from_millis(2500));
+    let out = run(&web2, &["prune"]);
+    let said = text(&out.stdout);
+    assert!(
+        said.starts_with("skipped: host web1 maintains the repository"),
+        "{said}"
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert_eq!(snapshots(&f, &rest), pairs(&[("web1", "sql")]));
+}
