@@ -216,7 +216,7 @@ pub const COMMANDS: &[Help] = &[
             ("--host H", "only host H"),
             ("--source S", "only source S"),
             ("--problems", "only sources failed, incomplete or overdue"),
-            ("--proofs", "instead: when each repository was last read back whole, each atom last restored by a drill"),
+            ("--proofs", "instead: when repositories were last read back whole, atoms last drilled"),
             ("--json", "print a JSON array (the default when stdout is not a terminal)"),
             ("--table", "print a table (the default on a terminal)"),
         ],

@@ -6,8 +6,8 @@
 //! the repository's location), held by a host name, and renewed while the
 //! task runs; a dead host's lease expires. The embedded metadb serves one
 //! host: no lease is taken there (restic's own lock still guards the
-//! repository). Imports `metadb`, `restic` and `time`; `prune` and `verify`
-//! use it.
+//! repository). Imports `metadb`, `restic` and `shell`; `prune` and `proof`
+//! use it, `config` its [`Maintenance`].
 
 use crate::metadb::api::{LeaseRequest, ReleaseRequest};
 use crate::metadb::Metadb;
@@ -36,10 +36,10 @@ pub enum Maintenance {
 }
 
 impl Maintenance {
-    /// As `tabacco check` shows it.
+    /// As `tabacco check` shows it (which leaves the default out).
     pub fn describe(self) -> &'static str {
         match self {
-            Maintenance::Own => "default (prunes this host's snapshots, checks)",
+            Maintenance::Own => "this host's snapshots (prunes them, checks)",
             Maintenance::Never => "false (never forgets, prunes or checks)",
             Maintenance::All => {
                 "true (prunes every host's snapshots by their published policies, checks)"
@@ -61,8 +61,8 @@ pub fn busy(holder: &str, expires: &str) -> String {
     format!("host {holder} maintains the repository (its lease runs until {expires})")
 }
 
-/// The lease a task takes: on which repository, for which host, how long
-/// between renewals.
+/// The lease a task takes: on which repository, for which host, and how
+/// long it lasts unless renewed.
 pub struct Lease<'a> {
     pub metadb: &'a Metadb,
     pub repo: &'a Repo,

@@ -5,6 +5,7 @@
 use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::handler::{self, Context};
+use crate::lease::Maintenance;
 use crate::restic::{Password, Repo};
 use crate::shell::Supervisor;
 use crate::source::Source;
@@ -41,7 +42,9 @@ pub fn check(path: &Path) -> Result<(), Exit> {
             let _ = writeln!(out, "{key:<11} {s}");
         }
     }
-    let _ = writeln!(out, "maintenance {}", config.maintenance.describe());
+    if config.maintenance != Maintenance::Own {
+        let _ = writeln!(out, "maintenance {}", config.maintenance.describe());
+    }
     for target in &config.notify {
         let _ = writeln!(out, "notify      {target}");
     }

@@ -126,7 +126,6 @@ host        test-host
 repository  ROOT/repo
 RESTIC
 metadb      embedded (ROOT/work/metadb.sqlite)
-maintenance default (prunes this host's snapshots, checks)
 
 source users
   handler   file ROOT/data/users

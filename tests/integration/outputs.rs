@@ -151,7 +151,6 @@ metadb      http://tabacco:***@127.0.0.1:9/base
 retention   {keep_daily: 7, keep_weekly: 4, keep_within: 36h}
 prune       0 4 * * 0
 verify      @random_every 7d
-maintenance default (prunes this host's snapshots, checks)
 notify      healthchecks https://user:***@hc.example.org/ping/${host}-${source} on start,success,failure,recovery
 notify      webhook http://127.0.0.1:9/hook on failure,recovery,success (bearer token)
 notify      ntfy https://ntfy.example.org/backups on failure,recovery
