@@ -1,7 +1,9 @@
 //! Leases in the store: which host maintains (prunes, checks) a
 //! repository until when. A lease is taken if it is free, expired or the
 //! taker's own, in one write, so two hosts asking at once never both get
-//! it. Who may ask for whom is the server's business.
+//! it. Times are whole seconds, and a lease holds through the second it
+//! expires in, so that it lasts at least its ttl (and at most a second
+//! more). Who may ask for whom is the server's business.
 
 use super::{format_time, Error, Store};
 use crate::metadb::api::{Lease, LeaseRequest, ReleaseRequest};
@@ -28,7 +30,7 @@ impl Store {
         tx.execute(
             "INSERT INTO leases (name, holder, expires) VALUES (?1, ?2, ?3)
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
-             WHERE leases.holder = excluded.holder OR leases.expires <= ?4",
+             WHERE leases.holder = excluded.holder OR leases.expires < ?4",
             params![req.name, req.holder, expires, now],
         )?;
         let (holder, expires): (String, i64) = tx.query_row(
@@ -61,7 +63,7 @@ impl Store {
         let held: Option<i64> = self
             .conn
             .query_row(
-                "SELECT 1 FROM leases WHERE name = ?1 AND holder = ?2 AND expires > ?3",
+                "SELECT 1 FROM leases WHERE name = ?1 AND holder = ?2 AND expires >= ?3",
                 params![name, holder, now],
                 |row| row.get(0),
             )
@@ -97,16 +99,17 @@ mod tests {
         // Renewed by its holder; expired, anyone's.
         let renewed = store.take_lease(&ask("web1", 60), 1050)?;
         assert_eq!(renewed.expires, format_time(1110)?);
-        assert!(!store.take_lease(&ask("web2", 60), 1109)?.granted);
-        assert!(store.take_lease(&ask("web2", 60), 1110)?.granted);
-        assert!(!store.holds_lease("repo1", "web1", 1110)?);
+        assert!(!store.take_lease(&ask("web2", 60), 1110)?.granted);
+        assert!(store.holds_lease("repo1", "web1", 1110)?);
+        assert!(store.take_lease(&ask("web2", 60), 1111)?.granted);
+        assert!(!store.holds_lease("repo1", "web1", 1111)?);
         // Released by another: stays; by its holder: free.
         let release = |holder: &str| ReleaseRequest {
             name: "repo1".into(),
             holder: holder.into(),
         };
         store.release_lease(&release("web1"))?;
-        assert!(!store.take_lease(&ask("web1", 60), 1111)?.granted);
+        assert!(!store.take_lease(&ask("web1", 60), 1112)?.granted);
         store.release_lease(&release("web2"))?;
         assert!(store.take_lease(&ask("web1", 60), 1112)?.granted);
         assert!(matches!(
