@@ -1,10 +1,11 @@
 //! Verification: is the repository sound, and can a backup really be
-//! restored? Runs `restic check` (see `proof`), then a restore drill: a randomly chosen
+//! restored? Runs `restic check`, then a restore drill: a randomly chosen
 //! recent atom of this host is restored into scratch space under `work_dir`
 //! (a pipe atom's stream is counted against the size recorded at backup
 //! time, a file atom's files are read back in full), and the outcome is
 //! recorded in the metadb. The scratch space is always removed. Used by
-//! `tabacco verify` and by the agent's `verify_schedule`.
+//! `tabacco verify` and by the agent's `verify_schedule`. The check, and
+//! whether this host runs it, is `proof`'s.
 
 use crate::config::Config;
 use crate::metadb::Metadb;
