@@ -272,6 +272,44 @@ fn agents_pruning_on_the_same_schedule_count_skips_not_failures() {
         "{logs:?}"
     );
     assert!(!logs.iter().any(|l| l.contains("prune failed")), "{logs:?}");
+    // The agents' plans carry their sources' policies, for a maintainer.
+    let (status, policies) = server.request("GET", "/api/policies", Some("web1-secret"), "");
+    assert_eq!(status, 200);
+    let policies: serde_json::Value = serde_json::from_str(&policies).unwrap();
+    assert_eq!(
+        policies,
+        serde_json::json!([
+            {"host": "web1", "source": "sql", "retention": {"keep_last": 1}},
+            {"host": "web2", "source": "sql", "retention": {"keep_last": 1}},
+        ])
+    );
+}
+
+#[test]
+fn a_host_that_cannot_ask_the_metadb_for_the_lease_does_not_prune() {
+    let f = Fixture::new();
+    let rest = RestServer::start(&f.path("served"), false);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let web1 = host(&f, "web1", &rest, None, "retention: {keep_last: 1}\n");
+    source(&f, "web1", "sql", "");
+    back_up_twice(&web1);
+    let yaml = std::fs::read_to_string(&web1).unwrap();
+    std::fs::write(
+        &web1,
+        format!("{yaml}metadb: {{url: \"http://{closed}\", request_max_timeout: 2s}}\n"),
+    )
+    .unwrap();
+    let out = tabacco(&web1, &["prune"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("\ntabacco: cannot take the maintenance lease: metadb: unavailable: "),
+        "{said}"
+    );
+    assert_eq!(snapshots(&f, &rest).len(), 2, "nothing pruned");
 }
 
 #[test]
