@@ -15,6 +15,7 @@ mod raw;
 
 use crate::atom::{AtomSpec, DatasetSpec};
 use crate::handler::{self, Handler};
+use crate::lease::{self, Maintenance};
 use crate::restic::{self, Password, Repository};
 use crate::retention::{Retention, Within};
 use crate::schedule::Schedule;
@@ -33,6 +34,10 @@ pub const DEFAULT_PATH: &str = "/etc/tabacco/agent.yml";
 /// Catch-up runs start within this long after the agent unless
 /// `catch_up_spread` says otherwise.
 const DEFAULT_CATCH_UP_SPREAD: Duration = Duration::from_secs(300);
+
+/// `verify`'s check reads the repository back in this many slices unless
+/// `check_slices` says otherwise.
+const DEFAULT_CHECK_SLICES: u32 = 10;
 
 /// The validated agent configuration with its sources.
 #[derive(Clone, Debug)]
@@ -56,6 +61,13 @@ pub struct Config {
     pub catch_up: bool,
     /// Catch-up runs start within this long after the agent.
     pub catch_up_spread: Duration,
+    /// What this host prunes and checks (`maintenance:`).
+    pub maintenance: Maintenance,
+    /// How long a maintenance lease lasts unless renewed.
+    pub lease_ttl: Duration,
+    /// Into how many slices `verify`'s check reads the repository's data
+    /// back, one a run (0: it reads none back).
+    pub check_slices: u32,
     pub sources: Vec<Source>,
 }
 
@@ -123,6 +135,12 @@ impl Config {
     /// which replaces agent.yml's, or agent.yml's.
     pub fn targets<'a>(&'a self, source: &'a Source) -> &'a [notify::Target] {
         source.notify.as_deref().unwrap_or(&self.notify)
+    }
+
+    /// The retention policy `source`'s snapshots are pruned by: its own,
+    /// else the agent's; none keeps everything.
+    pub fn retention_of<'a>(&'a self, source: &'a Source) -> Option<&'a Retention> {
+        source.retention.as_ref().or(self.retention.as_ref())
     }
 
     /// Whether `source` makes up a run missed while the agent was down.
@@ -373,6 +391,35 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
         catch_up_spread: match &raw.catch_up_spread {
             Some(d) => time::parse_duration(d).map_err(|e| err("catch_up_spread", e))?,
             None => DEFAULT_CATCH_UP_SPREAD,
+        },
+        maintenance: match raw.maintenance {
+            None => Maintenance::Own,
+            Some(false) => Maintenance::Never,
+            Some(true) => Maintenance::All,
+        },
+        lease_ttl: match &raw.lease_ttl {
+            Some(text) => time::parse_duration(text)
+                .and_then(|d| {
+                    if (1..=metadb::store::MAX_LEASE_SECS).contains(&d.as_secs()) {
+                        Ok(d)
+                    } else {
+                        Err(format!(
+                            "lease_ttl must be between 1s and 24h, not {text:?}"
+                        ))
+                    }
+                })
+                .map_err(|e| err("lease_ttl", e))?,
+            None => lease::DEFAULT_TTL,
+        },
+        check_slices: match raw.check_slices {
+            Some(n) if n > metadb::store::MAX_SLICES => {
+                return Err(err(
+                    "check_slices",
+                    format!("check_slices {n} is over {}", metadb::store::MAX_SLICES),
+                ))
+            }
+            Some(n) => n,
+            None => DEFAULT_CHECK_SLICES,
         },
         sources: Vec::new(),
     })

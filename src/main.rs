@@ -12,10 +12,10 @@
 //!   `addr`, `html`, `logger`;
 //! - `restic` (owns `Repository`, `Password`), then `failure`, `outcome`;
 //!   `hook`, then `handler` (owns `Params`); `notify`; `metadb` (owns its
-//!   client's `Connection`);
+//!   client's `Connection`); `lease` (owns `Maintenance`);
 //! - `source` (holds a handler, retention, notify targets), then `config`,
 //!   which builds every validated type above from the files;
-//! - `job`, `restore`, `verify`, `prune`, `plan`, `attempt`; then `agent`
+//! - `job`, `restore`, `proof`, `verify`, `prune`, `plan`, `attempt`; then `agent`
 //!   and `cmd`, which wire everything.
 
 mod addr;
@@ -33,6 +33,7 @@ mod html;
 mod http;
 mod interrupt;
 mod job;
+mod lease;
 mod logger;
 mod metadb;
 mod model;
@@ -41,6 +42,7 @@ mod notify;
 mod outcome;
 mod periodic;
 mod plan;
+mod proof;
 mod prune;
 mod queue;
 mod restic;

@@ -16,6 +16,7 @@ use crate::model::Dataset;
 use crate::retention::Retention;
 use crate::shell::{self, Running, Stop, Supervisor};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
@@ -113,6 +114,15 @@ impl Error {
     fn is_missing_path(&self) -> bool {
         self.stderr()
             .is_some_and(|s| s.contains("not found in snapshot"))
+    }
+
+    /// The backend refused to delete a file (an append-only server):
+    /// restic 0.14 retries for ~44 s, then fails with a stack trace whose
+    /// tail names its `cmd/restic/delete.go`; later versions say `unable to
+    /// remove`.
+    pub fn is_refused_deletion(&self) -> bool {
+        self.stderr()
+            .is_some_and(|s| s.contains("unable to remove") || s.contains("cmd/restic/delete.go"))
     }
 
     fn stderr(&self) -> Option<&str> {
@@ -276,6 +286,8 @@ pub struct Repo {
     config: Repository,
     /// Whether this process has made sure the repository exists.
     initialized: Mutex<bool>,
+    /// The repository's id, once learnt (see [`Repo::id`]).
+    id: Mutex<Option<String>>,
 }
 
 impl Repo {
@@ -283,6 +295,7 @@ impl Repo {
         Repo {
             config,
             initialized: Mutex::new(false),
+            id: Mutex::new(None),
         }
     }
 
@@ -453,6 +466,37 @@ impl Repo {
             }
         }
         result
+    }
+
+    /// The repository's id (`restic cat config`), which names it the same
+    /// for every host however each spells its location; learnt once per
+    /// process.
+    pub fn id(&self, sup: &Supervisor) -> Result<String, Error> {
+        let mut id = self.id.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(id) = id.as_ref() {
+            return Ok(id.clone());
+        }
+        self.version()?;
+        #[derive(Deserialize)]
+        struct Config {
+            id: String,
+        }
+        let mut cmd = self.command(&["cat", "config"]);
+        cmd.stdout(Stdio::piped());
+        let mut running = sup.spawn(&mut cmd, "restic cat config", Stop::Interrupt)?;
+        let parsed = running
+            .child()
+            .stdout
+            .take()
+            .map(serde_json::from_reader::<_, Config>);
+        running.wait()?;
+        let config = match parsed {
+            Some(Ok(config)) => config,
+            Some(Err(e)) => return Err(Error::Output(format!("restic cat config: {e}"))),
+            None => return Err(Error::Output("restic cat config: no output".into())),
+        };
+        *id = Some(config.id.clone());
+        Ok(config.id)
     }
 
     /// Removes `snapshots` (each a dataset's tag and the snapshot id restic
@@ -716,8 +760,21 @@ impl Repo {
 
     /// Every snapshot carrying `tag`.
     pub fn snapshots(&self, sup: &Supervisor, tag: &str) -> Result<Vec<Snapshot>, Error> {
+        self.list_snapshots(sup, &["--tag", tag])
+    }
+
+    /// The ids of every snapshot in the repository.
+    pub fn snapshot_ids(&self, sup: &Supervisor) -> Result<HashSet<String>, Error> {
+        let all = self.list_snapshots(sup, &[])?;
+        Ok(all.into_iter().map(|s| s.id).collect())
+    }
+
+    /// `restic snapshots --json` with `filter` options.
+    fn list_snapshots(&self, sup: &Supervisor, filter: &[&str]) -> Result<Vec<Snapshot>, Error> {
         self.version()?;
-        let mut cmd = self.command(&["snapshots", "--json", "--tag", tag]);
+        let mut args = vec!["snapshots", "--json"];
+        args.extend(filter);
+        let mut cmd = self.command(&args);
         cmd.stdout(Stdio::piped());
         let mut running = sup.spawn(&mut cmd, "restic snapshots", Stop::Interrupt)?;
         let parsed = running.child().stdout.take().map(parse_snapshots);
@@ -929,6 +986,26 @@ mod tests {
             Error::Unavailable(_)
         ));
         assert!(matches!(Error::from(failed("other")), Error::Process(_)));
+    }
+
+    #[test]
+    fn a_deletion_refused_by_an_append_only_server_is_told_apart() {
+        let failed = |stderr: &str| {
+            Error::from(shell::Error::Failed {
+                what: "restic forget".into(),
+                status: std::os::unix::process::ExitStatusExt::from_raw(1 << 8),
+                stderr: stderr.into(),
+            })
+        };
+        // The stderr tail restic 0.14's `forget` leaves after ~44 s of
+        // retrying a DELETE that rclone's --append-only answered 403.
+        let tail = "\tgithub.com/restic/restic/cmd/restic/delete.go:47 / golang.org/x/sync/errgroup.(*Group).Go.func1 / \tgolang.org/x/sync/errgroup/errgroup.go:75 / runtime.goexit / \truntime/asm_amd64.s:1594";
+        assert!(failed(tail).is_refused_deletion());
+        assert!(
+            failed("unable to remove <snapshot/4513251bc8> from the repository")
+                .is_refused_deletion()
+        );
+        assert!(!failed("Fatal: unable to open config file").is_refused_deletion());
     }
 
     #[test]

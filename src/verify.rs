@@ -4,7 +4,8 @@
 //! (a pipe atom's stream is counted against the size recorded at backup
 //! time, a file atom's files are read back in full), and the outcome is
 //! recorded in the metadb. The scratch space is always removed. Used by
-//! `tabacco verify` and by the agent's `verify_schedule`.
+//! `tabacco verify` and by the agent's `verify_schedule`. The check, and
+//! whether this host runs it, is `proof`'s.
 
 use crate::config::Config;
 use crate::metadb::Metadb;
@@ -27,9 +28,8 @@ pub fn verify(
 ) -> Result<String, String> {
     let sources = config.select(names)?;
     let repo = Repo::new(config.repository.clone());
-    repo.check(sup, read_data_subset)
-        .map_err(|e| format!("restic check failed: {e}"))?;
-    log::info!("restic check passed");
+    let checked = crate::proof::check(config, metadb, &repo, sup, read_data_subset)?;
+    log::info!("{checked}");
 
     let request = FindRequest {
         pattern: "*".into(),
@@ -45,9 +45,9 @@ pub fn verify(
         .flat_map(|(b, d)| (0..d.atoms.len()).map(move |i| (b, d, i)))
         .collect();
     let Some(&(backup, dataset, index)) = candidates.get(random_index(candidates.len())) else {
-        return Ok(
-            "restic check passed; no recorded atom of this host to drill a restore with".into(),
-        );
+        return Ok(format!(
+            "{checked}; no recorded atom of this host to drill a restore with"
+        ));
     };
     let atom = &dataset.atoms[index];
     let scratch = config.work_dir.join(format!("verify-{}", model::new_id()));
@@ -73,7 +73,7 @@ pub fn verify(
     }
     let what = format!("restore drill of {} (backup {})", atom.name, backup.id);
     match drilled {
-        Ok(checked) => Ok(format!("restic check passed; {what}: {checked}")),
+        Ok(drilled) => Ok(format!("{checked}; {what}: {drilled}")),
         Err(e) => Err(format!("{what} failed: {e}")),
     }
 }

@@ -5,6 +5,7 @@
 use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::handler::{self, Context};
+use crate::lease::Maintenance;
 use crate::restic::{Password, Repo};
 use crate::shell::Supervisor;
 use crate::source::Source;
@@ -40,6 +41,9 @@ pub fn check(path: &Path) -> Result<(), Exit> {
         if let Some(s) = schedule {
             let _ = writeln!(out, "{key:<11} {s}");
         }
+    }
+    if config.maintenance != Maintenance::Own {
+        let _ = writeln!(out, "maintenance {}", config.maintenance.describe());
     }
     for target in &config.notify {
         let _ = writeln!(out, "notify      {target}");

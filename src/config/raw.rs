@@ -28,6 +28,9 @@ pub struct Agent {
     pub notify: Option<Vec<notify::Entry>>,
     pub catch_up: Option<bool>,
     pub catch_up_spread: Option<String>,
+    pub maintenance: Option<bool>,
+    pub lease_ttl: Option<String>,
+    pub check_slices: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -433,6 +433,8 @@ fn fleet(db_path: &Path, store: &Store, status: Vec<StatusRow>) -> Result<Fleet,
         database_bytes: size("") + size("-wal"),
         last_backups,
         status,
+        proofs: store.proofs().map_err(|e| e.to_string())?,
+        restored: store.restored().map_err(|e| e.to_string())?,
     })
 }
 

@@ -13,6 +13,7 @@ mod files;
 mod firstmin;
 mod hardening;
 mod health;
+mod maintainer;
 mod metadb;
 mod notify;
 mod outputs;
