@@ -24,6 +24,7 @@ mod attempt;
 mod cli;
 mod cmd;
 mod config;
+mod copy;
 mod count;
 mod failure;
 mod handler;
