@@ -466,6 +466,7 @@ mod tests {
                 total_bytes: 0,
                 bytes_added: 0,
                 duration: 0,
+                repositories: Vec::new(),
             },
         }
     }

@@ -10,7 +10,7 @@
 //! delivery is idempotent anyway, so a crash between sending and removing
 //! only sends a record twice.
 
-use crate::metadb::api::Attempt;
+use crate::metadb::api::{Attempt, CopiesRequest};
 use crate::model::AddDatasetRequest;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 #[serde(untagged)]
 pub enum Record {
     Attempt { attempt: Attempt },
+    Copies { copies: CopiesRequest },
     Dataset(AddDatasetRequest),
 }
 
@@ -209,6 +210,7 @@ mod tests {
                 total_bytes: 2,
                 bytes_added: 3,
                 duration: 1,
+                repositories: Vec::new(),
             },
         }
     }
@@ -228,6 +230,7 @@ mod tests {
             .map(|p| match Spool::read(p).unwrap() {
                 Record::Dataset(r) => r.dataset.id,
                 Record::Attempt { attempt } => attempt.backup_id,
+                Record::Copies { copies } => copies.repository,
             })
             .collect();
         assert_eq!(ids, ["d1", "d2", "d3"]);
