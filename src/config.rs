@@ -132,6 +132,12 @@ impl Config {
         source.notify.as_deref().unwrap_or(&self.notify)
     }
 
+    /// The copies `source`'s snapshots go to.
+    pub fn copies_of(&self, source: &Source) -> Vec<&Copy> {
+        let named = |c: &&Copy| source.copies.contains(&c.name);
+        self.copies.iter().filter(named).collect()
+    }
+
     /// Whether `source` makes up a run missed while the agent was down.
     pub fn catches_up(&self, source: &Source) -> bool {
         source.catch_up.unwrap_or(self.catch_up)

@@ -7,8 +7,15 @@
 //! Built by `config` ([`Copy`]); used by `job` after a backup, by
 //! `restore`, `verify`, `dump` and `ls` to read, and by `prune`.
 
-use crate::restic::Repository;
+use crate::count::count;
+use crate::failure::{Failure, Kind};
+use crate::metadb::api::DueRequest;
+use crate::metadb::Metadb;
+use crate::model::{self, Dataset};
+use crate::outcome::Outcome;
+use crate::restic::{self, Repo, Repository};
 use crate::retention::Retention;
+use crate::shell::Supervisor;
 
 /// How the metadb and `--repository` name the primary repository
 /// (agent.yml's `repository:`); no copy may take the name.
@@ -21,4 +28,132 @@ pub struct Copy {
     pub repository: Repository,
     /// Its own retention; the primary's policies when absent.
     pub retention: Option<Retention>,
+}
+
+/// Most datasets one run copies into one copy; the rest follow at the
+/// next runs (a new copy of a long history fills up over several).
+const MAX_PER_RUN: u32 = 1000;
+
+/// Copies into each of `copies` the datasets of `host`'s `source` it
+/// lacks: those `recorded` now, and those an earlier run could not copy
+/// (as the metadb knows them), in one `restic copy` per copy, reading the
+/// `primary`; then records what each copy holds. A copy that does not
+/// exist is created first. Returns a failure for each copy that failed:
+/// its datasets stay recorded in the primary, and are tried again at the
+/// next run.
+pub fn after_backup(
+    copies: &[&Copy],
+    primary: &Repository,
+    metadb: &Metadb,
+    host: &str,
+    source: &str,
+    recorded: &[Dataset],
+    sup: &Supervisor,
+) -> Vec<Failure> {
+    let mut failures = Vec::new();
+    for copy in copies {
+        if let Err(e) = copy_one(copy, primary, metadb, host, source, recorded, sup) {
+            failures.push(e.context(&format!("copy {}", copy.name)));
+        }
+    }
+    failures
+}
+
+/// Logs each copy of `outcome` that failed, in one line.
+pub fn log(outcome: &Outcome) {
+    for failure in &outcome.copies {
+        log::error!(
+            "source {} (backup {}): {failure}; its datasets are in the repository and recorded, and are copied at its next run",
+            outcome.source,
+            outcome.backup_id
+        );
+    }
+}
+
+fn copy_one(
+    copy: &Copy,
+    primary: &Repository,
+    metadb: &Metadb,
+    host: &str,
+    source: &str,
+    recorded: &[Dataset],
+    sup: &Supervisor,
+) -> Result<(), Failure> {
+    let request = DueRequest {
+        host: host.to_string(),
+        source: source.to_string(),
+        repository: copy.name.clone(),
+        limit: MAX_PER_RUN,
+    };
+    // Without the metadb (its records of this run spooled), this run's.
+    let mut ids: Vec<String> = match metadb.due_copies(&request) {
+        Ok(due) => due.into_iter().map(|d| d.dataset_id).collect(),
+        Err(e) => {
+            log::warn!(
+                "{}: copy {}: cannot ask the metadb what is missing ({e}); copying this run's datasets only",
+                sup.label(),
+                copy.name
+            );
+            Vec::new()
+        }
+    };
+    for dataset in recorded {
+        if !ids.contains(&dataset.id) {
+            ids.push(dataset.id.clone());
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let tags: Vec<String> = ids.iter().map(|id| model::snapshot_tag(id)).collect();
+    let repo = Repo::new(copy.repository.clone());
+    let copied = match repo.copy_from(sup, primary, &tags) {
+        // Not created yet (or away: then creating it fails and says so).
+        Err(restic::Error::Unavailable(_)) => repo
+            .ensure_copy_of(sup, primary)
+            .and_then(|()| repo.copy_from(sup, primary, &tags)),
+        result => result,
+    };
+    copied.map_err(|e| Failure::from(e))?;
+    // restic skips what the primary no longer holds, silently: ask the
+    // copy what it holds now.
+    let held: Vec<String> = repo
+        .snapshots(sup, &tags)?
+        .into_iter()
+        .filter_map(|s| model::from_snapshot_tags(&s.tags.unwrap_or_default()))
+        .map(|(_, dataset)| dataset.id)
+        .filter(|id| ids.contains(id))
+        .collect();
+    log::info!(
+        "{}: copy {}: {} of {} copied",
+        sup.label(),
+        copy.name,
+        count(held.len(), "dataset"),
+        ids.len()
+    );
+    if held.len() < ids.len() {
+        let missing: Vec<&str> = ids
+            .iter()
+            .filter(|id| !held.contains(id))
+            .map(String::as_str)
+            .collect();
+        log::warn!(
+            "{}: copy {}: the repository no longer holds datasets {}",
+            sup.label(),
+            copy.name,
+            missing.join(" ")
+        );
+    }
+    if held.is_empty() {
+        return Ok(());
+    }
+    metadb.add_copies(host, &copy.name, &held).map_err(|e| {
+        Failure::new(
+            Kind::Metadb,
+            format!(
+                "{} copied but not recorded: {e}",
+                count(held.len(), "dataset")
+            ),
+        )
+    })
 }

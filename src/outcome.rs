@@ -14,4 +14,7 @@ pub struct Outcome {
     pub recorded: Vec<Dataset>,
     /// Every failure; empty when everything succeeded.
     pub errors: Vec<Failure>,
+    /// Copies that failed (see `copy`): not the source's failures, since
+    /// its datasets are in the repository and recorded, but the run's.
+    pub copies: Vec<Failure>,
 }

@@ -109,6 +109,13 @@ impl Error {
             .is_some_and(|s| s.contains("multiple IDs with prefix"))
     }
 
+    /// The repository holds no snapshot of that id or tag (restic 0.14
+    /// and 0.18 say it alike).
+    pub fn is_missing_snapshot(&self) -> bool {
+        self.stderr()
+            .is_some_and(|s| s.contains("no matching ID found") || s.contains("no snapshot found"))
+    }
+
     /// The snapshot holds no such path.
     fn is_missing_path(&self) -> bool {
         self.stderr()
@@ -198,6 +205,15 @@ impl SnapshotRef {
     pub fn of(dataset: &Dataset) -> SnapshotRef {
         SnapshotRef {
             id: dataset.snapshot_id.clone(),
+            tag: dataset.tag(),
+        }
+    }
+
+    /// The snapshot of `dataset` by its tag alone: in a copy, where
+    /// `restic copy` gave it another id.
+    pub fn by_tag(dataset: &Dataset) -> SnapshotRef {
+        SnapshotRef {
+            id: String::new(),
             tag: dataset.tag(),
         }
     }
@@ -310,6 +326,64 @@ impl Repo {
         cmd
     }
 
+    /// A restic command on this repository that also reads `from` (restic's
+    /// "secondary" repository: `copy`, `init --copy-chunker-params`), its
+    /// location and password given through the environment as this
+    /// repository's are, never argv. `from`'s backend environment is added
+    /// where this repository's does not set the same variable.
+    fn reading(&self, from: &Repository, args: &[&str]) -> Command {
+        let mut cmd = self.command(args);
+        for name in [
+            "RESTIC_FROM_PASSWORD",
+            "RESTIC_FROM_PASSWORD_FILE",
+            "RESTIC_FROM_PASSWORD_COMMAND",
+            "RESTIC_FROM_REPOSITORY_FILE",
+            "RESTIC_FROM_KEY_HINT",
+        ] {
+            cmd.env_remove(name);
+        }
+        cmd.env("RESTIC_FROM_REPOSITORY", &from.uri);
+        let theirs = from.env.iter();
+        cmd.envs(theirs.filter(|(name, _)| !self.config.env.contains_key(*name)));
+        match &from.password {
+            Password::File(path) => cmd.env("RESTIC_FROM_PASSWORD_FILE", path),
+            Password::Literal(password) => cmd.env("RESTIC_FROM_PASSWORD", password),
+        };
+        cmd
+    }
+
+    /// Copies the snapshots carrying any of `tags` (one dataset's each)
+    /// from `from` into this repository, in one restic process; snapshots
+    /// copied before are skipped by restic. A tag no snapshot of `from`
+    /// carries is no error: [`Repo::snapshots`] tells what arrived.
+    pub fn copy_from(
+        &self,
+        sup: &Supervisor,
+        from: &Repository,
+        tags: &[String],
+    ) -> Result<(), Error> {
+        self.version()?;
+        let mut args = vec!["copy"];
+        for tag in tags {
+            args.extend(["--tag", tag.as_str()]);
+        }
+        let run = |extra: &[String]| -> Result<(), Error> {
+            let mut all = args.clone();
+            all.extend(extra.iter().map(String::as_str));
+            let mut cmd = self.reading(from, &all);
+            sup.spawn(&mut cmd, "restic copy", Stop::Interrupt)?
+                .wait()?;
+            Ok(())
+        };
+        match run(&[]) {
+            Err(Error::Locked(_)) => {
+                self.unlock(sup)?;
+                run(&self.retry_lock()?)
+            }
+            result => result,
+        }
+    }
+
     /// The version of the configured restic, learnt once per process.
     pub fn version(&self) -> Result<Version, Error> {
         version::detect(&self.config.binary).map_err(Error::Version)
@@ -354,6 +428,18 @@ impl Repo {
     /// one with one `restic cat config`. Fails first if the configured
     /// restic cannot be run or is not supported.
     pub fn ensure_initialized(&self, sup: &Supervisor) -> Result<(), Error> {
+        self.initialize(sup, None)
+    }
+
+    /// Creates this repository, a copy of `from`, if it does not exist yet,
+    /// with `from`'s chunker parameters (`init --copy-chunker-params`), so
+    /// that what `restic copy` brings deduplicates as it did in `from`.
+    /// Checked as [`Repo::ensure_initialized`] does.
+    pub fn ensure_copy_of(&self, sup: &Supervisor, from: &Repository) -> Result<(), Error> {
+        self.initialize(sup, Some(from))
+    }
+
+    fn initialize(&self, sup: &Supervisor, from: Option<&Repository>) -> Result<(), Error> {
         self.version()?;
         let mut initialized = self
             .initialized
@@ -385,7 +471,11 @@ impl Repo {
         if let Some(why) = absent {
             let uri = crate::uri::mask(&self.config.uri);
             log::info!("initialising restic repository {uri}");
-            let init = sup.spawn(&mut self.command(&["init"]), "restic init", Stop::Interrupt)?;
+            let mut cmd = match from {
+                Some(from) => self.reading(from, &["init", "--copy-chunker-params"]),
+                None => self.command(&["init"]),
+            };
+            let init = sup.spawn(&mut cmd, "restic init", Stop::Interrupt)?;
             match init.wait() {
                 Ok(_) => {}
                 Err(e) if why.is_empty() => return Err(e.into()),
@@ -714,10 +804,14 @@ impl Repo {
         }
     }
 
-    /// Every snapshot carrying `tag`.
-    pub fn snapshots(&self, sup: &Supervisor, tag: &str) -> Result<Vec<Snapshot>, Error> {
+    /// Every snapshot carrying any of `tags`.
+    pub fn snapshots(&self, sup: &Supervisor, tags: &[String]) -> Result<Vec<Snapshot>, Error> {
         self.version()?;
-        let mut cmd = self.command(&["snapshots", "--json", "--tag", tag]);
+        let mut args = vec!["snapshots", "--json"];
+        for tag in tags {
+            args.extend(["--tag", tag.as_str()]);
+        }
+        let mut cmd = self.command(&args);
         cmd.stdout(Stdio::piped());
         let mut running = sup.spawn(&mut cmd, "restic snapshots", Stop::Interrupt)?;
         let parsed = running

@@ -254,6 +254,7 @@ fn run(context: &Context, job: &Job) {
 /// the backup id and the reason.
 fn report(outcome: &Outcome, duration: Duration, dry_run: bool) {
     failure::log(&outcome.source, &outcome.backup_id, &outcome.errors);
+    crate::copy::log(outcome);
     if outcome.errors.is_empty() && !dry_run {
         log::info!(
             "source {} (backup {}): {} recorded in {:.1}s",

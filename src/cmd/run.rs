@@ -16,7 +16,7 @@ use crate::outcome::Outcome;
 use crate::restic::Repo;
 use crate::shell::Supervisor;
 use crate::slots::Slots;
-use crate::{attempt, plan};
+use crate::{attempt, copy, plan};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -78,6 +78,7 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
                             Kind::Interrupted,
                             format!("not started: {reason}"),
                         )],
+                        copies: Vec::new(),
                     },
                     None => {
                         if !dry_run {
@@ -112,7 +113,8 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
     let mut failed = false;
     for outcome in outcomes {
         failure::log(&outcome.source, &outcome.backup_id, &outcome.errors);
-        failed |= !outcome.errors.is_empty();
+        copy::log(&outcome);
+        failed |= !outcome.errors.is_empty() || !outcome.copies.is_empty();
         if outcome.errors.is_empty() && !dry_run {
             log::info!(
                 "source {} (backup {}): {} recorded",
