@@ -13,7 +13,7 @@ use crate::metadb::api::DueRequest;
 use crate::metadb::Metadb;
 use crate::model::{self, Dataset};
 use crate::outcome::Outcome;
-use crate::restic::{self, Repo, Repository};
+use crate::restic::{self, Repo, Repository, SnapshotRef};
 use crate::retention::Retention;
 use crate::shell::Supervisor;
 
@@ -156,4 +156,106 @@ fn copy_one(
             ),
         )
     })
+}
+
+/// Where datasets are read back from (restore, dump, ls, a drill): the
+/// primary, and where it cannot be reached or lacks a dataset's snapshot,
+/// a copy that holds it; or one repository picked by name.
+pub struct Reader {
+    primary: Repo,
+    copies: Vec<(String, Repo)>,
+    /// `--repository`: only this one, `primary` or a copy's name.
+    picked: Option<String>,
+}
+
+impl Reader {
+    /// Reads from `primary` and `copies`, or from the one `picked` names
+    /// (an unknown name is an error naming the known ones).
+    pub fn new(
+        primary: &Repository,
+        copies: &[Copy],
+        picked: Option<&str>,
+    ) -> Result<Reader, String> {
+        if let Some(name) = picked.filter(|&n| n != PRIMARY) {
+            if !copies.iter().any(|c| c.name == name) {
+                let names: Vec<&str> = copies.iter().map(|c| c.name.as_str()).collect();
+                return Err(format!(
+                    "no repository named {name:?}; configured: {PRIMARY}{}{}",
+                    if names.is_empty() { "" } else { " " },
+                    names.join(" ")
+                ));
+            }
+        }
+        Ok(Reader {
+            primary: Repo::new(primary.clone()),
+            copies: copies
+                .iter()
+                .map(|c| (c.name.clone(), Repo::new(c.repository.clone())))
+                .collect(),
+            picked: picked.map(String::from),
+        })
+    }
+
+    /// The repository checks run on: the picked one, else the primary.
+    pub fn checked(&self) -> (&str, &Repo) {
+        match self.picked.as_deref() {
+            Some(name) => self.named(name),
+            None => (PRIMARY, &self.primary),
+        }
+    }
+
+    fn named(&self, name: &str) -> (&str, &Repo) {
+        self.copies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or((PRIMARY, &self.primary), |(n, repo)| (n.as_str(), repo))
+    }
+
+    /// Runs `read` on the repository to read `dataset` from, with the way
+    /// to name its snapshot there (by id in the primary; by tag in a copy,
+    /// where `restic copy` gave it another id). Unless one was picked,
+    /// that is the primary; where it is unreachable or lacks the snapshot,
+    /// each copy that holds the dataset (as the metadb recorded it; every
+    /// copy where nothing is recorded) in turn, saying so in the log.
+    pub fn read<T>(
+        &self,
+        dataset: &Dataset,
+        mut read: impl FnMut(&Repo, &SnapshotRef) -> Result<T, restic::Error>,
+    ) -> Result<T, restic::Error> {
+        if let Some(name) = self.picked.as_deref() {
+            let (name, repo) = self.named(name);
+            return read(repo, &snapshot_in(name, dataset));
+        }
+        let mut failed = match read(&self.primary, &SnapshotRef::of(dataset)) {
+            Err(e) if is_elsewhere(&e) => e,
+            result => return result,
+        };
+        let recorded =
+            |name: &String| dataset.repositories.is_empty() || dataset.repositories.contains(name);
+        for (name, repo) in self.copies.iter().filter(|(name, _)| recorded(name)) {
+            log::warn!(
+                "dataset {} (snapshot {}): {failed}; reading it from copy {name}",
+                dataset.id,
+                dataset.snapshot_id
+            );
+            failed = match read(repo, &SnapshotRef::by_tag(dataset)) {
+                Err(e) if is_elsewhere(&e) => e,
+                result => return result,
+            };
+        }
+        Err(failed)
+    }
+}
+
+/// How to name `dataset`'s snapshot in repository `name`.
+fn snapshot_in(name: &str, dataset: &Dataset) -> SnapshotRef {
+    match name {
+        PRIMARY => SnapshotRef::of(dataset),
+        _ => SnapshotRef::by_tag(dataset),
+    }
+}
+
+/// Whether another repository may have what this one failed to give.
+fn is_elsewhere(e: &restic::Error) -> bool {
+    matches!(e, restic::Error::Unavailable(_)) || e.is_missing_snapshot()
 }

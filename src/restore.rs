@@ -4,11 +4,11 @@
 //! come from the metadb are checked again here before restic sees them.
 
 use crate::config::Config;
+use crate::copy::Reader;
 use crate::count::count;
 use crate::handler::Handler;
 use crate::metadb::Metadb;
 use crate::model::{Atom, Backup, Dataset, FindRequest, RestoreItem};
-use crate::restic::{Repo, SnapshotRef};
 use crate::shell::{self, Stop, Supervisor};
 use crate::{hook, name, time};
 use std::path::{Component, Path, PathBuf};
@@ -170,17 +170,18 @@ impl Outcome {
     }
 }
 
-/// Restores `items` (only `parts` of each file atom, if any), up to
-/// `queue_config.concurrency` datasets at a time, logging each failure. `track` registers each job's supervisor with
+/// Restores `items` (only `parts` of each file atom, if any), read as
+/// `reader` says, up to `queue_config.concurrency` datasets at a time,
+/// logging each failure. `track` registers each job's supervisor with
 /// whoever may have to stop it, and says if that already happened.
 pub fn carry_out(
     config: &Config,
+    reader: &Reader,
     items: &[Item],
     target: &Target,
     parts: &[String],
     track: &(dyn Fn(&Supervisor) -> Option<String> + Sync),
 ) -> Outcome {
-    let repo = Repo::new(config.repository.clone());
     let queue = Mutex::new(items.iter());
     let failed = Mutex::new(0);
     thread::scope(|scope| {
@@ -194,7 +195,7 @@ pub fn carry_out(
                 );
                 let result = match track(&sup) {
                     Some(reason) => Err(reason),
-                    None => restore(item, config, &repo, target, parts, &sup),
+                    None => restore(item, config, reader, target, parts, &sup),
                 };
                 if let Err(e) = result {
                     let names: Vec<&str> =
@@ -278,7 +279,7 @@ pub fn destination(
 pub fn restore(
     item: &Item,
     config: &Config,
-    repo: &Repo,
+    reader: &Reader,
     target: &Target,
     parts: &[String],
     sup: &Supervisor,
@@ -311,7 +312,6 @@ pub fn restore(
         sup.run_shell(pre, &hook_env, "pre_restore_command")
             .map_err(|e| e.to_string())?;
     }
-    let snapshot = SnapshotRef::of(dataset);
     match &source.handler {
         Handler::File(_) => {
             let paths = dataset
@@ -327,7 +327,10 @@ pub fn restore(
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
-            repo.restore(sup, &snapshot, target.dir(), &paths, parts)
+            reader
+                .read(dataset, |repo, snapshot| {
+                    repo.restore(sup, snapshot, target.dir(), &paths, parts)
+                })
                 .map_err(|e| e.to_string())?;
             // restic restores nothing, and says nothing, for a path that is
             // not in the snapshot; nor, with parts, for parts not in an atom,
@@ -359,7 +362,7 @@ pub fn restore(
                 .as_deref()
                 .ok_or_else(|| format!("source {:?} has no restore_command", source.name))?;
             for atom in &dataset.atoms {
-                stream_back(item, &scope, atom, command, repo, &snapshot, sup)?;
+                stream_back(item, &scope, atom, command, reader, sup)?;
             }
         }
     }
@@ -397,13 +400,14 @@ fn stream_back(
     scope: &hook::Scope,
     atom: &Atom,
     command: &str,
-    repo: &Repo,
-    snapshot: &SnapshotRef,
+    reader: &Reader,
     sup: &Supervisor,
 ) -> Result<(), String> {
     let command = shell::substitute(command, &hook::variables(scope, atom))?;
-    let mut dump = repo
-        .dump(sup, snapshot, &atom.name)
+    let mut dump = reader
+        .read(&item.dataset, |repo, snapshot| {
+            repo.dump(sup, snapshot, &atom.name)
+        })
         .map_err(|e| e.to_string())?;
     let Some(data) = dump.child().stdout.take() else {
         return Err("restic dump has no stdout".into());

@@ -7,29 +7,37 @@
 //! `tabacco verify` and by the agent's `verify_schedule`.
 
 use crate::config::Config;
+use crate::copy::Reader;
 use crate::metadb::Metadb;
 use crate::model::{self, Backup, Dataset, FindRequest, Verification};
-use crate::restic::{Repo, SnapshotRef};
 use crate::restore::Target;
 use crate::shell::Supervisor;
 use crate::time;
 use std::io::Read;
 use std::path::Path;
 
-/// Checks the repository and drills a restore of one random recent atom of
-/// the sources called `names` (all when empty). Says what was checked.
+/// Checks the repository (the one `repository` names: `primary` or a
+/// copy) and drills a restore of one random recent atom of the sources
+/// called `names` (all when empty), from the repository named, or the
+/// primary, else a copy that holds it. Says what was checked.
 pub fn verify(
     config: &Config,
     metadb: &Metadb,
     sup: &Supervisor,
     names: &[String],
     read_data_subset: Option<&str>,
+    repository: Option<&str>,
 ) -> Result<String, String> {
     let sources = config.select(names)?;
-    let repo = Repo::new(config.repository.clone());
+    let reader = Reader::new(&config.repository, &config.copies, repository)?;
+    let (checked, repo) = reader.checked();
+    let of = match repository {
+        Some(_) => format!(" of {checked}"),
+        None => String::new(),
+    };
     repo.check(sup, read_data_subset)
-        .map_err(|e| format!("restic check failed: {e}"))?;
-    log::info!("restic check passed");
+        .map_err(|e| format!("restic check{of} failed: {e}"))?;
+    log::info!("restic check{of} passed");
 
     let request = FindRequest {
         pattern: "*".into(),
@@ -45,13 +53,13 @@ pub fn verify(
         .flat_map(|(b, d)| (0..d.atoms.len()).map(move |i| (b, d, i)))
         .collect();
     let Some(&(backup, dataset, index)) = candidates.get(random_index(candidates.len())) else {
-        return Ok(
-            "restic check passed; no recorded atom of this host to drill a restore with".into(),
-        );
+        return Ok(format!(
+            "restic check{of} passed; no recorded atom of this host to drill a restore with"
+        ));
     };
     let atom = &dataset.atoms[index];
     let scratch = config.work_dir.join(format!("verify-{}", model::new_id()));
-    let drilled = drill(&repo, sup, dataset, index, &scratch);
+    let drilled = drill(&reader, sup, dataset, index, &scratch);
     if let Err(e) = std::fs::remove_dir_all(&scratch) {
         if e.kind() != std::io::ErrorKind::NotFound {
             log::error!("cannot remove scratch directory {}: {e}", scratch.display());
@@ -73,7 +81,7 @@ pub fn verify(
     }
     let what = format!("restore drill of {} (backup {})", atom.name, backup.id);
     match drilled {
-        Ok(checked) => Ok(format!("restic check passed; {what}: {checked}")),
+        Ok(checked) => Ok(format!("restic check{of} passed; {what}: {checked}")),
         Err(e) => Err(format!("{what} failed: {e}")),
     }
 }
@@ -90,20 +98,22 @@ fn random_index(n: usize) -> usize {
 
 /// Restores atom `index` of `dataset` into `scratch`; says what was checked.
 fn drill(
-    repo: &Repo,
+    reader: &Reader,
     sup: &Supervisor,
     dataset: &Dataset,
     index: usize,
     scratch: &Path,
 ) -> Result<String, String> {
     let atom = &dataset.atoms[index];
-    let snapshot = SnapshotRef::of(dataset);
     match crate::restore::checked_path(atom)? {
         Some(path) => {
             let target = Target::Dir(scratch.to_path_buf());
             std::fs::create_dir_all(scratch)
                 .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
-            repo.restore(sup, &snapshot, target.dir(), &[path], &[])
+            reader
+                .read(dataset, |repo, snapshot| {
+                    repo.restore(sup, snapshot, target.dir(), &[path], &[])
+                })
                 .map_err(|e| e.to_string())?;
             let restored = scratch.join(path.trim_start_matches('/'));
             let (files, bytes) = read_tree(&restored)?;
@@ -114,8 +124,10 @@ fn drill(
             ))
         }
         None => {
-            let mut dump = repo
-                .dump(sup, &snapshot, &atom.name)
+            let mut dump = reader
+                .read(dataset, |repo, snapshot| {
+                    repo.dump(sup, snapshot, &atom.name)
+                })
                 .map_err(|e| e.to_string())?;
             let mut bytes = 0u64;
             if let Some(mut stdout) = dump.child().stdout.take() {
