@@ -25,7 +25,7 @@ fn with_copy(f: &Fixture, uri: &str, extra: &str) {
 
 /// The `repositories` of every dataset `query --json` finds, newest first.
 fn repositories(f: &Fixture) -> Vec<Vec<String>> {
-    f.query(&["*"])
+    f.query(&["--versions", "10", "*"])
         .iter()
         .flat_map(|b| b["datasets"].as_array().unwrap().clone())
         .map(|d| match &d["repositories"] {
@@ -45,11 +45,139 @@ fn snapshots_in(f: &Fixture, dir: &str) -> usize {
 }
 
 #[test]
-fn a_backup_is_copied_and_restored_from_the_copy_when_the_repository_is_gone() {
+fn a_backup_is_copied_and_query_shows_both_repositories() {
     let f = Fixture::new();
     let server = RestServer::start(&f.path("served"), false);
     with_copy(&f, &format!("{}offsite", server.url), "");
     f.tabacco(&["run"]).success();
     assert_eq!(repositories(&f), [["primary", "offsite"]]);
     assert_eq!(snapshots_in(&f, "served/offsite"), 1);
+}
+
+#[test]
+fn the_repository_gone_restore_reads_from_the_copy_and_names_it() {
+    let f = Fixture::new();
+    let server = RestServer::start(&f.path("served"), false);
+    with_copy(&f, &format!("{}offsite", server.url), "");
+    f.tabacco(&["run"]).success();
+    // Picked by name, the copy answers with the primary still there.
+    let ls = f
+        .tabacco(&["ls", "--repository", "offsite", "www"])
+        .success();
+    assert!(ls.stdout.contains("index.html"), "{}", ls.stdout);
+    assert!(!ls.stderr.contains("copy"), "{}", ls.stderr);
+    let unknown = f.tabacco(&["ls", "--repository", "tape", "www"]).status(2);
+    assert!(
+        unknown
+            .stderr
+            .contains("no repository named \"tape\"; configured: primary offsite"),
+        "{}",
+        unknown.stderr
+    );
+
+    std::fs::remove_dir_all(f.path("repo")).unwrap();
+    let target = f.path("restored");
+    let target = target.display().to_string();
+    let run = f
+        .tabacco(&["restore", "--target", &target, "www"])
+        .success();
+    assert!(
+        run.stderr.contains("reading it from copy offsite"),
+        "{}",
+        run.stderr
+    );
+    let restored = f.path(&format!(
+        "restored{}/index.html",
+        f.path("data/www").display()
+    ));
+    assert_eq!(std::fs::read_to_string(restored).unwrap(), "hello\n");
+    // The primary alone has nothing to give.
+    let primary = f
+        .tabacco(&[
+            "restore",
+            "--repository",
+            "primary",
+            "--target",
+            &target,
+            "www",
+        ])
+        .status(1);
+    assert!(
+        !primary.stderr.contains("copy offsite"),
+        "{}",
+        primary.stderr
+    );
+}
+
+#[test]
+fn a_copy_that_is_down_fails_the_run_keeps_the_record_and_catches_up_next_run() {
+    let f = Fixture::new();
+    let server = RestServer::start(&f.path("served"), false);
+    with_copy(&f, &format!("{}offsite", server.url), "");
+    // restic 0.18 retries an unreachable server for 15 minutes: the
+    // source's timeout bounds the copy too.
+    f.write_config(
+        "etc/sources/www.yml",
+        "name: www\nhandler: file\nparams: {path: ROOT/data/www}\ntimeout: 20s\n",
+    );
+    drop(server);
+    let run = f.tabacco(&["run"]).status(1);
+    assert!(
+        run.stderr.contains("copy offsite") && run.stderr.contains("copied at its next run"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        repositories(&f),
+        [["primary"]],
+        "the primary's record stays"
+    );
+    let history = f.tabacco(&["history", "--json"]).success();
+    let attempts: Vec<Value> = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(attempts[0]["state"], "ok", "the source's backup is ok");
+    let status = f.tabacco(&["status", "--table"]).run();
+    assert!(
+        status.stdout.contains("offsite") && status.stdout.contains("1 dataset"),
+        "{}",
+        status.stdout
+    );
+
+    let server = RestServer::start(&f.path("served"), false);
+    with_copy(&f, &format!("{}offsite", server.url), "");
+    f.tabacco(&["run"]).success();
+    assert_eq!(
+        repositories(&f),
+        [["primary", "offsite"], ["primary", "offsite"]],
+        "the missed dataset was copied too"
+    );
+    assert_eq!(snapshots_in(&f, "served/offsite"), 2);
+}
+
+#[test]
+fn a_copy_keeps_what_its_own_retention_keeps() {
+    let f = Fixture::new();
+    with_copy(
+        &f,
+        &f.path("offsite").display().to_string(),
+        "    retention: {keep_last: 3}\n",
+    );
+    let agent = std::fs::read_to_string(f.config()).unwrap();
+    f.write(
+        "etc/agent.yml",
+        &format!("{agent}retention: {{keep_last: 1}}\n"),
+    );
+    for i in 0..3 {
+        f.write("data/www/index.html", &format!("version {i}\n"));
+        f.tabacco(&["run"]).success();
+    }
+    assert_eq!(snapshots_in(&f, "offsite"), 3);
+    let dry = f.tabacco(&["prune", "--dry-run"]).success();
+    assert!(dry.stdout.starts_with("would forget:\n"), "{}", dry.stdout);
+    f.tabacco(&["prune"]).success();
+    assert_eq!(snapshots_in(&f, "repo"), 1);
+    assert_eq!(snapshots_in(&f, "offsite"), 3);
+    assert_eq!(
+        repositories(&f),
+        [vec!["primary", "offsite"], vec!["offsite"], vec!["offsite"]]
+    );
 }
