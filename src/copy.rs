@@ -114,7 +114,7 @@ fn copy_one(
             .and_then(|()| repo.copy_from(sup, primary, &tags)),
         result => result,
     };
-    copied.map_err(|e| Failure::from(e))?;
+    copied?;
     // restic skips what the primary no longer holds, silently: ask the
     // copy what it holds now.
     let held: Vec<String> = repo

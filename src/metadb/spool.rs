@@ -221,9 +221,15 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let spool = Spool::new(&dir);
         assert_eq!(spool.len(), 0);
-        for id in ["d1", "d2", "d3"] {
+        for id in ["d1", "d2"] {
             spool.push(&Record::Dataset(record(id))).unwrap();
         }
+        let copies = CopiesRequest {
+            host: "h".into(),
+            repository: "offsite".into(),
+            dataset_ids: vec!["d1".into()],
+        };
+        spool.push(&Record::Copies { copies }).unwrap();
         let pending = spool.pending().unwrap();
         let ids: Vec<String> = pending
             .iter()
@@ -233,7 +239,7 @@ mod tests {
                 Record::Copies { copies } => copies.repository,
             })
             .collect();
-        assert_eq!(ids, ["d1", "d2", "d3"]);
+        assert_eq!(ids, ["d1", "d2", "offsite"], "each read back as itself");
         let all = fs::read_dir(spool.dir()).unwrap().count();
         assert_eq!(all, 3, "no temporary or lock files yet");
 

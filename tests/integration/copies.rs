@@ -181,3 +181,61 @@ fn a_copy_keeps_what_its_own_retention_keeps() {
         [vec!["primary", "offsite"], vec!["offsite"], vec!["offsite"]]
     );
 }
+
+#[test]
+fn copies_go_through_a_metadb_server_and_a_host_records_only_its_own() {
+    use crate::metadb::{add_dataset_body, fleet_config, Server};
+    let f = Fixture::new();
+    let config = fleet_config(&f, "", &["test-host", "web4"]);
+    let server = Server::start(&config, "127.0.0.1:0");
+    with_copy(&f, &f.path("offsite").display().to_string(), "");
+    let agent = std::fs::read_to_string(f.config()).unwrap();
+    f.write(
+        "etc/agent.yml",
+        &format!(
+            "{agent}metadb:\n  url: {}\n  token_file: {}\n",
+            server.url(),
+            f.path("etc/test-host.token").display()
+        ),
+    );
+    f.tabacco(&["run"]).success();
+    assert_eq!(repositories(&f), [["primary", "offsite"]]);
+    let lag = server
+        .request("GET", "/api/copies/lag", Some("secret"), "")
+        .1;
+    let lag: Vec<Value> = serde_json::from_str(&lag).unwrap();
+    assert_eq!(
+        lag,
+        [serde_json::json!({"host": "test-host", "repository": "offsite", "datasets": 0})]
+    );
+
+    let theirs = add_dataset_body("b9", "web4", "d9", "www");
+    let web4 = Some("web4-secret");
+    assert_eq!(
+        server.request("POST", "/api/add_dataset", web4, &theirs).0,
+        200
+    );
+    let copies = |host: &str| {
+        serde_json::json!({"host": host, "repository": "offsite", "dataset_ids": ["d9"]})
+            .to_string()
+    };
+    let mine = Some("test-host-secret");
+    let (status, body) = server.request("POST", "/api/copies", mine, &copies("web4"));
+    assert_eq!(status, 403, "{body}");
+    // Naming itself, a host still records nothing of another's.
+    let (status, body) = server.request("POST", "/api/copies", mine, &copies("test-host"));
+    assert_eq!((status, body.as_str()), (200, "{\"recorded\":0}"));
+    let bad = serde_json::json!({"host": "web4", "repository": "primary", "dataset_ids": ["d9"]});
+    assert_eq!(
+        server
+            .request("POST", "/api/copies", web4, &bad.to_string())
+            .0,
+        400
+    );
+    assert_eq!(
+        server
+            .request("POST", "/api/copies", web4, &copies("web4"))
+            .0,
+        200
+    );
+}
