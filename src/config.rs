@@ -199,16 +199,7 @@ fn read_dir_entries<T: serde::de::DeserializeOwned>(
 
 fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
     let err = |key: &str, msg: String| Error::new(origin.at(key), msg);
-    let absolute = |key: &str, value: &str| -> Result<PathBuf, Error> {
-        if Path::new(value).is_absolute() {
-            Ok(PathBuf::from(value))
-        } else {
-            Err(err(
-                key,
-                format!("{key} must be an absolute path, not {value:?}"),
-            ))
-        }
-    };
+    let absolute = |key: &str, value: &str| absolute(key, value).map_err(|e| err(key, e));
     let hostname = match raw.hostname {
         Some(h) if h.trim().is_empty() => return Err(err("hostname", "hostname is empty".into())),
         Some(h) => h,
@@ -375,16 +366,7 @@ fn resolve_repository(
         "" => msg,
         what => format!("{what}: {msg}"),
     };
-    let absolute = |key: &str, value: &str| -> Result<PathBuf, Error> {
-        if Path::new(value).is_absolute() {
-            Ok(PathBuf::from(value))
-        } else {
-            Err(err(
-                key,
-                say(format!("{key} must be an absolute path, not {value:?}")),
-            ))
-        }
-    };
+    let absolute = |key: &str, value: &str| absolute(key, value).map_err(|e| err(key, say(e)));
     if params.uri.trim().is_empty() {
         return Err(err("uri", say("repository uri is empty".into())));
     }
@@ -460,6 +442,14 @@ fn resolve_repository(
         binary: base.binary.clone(),
         retry_lock: base.retry_lock,
     })
+}
+
+/// `value` of `key` as a path, if absolute.
+fn absolute(key: &str, value: &str) -> Result<PathBuf, String> {
+    match Path::new(value).is_absolute() {
+        true => Ok(PathBuf::from(value)),
+        false => Err(format!("{key} must be an absolute path, not {value:?}")),
+    }
 }
 
 /// Validates every entry of a `notify:` list.

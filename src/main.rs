@@ -11,7 +11,8 @@
 //!   every server);
 //! - `restic` (owns `Repository`, `Password`), then `failure`, `outcome`;
 //!   `hook`, then `handler` (owns `Params`); `notify`; `metadb` (owns its
-//!   client's `Connection`);
+//!   client's `Connection`); `copy` (owns `Copy`: copying into copies and
+//!   reading back from them);
 //! - `source` (holds a handler, retention, notify targets), then `config`,
 //!   which builds every validated type above from the files;
 //! - `job`, `restore`, `verify`, `prune`, `plan`, `attempt`; then `agent`

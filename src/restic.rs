@@ -362,26 +362,11 @@ impl Repo {
         from: &Repository,
         tags: &[String],
     ) -> Result<(), Error> {
-        self.version()?;
-        let mut args = vec!["copy"];
+        let mut args = vec!["copy".to_string()];
         for tag in tags {
-            args.extend(["--tag", tag.as_str()]);
+            args.extend(["--tag".into(), tag.clone()]);
         }
-        let run = |extra: &[String]| -> Result<(), Error> {
-            let mut all = args.clone();
-            all.extend(extra.iter().map(String::as_str));
-            let mut cmd = self.reading(from, &all);
-            sup.spawn(&mut cmd, "restic copy", Stop::Interrupt)?
-                .wait()?;
-            Ok(())
-        };
-        match run(&[]) {
-            Err(Error::Locked(_)) => {
-                self.unlock(sup)?;
-                run(&self.retry_lock()?)
-            }
-            result => result,
-        }
+        self.run_locking(sup, "restic copy", &args, Some(from))
     }
 
     /// The version of the configured restic, learnt once per process.
@@ -405,13 +390,23 @@ impl Repo {
     /// removed (`unlock`) and a second attempt waits up to the configured
     /// bound for live ones (`--retry-lock`, restic 0.16 and newer; restic
     /// 0.14 fails again at once). Waiting from the first attempt would wait
-    /// out the whole bound for a stale lock too.
-    fn run_locking(&self, sup: &Supervisor, what: &str, args: &[String]) -> Result<(), Error> {
+    /// out the whole bound for a stale lock too. With `from`, restic reads
+    /// that repository too (see [`Repo::reading`]).
+    fn run_locking(
+        &self,
+        sup: &Supervisor,
+        what: &str,
+        args: &[String],
+        from: Option<&Repository>,
+    ) -> Result<(), Error> {
         self.version()?;
         let run = |extra: &[String]| -> Result<(), Error> {
             let all: Vec<&str> = args.iter().chain(extra).map(String::as_str).collect();
-            sup.spawn(&mut self.command(&all), what, Stop::Interrupt)?
-                .wait()?;
+            let mut cmd = match from {
+                Some(from) => self.reading(from, &all),
+                None => self.command(&all),
+            };
+            sup.spawn(&mut cmd, what, Stop::Interrupt)?.wait()?;
             Ok(())
         };
         match run(&[]) {
@@ -568,7 +563,7 @@ impl Repo {
             }
             args.extend(["--keep-tag".into(), "tabacco:keep-none".into()]);
         }
-        self.run_locking(sup, "restic forget", &args)
+        self.run_locking(sup, "restic forget", &args, None)
     }
 
     /// Applies `policy` to this `host`'s snapshots of `sources`, each atom
@@ -640,7 +635,7 @@ impl Repo {
     /// Reclaims the space of forgotten snapshots. Needs an exclusive lock:
     /// waits for running backups as [`Repo::run_locking`] says.
     pub fn prune(&self, sup: &Supervisor) -> Result<(), Error> {
-        self.run_locking(sup, "restic prune", &["prune".into()])
+        self.run_locking(sup, "restic prune", &["prune".into()], None)
     }
 
     /// `restic check`, reading back `read_data_subset` of the data if given
@@ -650,7 +645,7 @@ impl Repo {
         if let Some(subset) = read_data_subset {
             args.extend(["--read-data-subset".into(), subset.into()]);
         }
-        self.run_locking(sup, "restic check", &args)
+        self.run_locking(sup, "restic check", &args, None)
     }
 
     /// Removes stale locks (of dead processes); live locks stay.
@@ -690,7 +685,7 @@ impl Repo {
             let mut args = vec!["restore".to_string()];
             args.extend(snapshot.args(by_tag));
             args.extend(tail.iter().cloned());
-            self.run_locking(sup, "restic restore", &args)
+            self.run_locking(sup, "restic restore", &args, None)
         };
         match restore(false) {
             Err(e) if e.is_ambiguous_id() => restore(true),
