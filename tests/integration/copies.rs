@@ -239,3 +239,39 @@ fn copies_go_through_a_metadb_server_and_a_host_records_only_its_own() {
         200
     );
 }
+
+#[test]
+fn check_shows_the_copies_with_their_credentials_masked() {
+    let f = Fixture::new();
+    with_copy(
+        &f,
+        "rest:http://backup:s3cret@127.0.0.1:1/offsite",
+        "    retention: {keep_daily: 30}\n",
+    );
+    let check = f.tabacco(&["check"]).success();
+    assert!(
+        check
+            .stdout
+            .contains("copy        offsite rest:http://backup:***@127.0.0.1:1/offsite, retention "),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("\n  copies    offsite\n"),
+        "{}",
+        check.stdout
+    );
+    assert!(!check.stdout.contains("s3cret"), "{}", check.stdout);
+    f.write_config(
+        "etc/sources/www.yml",
+        "name: www\nhandler: file\nparams: {path: ROOT/data/www}\ncopies: [tape]\n",
+    );
+    let refused = f.tabacco(&["check"]).status(2);
+    assert!(
+        refused
+            .stderr
+            .contains("unknown copy \"tape\"; agent.yml has: offsite"),
+        "{}",
+        refused.stderr
+    );
+}
