@@ -197,12 +197,13 @@ pub fn cases(bench: &Bench, cases: &[u8]) -> Vec<Row> {
 fn copy_cost(bench: &Bench) -> Vec<Row> {
     let large = crate::env_number("BENCH_COPY_MIB", 1024);
     let small = 16;
-    let (added_small, _) = copy_added(bench, small);
-    let (added_large, row) = copy_added(bench, large);
+    let (added_small, small_row) = copy_added(bench, small);
+    let (added_large, large_row) = copy_added(bench, large);
     let per_gib = (added_large - added_small) / ((large - small) as f64 / 1024.0);
     let fixed = added_small - per_gib * small as f64 / 1024.0;
     vec![
-        row,
+        small_row,
+        large_row,
         Row::figure(
             10,
             "time a copy adds per GiB (from 16 MiB and the size above)",
