@@ -59,6 +59,10 @@ fn the_repository_gone_restore_reads_from_the_copy_and_names_it() {
     let f = Fixture::new();
     let server = RestServer::start(&f.path("served"), false);
     with_copy(&f, &format!("{}offsite", server.url), "");
+    f.write_config(
+        "etc/sources/sql.yml",
+        "name: sql\nhandler: pipe\nparams: {backup_command: \"printf 'row 1\\\\nrow 2\\\\n'\", restore_command: \"cat\"}\n",
+    );
     f.tabacco(&["run"]).success();
     // Picked by name, the copy answers with the primary still there.
     let ls = f
@@ -76,6 +80,13 @@ fn the_repository_gone_restore_reads_from_the_copy_and_names_it() {
     );
 
     std::fs::remove_dir_all(f.path("repo")).unwrap();
+    let dump = f.tabacco(&["dump", "sql"]).success();
+    assert_eq!(dump.stdout, "row 1\nrow 2\n");
+    assert!(
+        dump.stderr.contains("reading it from copy offsite"),
+        "{}",
+        dump.stderr
+    );
     let target = f.path("restored");
     let target = target.display().to_string();
     let run = f
@@ -180,6 +191,32 @@ fn a_copy_keeps_what_its_own_retention_keeps() {
         repositories(&f),
         [vec!["primary", "offsite"], vec!["offsite"], vec!["offsite"]]
     );
+    // A version the repository no longer holds is restored from the copy.
+    let newest = f.query(&["www"])[0]["timestamp"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = f.path("old").display().to_string();
+    let run = f
+        .tabacco(&[
+            "restore",
+            "--older-than",
+            &newest,
+            "--target",
+            &target,
+            "www",
+        ])
+        .success();
+    assert!(
+        run.stderr.contains("reading it from copy offsite"),
+        "{}",
+        run.stderr
+    );
+    let restored = f.path(&format!("old{}/index.html", f.path("data/www").display()));
+    assert_eq!(std::fs::read_to_string(restored).unwrap(), "version 1\n");
+    // The copy passes a check and a restore drill of its own.
+    let verify = f.tabacco(&["verify", "--repository", "offsite"]).success();
+    assert!(!verify.stderr.contains("copy offsite"), "{}", verify.stderr);
 }
 
 #[test]
