@@ -16,6 +16,7 @@ use crate::outcome::Outcome;
 use crate::restic::{self, Repo, Repository, SnapshotRef};
 use crate::retention::Retention;
 use crate::shell::Supervisor;
+use std::sync::{Mutex, PoisonError};
 
 /// How the metadb and `--repository` name the primary repository
 /// (agent.yml's `repository:`); no copy may take the name.
@@ -29,6 +30,9 @@ pub struct Copy {
     /// Its own retention; the primary's policies when absent.
     pub retention: Option<Retention>,
 }
+
+/// Held while this process creates a copy.
+static CREATING: Mutex<()> = Mutex::new(());
 
 /// Most datasets one run copies into one copy; the rest follow at the
 /// next runs (a new copy of a long history fills up over several).
@@ -109,9 +113,15 @@ fn copy_one(
     let repo = Repo::new(copy.repository.clone());
     let copied = match repo.copy_from(sup, primary, &tags) {
         // Not created yet (or away: then creating it fails and says so).
-        Err(restic::Error::Unavailable(_)) => repo
-            .ensure_copy_of(sup, primary)
-            .and_then(|()| repo.copy_from(sup, primary, &tags)),
+        // One source at a time creates it: two `restic init`s at once both
+        // write a key and a config, and a REST server keeps a config that
+        // one of the keys cannot open.
+        Err(restic::Error::Unavailable(_)) => {
+            let creating = CREATING.lock().unwrap_or_else(PoisonError::into_inner);
+            let created = repo.ensure_copy_of(sup, primary);
+            drop(creating);
+            created.and_then(|()| repo.copy_from(sup, primary, &tags))
+        }
         result => result,
     };
     copied?;

@@ -109,11 +109,17 @@ impl Error {
             .is_some_and(|s| s.contains("multiple IDs with prefix"))
     }
 
-    /// The repository holds no snapshot of that id or tag (restic 0.14
-    /// and 0.18 say it alike).
+    /// The repository holds no snapshot of that id or tag: restic 0.14
+    /// says `no matching ID found` or `no snapshot found`; 0.18 also
+    /// `failed to find snapshot: failed to load snapshot` for a whole id.
     pub fn is_missing_snapshot(&self) -> bool {
+        const MISSING: [&str; 3] = [
+            "no matching ID found",
+            "no snapshot found",
+            "failed to find snapshot",
+        ];
         self.stderr()
-            .is_some_and(|s| s.contains("no matching ID found") || s.contains("no snapshot found"))
+            .is_some_and(|s| MISSING.iter().any(|words| s.contains(words)))
     }
 
     /// The snapshot holds no such path.
@@ -1049,6 +1055,15 @@ mod tests {
             "Fatal: invalid id \"ab\": multiple IDs with prefix \"ab\" found"
         ))
         .is_ambiguous_id());
+        // A snapshot the repository lacks, as 0.14 and 0.18 say it (captured).
+        for missing in [
+            "invalid id \"0123abcd\": no matching ID found for prefix \"0123abcd\"",
+            "latest snapshot for criteria not found: no snapshot found Paths:[] Hosts:[]",
+            "Fatal: failed to find snapshot: failed to load snapshot c178c346: open /r/snapshots/c178: no such file or directory",
+        ] {
+            assert!(Error::from(failed(1, missing)).is_missing_snapshot(), "{missing}");
+        }
+        assert!(!Error::from(failed(1, "Fatal: other")).is_missing_snapshot());
     }
 
     #[test]
