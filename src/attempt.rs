@@ -59,6 +59,22 @@ pub fn of_task(
     }
 }
 
+/// The attempt a prune or verify of `host` was that did not run because
+/// `why` (another host held the repository's maintenance lease).
+pub fn skipped(
+    host: &str,
+    kind: &str,
+    sources: &[String],
+    start: DateTime<Utc>,
+    why: &str,
+) -> Attempt {
+    Attempt {
+        state: "skipped".into(),
+        message: one_line(why),
+        ..of_task(host, kind, sources, start, Ok(()))
+    }
+}
+
 /// `ok` without failures, `incomplete` when every failure is an incomplete
 /// snapshot (the data that could be read is recorded), else `failed`.
 fn state(errors: &[Failure]) -> &'static str {

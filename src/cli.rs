@@ -93,6 +93,8 @@ pub struct Status {
     pub host: Option<String>,
     pub source: Option<String>,
     pub problems: bool,
+    /// Show when repositories and atoms were last proven restorable instead.
+    pub proofs: bool,
     pub format: Option<Format>,
 }
 
@@ -152,7 +154,7 @@ pub struct Help {
 pub const GLOBAL_OPTIONS: &[(&str, &str)] = &[
     (
         "--config FILE",
-        "agent configuration (default /etc/tabacco/agent.yml)",
+        "configuration (default /etc/tabacco/agent.yml; metadb.yml for metadb)",
     ),
     (
         "-v, --verbose",
@@ -215,12 +217,13 @@ pub const COMMANDS: &[Help] = &[
     },
     Help {
         name: "status",
-        usage: "tabacco status [--host H] [--source S] [--problems] [--json|--table]",
+        usage: "tabacco status [--host H] [--source S] [--problems] [--proofs] [--json|--table]",
         summary: "each host's sources: ok, failed, incomplete, running, never or overdue; exit 1 on a problem",
         options: &[
             ("--host H", "only host H"),
             ("--source S", "only source S"),
             ("--problems", "only sources failed, incomplete or overdue"),
+            ("--proofs", "instead: when repositories were last read back whole, atoms last drilled"),
             ("--json", "print a JSON array (the default when stdout is not a terminal)"),
             ("--table", "print a table (the default on a terminal)"),
         ],
@@ -634,6 +637,7 @@ fn status(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt:
                 "host" => s.host = Some(parser.value()?.string()?),
                 "source" => s.source = Some(parser.value()?.string()?),
                 "problems" => s.problems = true,
+                "proofs" => s.proofs = true,
                 "json" => s.format = Some(Format::Json),
                 "table" => s.format = Some(Format::Table),
                 _ if global(cli, &arg, parser)? => {}
@@ -1071,6 +1075,7 @@ mod tests {
                 host: Some("web1".into()),
                 source: None,
                 problems: true,
+                proofs: false,
                 format: Some(Format::Json),
             })
         );

@@ -148,12 +148,16 @@ fn table_lines(rows: &[Vec<String>], widths: &[usize]) -> String {
     out
 }
 
-/// `cell` as one line of at most `max` characters.
+/// `cell` as one line of at most `max` characters: control characters,
+/// and the bidirectional formatting ones that reorder what a terminal
+/// shows after them (a name with U+202E reads backwards), escaped.
 fn cell_text(cell: &str, max: usize) -> String {
     let mut escaped = String::new();
     for c in cell.chars() {
         if c.is_control() {
             escaped.extend(c.escape_debug());
+        } else if is_bidi_control(c) {
+            escaped.extend(c.escape_unicode());
         } else {
             escaped.push(c);
         }
@@ -164,6 +168,12 @@ fn cell_text(cell: &str, max: usize) -> String {
     let mut cut: String = escaped.chars().take(max - 1).collect();
     cut.push('…');
     cut
+}
+
+/// The Unicode bidirectional formatting characters (UAX #9): embeddings,
+/// overrides, isolates and marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends quietly.
@@ -186,7 +196,7 @@ mod tests {
         let long = "c".repeat(70_000);
         let text = table(&[
             ["A".to_string(), "B".to_string()],
-            [long.clone(), "x\u{1b}[2J\ny".to_string()],
+            [long.clone(), "x\u{1b}[2J\ny\u{202e}z".to_string()],
             ["z".to_string(), long.clone()],
         ]);
         let lines: Vec<&str> = text.lines().collect();
@@ -194,7 +204,10 @@ mod tests {
         assert_eq!(lines[0], format!("A{}B", " ".repeat(MAX_CELL_CHARS + 1)));
         assert_eq!(
             lines[1],
-            format!("{}…  x\\u{{1b}}[2J\\ny", "c".repeat(MAX_CELL_CHARS - 1))
+            format!(
+                "{}…  x\\u{{1b}}[2J\\ny\\u{{202e}}z",
+                "c".repeat(MAX_CELL_CHARS - 1)
+            )
         );
         let last = format!("{}…", "c".repeat(MAX_LAST_CELL_CHARS - 1));
         assert_eq!(

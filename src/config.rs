@@ -16,6 +16,7 @@ mod raw;
 use crate::atom::{AtomSpec, DatasetSpec};
 use crate::copy::{self, Copy};
 use crate::handler::{self, Handler};
+use crate::lease::{self, Maintenance};
 use crate::restic::{self, Password, Repository};
 use crate::retention::{Retention, Within};
 use crate::schedule::Schedule;
@@ -34,6 +35,10 @@ pub const DEFAULT_PATH: &str = "/etc/tabacco/agent.yml";
 /// Catch-up runs start within this long after the agent unless
 /// `catch_up_spread` says otherwise.
 const DEFAULT_CATCH_UP_SPREAD: Duration = Duration::from_secs(300);
+
+/// `verify`'s check reads the repository back in this many slices unless
+/// `check_slices` says otherwise.
+const DEFAULT_CHECK_SLICES: u32 = 10;
 
 /// The validated agent configuration with its sources.
 #[derive(Clone, Debug)]
@@ -59,6 +64,13 @@ pub struct Config {
     pub catch_up: bool,
     /// Catch-up runs start within this long after the agent.
     pub catch_up_spread: Duration,
+    /// What this host prunes and checks (`maintenance:`).
+    pub maintenance: Maintenance,
+    /// How long a maintenance lease lasts unless renewed.
+    pub lease_ttl: Duration,
+    /// Into how many slices `verify`'s check reads the repository's data
+    /// back, one a run (0: it reads none back).
+    pub check_slices: u32,
     pub sources: Vec<Source>,
 }
 
@@ -136,6 +148,12 @@ impl Config {
     pub fn copies_of(&self, source: &Source) -> Vec<&Copy> {
         let named = |c: &&Copy| source.copies.contains(&c.name);
         self.copies.iter().filter(named).collect()
+    }
+
+    /// The retention policy `source`'s snapshots are pruned by: its own,
+    /// else the agent's; none keeps everything.
+    pub fn retention_of<'a>(&'a self, source: &'a Source) -> Option<&'a Retention> {
+        source.retention.as_ref().or(self.retention.as_ref())
     }
 
     /// Whether `source` makes up a run missed while the agent was down.
@@ -349,6 +367,35 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
             Some(d) => time::parse_duration(d).map_err(|e| err("catch_up_spread", e))?,
             None => DEFAULT_CATCH_UP_SPREAD,
         },
+        maintenance: match raw.maintenance {
+            None => Maintenance::Own,
+            Some(false) => Maintenance::Never,
+            Some(true) => Maintenance::All,
+        },
+        lease_ttl: match &raw.lease_ttl {
+            Some(text) => time::parse_duration(text)
+                .and_then(|d| {
+                    if (1..=metadb::store::MAX_LEASE_SECS).contains(&d.as_secs()) {
+                        Ok(d)
+                    } else {
+                        Err(format!(
+                            "lease_ttl must be between 1s and 24h, not {text:?}"
+                        ))
+                    }
+                })
+                .map_err(|e| err("lease_ttl", e))?,
+            None => lease::DEFAULT_TTL,
+        },
+        check_slices: match raw.check_slices {
+            Some(n) if n > metadb::store::MAX_SLICES => {
+                return Err(err(
+                    "check_slices",
+                    format!("check_slices {n} is over {}", metadb::store::MAX_SLICES),
+                ))
+            }
+            Some(n) => n,
+            None => DEFAULT_CHECK_SLICES,
+        },
         sources: Vec::new(),
     })
 }
@@ -512,7 +559,7 @@ fn resolve_source(
     name::validate_source(&raw.name).map_err(|e| err("name", format!("source {e}")))?;
 
     let (kind, params) = match raw.handler.as_str() {
-        "file" | "pipe" => (raw.handler.clone(), handler_params(&raw.params)),
+        "file" | "pipe" => (raw.handler.clone(), raw.params.clone()),
         name => {
             let (template, _) = templates.get(name).ok_or_else(|| {
                 err(
@@ -527,7 +574,7 @@ fn resolve_source(
                 None if template.params.backup_command.is_some() => "pipe".into(),
                 None => return Err(err("handler", format!("handler {name:?} has no type"))),
             };
-            (kind, merge_params(&template.params, &raw.params))
+            (kind, raw.params.over(&template.params))
         }
     };
     let handler = Handler::new(&kind, params)
@@ -634,29 +681,6 @@ fn resolve_source(
         catch_up: raw.catch_up,
         origin,
     })
-}
-
-/// Source params override handler params, key by key.
-fn merge_params(handler: &raw::Params, source: &raw::Params) -> handler::Params {
-    fn or<T: Clone>(source: &Option<T>, handler: &Option<T>) -> Option<T> {
-        source.clone().or_else(|| handler.clone())
-    }
-    handler::Params {
-        path: or(&source.path, &handler.path),
-        backup_command: or(&source.backup_command, &handler.backup_command),
-        restore_command: or(&source.restore_command, &handler.restore_command),
-        exclude: or(&source.exclude, &handler.exclude),
-        exclude_file: or(&source.exclude_file, &handler.exclude_file),
-        exclude_caches: or(&source.exclude_caches, &handler.exclude_caches),
-        exclude_if_present: or(&source.exclude_if_present, &handler.exclude_if_present),
-        one_file_system: or(&source.one_file_system, &handler.one_file_system),
-        exclude_larger_than: or(&source.exclude_larger_than, &handler.exclude_larger_than),
-    }
-}
-
-/// A builtin handler's params: the source's alone.
-fn handler_params(source: &raw::Params) -> handler::Params {
-    merge_params(&raw::Params::default(), source)
 }
 
 /// The datasets `source`'s `datasets_command` printed (YAML or JSON, as

@@ -9,10 +9,10 @@
 
 use crate::count::count;
 use crate::failure::{Failure, Kind};
+use crate::handler::Unrestored;
 use crate::metadb::api::DueRequest;
 use crate::metadb::Metadb;
 use crate::model::{self, Dataset};
-use crate::outcome::Outcome;
 use crate::restic::{self, Repo, Repository, SnapshotRef};
 use crate::retention::Retention;
 use crate::shell::Supervisor;
@@ -61,17 +61,6 @@ pub fn after_backup(
         }
     }
     failures
-}
-
-/// Logs each copy of `outcome` that failed, in one line.
-pub fn log(outcome: &Outcome) {
-    for failure in &outcome.copies {
-        log::error!(
-            "source {} (backup {}): {failure}; its datasets are in the repository and recorded, and are copied at its next run",
-            outcome.source,
-            outcome.backup_id
-        );
-    }
 }
 
 fn copy_one(
@@ -227,11 +216,11 @@ impl Reader {
     /// that is the primary; where it is unreachable or lacks the snapshot,
     /// each copy that holds the dataset (as the metadb recorded it; every
     /// copy where nothing is recorded) in turn, saying so in the log.
-    pub fn read<T>(
+    pub fn read<T, E: Unread>(
         &self,
         dataset: &Dataset,
-        mut read: impl FnMut(&Repo, &SnapshotRef) -> Result<T, restic::Error>,
-    ) -> Result<T, restic::Error> {
+        mut read: impl FnMut(&Repo, &SnapshotRef) -> Result<T, E>,
+    ) -> Result<T, E> {
         if let Some(name) = self.picked.as_deref() {
             let (name, repo) = self.named(name);
             return read(repo, &snapshot_in(name, dataset));
@@ -265,7 +254,29 @@ fn snapshot_in(name: &str, dataset: &Dataset) -> SnapshotRef {
     }
 }
 
+/// Why [`Reader::read`] read nothing: restic's error where restic failed.
+pub trait Unread: std::fmt::Display {
+    /// restic's error, if restic failed.
+    fn restic(&self) -> Option<&restic::Error>;
+}
+
+impl Unread for restic::Error {
+    fn restic(&self) -> Option<&restic::Error> {
+        Some(self)
+    }
+}
+
+impl Unread for Unrestored {
+    fn restic(&self) -> Option<&restic::Error> {
+        match self {
+            Unrestored::Restic(e) => Some(e),
+            Unrestored::Other(_) => None,
+        }
+    }
+}
+
 /// Whether another repository may have what this one failed to give.
-fn is_elsewhere(e: &restic::Error) -> bool {
-    matches!(e, restic::Error::Unavailable(_)) || e.is_missing_snapshot()
+fn is_elsewhere(e: &impl Unread) -> bool {
+    e.restic()
+        .is_some_and(|e| matches!(e, restic::Error::Unavailable(_)) || e.is_missing_snapshot())
 }

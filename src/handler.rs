@@ -1,12 +1,17 @@
-//! What a source's handler makes of its atoms: the builtin `file` handler
-//! backs up paths, the `pipe` handler streams a command's output. Handler
+//! What a source's handler makes of its atoms, in both directions: the
+//! builtin `file` handler backs up paths and restores them with `restic
+//! restore`, the `pipe` handler streams a command's output into restic and
+//! streams it back from `restic dump` into another command. Handler
 //! templates from `handlers/*.yml` are resolved into one of these by
 //! `config`, which merges a template's [`Params`] with a source's and hands
 //! them to [`Handler::new`]; this module turns a source's atoms into the
-//! datasets a backup job hands to restic.
+//! datasets a backup job hands to restic, and restores a recorded dataset.
+//! Hooks, records and the choice of what to restore are the callers' (`job`,
+//! `restore`).
 //!
-//! Imports `atom`, `hook`, `model` and `shell`; never `config` or `source`
-//! (a source holds its handler, so the handler is told the source's name).
+//! Imports `atom`, `hook`, `model`, `restic`, `failure` and `shell`; never
+//! `config` or `source` (a source holds its handler, so the handler is told
+//! the source's name).
 
 mod exclude;
 
@@ -15,16 +20,21 @@ mod file;
 mod pipe;
 
 use crate::atom::{AtomSpec, DatasetSpec};
-use crate::model::Atom;
+use crate::failure::Failure;
+use crate::model::{Atom, Dataset};
+use crate::restic::{self, Repo, SnapshotRef};
+use crate::shell::Supervisor;
 use crate::{hook, shell};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Handler names that need no template.
 pub const BUILTIN: [&str; 2] = ["file", "pipe"];
 
-/// A handler's params as configured: a template's, overridden key by key
-/// by the source's. Checked by [`Handler::new`].
-#[derive(Clone, Debug, Default)]
+/// A handler's params as written in a template or a source (the shape of
+/// `params:`), and as merged by [`Params::over`]. Checked by
+/// [`Handler::new`].
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Params {
     pub path: Option<String>,
     pub backup_command: Option<String>,
@@ -35,6 +45,26 @@ pub struct Params {
     pub exclude_if_present: Option<Vec<String>>,
     pub one_file_system: Option<bool>,
     pub exclude_larger_than: Option<String>,
+}
+
+impl Params {
+    /// These params (a source's) over `template`'s, key by key.
+    pub fn over(&self, template: &Params) -> Params {
+        fn or<T: Clone>(mine: &Option<T>, template: &Option<T>) -> Option<T> {
+            mine.clone().or_else(|| template.clone())
+        }
+        Params {
+            path: or(&self.path, &template.path),
+            backup_command: or(&self.backup_command, &template.backup_command),
+            restore_command: or(&self.restore_command, &template.restore_command),
+            exclude: or(&self.exclude, &template.exclude),
+            exclude_file: or(&self.exclude_file, &template.exclude_file),
+            exclude_caches: or(&self.exclude_caches, &template.exclude_caches),
+            exclude_if_present: or(&self.exclude_if_present, &template.exclude_if_present),
+            one_file_system: or(&self.one_file_system, &template.one_file_system),
+            exclude_larger_than: or(&self.exclude_larger_than, &template.exclude_larger_than),
+        }
+    }
 }
 
 /// A resolved handler with its merged params.
@@ -70,10 +100,124 @@ pub enum Input {
     },
 }
 
-/// Values a backup substitutes into handler commands.
+/// The backup a command works on, at backup or at restore.
 pub struct Context<'a> {
     pub backup_id: &'a str,
+    /// The host that made the backup.
     pub host: &'a str,
+}
+
+impl Input {
+    /// What backing this input up does, for a dry run: "back up PATHS
+    /// into restic" or "stream `COMMAND` into restic as /NAME".
+    pub fn describe(&self) -> String {
+        match self {
+            Input::Paths { paths, excludes } => {
+                let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                format!(
+                    "back up {} into restic{}{}",
+                    paths.join(" "),
+                    if excludes.is_empty() { "" } else { " with " },
+                    excludes.join(" ")
+                )
+            }
+            Input::Command {
+                command, filename, ..
+            } => format!("stream `{command}` into restic as /{filename}"),
+        }
+    }
+
+    /// Saves this input of a dataset of `atoms` as one restic snapshot:
+    /// paths with `restic backup`, a command's output streamed into
+    /// `restic backup --stdin`.
+    pub fn save(self, atoms: &[Atom], saving: Saving) -> Result<restic::Summary, Unsaved> {
+        match self {
+            Input::Paths { paths, excludes } => file::save(paths, excludes, atoms, saving),
+            Input::Command {
+                command,
+                env,
+                filename,
+            } => pipe::save(&command, env, filename, saving),
+        }
+    }
+}
+
+/// What saving a planned dataset needs besides its plan.
+pub struct Saving<'a, 'r> {
+    pub repo: &'a Repo,
+    pub sup: &'a Supervisor,
+    /// restic's request for the snapshot, given its input.
+    pub request: &'a dyn Fn(restic::Input) -> restic::Backup<'r>,
+    /// Told of restic's progress.
+    pub on_status: &'a mut dyn FnMut(restic::Status),
+    /// The least a pipe dataset's stream must hold.
+    pub min_bytes: Option<u64>,
+}
+
+/// A dataset that was not saved whole.
+#[derive(Debug)]
+pub struct Unsaved {
+    pub failure: Failure,
+    /// The snapshot restic made of it anyway (of a truncated stream), for
+    /// the caller to forget once the repository is free.
+    pub partial: Option<String>,
+}
+
+impl<E: Into<Failure>> From<E> for Unsaved {
+    fn from(e: E) -> Unsaved {
+        Unsaved {
+            failure: e.into(),
+            partial: None,
+        }
+    }
+}
+
+/// Why a restore failed: restic, reading the snapshot (another
+/// repository may hold it), or anything else.
+#[derive(Debug)]
+pub enum Unrestored {
+    Restic(restic::Error),
+    Other(String),
+}
+
+impl From<restic::Error> for Unrestored {
+    fn from(e: restic::Error) -> Unrestored {
+        Unrestored::Restic(e)
+    }
+}
+
+impl From<String> for Unrestored {
+    fn from(e: String) -> Unrestored {
+        Unrestored::Other(e)
+    }
+}
+
+impl std::fmt::Display for Unrestored {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Unrestored::Restic(e) => e.fmt(f),
+            Unrestored::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+/// What restoring one recorded dataset needs besides its handler.
+pub struct Restore<'a> {
+    /// The repository to read from and the dataset's snapshot there, as
+    /// the caller picked them.
+    pub repo: &'a Repo,
+    pub snapshot: &'a SnapshotRef,
+    pub sup: &'a Supervisor,
+    /// The dataset as recorded, with the atoms to restore; their names and
+    /// paths already checked by the caller.
+    pub dataset: &'a Dataset,
+    /// Where file atoms land: under this directory, or at their original
+    /// paths when `None`.
+    pub target: Option<&'a Path>,
+    /// Only these parts of file atoms (`restore --path`), when any.
+    pub parts: &'a [String],
+    /// What the restore's commands are told.
+    pub scope: &'a hook::Scope<'a>,
 }
 
 impl Handler {
@@ -104,7 +248,10 @@ impl Handler {
     ) -> Result<Vec<Plan>, String> {
         match self {
             Handler::File(f) => f.plan(source, atoms).map(|plan| vec![plan]),
-            Handler::Pipe(p) => atoms.iter().map(|atom| p.plan(source, atom, ctx)).collect(),
+            Handler::Pipe(p) => atoms
+                .iter()
+                .map(|atom| p.plan(self, source, atom, ctx))
+                .collect(),
         }
     }
 
@@ -116,6 +263,48 @@ impl Handler {
             (Handler::Pipe(_), [atom]) => atom.name.clone(),
             _ => source.to_string(),
         }
+    }
+
+    /// Restores the atoms of `restore.dataset`: a file handler's with
+    /// `restic restore`, a pipe handler's by streaming each from `restic
+    /// dump` into its `restore_command`.
+    pub fn restore(&self, restore: &Restore) -> Result<(), Unrestored> {
+        match self {
+            Handler::File(_) => file::restore(restore),
+            Handler::Pipe(p) => p.restore(restore),
+        }
+    }
+
+    /// The command that restoring pipe atom `atom` feeds its data to, its
+    /// values substituted; an error says why there is none.
+    pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, String> {
+        match self {
+            Handler::File(_) => Err(format!("source {} is not a pipe source here", scope.source)),
+            Handler::Pipe(p) => p.restore_command(scope, atom),
+        }
+    }
+
+    /// What commands working on `atoms` of `source` are told (their
+    /// substitutions and environment, see [`hook`]), handed to `work`: the
+    /// one place that names a dataset's values, at backup and at restore
+    /// (`restore_target` set) alike.
+    pub fn in_scope<R>(
+        &self,
+        source: &str,
+        ctx: &Context,
+        atoms: &[Atom],
+        restore_target: Option<&str>,
+        work: impl FnOnce(&hook::Scope) -> R,
+    ) -> R {
+        let dataset = self.dataset_name(source, atoms);
+        work(&hook::Scope {
+            backup_id: ctx.backup_id,
+            host: ctx.host,
+            source,
+            dataset: &dataset,
+            atoms,
+            restore_target,
+        })
     }
 
     /// A short description for `check`.

@@ -989,6 +989,15 @@ mod tests {
         }
     }
 
+    /// A transport on a loopback port serving `handler` within `limits`.
+    fn serve(limits: Limits, handler: Arc<Gate>) -> (Transport, std::net::SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fatal = Arc::new(|msg| panic!("{msg}"));
+        let transport = start("test", listener, limits, handler, fatal).unwrap();
+        (transport, addr)
+    }
+
     fn exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
         let mut stream = TcpStream::connect(addr).unwrap();
         stream
@@ -1025,17 +1034,8 @@ mod tests {
 
     #[test]
     fn connections_over_the_cap_are_refused_when_none_is_idle() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let (handler, release) = gate();
-        let transport = start(
-            "test",
-            listener,
-            limits(1),
-            handler,
-            Arc::new(|msg| panic!("{msg}")),
-        )
-        .unwrap();
+        let (transport, addr) = serve(limits(1), handler);
         let busy = std::thread::spawn(move || {
             exchange(addr, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
         });
@@ -1059,18 +1059,9 @@ mod tests {
     // that were only waiting to close, and a fresh request was refused.
     #[test]
     fn a_connection_lingering_after_its_last_answer_makes_room() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let (handler, release) = gate();
         release.send(()).unwrap();
-        let transport = start(
-            "test",
-            listener,
-            limits(1),
-            handler,
-            Arc::new(|msg| panic!("{msg}")),
-        )
-        .unwrap();
+        let (transport, addr) = serve(limits(1), handler);
         let mut lingering = TcpStream::connect(addr).unwrap();
         lingering
             .write_all(b"POST / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n{")
@@ -1086,20 +1077,11 @@ mod tests {
 
     #[test]
     fn kept_alive_pipelined_and_http_1_0_requests() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let (handler, release) = gate();
         for _ in 0..4 {
             release.send(()).unwrap();
         }
-        let transport = start(
-            "test",
-            listener,
-            limits(4),
-            handler,
-            Arc::new(|msg| panic!("{msg}")),
-        )
-        .unwrap();
+        let (transport, addr) = serve(limits(4), handler);
         let started = Instant::now();
         let answer = exchange(
             addr,
@@ -1115,21 +1097,12 @@ mod tests {
 
     #[test]
     fn idle_and_slow_connections_are_closed_on_their_deadlines() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let limits = Limits {
             connections: 4,
             idle: Duration::from_millis(300),
             request: Duration::from_millis(600),
         };
-        let transport = start(
-            "test",
-            listener,
-            limits,
-            gate().0,
-            Arc::new(|msg| panic!("{msg}")),
-        )
-        .unwrap();
+        let (transport, addr) = serve(limits, gate().0);
         let started = Instant::now();
         assert_eq!(exchange(addr, b""), "");
         assert!(started.elapsed() < Duration::from_secs(5));

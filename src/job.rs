@@ -1,5 +1,6 @@
-//! One backup of one source: find its atoms, plan its datasets, and for
-//! each dataset run the hooks and restic, then record it. Datasets run
+//! One backup of one source: find its atoms, have the handler plan its
+//! datasets, and for each dataset run the hooks and have the handler save
+//! it ([`crate::handler::Input::save`]), then record it. Datasets run
 //! concurrently, up to `queue_config.concurrency` at once in the whole
 //! process (see [`crate::slots`]). A dataset is recorded only once its
 //! snapshot is complete in the repository; a failed producer's partial
@@ -9,19 +10,16 @@ use crate::atom::{AtomSpec, DatasetSpec};
 use crate::config::{self, Config};
 use crate::count::count;
 use crate::failure::{Failure, Kind};
-use crate::handler::{Context, Input, Plan};
+use crate::handler::{Context, Plan, Saving};
 use crate::metadb::Metadb;
 use crate::model::{self, Backup, Dataset};
 use crate::outcome::Outcome;
 use crate::restic::{self, Repo};
-use crate::shell::{self, Stop, Supervisor};
+use crate::shell::Supervisor;
 use crate::slots::Slots;
 use crate::source::{Datasets, Source};
-use crate::{copy, hook, name, time};
-use std::path::Path;
-use std::process::Stdio;
+use crate::{copy, hook, name, queue, time};
 use std::sync::{Mutex, PoisonError};
-use std::thread;
 
 /// Most bytes accepted from `atoms_command` or `datasets_command`.
 const LIST_LIMIT: u64 = 16 << 20;
@@ -148,34 +146,26 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
     // Up to `concurrency` datasets at once, each holding one of the
     // process's slots while it runs; results are reported in plan order
     // whatever order they end in.
-    let workers = env.config.concurrency.min(plans.len());
-    let queue = Mutex::new(plans.into_iter().enumerate());
-    let done = Mutex::new(Vec::new());
     let partials = Partials::default();
-    thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-                let Some((index, plan)) = next else { break };
-                let dataset_name = plan.name.clone();
-                let result = env
-                    .slots
-                    .acquire(|| sup.ensure_running("backup"))
-                    .map_err(Failure::from)
-                    .and_then(|_slot| {
-                        backup_dataset(source, env, sup, &backup, plan, &restic_time, &partials)
-                    });
-                let finished = (index, dataset_name, result);
-                done.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(finished);
-            });
-        }
+    let run = Run {
+        source,
+        env,
+        sup,
+        backup: &backup,
+        restic_time: &restic_time,
+        partials: &partials,
+    };
+    let done = queue::map(env.config.concurrency, plans, |plan| {
+        let dataset_name = plan.name.clone();
+        let result = env
+            .slots
+            .acquire(|| sup.ensure_running("backup"))
+            .map_err(Failure::from)
+            .and_then(|_slot| backup_dataset(&run, plan));
+        (dataset_name, result)
     });
     forget_partials(env, sup, partials);
-    let mut done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
-    done.sort_by_key(|&(index, ..)| index);
-    for (_, dataset_name, result) in done {
+    for (dataset_name, result) in done {
         match result {
             Ok(Some(dataset)) => outcome.recorded.push(dataset),
             Ok(None) => {}
@@ -201,25 +191,35 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
     outcome
 }
 
+/// What backing up each dataset of a source needs.
+struct Run<'a, 'e> {
+    source: &'a Source,
+    env: &'a Env<'e>,
+    sup: &'a Supervisor,
+    backup: &'a Backup,
+    /// The snapshots' time, as restic's `--time` wants it.
+    restic_time: &'a str,
+    partials: &'a Partials,
+}
+
 /// Backs up one dataset with its hooks; `Ok(None)` in a dry run.
-fn backup_dataset(
-    source: &Source,
-    env: &Env,
-    sup: &Supervisor,
-    backup: &Backup,
-    plan: Plan,
-    restic_time: &str,
-    partials: &Partials,
-) -> Result<Option<Dataset>, Failure> {
-    let scope = hook::Scope {
+fn backup_dataset(run: &Run, plan: Plan) -> Result<Option<Dataset>, Failure> {
+    let Run {
+        source,
+        env,
+        sup,
+        backup,
+        ..
+    } = *run;
+    let ctx = Context {
         backup_id: &backup.id,
         host: &backup.host,
-        source: &source.name,
-        dataset: &plan.name,
-        atoms: &plan.atoms,
-        restore_target: None,
     };
-    let hook_env = hook::environment(&scope, None);
+    let hook_env = source
+        .handler
+        .in_scope(&source.name, &ctx, &plan.atoms, None, |scope| {
+            hook::environment(scope, None)
+        });
     if env.dry_run {
         log_dry_run(sup, source, &plan);
         return Ok(None);
@@ -227,7 +227,7 @@ fn backup_dataset(
     if let Some(pre) = &source.hooks.pre_backup {
         sup.run_shell(pre, &hook_env, "pre_backup_command")?;
     }
-    let result = snapshot(source, env, sup, backup, plan, restic_time, partials).map(Some);
+    let result = snapshot(run, plan).map(Some);
     if let Some(post) = &source.hooks.post_backup {
         let status = if result.is_ok() { "ok" } else { "failed" };
         let mut post_env = hook_env;
@@ -252,37 +252,22 @@ fn log_dry_run(sup: &Supervisor, source: &Source, plan: &Plan) {
     if let Some(pre) = &source.hooks.pre_backup {
         log::info!("{label}: dry run: would run pre_backup_command: {pre}");
     }
-    match &plan.input {
-        Input::Paths { paths, excludes } => {
-            let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-            log::info!(
-                "{label}: dry run: would back up {} into restic{}{}",
-                paths.join(" "),
-                if excludes.is_empty() { "" } else { " with " },
-                excludes.join(" ")
-            );
-        }
-        Input::Command {
-            command, filename, ..
-        } => {
-            log::info!("{label}: dry run: would stream `{command}` into restic as /{filename}");
-        }
-    }
+    log::info!("{label}: dry run: would {}", plan.input.describe());
     if let Some(post) = &source.hooks.post_backup {
         log::info!("{label}: dry run: would run post_backup_command: {post}");
     }
 }
 
 /// Takes the snapshot and records it.
-fn snapshot(
-    source: &Source,
-    env: &Env,
-    sup: &Supervisor,
-    backup: &Backup,
-    plan: Plan,
-    restic_time: &str,
-    partials: &Partials,
-) -> Result<Dataset, Failure> {
+fn snapshot(run: &Run, plan: Plan) -> Result<Dataset, Failure> {
+    let Run {
+        source,
+        env,
+        sup,
+        backup,
+        restic_time,
+        partials,
+    } = *run;
     let mut dataset = Dataset::new(model::new_id(), source.name.clone(), plan.atoms);
     let tags = model::snapshot_tags(backup, &dataset);
     let label = sup.label().to_string();
@@ -305,54 +290,19 @@ fn snapshot(
         time: restic_time.to_string(),
         input,
     };
-    let summary = match plan.input {
-        Input::Paths { paths, excludes } => {
-            // Under params.path restic is given the tree alone: its atoms
-            // are checked here, or a missing one would be recorded.
-            let atom_paths = dataset.atoms.iter().filter_map(|a| a.path.as_deref());
-            let mut all = paths
-                .iter()
-                .map(|p| p.as_path())
-                .chain(atom_paths.map(Path::new));
-            if let Some(missing) = all.find(|p| !p.exists()) {
-                let e = format!("path {} does not exist", missing.display());
-                return Err(Failure::new(Kind::Other, e));
-            }
-            env.repo.backup(
-                sup,
-                request(restic::Input::Paths { paths, excludes }),
-                &mut on_status,
-            )?
-        }
-        Input::Command {
-            command,
-            env: command_env,
-            filename,
-        } => {
-            let request = |data| request(restic::Input::Stdin { filename, data });
-            let summary = stream(
-                env,
-                sup,
-                &dataset,
-                producer(&command, command_env),
-                request,
-                &mut on_status,
-                partials,
-            )?;
-            if let Some(min) = source
-                .min_bytes
-                .filter(|&min| summary.total_bytes_processed < min as i64)
-            {
-                forget_later(partials, &dataset, &summary.snapshot_id);
-                let e = format!(
-                    "backup_command produced {} bytes, less than min_bytes {min}",
-                    summary.total_bytes_processed
-                );
-                return Err(Failure::new(Kind::Command, e));
-            }
-            summary
-        }
+    let saving = Saving {
+        repo: env.repo,
+        sup,
+        request: &request,
+        on_status: &mut on_status,
+        min_bytes: source.min_bytes,
     };
+    let summary = plan.input.save(&dataset.atoms, saving).map_err(|unsaved| {
+        if let Some(snapshot_id) = &unsaved.partial {
+            forget_later(partials, &dataset, snapshot_id);
+        }
+        unsaved.failure
+    })?;
     dataset.snapshot_id = summary.snapshot_id;
     dataset.total_files = summary.total_files_processed;
     dataset.total_bytes = summary.total_bytes_processed;
@@ -382,64 +332,6 @@ fn snapshot(
         return Err(Failure::new(Kind::Incomplete, e));
     }
     Ok(dataset)
-}
-
-/// Pipes the producer's stdout straight into restic's stdin. A producer
-/// that fails (or restic failing first) fails the dataset, and any snapshot
-/// restic made of the truncated stream is left to [`forget_partials`].
-fn stream<'a>(
-    env: &Env,
-    sup: &Supervisor,
-    dataset: &Dataset,
-    mut cmd: std::process::Command,
-    request: impl FnOnce(Stdio) -> restic::Backup<'a>,
-    on_status: &mut dyn FnMut(restic::Status),
-    partials: &Partials,
-) -> Result<restic::Summary, Failure> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-    let mut producer = sup.spawn(&mut cmd, "backup_command", Stop::Terminate)?;
-    let Some(stdout) = producer.child().stdout.take() else {
-        return Err(Failure::new(Kind::Command, "backup_command has no stdout"));
-    };
-    let stored = env.repo.backup(sup, request(stdout.into()), on_status);
-    if !matches!(&stored, Ok(summary) if !summary.incomplete) {
-        // restic is gone: a producer blocked on something else would never
-        // notice the closed pipe.
-        producer.kill();
-    }
-    let produced = producer.wait();
-    match (produced, stored) {
-        (Ok(_), Ok(summary)) if summary.incomplete => {
-            // restic 0.18 saves an empty stream this way ("no data read").
-            forget_later(partials, dataset, &summary.snapshot_id);
-            Err(Failure::new(
-                Kind::Command,
-                "restic could not read backup_command's output (see the log); its partial snapshot was removed",
-            ))
-        }
-        (Ok(_), Ok(summary)) => Ok(summary),
-        (Err(e), Ok(summary)) => {
-            forget_later(partials, dataset, &summary.snapshot_id);
-            let e = Failure::from(e);
-            Err(Failure::new(
-                e.kind,
-                format!("{e}; its partial snapshot was removed"),
-            ))
-        }
-        (Ok(_), Err(e)) => Err(e.into()),
-        // restic's failure is the cause; the producer's says how it ended.
-        (Err(producer), Err(restic)) => {
-            let restic = Failure::from(restic);
-            Err(Failure::new(restic.kind, format!("{restic} ({producer})")))
-        }
-    }
-}
-
-/// The `backup_command` of a pipe dataset, with its environment.
-fn producer(command: &str, env: hook::Environment) -> std::process::Command {
-    let mut cmd = shell::sh(command);
-    cmd.envs(env);
-    cmd
 }
 
 /// Partial snapshots (tag and snapshot id) to forget once none of the

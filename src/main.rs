@@ -7,15 +7,16 @@
 //! - leaves: `time`, `name`, `uri`, `count`, `yaml` (located config files),
 //!   `token`, `seed`, `atom` (configured atoms and their names), `model`,
 //!   `shell`, `schedule`, `retention`, `signal` (one signal forwarder),
-//!   `periodic` (one stoppable periodic thread), `http` (the transport of
-//!   every server);
+//!   `periodic` (one stoppable periodic thread), `queue` (one bounded
+//!   worker loop), `http` (the transport of every server), `slots`,
+//!   `addr`, `html`, `logger`;
 //! - `restic` (owns `Repository`, `Password`), then `failure`, `outcome`;
 //!   `hook`, then `handler` (owns `Params`); `notify`; `metadb` (owns its
-//!   client's `Connection`); `copy` (owns `Copy`: copying into copies and
-//!   reading back from them);
+//!   client's `Connection`); `lease` (owns `Maintenance`); `copy` (owns
+//!   `Copy`: copying into copies and reading back from them);
 //! - `source` (holds a handler, retention, notify targets), then `config`,
 //!   which builds every validated type above from the files;
-//! - `job`, `restore`, `verify`, `prune`, `plan`, `attempt`; then `agent`
+//! - `job`, `restore`, `proof`, `verify`, `prune`, `plan`, `attempt`; then `agent`
 //!   and `cmd`, which wire everything.
 
 mod addr;
@@ -34,6 +35,7 @@ mod html;
 mod http;
 mod interrupt;
 mod job;
+mod lease;
 mod logger;
 mod metadb;
 mod model;
@@ -42,7 +44,9 @@ mod notify;
 mod outcome;
 mod periodic;
 mod plan;
+mod proof;
 mod prune;
+mod queue;
 mod restic;
 mod restore;
 mod retention;

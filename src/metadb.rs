@@ -29,7 +29,10 @@ use crate::model::{
     ActiveJob, Backup, Dataset, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
     Verification,
 };
-use api::{Attempt, HistoryRequest, Plan, StatusRequest, StatusRow};
+use api::{
+    Attempt, HistoryRequest, Lease, LeaseRequest, Plan, Proof, Proofs, ReleaseRequest, SliceRead,
+    SourcePolicy, StatusRequest, StatusRow,
+};
 use config::Connection;
 use remote::Remote;
 use std::fmt;
@@ -221,12 +224,14 @@ impl Metadb {
 
     /// Records that `repository` (`primary` or a copy's name) no longer
     /// holds `host`'s datasets `ids` (their snapshots were forgotten there);
-    /// a dataset no repository holds is removed.
+    /// a dataset no repository holds is removed. Another host's datasets
+    /// by the holder of maintenance `lease`.
     pub fn remove_datasets(
         &self,
         host: &str,
         ids: &[String],
         repository: &str,
+        lease: Option<&str>,
     ) -> Result<usize, Error> {
         match self {
             Metadb::Embedded(store) => {
@@ -238,6 +243,7 @@ impl Metadb {
                     host: host.to_string(),
                     dataset_ids: ids.to_vec(),
                     repository: (repository != store::PRIMARY).then(|| repository.to_string()),
+                    lease: lease.map(str::to_string),
                 };
                 Ok(remote.remove_datasets(&request)?)
             }
@@ -468,6 +474,70 @@ impl Metadb {
                 Ok(store.restore_request(id)?)
             }
             Metadb::Remote(remote) => Ok(remote.client().restore_request(id)?),
+        }
+    }
+
+    /// Whether hosts share this metadb (a server): only then do they need
+    /// leases to maintain a repository one at a time.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Metadb::Remote(_))
+    }
+
+    /// Takes or renews a maintenance lease. The embedded metadb serves one
+    /// host, which always gets it.
+    pub fn take_lease(&self, request: &LeaseRequest) -> Result<Lease, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.take_lease(request, now())?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().take_lease(request)?),
+        }
+    }
+
+    /// The retention policies hosts published for their sources.
+    pub fn policies(&self) -> Result<Vec<SourcePolicy>, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.policies()?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().policies()?),
+        }
+    }
+
+    /// Where each repository's rotated check stands, and when atoms were
+    /// last restored by a drill.
+    pub fn proofs(&self) -> Result<Proofs, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.all_proofs(None)?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().proofs()?),
+        }
+    }
+
+    /// Records that a slice of a repository was read back; returns where
+    /// its rotated check stands now.
+    pub fn record_slice(&self, read: &SliceRead) -> Result<Proof, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.record_slice(read, now())?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().record_slice(read)?),
+        }
+    }
+
+    /// Ends this host's lease.
+    pub fn release_lease(&self, request: &ReleaseRequest) -> Result<(), Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.release_lease(request)?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().release_lease(request)?),
         }
     }
 

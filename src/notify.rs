@@ -169,7 +169,7 @@ impl Target {
         if !(entry.url.starts_with("http://") || entry.url.starts_with("https://")) {
             return Err(format!(
                 "notify url {} must start with http:// or https://",
-                crate::uri::mask(&entry.url)
+                crate::uri::mask_path(&entry.url)
             ));
         }
         let token = match &entry.token_file {
@@ -211,14 +211,14 @@ impl Target {
 }
 
 impl fmt::Display for Target {
-    /// `kind url on events`, the URL's credentials masked.
+    /// `kind url on events`, the URL shown as [`crate::uri::mask_path`] does.
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let on: Vec<&str> = self.on.iter().map(|e| e.name()).collect();
         write!(
             f,
             "{} {} on {}",
             self.kind.name(),
-            crate::uri::mask(&self.url),
+            crate::uri::mask_path(&self.url),
             on.join(",")
         )?;
         if self.token.is_some() {
@@ -278,7 +278,7 @@ impl Notifier {
                                 notice.source,
                                 notice.backup_id,
                                 notice.state,
-                                crate::uri::mask(&target.url)
+                                crate::uri::mask_path(&target.url)
                             );
                             &thread_counts.failed
                         }
@@ -312,7 +312,7 @@ impl Notifier {
                 log::error!(
                     "{} notification to {} dropped: too many waiting",
                     event.name(),
-                    crate::uri::mask(&target.url)
+                    crate::uri::mask_path(&target.url)
                 );
                 self.counts.failed.fetch_add(1, Ordering::Relaxed);
             }
@@ -519,7 +519,11 @@ fn send(agent: &ureq::Agent, target: &Target, notice: &Notice) -> Result<(), Str
     match result {
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) => Err(format!("answered {}", response.status())),
-        Err(e) => Err(crate::uri::mask_text(&e.to_string())),
+        // Errors may quote the URL, whose path is the target's secret.
+        Err(e) => Err(e
+            .to_string()
+            .replace(&url, &crate::uri::mask_path(&url))
+            .replace(&target.url, &crate::uri::mask_path(&target.url))),
     }
 }
 

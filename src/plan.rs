@@ -1,12 +1,12 @@
-//! What a host tells the metadb it runs: each source with its schedule and
-//! next due time, so that the metadb can tell a source that stopped being
-//! backed up. The agent publishes its whole plan (from its scheduler's
+//! What a host tells the metadb it runs: each source with its schedule,
+//! next due time and retention policy, so that the metadb can tell a
+//! source that stopped being backed up, and a maintainer can prune it. The agent publishes its whole plan (from its scheduler's
 //! state); `tabacco run` adds the sources it ran, for cron-driven hosts.
 //! Imports `config`, `source`, `metadb`, `seed` and `time`; the agent
 //! imports it, not the other way.
 
 use crate::config::Config;
-use crate::metadb::api::{Plan, PlannedSource};
+use crate::metadb::api::{Plan, PlannedSource, Policy};
 use crate::metadb::Metadb;
 use crate::seed;
 use crate::source::Source;
@@ -32,6 +32,7 @@ pub fn of_run(config: &Config, sources: &[&Source]) -> Plan {
                 schedule: source.schedule.to_string(),
                 next_due: next.map(|t| time::format(t.with_timezone(&Utc))),
                 overdue_grace: source.overdue_grace.map(|g| g.as_secs()),
+                retention: config.retention_of(source).map(Policy::of),
             }
         })
         .collect();

@@ -6,15 +6,12 @@
 use crate::config::Config;
 use crate::copy::Reader;
 use crate::count::count;
-use crate::handler::Handler;
+use crate::handler::{self, Context};
 use crate::metadb::Metadb;
 use crate::model::{Atom, Backup, Dataset, FindRequest, RestoreItem};
-use crate::shell::{self, Stop, Supervisor};
-use crate::{hook, name, time};
+use crate::shell::Supervisor;
+use crate::{hook, name, queue, time};
 use std::path::{Component, Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Mutex, PoisonError};
-use std::thread;
 
 /// Where restored data goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,38 +179,27 @@ pub fn carry_out(
     parts: &[String],
     track: &(dyn Fn(&Supervisor) -> Option<String> + Sync),
 ) -> Outcome {
-    let queue = Mutex::new(items.iter());
-    let failed = Mutex::new(0);
-    thread::scope(|scope| {
-        for _ in 0..config.concurrency {
-            scope.spawn(|| loop {
-                let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-                let Some(item) = next else { break };
-                let sup = Supervisor::new(
-                    config.priority,
-                    format!("{} {}", item.dataset.source, item.backup.id),
-                );
-                let result = match track(&sup) {
-                    Some(reason) => Err(reason),
-                    None => restore(item, config, reader, target, parts, &sup),
-                };
-                if let Err(e) = result {
-                    let names: Vec<&str> =
-                        item.dataset.atoms.iter().map(|a| a.name.as_str()).collect();
-                    log::error!(
-                        "restore of {} (backup {}) failed: {e}",
-                        names.join(" "),
-                        item.backup.id
-                    );
-                    *failed.lock().unwrap_or_else(PoisonError::into_inner) +=
-                        item.dataset.atoms.len();
-                }
-            });
-        }
+    let failed = queue::map(config.concurrency, items, |item| {
+        let sup = Supervisor::new(
+            config.priority,
+            format!("{} {}", item.dataset.source, item.backup.id),
+        );
+        let result = match track(&sup) {
+            Some(reason) => Err(reason),
+            None => restore(item, config, reader, target, parts, &sup),
+        };
+        let Err(e) = result else { return 0 };
+        let names: Vec<&str> = item.dataset.atoms.iter().map(|a| a.name.as_str()).collect();
+        log::error!(
+            "restore of {} (backup {}) failed: {e}",
+            names.join(" "),
+            item.backup.id
+        );
+        item.dataset.atoms.len()
     });
     Outcome {
         total: items.iter().map(|i| i.dataset.atoms.len()).sum(),
-        failed: failed.into_inner().unwrap_or_else(PoisonError::into_inner),
+        failed: failed.into_iter().sum(),
     }
 }
 
@@ -252,26 +238,26 @@ pub fn destination(
     if atom.path.is_some() {
         return files_to("");
     }
-    let Handler::Pipe(pipe) = &source.handler else {
-        return format!("nothing: source {} is not a pipe source here", source.name);
-    };
-    let Some(command) = &pipe.restore_command else {
-        return format!("nothing: source {} has no restore_command", source.name);
-    };
     let target_dir = target.dir().to_string_lossy();
     let atoms = std::slice::from_ref(atom);
-    let dataset_name = source.handler.dataset_name(&source.name, atoms);
-    let scope = hook::Scope {
+    let command = source.handler.in_scope(
+        &source.name,
+        &context(item),
+        atoms,
+        Some(&target_dir),
+        |scope| source.handler.restore_command(scope, atom),
+    );
+    match command {
+        Ok(command) => format!("the live service, fed to restore_command: {command}"),
+        Err(e) => format!("nothing: {e}"),
+    }
+}
+
+/// The backup `item` comes from, as its commands see it.
+fn context(item: &Item) -> Context<'_> {
+    Context {
         backup_id: &item.backup.id,
         host: &item.backup.host,
-        source: &source.name,
-        dataset: &dataset_name,
-        atoms,
-        restore_target: Some(&target_dir),
-    };
-    match shell::substitute(command, &hook::variables(&scope, atom)) {
-        Ok(command) => format!("the live service, fed to restore_command: {command}"),
-        Err(e) => e,
     }
 }
 
@@ -297,80 +283,45 @@ pub fn restore(
         name::validate(&atom.name).map_err(|e| format!("refusing record: atom {e}"))?;
         checked_path(atom)?;
     }
-    let target_dir = target.dir().to_string_lossy().into_owned();
-    let dataset_name = source.handler.dataset_name(&source.name, &dataset.atoms);
-    let scope = hook::Scope {
-        backup_id: &item.backup.id,
-        host: &item.backup.host,
-        source: &source.name,
-        dataset: &dataset_name,
-        atoms: &dataset.atoms,
-        restore_target: Some(&target_dir),
-    };
-    let hook_env = hook::environment(&scope, None);
-    if let Some(pre) = &source.hooks.pre_restore {
-        sup.run_shell(pre, &hook_env, "pre_restore_command")
-            .map_err(|e| e.to_string())?;
-    }
-    match &source.handler {
-        Handler::File(_) => {
-            let paths = dataset
-                .atoms
-                .iter()
-                .map(|atom| {
-                    checked_path(atom)?.ok_or_else(|| {
-                        format!("refusing record: file atom {} has no path", atom.name)
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            if let Target::Dir(dir) = target {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            }
-            reader
-                .read(dataset, |repo, snapshot| {
-                    repo.restore(sup, snapshot, target.dir(), &paths, parts)
-                })
+    let target_dir = target.dir().to_string_lossy();
+    let restore = |scope: &hook::Scope| {
+        let hook_env = hook::environment(scope, None);
+        if let Some(pre) = &source.hooks.pre_restore {
+            sup.run_shell(pre, &hook_env, "pre_restore_command")
                 .map_err(|e| e.to_string())?;
-            // restic restores nothing, and says nothing, for a path that is
-            // not in the snapshot; nor, with parts, for parts not in an atom,
-            // whose directory it then does not create either.
-            let missing: Vec<&str> = paths
-                .iter()
-                .copied()
-                .filter(|p| {
-                    let restored = target.dir().join(p.trim_start_matches('/'));
-                    restored.symlink_metadata().is_err()
+        }
+        let into = match target {
+            Target::Dir(dir) => Some(dir.as_path()),
+            Target::InPlace => None,
+        };
+        // The reader picks the repository and names the snapshot there;
+        // the handler restores from what it is given.
+        reader
+            .read(dataset, |repo, snapshot| {
+                source.handler.restore(&handler::Restore {
+                    repo,
+                    snapshot,
+                    sup,
+                    dataset,
+                    target: into,
+                    parts,
+                    scope,
                 })
-                .collect();
-            if !missing.is_empty() {
-                let what = match parts {
-                    [] => String::new(),
-                    _ => format!(" (of --path {})", parts.join(" ")),
-                };
-                return Err(format!(
-                    "nothing restored{what} at {} under {}: not in snapshot {}",
-                    missing.join(" "),
-                    target_dir,
-                    dataset.snapshot_id
-                ));
-            }
-        }
-        Handler::Pipe(pipe) => {
-            let command = pipe
-                .restore_command
-                .as_deref()
-                .ok_or_else(|| format!("source {:?} has no restore_command", source.name))?;
-            for atom in &dataset.atoms {
-                stream_back(item, &scope, atom, command, reader, sup)?;
-            }
-        }
-    }
-    if let Some(post) = &source.hooks.post_restore {
-        sup.run_shell(post, &hook_env, "post_restore_command")
+            })
             .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+        if let Some(post) = &source.hooks.post_restore {
+            sup.run_shell(post, &hook_env, "post_restore_command")
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    source.handler.in_scope(
+        &source.name,
+        &context(item),
+        &dataset.atoms,
+        Some(&target_dir),
+        restore,
+    )
 }
 
 /// An atom's path as recorded (for any handler), refused unless absolute
@@ -392,93 +343,6 @@ pub fn checked_path(atom: &Atom) -> Result<Option<&str>, String> {
         ));
     }
     Ok(Some(path))
-}
-
-/// Streams a pipe atom from `restic dump` straight into `restore_command`.
-fn stream_back(
-    item: &Item,
-    scope: &hook::Scope,
-    atom: &Atom,
-    command: &str,
-    reader: &Reader,
-    sup: &Supervisor,
-) -> Result<(), String> {
-    let command = shell::substitute(command, &hook::variables(scope, atom))?;
-    let mut dump = reader
-        .read(&item.dataset, |repo, snapshot| {
-            repo.dump(sup, snapshot, &atom.name)
-        })
-        .map_err(|e| e.to_string())?;
-    let Some(data) = dump.child().stdout.take() else {
-        return Err("restic dump has no stdout".into());
-    };
-    let consumer = {
-        let mut cmd = shell::sh(&command);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .envs(hook::environment(scope, Some(atom)));
-        sup.spawn(&mut cmd, "restore_command", Stop::Terminate)
-    };
-    let mut consumer = match consumer {
-        Ok(consumer) => consumer,
-        Err(e) => {
-            dump.kill();
-            let _ = dump.wait();
-            return Err(e.to_string());
-        }
-    };
-    let stdout = consumer
-        .child()
-        .stdout
-        .take()
-        .map(|pipe| sup.log_lines(pipe, "restore_command"));
-    // Counted on the way, so that a short stream is caught; on Linux
-    // `io::copy` splices pipe to pipe, without the data passing through
-    // tabacco. The consumer sees EOF when the copy ends.
-    let copy = consumer.child().stdin.take().map(|mut input| {
-        let mut data = data;
-        thread::spawn(move || std::io::copy(&mut data, &mut input))
-    });
-    let consumed = consumer.wait();
-    if consumed.is_err() {
-        dump.kill();
-    }
-    let dumped = dump.wait();
-    if let Some(handle) = stdout {
-        let _ = handle.join();
-    }
-    let copied = copy.map(|handle| handle.join());
-    match (dumped, consumed) {
-        (Ok(_), Ok(_)) => {}
-        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(format!("atom {}: {e}", atom.name)),
-        // Either may have ended the other: say both, the consumer first
-        // (a failed consumer gets restic dump killed).
-        (Err(dump), Err(consumer)) => {
-            return Err(format!("atom {}: {consumer}; {dump}", atom.name))
-        }
-    }
-    let copied = match copied {
-        Some(Ok(Ok(bytes))) => bytes,
-        Some(Ok(Err(e))) => {
-            return Err(format!(
-                "atom {}: restore_command stopped reading: {e}",
-                atom.name
-            ))
-        }
-        Some(Err(_)) | None => return Err(format!("atom {}: the stream was lost", atom.name)),
-    };
-    // A pipe dataset holds one atom, and restic refuses an empty stream:
-    // its total_bytes is the stream's size, and 0 means unknown (reindex).
-    let recorded = item.dataset.total_bytes;
-    if item.dataset.atoms.len() == 1 && recorded > 0 && copied != recorded as u64 {
-        return Err(format!(
-            "atom {}: restic dump streamed {} of the {} recorded",
-            atom.name,
-            count(copied, "byte"),
-            count(recorded, "byte")
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -35,6 +35,11 @@ impl Within {
             text: text.to_string(),
         })
     }
+
+    /// As written.
+    pub fn as_written(&self) -> &str {
+        &self.text
+    }
 }
 
 impl Retention {

@@ -5,6 +5,9 @@
 //!
 //! Configured commands run through `/bin/sh -c`; values substituted into
 //! them are shell-quoted here, so no atom name can become shell syntax.
+//! One process's output streamed into another is [`pipe`]'s business.
+
+pub mod pipe;
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -5,6 +5,24 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::time::Duration;
 
+/// `duration` as an operator writes it, largest units first: `4h`,
+/// `1h30m`, `7d`, `90s` as `1m30s`; under a second, `500ms`. Parts of a
+/// second are dropped from longer ones.
+pub fn format_duration(duration: Duration) -> String {
+    let mut rest = duration.as_secs();
+    if rest == 0 {
+        return format!("{}ms", duration.as_millis());
+    }
+    let mut out = String::new();
+    for (unit, seconds) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if rest >= seconds {
+            out.push_str(&format!("{}{unit}", rest / seconds));
+            rest %= seconds;
+        }
+    }
+    out
+}
+
 /// Parses a duration as tabacco and Go write them: a sequence of numbers,
 /// each with a unit (`ns`, `us` or `µs`, `ms`, `s`, `m`, `h`, and `d` for
 /// days), e.g. `90s`, `1h30m`, `1.5h`, `500ms`, `7d`. It must be positive.
@@ -89,6 +107,22 @@ pub fn format(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_formatted_as_written() {
+        for (seconds, millis, text) in [
+            (14_400, 0, "4h"),
+            (5_400, 0, "1h30m"),
+            (90, 0, "1m30s"),
+            (7 * 86_400, 0, "7d"),
+            (90_061, 0, "1d1h1m1s"),
+            (0, 500, "500ms"),
+        ] {
+            let d = Duration::from_secs(seconds) + Duration::from_millis(millis);
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(text), Ok(d));
+        }
+    }
 
     #[test]
     fn durations() {

@@ -2,6 +2,9 @@
 //! Every message, log line and output that shows a repository URI or the
 //! metadb URL goes through [`mask`]; every line a child process prints
 //! (restic quotes some repository URIs as given) through [`mask_text`].
+//! A notification URL carries its secret in its path or query (a
+//! healthchecks.io check's UUID or ping key, an ntfy topic, a Slack or
+//! Mattermost hook), so it is shown through [`mask_path`].
 
 /// `uri` with its user info masked: a password becomes `***` (`user:***@`,
 /// as restic prints it); a user name alone, which may be a token, becomes
@@ -24,6 +27,23 @@ pub fn mask(uri: &str) -> String {
     };
     let user_info = mask_user_info(&authority[..at]);
     format!("{}{user_info}{}", &uri[..start], &rest[at..])
+}
+
+/// `url` as [`mask`] shows it, and everything after its host (path, query,
+/// fragment) shown as `/***` where there is any: enough to tell which
+/// service a target is, nothing that lets anyone else post to it.
+pub fn mask_path(url: &str) -> String {
+    let masked = mask(url);
+    let Some(scheme_end) = masked.find("://").map(|i| i + 3) else {
+        return masked;
+    };
+    let authority_end = masked[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(masked.len(), |i| scheme_end + i);
+    match &masked[authority_end..] {
+        "" | "/" => masked,
+        _ => format!("{}/***", &masked[..authority_end]),
+    }
 }
 
 /// `text` with the user info of every `scheme://user:password@host` in it
@@ -93,6 +113,26 @@ mod tests {
             ("", ""),
         ] {
             assert_eq!(mask(uri), shown, "{uri}");
+        }
+    }
+
+    #[test]
+    fn notification_paths_are_masked() {
+        for (url, shown) in [
+            (
+                "https://hc-ping.com/PINGKEY/${host}-${source}",
+                "https://hc-ping.com/***",
+            ),
+            ("https://ntfy.sh/SECRET-TOPIC", "https://ntfy.sh/***"),
+            (
+                "http://u:pw@127.0.0.1:8080?token=SECRET",
+                "http://u:***@127.0.0.1:8080/***",
+            ),
+            ("https://hooks.example.org/", "https://hooks.example.org/"),
+            ("https://hooks.example.org", "https://hooks.example.org"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(mask_path(url), shown, "{url}");
         }
     }
 

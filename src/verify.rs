@@ -4,16 +4,17 @@
 //! (a pipe atom's stream is counted against the size recorded at backup
 //! time, a file atom's files are read back in full), and the outcome is
 //! recorded in the metadb. The scratch space is always removed. Used by
-//! `tabacco verify` and by the agent's `verify_schedule`.
+//! `tabacco verify` and by the agent's `verify_schedule`. The check, and
+//! whether this host runs it, is `proof`'s.
 
 use crate::config::Config;
 use crate::copy::Reader;
 use crate::metadb::Metadb;
 use crate::model::{self, Backup, Dataset, FindRequest, Verification};
 use crate::restore::Target;
+use crate::shell::pipe::Link;
 use crate::shell::Supervisor;
 use crate::time;
-use std::io::Read;
 use std::path::Path;
 
 /// Checks the repository (the one `repository` names: `primary` or a
@@ -30,14 +31,12 @@ pub fn verify(
 ) -> Result<String, String> {
     let sources = config.select(names)?;
     let reader = Reader::new(&config.repository, &config.copies, repository)?;
-    let (checked, repo) = reader.checked();
-    let of = match repository {
-        Some(_) => format!(" of {checked}"),
-        None => String::new(),
-    };
-    repo.check(sup, read_data_subset)
-        .map_err(|e| format!("restic check{of} failed: {e}"))?;
-    log::info!("restic check{of} passed");
+    let (name, repo) = reader.checked();
+    let mut checked = crate::proof::check(config, metadb, repo, sup, read_data_subset)?;
+    if repository.is_some() {
+        checked = format!("{checked} (repository {name})");
+    }
+    log::info!("{checked}");
 
     let request = FindRequest {
         pattern: "*".into(),
@@ -54,7 +53,7 @@ pub fn verify(
         .collect();
     let Some(&(backup, dataset, index)) = candidates.get(random_index(candidates.len())) else {
         return Ok(format!(
-            "restic check{of} passed; no recorded atom of this host to drill a restore with"
+            "{checked}; no recorded atom of this host to drill a restore with"
         ));
     };
     let atom = &dataset.atoms[index];
@@ -81,7 +80,7 @@ pub fn verify(
     }
     let what = format!("restore drill of {} (backup {})", atom.name, backup.id);
     match drilled {
-        Ok(checked) => Ok(format!("restic check{of} passed; {what}: {checked}")),
+        Ok(drilled) => Ok(format!("{checked}; {what}: {drilled}")),
         Err(e) => Err(format!("{what} failed: {e}")),
     }
 }
@@ -124,23 +123,20 @@ fn drill(
             ))
         }
         None => {
-            let mut dump = reader
+            let dump = reader
                 .read(dataset, |repo, snapshot| {
                     repo.dump(sup, snapshot, &atom.name)
                 })
                 .map_err(|e| e.to_string())?;
-            let mut bytes = 0u64;
-            if let Some(mut stdout) = dump.child().stdout.take() {
-                let mut buf = vec![0u8; 1 << 16];
-                loop {
-                    match stdout.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => bytes += n as u64,
-                        Err(e) => return Err(format!("reading restic dump: {e}")),
-                    }
-                }
-            }
-            dump.wait().map_err(|e| e.to_string())?;
+            let ended = dump
+                .pipe_into(Link::Direct, |data| {
+                    std::io::copy(&mut std::fs::File::from(data), &mut std::io::sink())
+                })
+                .map_err(|e| e.to_string())?;
+            let bytes = ended
+                .consumer
+                .map_err(|e| format!("reading restic dump: {e}"))?;
+            ended.producer.map_err(|e| e.to_string())?;
             // `reindex` rebuilds records without restic's statistics, and
             // no pipe atom is empty (an empty stream fails its backup).
             if dataset.total_bytes == 0 {

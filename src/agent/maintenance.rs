@@ -11,13 +11,14 @@ use super::control::Control;
 use super::loaded::{InForce, Loaded};
 use super::status::Status;
 use crate::copy::Reader;
+use crate::lease::{self, Held, Maintenance};
 use crate::metadb::Metadb;
 use crate::model::RestoreRequest;
 use crate::periodic::Periodic;
 use crate::restore::{self, Target};
 use crate::schedule::Schedule;
 use crate::shell::Supervisor;
-use crate::{prune, verify};
+use crate::{attempt, prune, verify};
 use chrono::{DateTime, Local, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +69,9 @@ pub fn spawn(
             caught_up = true;
             catch_up(&mut next, &loaded, now);
         }
+        // A host with `maintenance: false` never prunes.
         let prune = loaded.config.prune_schedule.as_ref();
+        let prune = prune.filter(|_| loaded.config.maintenance != Maintenance::Never);
         if due(&mut next.prune, prune, loaded.offset("prune"), now) {
             prune_now(&control, &status, &metadb, &loaded);
         }
@@ -137,43 +140,55 @@ fn catch_up(next: &mut Next, loaded: &Loaded, now: DateTime<Utc>) {
 }
 
 fn prune_now(control: &Control, status: &Status, metadb: &Metadb, loaded: &Loaded) {
-    let ok = run_task(control, metadb, loaded, "prune", |sup| {
-        let forgotten = prune::prune(&loaded.config, metadb, sup, &[], false)?;
-        Ok(format!(
-            "{} forgotten",
-            crate::count::count(forgotten.len(), "snapshot")
-        ))
+    let ran = run_task(control, metadb, loaded, "prune", |sup| {
+        let held = prune::prune(&loaded.config, metadb, sup, &[], false)?;
+        Ok(match held {
+            Held::Ran(forgotten) => Held::Ran(format!(
+                "{} forgotten",
+                crate::count::count(forgotten.len(), "snapshot")
+            )),
+            Held::Busy { holder, expires } => Held::Busy { holder, expires },
+        })
     });
     let mut state = status.lock();
-    match ok {
-        Some(true) => state.maintenance.last_pruned = Some(Utc::now()),
-        Some(false) => state.maintenance.prune_failures += 1,
+    match ran {
+        Some(Ran::Ok) => state.maintenance.last_pruned = Some(Utc::now()),
+        Some(Ran::Skipped) => state.maintenance.prune_skipped += 1,
+        Some(Ran::Failed) => state.maintenance.prune_failures += 1,
         None => {}
     }
 }
 
 fn verify_now(control: &Control, status: &Status, metadb: &Metadb, loaded: &Loaded) {
-    let ok = run_task(control, metadb, loaded, "verify", |sup| {
-        verify::verify(&loaded.config, metadb, sup, &[], None, None)
+    let ran = run_task(control, metadb, loaded, "verify", |sup| {
+        verify::verify(&loaded.config, metadb, sup, &[], None, None).map(Held::Ran)
     });
     let mut state = status.lock();
-    match ok {
-        Some(true) => state.maintenance.last_verified = Some(Utc::now()),
-        Some(false) => state.maintenance.verify_failures += 1,
-        None => {}
+    match ran {
+        Some(Ran::Ok) => state.maintenance.last_verified = Some(Utc::now()),
+        Some(Ran::Failed) => state.maintenance.verify_failures += 1,
+        Some(Ran::Skipped) | None => {}
     }
 }
 
+/// How a scheduled task went.
+enum Ran {
+    Ok,
+    /// Another host held the repository's maintenance lease.
+    Skipped,
+    Failed,
+}
+
 /// Runs scheduled task `name` under a supervisor that shutdown stops, and
-/// logs and records how it went: whether it succeeded, or `None` if the
-/// agent is shutting down and it did not run.
+/// logs and records how it went; `None` if the agent is shutting down and
+/// it did not run.
 fn run_task(
     control: &Control,
     metadb: &Metadb,
     loaded: &Loaded,
     name: &str,
-    task: impl FnOnce(&Supervisor) -> Result<String, String>,
-) -> Option<bool> {
+    task: impl FnOnce(&Supervisor) -> Result<Held<String>, String>,
+) -> Option<Ran> {
     let sup = Supervisor::new(loaded.config.priority, name);
     if !control.maintain(&sup) {
         return None;
@@ -182,17 +197,27 @@ fn run_task(
     Ledger::new(&loaded.config.work_dir).record(name, false, start);
     let result = task(&sup);
     control.maintenance_done();
-    let outcome = result.as_ref().map(drop).map_err(String::as_str);
     let host = &loaded.config.hostname;
-    crate::attempt::record(
-        metadb,
-        &crate::attempt::of_task(host, name, &[], start, outcome),
-    );
-    match &result {
-        Ok(done) => log::info!("{name}: {done}"),
-        Err(e) => log::error!("{name} failed: {e}"),
-    }
-    Some(result.is_ok())
+    let (attempt, ran) = match &result {
+        Ok(Held::Ran(done)) => {
+            log::info!("{name}: {done}");
+            (attempt::of_task(host, name, &[], start, Ok(())), Ran::Ok)
+        }
+        Ok(Held::Busy { holder, expires }) => {
+            let why = lease::busy(holder, expires);
+            log::info!("{name} skipped: {why}");
+            (attempt::skipped(host, name, &[], start, &why), Ran::Skipped)
+        }
+        Err(e) => {
+            log::error!("{name} failed: {e}");
+            (
+                attempt::of_task(host, name, &[], start, Err(e)),
+                Ran::Failed,
+            )
+        }
+    };
+    attempt::record(metadb, &attempt);
+    Some(ran)
 }
 
 /// Carries out this host's pending restore requests, oldest first.

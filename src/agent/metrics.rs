@@ -197,6 +197,11 @@ fn maintenance(out: &mut String, m: &Maintenance) {
             "Failed applications of retention.",
             m.prune_failures,
         ),
+        (
+            "tabacco_prune_skipped_total",
+            "Scheduled prunes not run because another host held the repository's maintenance lease.",
+            m.prune_skipped,
+        ),
     ];
     for (name, help, n) in counters {
         family(out, name, "counter", help);

@@ -14,7 +14,7 @@
 
 use super::history;
 use super::status::{RunningJob, Status};
-use crate::metadb::api::{Plan, PlannedSource};
+use crate::metadb::api::{Plan, PlannedSource, Policy};
 use crate::metadb::Metadb;
 use crate::model::ActiveJob;
 use crate::periodic::Periodic;
@@ -61,6 +61,7 @@ fn publish(status: &Status, metadb: &Metadb, last: &mut Option<(Plan, Instant)>)
                     schedule: source.schedule.clone(),
                     next_due: source.next_run.map(crate::time::format),
                     overdue_grace: source.overdue_grace.map(|g| g.as_secs()),
+                    retention: source.retention.as_ref().map(Policy::of),
                 })
                 .collect(),
         }

@@ -166,6 +166,7 @@ impl Scheduler {
             let entry = state.sources.entry(source.name.clone()).or_default();
             entry.schedule = source.schedule.to_string();
             entry.overdue_grace = source.overdue_grace;
+            entry.retention = loaded.config.retention_of(source).cloned();
             entry.next_run = self.next_run.get(&source.name).copied();
         }
     }

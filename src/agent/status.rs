@@ -42,6 +42,8 @@ pub struct Maintenance {
     pub verify_failures: u64,
     pub last_pruned: Option<DateTime<Utc>>,
     pub prune_failures: u64,
+    /// Scheduled prunes not run: another host held the lease.
+    pub prune_skipped: u64,
     pub restores_succeeded: u64,
     pub restores_failed: u64,
 }
@@ -53,6 +55,8 @@ pub struct SourceState {
     pub schedule: String,
     /// The source's `overdue_grace`, for the plan the reporter publishes.
     pub overdue_grace: Option<Duration>,
+    /// The policy its snapshots are pruned by, for the plan.
+    pub retention: Option<crate::retention::Retention>,
     pub next_run: Option<DateTime<Utc>>,
     /// The last finished attempt.
     pub last: Option<LastRun>,

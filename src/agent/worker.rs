@@ -16,21 +16,21 @@ use super::loaded::Loaded;
 use super::retry::Backoff;
 use super::status::{LastRun, Status};
 use crate::attempt;
-use crate::failure::{self, Kind};
+use crate::failure::Kind;
 use crate::job::{self, Env};
 use crate::metadb::Metadb;
 use crate::model;
 use crate::notify::Notifier;
-use crate::outcome::Outcome;
+use crate::queue;
 use crate::restic;
 use crate::shell::Supervisor;
 use crate::slots::Slots;
 use chrono::{DateTime, Utc};
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// One backup to run: a source of a configuration snapshot.
 pub struct Job {
@@ -56,7 +56,7 @@ struct Context {
 /// A growing set of worker threads fed by one channel.
 pub struct Pool {
     jobs: Option<Sender<Job>>,
-    queue: Arc<Mutex<Receiver<Job>>>,
+    queue: Arc<Mutex<mpsc::IntoIter<Job>>>,
     events: Sender<Event>,
     context: Arc<Context>,
     threads: Vec<JoinHandle<()>>,
@@ -82,7 +82,7 @@ impl Pool {
         let counts = Arc::clone(&status.lock().notifications);
         Ok(Pool {
             jobs: Some(jobs),
-            queue: Arc::new(Mutex::new(queue)),
+            queue: Arc::new(Mutex::new(queue.into_iter())),
             events,
             context: Arc::new(Context {
                 status,
@@ -141,10 +141,8 @@ impl Drop for Pool {
     }
 }
 
-fn work(queue: &Mutex<Receiver<Job>>, context: &Context, events: &Sender<Event>) {
-    loop {
-        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok(job) = next else { return };
+fn work(queue: &Mutex<mpsc::IntoIter<Job>>, context: &Context, events: &Sender<Event>) {
+    queue::drain(queue, |job| {
         // A bug in one backup must not cost the agent a worker, nor leave
         // the source marked as running for good.
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| run(context, &job)));
@@ -153,7 +151,7 @@ fn work(queue: &Mutex<Receiver<Job>>, context: &Context, events: &Sender<Event>)
         }
         context.finish(&job.source);
         let _ = events.send(Event::Finished(job.source));
-    }
+    });
 }
 
 /// Backs up the job's source, retrying while the repository is locked or
@@ -213,7 +211,7 @@ fn run(context: &Context, job: &Job) {
             );
         }
         let duration = started.elapsed();
-        report(&outcome, duration, config.dry_run);
+        outcome.report(config.dry_run, Some(duration));
         let kinds: Vec<Kind> = outcome.errors.iter().map(|e| e.kind).collect();
         let bytes_added = outcome.recorded.iter().map(|d| d.bytes_added).sum();
         let files = outcome.recorded.iter().map(|d| d.total_files).sum();
@@ -247,22 +245,6 @@ fn run(context: &Context, job: &Job) {
         if !context.control.wait_to_retry(&source.name, delay) {
             return;
         }
-    }
-}
-
-/// Logs how an attempt ended: every failure at error level with the source,
-/// the backup id and the reason.
-fn report(outcome: &Outcome, duration: Duration, dry_run: bool) {
-    failure::log(&outcome.source, &outcome.backup_id, &outcome.errors);
-    crate::copy::log(outcome);
-    if outcome.errors.is_empty() && !dry_run {
-        log::info!(
-            "source {} (backup {}): {} recorded in {:.1}s",
-            outcome.source,
-            outcome.backup_id,
-            crate::count::count(outcome.recorded.len(), "dataset"),
-            duration.as_secs_f64()
-        );
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::handler::{self, Context};
+use crate::lease::Maintenance;
 use crate::restic::{Password, Repo};
 use crate::shell::Supervisor;
 use crate::source::Source;
@@ -53,6 +54,9 @@ pub fn check(path: &Path) -> Result<(), Exit> {
         if let Some(s) = schedule {
             let _ = writeln!(out, "{key:<11} {s}");
         }
+    }
+    if config.maintenance != Maintenance::Own {
+        let _ = writeln!(out, "maintenance {}", config.maintenance.describe());
     }
     for target in &config.notify {
         let _ = writeln!(out, "notify      {target}");
@@ -105,7 +109,7 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
     let _ = writeln!(out, "  handler   {handler}");
     let _ = writeln!(out, "  schedule  {}", source.schedule);
     if let Some(t) = source.timeout {
-        let _ = writeln!(out, "  timeout   {t:?}");
+        let _ = writeln!(out, "  timeout   {}", crate::time::format_duration(t));
     }
     if let Some(r) = &source.retention {
         let _ = writeln!(out, "  retention {r}");

@@ -11,6 +11,7 @@ use crate::copy::Reader;
 use crate::interrupt::Interrupt;
 use crate::metadb::Metadb;
 use crate::model::Dataset;
+use crate::shell::pipe::Link;
 use crate::shell::Supervisor;
 use crate::{name, restore};
 use std::fs::OpenOptions;
@@ -104,46 +105,42 @@ fn write(
     out: &mut dyn Write,
     to_terminal: bool,
 ) -> Result<(), String> {
-    let mut running = reader
+    let running = reader
         .read(dataset, |repo, snapshot| match path {
             Some(path) => repo.dump_file(sup, snapshot, path),
             None => repo.dump(sup, snapshot, atom),
         })
         .map_err(|e| e.to_string())?;
-    let Some(mut data) = running.child().stdout.take() else {
-        return Err("restic dump has no stdout".into());
-    };
-    // Ok(false): the reader went away (`| head`), which ends the dump.
-    let copied = (|| -> Result<bool, String> {
-        let mut head = Vec::new();
-        (&mut data)
-            .take(SNIFF_BYTES as u64)
-            .read_to_end(&mut head)
-            .map_err(|e| format!("reading restic dump: {e}"))?;
-        if to_terminal && is_binary(&head) {
-            return Err(format!(
-                "{} holds binary data: not written to a terminal; use -o FILE or a pipe",
-                path.unwrap_or(atom)
-            ));
-        }
-        let written = out
-            .write_all(&head)
-            .and_then(|()| std::io::copy(&mut data, out).map(|_| ()))
-            .and_then(|()| out.flush());
-        match written {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-            Err(e) => Err(format!("cannot write the dump: {e}")),
-            Ok(()) => Ok(true),
-        }
-    })();
-    if copied != Ok(true) {
-        running.kill();
-    }
-    let dumped = running.wait().map_err(|e| e.to_string());
-    match copied {
-        Ok(true) => dumped.map(|_| ()),
-        Ok(false) => Ok(()),
-        Err(e) => Err(e),
+    // Err(None): the reader went away (`| head`), which ends the dump.
+    let ended = running
+        .pipe_into(Link::Direct, |data| -> Result<(), Option<String>> {
+            let mut data = std::fs::File::from(data);
+            let mut head = Vec::new();
+            (&mut data)
+                .take(SNIFF_BYTES as u64)
+                .read_to_end(&mut head)
+                .map_err(|e| Some(format!("reading restic dump: {e}")))?;
+            if to_terminal && is_binary(&head) {
+                return Err(Some(format!(
+                    "{} holds binary data: not written to a terminal; use -o FILE or a pipe",
+                    path.unwrap_or(atom)
+                )));
+            }
+            let written = out
+                .write_all(&head)
+                .and_then(|()| std::io::copy(&mut data, out).map(|_| ()))
+                .and_then(|()| out.flush());
+            match written {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(None),
+                Err(e) => Err(Some(format!("cannot write the dump: {e}"))),
+                Ok(()) => Ok(()),
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    match ended.consumer {
+        Ok(()) => ended.producer.map(|_| ()).map_err(|e| e.to_string()),
+        Err(None) => Ok(()),
+        Err(Some(e)) => Err(e),
     }
 }
 

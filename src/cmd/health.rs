@@ -17,6 +17,9 @@ use std::io::{IsTerminal, Write};
 
 pub fn status(config: &Config, s: &Status) -> Result<(), Exit> {
     let metadb = open(config)?;
+    if s.proofs {
+        return proofs(&metadb, s);
+    }
     let request = StatusRequest {
         host: s.host.clone(),
         source: s.source.clone(),
@@ -112,6 +115,36 @@ fn lag_table(metadb: &Metadb, host: Option<&str>) -> String {
         1 => String::new(),
         _ => format!("\n{}", cmd::table(&table)),
     }
+}
+
+/// `status --proofs`: "last proven restorable", of each repository (read
+/// back whole by the rotated check) and each atom (restored by a drill),
+/// those of `--host` only if given.
+fn proofs(metadb: &Metadb, s: &Status) -> Result<(), Exit> {
+    let mut proofs = metadb.proofs().map_err(|e| Exit::Error(e.to_string()))?;
+    if let Some(host) = &s.host {
+        proofs.atoms.retain(|a| a.host == *host);
+    }
+    let text = match format(s.format) {
+        Format::Json => json(&proofs)?,
+        Format::Table => {
+            let mut repositories =
+                vec![["REPOSITORY", "READ BACK WHOLE", "NEXT SLICE"].map(String::from)];
+            for p in &proofs.repositories {
+                repositories.push([
+                    p.repository.clone(),
+                    p.whole_read.clone().unwrap_or_else(|| "-".into()),
+                    format!("{}/{}", p.next_slice, p.slices),
+                ]);
+            }
+            let mut atoms = vec![["HOST", "ATOM", "RESTORED BY A DRILL"].map(String::from)];
+            for a in &proofs.atoms {
+                atoms.push([a.host.clone(), a.atom.clone(), a.restored.clone()]);
+            }
+            format!("{}\n{}", cmd::table(&repositories), cmd::table(&atoms))
+        }
+    };
+    cmd::print(&text)
 }
 
 /// Whether writing to stdout went well; stdout closed (`| head`) stops

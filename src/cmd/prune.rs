@@ -1,15 +1,21 @@
 //! `tabacco prune`: apply retention now (see `prune`); with `--dry-run`,
-//! print what would be forgotten.
+//! print what would be forgotten. A host with `maintenance: false` is
+//! refused (exit 2); while another host holds the repository's lease it
+//! says so and exits 0, its attempt recorded as skipped.
 
 use crate::attempt;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::interrupt::Interrupt;
+use crate::lease::{self, Held, Maintenance};
 use crate::metadb::Metadb;
 use crate::prune;
 use crate::shell::Supervisor;
 
 pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit> {
+    if config.maintenance == Maintenance::Never {
+        return Err(Exit::Usage(format!("prune refused: {}", prune::NEVER)));
+    }
     config.select(names).map_err(Exit::Usage)?;
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
@@ -19,11 +25,22 @@ pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exi
     let start = chrono::Utc::now();
     let result = prune::prune(config, &metadb, &sup, names, dry_run);
     if !dry_run {
-        let outcome = result.as_ref().map(drop).map_err(String::as_str);
-        let attempt = attempt::of_task(&config.hostname, "prune", names, start, outcome);
+        let host = &config.hostname;
+        let attempt = match &result {
+            Ok(Held::Busy { holder, expires }) => {
+                attempt::skipped(host, "prune", names, start, &lease::busy(holder, expires))
+            }
+            Ok(Held::Ran(_)) => attempt::of_task(host, "prune", names, start, Ok(())),
+            Err(e) => attempt::of_task(host, "prune", names, start, Err(e)),
+        };
         attempt::record(&metadb, &attempt);
     }
-    let forgotten = result.map_err(Exit::Error)?;
+    let forgotten = match result.map_err(Exit::Error)? {
+        Held::Ran(forgotten) => forgotten,
+        Held::Busy { holder, expires } => {
+            return cmd::print(&format!("skipped: {}\n", lease::busy(&holder, &expires)));
+        }
+    };
     if !dry_run {
         return Ok(());
     }
@@ -38,8 +55,9 @@ pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exi
             out.push_str(&format!("would forget in copy {repository}:\n"));
         }
         out.push_str(&format!(
-            "{}  {}  {}\n",
+            "{}  {}  {}  {}\n",
             f.short_id,
+            f.host,
             f.time,
             f.atoms.join(" ")
         ));

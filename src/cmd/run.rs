@@ -5,8 +5,7 @@
 
 use crate::cmd::Exit;
 use crate::config::Config;
-use crate::count::count;
-use crate::failure::{self, Failure, Kind};
+use crate::failure::{Failure, Kind};
 use crate::interrupt::Interrupt;
 use crate::job::{self, Env};
 use crate::metadb::Metadb;
@@ -16,10 +15,8 @@ use crate::outcome::Outcome;
 use crate::restic::Repo;
 use crate::shell::Supervisor;
 use crate::slots::Slots;
-use crate::{attempt, copy, plan};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
+use crate::{attempt, plan, queue};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The longest `run` waits for its notifications before it exits.
@@ -57,72 +54,52 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
     let interrupt =
         Interrupt::install().map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
     let notifier = Notifier::spawn(Arc::default()).map_err(Exit::Error)?;
-    let queue = Mutex::new(sources.into_iter());
-    let (report, outcomes) = mpsc::channel::<Outcome>();
-    thread::scope(|scope| {
-        for _ in 0..config.concurrency {
-            let (queue, report, env, interrupt, notifier) =
-                (&queue, report.clone(), &env, &interrupt, &notifier);
-            scope.spawn(move || loop {
-                let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-                let Some(source) = next else { break };
-                let backup_id = model::new_id();
-                let start = chrono::Utc::now();
-                let sup = Supervisor::new(config.priority, format!("{} {backup_id}", source.name));
-                let outcome = match interrupt.track(&sup) {
-                    Some(reason) => Outcome {
-                        source: source.name.clone(),
-                        backup_id,
-                        recorded: Vec::new(),
-                        errors: vec![Failure::new(
-                            Kind::Interrupted,
-                            format!("not started: {reason}"),
-                        )],
-                        copies: Vec::new(),
-                    },
-                    None => {
-                        if !dry_run {
-                            notifier.started(
-                                config.targets(source),
-                                &config.hostname,
-                                &source.name,
-                                &backup_id,
-                                start,
-                            );
-                        }
-                        job::backup(source, env, &sup, &backup_id)
-                    }
-                };
+    let outcomes = queue::map(config.concurrency, sources, |source| {
+        let backup_id = model::new_id();
+        let start = chrono::Utc::now();
+        let sup = Supervisor::new(config.priority, format!("{} {backup_id}", source.name));
+        let outcome = match interrupt.track(&sup) {
+            Some(reason) => Outcome {
+                source: source.name.clone(),
+                backup_id,
+                recorded: Vec::new(),
+                errors: vec![Failure::new(
+                    Kind::Interrupted,
+                    format!("not started: {reason}"),
+                )],
+                copies: Vec::new(),
+            },
+            None => {
                 if !dry_run {
-                    attempt::record(env.metadb, &attempt::of(&config.hostname, &outcome, start));
-                    notifier.ended(
+                    notifier.started(
                         config.targets(source),
                         &config.hostname,
-                        &config.work_dir,
-                        &outcome,
+                        &source.name,
+                        &backup_id,
                         start,
                     );
                 }
-                let _ = report.send(outcome);
-            });
+                job::backup(source, &env, &sup, &backup_id)
+            }
+        };
+        if !dry_run {
+            attempt::record(env.metadb, &attempt::of(&config.hostname, &outcome, start));
+            notifier.ended(
+                config.targets(source),
+                &config.hostname,
+                &config.work_dir,
+                &outcome,
+                start,
+            );
         }
+        outcome
     });
-    drop(report);
     notifier.finish(NOTIFY_BOUND);
 
     let mut failed = false;
-    for outcome in outcomes {
-        failure::log(&outcome.source, &outcome.backup_id, &outcome.errors);
-        copy::log(&outcome);
+    for outcome in &outcomes {
+        outcome.report(dry_run, None);
         failed |= !outcome.errors.is_empty() || !outcome.copies.is_empty();
-        if outcome.errors.is_empty() && !dry_run {
-            log::info!(
-                "source {} (backup {}): {} recorded",
-                outcome.source,
-                outcome.backup_id,
-                count(outcome.recorded.len(), "dataset")
-            );
-        }
     }
     if failed {
         Err(Exit::Failed)

@@ -2,6 +2,7 @@
 //! unknown keys. Meaning, defaults and cross-checks live in `config`. A
 //! `notify:` entry's shape is `notify`'s, shared with `metadb.yml`.
 
+use crate::handler::Params;
 use crate::notify;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -28,6 +29,9 @@ pub struct Agent {
     pub notify: Option<Vec<notify::Entry>>,
     pub catch_up: Option<bool>,
     pub catch_up_spread: Option<String>,
+    pub maintenance: Option<bool>,
+    pub lease_ttl: Option<String>,
+    pub check_slices: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,20 +142,6 @@ pub struct Dataset {
 pub struct Atom {
     pub name: String,
     pub path: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Params {
-    pub path: Option<String>,
-    pub backup_command: Option<String>,
-    pub restore_command: Option<String>,
-    pub exclude: Option<Vec<String>>,
-    pub exclude_file: Option<Vec<String>>,
-    pub exclude_caches: Option<bool>,
-    pub exclude_if_present: Option<Vec<String>>,
-    pub one_file_system: Option<bool>,
-    pub exclude_larger_than: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

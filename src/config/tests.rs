@@ -46,6 +46,30 @@ fn agent_defaults() {
     assert!(config.metadb.is_none() && config.retention.is_none());
     assert!(config.prune_schedule.is_none() && config.notify.is_empty());
     assert!(config.sources.is_empty());
+    assert_eq!(config.maintenance, Maintenance::Own);
+    assert_eq!(config.lease_ttl, Duration::from_secs(600));
+    assert_eq!(config.check_slices, 10);
+}
+
+#[test]
+fn maintenance_says_what_a_host_prunes_and_checks() {
+    let with = |text: &str| agent(&format!("{REPOSITORY}{text}")).unwrap();
+    assert_eq!(with("maintenance: false\n").maintenance, Maintenance::Never);
+    assert_eq!(with("maintenance: true\n").maintenance, Maintenance::All);
+    let config = with("lease_ttl: 30s\ncheck_slices: 0\n");
+    assert_eq!(
+        (config.lease_ttl, config.check_slices),
+        (Duration::from_secs(30), 0)
+    );
+    let refused = |text: &str| agent(&format!("{REPOSITORY}{text}")).unwrap_err();
+    assert_eq!(
+        refused("lease_ttl: 2d\n"),
+        "agent.yml:3: lease_ttl must be between 1s and 24h, not \"2d\""
+    );
+    assert_eq!(
+        refused("check_slices: 10001\n"),
+        "agent.yml:3: check_slices 10001 is over 10000"
+    );
 }
 
 #[test]

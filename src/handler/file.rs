@@ -1,11 +1,13 @@
 //! The builtin `file` handler: atoms are paths, under `params.path` or
 //! absolute; one restic snapshot holds them all, and each can be restored
-//! on its own by its path.
+//! on its own by its path (`restic restore --include`).
 
 use crate::atom::{self, AtomSpec, DatasetSpec};
+use crate::failure::{Failure, Kind};
 use crate::handler::exclude::Excludes;
-use crate::handler::{Input, Params, Plan};
+use crate::handler::{Input, Params, Plan, Restore, Saving, Unrestored, Unsaved};
 use crate::model::Atom;
+use crate::restic;
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Clone, Debug)]
@@ -99,6 +101,78 @@ impl File {
         }
         text
     }
+}
+
+/// Backs up `paths` (the tree, or the atoms' own paths) as one snapshot.
+pub fn save(
+    paths: Vec<PathBuf>,
+    excludes: Vec<String>,
+    atoms: &[Atom],
+    saving: Saving,
+) -> Result<restic::Summary, Unsaved> {
+    // Under params.path restic is given the tree alone: its atoms are
+    // checked here, or a missing one would be recorded.
+    let atom_paths = atoms.iter().filter_map(|a| a.path.as_deref());
+    let mut all = paths
+        .iter()
+        .map(|p| p.as_path())
+        .chain(atom_paths.map(Path::new));
+    if let Some(missing) = all.find(|p| !p.exists()) {
+        let e = format!("path {} does not exist", missing.display());
+        return Err(Failure::new(Kind::Other, e).into());
+    }
+    let request = (saving.request)(restic::Input::Paths { paths, excludes });
+    Ok(saving.repo.backup(saving.sup, request, saving.on_status)?)
+}
+
+/// Restores the dataset's atoms (only `restore.parts` of them, if any) with
+/// `restic restore`, and checks that each is there afterwards.
+pub fn restore(restore: &Restore) -> Result<(), Unrestored> {
+    let dataset = restore.dataset;
+    let paths = dataset
+        .atoms
+        .iter()
+        .map(|atom| {
+            atom.path
+                .as_deref()
+                .ok_or_else(|| format!("refusing record: file atom {} has no path", atom.name))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let dir = match restore.target {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            dir
+        }
+        None => Path::new("/"),
+    };
+    restore
+        .repo
+        .restore(restore.sup, restore.snapshot, dir, &paths, restore.parts)?;
+    // restic restores nothing, and says nothing, for a path that is not in
+    // the snapshot; nor, with parts, for parts not in an atom, whose
+    // directory it then does not create either.
+    let missing: Vec<&str> = paths
+        .iter()
+        .copied()
+        .filter(|p| {
+            let restored = dir.join(p.trim_start_matches('/'));
+            restored.symlink_metadata().is_err()
+        })
+        .collect();
+    if !missing.is_empty() {
+        let what = match restore.parts {
+            [] => String::new(),
+            parts => format!(" (of --path {})", parts.join(" ")),
+        };
+        return Err(Unrestored::Other(format!(
+            "nothing restored{what} at {} under {}: not in snapshot {}",
+            missing.join(" "),
+            dir.display(),
+            dataset.snapshot_id
+        )));
+    }
+    Ok(())
 }
 
 /// Atom paths end up in `restic restore --include`: no `..` anywhere.

@@ -1,11 +1,19 @@
 //! The builtin `pipe` handler: each atom is the output of `backup_command`,
 //! streamed into restic, and is restored by streaming it back into
-//! `restore_command`.
+//! `restore_command` (both through [`crate::shell::pipe`]).
 
 use crate::atom::{self, AtomSpec};
-use crate::handler::{check_template, Context, Input, Params, Plan};
+use crate::count::count;
+use crate::failure::{Failure, Kind};
+use crate::handler::{
+    check_template, Context, Handler, Input, Params, Plan, Restore, Saving, Unrestored, Unsaved,
+};
 use crate::model::Atom;
+use crate::restic;
+use crate::shell::pipe::Link;
+use crate::shell::Stop;
 use crate::{hook, shell};
+use std::process::Stdio;
 
 #[derive(Clone, Debug)]
 pub struct Pipe {
@@ -34,39 +42,198 @@ impl Pipe {
         })
     }
 
-    pub fn plan(&self, source: &str, atom: &AtomSpec, ctx: &Context) -> Result<Plan, String> {
+    /// The dataset of `atom`; `handler` is this one, which names the scope.
+    pub fn plan(
+        &self,
+        handler: &Handler,
+        source: &str,
+        atom: &AtomSpec,
+        ctx: &Context,
+    ) -> Result<Plan, String> {
         let full_name = atom::full_name(source, &atom.name);
         let atoms = [Atom {
             name: full_name.clone(),
             path: None,
         }];
-        let name = full_name.clone();
-        let scope = hook::Scope {
-            backup_id: ctx.backup_id,
-            host: ctx.host,
-            source,
-            dataset: &name,
-            atoms: &atoms,
-            restore_target: None,
-        };
         let configured = Atom {
             name: full_name.clone(),
             path: atom.path.clone(),
         };
-        let command =
-            shell::substitute(&self.backup_command, &hook::variables(&scope, &configured))?;
-        Ok(Plan {
-            name: name.clone(),
-            atoms: atoms.to_vec(),
-            input: Input::Command {
-                command,
-                env: hook::environment(&scope, Some(&configured)),
-                filename: full_name,
-            },
+        handler.in_scope(source, ctx, &atoms, None, |scope| {
+            let vars = hook::variables(scope, &configured);
+            Ok(Plan {
+                name: scope.dataset.to_string(),
+                atoms: atoms.to_vec(),
+                input: Input::Command {
+                    command: shell::substitute(&self.backup_command, &vars)?,
+                    env: hook::environment(scope, Some(&configured)),
+                    filename: full_name,
+                },
+            })
         })
     }
 
     pub fn describe(&self) -> String {
         format!("pipe: {}", self.backup_command)
     }
+
+    /// See [`crate::handler::Handler::restore_command`].
+    pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, String> {
+        let command = self
+            .restore_command
+            .as_deref()
+            .ok_or_else(|| format!("source {} has no restore_command", scope.source))?;
+        shell::substitute(command, &hook::variables(scope, atom))
+    }
+
+    /// Streams each atom from `restic dump` into `restore_command`.
+    pub fn restore(&self, restore: &Restore) -> Result<(), Unrestored> {
+        for atom in &restore.dataset.atoms {
+            let command = self.restore_command(restore.scope, atom)?;
+            let dump = restore
+                .repo
+                .dump(restore.sup, restore.snapshot, &atom.name)?;
+            stream_back(restore, atom, &command, dump)?;
+        }
+        Ok(())
+    }
+}
+
+/// Pipes `command`'s stdout straight into restic's stdin. A producer that
+/// fails (or restic failing first) fails the dataset, and any snapshot
+/// restic made of the truncated stream is handed back to be forgotten, as
+/// is one smaller than `min_bytes`.
+pub fn save(
+    command: &str,
+    env: hook::Environment,
+    filename: String,
+    saving: Saving,
+) -> Result<restic::Summary, Unsaved> {
+    let Saving {
+        repo,
+        sup,
+        request,
+        on_status,
+        min_bytes,
+    } = saving;
+    let producer = {
+        let mut cmd = shell::sh(command);
+        cmd.envs(env).stdin(Stdio::null()).stdout(Stdio::piped());
+        sup.spawn(&mut cmd, "backup_command", Stop::Terminate)?
+    };
+    // An incomplete snapshot counts as restic failing: it has gone.
+    let ended = producer.pipe_into(Link::Direct, |data| {
+        let request = request(restic::Input::Stdin {
+            filename,
+            data: data.into(),
+        });
+        match repo.backup(sup, request, on_status) {
+            Ok(summary) if summary.incomplete => Err(Stored::Incomplete(summary)),
+            Ok(summary) => Ok(summary),
+            Err(e) => Err(Stored::Failed(e)),
+        }
+    })?;
+    let partial = |failure, summary: restic::Summary| Unsaved {
+        failure,
+        partial: Some(summary.snapshot_id),
+    };
+    let summary = match (ended.producer, ended.consumer) {
+        (Ok(_), Ok(summary)) => summary,
+        (Ok(_), Err(Stored::Incomplete(summary))) => {
+            // restic 0.18 saves an empty stream this way ("no data read").
+            let e = "restic could not read backup_command's output (see the log); its partial snapshot was removed";
+            return Err(partial(Failure::new(Kind::Command, e), summary));
+        }
+        (Err(e), Ok(summary) | Err(Stored::Incomplete(summary))) => {
+            let e = Failure::from(e);
+            let e = Failure::new(e.kind, format!("{e}; its partial snapshot was removed"));
+            return Err(partial(e, summary));
+        }
+        (Ok(_), Err(Stored::Failed(e))) => return Err(e.into()),
+        // restic's failure is the cause; the producer's says how it ended.
+        (Err(producer), Err(Stored::Failed(restic))) => {
+            let restic = Failure::from(restic);
+            let e = Failure::new(restic.kind, format!("{restic} ({producer})"));
+            return Err(e.into());
+        }
+    };
+    if let Some(min) = min_bytes.filter(|&min| summary.total_bytes_processed < min as i64) {
+        let e = format!(
+            "backup_command produced {} bytes, less than min_bytes {min}",
+            summary.total_bytes_processed
+        );
+        return Err(partial(Failure::new(Kind::Command, e), summary));
+    }
+    Ok(summary)
+}
+
+/// How restic ended when it did not save a whole stream.
+enum Stored {
+    Failed(restic::Error),
+    /// A snapshot, but restic said some of the stream was unreadable.
+    Incomplete(restic::Summary),
+}
+
+/// Streams pipe atom `atom` from `restic dump` (started) straight into
+/// `command`.
+fn stream_back(
+    restore: &Restore,
+    atom: &Atom,
+    command: &str,
+    dump: shell::Running,
+) -> Result<(), String> {
+    let sup = restore.sup;
+    // Counted on the way, so that a short stream is caught.
+    let ended = dump
+        .pipe_into(Link::Counted, |data| {
+            let mut consumer = {
+                let mut cmd = shell::sh(command);
+                cmd.stdin(data)
+                    .stdout(Stdio::piped())
+                    .envs(hook::environment(restore.scope, Some(atom)));
+                sup.spawn(&mut cmd, "restore_command", Stop::Terminate)?
+            };
+            let stdout = consumer
+                .child()
+                .stdout
+                .take()
+                .map(|pipe| sup.log_lines(pipe, "restore_command"));
+            let consumed = consumer.wait();
+            if let Some(handle) = stdout {
+                let _ = handle.join();
+            }
+            consumed
+        })
+        .map_err(|e| e.to_string())?;
+    match (ended.producer, ended.consumer) {
+        (Ok(_), Ok(_)) => {}
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(format!("atom {}: {e}", atom.name)),
+        // Either may have ended the other: say both, the consumer first
+        // (a failed consumer gets restic dump killed).
+        (Err(dump), Err(consumer)) => {
+            return Err(format!("atom {}: {consumer}; {dump}", atom.name))
+        }
+    }
+    let copied = match ended.bytes {
+        Some(Ok(bytes)) => bytes,
+        Some(Err(e)) => {
+            return Err(format!(
+                "atom {}: restore_command stopped reading: {e}",
+                atom.name
+            ))
+        }
+        None => return Err(format!("atom {}: the stream was lost", atom.name)),
+    };
+    // A pipe dataset holds one atom, and restic refuses an empty stream:
+    // its total_bytes is the stream's size, and 0 means unknown (reindex).
+    let recorded = restore.dataset.total_bytes;
+    if restore.dataset.atoms.len() == 1 && recorded > 0 && copied != recorded as u64 {
+        return Err(format!(
+            "atom {}: restic dump streamed {} of the {} recorded",
+            atom.name,
+            count(copied, "byte"),
+            count(recorded, "byte")
+        ));
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! records (attempts, plans, status rows): shared by `server` and `client`,
 //! so both sides agree on the wire format.
 
+use crate::retention::{Retention, Within};
 use serde::{Deserialize, Serialize};
 
 /// The body of `POST /api/remove_datasets`: forget `host`'s datasets whose
@@ -16,6 +17,10 @@ pub struct RemoveDatasetsRequest {
     /// is removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// The maintenance lease the caller holds, by which a host token may
+    /// remove another host's datasets (a maintainer pruned them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
 }
 
 /// The answer to `POST /api/remove_datasets`.
@@ -63,7 +68,8 @@ pub struct Attempt {
     pub backup_id: String,
     pub start: String,
     pub end: String,
-    /// `ok`, `failed` or `incomplete`.
+    /// `ok`, `failed` or `incomplete`; a prune or verify also `skipped`
+    /// (another host held the repository's maintenance lease).
     pub state: String,
     /// What it ran into (a failure kind, e.g. `repository_locked`); empty
     /// when it succeeded.
@@ -109,6 +115,71 @@ pub struct PlannedSource {
     /// `overdue_grace`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overdue_grace: Option<u64>,
+    /// The retention policy its snapshots are pruned by; absent (plans of
+    /// older agents too): unknown, and nothing of it is forgotten by
+    /// another host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Policy>,
+}
+
+/// A retention policy as agent.yml writes it (`keep_within` as written).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_hourly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_daily: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_weekly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_monthly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_yearly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_within: Option<String>,
+}
+
+impl Policy {
+    /// The wire form of `retention`.
+    pub fn of(retention: &Retention) -> Policy {
+        Policy {
+            keep_last: retention.keep_last,
+            keep_hourly: retention.keep_hourly,
+            keep_daily: retention.keep_daily,
+            keep_weekly: retention.keep_weekly,
+            keep_monthly: retention.keep_monthly,
+            keep_yearly: retention.keep_yearly,
+            keep_within: retention
+                .keep_within
+                .as_ref()
+                .map(|w| w.as_written().into()),
+        }
+    }
+
+    /// The policy this says, if it is one that keeps something.
+    pub fn to_retention(&self) -> Result<Retention, String> {
+        Retention {
+            keep_last: self.keep_last,
+            keep_hourly: self.keep_hourly,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            keep_yearly: self.keep_yearly,
+            keep_within: self.keep_within.as_deref().map(Within::parse).transpose()?,
+        }
+        .validate()
+    }
+}
+
+/// An item of `GET /api/policies`: the retention policy `host` published
+/// for its planned `source`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourcePolicy {
+    pub host: String,
+    pub source: String,
+    pub retention: Policy,
 }
 
 /// The body of `POST /api/history`: which attempts, newest first.
@@ -217,4 +288,74 @@ pub struct Lag {
     pub host: String,
     pub repository: String,
     pub datasets: u64,
+}
+
+/// The body of `POST /api/leases`: `holder` asks to maintain repository
+/// `name` (restic's repository id) for `ttl` seconds from now. It gets the
+/// lease if it is free, expired or already its own (a renewal).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    pub name: String,
+    pub holder: String,
+    pub ttl: u64,
+}
+
+/// The answer to `POST /api/leases`: who holds the lease now, and until
+/// when (RFC 3339); `granted` if that is the asker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub granted: bool,
+    pub holder: String,
+    pub expires: String,
+}
+
+/// The body of `POST /api/leases/release`: `holder` is done with lease
+/// `name` (a lease of another holder stays).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    pub name: String,
+    pub holder: String,
+}
+
+/// Where the rotated check of a repository stands: an item of `GET
+/// /api/proofs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proof {
+    /// restic's repository id.
+    pub repository: String,
+    /// Into how many slices its data is read back, one a check.
+    pub slices: u32,
+    /// The slice the next check reads (1 to `slices`).
+    pub next_slice: u32,
+    /// When the last of a full round of slices was read back (RFC 3339).
+    #[serde(default)]
+    pub whole_read: Option<String>,
+}
+
+/// The answer to `GET /api/proofs`: "last proven restorable".
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Proofs {
+    /// Where each repository's rotated check stands.
+    pub repositories: Vec<Proof>,
+    /// When each atom was last restored by a drill that passed, newest
+    /// first (a host token's own only under `host_read: own`).
+    pub atoms: Vec<Restored>,
+}
+
+/// When `atom` of `host` was last restored by a restore drill that passed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Restored {
+    pub host: String,
+    pub atom: String,
+    /// RFC 3339.
+    pub restored: String,
+}
+
+/// The body of `POST /api/proofs/read`: slice `slice` of `slices` of
+/// `repository`'s data was read back and found sound.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SliceRead {
+    pub repository: String,
+    pub slices: u32,
+    pub slice: u32,
 }

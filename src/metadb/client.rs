@@ -14,7 +14,8 @@
 
 use crate::metadb::api::{
     AbandonRequest, Attempt, CopiesAnswer, CopiesRequest, Due, DueRequest, HistoryRequest, Lag,
-    Plan, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus, RetireRequest, StatusRequest,
+    Lease, LeaseRequest, Plan, Proof, Proofs, ReleaseRequest, RemoveDatasetsAnswer,
+    RemoveDatasetsRequest, RestoreStatus, RetireRequest, SliceRead, SourcePolicy, StatusRequest,
     StatusRow,
 };
 use crate::metadb::{config, route};
@@ -278,6 +279,33 @@ impl Client {
             host: host.to_string(),
         };
         self.post::<_, serde_json::Value>(route::RETIRE_HOST.path, &request)
+            .map(drop)
+    }
+
+    /// `POST /api/leases`: takes or renews a maintenance lease.
+    pub fn take_lease(&self, request: &LeaseRequest) -> Result<Lease, Error> {
+        self.post(route::TAKE_LEASE.path, request)
+    }
+
+    /// `GET /api/policies`: every published retention policy.
+    pub fn policies(&self) -> Result<Vec<SourcePolicy>, Error> {
+        self.get(route::POLICIES.path, None)
+    }
+
+    /// `GET /api/proofs`: where each repository's rotated check stands,
+    /// and when atoms were last restored by a drill.
+    pub fn proofs(&self) -> Result<Proofs, Error> {
+        self.get(route::PROOFS.path, None)
+    }
+
+    /// `POST /api/proofs/read`: a slice of a repository was read back.
+    pub fn record_slice(&self, read: &SliceRead) -> Result<Proof, Error> {
+        self.post(route::RECORD_SLICE.path, read)
+    }
+
+    /// `POST /api/leases/release`: ends this host's lease.
+    pub fn release_lease(&self, request: &ReleaseRequest) -> Result<(), Error> {
+        self.post::<_, serde_json::Value>(route::RELEASE_LEASE.path, request)
             .map(drop)
     }
 

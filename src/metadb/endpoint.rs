@@ -14,8 +14,9 @@
 
 use crate::http::{self, Response};
 use crate::metadb::api::{
-    AbandonRequest, Attempt, CopiesAnswer, CopiesRequest, DueRequest, HistoryRequest, Plan,
-    RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus, RetireRequest, StatusRequest,
+    AbandonRequest, Attempt, CopiesAnswer, CopiesRequest, DueRequest, HistoryRequest, LeaseRequest,
+    Plan, ReleaseRequest, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus,
+    RetireRequest, SliceRead, StatusRequest,
 };
 use crate::metadb::auth::Identity;
 use crate::metadb::body::{self, Answer};
@@ -73,8 +74,33 @@ pub fn add_dataset<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
 /// `POST /api/remove_datasets`: forgets datasets whose snapshots are gone.
 pub fn remove_datasets<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
     let req: RemoveDatasetsRequest = call.body()?;
-    own(&call.identity, &req.host, "remove records of")?;
+    // Another host's records only by the maintainer of a repository,
+    // while it holds the lease.
+    let maintainer = match (&call.identity, &req.lease) {
+        (Identity::Host(own), Some(lease)) if *own != req.host => {
+            Some((own.clone(), lease.clone()))
+        }
+        _ => {
+            own(&call.identity, &req.host, "remove records of")?;
+            None
+        }
+    };
     let answer = shared.write(move |store| {
+        if let Some((own, lease)) = &maintainer {
+            match store.holds_lease(lease, own, now()) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Answer::error(
+                        403,
+                        format!(
+                            "host {own} does not hold lease {lease}: it may not remove records of host {}",
+                            req.host
+                        ),
+                    )
+                }
+                Err(e) => return Answer::store_error(&e),
+            }
+        }
         let repository = req.repository.as_deref().unwrap_or(store::PRIMARY);
         let removed = store.remove_datasets(&req.host, &req.dataset_ids, repository);
         Answer::stored(removed.map(|removed| RemoveDatasetsAnswer { removed }))
@@ -306,6 +332,50 @@ pub fn retire_host<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
         Ok(false) => Answer::error(404, format!("no host {} is known", req.host)),
         Err(e) => Answer::store_error(&e),
     });
+    Ok(answer.into())
+}
+
+/// `POST /api/leases`: takes or renews a maintenance lease, for the
+/// caller's own host; answers who holds it now.
+pub fn take_lease<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
+    let req: LeaseRequest = call.body()?;
+    own(&call.identity, &req.holder, "take leases for")?;
+    let answer = shared.write(move |store| Answer::stored(store.take_lease(&req, now())));
+    Ok(answer.into())
+}
+
+/// `GET /api/policies`: the retention policy of every planned source that
+/// published one, for a maintainer to prune by (any token may read them).
+pub fn policies<'a>(shared: &'a Shared, _: Call) -> Reply<'a> {
+    Ok(shared.read(|store| Answer::stored(store.policies())).into())
+}
+
+/// `GET /api/proofs`: where each repository's rotated check stands, and
+/// when atoms were last restored by a drill (a host token's own only under
+/// `host_read: own`).
+pub fn proofs<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
+    let own = match (&call.identity, call.policy.host_read) {
+        (Identity::Host(host), HostRead::Own) => Some(host.as_str()),
+        _ => None,
+    };
+    Ok(shared
+        .read(|store| Answer::stored(store.all_proofs(own)))
+        .into())
+}
+
+/// `POST /api/proofs/read`: a slice of a repository was read back; answers
+/// where its rotated check stands now.
+pub fn record_slice<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
+    let read: SliceRead = call.body()?;
+    let answer = shared.write(move |store| Answer::stored(store.record_slice(&read, now())));
+    Ok(answer.into())
+}
+
+/// `POST /api/leases/release`: ends the caller's own lease.
+pub fn release_lease<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
+    let req: ReleaseRequest = call.body()?;
+    own(&call.identity, &req.holder, "release leases of")?;
+    let answer = shared.write(move |store| Answer::recorded(store.release_lease(&req)));
     Ok(answer.into())
 }
 

@@ -3,7 +3,7 @@
 //! host and source, each planned source's status, database size) is read by
 //! `server` at scrape time and only rendered here.
 
-use crate::metadb::api::{Lag, StatusRow};
+use crate::metadb::api::{Lag, Proof, Restored, StatusRow};
 use crate::metadb::store::NewestBackup;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -49,6 +49,10 @@ pub struct Fleet {
     pub status: Vec<StatusRow>,
     /// Per host and copy, the datasets not copied yet.
     pub copy_lag: Vec<Lag>,
+    /// Where each repository's rotated check stands.
+    pub proofs: Vec<Proof>,
+    /// When each atom was last restored by a drill that passed.
+    pub restored: Vec<Restored>,
 }
 
 /// The states a planned source can be in, as `/api/status` says them.
@@ -179,8 +183,37 @@ impl Metrics {
                     l.datasets
                 );
             }
+            render_proofs(&mut out, fleet);
         }
         out
+    }
+}
+
+/// "Last proven restorable": when each repository was last read back
+/// whole, and each atom last restored by a drill.
+fn render_proofs(out: &mut String, fleet: &Fleet) {
+    let name = "tabacco_metadb_repository_read_back_timestamp_seconds";
+    let _ = writeln!(out, "# HELP {name} When the rotated check last finished reading back the whole of each repository, by restic's repository id.\n# TYPE {name} gauge");
+    for proof in &fleet.proofs {
+        if let Some(t) = seconds(&proof.whole_read) {
+            let _ = writeln!(
+                out,
+                "{name}{{repository=\"{}\"}} {t}",
+                escape(&proof.repository)
+            );
+        }
+    }
+    let name = "tabacco_metadb_atom_restored_timestamp_seconds";
+    let _ = writeln!(out, "# HELP {name} When each atom was last restored by a restore drill that passed, by host and atom.\n# TYPE {name} gauge");
+    for r in &fleet.restored {
+        if let Some(t) = seconds(&Some(r.restored.clone())) {
+            let _ = writeln!(
+                out,
+                "{name}{{host=\"{}\",atom=\"{}\"}} {t}",
+                escape(&r.host),
+                escape(&r.atom)
+            );
+        }
     }
 }
 
@@ -298,6 +331,17 @@ mod tests {
                 repository: "offsite".into(),
                 datasets: 3,
             }],
+            proofs: vec![Proof {
+                repository: "abc".into(),
+                slices: 10,
+                next_slice: 1,
+                whole_read: Some("2023-11-14T22:13:20Z".into()),
+            }],
+            restored: vec![Restored {
+                host: "web1".into(),
+                atom: "db/x".into(),
+                restored: "2023-11-14T22:13:21Z".into(),
+            }],
         };
         let text = m.render(Some(&fleet));
         for line in [
@@ -315,6 +359,8 @@ mod tests {
             "tabacco_metadb_source_last_attempt_timestamp_seconds{host=\"web1\",source=\"sql\"} 1700000000",
             "tabacco_metadb_host_last_seen_timestamp_seconds{host=\"web1\"} 1700000000",
             "tabacco_metadb_copy_lag_datasets{host=\"web1\",repository=\"offsite\"} 3",
+            "tabacco_metadb_repository_read_back_timestamp_seconds{repository=\"abc\"} 1700000000",
+            "tabacco_metadb_atom_restored_timestamp_seconds{host=\"web1\",atom=\"db/x\"} 1700000001",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

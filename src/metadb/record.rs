@@ -149,8 +149,11 @@ pub fn check_attempt(a: &Attempt) -> Result<(i64, i64), String> {
     if !a.backup_id.is_empty() {
         id("backup id", &a.backup_id)?;
     }
-    if !["ok", "failed", "incomplete"].contains(&a.state.as_str()) {
-        return Err(format!("unknown attempt state {}", quote(&a.state)));
+    match a.state.as_str() {
+        "ok" | "failed" | "incomplete" => {}
+        // Another host held the maintenance lease.
+        "skipped" if a.kind != "backup" => {}
+        _ => return Err(format!("unknown attempt state {}", quote(&a.state))),
     }
     short("failure kind", &a.failure, MAX_KIND_BYTES, |c| {
         !(c.is_ascii_lowercase() || c == '_')
@@ -198,6 +201,14 @@ pub fn check_plan(plan: &Plan) -> Result<Vec<Option<i64>>, String> {
             )?;
             if s.overdue_grace.is_some_and(|g| g > MAX_GRACE_SECS) {
                 return Err(format!("source {}: overdue_grace over ten years", s.source));
+            }
+            if let Some(policy) = &s.retention {
+                if let Some(within) = &policy.keep_within {
+                    short("keep_within", within, MAX_SCHEDULE_BYTES, char::is_control)?;
+                }
+                policy
+                    .to_retention()
+                    .map_err(|e| format!("source {}: retention: {e}", s.source))?;
             }
             s.next_due
                 .as_deref()

@@ -97,6 +97,11 @@ routes! {
     HISTORY: "POST" "/api/history" Token => endpoint::history;
     STATUS: "POST" "/api/status" Token => endpoint::status;
     RETIRE_HOST: "POST" "/api/retire_host" Token => endpoint::retire_host;
+    TAKE_LEASE: "POST" "/api/leases" Token => endpoint::take_lease;
+    RELEASE_LEASE: "POST" "/api/leases/release" Token => endpoint::release_lease;
+    POLICIES: "GET" "/api/policies" Token => endpoint::policies;
+    PROOFS: "GET" "/api/proofs" Token => endpoint::proofs;
+    RECORD_SLICE: "POST" "/api/proofs/read" Token => endpoint::record_slice;
     PAGE: "GET" "/" Open => endpoint::page;
     HEALTHZ: "GET" "/healthz" Open => endpoint::healthz;
     METRICS: "GET" "/metrics" Open => endpoint::metrics;

@@ -435,6 +435,8 @@ fn fleet(db_path: &Path, store: &Store, status: Vec<StatusRow>) -> Result<Fleet,
         last_backups,
         status,
         copy_lag,
+        proofs: store.proofs().map_err(|e| e.to_string())?,
+        restored: store.restored().map_err(|e| e.to_string())?,
     })
 }
 

@@ -136,7 +136,24 @@ const MIGRATIONS: &[&str] = &[
     UPDATE atoms SET host = (SELECT b.host FROM datasets d
         JOIN backups b ON b.id = d.backup_id WHERE d.id = atoms.dataset_id);
     CREATE INDEX atoms_host ON atoms (host, name, timestamp);",
-    // 7: copies. `holdings` says which repositories hold each dataset:
+    // 7: one maintainer per repository. `leases` says which host may prune
+    // and check a repository (by restic's repository id) until when;
+    // `sources.retention` the policy a host published for its source (JSON
+    // of `api::Policy`), by which a maintainer prunes it; `proofs` where the rotated `restic check --read-data-subset` of a
+    // repository goes next and when the whole of it was last read back.
+    "CREATE TABLE leases (
+        name TEXT PRIMARY KEY NOT NULL,
+        holder TEXT NOT NULL,
+        expires INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE proofs (
+        repository TEXT PRIMARY KEY NOT NULL,
+        slices INTEGER NOT NULL,
+        next_slice INTEGER NOT NULL,
+        whole_read INTEGER
+    ) WITHOUT ROWID;
+    ALTER TABLE sources ADD COLUMN retention TEXT;",
+    // 8: copies. `holdings` says which repositories hold each dataset:
     // `primary` (agent.yml's repository, where every dataset is recorded
     // first) and copies by name; a dataset no repository holds is removed.
     // `copy_routes` says which host's source is copied where, so that what
@@ -157,9 +174,13 @@ const MIGRATIONS: &[&str] = &[
 
 mod copies;
 mod health;
+mod lease;
+mod proof;
 
 pub use copies::PRIMARY;
 pub use health::Clock;
+pub use lease::MAX_LEASE_SECS;
+pub use proof::MAX_SLICES;
 
 /// Longest glob a find takes, in bytes: room for a character class per
 /// character of the longest name.

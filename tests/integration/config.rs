@@ -130,7 +130,7 @@ metadb      embedded (ROOT/work/metadb.sqlite)
 source users
   handler   file ROOT/data/users
   schedule  0 3 * * 1
-  timeout   7200s
+  timeout   2h
   dataset   users
     atom    users/one  ROOT/data/users/one
     atom    users/two  /abs/two

@@ -290,6 +290,22 @@ fn dump_writes_what_the_producer_wrote_and_runs_no_restore_command() {
         out.stdout == data,
         "the dump differs from what the producer wrote"
     );
+    // A reader that goes away (`| head`) ends the dump, quietly.
+    let mut head = std::process::Command::new(env!("CARGO_BIN_EXE_tabacco"))
+        .args(["--config", f.config().to_str().unwrap(), "dump", "db/main"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut start = [0u8; 10];
+    std::io::Read::read_exact(&mut head.stdout.take().unwrap(), &mut start).unwrap();
+    let out = head.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(start[..], data[..10]);
     let file = f.path("dumped.bin");
     f.tabacco(&["dump", "-o", file.to_str().unwrap(), "db/main"])
         .success();

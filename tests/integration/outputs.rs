@@ -151,14 +151,14 @@ metadb      http://tabacco:***@127.0.0.1:9/base
 retention   {keep_daily: 7, keep_weekly: 4, keep_within: 36h}
 prune       0 4 * * 0
 verify      @random_every 7d
-notify      healthchecks https://user:***@hc.example.org/ping/${host}-${source} on start,success,failure,recovery
-notify      webhook http://127.0.0.1:9/hook on failure,recovery,success (bearer token)
-notify      ntfy https://ntfy.example.org/backups on failure,recovery
+notify      healthchecks https://user:***@hc.example.org/*** on start,success,failure,recovery
+notify      webhook http://127.0.0.1:9/*** on failure,recovery,success (bearer token)
+notify      ntfy https://ntfy.example.org/*** on failure,recovery
 
 source users
   handler   file ROOT/data/users, excluding: --exclude '*.tmp' --one-file-system
   schedule  0 3 * * *
-  timeout   14400s
+  timeout   4h
   retention {keep_last: 3}
   dataset   users
     atom    users/alice  ROOT/data/users/alice
@@ -177,7 +177,7 @@ source sql
 source logs
   handler   pipe: cat /var/log/${atom.name}
   schedule  @random_every 1d
-  notify    webhook https://hook:***@hooks.example.org/x on failure,recovery
+  notify    webhook https://hook:***@hooks.example.org/*** on failure,recovery
   dataset   logs/syslog
     atom    logs/syslog
   dataset   logs/auth.log

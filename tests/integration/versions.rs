@@ -106,9 +106,8 @@ fn snapshots_of_either_restic_restore_verify_and_reindex_with_the_other() {
         for source in ["files", "sql"] {
             let verify = f.tabacco(&["-v", "verify", source]).success();
             assert!(
-                verify
-                    .stderr
-                    .contains("restic check passed; restore drill of "),
+                verify.stderr.contains("restic check passed, slice ")
+                    && verify.stderr.contains(" read back; restore drill of "),
                 "{verify:?}"
             );
         }

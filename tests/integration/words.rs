@@ -208,7 +208,7 @@ fn go_forms_of_addresses_and_durations() {
     );
     let check = f.tabacco(&["check"]).success().stdout;
     assert!(
-        check.contains("  schedule  @every 90s\n  timeout   5400s\n"),
+        check.contains("  schedule  @every 90s\n  timeout   1h30m\n"),
         "{check}"
     );
     f.tabacco(&["run"]).success();

@@ -5,7 +5,7 @@
 //! answer alike.
 
 use super::{format_time, Error, Store};
-use crate::metadb::api::{Attempt, HistoryRequest, Plan, StatusRequest, StatusRow};
+use crate::metadb::api::{Attempt, HistoryRequest, Plan, SourcePolicy, StatusRequest, StatusRow};
 use crate::metadb::record;
 use crate::schedule::Schedule;
 use chrono::{Local, TimeZone};
@@ -89,25 +89,63 @@ impl Store {
         }
         {
             let mut upsert = tx.prepare_cached(
-                "INSERT INTO sources (host, source, schedule, next_due, grace)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (host, source) DO UPDATE
+                "INSERT INTO sources (host, source, schedule, next_due, grace, retention)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (host, source) DO UPDATE
                  SET schedule = excluded.schedule, next_due = excluded.next_due,
-                     grace = excluded.grace",
+                     grace = excluded.grace, retention = excluded.retention",
             )?;
             for (source, due) in plan.sources.iter().zip(due) {
                 let grace = source.overdue_grace.and_then(|g| i64::try_from(g).ok());
+                let retention = match &source.retention {
+                    Some(policy) => Some(
+                        serde_json::to_string(policy)
+                            .map_err(|e| Error::InvalidRequest(e.to_string()))?,
+                    ),
+                    None => None,
+                };
                 upsert.execute(params![
                     plan.host,
                     source.source,
                     source.schedule,
                     due,
-                    grace
+                    grace,
+                    retention
                 ])?;
             }
         }
         seen(&tx, &plan.host, now, true)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The retention policies of every planned source that published one,
+    /// by host and source.
+    pub fn policies(&self) -> Result<Vec<SourcePolicy>, Error> {
+        let mut stmt = self.conn.prepare(
+            "SELECT host, source, retention FROM sources
+             WHERE schedule IS NOT NULL AND retention IS NOT NULL ORDER BY host, source",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut policies = Vec::new();
+        for row in rows {
+            let (host, source, retention) = row?;
+            // Checked when published: a row that does not parse is skipped
+            // (nothing of that source is forgotten), never an error.
+            if let Ok(retention) = serde_json::from_str(&retention) {
+                policies.push(SourcePolicy {
+                    host,
+                    source,
+                    retention,
+                });
+            }
+        }
+        Ok(policies)
     }
 
     /// Stops watching `host`: its plan goes, its attempts stay. Returns
@@ -152,7 +190,7 @@ impl Store {
             }
         }
         if req.failed {
-            filters.push("state != 'ok'".into());
+            filters.push("state NOT IN ('ok', 'skipped')".into());
         }
         if let Some(since) = &req.since {
             let since = record::time("since", since).map_err(Error::InvalidRequest)?;
@@ -445,6 +483,7 @@ mod tests {
                     schedule: "0 0 1 1 *".into(),
                     next_due: due.map(Into::into),
                     overdue_grace: None,
+                    retention: None,
                 })
                 .collect(),
         }
@@ -666,6 +705,78 @@ mod tests {
                 ..HistoryRequest::default()
             })
             .is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn published_policies_are_read_back_and_plans_without_them_taken() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        // A plan from a tabacco that knew no retention in plans.
+        let old: Plan = serde_json::from_str(
+            r#"{"host":"h1","replace":true,"sources":[{"source":"logs","schedule":"@daily"}]}"#,
+        )
+        .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        store.publish_plan(&old, T0)?;
+        let mut new = plan("h2", &[("sql", None), ("logs", None)], true);
+        new.sources[0].retention = Some(crate::metadb::api::Policy {
+            keep_last: Some(2),
+            keep_within: Some("36h".into()),
+            ..Default::default()
+        });
+        store.publish_plan(&new, T0)?;
+        let policies = store.policies()?;
+        assert_eq!(policies.len(), 1, "{policies:?}");
+        assert_eq!(
+            (policies[0].host.as_str(), policies[0].source.as_str()),
+            ("h2", "sql")
+        );
+        let policy = policies[0]
+            .retention
+            .to_retention()
+            .map_err(Error::InvalidRequest)?;
+        assert_eq!(
+            policy.forget_args(),
+            ["--keep-last", "2", "--keep-within", "1d12h"]
+        );
+        // A policy that keeps nothing is refused with the plan.
+        new.sources[0].retention = Some(crate::metadb::api::Policy::default());
+        assert!(matches!(
+            store.publish_plan(&new, T0),
+            Err(Error::InvalidRequest(_))
+        ));
+        // Retired: its sources are no longer pruned by others.
+        store.retire_host("h2")?;
+        assert!(store.policies()?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn only_a_prune_or_verify_may_be_skipped() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let skipped = attempt("h1", "", "2026-01-01T04:00:00Z", "skipped");
+        assert!(matches!(
+            store.add_attempt(
+                &Attempt {
+                    kind: "backup".into(),
+                    source: "a".into(),
+                    ..skipped.clone()
+                },
+                T0
+            ),
+            Err(Error::InvalidRequest(_))
+        ));
+        store.add_attempt(
+            &Attempt {
+                kind: "prune".into(),
+                ..skipped
+            },
+            T0,
+        )?;
+        let failed = store.history(&HistoryRequest {
+            failed: true,
+            ..HistoryRequest::default()
+        })?;
+        assert!(failed.is_empty(), "a skip is no failure: {failed:?}");
         Ok(())
     }
 }
