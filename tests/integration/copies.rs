@@ -106,6 +106,13 @@ fn the_repository_gone_restore_reads_from_the_copy_and_names_it() {
         f.path("data/www").display()
     ));
     assert_eq!(std::fs::read_to_string(restored).unwrap(), "hello\n");
+    // A pipe atom streams back from the copy too, through its handler.
+    let run = f.tabacco(&["restore", "--in-place", "sql"]).success();
+    assert!(
+        run.stderr.contains("reading it from copy offsite"),
+        "{}",
+        run.stderr
+    );
     // The primary alone has nothing to give.
     let primary = f
         .tabacco(&[
@@ -279,6 +286,64 @@ fn copies_go_through_a_metadb_server_and_a_host_records_only_its_own() {
             .0,
         200
     );
+}
+
+#[test]
+fn a_copy_is_pruned_under_its_own_lease_after_the_repository() {
+    use crate::metadb::{fleet_config, Server};
+    let f = Fixture::new();
+    let server = Server::start(&fleet_config(&f, "", &["test-host", "web4"]), "127.0.0.1:0");
+    with_copy(&f, &f.path("offsite").display().to_string(), "");
+    let agent = std::fs::read_to_string(f.config()).unwrap();
+    f.write(
+        "etc/agent.yml",
+        &format!(
+            "{agent}retention: {{keep_last: 1}}\nmetadb:\n  url: {}\n  token_file: {}\n",
+            server.url(),
+            f.path("etc/test-host.token").display()
+        ),
+    );
+    for i in 0..2 {
+        f.write("data/www/index.html", &format!("version {i}\n"));
+        f.tabacco(&["run"]).success();
+    }
+    // web4 maintains the copy (its lease is named by the copy's restic id).
+    let offsite = f.path("offsite").display().to_string();
+    let config = f.restic(&["cat", "config", "-r", &offsite]).success();
+    let config: Value = serde_json::from_str(&config.stdout).unwrap();
+    let lease = serde_json::json!({"name": config["id"], "holder": "web4", "ttl": 600});
+    let (status, body) = server.request(
+        "POST",
+        "/api/leases",
+        Some("web4-secret"),
+        &lease.to_string(),
+    );
+    assert!(status == 200 && body.contains("\"granted\":true"), "{body}");
+    let run = f.tabacco(&["-v", "prune"]).success();
+    assert!(
+        run.stderr
+            .contains("copy offsite: not pruned: host web4 maintains the repository"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshots_in(&f, "repo"), 1);
+    assert_eq!(snapshots_in(&f, "offsite"), 2);
+    assert_eq!(
+        repositories(&f),
+        [vec!["primary", "offsite"], vec!["offsite"]]
+    );
+
+    let release = serde_json::json!({"name": config["id"], "holder": "web4"});
+    let (status, body) = server.request(
+        "POST",
+        "/api/leases/release",
+        Some("web4-secret"),
+        &release.to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    f.tabacco(&["prune"]).success();
+    assert_eq!(snapshots_in(&f, "offsite"), 1);
+    assert_eq!(repositories(&f), [["primary", "offsite"]]);
 }
 
 #[test]
