@@ -141,6 +141,7 @@ mod tests {
                 Failure::new(Kind::Command, long),
                 Failure::new(Kind::Other, "last words"),
             ],
+            copies: Vec::new(),
         };
         let a = of("web1", &outcome, Utc::now());
         assert_eq!(

@@ -47,6 +47,8 @@ pub enum Command {
     Verify {
         sources: Vec<String>,
         read_data_subset: Option<String>,
+        /// `--repository`: check and drill this one (`primary` or a copy).
+        repository: Option<String>,
     },
     History(History),
     Status(Status),
@@ -108,6 +110,8 @@ pub struct Restore {
     pub wait: bool,
     /// `--path`: only these parts of each file atom (relative globs).
     pub parts: Vec<String>,
+    /// `--repository`: read from this one (`primary` or a copy) only.
+    pub repository: Option<String>,
     pub patterns: Vec<String>,
 }
 
@@ -116,6 +120,8 @@ pub struct Restore {
 pub struct Version {
     pub host: Option<String>,
     pub older_than: Option<String>,
+    /// `--repository`: read from this one (`primary` or a copy) only.
+    pub repository: Option<String>,
     pub atom: String,
 }
 
@@ -195,7 +201,7 @@ pub const COMMANDS: &[Help] = &[
     },
     Help {
         name: "restore",
-        usage: "tabacco restore [--host H] [--older-than TIME] (--target DIR | --in-place) [--path SUB]... [--dry-run] [--remote HOST [--wait]] PATTERN...",
+        usage: "tabacco restore [--host H] [--older-than TIME] (--target DIR | --in-place) [--path SUB]... [--repository NAME] [--dry-run] [--remote HOST [--wait]] PATTERN...",
         summary: "restore the newest version of each atom matching shell glob PATTERNs onto this host",
         options: &[
             ("--host H", "restore what host H backed up (default: the newest of any host)"),
@@ -203,6 +209,7 @@ pub const COMMANDS: &[Help] = &[
             ("--target DIR", "restore file atoms under DIR (DIR/<original path>)"),
             ("--in-place", "restore file atoms at their original paths"),
             ("--path SUB", "only SUB of each file atom (relative to its path; a glob; repeatable)"),
+            ("--repository NAME", "read from repository NAME only: primary, or a copy (default: the primary, else a copy that holds it)"),
             ("--dry-run", "print the plan, restore nothing"),
             ("--remote HOST", "have HOST's agent carry the plan out (through the metadb)"),
             ("--wait", "with --remote: follow the request and exit with its result"),
@@ -243,21 +250,23 @@ pub const COMMANDS: &[Help] = &[
     },
     Help {
         name: "dump",
-        usage: "tabacco dump [--host H] [--older-than TIME] [-o FILE] ATOM [PATH]",
+        usage: "tabacco dump [--host H] [--older-than TIME] [--repository NAME] [-o FILE] ATOM [PATH]",
         summary: "write a pipe atom's stream, or one file of a file atom, to stdout or FILE; restore nothing",
         options: &[
             ("--host H", "what host H backed up (default: the newest of any host)"),
             ("--older-than TIME", "the newest version older than TIME (RFC 3339, or an age like 36h, 7d)"),
+            ("--repository NAME", "read from repository NAME only: primary, or a copy (default: the primary, else a copy that holds it)"),
             ("-o, --output FILE", "write to FILE, a new file (default: standard output)"),
         ],
     },
     Help {
         name: "ls",
-        usage: "tabacco ls [--host H] [--older-than TIME] [--long] ATOM [PATH]",
+        usage: "tabacco ls [--host H] [--older-than TIME] [--repository NAME] [--long] ATOM [PATH]",
         summary: "list the files of the newest version of a file atom (JSON when piped)",
         options: &[
             ("--host H", "what host H backed up (default: the newest of any host)"),
             ("--older-than TIME", "the newest version older than TIME (RFC 3339, or an age like 36h, 7d)"),
+            ("--repository NAME", "read from repository NAME only: primary, or a copy (default: the primary, else a copy that holds it)"),
             ("--long", "with type, size, mode and modification time"),
         ],
     },
@@ -275,9 +284,12 @@ pub const COMMANDS: &[Help] = &[
     },
     Help {
         name: "verify",
-        usage: "tabacco verify [--read-data-subset SUBSET] [SOURCE...]",
+        usage: "tabacco verify [--read-data-subset SUBSET] [--repository NAME] [SOURCE...]",
         summary: "restic check, then a restore drill of a random recent atom",
-        options: &[("--read-data-subset SUBSET", "also read back this part of the data (e.g. 5% or 1/10)")],
+        options: &[
+            ("--read-data-subset SUBSET", "also read back this part of the data (e.g. 5% or 1/10)"),
+            ("--repository NAME", "check and drill repository NAME: primary, or a copy (default: check the primary; drill from it, else a copy that holds the atom)"),
+        ],
     },
     Help {
         name: "reindex",
@@ -540,12 +552,15 @@ fn sources_command(
 }
 
 fn verify(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
-    let (mut sources, mut read_data_subset) = (Vec::new(), None);
+    let (mut sources, mut read_data_subset, mut repository) = (Vec::new(), None, None);
     while let Some(arg) = next(parser)? {
         match arg {
             _ if is_help(&arg) => return Ok(Command::Help(Some("verify".into()))),
             Arg::Long(ref opt) if opt == "read-data-subset" => {
                 read_data_subset = Some(parser.value()?.string()?)
+            }
+            Arg::Long(ref opt) if opt == "repository" => {
+                repository = Some(parser.value()?.string()?)
             }
             Arg::Value(source) => sources.push(source.string()?),
             _ if global(cli, &arg, parser)? => {}
@@ -555,6 +570,7 @@ fn verify(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt:
     Ok(Command::Verify {
         sources,
         read_data_subset,
+        repository,
     })
 }
 
@@ -650,7 +666,7 @@ fn retire_host(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, le
 
 fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
     let (mut host, mut older_than, mut target, mut dry_run) = (None, None, None, false);
-    let (mut remote, mut wait) = (None, false);
+    let (mut remote, mut wait, mut repository) = (None, false, None);
     let (mut parts, mut patterns) = (Vec::new(), Vec::new());
     while let Some(arg) = next(parser)? {
         match arg {
@@ -673,6 +689,7 @@ fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt
                 "remote" => remote = Some(parser.value()?.string()?),
                 "wait" => wait = true,
                 "path" => parts.push(part(parser.value()?.string()?)?),
+                "repository" => repository = Some(parser.value()?.string()?),
                 _ if global(cli, &arg, parser)? => {}
                 _ => return Err(unexpected(arg)),
             },
@@ -691,6 +708,9 @@ fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt
     if remote.is_some() && !parts.is_empty() {
         return Err("--path restores on this host only, not with --remote".into());
     }
+    if remote.is_some() && repository.is_some() {
+        return Err("--repository reads on this host only, not with --remote".into());
+    }
     Ok(Command::Restore(Restore {
         host,
         older_than,
@@ -699,6 +719,7 @@ fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt
         remote,
         wait,
         parts,
+        repository,
         patterns,
     }))
 }
@@ -717,6 +738,9 @@ fn look_into(
             Arg::Long(ref opt) if opt == "host" => version.host = Some(parser.value()?.string()?),
             Arg::Long(ref opt) if opt == "older-than" => {
                 version.older_than = Some(parser.value()?.string()?)
+            }
+            Arg::Long(ref opt) if opt == "repository" => {
+                version.repository = Some(parser.value()?.string()?)
             }
             Arg::Long(ref opt) if opt == "long" && name == "ls" => long = true,
             Arg::Short('o') if name == "dump" => output = Some(PathBuf::from(parser.value()?)),
@@ -862,11 +886,17 @@ mod tests {
                 vec!["sql/db2".to_string()]
             )
         );
+        let cli = parse_str("restore --target /t --repository offsite x").unwrap();
+        let Command::Restore(r) = cli.command else {
+            panic!("not a restore")
+        };
+        assert_eq!(r.repository.as_deref(), Some("offsite"));
         for bad in [
             "restore x",
             "restore --target rel x",
             "restore --in-place",
             "restore --in-place --target /t x",
+            "restore --in-place --remote web3 --repository offsite x",
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} accepted");
         }
@@ -1082,19 +1112,22 @@ mod tests {
                 version: Version {
                     host: Some("web3".into()),
                     older_than: None,
+                    repository: None,
                     atom: "sql/db2".into(),
                 },
                 file: None,
                 output: Some(PathBuf::from("/tmp/x")),
             })
         );
-        let cli = parse_str("ls --long --older-than 7d users/alice cur/").unwrap();
+        let cli =
+            parse_str("ls --long --older-than 7d --repository offsite users/alice cur/").unwrap();
         assert_eq!(
             cli.command,
             Command::Ls(Ls {
                 version: Version {
                     host: None,
                     older_than: Some("7d".into()),
+                    repository: Some("offsite".into()),
                     atom: "users/alice".into(),
                 },
                 long: true,

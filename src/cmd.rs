@@ -69,7 +69,13 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Verify {
             sources,
             read_data_subset,
-        } => verify::verify(&load(config_path)?, &sources, read_data_subset.as_deref()),
+            repository,
+        } => verify::verify(
+            &load(config_path)?,
+            &sources,
+            read_data_subset.as_deref(),
+            repository.as_deref(),
+        ),
     }
 }
 

@@ -14,6 +14,7 @@
 mod raw;
 
 use crate::atom::{AtomSpec, DatasetSpec};
+use crate::copy::{self, Copy};
 use crate::handler::{self, Handler};
 use crate::lease::{self, Maintenance};
 use crate::restic::{self, Password, Repository};
@@ -44,6 +45,8 @@ const DEFAULT_CHECK_SLICES: u32 = 10;
 pub struct Config {
     pub hostname: String,
     pub repository: Repository,
+    /// Further repositories each source's snapshots are copied into.
+    pub copies: Vec<Copy>,
     pub retention: Option<Retention>,
     pub prune_schedule: Option<Schedule>,
     pub verify_schedule: Option<Schedule>,
@@ -104,6 +107,10 @@ impl Config {
             .ok();
         let handlers = read_dir_entries::<raw::Handler>(&dir.join("handlers"), &mut errors);
         let templates = resolve_handlers(handlers, &mut errors);
+        // Without agent.yml's copies (it failed), a source's are not judged.
+        let copies: Option<Vec<String>> = config
+            .as_ref()
+            .map(|c| c.copies.iter().map(|c| c.name.clone()).collect());
         let sources = read_dir_entries::<raw::Source>(&dir.join("sources"), &mut errors);
         let mut seen: HashMap<String, Origin> = HashMap::new();
         let mut resolved = Vec::new();
@@ -117,7 +124,7 @@ impl Config {
                 continue;
             }
             seen.insert(raw.name.clone(), origin.clone());
-            match resolve_source(raw, origin, &templates) {
+            match resolve_source(raw, origin, &templates, copies.as_deref()) {
                 Ok(source) => resolved.push(source),
                 Err(e) => errors.push(e),
             }
@@ -135,6 +142,12 @@ impl Config {
     /// which replaces agent.yml's, or agent.yml's.
     pub fn targets<'a>(&'a self, source: &'a Source) -> &'a [notify::Target] {
         source.notify.as_deref().unwrap_or(&self.notify)
+    }
+
+    /// The copies `source`'s snapshots go to.
+    pub fn copies_of(&self, source: &Source) -> Vec<&Copy> {
+        let named = |c: &&Copy| source.copies.contains(&c.name);
+        self.copies.iter().filter(named).collect()
     }
 
     /// The retention policy `source`'s snapshots are pruned by: its own,
@@ -204,16 +217,7 @@ fn read_dir_entries<T: serde::de::DeserializeOwned>(
 
 fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
     let err = |key: &str, msg: String| Error::new(origin.at(key), msg);
-    let absolute = |key: &str, value: &str| -> Result<PathBuf, Error> {
-        if Path::new(value).is_absolute() {
-            Ok(PathBuf::from(value))
-        } else {
-            Err(err(
-                key,
-                format!("{key} must be an absolute path, not {value:?}"),
-            ))
-        }
-    };
+    let absolute = |key: &str, value: &str| absolute(key, value).map_err(|e| err(key, e));
     let hostname = match raw.hostname {
         Some(h) if h.trim().is_empty() => return Err(err("hostname", "hostname is empty".into())),
         Some(h) => h,
@@ -235,42 +239,6 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
             format!("unsupported repository type {kind:?} (only restic)"),
         ));
     }
-    let params = repo.params;
-    if params.uri.trim().is_empty() {
-        return Err(err("uri", "repository uri is empty".into()));
-    }
-    if restic::is_local(&params.uri) && !Path::new(&params.uri).is_absolute() {
-        return Err(err(
-            "uri",
-            format!(
-                "a local repository uri must be absolute, not {:?}",
-                params.uri
-            ),
-        ));
-    }
-    let password = match (params.password, params.password_file) {
-        (Some(p), None) if p.trim().is_empty() => {
-            return Err(err("password", "repository password is empty".into()))
-        }
-        (Some(p), None) => Password::Literal(p),
-        (None, Some(f)) => Password::File(absolute("password_file", &f)?),
-        (Some(_), Some(_)) => {
-            return Err(err(
-                "password_file",
-                "set either password or password_file, not both".into(),
-            ))
-        }
-        (None, None) => {
-            return Err(err(
-                "params",
-                "the repository needs password or password_file".into(),
-            ))
-        }
-    };
-    let cache_dir = match params.cache_dir {
-        Some(dir) => absolute("cache_dir", &dir)?,
-        None => work_dir.join("cache"),
-    };
     let binary = raw.restic_binary.as_deref().unwrap_or("restic");
     if binary.is_empty() || (binary.contains('/') && !Path::new(binary).is_absolute()) {
         return Err(err(
@@ -280,40 +248,46 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
     }
     let retry_lock = raw.restic_retry_lock.as_deref().unwrap_or("5m");
     let retry_lock = time::parse_duration(retry_lock).map_err(|e| err("restic_retry_lock", e))?;
-    let mut options = Vec::new();
-    if let Some(mode) = params.compression {
-        if !["auto", "off", "max"].contains(&mode.as_str()) {
-            return Err(err(
-                "compression",
-                format!("compression must be auto, off or max, not {mode:?}"),
-            ));
-        }
-        options.extend(["--compression".to_string(), mode]);
-    }
-    for (key, limit) in [
-        ("limit_upload", params.limit_upload),
-        ("limit_download", params.limit_download),
-    ] {
-        match limit {
-            Some(0) => {
-                return Err(err(
-                    key,
-                    format!("{key} is in KiB/s and must be at least 1 (leave it out for no limit)"),
-                ))
-            }
-            Some(kib) => options.extend([format!("--{}", key.replace('_', "-")), kib.to_string()]),
-            None => {}
-        }
-    }
-    let repository = Repository {
-        options,
-        uri: params.uri,
-        password,
-        cache_dir,
-        env: params.env,
+    let base = Repository {
+        uri: String::new(),
+        password: Password::Literal(String::new()),
+        cache_dir: work_dir.join("cache"),
+        env: Default::default(),
         binary: PathBuf::from(binary),
         retry_lock,
+        options: Vec::new(),
     };
+    let repository = resolve_repository(repo.params, &base, &err, "")?;
+    let mut copies: Vec<Copy> = Vec::new();
+    for copy in raw.copies.unwrap_or_default() {
+        let what = format!("copy {:?}", copy.name);
+        let name_err = |msg: String| err("copies", format!("{what}: {msg}"));
+        name::validate_source(&copy.name).map_err(|e| name_err(format!("copy {e}")))?;
+        if copy.name == copy::PRIMARY {
+            return Err(name_err("the name primary is the repository's own".into()));
+        }
+        if copies.iter().any(|c| c.name == copy.name) {
+            return Err(name_err("defined twice".into()));
+        }
+        let retention = copy
+            .retention
+            .map(resolve_retention)
+            .transpose()
+            .map_err(&name_err)?;
+        // Located at `copies:`: the copy's keys share names with the
+        // repository's.
+        let at_copies = |_: &str, msg: String| err("copies", msg);
+        let resolved = resolve_repository(copy.params, &repository, &at_copies, &what)?;
+        if resolved.uri == repository.uri || copies.iter().any(|c| c.repository.uri == resolved.uri)
+        {
+            return Err(name_err("its uri is another repository's".into()));
+        }
+        copies.push(Copy {
+            name: copy.name,
+            repository: resolved,
+            retention,
+        });
+    }
 
     let schedule = |key: &str, text: Option<String>| -> Result<Option<Schedule>, Error> {
         text.map(|t| Schedule::parse(&t).map_err(|e| err(key, e)))
@@ -373,6 +347,7 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
     Ok(Config {
         hostname,
         repository,
+        copies,
         retention,
         prune_schedule: schedule("prune_schedule", raw.prune_schedule)?,
         verify_schedule: schedule("verify_schedule", raw.verify_schedule)?,
@@ -423,6 +398,105 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
         },
         sources: Vec::new(),
     })
+}
+
+/// The repository `params` describe, for `what` (the repository, or a
+/// copy); what they leave out (the password of a copy, its cache) is
+/// `base`'s.
+fn resolve_repository(
+    params: raw::RepositoryParams,
+    base: &Repository,
+    err: &dyn Fn(&str, String) -> Error,
+    what: &str,
+) -> Result<Repository, Error> {
+    let say = |msg: String| match what {
+        "" => msg,
+        what => format!("{what}: {msg}"),
+    };
+    let absolute = |key: &str, value: &str| absolute(key, value).map_err(|e| err(key, say(e)));
+    if params.uri.trim().is_empty() {
+        return Err(err("uri", say("repository uri is empty".into())));
+    }
+    if restic::is_local(&params.uri) && !Path::new(&params.uri).is_absolute() {
+        return Err(err(
+            "uri",
+            say(format!(
+                "a local repository uri must be absolute, not {:?}",
+                params.uri
+            )),
+        ));
+    }
+    let password = match (params.password, params.password_file) {
+        (Some(p), None) if p.trim().is_empty() => {
+            return Err(err("password", say("repository password is empty".into())))
+        }
+        (Some(p), None) => Password::Literal(p),
+        (None, Some(f)) => Password::File(absolute("password_file", &f)?),
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "password_file",
+                say("set either password or password_file, not both".into()),
+            ))
+        }
+        // A copy opens with the repository's password unless it has its own.
+        (None, None) if !base.uri.is_empty() => base.password.clone(),
+        (None, None) => {
+            return Err(err(
+                "params",
+                "the repository needs password or password_file".into(),
+            ))
+        }
+    };
+    let cache_dir = match params.cache_dir {
+        Some(dir) => absolute("cache_dir", &dir)?,
+        None => base.cache_dir.clone(),
+    };
+    let mut options = Vec::new();
+    if let Some(mode) = params.compression {
+        if !["auto", "off", "max"].contains(&mode.as_str()) {
+            return Err(err(
+                "compression",
+                say(format!(
+                    "compression must be auto, off or max, not {mode:?}"
+                )),
+            ));
+        }
+        options.extend(["--compression".to_string(), mode]);
+    }
+    for (key, limit) in [
+        ("limit_upload", params.limit_upload),
+        ("limit_download", params.limit_download),
+    ] {
+        match limit {
+            Some(0) => {
+                return Err(err(
+                    key,
+                    say(format!(
+                        "{key} is in KiB/s and must be at least 1 (leave it out for no limit)"
+                    )),
+                ))
+            }
+            Some(kib) => options.extend([format!("--{}", key.replace('_', "-")), kib.to_string()]),
+            None => {}
+        }
+    }
+    Ok(Repository {
+        options,
+        uri: params.uri,
+        password,
+        cache_dir,
+        env: params.env,
+        binary: base.binary.clone(),
+        retry_lock: base.retry_lock,
+    })
+}
+
+/// `value` of `key` as a path, if absolute.
+fn absolute(key: &str, value: &str) -> Result<PathBuf, String> {
+    match Path::new(value).is_absolute() {
+        true => Ok(PathBuf::from(value)),
+        false => Err(format!("{key} must be an absolute path, not {value:?}")),
+    }
 }
 
 /// Validates every entry of a `notify:` list.
@@ -479,6 +553,7 @@ fn resolve_source(
     raw: raw::Source,
     origin: Origin,
     templates: &HashMap<String, (raw::Handler, Origin)>,
+    copies: Option<&[String]>,
 ) -> Result<Source, Error> {
     let err = |key: &str, msg: String| Error::new(origin.at(key), msg);
     name::validate_source(&raw.name).map_err(|e| err("name", format!("source {e}")))?;
@@ -525,6 +600,22 @@ fn resolve_source(
         .transpose()
         .map_err(|e| err("retention", e))?;
 
+    let copies = match (raw.copies, copies) {
+        (Some(names), Some(known)) => {
+            for name in &names {
+                if !known.contains(name) {
+                    let msg = match known {
+                        [] => format!("unknown copy {name:?}: agent.yml has no copies"),
+                        _ => format!("unknown copy {name:?}; agent.yml has: {}", known.join(" ")),
+                    };
+                    return Err(err("copies", msg));
+                }
+            }
+            names
+        }
+        (None, Some(known)) => known.to_vec(),
+        (_, None) => Vec::new(),
+    };
     let plain_form = raw.atoms.is_some() || raw.atoms_command.is_some();
     let long_form = raw.datasets.is_some() || raw.datasets_command.is_some();
     if plain_form && long_form {
@@ -581,6 +672,7 @@ fn resolve_source(
         timeout,
         overdue_grace,
         retention,
+        copies,
         min_bytes: raw.min_bytes,
         notify: match &raw.notify {
             Some(list) => Some(resolve_notify(list).map_err(|e| err("notify", e))?),

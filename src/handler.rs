@@ -22,7 +22,7 @@ mod pipe;
 use crate::atom::{AtomSpec, DatasetSpec};
 use crate::failure::Failure;
 use crate::model::{Atom, Dataset};
-use crate::restic::{self, Repo};
+use crate::restic::{self, Repo, SnapshotRef};
 use crate::shell::Supervisor;
 use crate::{hook, shell};
 use std::path::{Path, PathBuf};
@@ -172,9 +172,41 @@ impl<E: Into<Failure>> From<E> for Unsaved {
     }
 }
 
+/// Why a restore failed: restic, reading the snapshot (another
+/// repository may hold it), or anything else.
+#[derive(Debug)]
+pub enum Unrestored {
+    Restic(restic::Error),
+    Other(String),
+}
+
+impl From<restic::Error> for Unrestored {
+    fn from(e: restic::Error) -> Unrestored {
+        Unrestored::Restic(e)
+    }
+}
+
+impl From<String> for Unrestored {
+    fn from(e: String) -> Unrestored {
+        Unrestored::Other(e)
+    }
+}
+
+impl std::fmt::Display for Unrestored {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Unrestored::Restic(e) => e.fmt(f),
+            Unrestored::Other(e) => f.write_str(e),
+        }
+    }
+}
+
 /// What restoring one recorded dataset needs besides its handler.
 pub struct Restore<'a> {
+    /// The repository to read from and the dataset's snapshot there, as
+    /// the caller picked them.
     pub repo: &'a Repo,
+    pub snapshot: &'a SnapshotRef,
     pub sup: &'a Supervisor,
     /// The dataset as recorded, with the atoms to restore; their names and
     /// paths already checked by the caller.
@@ -236,7 +268,7 @@ impl Handler {
     /// Restores the atoms of `restore.dataset`: a file handler's with
     /// `restic restore`, a pipe handler's by streaming each from `restic
     /// dump` into its `restore_command`.
-    pub fn restore(&self, restore: &Restore) -> Result<(), String> {
+    pub fn restore(&self, restore: &Restore) -> Result<(), Unrestored> {
         match self {
             Handler::File(_) => file::restore(restore),
             Handler::Pipe(p) => p.restore(restore),

@@ -18,7 +18,7 @@ use crate::restic::{self, Repo};
 use crate::shell::Supervisor;
 use crate::slots::Slots;
 use crate::source::{Datasets, Source};
-use crate::{hook, name, queue, time};
+use crate::{copy, hook, name, queue, time};
 use std::sync::{Mutex, PoisonError};
 
 /// Most bytes accepted from `atoms_command` or `datasets_command`.
@@ -118,6 +118,7 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
         backup_id: backup.id.clone(),
         recorded: Vec::new(),
         errors: Vec::new(),
+        copies: Vec::new(),
     };
     let _watchdog = source
         .timeout
@@ -172,6 +173,20 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
                 .errors
                 .push(e.context(&format!("dataset {dataset_name}"))),
         }
+    }
+    if !env.dry_run {
+        let copies = env.config.copies_of(source);
+        let (host, recorded) = (&env.config.hostname, &outcome.recorded);
+        let primary = &env.config.repository;
+        outcome.copies = copy::after_backup(
+            &copies,
+            primary,
+            env.metadb,
+            host,
+            &source.name,
+            recorded,
+            sup,
+        );
     }
     outcome
 }

@@ -12,7 +12,8 @@
 //!   `addr`, `html`, `logger`;
 //! - `restic` (owns `Repository`, `Password`), then `failure`, `outcome`;
 //!   `hook`, then `handler` (owns `Params`); `notify`; `metadb` (owns its
-//!   client's `Connection`); `lease` (owns `Maintenance`);
+//!   client's `Connection`); `lease` (owns `Maintenance`); `copy` (owns
+//!   `Copy`: copying into copies and reading back from them);
 //! - `source` (holds a handler, retention, notify targets), then `config`,
 //!   which builds every validated type above from the files;
 //! - `job`, `restore`, `proof`, `verify`, `prune`, `plan`, `attempt`; then `agent`
@@ -25,6 +26,7 @@ mod attempt;
 mod cli;
 mod cmd;
 mod config;
+mod copy;
 mod count;
 mod failure;
 mod handler;

@@ -222,27 +222,76 @@ impl Metadb {
         })
     }
 
-    /// Removes `host`'s datasets `ids` (their snapshots were forgotten):
-    /// another host's by the holder of maintenance `lease`.
+    /// Records that `repository` (`primary` or a copy's name) no longer
+    /// holds `host`'s datasets `ids` (their snapshots were forgotten there);
+    /// a dataset no repository holds is removed. Another host's datasets
+    /// by the holder of maintenance `lease`.
     pub fn remove_datasets(
         &self,
         host: &str,
         ids: &[String],
+        repository: &str,
         lease: Option<&str>,
     ) -> Result<usize, Error> {
         match self {
             Metadb::Embedded(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                Ok(store.remove_datasets(host, ids)?)
+                Ok(store.remove_datasets(host, ids, repository)?)
             }
             Metadb::Remote(remote) => {
                 let request = api::RemoveDatasetsRequest {
                     host: host.to_string(),
                     dataset_ids: ids.to_vec(),
+                    repository: (repository != store::PRIMARY).then(|| repository.to_string()),
                     lease: lease.map(str::to_string),
                 };
                 Ok(remote.remove_datasets(&request)?)
             }
+        }
+    }
+
+    /// Records that copy `repository` holds `host`'s datasets `ids`. A
+    /// remote metadb that is unavailable gets it later, from the spool.
+    pub fn add_copies(&self, host: &str, repository: &str, ids: &[String]) -> Result<(), Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                store.add_copies(host, repository, ids)?;
+                Ok(())
+            }
+            Metadb::Remote(remote) => Ok(remote.add_copies(&api::CopiesRequest {
+                host: host.to_string(),
+                repository: repository.to_string(),
+                dataset_ids: ids.to_vec(),
+            })?),
+        }
+    }
+
+    /// `request.host`'s datasets of `request.source` that copy
+    /// `request.repository` lacks, oldest first.
+    pub fn due_copies(&self, request: &api::DueRequest) -> Result<Vec<api::Due>, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.due_copies(
+                    &request.host,
+                    &request.source,
+                    &request.repository,
+                    request.limit,
+                )?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().due_copies(request)?),
+        }
+    }
+
+    /// Per host and copy, how many datasets the copy lacks.
+    pub fn copy_lag(&self) -> Result<Vec<api::Lag>, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.copy_lag()?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().copy_lag()?),
         }
     }
 

@@ -40,6 +40,11 @@ pub struct Dataset {
     /// older tabacco is rounded.
     #[serde(default, deserialize_with = "seconds")]
     pub duration: i64,
+    /// The repositories holding its snapshot, as the metadb's finds
+    /// report them: `primary` (agent.yml's repository) and copies by name.
+    /// Not part of what is recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<String>,
 }
 
 impl Dataset {
@@ -54,6 +59,7 @@ impl Dataset {
             total_bytes: 0,
             bytes_added: 0,
             duration: 0,
+            repositories: Vec::new(),
         }
     }
 
@@ -351,6 +357,7 @@ mod tests {
             total_bytes: 0,
             bytes_added: 0,
             duration: 0,
+            repositories: Vec::new(),
         };
         let tags = snapshot_tags(&backup, &dataset);
         assert!(

@@ -17,14 +17,24 @@ pub struct Outcome {
     pub recorded: Vec<Dataset>,
     /// Every failure; empty when everything succeeded.
     pub errors: Vec<Failure>,
+    /// Copies that failed (see `copy`): not the source's failures, since
+    /// its datasets are in the repository and recorded, but the run's.
+    pub copies: Vec<Failure>,
 }
 
 impl Outcome {
     /// Logs how the backup ended: each failure at error level (see
-    /// [`failure::log`]), or, when a real run succeeded, what it recorded,
-    /// in how long when `elapsed` is given.
+    /// [`failure::log`]) and each failed copy, or, when a real run
+    /// succeeded, what it recorded, in how long when `elapsed` is given.
     pub fn report(&self, dry_run: bool, elapsed: Option<Duration>) {
         failure::log(&self.source, &self.backup_id, &self.errors);
+        for failure in &self.copies {
+            log::error!(
+                "source {} (backup {}): {failure}; its datasets are in the repository and recorded, and are copied at its next run",
+                self.source,
+                self.backup_id
+            );
+        }
         if self.errors.is_empty() && !dry_run {
             let took = elapsed
                 .map(|d| format!(" in {:.1}s", d.as_secs_f64()))

@@ -8,11 +8,19 @@
 //! own sources' by their policies, or every host's by the policies their
 //! plans published (a source whose policy is unknown keeps everything), or
 //! none. With a central metadb it runs under the repository's lease
-//! ([`crate::lease`]). Imports `config`, `restic`, `metadb`, `lease` and
-//! leaves.
+//! ([`crate::lease`]).
+//!
+//! Then, where the repository's prune ran, each copy this host's sources
+//! go to is pruned the same way under its own lease (a copy is a
+//! repository of its own), by the copy's policy if it has one, else by
+//! each source's: this host's sources only, whatever `maintenance:` says,
+//! since other hosts' copies are theirs. The metadb learns what each
+//! repository still holds. Imports `config`, `copy`, `restic`, `metadb`,
+//! `lease` and leaves.
 
 use crate::config::Config;
-use crate::lease::{Held, Lease, Maintenance};
+use crate::copy::{self, Copy};
+use crate::lease::{self, Held, Lease, Maintenance};
 use crate::metadb::Metadb;
 use crate::model;
 use crate::restic::{self, Repo};
@@ -28,6 +36,8 @@ const REFUSED: &str = "the repository refuses deletion (append-only?): set maint
 
 /// One forgotten (or, in a dry run, forgettable) snapshot.
 pub struct Forgotten {
+    /// `primary`, or the copy's name.
+    pub repository: String,
     pub host: String,
     pub short_id: String,
     pub time: String,
@@ -43,7 +53,8 @@ struct Group {
 
 /// Applies retention to the sources called `names` (this host's; all of
 /// them, and with `maintenance: true` every other host's, when empty),
-/// unless another host holds the repository's lease.
+/// unless another host holds the repository's lease; then to each copy
+/// they go to (see the module's doc).
 pub fn prune(
     config: &Config,
     metadb: &Metadb,
@@ -54,8 +65,9 @@ pub fn prune(
     if config.maintenance == Maintenance::Never {
         return Err(NEVER.into());
     }
+    let sources = config.select(names)?;
     let mut groups = Vec::new();
-    for source in config.select(names)? {
+    for &source in &sources {
         let Some(policy) = config.retention_of(source) else {
             log::info!(
                 "source {}: no retention policy, everything is kept",
@@ -76,11 +88,59 @@ pub fn prune(
         if config.maintenance == Maintenance::All && names.is_empty() {
             others(config, metadb, &mut groups)?;
         }
-        apply(metadb, &repo, sup, &groups, dry_run)
+        apply(metadb, &repo, copy::PRIMARY, sup, &groups, dry_run)
     })?;
-    match held {
-        Held::Ran(result) => result.map(Held::Ran),
-        Held::Busy { holder, expires } => Ok(Held::Busy { holder, expires }),
+    let mut forgotten = match held {
+        Held::Ran(result) => result?,
+        Held::Busy { holder, expires } => return Ok(Held::Busy { holder, expires }),
+    };
+    for copy in &config.copies {
+        let gone = prune_copy(config, metadb, sup, copy, &sources, dry_run)
+            .map_err(|e| format!("copy {}: {e}", copy.name))?;
+        forgotten.extend(gone);
+    }
+    Ok(Held::Ran(forgotten))
+}
+
+/// Applies retention to those of `sources` that go to `copy`, in it, under
+/// its lease: by the copy's policy, else by each source's. Nothing while
+/// another host holds the copy's lease (logged: the next prune tries again).
+fn prune_copy(
+    config: &Config,
+    metadb: &Metadb,
+    sup: &Supervisor,
+    copy: &Copy,
+    sources: &[&crate::source::Source],
+    dry_run: bool,
+) -> Result<Vec<Forgotten>, String> {
+    let mut groups = Vec::new();
+    for source in sources.iter().filter(|s| s.copies.contains(&copy.name)) {
+        if let Some(policy) = copy.retention.as_ref().or(config.retention_of(source)) {
+            add(&mut groups, &config.hostname, policy, &source.name);
+        }
+    }
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let repo = Repo::new(copy.repository.clone());
+    let lease = Lease {
+        metadb,
+        repo: &repo,
+        host: &config.hostname,
+        ttl: config.lease_ttl,
+    };
+    match lease.hold(sup, || {
+        apply(metadb, &repo, &copy.name, sup, &groups, dry_run)
+    })? {
+        Held::Ran(result) => result,
+        Held::Busy { holder, expires } => {
+            log::info!(
+                "copy {}: not pruned: {}",
+                copy.name,
+                lease::busy(&holder, &expires)
+            );
+            Ok(Vec::new())
+        }
     }
 }
 
@@ -121,10 +181,12 @@ fn others(config: &Config, metadb: &Metadb, groups: &mut Vec<Group>) -> Result<(
     Ok(())
 }
 
-/// Forgets what `groups` no longer keep, removes their records, prunes.
+/// Forgets what `groups` no longer keep in `repo` (called `repository`:
+/// `primary` or a copy's name), removes their records, prunes.
 fn apply(
     metadb: &Metadb,
     repo: &Repo,
+    repository: &str,
     sup: &Supervisor,
     groups: &[Group],
     dry_run: bool,
@@ -178,6 +240,7 @@ fn apply(
             None => by_host.push((host.clone(), vec![dataset.id])),
         }
         forgotten.push(Forgotten {
+            repository: repository.to_string(),
             host,
             short_id: snapshot.short_id,
             time: snapshot.time,
@@ -188,7 +251,7 @@ fn apply(
         return Ok(forgotten);
     }
     log::info!(
-        "forgot {}",
+        "forgot {} in {repository}",
         crate::count::count(forgotten.len(), "snapshot")
     );
     // The lease another host's records are removed by (the id is known:
@@ -200,7 +263,7 @@ fn apply(
     };
     for (host, ids) in &by_host {
         metadb
-            .remove_datasets(host, ids, lease.as_deref())
+            .remove_datasets(host, ids, repository, lease.as_deref())
             .map_err(|e| format!("snapshots forgotten, but not removed from the metadb: {e}"))?;
     }
     if refused > 0 {

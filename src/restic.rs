@@ -110,6 +110,19 @@ impl Error {
             .is_some_and(|s| s.contains("multiple IDs with prefix"))
     }
 
+    /// The repository holds no snapshot of that id or tag: restic 0.14
+    /// says `no matching ID found` or `no snapshot found`; 0.18 also
+    /// `failed to find snapshot: failed to load snapshot` for a whole id.
+    pub fn is_missing_snapshot(&self) -> bool {
+        const MISSING: [&str; 3] = [
+            "no matching ID found",
+            "no snapshot found",
+            "failed to find snapshot",
+        ];
+        self.stderr()
+            .is_some_and(|s| MISSING.iter().any(|words| s.contains(words)))
+    }
+
     /// The snapshot holds no such path.
     fn is_missing_path(&self) -> bool {
         self.stderr()
@@ -208,6 +221,15 @@ impl SnapshotRef {
     pub fn of(dataset: &Dataset) -> SnapshotRef {
         SnapshotRef {
             id: dataset.snapshot_id.clone(),
+            tag: dataset.tag(),
+        }
+    }
+
+    /// The snapshot of `dataset` by its tag alone: in a copy, where
+    /// `restic copy` gave it another id.
+    pub fn by_tag(dataset: &Dataset) -> SnapshotRef {
+        SnapshotRef {
+            id: String::new(),
             tag: dataset.tag(),
         }
     }
@@ -323,6 +345,49 @@ impl Repo {
         cmd
     }
 
+    /// A restic command on this repository that also reads `from` (restic's
+    /// "secondary" repository: `copy`, `init --copy-chunker-params`), its
+    /// location and password given through the environment as this
+    /// repository's are, never argv. `from`'s backend environment is added
+    /// where this repository's does not set the same variable.
+    fn reading(&self, from: &Repository, args: &[&str]) -> Command {
+        let mut cmd = self.command(args);
+        for name in [
+            "RESTIC_FROM_PASSWORD",
+            "RESTIC_FROM_PASSWORD_FILE",
+            "RESTIC_FROM_PASSWORD_COMMAND",
+            "RESTIC_FROM_REPOSITORY_FILE",
+            "RESTIC_FROM_KEY_HINT",
+        ] {
+            cmd.env_remove(name);
+        }
+        cmd.env("RESTIC_FROM_REPOSITORY", &from.uri);
+        let theirs = from.env.iter();
+        cmd.envs(theirs.filter(|(name, _)| !self.config.env.contains_key(*name)));
+        match &from.password {
+            Password::File(path) => cmd.env("RESTIC_FROM_PASSWORD_FILE", path),
+            Password::Literal(password) => cmd.env("RESTIC_FROM_PASSWORD", password),
+        };
+        cmd
+    }
+
+    /// Copies the snapshots carrying any of `tags` (one dataset's each)
+    /// from `from` into this repository, in one restic process; snapshots
+    /// copied before are skipped by restic. A tag no snapshot of `from`
+    /// carries is no error: [`Repo::snapshots`] tells what arrived.
+    pub fn copy_from(
+        &self,
+        sup: &Supervisor,
+        from: &Repository,
+        tags: &[String],
+    ) -> Result<(), Error> {
+        let mut args = vec!["copy".to_string()];
+        for tag in tags {
+            args.extend(["--tag".into(), tag.clone()]);
+        }
+        self.run_locking(sup, "restic copy", &args, Some(from))
+    }
+
     /// The version of the configured restic, learnt once per process.
     pub fn version(&self) -> Result<Version, Error> {
         version::detect(&self.config.binary).map_err(Error::Version)
@@ -344,13 +409,23 @@ impl Repo {
     /// removed (`unlock`) and a second attempt waits up to the configured
     /// bound for live ones (`--retry-lock`, restic 0.16 and newer; restic
     /// 0.14 fails again at once). Waiting from the first attempt would wait
-    /// out the whole bound for a stale lock too.
-    fn run_locking(&self, sup: &Supervisor, what: &str, args: &[String]) -> Result<(), Error> {
+    /// out the whole bound for a stale lock too. With `from`, restic reads
+    /// that repository too (see [`Repo::reading`]).
+    fn run_locking(
+        &self,
+        sup: &Supervisor,
+        what: &str,
+        args: &[String],
+        from: Option<&Repository>,
+    ) -> Result<(), Error> {
         self.version()?;
         let run = |extra: &[String]| -> Result<(), Error> {
             let all: Vec<&str> = args.iter().chain(extra).map(String::as_str).collect();
-            sup.spawn(&mut self.command(&all), what, Stop::Interrupt)?
-                .wait()?;
+            let mut cmd = match from {
+                Some(from) => self.reading(from, &all),
+                None => self.command(&all),
+            };
+            sup.spawn(&mut cmd, what, Stop::Interrupt)?.wait()?;
             Ok(())
         };
         match run(&[]) {
@@ -367,6 +442,18 @@ impl Repo {
     /// one with one `restic cat config`. Fails first if the configured
     /// restic cannot be run or is not supported.
     pub fn ensure_initialized(&self, sup: &Supervisor) -> Result<(), Error> {
+        self.initialize(sup, None)
+    }
+
+    /// Creates this repository, a copy of `from`, if it does not exist yet,
+    /// with `from`'s chunker parameters (`init --copy-chunker-params`), so
+    /// that what `restic copy` brings deduplicates as it did in `from`.
+    /// Checked as [`Repo::ensure_initialized`] does.
+    pub fn ensure_copy_of(&self, sup: &Supervisor, from: &Repository) -> Result<(), Error> {
+        self.initialize(sup, Some(from))
+    }
+
+    fn initialize(&self, sup: &Supervisor, from: Option<&Repository>) -> Result<(), Error> {
         self.version()?;
         let mut initialized = self
             .initialized
@@ -398,7 +485,11 @@ impl Repo {
         if let Some(why) = absent {
             let uri = crate::uri::mask(&self.config.uri);
             log::info!("initialising restic repository {uri}");
-            let init = sup.spawn(&mut self.command(&["init"]), "restic init", Stop::Interrupt)?;
+            let mut cmd = match from {
+                Some(from) => self.reading(from, &["init", "--copy-chunker-params"]),
+                None => self.command(&["init"]),
+            };
+            let init = sup.spawn(&mut cmd, "restic init", Stop::Interrupt)?;
             match init.wait() {
                 Ok(_) => {}
                 Err(e) if why.is_empty() => return Err(e.into()),
@@ -522,7 +613,7 @@ impl Repo {
             }
             args.extend(["--keep-tag".into(), "tabacco:keep-none".into()]);
         }
-        self.run_locking(sup, "restic forget", &args)
+        self.run_locking(sup, "restic forget", &args, None)
     }
 
     /// Applies `policy` to this `host`'s snapshots of `sources`, each atom
@@ -594,7 +685,7 @@ impl Repo {
     /// Reclaims the space of forgotten snapshots. Needs an exclusive lock:
     /// waits for running backups as [`Repo::run_locking`] says.
     pub fn prune(&self, sup: &Supervisor) -> Result<(), Error> {
-        self.run_locking(sup, "restic prune", &["prune".into()])
+        self.run_locking(sup, "restic prune", &["prune".into()], None)
     }
 
     /// `restic check`, reading back `read_data_subset` of the data if given
@@ -604,7 +695,7 @@ impl Repo {
         if let Some(subset) = read_data_subset {
             args.extend(["--read-data-subset".into(), subset.into()]);
         }
-        self.run_locking(sup, "restic check", &args)
+        self.run_locking(sup, "restic check", &args, None)
     }
 
     /// Removes stale locks (of dead processes); live locks stay.
@@ -644,7 +735,7 @@ impl Repo {
             let mut args = vec!["restore".to_string()];
             args.extend(snapshot.args(by_tag));
             args.extend(tail.iter().cloned());
-            self.run_locking(sup, "restic restore", &args)
+            self.run_locking(sup, "restic restore", &args, None)
         };
         match restore(false) {
             Err(e) if e.is_ambiguous_id() => restore(true),
@@ -758,9 +849,10 @@ impl Repo {
         }
     }
 
-    /// Every snapshot carrying `tag`.
-    pub fn snapshots(&self, sup: &Supervisor, tag: &str) -> Result<Vec<Snapshot>, Error> {
-        self.list_snapshots(sup, &["--tag", tag])
+    /// Every snapshot carrying any of `tags`.
+    pub fn snapshots(&self, sup: &Supervisor, tags: &[String]) -> Result<Vec<Snapshot>, Error> {
+        let filter: Vec<&str> = tags.iter().flat_map(|t| ["--tag", t.as_str()]).collect();
+        self.list_snapshots(sup, &filter)
     }
 
     /// The ids of every snapshot in the repository.
@@ -1059,6 +1151,15 @@ mod tests {
             "Fatal: invalid id \"ab\": multiple IDs with prefix \"ab\" found"
         ))
         .is_ambiguous_id());
+        // A snapshot the repository lacks, as 0.14 and 0.18 say it (captured).
+        for missing in [
+            "invalid id \"0123abcd\": no matching ID found for prefix \"0123abcd\"",
+            "latest snapshot for criteria not found: no snapshot found Paths:[] Hosts:[]",
+            "Fatal: failed to find snapshot: failed to load snapshot c178c346: open /r/snapshots/c178: no such file or directory",
+        ] {
+            assert!(Error::from(failed(1, missing)).is_missing_snapshot(), "{missing}");
+        }
+        assert!(!Error::from(failed(1, "Fatal: other")).is_missing_snapshot());
     }
 
     #[test]

@@ -4,11 +4,11 @@
 //! come from the metadb are checked again here before restic sees them.
 
 use crate::config::Config;
+use crate::copy::Reader;
 use crate::count::count;
 use crate::handler::{self, Context};
 use crate::metadb::Metadb;
 use crate::model::{Atom, Backup, Dataset, FindRequest, RestoreItem};
-use crate::restic::Repo;
 use crate::shell::Supervisor;
 use crate::{hook, name, queue, time};
 use std::path::{Component, Path, PathBuf};
@@ -167,18 +167,18 @@ impl Outcome {
     }
 }
 
-/// Restores `items` (only `parts` of each file atom, if any), up to
-/// `queue_config.concurrency` datasets at a time, logging each failure.
-/// `track` registers each job's supervisor with whoever may have to stop
-/// it, and says if that already happened.
+/// Restores `items` (only `parts` of each file atom, if any), read as
+/// `reader` says, up to `queue_config.concurrency` datasets at a time,
+/// logging each failure. `track` registers each job's supervisor with
+/// whoever may have to stop it, and says if that already happened.
 pub fn carry_out(
     config: &Config,
+    reader: &Reader,
     items: &[Item],
     target: &Target,
     parts: &[String],
     track: &(dyn Fn(&Supervisor) -> Option<String> + Sync),
 ) -> Outcome {
-    let repo = Repo::new(config.repository.clone());
     let failed = queue::map(config.concurrency, items, |item| {
         let sup = Supervisor::new(
             config.priority,
@@ -186,7 +186,7 @@ pub fn carry_out(
         );
         let result = match track(&sup) {
             Some(reason) => Err(reason),
-            None => restore(item, config, &repo, target, parts, &sup),
+            None => restore(item, config, reader, target, parts, &sup),
         };
         let Err(e) = result else { return 0 };
         let names: Vec<&str> = item.dataset.atoms.iter().map(|a| a.name.as_str()).collect();
@@ -265,7 +265,7 @@ fn context(item: &Item) -> Context<'_> {
 pub fn restore(
     item: &Item,
     config: &Config,
-    repo: &Repo,
+    reader: &Reader,
     target: &Target,
     parts: &[String],
     sup: &Supervisor,
@@ -294,14 +294,21 @@ pub fn restore(
             Target::Dir(dir) => Some(dir.as_path()),
             Target::InPlace => None,
         };
-        source.handler.restore(&handler::Restore {
-            repo,
-            sup,
-            dataset,
-            target: into,
-            parts,
-            scope,
-        })?;
+        // The reader picks the repository and names the snapshot there;
+        // the handler restores from what it is given.
+        reader
+            .read(dataset, |repo, snapshot| {
+                source.handler.restore(&handler::Restore {
+                    repo,
+                    snapshot,
+                    sup,
+                    dataset,
+                    target: into,
+                    parts,
+                    scope,
+                })
+            })
+            .map_err(|e| e.to_string())?;
         if let Some(post) = &source.hooks.post_restore {
             sup.run_shell(post, &hook_env, "post_restore_command")
                 .map_err(|e| e.to_string())?;

@@ -30,6 +30,8 @@ pub struct Source {
     /// before the source is overdue (the metadb's `overdue_grace` if none).
     pub overdue_grace: Option<Duration>,
     pub retention: Option<Retention>,
+    /// The copies (agent.yml's `copies:` names) its snapshots go to.
+    pub copies: Vec<String>,
     pub min_bytes: Option<u64>,
     /// Its own notification targets, replacing agent.yml's; `Some(empty)`
     /// silences it.

@@ -8,27 +8,34 @@
 //! whether this host runs it, is `proof`'s.
 
 use crate::config::Config;
+use crate::copy::Reader;
 use crate::metadb::Metadb;
 use crate::model::{self, Backup, Dataset, FindRequest, Verification};
-use crate::restic::{Repo, SnapshotRef};
 use crate::restore::Target;
 use crate::shell::pipe::Link;
 use crate::shell::Supervisor;
 use crate::time;
 use std::path::Path;
 
-/// Checks the repository and drills a restore of one random recent atom of
-/// the sources called `names` (all when empty). Says what was checked.
+/// Checks the repository (the one `repository` names: `primary` or a
+/// copy) and drills a restore of one random recent atom of the sources
+/// called `names` (all when empty), from the repository named, or the
+/// primary, else a copy that holds it. Says what was checked.
 pub fn verify(
     config: &Config,
     metadb: &Metadb,
     sup: &Supervisor,
     names: &[String],
     read_data_subset: Option<&str>,
+    repository: Option<&str>,
 ) -> Result<String, String> {
     let sources = config.select(names)?;
-    let repo = Repo::new(config.repository.clone());
-    let checked = crate::proof::check(config, metadb, &repo, sup, read_data_subset)?;
+    let reader = Reader::new(&config.repository, &config.copies, repository)?;
+    let (name, repo) = reader.checked();
+    let mut checked = crate::proof::check(config, metadb, repo, sup, read_data_subset)?;
+    if repository.is_some() {
+        checked = format!("{checked} (repository {name})");
+    }
     log::info!("{checked}");
 
     let request = FindRequest {
@@ -51,7 +58,7 @@ pub fn verify(
     };
     let atom = &dataset.atoms[index];
     let scratch = config.work_dir.join(format!("verify-{}", model::new_id()));
-    let drilled = drill(&repo, sup, dataset, index, &scratch);
+    let drilled = drill(&reader, sup, dataset, index, &scratch);
     if let Err(e) = std::fs::remove_dir_all(&scratch) {
         if e.kind() != std::io::ErrorKind::NotFound {
             log::error!("cannot remove scratch directory {}: {e}", scratch.display());
@@ -90,20 +97,22 @@ fn random_index(n: usize) -> usize {
 
 /// Restores atom `index` of `dataset` into `scratch`; says what was checked.
 fn drill(
-    repo: &Repo,
+    reader: &Reader,
     sup: &Supervisor,
     dataset: &Dataset,
     index: usize,
     scratch: &Path,
 ) -> Result<String, String> {
     let atom = &dataset.atoms[index];
-    let snapshot = SnapshotRef::of(dataset);
     match crate::restore::checked_path(atom)? {
         Some(path) => {
             let target = Target::Dir(scratch.to_path_buf());
             std::fs::create_dir_all(scratch)
                 .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
-            repo.restore(sup, &snapshot, target.dir(), &[path], &[])
+            reader
+                .read(dataset, |repo, snapshot| {
+                    repo.restore(sup, snapshot, target.dir(), &[path], &[])
+                })
                 .map_err(|e| e.to_string())?;
             let restored = scratch.join(path.trim_start_matches('/'));
             let (files, bytes) = read_tree(&restored)?;
@@ -114,8 +123,10 @@ fn drill(
             ))
         }
         None => {
-            let dump = repo
-                .dump(sup, &snapshot, &atom.name)
+            let dump = reader
+                .read(dataset, |repo, snapshot| {
+                    repo.dump(sup, snapshot, &atom.name)
+                })
                 .map_err(|e| e.to_string())?;
             let ended = dump
                 .pipe_into(Link::Direct, |data| {

@@ -79,6 +79,7 @@ mod tests {
                     total_bytes: 0,
                     bytes_added: *bytes,
                     duration: 0,
+                    repositories: Vec::new(),
                 })
                 .collect(),
         }

@@ -10,6 +10,7 @@ use super::catchup::Ledger;
 use super::control::Control;
 use super::loaded::{InForce, Loaded};
 use super::status::Status;
+use crate::copy::Reader;
 use crate::lease::{self, Held, Maintenance};
 use crate::metadb::Metadb;
 use crate::model::RestoreRequest;
@@ -160,7 +161,7 @@ fn prune_now(control: &Control, status: &Status, metadb: &Metadb, loaded: &Loade
 
 fn verify_now(control: &Control, status: &Status, metadb: &Metadb, loaded: &Loaded) {
     let ran = run_task(control, metadb, loaded, "verify", |sup| {
-        verify::verify(&loaded.config, metadb, sup, &[], None).map(Held::Ran)
+        verify::verify(&loaded.config, metadb, sup, &[], None, None).map(Held::Ran)
     });
     let mut state = status.lock();
     match ran {
@@ -263,6 +264,7 @@ fn carry_out(
     request: &RestoreRequest,
 ) -> Result<String, String> {
     let target = Target::from_request(request.target.as_deref())?;
+    let reader = Reader::new(&loaded.config.repository, &loaded.config.copies, None)?;
     log::info!(
         "restore request {}: restoring {}",
         request.id,
@@ -275,7 +277,8 @@ fn carry_out(
             Some("agent shutting down".to_string())
         }
     };
-    let outcome = restore::carry_out(&loaded.config, &request.items, &target, &[], &track);
+    let config = &loaded.config;
+    let outcome = restore::carry_out(config, &reader, &request.items, &target, &[], &track);
     control.maintenance_done();
     match outcome.failed {
         0 => Ok(outcome.summary()),

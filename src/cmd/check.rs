@@ -22,6 +22,19 @@ pub fn check(path: &Path) -> Result<(), Exit> {
     };
     let _ = writeln!(out, "host        {}", config.hostname);
     let _ = writeln!(out, "repository  {}", uri::mask(&config.repository.uri));
+    for copy in &config.copies {
+        let _ = write!(
+            out,
+            "copy        {} {}",
+            copy.name,
+            uri::mask(&copy.repository.uri)
+        );
+        match &copy.retention {
+            Some(r) => writeln!(out, ", retention {r}"),
+            None => writeln!(out),
+        }
+        .ok();
+    }
     let mut errors = Vec::new();
     let binary = config.repository.binary.display();
     match Repo::new(config.repository.clone()).version() {
@@ -48,8 +61,14 @@ pub fn check(path: &Path) -> Result<(), Exit> {
     for target in &config.notify {
         let _ = writeln!(out, "notify      {target}");
     }
-    if let Password::File(file) = &config.repository.password {
-        errors.extend(check_password_file(file));
+    let copies = config.copies.iter();
+    let repositories = copies.map(|c| (format!("copy {}: params", c.name), &c.repository));
+    for (what, repository) in
+        std::iter::once(("repository.params".to_string(), &config.repository)).chain(repositories)
+    {
+        if let Password::File(file) = &repository.password {
+            errors.extend(check_password_file(&what, file));
+        }
     }
     if config.sources.is_empty() {
         let dir = path.parent().unwrap_or(Path::new(".")).join("sources");
@@ -70,16 +89,12 @@ pub fn check(path: &Path) -> Result<(), Exit> {
 }
 
 /// Why restic could not use `file` as its password file, if it could not.
-fn check_password_file(file: &Path) -> Option<String> {
+fn check_password_file(what: &str, file: &Path) -> Option<String> {
     match std::fs::read(file) {
-        Err(e) => Some(format!(
-            "repository.params.password_file {}: {e}",
-            file.display()
-        )),
-        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Some(format!(
-            "repository.params.password_file {} is empty",
-            file.display()
-        )),
+        Err(e) => Some(format!("{what}.password_file {}: {e}", file.display())),
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {
+            Some(format!("{what}.password_file {} is empty", file.display()))
+        }
         Ok(_) => None,
     }
 }
@@ -98,6 +113,9 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
     }
     if let Some(r) = &source.retention {
         let _ = writeln!(out, "  retention {r}");
+    }
+    if !source.copies.is_empty() {
+        let _ = writeln!(out, "  copies    {}", source.copies.join(" "));
     }
     if let Some(min) = source.min_bytes {
         let _ = writeln!(out, "  min_bytes {min}");

@@ -7,9 +7,10 @@
 use crate::cli::Dump;
 use crate::cmd::Exit;
 use crate::config::Config;
+use crate::copy::Reader;
 use crate::interrupt::Interrupt;
 use crate::metadb::Metadb;
-use crate::restic::{Repo, SnapshotRef};
+use crate::model::Dataset;
 use crate::shell::pipe::Link;
 use crate::shell::Supervisor;
 use crate::{name, restore};
@@ -23,6 +24,8 @@ pub fn dump(config: &Config, args: &Dump) -> Result<(), Exit> {
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
     let v = &args.version;
+    let reader = Reader::new(&config.repository, &config.copies, v.repository.as_deref())
+        .map_err(Exit::Usage)?;
     let (item, atom) = restore::one(&metadb, &v.atom, v.host.as_deref(), v.older_than.as_deref())
         .map_err(Exit::Error)?;
     name::validate(&atom.name).map_err(|e| Exit::Error(format!("refusing record: atom {e}")))?;
@@ -73,12 +76,10 @@ pub fn dump(config: &Config, args: &Dump) -> Result<(), Exit> {
     if let Some(reason) = interrupt.track(&sup) {
         return Err(Exit::Error(reason));
     }
-    let repo = Repo::new(config.repository.clone());
-    let snapshot = SnapshotRef::of(&item.dataset);
     let written = write(
-        &repo,
+        &reader,
         &sup,
-        &snapshot,
+        &item.dataset,
         &atom.name,
         path.as_deref(),
         &mut out,
@@ -96,19 +97,20 @@ pub fn dump(config: &Config, args: &Dump) -> Result<(), Exit> {
 /// Streams `restic dump` of the pipe atom `atom`, or of the file at `path`,
 /// into `out`.
 fn write(
-    repo: &Repo,
+    reader: &Reader,
     sup: &Supervisor,
-    snapshot: &SnapshotRef,
+    dataset: &Dataset,
     atom: &str,
     path: Option<&str>,
     out: &mut dyn Write,
     to_terminal: bool,
 ) -> Result<(), String> {
-    let running = match path {
-        Some(path) => repo.dump_file(sup, snapshot, path),
-        None => repo.dump(sup, snapshot, atom),
-    }
-    .map_err(|e| e.to_string())?;
+    let running = reader
+        .read(dataset, |repo, snapshot| match path {
+            Some(path) => repo.dump_file(sup, snapshot, path),
+            None => repo.dump(sup, snapshot, atom),
+        })
+        .map_err(|e| e.to_string())?;
     // Err(None): the reader went away (`| head`), which ends the dump.
     let ended = running
         .pipe_into(Link::Direct, |data| -> Result<(), Option<String>> {

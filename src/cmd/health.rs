@@ -8,6 +8,7 @@ use crate::cli::{Format, History, Status};
 use crate::cmd::query::Stop;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
+use crate::count::count;
 use crate::metadb::api::{HistoryRequest, StatusRequest};
 use crate::metadb::Metadb;
 use crate::time;
@@ -76,11 +77,12 @@ pub fn status(config: &Config, s: &Status) -> Result<(), Exit> {
                     Ok::<(), Stop>(())
                 })
                 .and_then(|()| {
-                    let text = if table.len() == 1 {
+                    let mut text = if table.len() == 1 {
                         "no planned sources\n".into()
                     } else {
                         cmd::table(&table)
                     };
+                    text.push_str(&lag_table(&metadb, s.host.as_deref()));
                     cmd::print(&text).map_err(Stop::Exit)
                 })
         }
@@ -89,6 +91,29 @@ pub fn status(config: &Config, s: &Status) -> Result<(), Exit> {
         Ok(()) | Err(Stop::Closed) if problem => Err(Exit::Failed),
         Ok(()) | Err(Stop::Closed) => Ok(()),
         Err(Stop::Exit(e)) => Err(e),
+    }
+}
+
+/// The copies that lack datasets, per host (only `host` if given), as a
+/// table after a blank line; nothing when none lacks any. A metadb that
+/// cannot say is logged, not fatal: the status above stands.
+fn lag_table(metadb: &Metadb, host: Option<&str>) -> String {
+    let lag = match metadb.copy_lag() {
+        Ok(lag) => lag,
+        Err(e) => {
+            log::warn!("cannot read the copies' lag: {e}");
+            return String::new();
+        }
+    };
+    let mut table = vec![["HOST", "COPY", "NOT COPIED YET"].map(String::from)];
+    for l in lag.into_iter().filter(|l| l.datasets > 0) {
+        if host.is_none_or(|h| h == l.host) {
+            table.push([l.host, l.repository, count(l.datasets, "dataset")]);
+        }
+    }
+    match table.len() {
+        1 => String::new(),
+        _ => format!("\n{}", cmd::table(&table)),
     }
 }
 

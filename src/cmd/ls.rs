@@ -5,8 +5,9 @@
 use crate::cli::Ls;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
+use crate::copy::Reader;
 use crate::metadb::Metadb;
-use crate::restic::{Node, Repo, SnapshotRef};
+use crate::restic::Node;
 use crate::restore;
 use crate::shell::Supervisor;
 use serde::Serialize;
@@ -28,6 +29,8 @@ pub fn ls(config: &Config, args: &Ls) -> Result<(), Exit> {
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
     let v = &args.version;
+    let reader = Reader::new(&config.repository, &config.copies, v.repository.as_deref())
+        .map_err(Exit::Usage)?;
     let (item, atom) = restore::one(&metadb, &v.atom, v.host.as_deref(), v.older_than.as_deref())
         .map_err(Exit::Error)?;
     let Some(root) = restore::checked_path(&atom).map_err(Exit::Error)? else {
@@ -42,9 +45,10 @@ pub fn ls(config: &Config, args: &Ls) -> Result<(), Exit> {
         None => root.to_string(),
     };
     let sup = Supervisor::new(config.priority, format!("ls {}", atom.name));
-    let repo = Repo::new(config.repository.clone());
-    let nodes = repo
-        .ls(&sup, &SnapshotRef::of(&item.dataset), &under)
+    let nodes = reader
+        .read(&item.dataset, |repo, snapshot| {
+            repo.ls(&sup, snapshot, &under)
+        })
         .map_err(|e| Exit::Error(e.to_string()))?;
     let entries: Vec<Entry> = nodes
         .into_iter()

@@ -48,7 +48,12 @@ pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exi
         return cmd::print("would forget nothing\n");
     }
     let mut out = String::from("would forget:\n");
+    let mut repository = crate::copy::PRIMARY;
     for f in &forgotten {
+        if f.repository != repository {
+            repository = &f.repository;
+            out.push_str(&format!("would forget in copy {repository}:\n"));
+        }
         out.push_str(&format!(
             "{}  {}  {}  {}\n",
             f.short_id,

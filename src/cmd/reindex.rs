@@ -20,7 +20,7 @@ pub fn reindex(config: &Config) -> Result<(), Exit> {
     let _interrupt =
         Interrupt::watching(&sup).map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
     let snapshots = repo
-        .snapshots(&sup, "tabacco")
+        .snapshots(&sup, &["tabacco".to_string()])
         .map_err(|e| Exit::Error(e.to_string()))?;
     let mut failed = 0;
     let mut records = Vec::with_capacity(snapshots.len());

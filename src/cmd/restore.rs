@@ -8,6 +8,7 @@ use crate::cli::Restore;
 const WAIT_POLL: Duration = Duration::from_secs(1);
 use crate::cmd::{self, Exit};
 use crate::config::Config;
+use crate::copy::Reader;
 use crate::interrupt::Interrupt;
 use crate::metadb::Metadb;
 use crate::model::{self, RestoreRequest};
@@ -56,7 +57,13 @@ pub fn restore(config: &Config, args: &Restore) -> Result<(), Exit> {
     }
     let interrupt =
         Interrupt::install().map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
-    let outcome = restore::carry_out(config, &items, &args.target, &args.parts, &|sup| {
+    let reader = Reader::new(
+        &config.repository,
+        &config.copies,
+        args.repository.as_deref(),
+    )
+    .map_err(Exit::Usage)?;
+    let outcome = restore::carry_out(config, &reader, &items, &args.target, &args.parts, &|sup| {
         interrupt.track(sup)
     });
     if outcome.failed > 0 {

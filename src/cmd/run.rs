@@ -67,6 +67,7 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
                     Kind::Interrupted,
                     format!("not started: {reason}"),
                 )],
+                copies: Vec::new(),
             },
             None => {
                 if !dry_run {
@@ -98,7 +99,7 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
     let mut failed = false;
     for outcome in &outcomes {
         outcome.report(dry_run, None);
-        failed |= !outcome.errors.is_empty();
+        failed |= !outcome.errors.is_empty() || !outcome.copies.is_empty();
     }
     if failed {
         Err(Exit::Failed)

@@ -12,6 +12,7 @@ pub fn verify(
     config: &Config,
     names: &[String],
     read_data_subset: Option<&str>,
+    repository: Option<&str>,
 ) -> Result<(), Exit> {
     config.select(names).map_err(Exit::Usage)?;
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
@@ -20,7 +21,7 @@ pub fn verify(
     let _interrupt =
         Interrupt::watching(&sup).map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
     let start = chrono::Utc::now();
-    let result = verify::verify(config, &metadb, &sup, names, read_data_subset);
+    let result = verify::verify(config, &metadb, &sup, names, read_data_subset, repository);
     let outcome = result.as_ref().map(drop).map_err(String::as_str);
     let attempt = attempt::of_task(&config.hostname, "verify", names, start, outcome);
     attempt::record(&metadb, &attempt);

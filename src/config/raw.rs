@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 pub struct Agent {
     pub hostname: Option<String>,
     pub repository: Repository,
+    pub copies: Option<Vec<Copy>>,
     pub retention: Option<Retention>,
     pub prune_schedule: Option<String>,
     pub verify_schedule: Option<String>,
@@ -42,6 +43,16 @@ pub struct Repository {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub params: RepositoryParams,
+}
+
+/// One entry of `copies:`: a further repository the sources' snapshots
+/// are copied into.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Copy {
+    pub name: String,
+    pub params: RepositoryParams,
+    pub retention: Option<Retention>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +123,7 @@ pub struct Source {
     pub timeout: Option<String>,
     pub overdue_grace: Option<String>,
     pub retention: Option<Retention>,
+    pub copies: Option<Vec<String>>,
     pub min_bytes: Option<u64>,
     pub notify: Option<Vec<notify::Entry>>,
     pub catch_up: Option<bool>,

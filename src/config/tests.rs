@@ -23,7 +23,8 @@ fn source(handlers: &str, text: &str) -> Result<Source, String> {
     let (raw, origin) = yaml::parse_entries::<raw::Source>(Path::new("s.yml"), text)
         .map_err(|e| e.to_string())?
         .remove(0);
-    resolve_source(raw, origin, &templates).map_err(|e| e.to_string())
+    let copies = ["offsite".to_string(), "usb".to_string()];
+    resolve_source(raw, origin, &templates, Some(&copies)).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -249,5 +250,64 @@ fn datasets_printed_by_a_command_are_validated() {
     assert_eq!(
         parse_datasets("sql", "[{atoms: [{name: a}, {name: a}]}]").unwrap_err(),
         "duplicate atom \"a\""
+    );
+}
+
+#[test]
+fn copies_take_the_repository_keys_and_default_to_its_password() {
+    let config = agent(&format!(
+        "{REPOSITORY}copies:\n\
+         - name: offsite\n  params: {{uri: \"rest:http://127.0.0.1:8000/\", limit_upload: 10}}\n\
+         \x20 retention: {{keep_daily: 30}}\n\
+         - name: usb\n  params: {{uri: /mnt/usb, password_file: /etc/usb-pw}}\n"
+    ))
+    .unwrap();
+    let [offsite, usb] = &config.copies[..] else {
+        panic!("{:?}", config.copies)
+    };
+    assert_eq!(offsite.name, "offsite");
+    assert!(matches!(&offsite.repository.password, Password::Literal(p) if p == "secret"));
+    assert_eq!(offsite.repository.options, ["--limit-upload", "10"]);
+    assert_eq!(offsite.retention.as_ref().unwrap().keep_daily, Some(30));
+    assert!(matches!(&usb.repository.password, Password::File(f) if f == Path::new("/etc/usb-pw")));
+    assert!(usb.retention.is_none());
+    assert_eq!(usb.repository.cache_dir, config.repository.cache_dir);
+}
+
+#[test]
+fn bad_copies_are_refused_by_name() {
+    let refused = |copies: &str| agent(&format!("{REPOSITORY}copies:\n{copies}")).unwrap_err();
+    assert_eq!(
+        refused("- name: primary\n  params: {uri: /c}\n"),
+        "agent.yml:3: copy \"primary\": the name primary is the repository's own"
+    );
+    assert_eq!(
+        refused("- name: a\n  params: {uri: /c}\n- name: a\n  params: {uri: /d}\n"),
+        "agent.yml:3: copy \"a\": defined twice"
+    );
+    assert_eq!(
+        refused("- name: a\n  params: {uri: /srv/restic}\n"),
+        "agent.yml:3: copy \"a\": its uri is another repository's"
+    );
+    assert_eq!(
+        refused("- name: a\n  params: {uri: c}\n"),
+        "agent.yml:3: copy \"a\": a local repository uri must be absolute, not \"c\""
+    );
+    assert!(refused("- name: a b\n  params: {uri: /c}\n")
+        .starts_with("agent.yml:3: copy \"a b\": copy "));
+}
+
+#[test]
+fn a_source_copies_to_all_copies_or_those_it_names() {
+    let text = "name: www\nhandler: file\nparams: {path: /srv/www}\n";
+    assert_eq!(source("", text).unwrap().copies, ["offsite", "usb"]);
+    let some = format!("{text}copies: [usb]\n");
+    assert_eq!(source("", &some).unwrap().copies, ["usb"]);
+    let none = format!("{text}copies: []\n");
+    assert!(source("", &none).unwrap().copies.is_empty());
+    let unknown = format!("{text}copies: [tape]\n");
+    assert_eq!(
+        source("", &unknown).unwrap_err(),
+        "s.yml:4: unknown copy \"tape\"; agent.yml has: offsite usb"
     );
 }

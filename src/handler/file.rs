@@ -5,9 +5,9 @@
 use crate::atom::{self, AtomSpec, DatasetSpec};
 use crate::failure::{Failure, Kind};
 use crate::handler::exclude::Excludes;
-use crate::handler::{Input, Params, Plan, Restore, Saving, Unsaved};
+use crate::handler::{Input, Params, Plan, Restore, Saving, Unrestored, Unsaved};
 use crate::model::Atom;
-use crate::restic::{self, SnapshotRef};
+use crate::restic;
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Clone, Debug)]
@@ -127,7 +127,7 @@ pub fn save(
 
 /// Restores the dataset's atoms (only `restore.parts` of them, if any) with
 /// `restic restore`, and checks that each is there afterwards.
-pub fn restore(restore: &Restore) -> Result<(), String> {
+pub fn restore(restore: &Restore) -> Result<(), Unrestored> {
     let dataset = restore.dataset;
     let paths = dataset
         .atoms
@@ -146,11 +146,9 @@ pub fn restore(restore: &Restore) -> Result<(), String> {
         }
         None => Path::new("/"),
     };
-    let snapshot = SnapshotRef::of(dataset);
     restore
         .repo
-        .restore(restore.sup, &snapshot, dir, &paths, restore.parts)
-        .map_err(|e| e.to_string())?;
+        .restore(restore.sup, restore.snapshot, dir, &paths, restore.parts)?;
     // restic restores nothing, and says nothing, for a path that is not in
     // the snapshot; nor, with parts, for parts not in an atom, whose
     // directory it then does not create either.
@@ -167,12 +165,12 @@ pub fn restore(restore: &Restore) -> Result<(), String> {
             [] => String::new(),
             parts => format!(" (of --path {})", parts.join(" ")),
         };
-        return Err(format!(
+        return Err(Unrestored::Other(format!(
             "nothing restored{what} at {} under {}: not in snapshot {}",
             missing.join(" "),
             dir.display(),
             dataset.snapshot_id
-        ));
+        )));
     }
     Ok(())
 }

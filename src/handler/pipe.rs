@@ -6,10 +6,10 @@ use crate::atom::{self, AtomSpec};
 use crate::count::count;
 use crate::failure::{Failure, Kind};
 use crate::handler::{
-    check_template, Context, Handler, Input, Params, Plan, Restore, Saving, Unsaved,
+    check_template, Context, Handler, Input, Params, Plan, Restore, Saving, Unrestored, Unsaved,
 };
 use crate::model::Atom;
-use crate::restic::{self, SnapshotRef};
+use crate::restic;
 use crate::shell::pipe::Link;
 use crate::shell::Stop;
 use crate::{hook, shell};
@@ -87,10 +87,13 @@ impl Pipe {
     }
 
     /// Streams each atom from `restic dump` into `restore_command`.
-    pub fn restore(&self, restore: &Restore) -> Result<(), String> {
+    pub fn restore(&self, restore: &Restore) -> Result<(), Unrestored> {
         for atom in &restore.dataset.atoms {
             let command = self.restore_command(restore.scope, atom)?;
-            stream_back(restore, atom, &command)?;
+            let dump = restore
+                .repo
+                .dump(restore.sup, restore.snapshot, &atom.name)?;
+            stream_back(restore, atom, &command, dump)?;
         }
         Ok(())
     }
@@ -171,13 +174,15 @@ enum Stored {
     Incomplete(restic::Summary),
 }
 
-/// Streams pipe atom `atom` from `restic dump` straight into `command`.
-fn stream_back(restore: &Restore, atom: &Atom, command: &str) -> Result<(), String> {
+/// Streams pipe atom `atom` from `restic dump` (started) straight into
+/// `command`.
+fn stream_back(
+    restore: &Restore,
+    atom: &Atom,
+    command: &str,
+    dump: shell::Running,
+) -> Result<(), String> {
     let sup = restore.sup;
-    let dump = restore
-        .repo
-        .dump(sup, &SnapshotRef::of(restore.dataset), &atom.name)
-        .map_err(|e| e.to_string())?;
     // Counted on the way, so that a short stream is caught.
     let ended = dump
         .pipe_into(Link::Counted, |data| {

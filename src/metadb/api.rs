@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 pub struct RemoveDatasetsRequest {
     pub host: String,
     pub dataset_ids: Vec<String>,
+    /// The repository the snapshots were pruned from: `primary` when
+    /// absent, else a copy's name. A dataset no repository holds any more
+    /// is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
     /// The maintenance lease the caller holds, by which a host token may
     /// remove another host's datasets (a maintainer pruned them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -238,6 +243,51 @@ impl StatusRow {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RetireRequest {
     pub host: String,
+}
+
+/// The body of `POST /api/copies`: `host`'s datasets `dataset_ids` are now
+/// held by copy `repository` too.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CopiesRequest {
+    pub host: String,
+    pub repository: String,
+    pub dataset_ids: Vec<String>,
+}
+
+/// The answer to `POST /api/copies`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CopiesAnswer {
+    /// How many of the datasets are `host`'s and now recorded as held.
+    pub recorded: usize,
+}
+
+/// The body of `POST /api/copies/due`: which of `host`'s datasets of
+/// `source` the primary holds and copy `repository` does not yet. Asking
+/// says that the source is copied there, so that the metadb counts what is
+/// missing as the copy's lag.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DueRequest {
+    pub host: String,
+    pub source: String,
+    pub repository: String,
+    /// At most this many, oldest first.
+    pub limit: u32,
+}
+
+/// A dataset a copy does not hold yet: an item of `/api/copies/due`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Due {
+    pub dataset_id: String,
+    pub snapshot_id: String,
+}
+
+/// How many of `host`'s datasets copy `repository` lacks: an item of
+/// `GET /api/copies/lag`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lag {
+    pub host: String,
+    pub repository: String,
+    pub datasets: u64,
 }
 
 /// The body of `POST /api/leases`: `holder` asks to maintain repository

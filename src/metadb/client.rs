@@ -13,9 +13,10 @@
 //! long.
 
 use crate::metadb::api::{
-    AbandonRequest, Attempt, HistoryRequest, Lease, LeaseRequest, Plan, Proof, Proofs,
-    ReleaseRequest, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus, RetireRequest,
-    SliceRead, SourcePolicy, StatusRequest, StatusRow,
+    AbandonRequest, Attempt, CopiesAnswer, CopiesRequest, Due, DueRequest, HistoryRequest, Lag,
+    Lease, LeaseRequest, Plan, Proof, Proofs, ReleaseRequest, RemoveDatasetsAnswer,
+    RemoveDatasetsRequest, RestoreStatus, RetireRequest, SliceRead, SourcePolicy, StatusRequest,
+    StatusRow,
 };
 use crate::metadb::{config, route};
 use crate::model::{
@@ -135,6 +136,22 @@ impl Client {
     pub fn remove_datasets(&self, request: &RemoveDatasetsRequest) -> Result<usize, Error> {
         self.post::<_, RemoveDatasetsAnswer>(route::REMOVE_DATASETS.path, request)
             .map(|answer| answer.removed)
+    }
+
+    /// `POST /api/copies`; returns how many are recorded as held.
+    pub fn add_copies(&self, request: &CopiesRequest) -> Result<usize, Error> {
+        self.post::<_, CopiesAnswer>(route::ADD_COPIES.path, request)
+            .map(|answer| answer.recorded)
+    }
+
+    /// `POST /api/copies/due`.
+    pub fn due_copies(&self, request: &DueRequest) -> Result<Vec<Due>, Error> {
+        self.post(route::DUE_COPIES.path, request)
+    }
+
+    /// `GET /api/copies/lag`.
+    pub fn copy_lag(&self) -> Result<Vec<Lag>, Error> {
+        self.get(route::COPY_LAG.path, None)
     }
 
     /// `POST /api/find_atoms`.

@@ -14,9 +14,9 @@
 
 use crate::http::{self, Response};
 use crate::metadb::api::{
-    AbandonRequest, Attempt, HistoryRequest, LeaseRequest, Plan, ReleaseRequest,
-    RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus, RetireRequest, SliceRead,
-    StatusRequest,
+    AbandonRequest, Attempt, CopiesAnswer, CopiesRequest, DueRequest, HistoryRequest, LeaseRequest,
+    Plan, ReleaseRequest, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus,
+    RetireRequest, SliceRead, StatusRequest,
 };
 use crate::metadb::auth::Identity;
 use crate::metadb::body::{self, Answer};
@@ -101,8 +101,46 @@ pub fn remove_datasets<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
                 Err(e) => return Answer::store_error(&e),
             }
         }
-        let removed = store.remove_datasets(&req.host, &req.dataset_ids);
+        let repository = req.repository.as_deref().unwrap_or(store::PRIMARY);
+        let removed = store.remove_datasets(&req.host, &req.dataset_ids, repository);
         Answer::stored(removed.map(|removed| RemoveDatasetsAnswer { removed }))
+    });
+    Ok(answer.into())
+}
+
+/// `POST /api/copies`: records that a copy holds datasets of a host.
+pub fn add_copies<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
+    let req: CopiesRequest = call.body()?;
+    own(&call.identity, &req.host, "record copies of")?;
+    let answer = shared.write(move |store| {
+        let recorded = store.add_copies(&req.host, &req.repository, &req.dataset_ids);
+        Answer::stored(recorded.map(|recorded| CopiesAnswer { recorded }))
+    });
+    Ok(answer.into())
+}
+
+/// `POST /api/copies/due`: a host's datasets of a source that a copy
+/// lacks; asking makes what it lacks count as its lag.
+pub fn due_copies<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
+    let req: DueRequest = call.body()?;
+    own(&call.identity, &req.host, "ask for the copies of")?;
+    let answer = shared.write(move |store| {
+        Answer::stored(store.due_copies(&req.host, &req.source, &req.repository, req.limit))
+    });
+    Ok(answer.into())
+}
+
+/// `GET /api/copies/lag`: per host and copy, the datasets not copied yet;
+/// a host token's own only under `host_read: own`.
+pub fn copy_lag<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
+    let mut own = None;
+    read_scope(&call.identity, call.policy.host_read, &mut own)?;
+    let answer = shared.read(|store| {
+        Answer::stored(store.copy_lag().map(|lag| {
+            lag.into_iter()
+                .filter(|l| own.as_ref().is_none_or(|host| *host == l.host))
+                .collect::<Vec<_>>()
+        }))
     });
     Ok(answer.into())
 }

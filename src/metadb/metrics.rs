@@ -3,7 +3,7 @@
 //! host and source, each planned source's status, database size) is read by
 //! `server` at scrape time and only rendered here.
 
-use crate::metadb::api::{Proof, Restored, StatusRow};
+use crate::metadb::api::{Lag, Proof, Restored, StatusRow};
 use crate::metadb::store::NewestBackup;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -47,6 +47,8 @@ pub struct Fleet {
     pub last_backups: Vec<NewestBackup>,
     /// Every planned source of every host not retired, by host and source.
     pub status: Vec<StatusRow>,
+    /// Per host and copy, the datasets not copied yet.
+    pub copy_lag: Vec<Lag>,
     /// Where each repository's rotated check stands.
     pub proofs: Vec<Proof>,
     /// When each atom was last restored by a drill that passed.
@@ -170,6 +172,17 @@ impl Metrics {
                 );
             }
             render_status(&mut out, &fleet.status);
+            out.push_str("# HELP tabacco_metadb_copy_lag_datasets Datasets of each host that a copy its sources go to does not hold yet.\n");
+            out.push_str("# TYPE tabacco_metadb_copy_lag_datasets gauge\n");
+            for l in &fleet.copy_lag {
+                let _ = writeln!(
+                    out,
+                    "tabacco_metadb_copy_lag_datasets{{host=\"{}\",repository=\"{}\"}} {}",
+                    escape(&l.host),
+                    escape(&l.repository),
+                    l.datasets
+                );
+            }
             render_proofs(&mut out, fleet);
         }
         out
@@ -313,6 +326,11 @@ mod tests {
                 message: "due".into(),
                 last_seen: Some("2023-11-14T22:13:20Z".into()),
             }],
+            copy_lag: vec![Lag {
+                host: "web1".into(),
+                repository: "offsite".into(),
+                datasets: 3,
+            }],
             proofs: vec![Proof {
                 repository: "abc".into(),
                 slices: 10,
@@ -340,6 +358,7 @@ mod tests {
             "tabacco_metadb_source_state{host=\"web1\",source=\"sql\",state=\"ok\"} 0",
             "tabacco_metadb_source_last_attempt_timestamp_seconds{host=\"web1\",source=\"sql\"} 1700000000",
             "tabacco_metadb_host_last_seen_timestamp_seconds{host=\"web1\"} 1700000000",
+            "tabacco_metadb_copy_lag_datasets{host=\"web1\",repository=\"offsite\"} 3",
             "tabacco_metadb_repository_read_back_timestamp_seconds{repository=\"abc\"} 1700000000",
             "tabacco_metadb_atom_restored_timestamp_seconds{host=\"web1\",atom=\"db/x\"} 1700000001",
         ] {

@@ -8,7 +8,7 @@
 //! delivered oldest first whenever the metadb is opened, before a new record
 //! is sent, and whenever the agent calls [`Remote::flush`].
 
-use crate::metadb::api::{Attempt, Plan};
+use crate::metadb::api::{Attempt, CopiesRequest, Plan};
 use crate::metadb::client::{self, Client};
 use crate::metadb::config::Connection;
 use crate::metadb::spool::{Record, Spool};
@@ -75,6 +75,14 @@ impl Remote {
         })
     }
 
+    /// Records that a copy holds datasets, or spools it if the metadb is
+    /// unavailable.
+    pub fn add_copies(&self, request: &CopiesRequest) -> Result<(), client::Error> {
+        self.send(Record::Copies {
+            copies: request.clone(),
+        })
+    }
+
     /// Publishes `plan`, unless the metadb is known to be away: a plan is
     /// not spooled (it is published again), and a metadb found away makes
     /// the records that follow go straight to the spool.
@@ -122,6 +130,7 @@ impl Remote {
         match record {
             Record::Dataset(request) => self.client.add_dataset(request),
             Record::Attempt { attempt } => self.client.add_attempt(attempt),
+            Record::Copies { copies } => self.client.add_copies(copies).map(drop),
         }
     }
 
@@ -263,6 +272,11 @@ impl Remote {
             Record::Attempt { attempt } => {
                 format!("the {} attempt of source {}", attempt.kind, attempt.source)
             }
+            Record::Copies { copies } => format!(
+                "what copy {} holds ({} datasets)",
+                copies.repository,
+                copies.dataset_ids.len()
+            ),
         };
         self.spool.push(record).map_err(|e| {
             client::Error::Setup(format!(

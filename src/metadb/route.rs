@@ -79,6 +79,9 @@ macro_rules! routes {
 routes! {
     ADD_DATASET: "POST" "/api/add_dataset" Token => endpoint::add_dataset;
     REMOVE_DATASETS: "POST" "/api/remove_datasets" Token => endpoint::remove_datasets;
+    ADD_COPIES: "POST" "/api/copies" Token => endpoint::add_copies;
+    DUE_COPIES: "POST" "/api/copies/due" Token => endpoint::due_copies;
+    COPY_LAG: "GET" "/api/copies/lag" Token => endpoint::copy_lag;
     FIND_ATOMS: "POST" "/api/find_atoms" Token => endpoint::find_atoms;
     UPDATE_ACTIVE_JOB_STATUS: "POST" "/api/update_active_job_status" Token
         => endpoint::update_active_job_status;

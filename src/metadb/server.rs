@@ -424,6 +424,7 @@ fn open_reader(db_path: &Path) -> Result<Store, store::Error> {
 /// What a scrape shows of the database, read afresh.
 fn fleet(db_path: &Path, store: &Store, status: Vec<StatusRow>) -> Result<Fleet, String> {
     let last_backups = store.newest_backups().map_err(|e| e.to_string())?;
+    let copy_lag = store.copy_lag().map_err(|e| e.to_string())?;
     let size = |suffix: &str| {
         let mut path = db_path.as_os_str().to_owned();
         path.push(suffix);
@@ -433,6 +434,7 @@ fn fleet(db_path: &Path, store: &Store, status: Vec<StatusRow>) -> Result<Fleet,
         database_bytes: size("") + size("-wal"),
         last_backups,
         status,
+        copy_lag,
         proofs: store.proofs().map_err(|e| e.to_string())?,
         restored: store.restored().map_err(|e| e.to_string())?,
     })
@@ -468,6 +470,7 @@ mod tests {
                 total_bytes: 0,
                 bytes_added: 0,
                 duration: 0,
+                repositories: Vec::new(),
             },
         }
     }

@@ -10,7 +10,7 @@
 //! delivery is idempotent anyway, so a crash between sending and removing
 //! only sends a record twice.
 
-use crate::metadb::api::Attempt;
+use crate::metadb::api::{Attempt, CopiesRequest};
 use crate::model::AddDatasetRequest;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 #[serde(untagged)]
 pub enum Record {
     Attempt { attempt: Attempt },
+    Copies { copies: CopiesRequest },
     Dataset(AddDatasetRequest),
 }
 
@@ -209,6 +210,7 @@ mod tests {
                 total_bytes: 2,
                 bytes_added: 3,
                 duration: 1,
+                repositories: Vec::new(),
             },
         }
     }
@@ -219,18 +221,25 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let spool = Spool::new(&dir);
         assert_eq!(spool.len(), 0);
-        for id in ["d1", "d2", "d3"] {
+        for id in ["d1", "d2"] {
             spool.push(&Record::Dataset(record(id))).unwrap();
         }
+        let copies = CopiesRequest {
+            host: "h".into(),
+            repository: "offsite".into(),
+            dataset_ids: vec!["d1".into()],
+        };
+        spool.push(&Record::Copies { copies }).unwrap();
         let pending = spool.pending().unwrap();
         let ids: Vec<String> = pending
             .iter()
             .map(|p| match Spool::read(p).unwrap() {
                 Record::Dataset(r) => r.dataset.id,
                 Record::Attempt { attempt } => attempt.backup_id,
+                Record::Copies { copies } => copies.repository,
             })
             .collect();
-        assert_eq!(ids, ["d1", "d2", "d3"]);
+        assert_eq!(ids, ["d1", "d2", "offsite"], "each read back as itself");
         let all = fs::read_dir(spool.dir()).unwrap().count();
         assert_eq!(all, 3, "no temporary or lock files yet");
 

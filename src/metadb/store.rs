@@ -153,12 +153,31 @@ const MIGRATIONS: &[&str] = &[
         whole_read INTEGER
     ) WITHOUT ROWID;
     ALTER TABLE sources ADD COLUMN retention TEXT;",
+    // 8: copies. `holdings` says which repositories hold each dataset:
+    // `primary` (agent.yml's repository, where every dataset is recorded
+    // first) and copies by name; a dataset no repository holds is removed.
+    // `copy_routes` says which host's source is copied where, so that what
+    // a copy lacks is counted as its lag.
+    "CREATE TABLE holdings (
+        dataset_id TEXT NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+        repository TEXT NOT NULL,
+        PRIMARY KEY (dataset_id, repository)
+    ) WITHOUT ROWID;
+    INSERT INTO holdings (dataset_id, repository) SELECT id, 'primary' FROM datasets;
+    CREATE TABLE copy_routes (
+        host TEXT NOT NULL,
+        source TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        PRIMARY KEY (host, source, repository)
+    ) WITHOUT ROWID;",
 ];
 
+mod copies;
 mod health;
 mod lease;
 mod proof;
 
+pub use copies::PRIMARY;
 pub use health::Clock;
 pub use lease::MAX_LEASE_SECS;
 pub use proof::MAX_SLICES;
@@ -354,6 +373,10 @@ impl Store {
                 dataset.duration,
             ],
         )?;
+        tx.execute(
+            "INSERT INTO holdings (dataset_id, repository) VALUES (?1, ?2)",
+            params![dataset.id, PRIMARY],
+        )?;
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO atoms (dataset_id, name, path, timestamp, host)
@@ -373,20 +396,34 @@ impl Store {
         Ok(())
     }
 
-    /// Removes the datasets `ids` recorded for `host` (those of other hosts
-    /// are left alone), and backups left with no dataset. Returns how many
-    /// datasets went; ids not recorded are not an error, so a retry is
-    /// harmless.
-    pub fn remove_datasets(&mut self, host: &str, ids: &[String]) -> Result<usize, Error> {
+    /// Records that `repository` (`primary`, or a copy's name) no longer
+    /// holds `host`'s datasets `ids` (those of other hosts are left alone),
+    /// and removes the datasets no repository holds any more, and backups
+    /// left with no dataset. Returns how many datasets `repository` held;
+    /// ids not recorded are not an error, so a retry is harmless.
+    pub fn remove_datasets(
+        &mut self,
+        host: &str,
+        ids: &[String],
+        repository: &str,
+    ) -> Result<usize, Error> {
+        copies::check_repository(repository)?;
         let tx = self.begin()?;
         let mut removed = 0;
         {
+            let mut release = tx.prepare(
+                "DELETE FROM holdings WHERE dataset_id = ?1 AND repository = ?3
+                 AND dataset_id IN (SELECT d.id FROM datasets d
+                     JOIN backups b ON b.id = d.backup_id WHERE d.id = ?1 AND b.host = ?2)",
+            )?;
             let mut delete = tx.prepare(
                 "DELETE FROM datasets WHERE id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM holdings WHERE dataset_id = ?1)
                  AND backup_id IN (SELECT id FROM backups WHERE host = ?2)",
             )?;
             for id in ids {
-                removed += delete.execute(params![id, host])?;
+                removed += release.execute(params![id, host, repository])?;
+                delete.execute(params![id, host])?;
             }
         }
         tx.execute(
@@ -573,6 +610,7 @@ impl Store {
                         bytes_added: row.get(8)?,
                         // A REAL column: older versions stored fractions.
                         duration: row.get::<_, f64>(9)?.round() as i64,
+                        repositories: Vec::new(),
                     },
                     atom: Atom {
                         name: row.get(10)?,
@@ -605,11 +643,13 @@ impl Store {
                 }],
                 ..backup
             };
-            if let Some(done) = current.replace(next) {
+            if let Some(mut done) = current.replace(next) {
+                self.fill_repositories(&mut done)?;
                 f(done)?;
             }
         }
-        if let Some(done) = current {
+        if let Some(mut done) = current {
+            self.fill_repositories(&mut done)?;
             f(done)?;
         }
         Ok(())
@@ -863,6 +903,7 @@ mod tests {
             total_bytes: 5_000_000_000,
             bytes_added: 1024,
             duration: 2,
+            repositories: Vec::new(),
         }
     }
 
@@ -921,8 +962,13 @@ mod tests {
         store.add_dataset(&b, &db)?;
 
         let got = store.find_atoms(&find("*"))?;
+        // A find says which repositories hold each dataset.
+        let held = |d: Dataset| Dataset {
+            repositories: vec![PRIMARY.to_string()],
+            ..d
+        };
         let expected = vec![Backup {
-            datasets: vec![files, db],
+            datasets: vec![held(files), held(db)],
             ..b
         }];
         assert_eq!(got, expected);
@@ -1542,9 +1588,9 @@ mod tests {
         store.add_dataset(&b1, &dataset("d1", "users", &["users/a"]))?;
         store.add_dataset(&b2, &dataset("d2", "users", &["users/b"]))?;
         let ids = vec!["d1".to_string(), "d2".to_string(), "nope".to_string()];
-        assert_eq!(store.remove_datasets("web1", &ids)?, 1);
+        assert_eq!(store.remove_datasets("web1", &ids, PRIMARY)?, 1);
         assert_eq!(
-            store.remove_datasets("web1", &ids)?,
+            store.remove_datasets("web1", &ids, PRIMARY)?,
             0,
             "a retry is harmless"
         );

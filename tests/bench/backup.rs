@@ -2,7 +2,8 @@
 //! same work: the same paths, host, tags and options, learnt from the
 //! snapshot a probe run of tabacco wrote. Each side backs up into its own
 //! fresh repository, so neither deduplicates against the other. Case 7:
-//! restoring one atom does not slow down as snapshots pile up.
+//! restoring one atom does not slow down as snapshots pile up. Case 10:
+//! the time a copy (agent.yml's `copies:`) adds to a run, per GiB.
 
 use crate::measure::{interleaved, run, run_with_stdin};
 use crate::scratch::{random_file, remove};
@@ -179,7 +180,100 @@ pub fn cases(bench: &Bench, cases: &[u8]) -> Vec<Row> {
     if cases.contains(&7) {
         rows.extend(many_snapshots(bench));
     }
+    if cases.contains(&10) {
+        rows.extend(copy_cost(bench));
+    }
     rows
+}
+
+/// Case 10: a pipe source streaming `BENCH_COPY_MIB` MiB (default 1024),
+/// and one of 16 MiB, each with one copy (a local repository) against the
+/// same source without one; from the two sizes, what a copy adds per GiB
+/// and what it adds whatever the size (its restic processes' start and
+/// key derivation, the metadb's answers). Both sides start from fresh
+/// repositories each round, the copy too (a copy of the same template as
+/// the primary, so with its chunker parameters, as `init
+/// --copy-chunker-params` would make it).
+fn copy_cost(bench: &Bench) -> Vec<Row> {
+    let large = crate::env_number("BENCH_COPY_MIB", 1024);
+    let small = 16;
+    let (added_small, small_row) = copy_added(bench, small);
+    let (added_large, large_row) = copy_added(bench, large);
+    let per_gib = (added_large - added_small) / ((large - small) as f64 / 1024.0);
+    let fixed = added_small - per_gib * small as f64 / 1024.0;
+    vec![
+        small_row,
+        large_row,
+        Row::figure(
+            10,
+            "time a copy adds per GiB (from 16 MiB and the size above)",
+            crate::seconds(per_gib),
+            "",
+            None,
+        ),
+        Row::figure(
+            10,
+            "time a copy adds whatever the size",
+            crate::seconds(fixed),
+            "",
+            None,
+        ),
+    ]
+}
+
+/// The median time one copy adds to a run of a `mib` MiB pipe source, and
+/// the row comparing the two.
+fn copy_added(bench: &Bench, mib: usize) -> (f64, Row) {
+    let blob = bench.scratch.path(&format!("data/copy-blob-{mib}"));
+    fs::create_dir_all(blob.parent().expect("in data/")).expect("mkdir");
+    random_file(&blob, mib << 20, (3 << 40) + mib as u64);
+    let source = format!(
+        "name: dump\nhandler: pipe\nparams: {{backup_command: \"cat {}\"}}\n",
+        blob.display()
+    );
+    let plain = Side::new(bench, &format!("copy-without-{mib}"), &source, 1);
+    let copied = Side::new(bench, &format!("copy-with-{mib}"), &source, 1);
+    let agent = copied.path("etc/agent.yml");
+    let mut text = fs::read_to_string(&agent).expect("agent.yml");
+    text.push_str(&format!(
+        "copies: [{{name: offsite, params: {{uri: {}}}}}]\n",
+        copied.path("offsite").display()
+    ));
+    fs::write(&agent, text).expect("agent.yml");
+    let mut without = || {
+        eprintln!("case 10: {mib} MiB without a copy");
+        plain.fresh(bench);
+        run(&mut plain.tabacco(bench, &["run"])).wall.as_secs_f64()
+    };
+    let mut with = || {
+        eprintln!("case 10: {mib} MiB with a copy");
+        copied.fresh(bench);
+        remove(&copied.path("offsite"));
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(bench.scratch.path("template-repo"))
+            .arg(copied.path("offsite")));
+        let t = run(&mut copied.tabacco(bench, &["run"])).wall.as_secs_f64();
+        let out = copied
+            .restic(&strings(&["snapshots", "--json", "-r"]))
+            .arg(copied.path("offsite"))
+            .output()
+            .expect("restic snapshots");
+        let snapshots: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).expect("restic snapshots --json");
+        assert_eq!(snapshots.len(), 1, "the copy holds the snapshot");
+        t
+    };
+    let times = interleaved(true, bench.runs, &mut [&mut with, &mut without]);
+    let added = crate::measure::median(&times[0]) - crate::measure::median(&times[1]);
+    let row = Row::ratio(
+        10,
+        &format!("pipe source of {mib} MiB with one copy (local), against none"),
+        &times[0],
+        &times[1],
+        None,
+    );
+    (added, row)
 }
 
 /// Case 1 (and 4, which restores from what case 1 wrote).

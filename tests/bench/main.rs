@@ -1,5 +1,6 @@
 //! `make bench`: what tabacco adds on top of raw restic, how far one metadb
-//! scales (case 7: a fleet of 10,000 hosts), and what tabacco holds in
+//! scales (case 7: a fleet of 10,000 hosts), what a copy costs (case 10),
+//! and what tabacco holds in
 //! memory and on disk. Every case runs
 //! several times interleaved with its baseline, in one process, and one
 //! table of medians and ratios comes out at the end, ready for
@@ -95,7 +96,7 @@ fn main() {
             .split(',')
             .filter_map(|c| c.trim().parse().ok())
             .collect(),
-        Err(_) => (1..=9).collect(),
+        Err(_) => (1..=10).collect(),
     };
     let bench = Bench {
         scratch: scratch::Scratch::new(),
@@ -104,7 +105,10 @@ fn main() {
     };
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
-    if cases.iter().any(|c| (1..=4).contains(c) || *c == 7) {
+    if cases
+        .iter()
+        .any(|c| (1..=4).contains(c) || *c == 7 || *c == 10)
+    {
         rows.extend(backup::cases(&bench, &cases));
     }
     if cases.contains(&5) {

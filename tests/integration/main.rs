@@ -8,6 +8,7 @@ mod agent;
 mod common;
 mod compat;
 mod config;
+mod copies;
 mod core;
 mod files;
 mod firstmin;

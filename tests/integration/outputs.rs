@@ -473,7 +473,10 @@ fn query_json_of_several_patterns_is_joined() {
         "total_files": 0,
         "total_bytes": 0,
         "bytes_added": 0,
-        "duration": 0
+        "duration": 0,
+        "repositories": [
+          "primary"
+        ]
       }
     ]
   },
@@ -494,7 +497,10 @@ fn query_json_of_several_patterns_is_joined() {
         "total_files": 0,
         "total_bytes": 0,
         "bytes_added": 0,
-        "duration": 0
+        "duration": 0,
+        "repositories": [
+          "primary"
+        ]
       },
       {
         "id": "d1",
@@ -509,7 +515,10 @@ fn query_json_of_several_patterns_is_joined() {
         "total_files": 0,
         "total_bytes": 0,
         "bytes_added": 0,
-        "duration": 0
+        "duration": 0,
+        "repositories": [
+          "primary"
+        ]
       }
     ]
   }
