@@ -5,15 +5,14 @@
 //! data is not written to a terminal.
 
 use crate::cli::Dump;
-use crate::cmd::Exit;
+use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::copy::Reader;
 use crate::interrupt::Interrupt;
-use crate::metadb::Metadb;
 use crate::model::Dataset;
+use crate::restore;
 use crate::shell::pipe::Link;
 use crate::shell::Supervisor;
-use crate::{name, restore};
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Read, Write};
 
@@ -21,14 +20,7 @@ use std::io::{IsTerminal, Read, Write};
 const SNIFF_BYTES: usize = 64 * 1024;
 
 pub fn dump(config: &Config, args: &Dump) -> Result<(), Exit> {
-    let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
-        .map_err(|e| Exit::Error(e.to_string()))?;
-    let v = &args.version;
-    let reader = Reader::new(&config.repository, &config.copies, v.repository.as_deref())
-        .map_err(Exit::Usage)?;
-    let (item, atom) = restore::one(&metadb, &v.atom, v.host.as_deref(), v.older_than.as_deref())
-        .map_err(Exit::Error)?;
-    name::validate(&atom.name).map_err(|e| Exit::Error(format!("refusing record: atom {e}")))?;
+    let (reader, item, atom) = cmd::one_version(config, &args.version)?;
     let path = match (
         restore::checked_path(&atom).map_err(Exit::Error)?,
         &args.file,

@@ -5,8 +5,6 @@
 use crate::cli::Ls;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
-use crate::copy::Reader;
-use crate::metadb::Metadb;
 use crate::restic::Node;
 use crate::restore;
 use crate::shell::Supervisor;
@@ -26,13 +24,7 @@ struct Entry {
 }
 
 pub fn ls(config: &Config, args: &Ls) -> Result<(), Exit> {
-    let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
-        .map_err(|e| Exit::Error(e.to_string()))?;
-    let v = &args.version;
-    let reader = Reader::new(&config.repository, &config.copies, v.repository.as_deref())
-        .map_err(Exit::Usage)?;
-    let (item, atom) = restore::one(&metadb, &v.atom, v.host.as_deref(), v.older_than.as_deref())
-        .map_err(Exit::Error)?;
+    let (reader, item, atom) = cmd::one_version(config, &args.version)?;
     let Some(root) = restore::checked_path(&atom).map_err(Exit::Error)? else {
         return Err(Exit::Error(format!(
             "{} is a pipe atom, one stream with no files: see tabacco dump {}",

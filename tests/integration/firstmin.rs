@@ -546,3 +546,28 @@ fn a_restore_drill_checks_the_recorded_path() {
         run.stderr
     );
 }
+
+/// Regression: `ls` used a recorded atom name unchecked, where `dump`
+/// checked it: both now start from one lookup that checks it.
+#[test]
+fn dump_and_ls_refuse_a_hostile_atom_name() {
+    let f = Fixture::new();
+    f.write("data/users/alice/inbox", "alice's mail\n");
+    f.write_config(
+        "etc/sources/users.yml",
+        "name: users\nhandler: file\nparams: {path: ROOT/data/users}\natoms: [{name: alice}]\n",
+    );
+    f.tabacco(&["run"]).success();
+    sql(
+        &f,
+        "UPDATE atoms SET name = 'users/../alice' WHERE name = 'users/alice'",
+    );
+    for args in [&["ls", "users/*"][..], &["dump", "users/*", "inbox"][..]] {
+        let run = f.tabacco(args).status(1);
+        assert!(
+            run.stderr.contains("refusing record: atom "),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}
