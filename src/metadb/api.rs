@@ -233,6 +233,46 @@ pub struct StatusRow {
 }
 
 impl StatusRow {
+    /// Writes the row as `serde_json` would, in a fraction of its time: a
+    /// fleet's status is 100,000 rows, and serde_json's writing of every
+    /// key and short value through its escaping was the largest part of
+    /// answering it.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let fields: [(&[u8], Option<&str>); 9] = [
+            (b"{\"host\":", Some(&self.host)),
+            (b",\"source\":", Some(&self.source)),
+            (b",\"state\":", Some(&self.state)),
+            (b",\"schedule\":", Some(&self.schedule)),
+            (b",\"last_attempt\":", self.last_attempt.as_deref()),
+            (b",\"last_success\":", self.last_success.as_deref()),
+            (b",\"next_due\":", self.next_due.as_deref()),
+            (b",\"message\":", Some(&self.message)),
+            (b",\"last_seen\":", self.last_seen.as_deref()),
+        ];
+        for (key, value) in fields {
+            out.extend_from_slice(key);
+            match value {
+                None => out.extend_from_slice(b"null"),
+                // Only a string that needs escaping goes through serde_json
+                // (the test is of every byte, so that it is vectorised).
+                Some(s)
+                    if s.bytes().fold(false, |escape, b| {
+                        escape | (b < 0x20) | (b == b'"') | (b == b'\\')
+                    }) =>
+                {
+                    serde_json::to_writer(&mut *out, s)?
+                }
+                Some(s) => {
+                    out.push(b'"');
+                    out.extend_from_slice(s.as_bytes());
+                    out.push(b'"');
+                }
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
     /// Whether the row needs someone's attention.
     pub fn is_problem(&self) -> bool {
         matches!(self.state.as_str(), "failed" | "incomplete" | "overdue")
@@ -358,4 +398,40 @@ pub struct SliceRead {
     pub repository: String,
     pub slices: u32,
     pub slice: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_row_is_written_as_serde_json_writes_it() {
+        let plain = StatusRow {
+            host: "web3".into(),
+            source: "users".into(),
+            state: "ok".into(),
+            schedule: "@daily".into(),
+            last_attempt: Some("2026-01-01T00:01:00Z".into()),
+            last_success: None,
+            next_due: Some("2026-01-02T00:00:00Z".into()),
+            message: String::new(),
+            last_seen: None,
+        };
+        let hostile = StatusRow {
+            host: "alice@example.org".into(),
+            source: "a\"b\\c".into(),
+            state: "failed".into(),
+            schedule: "\u{1}\u{1f}\t\n\r\u{8}\u{c}".into(),
+            message: "ünïcödé \u{2028} \u{202e} \u{7f} 😀".into(),
+            ..plain.clone()
+        };
+        for row in [plain, hostile, StatusRow::default()] {
+            let mut ours = Vec::new();
+            row.write_json(&mut ours).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&row).unwrap()
+            );
+        }
+    }
 }

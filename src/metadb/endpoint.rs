@@ -16,7 +16,7 @@ use crate::http::{self, Response};
 use crate::metadb::api::{
     AbandonRequest, Attempt, CopiesAnswer, CopiesRequest, DueRequest, HistoryRequest, LeaseRequest,
     Plan, ReleaseRequest, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus,
-    RetireRequest, SliceRead, StatusRequest,
+    RetireRequest, SliceRead, StatusRequest, StatusRow,
 };
 use crate::metadb::auth::Identity;
 use crate::metadb::body::{self, Answer};
@@ -154,6 +154,7 @@ pub fn find_atoms<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
     store::check_find(&req).map_err(|e| Answer::store_error(&e))?;
     Ok(body::json_array(
         format!("find_atoms {:?}", req.pattern),
+        body::serialized,
         move |each| shared.read(|store| store.for_each_found(&req, |backup| each(&backup))),
     ))
 }
@@ -318,9 +319,11 @@ pub fn status<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
     let mut req: StatusRequest = call.body()?;
     read_scope(&call.identity, call.policy.host_read, &mut req.host)?;
     let policy = call.policy;
-    Ok(body::json_array("status".into(), move |each| {
-        shared.read(|store| shared.for_each_status(store, &policy, &req, each))
-    }))
+    Ok(body::json_array(
+        "status".into(),
+        StatusRow::write_json,
+        move |each| shared.read(|store| shared.for_each_status(store, &policy, &req, each)),
+    ))
 }
 
 /// `POST /api/retire_host` (admin): stops watching a host.
