@@ -22,8 +22,9 @@ use crate::retention::{Retention, Within};
 use crate::schedule::Schedule;
 use crate::shell::Priority;
 use crate::source::{Datasets, Hooks, Source};
+use crate::token::Token;
 use crate::yaml::{self, Error, Origin};
-use crate::{metadb, name, notify, time, token};
+use crate::{metadb, name, notify, time};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -301,14 +302,17 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
             request_max_timeout,
         }) => {
             let timeout = request_max_timeout.as_deref().unwrap_or("60s");
-            let token_file = token_file.map(|f| absolute("token_file", &f)).transpose()?;
-            if let Some(path) = &token_file {
-                token::read("metadb.token_file", path).map_err(|e| err("token_file", e))?;
-            }
+            let token = match token_file {
+                Some(f) => Some(
+                    Token::read("metadb.token_file", &absolute("token_file", &f)?)
+                        .map_err(|e| err("token_file", e))?,
+                ),
+                None => None,
+            };
             let tls = tls.unwrap_or_default();
             Some(metadb::config::Connection {
                 url,
-                token_file,
+                token,
                 tls: metadb::config::Tls {
                     ca: tls.ca,
                     cert: tls.cert,

@@ -14,6 +14,7 @@
 use crate::count::count;
 use crate::outcome::Outcome;
 use crate::time;
+use crate::token::Token;
 use chrono::{DateTime, Utc};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -107,16 +108,6 @@ impl Kind {
     }
 }
 
-/// A bearer token: kept out of logs and `Debug` output.
-#[derive(Clone)]
-pub struct Token(String);
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
-
 /// One entry of a `notify:` list as written, in agent.yml, a source or
 /// metadb.yml.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -178,10 +169,7 @@ impl Target {
                     "notify token_file must be an absolute path, not {path:?}"
                 ))
             }
-            Some(path) => Some(Token(crate::token::read(
-                "notify token_file",
-                Path::new(path),
-            )?)),
+            Some(path) => Some(Token::read("notify token_file", Path::new(path))?),
             None => None,
         };
         let timeout = match &entry.timeout {
@@ -486,8 +474,8 @@ fn send(agent: &ureq::Agent, target: &Target, notice: &Notice) -> Result<(), Str
         _ => url,
     };
     let mut request = agent.post(&url);
-    if let Some(Token(token)) = &target.token {
-        request = request.header("Authorization", format!("Bearer {token}"));
+    if let Some(token) = &target.token {
+        request = request.header("Authorization", token.bearer());
     }
     let result = match target.kind {
         Kind::Healthchecks => request

@@ -1,13 +1,36 @@
 //! Bearer tokens kept in files (`token_file` of a remote metadb and of a
-//! notification target): one line, read when the configuration is loaded.
-//! Imports nothing of tabacco's.
+//! notification target): one line, read when the configuration is loaded,
+//! and never shown. Imports nothing of tabacco's.
 
+use std::fmt;
 use std::path::Path;
 
-/// The bearer token in `path`: one line, not empty. Read when the
-/// configuration is loaded, so that a bad token file is a configuration
-/// error rather than a failure at the first request.
-pub fn read(key: &str, path: &Path) -> Result<String, String> {
+/// A bearer token: kept out of logs and `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// The token in `path`, the file of configuration key `key`: one line,
+    /// not empty. Read when the configuration is loaded, so that a bad
+    /// token file is a configuration error rather than a failure at the
+    /// first request.
+    pub fn read(key: &str, path: &Path) -> Result<Token, String> {
+        read(key, path).map(Token)
+    }
+
+    /// The value of an `Authorization` header that presents it.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.0)
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+fn read(key: &str, path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {key} {}: {e}", path.display()))?;
     let token = text.trim();
@@ -49,6 +72,10 @@ mod tests {
                 "metadb.token_file {shown} holds more than one line: a token is one line"
             ))
         );
+        std::fs::write(&path, "abc\n").unwrap();
+        let token = Token::read("metadb.token_file", &path).unwrap();
+        assert_eq!(token.bearer(), "Bearer abc");
+        assert_eq!(format!("{token:?}"), "Token(<redacted>)");
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(super::read("metadb.token_file", &path)
             .unwrap_err()

@@ -23,6 +23,7 @@ use crate::model::{
     AddDatasetRequest, Backup, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
     Verification,
 };
+use crate::token::Token;
 use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
 use serde::Serialize;
 use std::fmt;
@@ -61,15 +62,6 @@ impl fmt::Display for Error {
     }
 }
 
-/// A token that does not show itself.
-struct Token(String);
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
-
 /// A connection to one metadb server.
 pub struct Client {
     agent: ureq::Agent,
@@ -100,12 +92,7 @@ impl Client {
                 crate::uri::mask(&base)
             )));
         }
-        let token = match &config.token_file {
-            Some(path) => Some(Token(
-                crate::token::read("metadb.token_file", path).map_err(Error::Setup)?,
-            )),
-            None => None,
-        };
+        let token = config.token.clone();
         let timeout = config.request_max_timeout;
         let agent = ureq::Agent::config_builder()
             // Error answers carry a reason worth showing.
@@ -206,8 +193,8 @@ impl Client {
             .timeout_per_read(Some(timeout))
             .build()
             .content_type("application/json");
-        if let Some(Token(token)) = &self.token {
-            post = post.header("Authorization", format!("Bearer {token}"));
+        if let Some(token) = &self.token {
+            post = post.header("Authorization", token.bearer());
         }
         let url = format!("{}{path}", crate::uri::mask(&self.base));
         let response = checked(post.send(&body[..]), &url)?;
@@ -358,8 +345,8 @@ impl Client {
         if let Some((name, value)) = query {
             request = request.query(name, value);
         }
-        if let Some(Token(token)) = &self.token {
-            request = request.header("Authorization", format!("Bearer {token}"));
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", token.bearer());
         }
         answer(
             request.call(),
@@ -374,8 +361,8 @@ impl Client {
             .agent
             .post(format!("{}{path}", self.base))
             .content_type("application/json");
-        if let Some(Token(token)) = &self.token {
-            request = request.header("Authorization", format!("Bearer {token}"));
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", token.bearer());
         }
         answer(
             request.send(&body[..]),
@@ -537,7 +524,7 @@ mod tests {
     fn config(url: &str) -> config::Connection {
         config::Connection {
             url: url.into(),
-            token_file: None,
+            token: None,
             tls: config::Tls::default(),
             request_max_timeout: Duration::from_secs(5),
         }
@@ -573,13 +560,6 @@ mod tests {
             Client::new(&config("ftp://x")),
             Err(Error::Setup(_))
         ));
-        let mut c = config("http://127.0.0.1:1");
-        c.token_file = Some("/nonexistent/token".into());
-        let err = Client::new(&c).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "cannot read metadb.token_file /nonexistent/token: No such file or directory (os error 2)"
-        );
         let mut c = config("https://127.0.0.1:1");
         c.tls.cert = Some("/nonexistent/cert.pem".into());
         assert!(matches!(Client::new(&c), Err(Error::Setup(_))));
@@ -598,7 +578,7 @@ mod tests {
             .unwrap()
             .port();
         let mut c = config(&format!("http://127.0.0.1:{port}"));
-        c.token_file = Some(path);
+        c.token = Some(Token::read("metadb.token_file", &path).unwrap());
         let client = Client::new(&c).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(!format!("{client:?}").contains("very-secret"));

@@ -8,6 +8,7 @@
 
 use crate::metadb::auth::{Digest, Identity, Tokens};
 use crate::notify::Target;
+use crate::token::Token;
 use crate::yaml::{self, Error, Origin};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -82,7 +83,8 @@ pub enum HostRead {
 #[derive(Clone, Debug)]
 pub struct Connection {
     pub url: String,
-    pub token_file: Option<PathBuf>,
+    /// Read from `token_file` when the configuration is loaded.
+    pub token: Option<Token>,
     pub tls: Tls,
     pub request_max_timeout: Duration,
 }

@@ -448,6 +448,7 @@ mod tests {
     use crate::metadb::config::HostRead;
     use crate::model::{AddDatasetRequest, FindRequest, RestoreRequest};
     use crate::model::{Atom, Backup, Dataset};
+    use crate::token::Token;
     use std::time::Duration;
 
     fn record(host: &str, dataset: &str) -> AddDatasetRequest {
@@ -505,7 +506,7 @@ mod tests {
         let client = |token: Option<&std::path::Path>| {
             Client::new(&crate::metadb::config::Connection {
                 url: format!("http://{addr}/"),
-                token_file: token.map(Into::into),
+                token: token.map(|path| Token::read("token_file", path).unwrap()),
                 tls: crate::metadb::config::Tls::default(),
                 request_max_timeout: Duration::from_secs(10),
             })
@@ -570,7 +571,7 @@ mod tests {
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();
         let client = Client::new(&crate::metadb::config::Connection {
             url: format!("http://{}", running.addr()),
-            token_file: None,
+            token: None,
             tls: crate::metadb::config::Tls::default(),
             request_max_timeout: Duration::from_secs(10),
         })
