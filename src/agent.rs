@@ -96,7 +96,7 @@ pub fn run(
     )?;
     let reporter = reporter::spawn(Arc::clone(&status), Arc::clone(&metadb))?;
     let maintenance = maintenance::spawn(in_force, control, status, metadb)?;
-    scheduler.run();
+    scheduler.run(&reporter.waker());
 
     maintenance.stop();
     forwarder.stop();

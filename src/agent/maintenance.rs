@@ -14,7 +14,7 @@ use crate::copy::Reader;
 use crate::lease::{self, Held, Maintenance};
 use crate::metadb::Metadb;
 use crate::model::RestoreRequest;
-use crate::periodic::Periodic;
+use crate::periodic::{Periodic, Tick};
 use crate::restore::{self, Target};
 use crate::schedule::Schedule;
 use crate::shell::Supervisor;
@@ -45,8 +45,8 @@ pub fn spawn(
     let mut next = Next::default();
     let mut abandoned = false;
     let mut caught_up = false;
-    Periodic::spawn("maintenance", move |stopping| {
-        if stopping {
+    Periodic::spawn("maintenance", move |tick| {
+        if tick == Tick::Stopping {
             return RESTORE_POLL;
         }
         let loaded = in_force.get();

@@ -4,8 +4,8 @@
 //! more when they are done, and every 10 minutes when idle (the server
 //! forgets on restart). With the embedded metadb both are no-ops. It also
 //! publishes the agent's plan (each source's schedule and next run) when it
-//! changes and every 10 minutes, so that a metadb rebuilt from scratch
-//! learns it again.
+//! changes, at once on every reload (SIGHUP), and every 10 minutes, so
+//! that a metadb rebuilt from scratch learns it again.
 //!
 //! First, though, it loads what the metadb knows of earlier backups (see
 //! `history`). It runs on its own thread so that a slow metadb never delays
@@ -17,7 +17,7 @@ use super::status::{RunningJob, Status};
 use crate::metadb::api::{Plan, PlannedSource, Policy};
 use crate::metadb::Metadb;
 use crate::model::ActiveJob;
-use crate::periodic::Periodic;
+use crate::periodic::{Periodic, Tick};
 use crate::restic;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,10 +34,14 @@ pub fn spawn(status: Arc<Status>, metadb: Arc<Metadb>) -> Result<Periodic, Strin
     let mut last: Option<(Vec<ActiveJob>, Instant)> = None;
     let mut history_loaded = false;
     let mut published: Option<(Plan, Instant)> = None;
-    Periodic::spawn("reporter", move |_stopping| {
+    Periodic::spawn("reporter", move |tick| {
         if !history_loaded {
             history::load(&status, &metadb);
             history_loaded = true;
+        }
+        if tick == Tick::Woken {
+            // A reload: the plan goes out now, changed or not.
+            published = None;
         }
         publish(&status, &metadb, &mut published);
         report(&status, &metadb, &mut last);

@@ -14,6 +14,7 @@ use super::status::Status;
 use super::worker::{Job, Pool};
 use crate::config::Config;
 use crate::metadb::Metadb;
+use crate::periodic::Waker;
 use chrono::{DateTime, Utc};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -103,8 +104,9 @@ impl Scheduler {
     }
 
     /// Runs until SIGTERM or SIGINT, then stops the running jobs and waits
-    /// for the workers.
-    pub fn run(mut self) {
+    /// for the workers. Each reload wakes `reporter`, which republishes the
+    /// plan at once.
+    pub fn run(mut self, reporter: &Waker) {
         log::info!(
             "agent started: {} sources, concurrency {}",
             self.loaded.config.sources.len(),
@@ -117,7 +119,10 @@ impl Scheduler {
             let sleep = self.sleep_after(now);
             match self.events.recv_timeout(sleep) {
                 Ok(Event::Finished(source)) => self.finished(&source),
-                Ok(Event::Signal(SIGHUP)) => self.reload(),
+                Ok(Event::Signal(SIGHUP)) => {
+                    self.reload();
+                    reporter.wake();
+                }
                 Ok(Event::Signal(SIGUSR1)) => {
                     log::info!("SIGUSR1: queueing every source now");
                     let names: Vec<String> = self.source_names();

@@ -9,7 +9,7 @@
 use crate::metadb::api::StatusRow;
 use crate::metadb::config::Policy;
 use crate::notify::{Counts, Event, Notice, Notifier};
-use crate::periodic::Periodic;
+use crate::periodic::{Periodic, Tick};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -38,9 +38,9 @@ impl Watch {
     ) -> Result<Watch, String> {
         let mut notifier = Some(Notifier::spawn(counts)?);
         let mut seen = Seen::default();
-        let periodic = Periodic::spawn("metadb-watch", move |stopping| {
+        let periodic = Periodic::spawn("metadb-watch", move |tick| {
             let policy = policy();
-            if stopping {
+            if tick == Tick::Stopping {
                 if let Some(notifier) = notifier.take() {
                     notifier.finish(STOP_BOUND);
                 }

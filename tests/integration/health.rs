@@ -228,6 +228,55 @@ fn an_agent_killed_with_sigkill_is_overdue_after_its_grace() {
 }
 
 #[test]
+fn a_metadb_rebuilt_by_reindex_learns_the_plan_when_the_agent_is_reloaded() {
+    let f = Fixture::new();
+    let config = fleet_config(&f, "", &["web1"]);
+    let server = Server::start(&config, "127.0.0.1:0");
+    let addr = server.addr.to_string();
+    let web1 = host_config(&f, "web1", &server.url());
+    f.write(
+        "etc-web1/sources/sql.yml",
+        "name: sql\nhandler: pipe\nschedule: \"@daily\"\nparams:\n  backup_command: \"echo dump\"\natoms: [{name: db1}]\n",
+    );
+    let agent = Agent::start_with(&web1, &[]);
+    agent.signal(libc::SIGUSR1);
+    let backed_up = eventually(Duration::from_secs(60), || {
+        let (_, rows) = json(&web1, &["status"]);
+        (rows.len() == 1 && rows[0]["state"] == "ok").then_some(())
+    });
+    assert!(backed_up.is_some(), "{}", agent.stderr());
+
+    // The database is lost; a new one is rebuilt from the repository.
+    drop(server);
+    for file in ["db.sqlite", "db.sqlite-wal", "db.sqlite-shm"] {
+        let _ = std::fs::remove_file(f.path("metadb").join(file));
+    }
+    let _server = Server::start(&config, &addr);
+    let out = tabacco(&web1, &["reindex"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (_, found) = json(&web1, &["query", "--json", "sql/*"]);
+    assert_eq!(found.len(), 1, "reindex rebuilt the backup record");
+    let (_, rows) = json(&web1, &["status"]);
+    assert_eq!(
+        rows,
+        [] as [serde_json::Value; 0],
+        "plans are not in the repository"
+    );
+
+    // Unchanged, the plan would wait 10 minutes; a reload sends it now.
+    agent.signal(libc::SIGHUP);
+    let planned = eventually(Duration::from_secs(20), || {
+        let (_, rows) = json(&web1, &["status"]);
+        (rows.len() == 1).then_some(rows)
+    });
+    let rows = planned.expect("the reloaded agent republishes its plan");
+    assert_eq!(
+        (&rows[0]["host"], &rows[0]["source"]),
+        (&"web1".into(), &"sql".into())
+    );
+}
+
+#[test]
 fn the_embedded_metadb_serves_status_and_history() {
     let f = Fixture::new();
     f.write("etc/sources/sql.yml", FAILING);
