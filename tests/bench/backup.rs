@@ -550,8 +550,9 @@ fn small_datasets(bench: &Bench) -> Vec<Row> {
     ]
 }
 
-/// Case 7: restoring one small file atom from a repository holding
-/// `BENCH_SNAPSHOTS` (default 2,048) snapshots against one holding 9.
+/// Case 7: restoring one small file atom, and dumping its file, from a
+/// repository holding `BENCH_SNAPSHOTS` (default 2,048) snapshots against
+/// one holding 9.
 /// `restore latest --tag` reads every snapshot; tabacco names the snapshot
 /// by id. The other snapshots are made in a dozen restic processes, not
 /// thousands: each `restic rewrite` (restic 0.15 and newer: `BENCH_REWRITE_RESTIC`,
@@ -626,6 +627,11 @@ fn many_snapshots(bench: &Bench) -> Vec<Row> {
         remove(&target);
         t.wall.as_secs_f64()
     };
+    let dump = |side: &Side| {
+        run(&mut side.tabacco(bench, &["dump", "one/a", "file"]))
+            .wall
+            .as_secs_f64()
+    };
     let by_tag = |side: &Side| {
         let tag = side.snapshots()[0]["tags"]
             .as_array()
@@ -663,10 +669,25 @@ fn many_snapshots(bench: &Bench) -> Vec<Row> {
         eprintln!("case 7: restic latest --tag, few snapshots");
         by_tag(&few)
     };
+    let mut d_many = || {
+        eprintln!("case 7: tabacco dump, many snapshots");
+        dump(&lots)
+    };
+    let mut d_few = || {
+        eprintln!("case 7: tabacco dump, few snapshots");
+        dump(&few)
+    };
     let times = interleaved(
         true,
         bench.runs,
-        &mut [&mut t_many, &mut t_few, &mut r_many, &mut r_few],
+        &mut [
+            &mut t_many,
+            &mut t_few,
+            &mut r_many,
+            &mut r_few,
+            &mut d_many,
+            &mut d_few,
+        ],
     );
     let (n, m) = (lots.snapshots().len(), few.snapshots().len());
     vec![
@@ -675,6 +696,13 @@ fn many_snapshots(bench: &Bench) -> Vec<Row> {
             &format!("restore one atom, {n} snapshots against {m}"),
             &times[0],
             &times[1],
+            Some(1.15),
+        ),
+        Row::ratio(
+            7,
+            &format!("dump one file of that atom, {n} snapshots against {m}"),
+            &times[4],
+            &times[5],
             Some(1.15),
         ),
         Row::ratio(
