@@ -121,7 +121,7 @@ demo: build
 	$(BIN) --config demo/etc/agent.yml query --table '*'
 
 # tests/bench: tabacco against raw restic, the metadb under load, and the
-# footprint; one table of medians and ratios (BENCHMARKS.md), about 13 min;
+# footprint; one table of medians and ratios (BENCHMARKS.md), about 11 min;
 # then cases 1, 2 and 4 again with Debian 13's restic, 3 rounds unless
 # BENCH_RUNS says otherwise (about 2 more minutes).
 bench: bench-deps
