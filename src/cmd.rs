@@ -22,6 +22,7 @@ use crate::metadb::Metadb;
 use crate::model::Atom;
 use crate::model::RestoreItem;
 use crate::name;
+use crate::width;
 use std::io::Write;
 use std::path::Path;
 
@@ -110,12 +111,13 @@ fn load(path: &Path) -> Result<Config, Exit> {
     Config::load(path).map_err(|e| Exit::Usage(format!("invalid configuration:\n{e}")))
 }
 
-/// The widest a table cell is shown; a longer one ends in `…`.
-const MAX_CELL_CHARS: usize = 80;
+/// The widest a table cell is shown, in terminal columns; a longer one ends
+/// in `…`.
+const MAX_CELL_COLUMNS: usize = 80;
 
 /// The last column's cells are cut later: no column has to follow them, and a
 /// restore plan's destination (a path under the target) must be read whole.
-const MAX_LAST_CELL_CHARS: usize = 4352;
+const MAX_LAST_CELL_COLUMNS: usize = 4352;
 
 /// Aligns `rows` (the first is the header) into columns. Cells come from
 /// records any host may have written: control characters are escaped, so
@@ -133,9 +135,9 @@ fn table_cells<const N: usize>(rows: &[[String; N]]) -> Vec<Vec<String>> {
             let cells = row.iter().enumerate();
             let max = |i| {
                 if i < last {
-                    MAX_CELL_CHARS
+                    MAX_CELL_COLUMNS
                 } else {
-                    MAX_LAST_CELL_CHARS
+                    MAX_LAST_CELL_COLUMNS
                 }
             };
             cells.map(|(i, cell)| cell_text(cell, max(i))).collect()
@@ -147,7 +149,12 @@ fn table_cells<const N: usize>(rows: &[[String; N]]) -> Vec<Vec<String>> {
 fn table_widths(rows: &[Vec<String>]) -> Vec<usize> {
     let columns = rows.first().map_or(0, Vec::len);
     (0..columns)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter()
+                .map(|r| width::columns(&r[i]))
+                .max()
+                .unwrap_or(0)
+        })
         .collect()
 }
 
@@ -157,9 +164,9 @@ fn table_lines(rows: &[Vec<String>], widths: &[usize]) -> String {
     let mut out = String::new();
     for row in rows {
         let mut line = String::new();
-        for (cell, width) in row.iter().zip(widths) {
+        for (cell, column) in row.iter().zip(widths) {
             line.push_str(cell);
-            let pad = width.saturating_sub(cell.chars().count()) + 2;
+            let pad = column.saturating_sub(width::columns(cell)) + 2;
             line.extend(std::iter::repeat_n(' ', pad));
         }
         out.push_str(line.trim_end());
@@ -168,7 +175,7 @@ fn table_lines(rows: &[Vec<String>], widths: &[usize]) -> String {
     out
 }
 
-/// `cell` as one line of at most `max` characters: control characters,
+/// `cell` as one line of at most `max` terminal columns: control characters,
 /// and the bidirectional formatting ones that reorder what a terminal
 /// shows after them (a name with U+202E reads backwards), escaped.
 fn cell_text(cell: &str, max: usize) -> String {
@@ -182,10 +189,18 @@ fn cell_text(cell: &str, max: usize) -> String {
             escaped.push(c);
         }
     }
-    if escaped.chars().count() <= max {
+    if width::columns(&escaped) <= max {
         return escaped;
     }
-    let mut cut: String = escaped.chars().take(max - 1).collect();
+    let mut cut = String::new();
+    let mut taken = 0;
+    for c in escaped.chars() {
+        taken += width::char_columns(c);
+        if taken > max - 1 {
+            break;
+        }
+        cut.push(c);
+    }
     cut.push('…');
     cut
 }
@@ -212,6 +227,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn wide_names_align_by_the_columns_they_take() {
+        let text = table(&[
+            ["ATOM".to_string(), "HOST".to_string()],
+            ["users/ユーザー".to_string(), "web1".to_string()],
+            ["users/alice".to_string(), "web2".to_string()],
+        ]);
+        assert_eq!(
+            text,
+            "ATOM            HOST\nusers/ユーザー  web1\nusers/alice     web2\n"
+        );
+        let cut = cell_text(&"用".repeat(50), 9);
+        assert_eq!((cut.as_str(), width::columns(&cut)), ("用用用用…", 9));
+    }
+
+    #[test]
     fn table_cells_are_cut_and_escaped() {
         let long = "c".repeat(70_000);
         let text = table(&[
@@ -221,18 +251,18 @@ mod tests {
         ]);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
-        assert_eq!(lines[0], format!("A{}B", " ".repeat(MAX_CELL_CHARS + 1)));
+        assert_eq!(lines[0], format!("A{}B", " ".repeat(MAX_CELL_COLUMNS + 1)));
         assert_eq!(
             lines[1],
             format!(
                 "{}…  x\\u{{1b}}[2J\\ny\\u{{202e}}z",
-                "c".repeat(MAX_CELL_CHARS - 1)
+                "c".repeat(MAX_CELL_COLUMNS - 1)
             )
         );
-        let last = format!("{}…", "c".repeat(MAX_LAST_CELL_CHARS - 1));
+        let last = format!("{}…", "c".repeat(MAX_LAST_CELL_COLUMNS - 1));
         assert_eq!(
             lines[2],
-            format!("z{}{last}", " ".repeat(MAX_CELL_CHARS + 1))
+            format!("z{}{last}", " ".repeat(MAX_CELL_COLUMNS + 1))
         );
     }
 }

@@ -9,7 +9,7 @@
 //!   `shell`, `schedule`, `retention`, `signal` (one signal forwarder),
 //!   `periodic` (one stoppable periodic thread), `queue` (one bounded
 //!   worker loop), `http` (the transport of every server), `slots`,
-//!   `addr`, `html`, `logger`;
+//!   `addr`, `html`, `logger`, `width` (terminal columns of a text);
 //! - `restic` (owns `Repository`, `Password`), then `failure`, `outcome`;
 //!   `hook`, then `handler` (owns `Params`); `notify`; `metadb` (owns its
 //!   client's `Connection`); `lease` (owns `Maintenance`); `copy` (owns
@@ -60,6 +60,7 @@ mod time;
 mod token;
 mod uri;
 mod verify;
+mod width;
 mod yaml;
 
 use cmd::Exit;
