@@ -107,8 +107,8 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
-    #[test]
-    fn ticks_at_start_and_once_more_when_stopped() {
+    /// An hourly periodic thread, and the ticks it has had.
+    fn hourly() -> (Periodic, Arc<Mutex<Vec<Tick>>>) {
         let ticks = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&ticks);
         let periodic = Periodic::spawn("test", move |tick| {
@@ -116,6 +116,12 @@ mod tests {
             Duration::from_secs(3600)
         })
         .unwrap();
+        (periodic, ticks)
+    }
+
+    #[test]
+    fn ticks_at_start_and_once_more_when_stopped() {
+        let (periodic, ticks) = hourly();
         std::thread::sleep(Duration::from_millis(50));
         let started = std::time::Instant::now();
         periodic.stop();
@@ -128,13 +134,7 @@ mod tests {
 
     #[test]
     fn a_waker_runs_it_early_and_outlives_it_harmlessly() {
-        let ticks = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&ticks);
-        let periodic = Periodic::spawn("test", move |tick| {
-            seen.lock().unwrap().push(tick);
-            Duration::from_secs(3600)
-        })
-        .unwrap();
+        let (periodic, ticks) = hourly();
         let waker = periodic.waker();
         waker.wake();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -653,42 +653,26 @@ fn many_snapshots(bench: &Bench) -> Vec<Row> {
         remove(&target);
         t.wall.as_secs_f64()
     };
-    let mut t_many = || {
-        eprintln!("case 7: tabacco, many snapshots");
-        restore(&lots)
-    };
-    let mut t_few = || {
-        eprintln!("case 7: tabacco, few snapshots");
-        restore(&few)
-    };
-    let mut r_many = || {
-        eprintln!("case 7: restic latest --tag, many snapshots");
-        by_tag(&lots)
-    };
-    let mut r_few = || {
-        eprintln!("case 7: restic latest --tag, few snapshots");
-        by_tag(&few)
-    };
-    let mut d_many = || {
-        eprintln!("case 7: tabacco dump, many snapshots");
-        dump(&lots)
-    };
-    let mut d_few = || {
-        eprintln!("case 7: tabacco dump, few snapshots");
-        dump(&few)
-    };
-    let times = interleaved(
-        true,
-        bench.runs,
-        &mut [
-            &mut t_many,
-            &mut t_few,
-            &mut r_many,
-            &mut r_few,
-            &mut d_many,
-            &mut d_few,
-        ],
-    );
+    // Each way of reading, from each repository: restore many, restore
+    // few, then `latest --tag`, then dump.
+    type Read<'a> = &'a dyn Fn(&Side) -> f64;
+    let ways: [(&str, Read); 3] = [
+        ("tabacco restore", &restore),
+        ("restic restore latest --tag", &by_tag),
+        ("tabacco dump", &dump),
+    ];
+    let mut variants: Vec<Box<dyn FnMut() -> f64 + '_>> = Vec::new();
+    for (what, read) in ways {
+        for (count, side) in [("many", &lots), ("few", &few)] {
+            variants.push(Box::new(move || {
+                eprintln!("case 7: {what}, {count} snapshots");
+                read(side)
+            }));
+        }
+    }
+    let mut variants: Vec<&mut dyn FnMut() -> f64> =
+        variants.iter_mut().map(|v| v.as_mut() as _).collect();
+    let times = interleaved(true, bench.runs, &mut variants);
     let (n, m) = (lots.snapshots().len(), few.snapshots().len());
     vec![
         Row::ratio(
