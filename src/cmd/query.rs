@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::metadb::{self, Metadb};
 use crate::model::{Backup, FindRequest};
 use crate::time;
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 
 /// How many rows of a table are read before it is printed: they set the
@@ -50,15 +51,17 @@ pub fn query(config: &Config, q: &Query) -> Result<(), Exit> {
         // are read first. Streaming them would take one find per pattern at
         // once, merged: a reading connection each on a metadb server (it
         // has 8) or a store each when embedded.
-        let mut backups: Vec<Backup> = Vec::new();
+        let mut joined = Joined::default();
         for request in requests {
             let found = metadb
                 .find_atoms(&request)
                 .map_err(|e| Exit::Error(e.to_string()))?;
-            merge(&mut backups, found);
+            joined.add(found);
         }
-        backups.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then_with(|| a.id.cmp(&b.id)));
-        backups.into_iter().try_for_each(|backup| out.push(backup))
+        joined
+            .newest_first()
+            .into_iter()
+            .try_for_each(|backup| out.push(backup))
     };
     match printed.and_then(|()| out.finish()) {
         Ok(()) | Err(Stop::Closed) => Ok(()),
@@ -165,25 +168,47 @@ impl Printer {
     }
 }
 
-/// Adds `found` to `backups`, joining what several patterns both matched.
-fn merge(backups: &mut Vec<Backup>, found: Vec<Backup>) {
-    for backup in found {
-        let Some(have) = backups.iter_mut().find(|b| b.id == backup.id) else {
-            backups.push(backup);
-            continue;
-        };
-        for dataset in backup.datasets {
-            match have.datasets.iter_mut().find(|d| d.id == dataset.id) {
-                Some(d) => {
-                    for atom in dataset.atoms {
-                        if !d.atoms.iter().any(|a| a.name == atom.name) {
-                            d.atoms.push(atom);
+/// The backups several patterns found, each once, holding what each
+/// pattern matched of it.
+#[derive(Default)]
+struct Joined {
+    backups: Vec<Backup>,
+    /// Where each backup is in `backups`, by id: joining stays linear in
+    /// the answers' size.
+    at: HashMap<String, usize>,
+}
+
+impl Joined {
+    /// Adds one pattern's answer.
+    fn add(&mut self, found: Vec<Backup>) {
+        for backup in found {
+            let Some(&i) = self.at.get(&backup.id) else {
+                self.at.insert(backup.id.clone(), self.backups.len());
+                self.backups.push(backup);
+                continue;
+            };
+            let have = &mut self.backups[i];
+            for dataset in backup.datasets {
+                match have.datasets.iter_mut().find(|d| d.id == dataset.id) {
+                    Some(d) => {
+                        for atom in dataset.atoms {
+                            if !d.atoms.iter().any(|a| a.name == atom.name) {
+                                d.atoms.push(atom);
+                            }
                         }
                     }
+                    None => have.datasets.push(dataset),
                 }
-                None => have.datasets.push(dataset),
             }
         }
+    }
+
+    /// The backups newest first; those of the same time in the order they
+    /// came, so that a pattern's ties stay in the metadb's order (the last
+    /// recorded first), as with one pattern.
+    fn newest_first(mut self) -> Vec<Backup> {
+        self.backups.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+        self.backups
     }
 }
 
@@ -203,4 +228,58 @@ fn table_rows(b: &Backup) -> Vec<[String; 6]> {
         }
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn backup(id: &str, timestamp: &str, atom: &str) -> Backup {
+        serde_json::from_value(json!({
+            "id": id, "timestamp": timestamp, "host": "web3",
+            "datasets": [{"id": format!("d-{id}"), "source": "users",
+                          "snapshot_id": "aaaa1111", "atoms": [{"name": atom}]}],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn several_answers_join_newest_first_keeping_each_answers_ties() {
+        let (t1, t2, t3) = (
+            "2024-05-01T00:00:00Z",
+            "2024-05-02T00:00:00Z",
+            "2024-05-03T00:00:00Z",
+        );
+        let mut joined = Joined::default();
+        // As the metadb answers: newest first, ties last recorded first.
+        joined.add(vec![
+            backup("b9", t2, "users/a"),
+            backup("b1", t2, "users/a"),
+            backup("b0", t1, "users/a"),
+        ]);
+        joined.add(vec![
+            backup("b5", t3, "users/b"),
+            backup("b1", t2, "users/b"),
+        ]);
+        let got: Vec<(String, Vec<String>)> = joined
+            .newest_first()
+            .into_iter()
+            .map(|b| {
+                let atoms = b.datasets[0].atoms.iter().map(|a| a.name.clone());
+                (b.id, atoms.collect())
+            })
+            .collect();
+        let want = [
+            ("b5", vec!["users/b"]),
+            ("b9", vec!["users/a"]),
+            ("b1", vec!["users/a", "users/b"]),
+            ("b0", vec!["users/a"]),
+        ];
+        let want: Vec<(String, Vec<String>)> = want
+            .into_iter()
+            .map(|(id, atoms)| (id.into(), atoms.into_iter().map(Into::into).collect()))
+            .collect();
+        assert_eq!(got, want);
+    }
 }
