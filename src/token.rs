@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::Path;
 
 /// A bearer token: kept out of logs and `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Token(String);
 
 impl Token {

@@ -519,11 +519,8 @@ fn a_listed_atom_that_does_not_exist_fails_its_dataset() {
     assert_eq!(f.query(&["*"]).len(), 0, "a dataset was recorded");
 }
 
-/// Regression: `verify` read a file atom back from its recorded path
-/// unchecked: `/../..` + a live directory made the drill "pass" by reading
-/// the live data, though restic restored nothing.
-#[test]
-fn a_restore_drill_checks_the_recorded_path() {
+/// A file source `users` whose atom `alice` was backed up once.
+fn alice_backed_up() -> Fixture {
     let f = Fixture::new();
     f.write("data/users/alice/inbox", "alice's mail\n");
     f.write_config(
@@ -531,6 +528,15 @@ fn a_restore_drill_checks_the_recorded_path() {
         "name: users\nhandler: file\nparams: {path: ROOT/data/users}\natoms: [{name: alice}]\n",
     );
     f.tabacco(&["run"]).success();
+    f
+}
+
+/// Regression: `verify` read a file atom back from its recorded path
+/// unchecked: `/../..` + a live directory made the drill "pass" by reading
+/// the live data, though restic restored nothing.
+#[test]
+fn a_restore_drill_checks_the_recorded_path() {
+    let f = alice_backed_up();
     let alice = f.path("data/users/alice");
     let escaping = format!("{}{}", "/..".repeat(30), alice.display());
     sql(
@@ -551,13 +557,7 @@ fn a_restore_drill_checks_the_recorded_path() {
 /// checked it: both now start from one lookup that checks it.
 #[test]
 fn dump_and_ls_refuse_a_hostile_atom_name() {
-    let f = Fixture::new();
-    f.write("data/users/alice/inbox", "alice's mail\n");
-    f.write_config(
-        "etc/sources/users.yml",
-        "name: users\nhandler: file\nparams: {path: ROOT/data/users}\natoms: [{name: alice}]\n",
-    );
-    f.tabacco(&["run"]).success();
+    let f = alice_backed_up();
     sql(
         &f,
         "UPDATE atoms SET name = 'users/../alice' WHERE name = 'users/alice'",

@@ -64,6 +64,17 @@ fn slow_restic(f: &Fixture, seconds: u32) -> String {
     path.display().to_string()
 }
 
+/// Makes the agent.yml at `config` run `restic` as its restic.
+fn use_restic(config: &PathBuf, restic: &str) {
+    let yaml = std::fs::read_to_string(config).unwrap();
+    let from = format!("restic_binary: {}", restic_binary());
+    std::fs::write(
+        config,
+        yaml.replace(&from, &format!("restic_binary: {restic}")),
+    )
+    .unwrap();
+}
+
 fn tabacco(config: &PathBuf, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tabacco"));
     cmd.arg("--config").arg(config).args(args);
@@ -162,16 +173,8 @@ fn two_hosts_pruning_at_once_never_fail_on_a_lock_and_exactly_one_prunes() {
     assert_eq!(snapshots(&f, &rest).len(), 4);
     // Both with the slow restic, at once: whoever takes the lease first
     // holds it for the other's whole attempt.
-    let slowly = |config: &PathBuf| {
-        let yaml = std::fs::read_to_string(config).unwrap();
-        let yaml = yaml.replace(
-            &format!("restic_binary: {}", restic_binary()),
-            &format!("restic_binary: {slow}"),
-        );
-        std::fs::write(config, yaml).unwrap();
-    };
-    slowly(&web1);
-    slowly(&web2);
+    use_restic(&web1, &slow);
+    use_restic(&web2, &slow);
     let spawn = |config: &PathBuf| {
         let mut cmd = tabacco(config, &["prune"]);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -228,15 +231,7 @@ fn agents_pruning_on_the_same_schedule_count_skips_not_failures() {
     for (config, name) in [(&web1, "web1"), (&web2, "web2")] {
         source(&f, name, "sql", "");
         back_up_twice(config);
-        let yaml = std::fs::read_to_string(config).unwrap();
-        std::fs::write(
-            config,
-            yaml.replace(
-                &format!("restic_binary: {}", restic_binary()),
-                &format!("restic_binary: {slow}"),
-            ),
-        )
-        .unwrap();
+        use_restic(config, &slow);
     }
     let agents = [
         Agent::start_with(&web1, &["--http-addr", "127.0.0.1:0"]),
@@ -536,14 +531,7 @@ fn a_lease_is_renewed_while_its_prune_runs() {
     let web2 = host(&f, "web2", &rest, Some(&server), keep);
     source(&f, "web1", "sql", "");
     back_up_twice(&web1);
-    let slow = slow_restic(&f, 4);
-    let yaml = std::fs::read_to_string(&web1).unwrap();
-    let from = format!("restic_binary: {}", restic_binary());
-    std::fs::write(
-        &web1,
-        yaml.replace(&from, &format!("restic_binary: {slow}")),
-    )
-    .unwrap();
+    use_restic(&web1, &slow_restic(&f, 4));
     let mut cmd = tabacco(&web1, &["prune"]);
     let first = cmd
         .stdout(Stdio::piped())
