@@ -15,6 +15,7 @@ pub use version::Version;
 use crate::model::Dataset;
 use crate::retention::Retention;
 use crate::shell::{self, Running, Stop, Supervisor};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -567,25 +568,11 @@ impl Repo {
         if let Some(id) = id.as_ref() {
             return Ok(id.clone());
         }
-        self.version()?;
         #[derive(Deserialize)]
         struct Config {
             id: String,
         }
-        let mut cmd = self.command(&["cat", "config"]);
-        cmd.stdout(Stdio::piped());
-        let mut running = sup.spawn(&mut cmd, "restic cat config", Stop::Interrupt)?;
-        let parsed = running
-            .child()
-            .stdout
-            .take()
-            .map(serde_json::from_reader::<_, Config>);
-        running.wait()?;
-        let config = match parsed {
-            Some(Ok(config)) => config,
-            Some(Err(e)) => return Err(Error::Output(format!("restic cat config: {e}"))),
-            None => return Err(Error::Output("restic cat config: no output".into())),
-        };
+        let config: Config = self.json(sup, &["cat", "config"], "restic cat config")?;
         *id = Some(config.id.clone());
         Ok(config.id)
     }
@@ -861,28 +848,41 @@ impl Repo {
         Ok(all.into_iter().map(|s| s.id).collect())
     }
 
-    /// `restic snapshots --json` with `filter` options.
+    /// `restic snapshots --json` with `filter` options (restic prints
+    /// `null` for none).
     fn list_snapshots(&self, sup: &Supervisor, filter: &[&str]) -> Result<Vec<Snapshot>, Error> {
-        self.version()?;
         let mut args = vec!["snapshots", "--json"];
         args.extend(filter);
-        let mut cmd = self.command(&args);
+        let snapshots: Option<Vec<Snapshot>> = self.json(sup, &args, "restic snapshots --json")?;
+        Ok(snapshots.unwrap_or_default())
+    }
+
+    /// What restic run with `args` prints on stdout, read as JSON; `what`
+    /// names the command in errors.
+    fn json<T: DeserializeOwned>(
+        &self,
+        sup: &Supervisor,
+        args: &[&str],
+        what: &str,
+    ) -> Result<T, Error> {
+        self.version()?;
+        let mut cmd = self.command(args);
         cmd.stdout(Stdio::piped());
-        let mut running = sup.spawn(&mut cmd, "restic snapshots", Stop::Interrupt)?;
-        let parsed = running.child().stdout.take().map(parse_snapshots);
+        let mut running = sup.spawn(&mut cmd, what, Stop::Interrupt)?;
+        let parsed = running.child().stdout.take().map(parse_json);
         running.wait()?;
         match parsed {
-            Some(Ok(snapshots)) => Ok(snapshots.unwrap_or_default()),
-            Some(Err(e)) => Err(Error::Output(format!("restic snapshots --json: {e}"))),
-            None => Ok(Vec::new()),
+            Some(Ok(value)) => Ok(value),
+            Some(Err(e)) => Err(Error::Output(format!("{what}: {e}"))),
+            None => Err(Error::Output(format!("{what}: no output"))),
         }
     }
 }
 
-/// Reads what `restic snapshots --json` printed (`null` for none). Buffered:
-/// unbuffered, serde_json reads a pipe a byte per read(2), 5,000,000 system
-/// calls for 10,000 snapshots, a third of a reindex's time.
-fn parse_snapshots(out: impl std::io::Read) -> serde_json::Result<Option<Vec<Snapshot>>> {
+/// Reads the JSON a restic command printed. Buffered: unbuffered,
+/// serde_json reads a pipe a byte per read(2), 5,000,000 system calls for
+/// a list of 10,000 snapshots, a third of a reindex's time.
+fn parse_json<T: DeserializeOwned>(out: impl std::io::Read) -> serde_json::Result<T> {
     serde_json::from_reader(BufReader::new(out))
 }
 
@@ -1020,10 +1020,15 @@ mod tests {
         let one = r#"{"id":"ab","short_id":"ab","time":"2026-01-01T00:00:00Z","paths":["/x"],"hostname":"h","tags":["tabacco"]}"#;
         let listed = format!("[{}]", vec![one; 1000].join(","));
         let mut out = Counted(listed.as_bytes(), 0);
-        let snapshots = parse_snapshots(&mut out).unwrap().unwrap();
+        let snapshots = parse_json::<Option<Vec<Snapshot>>>(&mut out)
+            .unwrap()
+            .unwrap();
         assert_eq!(snapshots.len(), 1000);
         assert!(out.1 < 100, "{} reads of {} bytes", out.1, listed.len());
-        assert_eq!(parse_snapshots(&b"null"[..]).unwrap(), None);
+        assert_eq!(
+            parse_json::<Option<Vec<Snapshot>>>(&b"null"[..]).unwrap(),
+            None
+        );
     }
 
     #[test]
