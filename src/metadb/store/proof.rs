@@ -43,15 +43,15 @@ impl Store {
             )));
         }
         let tx = self.begin()?;
-        let stored: Option<(u32, u32)> = tx
+        let stored: Option<(u32, u32, Option<i64>)> = tx
             .query_row(
-                "SELECT slices, next_slice FROM proofs WHERE repository = ?1",
+                "SELECT slices, next_slice, whole_read FROM proofs WHERE repository = ?1",
                 [&read.repository],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .optional()?;
         let expected = match stored {
-            Some((slices, next)) if slices == read.slices => next,
+            Some((slices, next, _)) if slices == read.slices => next,
             _ => 1,
         };
         let (next, whole) = if read.slice == expected {
@@ -68,11 +68,17 @@ impl Store {
             params![read.repository, read.slices, next, whole, now],
         )?;
         tx.commit()?;
-        let proofs = self.proofs()?;
-        proofs
-            .into_iter()
-            .find(|p| p.repository == read.repository)
-            .ok_or_else(|| Error::InvalidRequest("proof vanished".into()))
+        let whole_read = if whole {
+            Some(now)
+        } else {
+            stored.and_then(|(_, _, read)| read)
+        };
+        Ok(Proof {
+            repository: read.repository.clone(),
+            slices: read.slices,
+            next_slice: next,
+            whole_read: whole_read.map(format_time).transpose()?,
+        })
     }
 
     /// Where every repository's rotated check stands, and when each atom
