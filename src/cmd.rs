@@ -21,7 +21,6 @@ use crate::copy::Reader;
 use crate::metadb::Metadb;
 use crate::model::Atom;
 use crate::model::RestoreItem;
-use crate::name;
 use crate::width;
 use std::io::Write;
 use std::path::Path;
@@ -85,10 +84,10 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
     }
 }
 
-/// Loads the agent configuration; any error is a configuration error.
 /// Where `dump` and `ls` start: the reader of `v.repository` and the
-/// newest recorded version of the one atom `v.atom` names, its name
-/// checked as every record's is before a command sees it.
+/// newest recorded version of the one atom `v.atom` names (its name
+/// checked by `restore::one`, as every record's is before a command sees
+/// it).
 fn one_version(config: &Config, v: &cli::Version) -> Result<(Reader, RestoreItem, Atom), Exit> {
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
@@ -97,10 +96,10 @@ fn one_version(config: &Config, v: &cli::Version) -> Result<(Reader, RestoreItem
     let (item, atom) =
         crate::restore::one(&metadb, &v.atom, v.host.as_deref(), v.older_than.as_deref())
             .map_err(Exit::Error)?;
-    name::validate(&atom.name).map_err(|e| Exit::Error(format!("refusing record: atom {e}")))?;
     Ok((reader, item, atom))
 }
 
+/// Loads the agent configuration; any error is a configuration error.
 fn load(path: &Path) -> Result<Config, Exit> {
     if !path.exists() {
         return Err(Exit::Usage(format!(

@@ -508,10 +508,12 @@ fn send(agent: &ureq::Agent, target: &Target, notice: &Notice) -> Result<(), Str
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) => Err(format!("answered {}", response.status())),
         // Errors may quote the URL, whose path is the target's secret.
-        Err(e) => Err(e
-            .to_string()
-            .replace(&url, &crate::uri::mask_path(&url))
-            .replace(&target.url, &crate::uri::mask_path(&target.url))),
+        // A URL quoted otherwise still has its credentials masked.
+        Err(e) => Err(crate::uri::mask_text(
+            &e.to_string()
+                .replace(&url, &crate::uri::mask_path(&url))
+                .replace(&target.url, &crate::uri::mask_path(&target.url)),
+        )),
     }
 }
 
@@ -542,6 +544,33 @@ mod tests {
         assert_eq!(
             substitute("http://h/ping/${host}-${source}", "a b", "x/y"),
             "http://h/ping/a%20b-x%2Fy"
+        );
+    }
+
+    #[test]
+    fn a_failed_send_names_neither_the_password_nor_the_secret_path() {
+        let entry = Entry {
+            kind: "healthchecks".into(),
+            url: "http://user:pw-secret@127.0.0.1:1/PATH-SECRET/${host}".into(),
+            token_file: None,
+            timeout: Some("2s".into()),
+            on: None,
+        };
+        let target = Target::resolve(&entry).unwrap();
+        let notice = Notice {
+            host: "web3".into(),
+            source: "sql".into(),
+            backup_id: "b1".into(),
+            state: "failure",
+            message: "failed".into(),
+            started: String::new(),
+            ended: String::new(),
+            datasets: 0,
+        };
+        let err = send(&ureq::Agent::new_with_defaults(), &target, &notice).unwrap_err();
+        assert!(
+            !err.contains("pw-secret") && !err.contains("PATH-SECRET"),
+            "{err}"
         );
     }
 

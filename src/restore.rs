@@ -113,7 +113,10 @@ pub fn one(
         .flat_map(|item| item.dataset.atoms.iter().map(move |atom| (item, atom)));
     match (atoms.next(), atoms.next()) {
         (None, _) => Err(format!("no recorded atom matches {pattern}")),
-        (Some((item, atom)), None) => Ok((item.clone(), atom.clone())),
+        (Some((item, atom)), None) => {
+            name::validate(&atom.name).map_err(|e| format!("refusing record: atom {e}"))?;
+            Ok((item.clone(), atom.clone()))
+        }
         (Some(_), Some(_)) => {
             let names: Vec<&str> = items
                 .iter()

@@ -2,9 +2,10 @@
 //! supervised by the same job, both ends checked. Backup feeds
 //! `backup_command` to `restic backup --stdin`, restore feeds `restic dump`
 //! to `restore_command`, and a restore drill reads `restic dump` to count
-//! it. The data never passes through tabacco's memory: the consumer reads
-//! the producer's own pipe, or, when the bytes are counted, a second pipe
-//! that the kernel splices them into.
+//! it. Between two processes the data never passes through tabacco's
+//! memory: the consumer reads the producer's own pipe, or, when the bytes
+//! are counted, a second pipe that the kernel splices them into (only a
+//! consumer that is tabacco itself, `dump` or a drill, reads it).
 
 use super::{Error, Running};
 use std::fs::File;
@@ -170,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn both_ends_failing_are_both_reported() {
+    fn a_failed_producer_is_reported_after_its_output() {
         let sup = Supervisor::new(Priority::default(), "t");
         let ended = producer(&sup, "echo partial; echo broke >&2; exit 2")
             .pipe_into(Link::Direct, |input| consume(&sup, "cat", input))
