@@ -1,10 +1,10 @@
 //! The backup daemon: its threads and how they are wired. The scheduler
 //! (on the calling thread) decides what runs when; a pool of workers runs
-//! the backups; a signal thread (a [`crate::signal::Forwarder`]) forwards
+//! the backups; a signal thread (a [`crate::base::signal::Forwarder`]) forwards
 //! signals to the scheduler; an optional HTTP thread serves metrics and a
 //! status page; a reporter thread keeps a remote metadb informed; a
 //! maintenance thread prunes, verifies and carries out restore requests
-//! (both a [`crate::periodic::Periodic`]).
+//! (both a [`crate::base::periodic::Periodic`]).
 //!
 //! What they share is split by purpose: [`status::Status`] is what the
 //! agent knows (read by metrics, the status page and the reporter);
@@ -35,9 +35,9 @@ mod scheduler;
 mod status;
 mod worker;
 
+use crate::base::signal;
 use crate::config::Config;
 use crate::metadb::Metadb;
-use crate::signal;
 use control::Control;
 use event::Event;
 use loaded::{InForce, Loaded};

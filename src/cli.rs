@@ -102,7 +102,7 @@ pub struct Status {
 pub struct Restore {
     pub host: Option<String>,
     pub older_than: Option<String>,
-    pub target: crate::restore::Target,
+    pub target: crate::wire::target::Target,
     pub dry_run: bool,
     /// Ask this host's agent to restore, through the metadb.
     pub remote: Option<String>,
@@ -682,9 +682,9 @@ fn restore(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt
                     if !dir.is_absolute() {
                         return Err("--target needs an absolute directory".into());
                     }
-                    target = Some(crate::restore::Target::Dir(dir));
+                    target = Some(crate::wire::target::Target::Dir(dir));
                 }
-                "in-place" => target = Some(crate::restore::Target::InPlace),
+                "in-place" => target = Some(crate::wire::target::Target::InPlace),
                 "dry-run" => dry_run = true,
                 "remote" => remote = Some(parser.value()?.string()?),
                 "wait" => wait = true,
@@ -785,7 +785,7 @@ fn part(text: String) -> Result<String, lexopt::Error> {
         )
         .into());
     }
-    crate::handler::check_pattern(trimmed)?;
+    crate::base::glob::check_pattern(trimmed)?;
     Ok(trimmed.to_string())
 }
 
@@ -881,7 +881,7 @@ mod tests {
         assert_eq!(
             (r.target, r.host.as_deref(), r.patterns),
             (
-                crate::restore::Target::InPlace,
+                crate::wire::target::Target::InPlace,
                 Some("web3"),
                 vec!["sql/db2".to_string()]
             )

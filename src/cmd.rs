@@ -15,13 +15,13 @@ mod restore;
 mod run;
 mod verify;
 
+use crate::backup::copy::Reader;
+use crate::base::width;
 use crate::cli::{self, Cli, Command};
 use crate::config::{self, Config};
-use crate::copy::Reader;
 use crate::metadb::Metadb;
-use crate::model::Atom;
-use crate::model::RestoreItem;
-use crate::width;
+use crate::wire::model::Atom;
+use crate::wire::model::RestoreItem;
 use std::io::Write;
 use std::path::Path;
 

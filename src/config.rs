@@ -7,24 +7,29 @@
 //! into the validated types of the modules that own their meaning:
 //! `restic::Repository`, `retention::Retention`, `handler::Params` (checked
 //! by `Handler::new`), `atom::DatasetSpec`, `notify::Target`,
-//! `metadb::config::Connection`, and the `source::Source` that holds them.
-//! `config` sits above all of these and may import them; none of them
-//! imports `config`. Files are read by the `yaml` leaf.
+//! `metadb::client::connection::Connection`, and the `source::Source` that
+//! holds them; `repositories` holds the copies and this host's part in
+//! maintenance. Files are read by `base::yaml`.
 
 mod raw;
+pub mod repositories;
+pub mod source;
 
-use crate::atom::{AtomSpec, DatasetSpec};
-use crate::copy::{self, Copy};
+use crate::base::name;
+use crate::base::retention::{Retention, Within};
+use crate::base::schedule::Schedule;
+use crate::base::time;
+use crate::base::token::Token;
+use crate::base::yaml::{self, Error, Origin};
+use crate::config::source::{Datasets, Hooks, Source};
+use crate::handler::atom::{AtomSpec, DatasetSpec};
 use crate::handler::{self, Handler};
-use crate::lease::{self, Maintenance};
+use crate::metadb;
+use crate::process::shell::Priority;
+use crate::report::notify;
 use crate::restic::{self, Password, Repository};
-use crate::retention::{Retention, Within};
-use crate::schedule::Schedule;
-use crate::shell::Priority;
-use crate::source::{Datasets, Hooks, Source};
-use crate::token::Token;
-use crate::yaml::{self, Error, Origin};
-use crate::{metadb, name, notify, time};
+use repositories::Copy;
+use repositories::Maintenance;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -52,7 +57,7 @@ pub struct Config {
     pub prune_schedule: Option<Schedule>,
     pub verify_schedule: Option<Schedule>,
     /// Absent: the embedded metadb in `work_dir`.
-    pub metadb: Option<metadb::config::Connection>,
+    pub metadb: Option<metadb::client::connection::Connection>,
     pub concurrency: usize,
     pub dry_run: bool,
     pub priority: Priority,
@@ -264,7 +269,7 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
         let what = format!("copy {:?}", copy.name);
         let name_err = |msg: String| err("copies", format!("{what}: {msg}"));
         name::validate_source(&copy.name).map_err(|e| name_err(format!("copy {e}")))?;
-        if copy.name == copy::PRIMARY {
+        if copy.name == crate::wire::api::PRIMARY {
             return Err(name_err("the name primary is the repository's own".into()));
         }
         if copies.iter().any(|c| c.name == copy.name) {
@@ -310,10 +315,10 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
                 None => None,
             };
             let tls = tls.unwrap_or_default();
-            Some(metadb::config::Connection {
+            Some(metadb::client::connection::Connection {
                 url,
                 token,
-                tls: metadb::config::Tls {
+                tls: metadb::client::connection::Tls {
                     ca: tls.ca,
                     cert: tls.cert,
                     key: tls.key,
@@ -388,7 +393,7 @@ fn resolve_agent(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
                     }
                 })
                 .map_err(|e| err("lease_ttl", e))?,
-            None => lease::DEFAULT_TTL,
+            None => repositories::DEFAULT_LEASE_TTL,
         },
         check_slices: match raw.check_slices {
             Some(n) if n > metadb::store::MAX_SLICES => {

@@ -9,22 +9,20 @@
 //! Hooks, records and the choice of what to restore are the callers' (`job`,
 //! `restore`).
 //!
-//! Imports `atom`, `hook`, `model`, `restic`, `failure` and `shell`; never
-//! `config` or `source` (a source holds its handler, so the handler is told
-//! the source's name).
+//! A source holds its handler, so the handler is told the source's name.
 
+pub mod atom;
 mod exclude;
-
-pub use exclude::check_pattern;
 mod file;
+pub mod hook;
 mod pipe;
 
-use crate::atom::{AtomSpec, DatasetSpec};
-use crate::failure::Failure;
-use crate::model::{Atom, Dataset};
+use crate::handler::atom::{AtomSpec, DatasetSpec};
+use crate::process::shell;
+use crate::process::shell::Supervisor;
+use crate::report::failure::Failure;
 use crate::restic::{self, Repo, SnapshotRef};
-use crate::shell::Supervisor;
-use crate::{hook, shell};
+use crate::wire::model::{Atom, Dataset};
 use std::path::{Path, PathBuf};
 
 /// Handler names that need no template.

@@ -3,65 +3,29 @@
 //! `main` only parses the command line, dispatches, and turns the outcome
 //! into an exit status: 0 ok, 1 a job failed, 2 usage or configuration.
 //!
-//! Modules import downwards only, never in a cycle:
-//! - leaves: `time`, `name`, `uri`, `count`, `yaml` (located config files),
-//!   `token`, `seed`, `atom` (configured atoms and their names), `model`,
-//!   `shell`, `schedule`, `retention`, `signal` (one signal forwarder),
-//!   `periodic` (one stoppable periodic thread), `queue` (one bounded
-//!   worker loop), `http` (the transport of every server), `slots`,
-//!   `addr`, `html`, `logger`, `width` (terminal columns of a text);
-//! - `restic` (owns `Repository`, `Password`), then `failure`, `outcome`;
-//!   `hook`, then `handler` (owns `Params`); `notify`; `metadb` (owns its
-//!   client's `Connection`); `lease` (owns `Maintenance`); `copy` (owns
-//!   `Copy`: copying into copies and reading back from them);
-//! - `source` (holds a handler, retention, notify targets), then `config`,
-//!   which builds every validated type above from the files;
-//! - `job`, `restore`, `proof`, `verify`, `prune`, `plan`, `attempt`; then `agent`
-//!   and `cmd`, which wire everything.
+//! The folders are the layers, lowest first: `base`, `http`, `wire`,
+//! `process`, `restic`, `report`, `metadb`, `handler`, `config`, the
+//! operations (`backup`, `restore`, `maintenance`), `cli`, `agent` and
+//! `cmd`. Which layer may import which is the table in `layers.rs`, which
+//! a test holds the code to.
 
-mod addr;
 mod agent;
-mod atom;
-mod attempt;
+mod backup;
+mod base;
 mod cli;
 mod cmd;
 mod config;
-mod copy;
-mod count;
-mod failure;
 mod handler;
-mod hook;
-mod html;
 mod http;
-mod interrupt;
-mod job;
-mod lease;
-mod logger;
+#[cfg(test)]
+mod layers;
+mod maintenance;
 mod metadb;
-mod model;
-mod name;
-mod notify;
-mod outcome;
-mod periodic;
-mod plan;
-mod proof;
-mod prune;
-mod queue;
+mod process;
+mod report;
 mod restic;
 mod restore;
-mod retention;
-mod schedule;
-mod seed;
-mod shell;
-mod signal;
-mod slots;
-mod source;
-mod time;
-mod token;
-mod uri;
-mod verify;
-mod width;
-mod yaml;
+mod wire;
 
 use cmd::Exit;
 use std::process::ExitCode;
@@ -74,7 +38,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logger::init(cli.verbosity);
+    base::logger::init(cli.verbosity);
     match cmd::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Exit::Failed) => ExitCode::from(1),

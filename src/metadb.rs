@@ -3,38 +3,28 @@
 //! embedded SQLite store in `work_dir`; with it, the remote metadb server,
 //! with a spool in `work_dir` for the times it is unavailable.
 //!
-//! The metadb imports only leaves (`model`, `name`, `notify`, `yaml`,
-//! `token`, ...), never the agent's `config`: an agent's settings for it
-//! are [`config::Connection`], which `config` builds.
+//! Three parts beside this facade: `store` (the SQL, used embedded and by
+//! the server), `client` (the HTTP client and its spool, used by agents
+//! and commands) and `server` (the daemon's routes and endpoints). The
+//! client and the store know nothing of each other or of the server; all
+//! of them speak `wire`. An agent's settings for a remote metadb are a
+//! [`Connection`], which `config` builds.
 
-pub mod api;
-pub mod auth;
-pub mod body;
 pub mod client;
-pub mod config;
-pub mod endpoint;
-pub mod jobs;
-pub mod metrics;
-pub mod page;
-pub mod record;
-pub mod remote;
-pub mod route;
 pub mod server;
-pub mod spool;
 pub mod store;
-pub mod watch;
-pub mod writer;
 
-use crate::model::{
+use crate::base::time;
+use crate::wire::api::{
+    self, Attempt, HistoryRequest, Lease, LeaseRequest, Plan, Proof, Proofs, ReleaseRequest,
+    SliceRead, SourcePolicy, StatusRequest, StatusRow,
+};
+use crate::wire::model::{
     ActiveJob, Backup, Dataset, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
     Verification,
 };
-use api::{
-    Attempt, HistoryRequest, Lease, LeaseRequest, Plan, Proof, Proofs, ReleaseRequest, SliceRead,
-    SourcePolicy, StatusRequest, StatusRow,
-};
-use config::Connection;
-use remote::Remote;
+use client::connection::Connection;
+use client::Remote;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -312,7 +302,7 @@ impl Metadb {
         match self {
             Metadb::Embedded(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                Ok(store.add_attempt(attempt, now())?)
+                Ok(store.add_attempt(attempt, time::unix_now())?)
             }
             Metadb::Remote(remote) => Ok(remote.add_attempt(attempt)?),
         }
@@ -324,9 +314,9 @@ impl Metadb {
         match self {
             Metadb::Embedded(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                let retention = config::DEFAULT_ATTEMPT_RETENTION.as_secs();
-                store.trim(now().saturating_sub_unsigned(retention))?;
-                Ok(store.publish_plan(plan, now())?)
+                let retention = store::DEFAULT_ATTEMPT_RETENTION.as_secs();
+                store.trim(time::unix_now().saturating_sub_unsigned(retention))?;
+                Ok(store.publish_plan(plan, time::unix_now())?)
             }
             Metadb::Remote(remote) => Ok(remote.publish_plan(plan)?),
         }
@@ -358,8 +348,8 @@ impl Metadb {
             Metadb::Embedded(store) => {
                 let store = store.lock().unwrap_or_else(PoisonError::into_inner);
                 let clock = store::Clock {
-                    now: now(),
-                    grace: i64::try_from(config::DEFAULT_OVERDUE_GRACE.as_secs())
+                    now: time::unix_now(),
+                    grace: i64::try_from(store::DEFAULT_OVERDUE_GRACE.as_secs())
                         .unwrap_or(i64::MAX),
                     running: &|_, _| false,
                     heard: &std::collections::HashMap::new(),
@@ -399,7 +389,7 @@ impl Metadb {
         match self {
             Metadb::Embedded(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                store.add_restore_request(request, now())?;
+                store.add_restore_request(request, time::unix_now())?;
                 store.restore_request(&request.id)?.ok_or_else(|| {
                     Error::NotFound(format!("restore request {} vanished", request.id))
                 })
@@ -413,7 +403,7 @@ impl Metadb {
         match self {
             Metadb::Embedded(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                Ok(store.next_restore_request(host, now())?)
+                Ok(store.next_restore_request(host, time::unix_now())?)
             }
             Metadb::Remote(remote) => Ok(remote.client().next_restore_request(host)?),
         }
@@ -431,7 +421,7 @@ impl Metadb {
         let found = match self {
             Metadb::Embedded(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                store.update_restore_request(host, id, state, message, now())?
+                store.update_restore_request(host, id, state, message, time::unix_now())?
             }
             Metadb::Remote(remote) => {
                 let status = api::RestoreStatus {
@@ -460,7 +450,7 @@ impl Metadb {
         match self {
             Metadb::Embedded(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                Ok(store.abandon_restore_requests(host, now())?)
+                Ok(store.abandon_restore_requests(host, time::unix_now())?)
             }
             Metadb::Remote(remote) => Ok(remote.client().abandon_restore_requests(host)?),
         }
@@ -489,7 +479,7 @@ impl Metadb {
         match self {
             Metadb::Embedded(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                Ok(store.take_lease(request, now())?)
+                Ok(store.take_lease(request, time::unix_now())?)
             }
             Metadb::Remote(remote) => Ok(remote.client().take_lease(request)?),
         }
@@ -524,7 +514,7 @@ impl Metadb {
         match self {
             Metadb::Embedded(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                Ok(store.record_slice(read, now())?)
+                Ok(store.record_slice(read, time::unix_now())?)
             }
             Metadb::Remote(remote) => Ok(remote.client().record_slice(read)?),
         }
@@ -590,9 +580,4 @@ impl Metadb {
             },
         }
     }
-}
-
-/// Now, as the store keeps times: unix seconds.
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
 }

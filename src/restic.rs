@@ -3,8 +3,7 @@
 //! and what its exit codes and errors mean to a job. What differs between
 //! restic versions is decided here, from [`version`]. The repository's
 //! settings ([`Repository`], [`Password`]) are restic's own types, built by
-//! `config`. Imports only leaves (`shell`, `model`, `retention`, `uri`),
-//! never `config`.
+//! `config`.
 
 mod repository;
 mod version;
@@ -12,9 +11,9 @@ mod version;
 pub use repository::{Password, Repository};
 pub use version::Version;
 
-use crate::model::Dataset;
-use crate::retention::Retention;
-use crate::shell::{self, Running, Stop, Supervisor};
+use crate::base::retention::Retention;
+use crate::process::shell::{self, Running, Stop, Supervisor};
+use crate::wire::model::Dataset;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -484,7 +483,7 @@ impl Repo {
             }
         }
         if let Some(why) = absent {
-            let uri = crate::uri::mask(&self.config.uri);
+            let uri = crate::base::uri::mask(&self.config.uri);
             log::info!("initialising restic repository {uri}");
             let mut cmd = match from {
                 Some(from) => self.reading(from, &["init", "--copy-chunker-params"]),
@@ -985,7 +984,7 @@ fn read_backup_output(
                 Ok(Message::Status(status)) => on_status(status),
                 Ok(Message::Summary(s)) => summary = Some(s),
                 Ok(Message::Other) => {}
-                Err(_) => log::debug!("restic: {}", crate::uri::mask_text(&line)),
+                Err(_) => log::debug!("restic: {}", crate::base::uri::mask_text(&line)),
             }
         }
     }

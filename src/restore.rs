@@ -3,57 +3,19 @@
 //! carrying out one planned dataset with its handler and hooks. Paths that
 //! come from the metadb are checked again here before restic sees them.
 
+use crate::backup::copy::Reader;
+use crate::base::count::count;
+use crate::base::name;
+use crate::base::queue;
+use crate::base::time;
 use crate::config::Config;
-use crate::copy::Reader;
-use crate::count::count;
+use crate::handler::hook;
 use crate::handler::{self, Context};
 use crate::metadb::Metadb;
-use crate::model::{Atom, Backup, Dataset, FindRequest, RestoreItem};
-use crate::shell::Supervisor;
-use crate::{hook, name, queue, time};
-use std::path::{Component, Path, PathBuf};
-
-/// Where restored data goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// File atoms land at `DIR/<original path>`.
-    Dir(PathBuf),
-    /// File atoms land at their original paths.
-    InPlace,
-}
-
-impl Target {
-    /// How a restore request carries a target: a directory, or none for
-    /// in place.
-    pub fn to_request(&self) -> Option<String> {
-        match self {
-            Target::Dir(dir) => Some(dir.to_string_lossy().into_owned()),
-            Target::InPlace => None,
-        }
-    }
-
-    /// The target of a restore request, checked again: it came over the
-    /// network.
-    pub fn from_request(target: Option<&str>) -> Result<Target, String> {
-        match target {
-            None => Ok(Target::InPlace),
-            Some(dir) if Path::new(dir).is_absolute() && !dir.split('/').any(|c| c == "..") => {
-                Ok(Target::Dir(PathBuf::from(dir)))
-            }
-            Some(dir) => Err(format!(
-                "refusing restore target {dir:?}: not a plain absolute path"
-            )),
-        }
-    }
-
-    /// The directory restic restores into.
-    pub fn dir(&self) -> &Path {
-        match self {
-            Target::Dir(dir) => dir,
-            Target::InPlace => Path::new("/"),
-        }
-    }
-}
+use crate::process::shell::Supervisor;
+use crate::wire::model::{Atom, Backup, Dataset, FindRequest, RestoreItem};
+use crate::wire::target::Target;
+use std::path::{Component, Path};
 
 /// One dataset to restore: the atoms of it that matched.
 pub type Item = RestoreItem;

@@ -6,8 +6,8 @@
 //! at once. Deciding whether catch-up applies (`catch_up:`) is the
 //! caller's.
 
-use crate::schedule::Schedule;
-use crate::time;
+use crate::base::schedule::Schedule;
+use crate::base::time;
 use chrono::{DateTime, Local, Utc};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! It holds no status (that is `status`'s) and imports nothing of the
 //! agent's: every thread that starts processes can use it.
 
-use crate::shell::Supervisor;
+use crate::process::shell::Supervisor;
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -101,7 +101,7 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shell::Priority;
+    use crate::process::shell::Priority;
     use std::sync::Arc;
     use std::time::Instant;
 

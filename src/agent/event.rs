@@ -1,5 +1,5 @@
 //! What wakes the scheduler: one of the signals the agent handles, forwarded
-//! by the signal thread (a [`crate::signal::Forwarder`]), or a worker done
+//! by the signal thread (a [`crate::base::signal::Forwarder`]), or a worker done
 //! with a source. Every thread that sends one imports this module, which
 //! imports nothing of the agent's.
 

@@ -8,9 +8,9 @@
 //! The time is the backup's start, as recorded; a backup with some datasets
 //! recorded counts. A run that finishes before this is loaded wins.
 
-use super::status::{State, Status};
+use crate::agent::status::{State, Status};
 use crate::metadb::Metadb;
-use crate::model::{Backup, FindRequest};
+use crate::wire::model::{Backup, FindRequest};
 use chrono::{DateTime, Utc};
 
 /// Loads this host's newest backups into the state (a failure is logged:
@@ -59,9 +59,9 @@ fn apply(state: &mut State, backups: &[Backup]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::status::SourceState;
     use super::*;
-    use crate::model::Dataset;
+    use crate::agent::status::SourceState;
+    use crate::wire::model::Dataset;
 
     fn backup(time: &str, datasets: &[(&str, i64)]) -> Backup {
         Backup {
@@ -100,7 +100,7 @@ mod tests {
         apply(&mut state, &backups);
         let sql = &state.sources["sql"];
         assert_eq!(
-            sql.last_success.map(crate::time::format).as_deref(),
+            sql.last_success.map(crate::base::time::format).as_deref(),
             Some("2026-11-23T10:00:00Z")
         );
         assert_eq!((sql.bytes_added, sql.files), (12, 2));

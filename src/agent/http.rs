@@ -6,8 +6,8 @@
 //! The server is owned by the agent: stopping (or dropping) it stops
 //! accepting and ends the connections.
 
-use super::status::Status;
-use super::{metrics, page};
+use crate::agent::status::Status;
+use crate::agent::{metrics, page};
 use crate::http::{self as transport, Request, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;

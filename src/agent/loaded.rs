@@ -5,10 +5,10 @@
 //! to the maintenance thread. It imports only crate-level modules, so every
 //! agent thread can import it.
 
+use crate::base::seed;
+use crate::config::source::Source;
 use crate::config::Config;
 use crate::restic::Repo;
-use crate::seed;
-use crate::source::Source;
 use chrono::{DateTime, Local, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

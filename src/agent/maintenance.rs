@@ -6,19 +6,23 @@
 //! plane stops its processes on shutdown; its counters go to the status.
 //! The agent owns the thread (a [`Periodic`]).
 
-use super::catchup::Ledger;
-use super::control::Control;
-use super::loaded::{InForce, Loaded};
-use super::status::Status;
-use crate::copy::Reader;
-use crate::lease::{self, Held, Maintenance};
+use crate::agent::catchup::Ledger;
+use crate::agent::control::Control;
+use crate::agent::loaded::{InForce, Loaded};
+use crate::agent::status::Status;
+use crate::backup::attempt;
+use crate::backup::copy::Reader;
+use crate::base::periodic::{Periodic, Tick};
+use crate::base::schedule::Schedule;
+use crate::config::repositories::Maintenance;
+use crate::maintenance::lease::{self, Held};
+use crate::maintenance::prune;
+use crate::maintenance::verify;
 use crate::metadb::Metadb;
-use crate::model::RestoreRequest;
-use crate::periodic::{Periodic, Tick};
-use crate::restore::{self, Target};
-use crate::schedule::Schedule;
-use crate::shell::Supervisor;
-use crate::{attempt, prune, verify};
+use crate::process::shell::Supervisor;
+use crate::restore;
+use crate::wire::model::RestoreRequest;
+use crate::wire::target::Target;
 use chrono::{DateTime, Local, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,7 +124,7 @@ fn due(
 }
 
 /// Plans prune and verify runs missed while the agent was not running
-/// soon (see [`super::catchup`]), unless `catch_up: false`.
+/// soon (see [`crate::agent::catchup`]), unless `catch_up: false`.
 fn catch_up(next: &mut Next, loaded: &Loaded, now: DateTime<Utc>) {
     let config = &loaded.config;
     if !config.catch_up {
@@ -145,7 +149,7 @@ fn prune_now(control: &Control, status: &Status, metadb: &Metadb, loaded: &Loade
         Ok(match held {
             Held::Ran(forgotten) => Held::Ran(format!(
                 "{} forgotten",
-                crate::count::count(forgotten.len(), "snapshot")
+                crate::base::count::count(forgotten.len(), "snapshot")
             )),
             Held::Busy { holder, expires } => Held::Busy { holder, expires },
         })
@@ -268,7 +272,7 @@ fn carry_out(
     log::info!(
         "restore request {}: restoring {}",
         request.id,
-        crate::count::count(request.items.len(), "dataset")
+        crate::base::count::count(request.items.len(), "dataset")
     );
     let track = |sup: &Supervisor| {
         if control.maintain(sup) {

@@ -6,8 +6,8 @@
 //! Per-source values appear once the source has run since the agent
 //! started; failure counters appear per kind once that kind has occurred.
 
-use super::status::{Maintenance, State};
-use crate::failure::Verdict;
+use crate::agent::status::{Maintenance, State};
+use crate::report::failure::Verdict;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -251,9 +251,9 @@ fn seconds(t: DateTime<Utc>) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::status::{LastRun, SourceState};
     use super::*;
-    use crate::failure::Kind;
+    use crate::agent::status::{LastRun, SourceState};
+    use crate::report::failure::Kind;
     use std::time::Duration;
 
     #[test]
@@ -311,7 +311,7 @@ mod tests {
                 backup_id: "b".into(),
                 finished: t,
                 duration: Duration::from_secs(1),
-                errors: vec![crate::failure::Failure::new(kind, "x")],
+                errors: vec![crate::report::failure::Failure::new(kind, "x")],
             });
             state.sources.insert(name.into(), source);
         }

@@ -3,10 +3,10 @@
 //! jobs with restic's progress. Every value is HTML-escaped; the page has
 //! no scripts and no external resources.
 
-use super::status::State;
-use crate::failure::Verdict;
-use crate::html::escape;
-use crate::time;
+use crate::agent::status::State;
+use crate::base::html::escape;
+use crate::base::time;
+use crate::report::failure::Verdict;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
 
@@ -115,9 +115,9 @@ pub fn render(state: &State, host: &str, now: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::status::{LastRun, SourceState};
     use super::*;
-    use crate::failure::{Failure, Kind};
+    use crate::agent::status::{LastRun, SourceState};
+    use crate::report::failure::{Failure, Kind};
     use std::time::Duration;
 
     #[test]

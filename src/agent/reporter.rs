@@ -12,13 +12,13 @@
 //! scheduling.
 //! The agent owns it (a [`Periodic`]).
 
-use super::history;
-use super::status::{RunningJob, Status};
-use crate::metadb::api::{Plan, PlannedSource, Policy};
+use crate::agent::history;
+use crate::agent::status::{RunningJob, Status};
+use crate::base::periodic::{Periodic, Tick};
 use crate::metadb::Metadb;
-use crate::model::ActiveJob;
-use crate::periodic::{Periodic, Tick};
 use crate::restic;
+use crate::wire::api::{Plan, PlannedSource, Policy};
+use crate::wire::model::ActiveJob;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,7 @@ fn publish(status: &Status, metadb: &Metadb, last: &mut Option<(Plan, Instant)>)
                 .map(|(name, source)| PlannedSource {
                     source: name.clone(),
                     schedule: source.schedule.clone(),
-                    next_due: source.next_run.map(crate::time::format),
+                    next_due: source.next_run.map(crate::base::time::format),
                     overdue_grace: source.overdue_grace.map(|g| g.as_secs()),
                     retention: source.retention.as_ref().map(Policy::of),
                 })
@@ -73,7 +73,7 @@ fn publish(status: &Status, metadb: &Metadb, last: &mut Option<(Plan, Instant)>)
     let fresh = last
         .as_ref()
         .is_some_and(|(sent, at)| *sent == plan && at.elapsed() < IDLE_REPEAT);
-    if !fresh && crate::plan::publish(metadb, &plan) {
+    if !fresh && crate::backup::plan::publish(metadb, &plan) {
         *last = Some((plan, Instant::now()));
     }
 }
@@ -116,7 +116,7 @@ fn report(status: &Status, metadb: &Metadb, last: &mut Option<(Vec<ActiveJob>, I
 
 fn active_job(host: &str, source: &str, job: &RunningJob) -> ActiveJob {
     let message = match &job.retry_at {
-        Some(t) => format!("waiting to retry at {}", crate::time::format(*t)),
+        Some(t) => format!("waiting to retry at {}", crate::base::time::format(*t)),
         None => "running".into(),
     };
     let status = job.progress.as_ref().and_then(status_object);

@@ -6,15 +6,15 @@
 //! It sleeps in `recv_timeout` until the next due time or the next event
 //! (a signal, or a worker that finished), so an idle agent costs nothing.
 
-use super::catchup::Ledger;
-use super::control::Control;
-use super::event::Event;
-use super::loaded::{InForce, Loaded};
-use super::status::Status;
-use super::worker::{Job, Pool};
+use crate::agent::catchup::Ledger;
+use crate::agent::control::Control;
+use crate::agent::event::Event;
+use crate::agent::loaded::{InForce, Loaded};
+use crate::agent::status::Status;
+use crate::agent::worker::{Job, Pool};
+use crate::base::periodic::Waker;
 use crate::config::Config;
 use crate::metadb::Metadb;
-use crate::periodic::Waker;
 use chrono::{DateTime, Utc};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -80,7 +80,7 @@ impl Scheduler {
     }
 
     /// Brings forward the next run of every source that missed one while
-    /// the agent was not running (see [`super::catchup`]).
+    /// the agent was not running (see [`crate::agent::catchup`]).
     fn catch_up(&mut self, now: DateTime<Utc>) {
         let loaded = Arc::clone(&self.loaded);
         let config = &loaded.config;

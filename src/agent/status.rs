@@ -8,7 +8,7 @@
 //! Everything here lives in memory: after a restart the metrics start empty
 //! and fill as backups run.
 
-use crate::failure::{Failure, Kind};
+use crate::report::failure::{Failure, Kind};
 use crate::restic;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -32,7 +32,7 @@ pub struct State {
     pub shutting_down: bool,
     pub maintenance: Maintenance,
     /// Notifications sent and given up, counted by the notifier's thread.
-    pub notifications: Arc<crate::notify::Counts>,
+    pub notifications: Arc<crate::report::notify::Counts>,
 }
 
 /// What the maintenance thread did (see `maintenance`).
@@ -56,7 +56,7 @@ pub struct SourceState {
     /// The source's `overdue_grace`, for the plan the reporter publishes.
     pub overdue_grace: Option<Duration>,
     /// The policy its snapshots are pruned by, for the plan.
-    pub retention: Option<crate::retention::Retention>,
+    pub retention: Option<crate::base::retention::Retention>,
     pub next_run: Option<DateTime<Utc>>,
     /// The last finished attempt.
     pub last: Option<LastRun>,

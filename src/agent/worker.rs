@@ -9,22 +9,22 @@
 //! job sender (workers finish their job, then see the closed channel), and
 //! [`Pool::stop`] joins them.
 
-use super::catchup::Ledger;
-use super::control::Control;
-use super::event::Event;
-use super::loaded::Loaded;
-use super::retry::Backoff;
-use super::status::{LastRun, Status};
-use crate::attempt;
-use crate::failure::Kind;
-use crate::job::{self, Env};
+use crate::agent::catchup::Ledger;
+use crate::agent::control::Control;
+use crate::agent::event::Event;
+use crate::agent::loaded::Loaded;
+use crate::agent::retry::Backoff;
+use crate::agent::status::{LastRun, Status};
+use crate::backup::attempt;
+use crate::backup::job::{self, Env};
+use crate::base::queue;
+use crate::base::slots::Slots;
 use crate::metadb::Metadb;
-use crate::model;
-use crate::notify::Notifier;
-use crate::queue;
+use crate::process::shell::Supervisor;
+use crate::report::failure::Kind;
+use crate::report::notify::Notifier;
 use crate::restic;
-use crate::shell::Supervisor;
-use crate::slots::Slots;
+use crate::wire::model;
 use chrono::{DateTime, Utc};
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Sender};

@@ -28,7 +28,7 @@ pub fn agent(config_path: &Path, http_addr: Option<&str>) -> Result<(), Exit> {
 /// The addresses to try binding, in order; at least one.
 fn resolve(addr: &str) -> Result<Vec<SocketAddr>, Exit> {
     let bad = |why: String| Exit::Usage(format!("invalid --http-addr {addr:?}: {why}"));
-    let addrs = crate::addr::resolve(addr).map_err(|e| bad(e.to_string()))?;
+    let addrs = crate::base::addr::resolve(addr).map_err(|e| bad(e.to_string()))?;
     if addrs.is_empty() {
         return Err(bad("it resolves to no address".into()));
     }

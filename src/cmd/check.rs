@@ -2,14 +2,15 @@
 //! and `datasets_command`, and print each source as a backup would see it.
 //! Exit 2 on any error, so it can gate a configuration deployment.
 
+use crate::backup::job;
+use crate::base::uri;
 use crate::cmd::{self, Exit};
+use crate::config::repositories::Maintenance;
+use crate::config::source::Source;
 use crate::config::Config;
 use crate::handler::{self, Context};
-use crate::lease::Maintenance;
+use crate::process::shell::Supervisor;
 use crate::restic::{Password, Repo};
-use crate::shell::Supervisor;
-use crate::source::Source;
-use crate::{job, uri};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -109,7 +110,7 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
     let _ = writeln!(out, "  handler   {handler}");
     let _ = writeln!(out, "  schedule  {}", source.schedule);
     if let Some(t) = source.timeout {
-        let _ = writeln!(out, "  timeout   {}", crate::time::format_duration(t));
+        let _ = writeln!(out, "  timeout   {}", crate::base::time::format_duration(t));
     }
     if let Some(r) = &source.retention {
         let _ = writeln!(out, "  retention {r}");

@@ -4,15 +4,15 @@
 //! look at a database dump, or to load it into a staging database. Binary
 //! data is not written to a terminal.
 
+use crate::backup::copy::Reader;
 use crate::cli::Dump;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
-use crate::copy::Reader;
-use crate::interrupt::Interrupt;
-use crate::model::Dataset;
+use crate::process::interrupt::Interrupt;
+use crate::process::shell::pipe::Link;
+use crate::process::shell::Supervisor;
 use crate::restore;
-use crate::shell::pipe::Link;
-use crate::shell::Supervisor;
+use crate::wire::model::Dataset;
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Read, Write};
 

@@ -4,14 +4,14 @@
 //! `status` exits 1 when a row it shows is a problem, so that it serves as
 //! a monitoring check.
 
+use crate::base::count::count;
+use crate::base::time;
 use crate::cli::{Format, History, Status};
 use crate::cmd::query::Stop;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
-use crate::count::count;
-use crate::metadb::api::{HistoryRequest, StatusRequest};
 use crate::metadb::Metadb;
-use crate::time;
+use crate::wire::api::{HistoryRequest, StatusRequest};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 

@@ -5,9 +5,9 @@
 use crate::cli::Ls;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
+use crate::process::shell::Supervisor;
 use crate::restic::Node;
 use crate::restore;
-use crate::shell::Supervisor;
 use serde::Serialize;
 use std::io::IsTerminal;
 

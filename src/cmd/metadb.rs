@@ -4,10 +4,10 @@
 //! SIGINT stop it cleanly (a [`signal::Forwarder`] hands them to the main
 //! loop). The HTTP side is `metadb::server`'s.
 
+use crate::base::signal;
 use crate::cmd::Exit;
-use crate::metadb::config::Config;
 use crate::metadb::server;
-use crate::signal;
+use crate::metadb::server::config::Config;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::path::Path;

@@ -3,14 +3,15 @@
 //! refused (exit 2); while another host holds the repository's lease it
 //! says so and exits 0, its attempt recorded as skipped.
 
-use crate::attempt;
+use crate::backup::attempt;
 use crate::cmd::{self, Exit};
+use crate::config::repositories::Maintenance;
 use crate::config::Config;
-use crate::interrupt::Interrupt;
-use crate::lease::{self, Held, Maintenance};
+use crate::maintenance::lease::{self, Held};
+use crate::maintenance::prune;
 use crate::metadb::Metadb;
-use crate::prune;
-use crate::shell::Supervisor;
+use crate::process::interrupt::Interrupt;
+use crate::process::shell::Supervisor;
 
 pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit> {
     if config.maintenance == Maintenance::Never {
@@ -48,7 +49,7 @@ pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exi
         return cmd::print("would forget nothing\n");
     }
     let mut out = String::from("would forget:\n");
-    let mut repository = crate::copy::PRIMARY;
+    let mut repository = crate::wire::api::PRIMARY;
     for f in &forgotten {
         if f.repository != repository {
             repository = &f.repository;

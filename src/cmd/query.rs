@@ -4,12 +4,12 @@
 //! printed as they arrive (a table once its first [`TABLE_BATCH`] rows have
 //! set the widths of its columns).
 
+use crate::base::time;
 use crate::cli::{Format, Query};
 use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::metadb::{self, Metadb};
-use crate::model::{Backup, FindRequest};
-use crate::time;
+use crate::wire::model::{Backup, FindRequest};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 

@@ -3,14 +3,14 @@
 //! host; recording them again is idempotent, so running it twice changes
 //! nothing, and losing the metadb loses nothing but restic's statistics.
 
+use crate::base::time;
 use crate::cmd::Exit;
 use crate::config::Config;
-use crate::interrupt::Interrupt;
 use crate::metadb::Metadb;
-use crate::model::{self, Backup};
+use crate::process::interrupt::Interrupt;
+use crate::process::shell::Supervisor;
 use crate::restic::Repo;
-use crate::shell::Supervisor;
-use crate::time;
+use crate::wire::model::{self, Backup};
 
 pub fn reindex(config: &Config) -> Result<(), Exit> {
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())

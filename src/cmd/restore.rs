@@ -6,13 +6,13 @@ use crate::cli::Restore;
 
 /// How often `restore --remote --wait` asks how the request goes.
 const WAIT_POLL: Duration = Duration::from_secs(1);
+use crate::backup::copy::Reader;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
-use crate::copy::Reader;
-use crate::interrupt::Interrupt;
 use crate::metadb::Metadb;
-use crate::model::{self, RestoreRequest};
+use crate::process::interrupt::Interrupt;
 use crate::restore::{self, Item};
+use crate::wire::model::{self, RestoreRequest};
 use std::thread;
 use std::time::Duration;
 

@@ -3,19 +3,21 @@
 //! success, for cron. Notifications are sent as backups start and end, and
 //! waited for at most [`NOTIFY_BOUND`] at the end.
 
+use crate::backup::attempt;
+use crate::backup::job::{self, Env};
+use crate::backup::plan;
+use crate::base::queue;
+use crate::base::slots::Slots;
 use crate::cmd::Exit;
 use crate::config::Config;
-use crate::failure::{Failure, Kind};
-use crate::interrupt::Interrupt;
-use crate::job::{self, Env};
 use crate::metadb::Metadb;
-use crate::model;
-use crate::notify::Notifier;
-use crate::outcome::Outcome;
+use crate::process::interrupt::Interrupt;
+use crate::process::shell::Supervisor;
+use crate::report::failure::{Failure, Kind};
+use crate::report::notify::Notifier;
+use crate::report::outcome::Outcome;
 use crate::restic::Repo;
-use crate::shell::Supervisor;
-use crate::slots::Slots;
-use crate::{attempt, plan, queue};
+use crate::wire::model;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,12 +1,12 @@
 //! `tabacco verify`: `restic check` and a restore drill (see `verify`).
 
-use crate::attempt;
+use crate::backup::attempt;
 use crate::cmd::Exit;
 use crate::config::Config;
-use crate::interrupt::Interrupt;
+use crate::maintenance::verify;
 use crate::metadb::Metadb;
-use crate::shell::Supervisor;
-use crate::verify;
+use crate::process::interrupt::Interrupt;
+use crate::process::shell::Supervisor;
 
 pub fn verify(
     config: &Config,

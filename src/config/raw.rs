@@ -3,7 +3,7 @@
 //! `notify:` entry's shape is `notify`'s, shared with `metadb.yml`.
 
 use crate::handler::Params;
-use crate::notify;
+use crate::report::notify;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

@@ -2,12 +2,12 @@
 //! absolute; one restic snapshot holds them all, and each can be restored
 //! on its own by its path (`restic restore --include`).
 
-use crate::atom::{self, AtomSpec, DatasetSpec};
-use crate::failure::{Failure, Kind};
+use crate::handler::atom::{self, AtomSpec, DatasetSpec};
 use crate::handler::exclude::Excludes;
 use crate::handler::{Input, Params, Plan, Restore, Saving, Unrestored, Unsaved};
-use crate::model::Atom;
+use crate::report::failure::{Failure, Kind};
 use crate::restic;
+use crate::wire::model::Atom;
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Clone, Debug)]

@@ -1,18 +1,19 @@
 //! The builtin `pipe` handler: each atom is the output of `backup_command`,
 //! streamed into restic, and is restored by streaming it back into
-//! `restore_command` (both through [`crate::shell::pipe`]).
+//! `restore_command` (both through [`crate::process::shell::pipe`]).
 
-use crate::atom::{self, AtomSpec};
-use crate::count::count;
-use crate::failure::{Failure, Kind};
+use crate::base::count::count;
+use crate::handler::atom::{self, AtomSpec};
+use crate::handler::hook;
 use crate::handler::{
     check_template, Context, Handler, Input, Params, Plan, Restore, Saving, Unrestored, Unsaved,
 };
-use crate::model::Atom;
+use crate::process::shell;
+use crate::process::shell::pipe::Link;
+use crate::process::shell::Stop;
+use crate::report::failure::{Failure, Kind};
 use crate::restic;
-use crate::shell::pipe::Link;
-use crate::shell::Stop;
-use crate::{hook, shell};
+use crate::wire::model::Atom;
 use std::process::Stdio;
 
 #[derive(Clone, Debug)]

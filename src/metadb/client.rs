@@ -1,589 +1,306 @@
-//! The HTTP client of a remote metadb: the requests of the metadb API over
-//! ureq, with the configured timeout, bearer token and TLS (a private CA,
-//! and a client certificate for mTLS fronts).
+//! A remote metadb as the commands see it: the HTTP client, with the spool
+//! behind it so that recording never fails just because the metadb is away.
 //!
-//! Failures are sorted by what the caller can do about them: an
-//! unavailable metadb (no connection, a timeout, 5xx, 408, 429) may answer
-//! later, so records are spooled; a refusal (other 4xx) will not change.
-//! The token is read once, sent only in the `Authorization` header, and
-//! never appears in `Debug` output, logs or error messages.
-//!
-//! A find's answer is read as it arrives, one backup at a time; it may take
-//! longer than `request_max_timeout` in all, as long as no read waits that
-//! long.
+//! When the metadb is unavailable, a record goes to the spool and the caller
+//! gets `Ok` (with one warning per process, so a cron run mails one line).
+//! For a while after that (`BACKOFF`) records go straight to the spool
+//! rather than each waiting for a connection timeout. Spooled records are
+//! delivered oldest first whenever the metadb is opened, before a new record
+//! is sent, and whenever the agent calls [`Remote::flush`].
 
-use crate::metadb::api::{
-    AbandonRequest, Attempt, CopiesAnswer, CopiesRequest, Due, DueRequest, HistoryRequest, Lag,
-    Lease, LeaseRequest, Plan, Proof, Proofs, ReleaseRequest, RemoveDatasetsAnswer,
-    RemoveDatasetsRequest, RestoreStatus, RetireRequest, SliceRead, SourcePolicy, StatusRequest,
-    StatusRow,
-};
-use crate::metadb::{config, route};
-use crate::model::{
-    AddDatasetRequest, Backup, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
-    Verification,
-};
-use crate::token::Token;
-use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
-use serde::Serialize;
-use std::fmt;
-use std::io::BufReader;
-use std::time::Duration;
-use ureq::tls::{Certificate, ClientCert, PemItem, RootCerts, TlsConfig};
+pub mod connection;
+pub mod http;
+pub mod spool;
 
-/// Most bytes of an answer read whole (a find's is read as it arrives).
-const ANSWER_LIMIT: u64 = 512 << 20;
-/// Most bytes of an error answer read.
-const ERROR_LIMIT: u64 = 64 << 10;
-/// Connecting takes at most this long (or `request_max_timeout` if shorter).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub use http::Error;
 
-/// Why a metadb request failed.
-#[derive(Debug)]
-pub enum Error {
-    /// No answer, or an answer saying "later" (5xx, 408, 429).
-    Unavailable(String),
-    /// The metadb refused the request; sending it again will not help.
-    Rejected { status: u16, message: String },
-    /// The answer was not what the API promises.
-    Protocol(String),
-    /// The client configuration cannot work (token file, certificates, URL).
-    Setup(String),
+use crate::metadb::client::http as client;
+use crate::metadb::client::http::Client;
+use crate::metadb::client::spool::{Record, Spool};
+use crate::wire::api::{Attempt, CopiesRequest, Plan};
+use crate::wire::model::UpdateActiveJobStatusRequest;
+use crate::wire::model::{AddDatasetRequest, Backup, Dataset, FindRequest};
+use connection::Connection;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long records go straight to the spool after the metadb was found
+/// unavailable.
+const BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct State {
+    /// Whether this process has warned about spooling since the last
+    /// successful delivery.
+    warned: bool,
+    /// Until when the metadb is taken to be unavailable, and why.
+    down: Option<(Instant, String)>,
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            Error::Unavailable(msg) => write!(f, "unavailable: {msg}"),
-            Error::Rejected { status, message } => write!(f, "refused ({status}): {message}"),
-            Error::Protocol(msg) => write!(f, "unexpected answer: {msg}"),
-            Error::Setup(msg) => f.write_str(msg),
+/// A remote metadb with its spool.
+pub struct Remote {
+    client: Client,
+    spool: Spool,
+    state: Mutex<State>,
+}
+
+impl Remote {
+    /// Connects to the metadb of `connection` and delivers what is spooled
+    /// in `work_dir`.
+    pub fn open(work_dir: &Path, connection: &Connection) -> Result<Remote, client::Error> {
+        let remote = Remote {
+            client: Client::new(connection)?,
+            spool: Spool::new(work_dir),
+            state: Mutex::new(State::default()),
+        };
+        if remote.spool.len() > 0 {
+            if let Err(e) = remote.flush() {
+                log::info!("metadb: spooled records stay for later: {e}");
+            }
         }
+        Ok(remote)
     }
-}
 
-/// A connection to one metadb server.
-pub struct Client {
-    agent: ureq::Agent,
-    /// The URL without a trailing slash.
-    base: String,
-    token: Option<Token>,
-    /// `request_max_timeout`.
-    timeout: Duration,
-}
-
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("base", &self.base)
-            .field("token", &self.token)
-            .finish()
+    /// Records `dataset`, or spools it if the metadb is unavailable. Only a
+    /// refusal, or a failure to spool, is an error.
+    pub fn add_dataset(&self, backup: &Backup, dataset: &Dataset) -> Result<(), client::Error> {
+        self.send(Record::Dataset(AddDatasetRequest {
+            backup: Backup {
+                datasets: Vec::new(),
+                ..backup.clone()
+            },
+            dataset: dataset.clone(),
+        }))
     }
-}
 
-impl Client {
-    /// A client for `config`: reads the token and certificates now, so that
-    /// a mistake shows at once rather than at the first backup.
-    pub fn new(config: &config::Connection) -> Result<Client, Error> {
-        let base = config.url.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(Error::Setup(format!(
-                "metadb url {} must start with http:// or https://",
-                crate::uri::mask(&base)
-            )));
-        }
-        let token = config.token.clone();
-        let timeout = config.request_max_timeout;
-        let agent = ureq::Agent::config_builder()
-            // Error answers carry a reason worth showing.
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .timeout_connect(Some(timeout.min(CONNECT_TIMEOUT)))
-            .user_agent(format!("tabacco/{}", env!("CARGO_PKG_VERSION")))
-            // A redirect would resend the token elsewhere.
-            .max_redirects(0)
-            .tls_config(tls(&config.tls)?)
-            .build()
-            .new_agent();
-        Ok(Client {
-            agent,
-            base,
-            token,
-            timeout,
+    /// Records how an attempt ended, or spools it if the metadb is
+    /// unavailable.
+    pub fn add_attempt(&self, attempt: &Attempt) -> Result<(), client::Error> {
+        self.send(Record::Attempt {
+            attempt: attempt.clone(),
         })
     }
 
-    /// `POST /api/add_dataset`.
-    pub fn add_dataset(&self, request: &AddDatasetRequest) -> Result<(), Error> {
-        self.post::<_, serde_json::Value>(route::ADD_DATASET.path, request)
-            .map(drop)
+    /// Records that a copy holds datasets, or spools it if the metadb is
+    /// unavailable.
+    pub fn add_copies(&self, request: &CopiesRequest) -> Result<(), client::Error> {
+        self.send(Record::Copies {
+            copies: request.clone(),
+        })
     }
 
-    /// `POST /api/remove_datasets`; returns how many were recorded.
-    pub fn remove_datasets(&self, request: &RemoveDatasetsRequest) -> Result<usize, Error> {
-        self.post::<_, RemoveDatasetsAnswer>(route::REMOVE_DATASETS.path, request)
-            .map(|answer| answer.removed)
+    /// Publishes `plan`, unless the metadb is known to be away: a plan is
+    /// not spooled (it is published again), and a metadb found away makes
+    /// the records that follow go straight to the spool.
+    pub fn publish_plan(&self, plan: &Plan) -> Result<(), client::Error> {
+        if let Some(why) = self.down() {
+            return Err(client::Error::Unavailable(why));
+        }
+        self.client.publish_plan(plan).inspect_err(|e| {
+            if let client::Error::Unavailable(_) = e {
+                self.mark_down(e);
+            }
+        })
     }
 
-    /// `POST /api/copies`; returns how many are recorded as held.
-    pub fn add_copies(&self, request: &CopiesRequest) -> Result<usize, Error> {
-        self.post::<_, CopiesAnswer>(route::ADD_COPIES.path, request)
-            .map(|answer| answer.recorded)
+    /// Sends `record`, after what the spool holds, or spools it.
+    fn send(&self, record: Record) -> Result<(), client::Error> {
+        if let Some(why) = self.down() {
+            return self.spool(&record, &why);
+        }
+        // Older records first, so that they keep their order.
+        if self.spool.len() > 0 {
+            match self.flush() {
+                Err(e @ client::Error::Unavailable(_)) => {
+                    return self.spool(&record, &e.to_string())
+                }
+                // A refusal shows again, and as an error, on this record.
+                Err(e) => log::debug!("metadb: spooled records stay: {e}"),
+                Ok(_) => {}
+            }
+        }
+        match self.deliver(&record) {
+            Ok(()) => {
+                self.state().warned = false;
+                Ok(())
+            }
+            Err(e @ client::Error::Unavailable(_)) => {
+                self.mark_down(&e);
+                self.spool(&record, &e.to_string())
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// `POST /api/copies/due`.
-    pub fn due_copies(&self, request: &DueRequest) -> Result<Vec<Due>, Error> {
-        self.post(route::DUE_COPIES.path, request)
+    fn deliver(&self, record: &Record) -> Result<(), client::Error> {
+        match record {
+            Record::Dataset(request) => self.client.add_dataset(request),
+            Record::Attempt { attempt } => self.client.add_attempt(attempt),
+            Record::Copies { copies } => self.client.add_copies(copies).map(drop),
+        }
     }
 
-    /// `GET /api/copies/lag`.
-    pub fn copy_lag(&self) -> Result<Vec<Lag>, Error> {
-        self.get(route::COPY_LAG.path, None)
+    /// Backups holding atoms that match `request`, newest first.
+    pub fn find_atoms(&self, request: &FindRequest) -> Result<Vec<Backup>, client::Error> {
+        self.client.find_atoms(request)
     }
 
-    /// `POST /api/find_atoms`.
-    pub fn find_atoms(&self, request: &FindRequest) -> Result<Vec<Backup>, Error> {
-        let mut backups = Vec::new();
-        self.for_each_found(request, |backup| {
-            backups.push(backup);
-            Ok::<(), Error>(())
-        })?;
-        Ok(backups)
-    }
-
-    /// `POST /api/find_atoms`, handing each backup to `f` as it arrives. An
-    /// error of `f` stops reading.
-    pub fn for_each_found<E: From<Error>>(
+    /// The backups of [`Remote::find_atoms`], handed to `f` as they arrive.
+    pub fn for_each_found<E: From<client::Error>>(
         &self,
         request: &FindRequest,
         f: impl FnMut(Backup) -> Result<(), E>,
     ) -> Result<(), E> {
-        self.for_each(route::FIND_ATOMS.path, request, f)
+        self.client.for_each_found(request, f)
     }
 
-    /// `POST /api/status`: the fleet's status, handing each row to `f` as
-    /// it arrives. An error of `f` stops reading.
-    pub fn for_each_status<E: From<Error>>(
+    /// Forgets `request.host`'s datasets whose snapshots were pruned. Not
+    /// spooled: a failure leaves records that `reindex` or the next prune
+    /// clears, never a backup unrecorded.
+    pub fn remove_datasets(
         &self,
-        request: &StatusRequest,
-        f: impl FnMut(StatusRow) -> Result<(), E>,
-    ) -> Result<(), E> {
-        self.for_each(route::STATUS.path, request, f)
+        request: &crate::wire::api::RemoveDatasetsRequest,
+    ) -> Result<usize, client::Error> {
+        self.client.remove_datasets(request)
     }
 
-    /// POSTs `request` to `path`, whose answer is a JSON array of any size
-    /// (streamed by the server), and hands each item to `f` as it arrives:
-    /// the request's timeout is for the answer to start and then for each
-    /// read, not for the whole.
-    fn for_each<T: DeserializeOwned, E: From<Error>>(
-        &self,
-        path: &str,
-        request: &impl Serialize,
-        mut f: impl FnMut(T) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let body = serde_json::to_vec(request)
-            .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
-        let timeout = self.timeout;
-        let mut post = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .config()
-            .timeout_global(None)
-            .timeout_recv_response(Some(timeout))
-            .timeout_per_read(Some(timeout))
-            .build()
-            .content_type("application/json");
-        if let Some(token) = &self.token {
-            post = post.header("Authorization", token.bearer());
-        }
-        let url = format!("{}{path}", crate::uri::mask(&self.base));
-        let response = checked(post.send(&body[..]), &url)?;
-        let reader = response
-            .into_body()
-            .into_with_config()
-            .limit(u64::MAX)
-            .reader();
-        let mut stopped = None;
-        let mut each = |item| match f(item) {
-            Ok(()) => true,
-            Err(e) => {
-                stopped = Some(e);
-                false
-            }
-        };
-        let mut json = serde_json::Deserializer::from_reader(BufReader::new(reader));
-        let read =
-            de::Deserializer::deserialize_seq(&mut json, Each(&mut each)).and_then(|()| json.end());
-        if let Some(e) = stopped {
-            return Err(e);
-        }
-        read.map_err(|e| {
-            // A connection cut, or an answer cut short by the server.
-            if e.is_io() || e.is_eof() {
-                Error::Unavailable(format!("{url}: answer cut short: {e}"))
-            } else {
-                Error::Protocol(format!("{url}: {e}"))
-            }
-            .into()
-        })
+    /// The HTTP client, for the calls that need no spool.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
-    /// `POST /api/update_active_job_status`.
+    /// Reports this host's running jobs.
     pub fn update_active_job_status(
         &self,
         request: &UpdateActiveJobStatusRequest,
-    ) -> Result<(), Error> {
-        self.post::<_, serde_json::Value>(route::UPDATE_ACTIVE_JOB_STATUS.path, request)
-            .map(drop)
+    ) -> Result<(), client::Error> {
+        self.client.update_active_job_status(request)
     }
 
-    /// `POST /api/verifications`: the outcome of a restore drill.
-    pub fn add_verification(&self, verification: &Verification) -> Result<(), Error> {
-        self.post::<_, serde_json::Value>(route::ADD_VERIFICATION.path, verification)
-            .map(drop)
-    }
-
-    /// `POST /api/attempts`: how an attempt ended.
-    pub fn add_attempt(&self, attempt: &Attempt) -> Result<(), Error> {
-        self.post::<_, serde_json::Value>(route::ADD_ATTEMPT.path, attempt)
-            .map(drop)
-    }
-
-    /// `POST /api/plans`: what this host runs, and when next.
-    pub fn publish_plan(&self, plan: &Plan) -> Result<(), Error> {
-        self.post::<_, serde_json::Value>(route::PUBLISH_PLAN.path, plan)
-            .map(drop)
-    }
-
-    /// `POST /api/history`: attempts, newest first.
-    pub fn history(&self, request: &HistoryRequest) -> Result<Vec<Attempt>, Error> {
-        self.post(route::HISTORY.path, request)
-    }
-
-    /// `POST /api/retire_host` (admin): stop watching `host`.
-    pub fn retire_host(&self, host: &str) -> Result<(), Error> {
-        let request = RetireRequest {
-            host: host.to_string(),
+    /// Delivers spooled records, oldest first, until the spool is empty or
+    /// the metadb does not take one; returns how many were delivered. A
+    /// record refused as invalid or conflicting (400, 409) can never be
+    /// delivered: it is moved aside (`spool/rejected/`) and logged. Other
+    /// refusals (a wrong token, say) stop the delivery and keep the records.
+    pub fn flush(&self) -> Result<usize, client::Error> {
+        let spool_error = |e: std::io::Error| {
+            client::Error::Setup(format!("spool {}: {e}", self.spool.dir().display()))
         };
-        self.post::<_, serde_json::Value>(route::RETIRE_HOST.path, &request)
-            .map(drop)
-    }
-
-    /// `POST /api/leases`: takes or renews a maintenance lease.
-    pub fn take_lease(&self, request: &LeaseRequest) -> Result<Lease, Error> {
-        self.post(route::TAKE_LEASE.path, request)
-    }
-
-    /// `GET /api/policies`: every published retention policy.
-    pub fn policies(&self) -> Result<Vec<SourcePolicy>, Error> {
-        self.get(route::POLICIES.path, None)
-    }
-
-    /// `GET /api/proofs`: where each repository's rotated check stands,
-    /// and when atoms were last restored by a drill.
-    pub fn proofs(&self) -> Result<Proofs, Error> {
-        self.get(route::PROOFS.path, None)
-    }
-
-    /// `POST /api/proofs/read`: a slice of a repository was read back.
-    pub fn record_slice(&self, read: &SliceRead) -> Result<Proof, Error> {
-        self.post(route::RECORD_SLICE.path, read)
-    }
-
-    /// `POST /api/leases/release`: ends this host's lease.
-    pub fn release_lease(&self, request: &ReleaseRequest) -> Result<(), Error> {
-        self.post::<_, serde_json::Value>(route::RELEASE_LEASE.path, request)
-            .map(drop)
-    }
-
-    /// `POST /api/restore_requests` (admin): files `request`; returns it
-    /// as stored, with its state.
-    pub fn add_restore_request(&self, request: &RestoreRequest) -> Result<RestoreRequest, Error> {
-        self.post(route::ADD_RESTORE_REQUEST.path, request)
-    }
-
-    /// `GET /api/restore_requests/next`: `host`'s oldest pending restore
-    /// request, now marked running.
-    pub fn next_restore_request(&self, host: &str) -> Result<Option<RestoreRequest>, Error> {
-        self.get(route::NEXT_RESTORE_REQUEST.path, Some(("host", host)))
-    }
-
-    /// `POST /api/restore_requests/abandon`: fails `host`'s requests left
-    /// `running`; returns how many.
-    pub fn abandon_restore_requests(&self, host: &str) -> Result<usize, Error> {
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            failed: usize,
-        }
-        let request = AbandonRequest {
-            host: Some(host.to_string()),
+        // Another process is delivering them.
+        let Some(_lock) = self.spool.lock().map_err(spool_error)? else {
+            return Ok(0);
         };
-        let answer: Answer = self.post(route::ABANDON_RESTORE_REQUESTS.path, &request)?;
-        Ok(answer.failed)
-    }
-
-    /// `POST /api/restore_requests/{id}/status`.
-    pub fn update_restore_request(&self, id: &str, status: &RestoreStatus) -> Result<(), Error> {
-        self.post::<_, serde_json::Value>(&route::RESTORE_REQUEST_STATUS.path_with(id), status)
-            .map(drop)
-    }
-
-    /// `GET /api/restore_requests/{id}`; `None` if there is no such request.
-    pub fn restore_request(&self, id: &str) -> Result<Option<RestoreRequest>, Error> {
-        match self.get(&route::RESTORE_REQUEST.path_with(id), None) {
-            Err(Error::Rejected { status: 404, .. }) => Ok(None),
-            other => other,
-        }
-    }
-
-    fn get<R: DeserializeOwned>(
-        &self,
-        path: &str,
-        query: Option<(&str, &str)>,
-    ) -> Result<R, Error> {
-        let mut request = self.agent.get(format!("{}{path}", self.base));
-        if let Some((name, value)) = query {
-            request = request.query(name, value);
-        }
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", token.bearer());
-        }
-        answer(
-            request.call(),
-            &format!("{}{path}", crate::uri::mask(&self.base)),
-        )
-    }
-
-    fn post<T: Serialize, R: DeserializeOwned>(&self, path: &str, body: &T) -> Result<R, Error> {
-        let body = serde_json::to_vec(body)
-            .map_err(|e| Error::Protocol(format!("cannot encode the request: {e}")))?;
-        let mut request = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .content_type("application/json");
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", token.bearer());
-        }
-        answer(
-            request.send(&body[..]),
-            &format!("{}{path}", crate::uri::mask(&self.base)),
-        )
-    }
-}
-
-/// Hands each element of a JSON array to a function until it says stop.
-struct Each<'f, T>(&'f mut dyn FnMut(T) -> bool);
-
-impl<'de, T: DeserializeOwned> Visitor<'de> for Each<'_, T> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(item) = seq.next_element()? {
-            if !(self.0)(item) {
-                return Err(de::Error::custom("stopped"));
+        self.spool.clean();
+        let mut delivered = 0;
+        for path in self.spool.pending().map_err(spool_error)? {
+            let result = Spool::read(&path).map(|record| self.deliver(&record));
+            match result {
+                Ok(Ok(())) => {
+                    Spool::remove(&path).map_err(spool_error)?;
+                    delivered += 1;
+                }
+                // This record can never be taken: keep it for the operator,
+                // out of the way of the others.
+                Ok(Err(
+                    e @ client::Error::Rejected {
+                        status: 400 | 409, ..
+                    },
+                )) => {
+                    self.set_aside(&path, &e.to_string());
+                }
+                Err(e) => self.set_aside(&path, &e),
+                // Unavailable, or refused for a reason that a fixed token or
+                // configuration cures (401, 403, 413, ...): try again later.
+                Ok(Err(e)) => {
+                    if let client::Error::Unavailable(_) = e {
+                        self.mark_down(&e);
+                    }
+                    if delivered > 0 {
+                        log::info!("metadb: delivered {delivered} spooled records");
+                    }
+                    return Err(e);
+                }
             }
+        }
+        if delivered > 0 {
+            self.state().down = None;
+            log::info!("metadb: delivered {delivered} spooled records");
+        }
+        Ok(delivered)
+    }
+
+    /// How many records wait in the spool.
+    pub fn backlog(&self) -> usize {
+        self.spool.len()
+    }
+
+    /// The spool directory (for messages).
+    pub fn spool_dir(&self) -> &std::path::Path {
+        self.spool.dir()
+    }
+
+    fn set_aside(&self, path: &std::path::Path, why: &str) {
+        match self.spool.reject(path) {
+            Ok(to) => log::error!(
+                "metadb: spooled record {} cannot be delivered ({why}); moved to {}",
+                path.display(),
+                to.display()
+            ),
+            Err(e) => log::error!(
+                "metadb: spooled record {} cannot be delivered ({why}) nor moved aside: {e}",
+                path.display()
+            ),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Why the metadb is taken to be unavailable, if it is.
+    fn down(&self) -> Option<String> {
+        match &self.state().down {
+            Some((until, why)) if Instant::now() < *until => Some(why.clone()),
+            _ => None,
+        }
+    }
+
+    fn mark_down(&self, e: &client::Error) {
+        self.state().down = Some((Instant::now() + BACKOFF, e.to_string()));
+    }
+
+    /// Spools `record` because of `cause` (why the metadb did not take it).
+    fn spool(&self, record: &Record, cause: &str) -> Result<(), client::Error> {
+        let what = match record {
+            Record::Dataset(r) => {
+                format!("dataset {} of source {}", r.dataset.id, r.dataset.source)
+            }
+            Record::Attempt { attempt } => {
+                format!("the {} attempt of source {}", attempt.kind, attempt.source)
+            }
+            Record::Copies { copies } => format!(
+                "what copy {} holds ({} datasets)",
+                copies.repository,
+                copies.dataset_ids.len()
+            ),
+        };
+        self.spool.push(record).map_err(|e| {
+            client::Error::Setup(format!(
+                "metadb {cause}, and {what} cannot be spooled in {}: {e}",
+                self.spool.dir().display()
+            ))
+        })?;
+        let first = !std::mem::replace(&mut self.state().warned, true);
+        let message = format!(
+            "metadb {cause}: {what} spooled in {} for later delivery",
+            self.spool.dir().display()
+        );
+        if first {
+            log::warn!("{message}");
+        } else {
+            log::info!("{message}");
         }
         Ok(())
-    }
-}
-
-/// Sorts out what came back from `path` (the URL, for messages).
-fn answer<R: DeserializeOwned>(
-    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    path: &str,
-) -> Result<R, Error> {
-    let mut response = checked(result, path)?;
-    // No content: `null`, which only an `Option` takes.
-    if response.status().as_u16() == 204 {
-        return serde_json::from_str("null").map_err(|e| Error::Protocol(format!("{path}: {e}")));
-    }
-    response
-        .body_mut()
-        .with_config()
-        .limit(ANSWER_LIMIT)
-        .read_json()
-        .map_err(|e| match e {
-            ureq::Error::Json(e) => Error::Protocol(format!("{path}: {e}")),
-            e => Error::Unavailable(format!("{path}: {e}")),
-        })
-}
-
-/// The answer from `path` if it is a success (2xx), else why not.
-fn checked(
-    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    path: &str,
-) -> Result<ureq::http::Response<ureq::Body>, Error> {
-    let mut response = result.map_err(|e| Error::Unavailable(format!("{path}: {e}")))?;
-    let status = response.status().as_u16();
-    if (200..300).contains(&status) {
-        return Ok(response);
-    }
-    let text = response
-        .body_mut()
-        .with_config()
-        .limit(ERROR_LIMIT)
-        .lossy_utf8(true)
-        .read_to_string()
-        .unwrap_or_default();
-    let message = reason(&text, status);
-    if status >= 500 || status == 408 || status == 429 {
-        Err(Error::Unavailable(format!(
-            "{path}: answered {status}: {message}"
-        )))
-    } else {
-        Err(Error::Rejected {
-            status,
-            message: format!("{path}: {message}"),
-        })
-    }
-}
-
-/// The one-line reason in an error answer: its `error` field, or the start of
-/// its text (a proxy's HTML page, say).
-fn reason(text: &str, status: u16) -> String {
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(text) {
-        if let Some(serde_json::Value::String(msg)) = map.get("error") {
-            return msg.clone();
-        }
-    }
-    // A proxy's HTML error page says it best in its title.
-    let text = match (text.find("<title>"), text.find("</title>")) {
-        (Some(start), Some(end)) if start + 7 <= end => &text[start + 7..end],
-        _ => text,
-    };
-    let line: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(200)
-        .collect();
-    if line.is_empty() {
-        format!("HTTP status {status}")
-    } else {
-        line
-    }
-}
-
-/// The TLS settings of `config`: the system's roots unless a CA is given,
-/// and a client certificate when both `cert` and `key` are.
-fn tls(config: &config::Tls) -> Result<TlsConfig, Error> {
-    let mut builder = TlsConfig::builder();
-    if let Some(ca) = &config.ca {
-        let certs = read_certs(ca)?;
-        if certs.is_empty() {
-            return Err(Error::Setup(format!("tls.ca {ca} holds no certificate")));
-        }
-        builder = builder.root_certs(RootCerts::new_with_certs(&certs));
-    }
-    match (&config.cert, &config.key) {
-        (Some(cert), Some(key)) => {
-            let chain = read_certs(cert)?;
-            if chain.is_empty() {
-                return Err(Error::Setup(format!(
-                    "tls.cert {cert} holds no certificate"
-                )));
-            }
-            let pem = std::fs::read(key)
-                .map_err(|e| Error::Setup(format!("cannot read tls.key {key}: {e}")))?;
-            let key = ureq::tls::PrivateKey::from_pem(&pem)
-                .map_err(|e| Error::Setup(format!("tls.key {key}: {e}")))?;
-            builder = builder.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
-        }
-        (None, None) => {}
-        _ => {
-            return Err(Error::Setup(
-                "metadb.tls needs both cert and key for a client certificate".into(),
-            ))
-        }
-    }
-    Ok(builder.build())
-}
-
-fn read_certs(path: &str) -> Result<Vec<Certificate<'static>>, Error> {
-    let pem = std::fs::read(path).map_err(|e| Error::Setup(format!("cannot read {path}: {e}")))?;
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(PemItem::Certificate(cert)) => certs.push(cert),
-            Ok(_) => {}
-            Err(e) => return Err(Error::Setup(format!("{path}: {e}"))),
-        }
-    }
-    Ok(certs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(url: &str) -> config::Connection {
-        config::Connection {
-            url: url.into(),
-            token: None,
-            tls: config::Tls::default(),
-            request_max_timeout: Duration::from_secs(5),
-        }
-    }
-
-    #[test]
-    fn urls_in_messages_carry_no_credentials() {
-        assert_eq!(
-            crate::uri::mask("https://u:pw@metadb:5332/x"),
-            "https://u:***@metadb:5332/x"
-        );
-        assert_eq!(crate::uri::mask("http://metadb:5332"), "http://metadb:5332");
-        assert_eq!(crate::uri::mask("http://metadb/a@b"), "http://metadb/a@b");
-    }
-
-    #[test]
-    fn reasons_come_from_the_error_field_or_the_text() {
-        assert_eq!(reason(r#"{"error":"bad token"}"#, 401), "bad token");
-        assert_eq!(
-            reason(
-                "<html>\n<head><title>502 Bad Gateway</title></head></html>",
-                502
-            ),
-            "502 Bad Gateway"
-        );
-        assert_eq!(reason("plain\ntext  here", 500), "plain text here");
-        assert_eq!(reason("", 503), "HTTP status 503");
-    }
-
-    #[test]
-    fn setup_errors() {
-        assert!(matches!(
-            Client::new(&config("ftp://x")),
-            Err(Error::Setup(_))
-        ));
-        let mut c = config("https://127.0.0.1:1");
-        c.tls.cert = Some("/nonexistent/cert.pem".into());
-        assert!(matches!(Client::new(&c), Err(Error::Setup(_))));
-    }
-
-    #[test]
-    fn the_token_never_shows() {
-        let dir = std::env::temp_dir().join(format!("tabacco-client-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("token");
-        std::fs::write(&path, "very-secret-token\n").unwrap();
-        // Nothing listens there once the listener is dropped.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut c = config(&format!("http://127.0.0.1:{port}"));
-        c.token = Some(Token::read("metadb.token_file", &path).unwrap());
-        let client = Client::new(&c).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert!(!format!("{client:?}").contains("very-secret"));
-        let err = client.find_atoms(&FindRequest::default()).unwrap_err();
-        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
-        assert!(!err.to_string().contains("very-secret"), "{err}");
     }
 }

@@ -18,28 +18,39 @@
 //! # Adding an endpoint
 //!
 //! 1. A store function (`store.rs`) that does the work, checking what it
-//!    keeps with `record`; the embedded metadb (`Metadb::Embedded`) calls
-//!    it directly.
-//! 2. A route entry (`route.rs`: method, path, `Open` or `Token`, and its
+//!    keeps with `store::record`; the embedded metadb (`Metadb::Embedded`)
+//!    calls it directly.
+//! 2. Its method and path in `wire/path.rs`, and request and answer types
+//!    both sides share in `wire/api.rs`.
+//! 3. A route entry (`route.rs`: the path, `Open` or `Token`, and its
 //!    function), and that function in `endpoint.rs`: decode the body
 //!    (`call.body()?`), refuse what the caller's token may not ask
 //!    (`own`, `admin_only`, `read_scope`), and answer with the store
 //!    function through `shared.write` or `shared.read` (`Answer::stored`,
-//!    `Answer::recorded`; `body::json_array` for a streamed list). Request
-//!    and answer types both sides share go in `api.rs`.
-//! 3. A client function (`client.rs`) that sends to the route's constant
-//!    (`self.post(route::NAME.path, ...)`), and its branch in `Metadb`.
+//!    `Answer::recorded`; `body::json_array` for a streamed list).
+//! 4. A client function (`client/http.rs`) that sends to the path
+//!    (`self.post(path::NAME.path, ...)`), and its branch in `Metadb`.
 
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod endpoint;
+pub mod jobs;
+pub mod metrics;
+pub mod page;
+pub mod route;
+pub mod watch;
+pub mod writer;
+
+use crate::base::time;
 use crate::http;
-use crate::metadb::api::{StatusRequest, StatusRow};
-use crate::metadb::body::Answer;
-use crate::metadb::config::{Config, Policy};
-use crate::metadb::jobs::Registry;
-use crate::metadb::metrics::{Fleet, Metrics};
-use crate::metadb::now;
+use crate::metadb::server::body::Answer;
+use crate::metadb::server::config::{Config, Policy};
+use crate::metadb::server::jobs::Registry;
+use crate::metadb::server::metrics::{Fleet, Metrics};
+use crate::metadb::server::watch::Watch;
 use crate::metadb::store::{self, Store};
-use crate::metadb::watch::Watch;
-use crate::metadb::writer::{self, Writer};
+use crate::wire::api::{StatusRequest, StatusRow};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::fmt;
@@ -48,6 +59,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
+use writer::Writer;
 
 /// Reading connections to the database: enough for reads to overlap the one
 /// writer SQLite allows, few enough to stay small on a small machine.
@@ -200,10 +212,10 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .map(|(host, t)| (host.clone(), crate::time::format(*t)))
+            .map(|(host, t)| (host.clone(), time::format(*t)))
             .collect();
         let clock = store::Clock {
-            now: now(),
+            now: time::unix_now(),
             grace: i64::try_from(policy.overdue_grace.as_secs()).unwrap_or(i64::MAX),
             running: &is_running,
             heard: &heard,
@@ -226,7 +238,7 @@ impl Shared {
         }
         *last = Some(Instant::now());
         let retention = i64::try_from(policy.attempt_retention.as_secs()).unwrap_or(i64::MAX);
-        Some(now().saturating_sub(retention))
+        Some(time::unix_now().saturating_sub(retention))
     }
 
     /// The policy now.
@@ -287,7 +299,7 @@ pub fn start(
     http_addr: &str,
     fatal: impl Fn(String) + Send + Sync + 'static,
 ) -> Result<Running, Error> {
-    let resolved = crate::addr::resolve(http_addr)
+    let resolved = crate::base::addr::resolve(http_addr)
         .map_err(|e| Error::Config(format!("cannot resolve http_addr {http_addr}: {e}")))?;
     let loopback = resolved.iter().all(|a| a.ip().is_loopback());
     check_exposure(&config.policy, loopback, http_addr)?;
@@ -443,12 +455,12 @@ fn fleet(db_path: &Path, store: &Store, status: Vec<StatusRow>) -> Result<Fleet,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadb::auth::{Digest, Identity, Tokens};
-    use crate::metadb::client::{self, Client};
-    use crate::metadb::config::HostRead;
-    use crate::model::{AddDatasetRequest, FindRequest, RestoreRequest};
-    use crate::model::{Atom, Backup, Dataset};
-    use crate::token::Token;
+    use crate::base::token::Token;
+    use crate::metadb::client::{self, http::Client};
+    use crate::metadb::server::auth::{Digest, Identity, Tokens};
+    use crate::metadb::server::config::HostRead;
+    use crate::wire::model::{AddDatasetRequest, FindRequest, RestoreRequest};
+    use crate::wire::model::{Atom, Backup, Dataset};
     use std::time::Duration;
 
     fn record(host: &str, dataset: &str) -> AddDatasetRequest {
@@ -494,20 +506,20 @@ mod tests {
                 .unwrap(),
                 host_read: HostRead::All,
                 max_body_bytes: 1 << 20,
-                overdue_grace: crate::metadb::config::DEFAULT_OVERDUE_GRACE,
-                attempt_retention: crate::metadb::config::DEFAULT_ATTEMPT_RETENTION,
+                overdue_grace: crate::metadb::store::DEFAULT_OVERDUE_GRACE,
+                attempt_retention: crate::metadb::store::DEFAULT_ATTEMPT_RETENTION,
                 notify: Vec::new(),
-                silent_after: crate::metadb::config::DEFAULT_SILENT_AFTER,
-                watch_interval: crate::metadb::config::DEFAULT_WATCH_INTERVAL,
+                silent_after: config::DEFAULT_SILENT_AFTER,
+                watch_interval: config::DEFAULT_WATCH_INTERVAL,
             },
         };
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();
         let addr = running.addr();
         let client = |token: Option<&std::path::Path>| {
-            Client::new(&crate::metadb::config::Connection {
+            Client::new(&crate::metadb::client::connection::Connection {
                 url: format!("http://{addr}/"),
                 token: token.map(|path| Token::read("token_file", path).unwrap()),
-                tls: crate::metadb::config::Tls::default(),
+                tls: crate::metadb::client::connection::Tls::default(),
                 request_max_timeout: Duration::from_secs(10),
             })
             .unwrap()
@@ -561,18 +573,18 @@ mod tests {
                 tokens: Tokens::default(),
                 host_read: HostRead::All,
                 max_body_bytes: 1 << 20,
-                overdue_grace: crate::metadb::config::DEFAULT_OVERDUE_GRACE,
-                attempt_retention: crate::metadb::config::DEFAULT_ATTEMPT_RETENTION,
+                overdue_grace: crate::metadb::store::DEFAULT_OVERDUE_GRACE,
+                attempt_retention: crate::metadb::store::DEFAULT_ATTEMPT_RETENTION,
                 notify: Vec::new(),
-                silent_after: crate::metadb::config::DEFAULT_SILENT_AFTER,
-                watch_interval: crate::metadb::config::DEFAULT_WATCH_INTERVAL,
+                silent_after: config::DEFAULT_SILENT_AFTER,
+                watch_interval: config::DEFAULT_WATCH_INTERVAL,
             },
         };
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();
-        let client = Client::new(&crate::metadb::config::Connection {
+        let client = Client::new(&crate::metadb::client::connection::Connection {
             url: format!("http://{}", running.addr()),
             token: None,
-            tls: crate::metadb::config::Tls::default(),
+            tls: crate::metadb::client::connection::Tls::default(),
             request_max_timeout: Duration::from_secs(10),
         })
         .unwrap();
@@ -581,7 +593,7 @@ mod tests {
             id: "r1".into(),
             host: "web3".into(),
             target: Some("/srv/restore".into()),
-            items: vec![crate::model::RestoreItem { backup, dataset }],
+            items: vec![crate::wire::model::RestoreItem { backup, dataset }],
             state: String::new(),
             message: String::new(),
             created: String::new(),
@@ -594,7 +606,7 @@ mod tests {
         assert_eq!((next.id.as_str(), next.state.as_str()), ("r1", "running"));
         assert_eq!(next.target.as_deref(), Some("/srv/restore"));
         assert_eq!(client.next_restore_request("web3").unwrap(), None);
-        let status = crate::metadb::api::RestoreStatus {
+        let status = crate::wire::api::RestoreStatus {
             host: Some("web3".into()),
             state: "failed".into(),
             message: "disk full".into(),

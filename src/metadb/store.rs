@@ -15,8 +15,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::metadb::record;
-use crate::model::{Atom, Backup, Dataset, FindRequest, RestoreRequest, Verification};
+use crate::wire::model::{Atom, Backup, Dataset, FindRequest, RestoreRequest, Verification};
 
 /// The schema, one step per release that changed it. Never edit or reorder a
 /// step that has shipped: append a new one. `PRAGMA user_version` records how
@@ -172,12 +171,19 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;",
 ];
 
+/// How long after its due time a source not attempted is overdue, unless
+/// configured otherwise.
+pub const DEFAULT_OVERDUE_GRACE: Duration = Duration::from_secs(3600);
+/// How long attempts are kept unless configured otherwise.
+pub const DEFAULT_ATTEMPT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
 mod copies;
 mod health;
 mod lease;
 mod proof;
+pub mod record;
 
-pub use copies::PRIMARY;
+pub use crate::wire::api::PRIMARY;
 pub use health::Clock;
 pub use lease::MAX_LEASE_SECS;
 pub use proof::MAX_SLICES;
@@ -736,7 +742,7 @@ fn find_query(req: &FindRequest, walk: bool) -> Result<(String, Vec<Value>), Err
             req.pattern.len()
         )));
     }
-    let mut args = vec![Value::Text(crate::name::sqlite_glob(&req.pattern))];
+    let mut args = vec![Value::Text(crate::base::name::sqlite_glob(&req.pattern))];
     // Filters on one version of an atom, written for the alias `v` of
     // `atoms`. With a host, the names come from that host's entries of
     // `atoms_host`, not from the whole fleet's in `atoms_name`.
@@ -1607,7 +1613,7 @@ mod tests {
     #[test]
     fn restore_requests_go_to_their_host_once() -> Result<(), Error> {
         let mut store = Store::open_in_memory()?;
-        let item = crate::model::RestoreItem {
+        let item = crate::wire::model::RestoreItem {
             backup: backup("b1", "2026-01-01T00:00:00Z", "web1"),
             dataset: dataset("d1", "users", &["users/a"]),
         };

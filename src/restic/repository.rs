@@ -1,7 +1,7 @@
 //! The repository settings tabacco runs restic with: where the
 //! repository is, its password, cache and backend environment, which restic
 //! to run and its global options. `config` builds them from agent.yml;
-//! [`super::Repo`] turns them into restic's environment and arguments.
+//! [`crate::restic::Repo`] turns them into restic's environment and arguments.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -3,14 +3,12 @@
 //! primary repository is named [`PRIMARY`]; every dataset is held there
 //! when recorded. Which host may record what is the server's business.
 
-use super::{Error, Store};
-use crate::metadb::api::{Due, Lag};
-use crate::metadb::record;
-use crate::model::Backup;
+use crate::metadb::store::record;
+use crate::metadb::store::{Error, Store};
+use crate::wire::api::PRIMARY;
+use crate::wire::api::{Due, Lag};
+use crate::wire::model::Backup;
 use rusqlite::params;
-
-/// The primary repository's name in the store (agent.yml's `repository:`).
-pub const PRIMARY: &str = "primary";
 
 /// Most dataset ids one request names, and most datasets `due` returns.
 pub const MAX_IDS: usize = 10_000;
@@ -157,7 +155,7 @@ fn check_ids(ids: &[String]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Atom, Dataset};
+    use crate::wire::model::{Atom, Dataset};
 
     fn record(store: &mut Store, host: &str, backup: &str, dataset: &str, time: &str) {
         let b = Backup {

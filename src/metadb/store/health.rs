@@ -4,10 +4,10 @@
 //! overdue are decided here, so that the embedded and the served metadb
 //! answer alike.
 
-use super::{format_time, Error, Store};
-use crate::metadb::api::{Attempt, HistoryRequest, Plan, SourcePolicy, StatusRequest, StatusRow};
-use crate::metadb::record;
-use crate::schedule::Schedule;
+use crate::base::schedule::Schedule;
+use crate::metadb::store::record;
+use crate::metadb::store::{format_time, Error, Store};
+use crate::wire::api::{Attempt, HistoryRequest, Plan, SourcePolicy, StatusRequest, StatusRow};
 use chrono::{Local, TimeZone};
 use rusqlite::params;
 use rusqlite::types::Value;
@@ -454,7 +454,7 @@ fn set_option(field: &mut Option<String>, value: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadb::api::PlannedSource;
+    use crate::wire::api::PlannedSource;
 
     fn attempt(host: &str, source: &str, start: &str, state: &str) -> Attempt {
         Attempt {
@@ -658,7 +658,7 @@ mod tests {
                 ..good.clone()
             },
             Attempt {
-                message: "x".repeat(record::MAX_LINE_BYTES + 1),
+                message: "x".repeat(crate::wire::api::MAX_LINE_BYTES + 1),
                 ..good.clone()
             },
             Attempt {
@@ -684,7 +684,7 @@ mod tests {
             },
             T0,
         )?;
-        store.add_verification(&crate::model::Verification {
+        store.add_verification(&crate::wire::model::Verification {
             timestamp: "2026-01-01T05:00:00Z".into(),
             host: "h1".into(),
             atom: "a/x".into(),
@@ -718,7 +718,7 @@ mod tests {
         .map_err(|e| Error::InvalidRequest(e.to_string()))?;
         store.publish_plan(&old, T0)?;
         let mut new = plan("h2", &[("sql", None), ("logs", None)], true);
-        new.sources[0].retention = Some(crate::metadb::api::Policy {
+        new.sources[0].retention = Some(crate::wire::api::Policy {
             keep_last: Some(2),
             keep_within: Some("36h".into()),
             ..Default::default()
@@ -739,7 +739,7 @@ mod tests {
             ["--keep-last", "2", "--keep-within", "1d12h"]
         );
         // A policy that keeps nothing is refused with the plan.
-        new.sources[0].retention = Some(crate::metadb::api::Policy::default());
+        new.sources[0].retention = Some(crate::wire::api::Policy::default());
         assert!(matches!(
             store.publish_plan(&new, T0),
             Err(Error::InvalidRequest(_))

@@ -5,9 +5,9 @@
 //! expires in, so that it lasts at least its ttl (and at most a second
 //! more). Who may ask for whom is the server's business.
 
-use super::{format_time, Error, Store};
-use crate::metadb::api::{Lease, LeaseRequest, ReleaseRequest};
-use crate::metadb::record;
+use crate::metadb::store::record;
+use crate::metadb::store::{format_time, Error, Store};
+use crate::wire::api::{Lease, LeaseRequest, ReleaseRequest};
 use rusqlite::{params, OptionalExtension};
 
 /// Longest lease a host may take, in seconds: a day. A dead host's lease

@@ -4,9 +4,9 @@
 //! restored by a drill (from the verifications). A slice counts only in
 //! order, so a full round means every slice was read since the round began.
 
-use super::{format_time, Error, Store};
-use crate::metadb::api::{Proof, Proofs, Restored, SliceRead};
-use crate::metadb::record;
+use crate::metadb::store::record;
+use crate::metadb::store::{format_time, Error, Store};
+use crate::wire::api::{Proof, Proofs, Restored, SliceRead};
 use rusqlite::{params, OptionalExtension};
 
 /// Most slices a repository may be read back in.

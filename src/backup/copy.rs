@@ -1,0 +1,272 @@
+//! Copies: further repositories (agent.yml's `copies:`) that each source's
+//! snapshots are copied into with `restic copy` after its datasets are
+//! recorded, and the choice of a repository to read a dataset back from
+//! (the primary, else a copy that holds it). What a copy holds is recorded
+//! in the metadb per dataset; `prune` applies each copy's retention.
+//!
+//! Configured as [`Copy`]; used by `job` after a backup, by
+//! `restore`, `verify`, `dump` and `ls` to read, and by `prune`.
+
+use crate::base::count::count;
+use crate::config::repositories::Copy;
+use crate::handler::Unrestored;
+use crate::metadb::Metadb;
+use crate::process::shell::Supervisor;
+use crate::report::failure::{Failure, Kind};
+use crate::restic::{self, Repo, Repository, SnapshotRef};
+use crate::wire::api::{self, DueRequest};
+use crate::wire::model::{self, Dataset};
+use std::sync::{Mutex, PoisonError};
+
+/// Held while this process creates a copy.
+static CREATING: Mutex<()> = Mutex::new(());
+
+/// Most datasets one run copies into one copy; the rest follow at the
+/// next runs (a new copy of a long history fills up over several).
+const MAX_PER_RUN: u32 = 1000;
+
+/// Copies into each of `copies` the datasets of `host`'s `source` it
+/// lacks: those `recorded` now, and those an earlier run could not copy
+/// (as the metadb knows them), in one `restic copy` per copy, reading the
+/// `primary`; then records what each copy holds. A copy that does not
+/// exist is created first. Returns a failure for each copy that failed:
+/// its datasets stay recorded in the primary, and are tried again at the
+/// next run.
+pub fn after_backup(
+    copies: &[&Copy],
+    primary: &Repository,
+    metadb: &Metadb,
+    host: &str,
+    source: &str,
+    recorded: &[Dataset],
+    sup: &Supervisor,
+) -> Vec<Failure> {
+    let mut failures = Vec::new();
+    for copy in copies {
+        if let Err(e) = copy_one(copy, primary, metadb, host, source, recorded, sup) {
+            failures.push(e.context(&format!("copy {}", copy.name)));
+        }
+    }
+    failures
+}
+
+fn copy_one(
+    copy: &Copy,
+    primary: &Repository,
+    metadb: &Metadb,
+    host: &str,
+    source: &str,
+    recorded: &[Dataset],
+    sup: &Supervisor,
+) -> Result<(), Failure> {
+    let request = DueRequest {
+        host: host.to_string(),
+        source: source.to_string(),
+        repository: copy.name.clone(),
+        limit: MAX_PER_RUN,
+    };
+    // Without the metadb (its records of this run spooled), this run's.
+    let mut ids: Vec<String> = match metadb.due_copies(&request) {
+        Ok(due) => due.into_iter().map(|d| d.dataset_id).collect(),
+        Err(e) => {
+            log::warn!(
+                "{}: copy {}: cannot ask the metadb what is missing ({e}); copying this run's datasets only",
+                sup.label(),
+                copy.name
+            );
+            Vec::new()
+        }
+    };
+    for dataset in recorded {
+        if !ids.contains(&dataset.id) {
+            ids.push(dataset.id.clone());
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let tags: Vec<String> = ids.iter().map(|id| model::snapshot_tag(id)).collect();
+    let repo = Repo::new(copy.repository.clone());
+    let copied = match repo.copy_from(sup, primary, &tags) {
+        // Not created yet (or away: then creating it fails and says so).
+        // One source at a time creates it: two `restic init`s at once both
+        // write a key and a config, and a REST server keeps a config that
+        // one of the keys cannot open.
+        Err(restic::Error::Unavailable(_)) => {
+            let creating = CREATING.lock().unwrap_or_else(PoisonError::into_inner);
+            let created = repo.ensure_copy_of(sup, primary);
+            drop(creating);
+            created.and_then(|()| repo.copy_from(sup, primary, &tags))
+        }
+        result => result,
+    };
+    copied?;
+    // restic skips what the primary no longer holds, silently: ask the
+    // copy what it holds now.
+    let held: Vec<String> = repo
+        .snapshots(sup, &tags)?
+        .into_iter()
+        .filter_map(|s| model::from_snapshot_tags(&s.tags.unwrap_or_default()))
+        .map(|(_, dataset)| dataset.id)
+        .filter(|id| ids.contains(id))
+        .collect();
+    log::info!(
+        "{}: copy {}: {} of {} copied",
+        sup.label(),
+        copy.name,
+        count(held.len(), "dataset"),
+        ids.len()
+    );
+    if held.len() < ids.len() {
+        let missing: Vec<&str> = ids
+            .iter()
+            .filter(|id| !held.contains(id))
+            .map(String::as_str)
+            .collect();
+        log::warn!(
+            "{}: copy {}: the repository no longer holds datasets {}",
+            sup.label(),
+            copy.name,
+            missing.join(" ")
+        );
+    }
+    if held.is_empty() {
+        return Ok(());
+    }
+    metadb.add_copies(host, &copy.name, &held).map_err(|e| {
+        Failure::new(
+            Kind::Metadb,
+            format!(
+                "{} copied but not recorded: {e}",
+                count(held.len(), "dataset")
+            ),
+        )
+    })
+}
+
+/// Where datasets are read back from (restore, dump, ls, a drill): the
+/// primary, and where it cannot be reached or lacks a dataset's snapshot,
+/// a copy that holds it; or one repository picked by name.
+pub struct Reader {
+    primary: Repo,
+    copies: Vec<(String, Repo)>,
+    /// `--repository`: only this one, `primary` or a copy's name.
+    picked: Option<String>,
+}
+
+impl Reader {
+    /// Reads from `primary` and `copies`, or from the one `picked` names
+    /// (an unknown name is an error naming the known ones).
+    pub fn new(
+        primary: &Repository,
+        copies: &[Copy],
+        picked: Option<&str>,
+    ) -> Result<Reader, String> {
+        if let Some(name) = picked.filter(|&n| n != api::PRIMARY) {
+            if !copies.iter().any(|c| c.name == name) {
+                let names: Vec<&str> = copies.iter().map(|c| c.name.as_str()).collect();
+                return Err(format!(
+                    "no repository named {name:?}; configured: {}{}{}",
+                    api::PRIMARY,
+                    if names.is_empty() { "" } else { " " },
+                    names.join(" ")
+                ));
+            }
+        }
+        Ok(Reader {
+            primary: Repo::new(primary.clone()),
+            copies: copies
+                .iter()
+                .map(|c| (c.name.clone(), Repo::new(c.repository.clone())))
+                .collect(),
+            picked: picked.map(String::from),
+        })
+    }
+
+    /// The repository checks run on: the picked one, else the primary.
+    pub fn checked(&self) -> (&str, &Repo) {
+        match self.picked.as_deref() {
+            Some(name) => self.named(name),
+            None => (api::PRIMARY, &self.primary),
+        }
+    }
+
+    fn named(&self, name: &str) -> (&str, &Repo) {
+        self.copies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or((api::PRIMARY, &self.primary), |(n, repo)| {
+                (n.as_str(), repo)
+            })
+    }
+
+    /// Runs `read` on the repository to read `dataset` from, with the way
+    /// to name its snapshot there (by id in the primary; by tag in a copy,
+    /// where `restic copy` gave it another id). Unless one was picked,
+    /// that is the primary; where it is unreachable or lacks the snapshot,
+    /// each copy that holds the dataset (as the metadb recorded it; every
+    /// copy where nothing is recorded) in turn, saying so in the log.
+    pub fn read<T, E: Unread>(
+        &self,
+        dataset: &Dataset,
+        mut read: impl FnMut(&Repo, &SnapshotRef) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if let Some(name) = self.picked.as_deref() {
+            let (name, repo) = self.named(name);
+            return read(repo, &snapshot_in(name, dataset));
+        }
+        let mut failed = match read(&self.primary, &SnapshotRef::of(dataset)) {
+            Err(e) if is_elsewhere(&e) => e,
+            result => return result,
+        };
+        let recorded =
+            |name: &String| dataset.repositories.is_empty() || dataset.repositories.contains(name);
+        for (name, repo) in self.copies.iter().filter(|(name, _)| recorded(name)) {
+            log::warn!(
+                "dataset {} (snapshot {}): {failed}; reading it from copy {name}",
+                dataset.id,
+                dataset.snapshot_id
+            );
+            failed = match read(repo, &SnapshotRef::by_tag(dataset)) {
+                Err(e) if is_elsewhere(&e) => e,
+                result => return result,
+            };
+        }
+        Err(failed)
+    }
+}
+
+/// How to name `dataset`'s snapshot in repository `name`.
+fn snapshot_in(name: &str, dataset: &Dataset) -> SnapshotRef {
+    match name {
+        api::PRIMARY => SnapshotRef::of(dataset),
+        _ => SnapshotRef::by_tag(dataset),
+    }
+}
+
+/// Why [`Reader::read`] read nothing: restic's error where restic failed.
+pub trait Unread: std::fmt::Display {
+    /// restic's error, if restic failed.
+    fn restic(&self) -> Option<&restic::Error>;
+}
+
+impl Unread for restic::Error {
+    fn restic(&self) -> Option<&restic::Error> {
+        Some(self)
+    }
+}
+
+impl Unread for Unrestored {
+    fn restic(&self) -> Option<&restic::Error> {
+        match self {
+            Unrestored::Restic(e) => Some(e),
+            Unrestored::Other(_) => None,
+        }
+    }
+}
+
+/// Whether another repository may have what this one failed to give.
+fn is_elsewhere(e: &impl Unread) -> bool {
+    e.restic()
+        .is_some_and(|e| matches!(e, restic::Error::Unavailable(_)) || e.is_missing_snapshot())
+}

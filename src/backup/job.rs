@@ -1,0 +1,372 @@
+//! One backup of one source: find its atoms, have the handler plan its
+//! datasets, and for each dataset run the hooks and have the handler save
+//! it ([`crate::handler::Input::save`]), then record it. Datasets run
+//! concurrently, up to `queue_config.concurrency` at once in the whole
+//! process (see [`crate::base::slots`]). A dataset is recorded only once its
+//! snapshot is complete in the repository; a failed producer's partial
+//! snapshot is forgotten once the source's datasets are all done.
+
+use crate::backup::copy;
+use crate::base::count::count;
+use crate::base::name;
+use crate::base::queue;
+use crate::base::slots::Slots;
+use crate::base::time;
+use crate::config::source::{Datasets, Source};
+use crate::config::{self, Config};
+use crate::handler::atom::{AtomSpec, DatasetSpec};
+use crate::handler::hook;
+use crate::handler::{Context, Plan, Saving};
+use crate::metadb::Metadb;
+use crate::process::shell::Supervisor;
+use crate::report::failure::{Failure, Kind};
+use crate::report::outcome::Outcome;
+use crate::restic::{self, Repo};
+use crate::wire::model::{self, Backup, Dataset};
+use std::sync::{Mutex, PoisonError};
+
+/// Most bytes accepted from `atoms_command` or `datasets_command`.
+const LIST_LIMIT: u64 = 16 << 20;
+
+/// What a job needs besides its source.
+pub struct Env<'a> {
+    pub config: &'a Config,
+    pub repo: &'a Repo,
+    pub metadb: &'a Metadb,
+    pub dry_run: bool,
+    /// The process's slots: one is held by each dataset backing up.
+    pub slots: &'a Slots,
+    /// Told of restic's progress, e.g. for the agent's status page.
+    pub progress: Option<&'a Progress<'a>>,
+}
+
+/// A sink for restic's progress: the job's label and the latest status.
+pub type Progress<'a> = dyn Fn(&str, &restic::Status) + Sync + 'a;
+
+/// A source's datasets with their atoms known: the result of running
+/// `datasets_command` and `atoms_command`. Errors come back beside the
+/// groups that could be resolved, so the rest of a source is still backed up.
+pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, Vec<Failure>) {
+    let specs = match &source.datasets {
+        Datasets::Listed(specs) => specs.clone(),
+        Datasets::Command(command) => {
+            match sup.capture_shell(command, "datasets_command", LIST_LIMIT) {
+                Ok(text) => match config::parse_datasets(&source.name, &text) {
+                    Ok(specs) => specs,
+                    Err(e) => {
+                        let e = format!("datasets_command printed no dataset list: {e}");
+                        return (Vec::new(), vec![Failure::new(Kind::Command, e)]);
+                    }
+                },
+                Err(e) => return (Vec::new(), vec![e.into()]),
+            }
+        }
+    };
+    let mut groups = Vec::new();
+    let mut errors = Vec::new();
+    for spec in specs {
+        let mut atoms = spec.atoms.clone();
+        if let Some(command) = &spec.atoms_command {
+            match sup.capture_shell(command, "atoms_command", LIST_LIMIT) {
+                Ok(text) => {
+                    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                        match name::validate(&source.atom_full_name(line)) {
+                            Ok(()) => atoms.push(AtomSpec {
+                                name: line.to_string(),
+                                path: None,
+                            }),
+                            Err(e) => errors.push(Failure::new(
+                                Kind::Command,
+                                format!("atoms_command printed an {e}; atom skipped"),
+                            )),
+                        }
+                    }
+                }
+                Err(e) => {
+                    errors.push(e.into());
+                    continue;
+                }
+            }
+        } else if atoms.is_empty() {
+            atoms.push(AtomSpec {
+                name: String::new(),
+                path: None,
+            });
+        }
+        match source.handler.check_atoms(&DatasetSpec {
+            atoms: atoms.clone(),
+            atoms_command: None,
+        }) {
+            Ok(()) => groups.push(atoms),
+            Err(e) => errors.push(Failure::new(Kind::Other, e)),
+        }
+    }
+    (groups, errors)
+}
+
+/// Backs up `source` now, under `sup` (which the caller may stop).
+pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> Outcome {
+    let now = chrono::Utc::now();
+    let backup = Backup {
+        id: backup_id.to_string(),
+        timestamp: time::format(now),
+        host: env.config.hostname.clone(),
+        datasets: Vec::new(),
+    };
+    let restic_time = now
+        .with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let mut outcome = Outcome {
+        source: source.name.clone(),
+        backup_id: backup.id.clone(),
+        recorded: Vec::new(),
+        errors: Vec::new(),
+        copies: Vec::new(),
+    };
+    let _watchdog = source
+        .timeout
+        .map(|t| sup.watchdog(t, format!("timeout of {}s exceeded", t.as_secs())));
+
+    let (groups, errors) = resolve_atoms(source, sup);
+    outcome.errors = errors;
+    let ctx = Context {
+        backup_id: &backup.id,
+        host: &backup.host,
+    };
+    let mut plans = Vec::new();
+    for atoms in &groups {
+        match source.handler.plan(&source.name, atoms, &ctx) {
+            Ok(p) => plans.extend(p),
+            Err(e) => outcome.errors.push(Failure::new(Kind::Other, e)),
+        }
+    }
+    if !env.dry_run && !plans.is_empty() {
+        if let Err(e) = env.repo.ensure_initialized(sup) {
+            outcome.errors.push(e.into());
+            return outcome;
+        }
+    }
+    // Up to `concurrency` datasets at once, each holding one of the
+    // process's slots while it runs; results are reported in plan order
+    // whatever order they end in.
+    let partials = Partials::default();
+    let run = Run {
+        source,
+        env,
+        sup,
+        backup: &backup,
+        restic_time: &restic_time,
+        partials: &partials,
+    };
+    let done = queue::map(env.config.concurrency, plans, |plan| {
+        let dataset_name = plan.name.clone();
+        let result = env
+            .slots
+            .acquire(|| sup.ensure_running("backup"))
+            .map_err(Failure::from)
+            .and_then(|_slot| backup_dataset(&run, plan));
+        (dataset_name, result)
+    });
+    forget_partials(env, sup, partials);
+    for (dataset_name, result) in done {
+        match result {
+            Ok(Some(dataset)) => outcome.recorded.push(dataset),
+            Ok(None) => {}
+            Err(e) => outcome
+                .errors
+                .push(e.context(&format!("dataset {dataset_name}"))),
+        }
+    }
+    if !env.dry_run {
+        let copies = env.config.copies_of(source);
+        let (host, recorded) = (&env.config.hostname, &outcome.recorded);
+        let primary = &env.config.repository;
+        outcome.copies = copy::after_backup(
+            &copies,
+            primary,
+            env.metadb,
+            host,
+            &source.name,
+            recorded,
+            sup,
+        );
+    }
+    outcome
+}
+
+/// What backing up each dataset of a source needs.
+struct Run<'a, 'e> {
+    source: &'a Source,
+    env: &'a Env<'e>,
+    sup: &'a Supervisor,
+    backup: &'a Backup,
+    /// The snapshots' time, as restic's `--time` wants it.
+    restic_time: &'a str,
+    partials: &'a Partials,
+}
+
+/// Backs up one dataset with its hooks; `Ok(None)` in a dry run.
+fn backup_dataset(run: &Run, plan: Plan) -> Result<Option<Dataset>, Failure> {
+    let Run {
+        source,
+        env,
+        sup,
+        backup,
+        ..
+    } = *run;
+    let ctx = Context {
+        backup_id: &backup.id,
+        host: &backup.host,
+    };
+    let hook_env = source
+        .handler
+        .in_scope(&source.name, &ctx, &plan.atoms, None, |scope| {
+            hook::environment(scope, None)
+        });
+    if env.dry_run {
+        log_dry_run(sup, source, &plan);
+        return Ok(None);
+    }
+    if let Some(pre) = &source.hooks.pre_backup {
+        sup.run_shell(pre, &hook_env, "pre_backup_command")?;
+    }
+    let result = snapshot(run, plan).map(Some);
+    if let Some(post) = &source.hooks.post_backup {
+        let status = if result.is_ok() { "ok" } else { "failed" };
+        let mut post_env = hook_env;
+        post_env.push(("BACKUP_STATUS", status.to_string()));
+        if let Err(e) = sup.run_shell(post, &post_env, "post_backup_command") {
+            // Say both what happened to the data and what the hook did.
+            let hook = Failure::from(e);
+            return Err(match result {
+                Ok(_) => Failure::new(
+                    hook.kind,
+                    format!("{hook} (the dataset was saved and recorded)"),
+                ),
+                Err(first) => Failure::new(first.kind, format!("{first}; then {hook}")),
+            });
+        }
+    }
+    result
+}
+
+fn log_dry_run(sup: &Supervisor, source: &Source, plan: &Plan) {
+    let label = sup.label();
+    if let Some(pre) = &source.hooks.pre_backup {
+        log::info!("{label}: dry run: would run pre_backup_command: {pre}");
+    }
+    log::info!("{label}: dry run: would {}", plan.input.describe());
+    if let Some(post) = &source.hooks.post_backup {
+        log::info!("{label}: dry run: would run post_backup_command: {post}");
+    }
+}
+
+/// Takes the snapshot and records it.
+fn snapshot(run: &Run, plan: Plan) -> Result<Dataset, Failure> {
+    let Run {
+        source,
+        env,
+        sup,
+        backup,
+        restic_time,
+        partials,
+    } = *run;
+    let mut dataset = Dataset::new(model::new_id(), source.name.clone(), plan.atoms);
+    let tags = model::snapshot_tags(backup, &dataset);
+    let label = sup.label().to_string();
+    let mut on_status = |s: restic::Status| {
+        log::debug!(
+            "{label}: {:.0}% done, {}/{} files, {}/{} bytes",
+            s.percent_done * 100.0,
+            s.files_done,
+            s.total_files,
+            s.bytes_done,
+            s.total_bytes
+        );
+        if let Some(progress) = env.progress {
+            progress(&label, &s);
+        }
+    };
+    let request = |input| restic::Backup {
+        host: &backup.host,
+        tags: tags.clone(),
+        time: restic_time.to_string(),
+        input,
+    };
+    let saving = Saving {
+        repo: env.repo,
+        sup,
+        request: &request,
+        on_status: &mut on_status,
+        min_bytes: source.min_bytes,
+    };
+    let summary = plan.input.save(&dataset.atoms, saving).map_err(|unsaved| {
+        if let Some(snapshot_id) = &unsaved.partial {
+            forget_later(partials, &dataset, snapshot_id);
+        }
+        unsaved.failure
+    })?;
+    dataset.snapshot_id = summary.snapshot_id;
+    dataset.total_files = summary.total_files_processed;
+    dataset.total_bytes = summary.total_bytes_processed;
+    dataset.bytes_added = summary.data_added;
+    dataset.duration = summary.total_duration.round() as i64;
+    log::info!(
+        "{label}: dataset {} ({}) saved as snapshot {}: {}, {}, {} added",
+        dataset.id,
+        atom_list(&dataset),
+        dataset.snapshot_id,
+        count(dataset.total_files, "file"),
+        count(dataset.total_bytes, "byte"),
+        count(dataset.bytes_added, "byte")
+    );
+    env.metadb.add_dataset(backup, &dataset).map_err(|e| {
+        let e = format!(
+            "snapshot {} saved but not recorded: {e}",
+            dataset.snapshot_id
+        );
+        Failure::new(Kind::Metadb, e)
+    })?;
+    if summary.incomplete {
+        let e = format!(
+            "snapshot {} saved and recorded, but some files were unreadable (see the log)",
+            dataset.snapshot_id
+        );
+        return Err(Failure::new(Kind::Incomplete, e));
+    }
+    Ok(dataset)
+}
+
+/// Partial snapshots (tag and snapshot id) to forget once none of the
+/// source's datasets is backing up any more: `restic forget` needs the
+/// repository to itself.
+type Partials = Mutex<Vec<(String, String)>>;
+
+fn forget_later(partials: &Partials, dataset: &Dataset, snapshot_id: &str) {
+    let mut partials = partials.lock().unwrap_or_else(PoisonError::into_inner);
+    partials.push((dataset.tag(), snapshot_id.to_string()));
+}
+
+fn forget_partials(env: &Env, sup: &Supervisor, partials: Partials) {
+    // The job may have been stopped: clean up under a fresh supervisor.
+    let partials = partials
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    if partials.is_empty() {
+        return;
+    }
+    if let Err(e) = env.repo.forget_snapshots(&sup.for_cleanup(), &partials) {
+        let tags: Vec<&str> = partials.iter().map(|(tag, _)| tag.as_str()).collect();
+        log::error!(
+            "{}: cannot remove partial snapshots {}: {e}",
+            sup.label(),
+            tags.join(", ")
+        );
+    }
+}
+
+fn atom_list(dataset: &Dataset) -> String {
+    let names: Vec<&str> = dataset.atoms.iter().map(|a| a.name.as_str()).collect();
+    names.join(" ")
+}

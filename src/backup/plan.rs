@@ -1,0 +1,55 @@
+//! What a host tells the metadb it runs: each source with its schedule,
+//! next due time and retention policy, so that the metadb can tell a
+//! source that stopped being backed up, and a maintainer can prune it. The
+//! agent publishes its whole plan (from its scheduler's state); `tabacco
+//! run` adds the sources it ran, for cron-driven hosts.
+
+use crate::base::seed;
+use crate::base::time;
+use crate::config::source::Source;
+use crate::config::Config;
+use crate::metadb::Metadb;
+use crate::wire::api::{Plan, PlannedSource, Policy};
+use chrono::{Local, Utc};
+
+/// The plan of a `tabacco run` of `sources`: each with the schedule its
+/// configuration gives it and when that is next due, added to the host's.
+pub fn of_run(config: &Config, sources: &[&Source]) -> Plan {
+    let seed = seed::load_or_create(&config.random_seed_file)
+        .map_err(|e| log::debug!("next due times unknown: {e}"))
+        .ok();
+    let now = Local::now();
+    let sources = sources
+        .iter()
+        .map(|source| {
+            let next = seed.as_ref().and_then(|seed| {
+                let offset = seed::offset(seed, &source.name);
+                source.schedule.next_after(&now, offset)
+            });
+            PlannedSource {
+                source: source.name.clone(),
+                schedule: source.schedule.to_string(),
+                next_due: next.map(|t| time::format(t.with_timezone(&Utc))),
+                overdue_grace: source.overdue_grace.map(|g| g.as_secs()),
+                retention: config.retention_of(source).map(Policy::of),
+            }
+        })
+        .collect();
+    Plan {
+        host: config.hostname.clone(),
+        replace: false,
+        sources,
+    }
+}
+
+/// Publishes `plan`; returns whether the metadb took it. A failure is
+/// logged (the plan is published again later), never the caller's.
+pub fn publish(metadb: &Metadb, plan: &Plan) -> bool {
+    match metadb.publish_plan(plan) {
+        Ok(()) => true,
+        Err(e) => {
+            log::info!("plan of host {} not published: {e}", plan.host);
+            false
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Retention: forget the snapshots that their sources' policies no longer
+//! keep, selected by tabacco's own tags only (nothing else in a shared
+//! repository is touched), remove them from the metadb, so that `query`
+//! and `restore` never offer a snapshot that no longer exists, and reclaim
+//! the space. Used by `tabacco prune` and by the agent's `prune_schedule`.
+//!
+//! Which snapshots is this host's `maintenance:` ([`Maintenance`]): its
+//! own sources' by their policies, or every host's by the policies their
+//! plans published (a source whose policy is unknown keeps everything), or
+//! none. With a central metadb it runs under the repository's lease
+//! ([`crate::maintenance::lease`]).
+//!
+//! Then, where the repository's prune ran, each copy this host's sources
+//! go to is pruned the same way under its own lease (a copy is a
+//! repository of its own), by the copy's policy if it has one, else by
+//! each source's: this host's sources only, whatever `maintenance:` says,
+//! since other hosts' copies are theirs. The metadb learns what each
+//! repository still holds.
+
+use crate::base::retention::Retention;
+use crate::config::repositories::Copy;
+use crate::config::repositories::Maintenance;
+use crate::config::Config;
+use crate::maintenance::lease::{self, Held, Lease};
+use crate::metadb::Metadb;
+use crate::process::shell::Supervisor;
+use crate::restic::{self, Repo};
+use crate::wire::model;
+
+/// Why a host with `maintenance: false` does not prune.
+pub const NEVER: &str =
+    "this host has maintenance: false: it never forgets, prunes or checks (see tabacco.yml(5))";
+
+/// What a refused deletion means, and what to do.
+const REFUSED: &str = "the repository refuses deletion (append-only?): set maintenance: false on a host that may not delete";
+
+/// One forgotten (or, in a dry run, forgettable) snapshot.
+pub struct Forgotten {
+    /// `primary`, or the copy's name.
+    pub repository: String,
+    pub host: String,
+    pub short_id: String,
+    pub time: String,
+    pub atoms: Vec<String>,
+}
+
+/// Snapshots of `host`'s `sources` that one policy applies to.
+struct Group {
+    host: String,
+    policy: Retention,
+    sources: Vec<String>,
+}
+
+/// Applies retention to the sources called `names` (this host's; all of
+/// them, and with `maintenance: true` every other host's, when empty),
+/// unless another host holds the repository's lease; then to each copy
+/// they go to (see the module's doc).
+pub fn prune(
+    config: &Config,
+    metadb: &Metadb,
+    sup: &Supervisor,
+    names: &[String],
+    dry_run: bool,
+) -> Result<Held<Vec<Forgotten>>, String> {
+    if config.maintenance == Maintenance::Never {
+        return Err(NEVER.into());
+    }
+    let sources = config.select(names)?;
+    let mut groups = Vec::new();
+    for &source in &sources {
+        let Some(policy) = config.retention_of(source) else {
+            log::info!(
+                "source {}: no retention policy, everything is kept",
+                source.name
+            );
+            continue;
+        };
+        add(&mut groups, &config.hostname, policy, &source.name);
+    }
+    let repo = Repo::new(config.repository.clone());
+    let lease = Lease {
+        metadb,
+        repo: &repo,
+        host: &config.hostname,
+        ttl: config.lease_ttl,
+    };
+    let held = lease.hold(sup, || {
+        if config.maintenance == Maintenance::All && names.is_empty() {
+            others(config, metadb, &mut groups)?;
+        }
+        apply(
+            metadb,
+            &repo,
+            crate::wire::api::PRIMARY,
+            sup,
+            &groups,
+            dry_run,
+        )
+    })?;
+    let mut forgotten = match held {
+        Held::Ran(result) => result?,
+        Held::Busy { holder, expires } => return Ok(Held::Busy { holder, expires }),
+    };
+    for copy in &config.copies {
+        let gone = prune_copy(config, metadb, sup, copy, &sources, dry_run)
+            .map_err(|e| format!("copy {}: {e}", copy.name))?;
+        forgotten.extend(gone);
+    }
+    Ok(Held::Ran(forgotten))
+}
+
+/// Applies retention to those of `sources` that go to `copy`, in it, under
+/// its lease: by the copy's policy, else by each source's. Nothing while
+/// another host holds the copy's lease (logged: the next prune tries again).
+fn prune_copy(
+    config: &Config,
+    metadb: &Metadb,
+    sup: &Supervisor,
+    copy: &Copy,
+    sources: &[&crate::config::source::Source],
+    dry_run: bool,
+) -> Result<Vec<Forgotten>, String> {
+    let mut groups = Vec::new();
+    for source in sources.iter().filter(|s| s.copies.contains(&copy.name)) {
+        if let Some(policy) = copy.retention.as_ref().or(config.retention_of(source)) {
+            add(&mut groups, &config.hostname, policy, &source.name);
+        }
+    }
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let repo = Repo::new(copy.repository.clone());
+    let lease = Lease {
+        metadb,
+        repo: &repo,
+        host: &config.hostname,
+        ttl: config.lease_ttl,
+    };
+    match lease.hold(sup, || {
+        apply(metadb, &repo, &copy.name, sup, &groups, dry_run)
+    })? {
+        Held::Ran(result) => result,
+        Held::Busy { holder, expires } => {
+            log::info!(
+                "copy {}: not pruned: {}",
+                copy.name,
+                lease::busy(&holder, &expires)
+            );
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// Adds `host`'s `source` to the group of `policy`: sources sharing a
+/// policy are forgotten together, one restic call each.
+fn add(groups: &mut Vec<Group>, host: &str, policy: &Retention, source: &str) {
+    match groups
+        .iter_mut()
+        .find(|g| g.host == host && g.policy == *policy)
+    {
+        Some(group) => group.sources.push(source.to_string()),
+        None => groups.push(Group {
+            host: host.to_string(),
+            policy: policy.clone(),
+            sources: vec![source.to_string()],
+        }),
+    }
+}
+
+/// Adds the sources of every other host by the policies they published.
+fn others(config: &Config, metadb: &Metadb, groups: &mut Vec<Group>) -> Result<(), String> {
+    let policies = metadb
+        .policies()
+        .map_err(|e| format!("cannot read the other hosts' retention policies: {e}"))?;
+    for published in policies {
+        if published.host == config.hostname {
+            continue;
+        }
+        match published.retention.to_retention() {
+            Ok(policy) => add(groups, &published.host, &policy, &published.source),
+            Err(e) => log::warn!(
+                "host {} source {}: retention {e}: nothing of it is forgotten",
+                published.host,
+                published.source
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Forgets what `groups` no longer keep in `repo` (called `repository`:
+/// `primary` or a copy's name), removes their records, prunes.
+fn apply(
+    metadb: &Metadb,
+    repo: &Repo,
+    repository: &str,
+    sup: &Supervisor,
+    groups: &[Group],
+    dry_run: bool,
+) -> Result<Vec<Forgotten>, String> {
+    let mut removed: Vec<(String, restic::Snapshot)> = Vec::new();
+    for group in groups {
+        let sources: Vec<&str> = group.sources.iter().map(String::as_str).collect();
+        let gone = repo
+            .forget(sup, &group.host, &sources, &group.policy, dry_run)
+            .map_err(|e| {
+                let what = format!(
+                    "forgetting snapshots of host {} source {}",
+                    group.host,
+                    group.sources.join(" ")
+                );
+                if e.is_refused_deletion() {
+                    format!("{what}: {REFUSED}")
+                } else {
+                    format!("{what}: {e}")
+                }
+            })?;
+        removed.extend(gone.into_iter().map(|s| (group.host.clone(), s)));
+    }
+    if removed.is_empty() {
+        return Ok(Vec::new());
+    }
+    // restic 0.18 exits 0 when a server refuses the DELETE (an append-only
+    // one): a snapshot is forgotten only if it is no longer listed.
+    let still = if dry_run {
+        Default::default()
+    } else {
+        repo.snapshot_ids(sup)
+            .map_err(|e| format!("cannot list the snapshots left after forget: {e}"))?
+    };
+    let refused = removed
+        .iter()
+        .filter(|(_, s)| still.contains(&s.id))
+        .count();
+    let mut forgotten = Vec::new();
+    let mut by_host: Vec<(String, Vec<String>)> = Vec::new();
+    for (host, snapshot) in removed {
+        if still.contains(&snapshot.id) {
+            continue;
+        }
+        let tags = snapshot.tags.unwrap_or_default();
+        let Some((_, dataset)) = model::from_snapshot_tags(&tags) else {
+            continue;
+        };
+        match by_host.iter_mut().find(|(h, _)| *h == host) {
+            Some((_, ids)) => ids.push(dataset.id),
+            None => by_host.push((host.clone(), vec![dataset.id])),
+        }
+        forgotten.push(Forgotten {
+            repository: repository.to_string(),
+            host,
+            short_id: snapshot.short_id,
+            time: snapshot.time,
+            atoms: dataset.atoms.into_iter().map(|a| a.name).collect(),
+        });
+    }
+    if dry_run {
+        return Ok(forgotten);
+    }
+    log::info!(
+        "forgot {} in {repository}",
+        crate::base::count::count(forgotten.len(), "snapshot")
+    );
+    // The lease another host's records are removed by (the id is known:
+    // the lease was taken with it).
+    let lease = if metadb.is_shared() {
+        repo.id(sup).ok()
+    } else {
+        None
+    };
+    for (host, ids) in &by_host {
+        metadb
+            .remove_datasets(host, ids, repository, lease.as_deref())
+            .map_err(|e| format!("snapshots forgotten, but not removed from the metadb: {e}"))?;
+    }
+    if refused > 0 {
+        return Err(format!(
+            "restic forget left {} it should have removed: {REFUSED}; their records stay",
+            crate::base::count::count(refused, "snapshot")
+        ));
+    }
+    repo.prune(sup).map_err(|e| format!("restic prune: {e}"))?;
+    Ok(forgotten)
+}
