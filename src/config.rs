@@ -13,11 +13,11 @@
 //! [`repositories`] (the repository, copies and maintenance), `template`
 //! (handler templates), [`source`] and [`datasets`] (sources), `value`
 //! (the kinds of value they share), `file` (the directories beside
-//! agent.yml; one file is read by `base::yaml`) and [`error`].
+//! agent.yml; one file is read by `base::yaml`) and `error`.
 
 mod agent;
 pub mod datasets;
-pub mod error;
+mod error;
 mod file;
 mod raw;
 pub mod repositories;
