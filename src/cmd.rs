@@ -51,7 +51,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
                 .unwrap_or(Path::new(metadb::DEFAULT_PATH));
             metadb::metadb(path, http_addr.as_deref())
         }
-        Command::Help(command) => match cli::help(command.as_deref()) {
+        Command::Help(command) => match cli::help::text(command.as_deref()) {
             Some(text) => print(&text),
             None => Err(Exit::Usage(format!(
                 "no help for unknown command {:?}: 'tabacco --help' lists the commands",
@@ -88,7 +88,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
 /// newest recorded version of the one atom `v.atom` names (its name
 /// checked by `restore::one`, as every record's is before a command sees
 /// it).
-fn one_version(config: &Config, v: &cli::Version) -> Result<(Reader, RestoreItem, Atom), Exit> {
+fn one_version(config: &Config, v: &cli::VersionArgs) -> Result<(Reader, RestoreItem, Atom), Exit> {
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
     let reader = Reader::new(&config.repository, &config.copies, v.repository.as_deref())

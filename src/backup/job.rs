@@ -51,7 +51,7 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
         Datasets::Listed(specs) => specs.clone(),
         Datasets::Command(command) => {
             match sup.capture_shell(command, "datasets_command", LIST_LIMIT) {
-                Ok(text) => match config::parse_datasets(&source.name, &text) {
+                Ok(text) => match config::datasets::parse(&source.name, &text) {
                     Ok(specs) => specs,
                     Err(e) => {
                         let e = format!("datasets_command printed no dataset list: {e}");

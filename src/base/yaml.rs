@@ -57,6 +57,15 @@ impl fmt::Display for Origin {
 pub struct Error {
     pub origin: Origin,
     pub message: String,
+    /// What made the file unreadable or unparsable, if that is the error.
+    cause: Option<Cause>,
+}
+
+/// Why a file could not be read or parsed.
+#[derive(Debug)]
+enum Cause {
+    Io(std::io::Error),
+    Yaml(serde_yaml::Error),
 }
 
 impl Error {
@@ -64,6 +73,7 @@ impl Error {
         Error {
             origin,
             message: message.into(),
+            cause: None,
         }
     }
 }
@@ -74,18 +84,25 @@ impl fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.cause {
+            Some(Cause::Io(e)) => Some(e),
+            Some(Cause::Yaml(e)) => Some(e),
+            None => None,
+        }
+    }
+}
+
 /// Reads a file holding one `T` or a list of them. An empty file has none.
 pub fn read_entries<T: DeserializeOwned>(path: &Path) -> Result<Vec<(T, Origin)>, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::new(Origin::file(path), format!("cannot read: {e}")))?;
-    parse_entries(path, &text)
+    parse_entries(path, &read(path)?)
 }
 
 /// Reads a file holding exactly one `T`.
 pub fn read_one<T: DeserializeOwned>(path: &Path) -> Result<(T, Origin), Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::new(Origin::file(path), format!("cannot read: {e}")))?;
-    let value = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, &e))?;
+    let text = read(path)?;
+    let value = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, e))?;
     let lines: Vec<&str> = text.lines().collect();
     Ok((value, origin(path, &lines, 0, lines.len())))
 }
@@ -95,12 +112,12 @@ pub fn parse_entries<T: DeserializeOwned>(
     path: &Path,
     text: &str,
 ) -> Result<Vec<(T, Origin)>, Error> {
-    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))?;
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_error(path, e))?;
     let lines: Vec<&str> = text.lines().collect();
     match value {
         serde_yaml::Value::Null => Ok(Vec::new()),
         serde_yaml::Value::Sequence(_) => {
-            let entries: Vec<T> = serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))?;
+            let entries: Vec<T> = serde_yaml::from_str(text).map_err(|e| yaml_error(path, e))?;
             let starts: Vec<usize> = (0..lines.len())
                 .filter(|&i| lines[i] == "-" || lines[i].starts_with("- "))
                 .collect();
@@ -121,10 +138,19 @@ pub fn parse_entries<T: DeserializeOwned>(
                 .collect())
         }
         _ => {
-            let entry: T = serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))?;
+            let entry: T = serde_yaml::from_str(text).map_err(|e| yaml_error(path, e))?;
             Ok(vec![(entry, origin(path, &lines, 0, lines.len()))])
         }
     }
+}
+
+/// The text of `path`.
+fn read(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| Error {
+        message: format!("cannot read: {e}"),
+        origin: Origin::file(path),
+        cause: Some(Cause::Io(e)),
+    })
 }
 
 fn origin(path: &Path, lines: &[&str], start: usize, end: usize) -> Origin {
@@ -165,7 +191,7 @@ fn origin(path: &Path, lines: &[&str], start: usize, end: usize) -> Origin {
     }
 }
 
-fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
+fn yaml_error(path: &Path, e: serde_yaml::Error) -> Error {
     let line = e.location().map_or(1, |l| l.line());
     let mut origin = Origin::file(path);
     origin.line = line;
@@ -181,7 +207,11 @@ fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
         };
         message.replace_range(start..start + " at line ".len() + end, "");
     }
-    Error::new(origin, message)
+    Error {
+        origin,
+        message,
+        cause: Some(Cause::Yaml(e)),
+    }
 }
 
 #[cfg(test)]

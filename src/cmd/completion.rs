@@ -1,11 +1,11 @@
 //! `tabacco completion bash|zsh` (hidden from `--help`): prints a shell
-//! completion script built from `cli::COMMANDS`, `cli::GLOBAL_OPTIONS` and
-//! `cli::TOP_OPTIONS`,
-//! the table `--help` prints, so that completion cannot drift from the
-//! parser's help. Installing the script is left to `make install` and the
+//! completion script built from `cli::help`'s `COMMANDS`, `GLOBAL_OPTIONS`
+//! and `TOP_OPTIONS`, the table `--help` prints, so that completion cannot
+//! drift from the parser's help. Installing the script is left to `make install` and the
 //! Debian package.
 
-use crate::cli::{self, Help, Shell};
+use crate::cli::help::{self, Help};
+use crate::cli::Shell;
 use std::fmt::Write;
 
 /// One option as a completion script sees it.
@@ -51,8 +51,8 @@ fn names(opts: &[Opt]) -> Vec<&'static str> {
 /// Names of the options, global or of any command, whose value is `kind`
 /// (`Some("FILE")`), or that take any value at all (`None`).
 fn taking(kind: Option<&str>) -> Vec<&'static str> {
-    let mut all = options(cli::GLOBAL_OPTIONS);
-    for c in cli::COMMANDS {
+    let mut all = options(help::GLOBAL_OPTIONS);
+    for c in help::COMMANDS {
         all.extend(options(c.options));
     }
     let mut out: Vec<&'static str> = all
@@ -66,9 +66,9 @@ fn taking(kind: Option<&str>) -> Vec<&'static str> {
 }
 
 fn bash() -> String {
-    let globals = names(&options(cli::GLOBAL_OPTIONS)).join(" ");
-    let top = names(&options(cli::TOP_OPTIONS)).join(" ");
-    let commands: Vec<&str> = cli::COMMANDS.iter().map(|c| c.name).collect();
+    let globals = names(&options(help::GLOBAL_OPTIONS)).join(" ");
+    let top = names(&options(help::TOP_OPTIONS)).join(" ");
+    let commands: Vec<&str> = help::COMMANDS.iter().map(|c| c.name).collect();
     let commands = commands.join(" ");
     let files = taking(Some("FILE"));
     let dirs = taking(Some("DIR"));
@@ -131,7 +131,7 @@ _tabacco() {
             with_value.join("|")
         },
     );
-    for c in cli::COMMANDS.iter().filter(|c| !c.options.is_empty()) {
+    for c in help::COMMANDS.iter().filter(|c| !c.options.is_empty()) {
         let own = names(&options(c.options)).join(" ");
         let _ = writeln!(s, "        {}) words=\"{own} {globals}\" ;;", c.name);
     }
@@ -216,7 +216,7 @@ _tabacco_commands() {
   commands=(
 ",
     );
-    for c in cli::COMMANDS {
+    for c in help::COMMANDS {
         let _ = writeln!(s, "    '{}:{}'", c.name, zsh_quote(c.summary));
     }
     s.push_str(
@@ -230,9 +230,9 @@ _tabacco() {
   globals=(
 ",
     );
-    s.push_str(&zsh_specs(&options(cli::GLOBAL_OPTIONS)));
+    s.push_str(&zsh_specs(&options(help::GLOBAL_OPTIONS)));
     s.push_str("  )\n  local -a top\n  top=(\n");
-    s.push_str(&zsh_specs(&options(cli::TOP_OPTIONS)));
+    s.push_str(&zsh_specs(&options(help::TOP_OPTIONS)));
     s.push_str(
         "  )
   _arguments -C -s $globals $top '1: :_tabacco_commands' '*:: :->args' && ret=0
@@ -241,7 +241,7 @@ _tabacco() {
   case $words[1] in
 ",
     );
-    for c in cli::COMMANDS {
+    for c in help::COMMANDS {
         let _ = write!(
             s,
             "  ({})\n    _arguments -s $globals \\\n{}{}      && ret=0 ;;\n",
@@ -283,12 +283,12 @@ mod tests {
     fn every_command_and_option_is_completed() {
         for shell in [Shell::Bash, Shell::Zsh] {
             let text = script(shell);
-            for (spec, _) in cli::GLOBAL_OPTIONS.iter().chain(cli::TOP_OPTIONS) {
+            for (spec, _) in help::GLOBAL_OPTIONS.iter().chain(help::TOP_OPTIONS) {
                 for name in parse_spec(spec, "").names {
                     assert!(text.contains(name), "{shell:?} lacks {name}");
                 }
             }
-            for c in cli::COMMANDS {
+            for c in help::COMMANDS {
                 assert!(text.contains(c.name), "{shell:?} lacks {}", c.name);
                 for (spec, _) in c.options {
                     let o = parse_spec(spec, "");

@@ -5,7 +5,7 @@
 //! data is not written to a terminal.
 
 use crate::backup::copy::Reader;
-use crate::cli::Dump;
+use crate::cli::DumpArgs;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::process::interrupt::Interrupt;
@@ -19,7 +19,7 @@ use std::io::{IsTerminal, Read, Write};
 /// How much of the stream is looked at before anything reaches a terminal.
 const SNIFF_BYTES: usize = 64 * 1024;
 
-pub fn dump(config: &Config, args: &Dump) -> Result<(), Exit> {
+pub fn dump(config: &Config, args: &DumpArgs) -> Result<(), Exit> {
     let (reader, item, atom) = cmd::one_version(config, &args.version)?;
     let path = match (
         restore::checked_path(&atom).map_err(Exit::Error)?,

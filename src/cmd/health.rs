@@ -6,7 +6,7 @@
 
 use crate::base::count::count;
 use crate::base::time;
-use crate::cli::{Format, History, Status};
+use crate::cli::{Format, HistoryArgs, StatusArgs};
 use crate::cmd::query::Stop;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
@@ -15,7 +15,7 @@ use crate::wire::api::{HistoryRequest, StatusRequest};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 
-pub fn status(config: &Config, s: &Status) -> Result<(), Exit> {
+pub fn status(config: &Config, s: &StatusArgs) -> Result<(), Exit> {
     let metadb = open(config)?;
     if s.proofs {
         return proofs(&metadb, s);
@@ -120,7 +120,7 @@ fn lag_table(metadb: &Metadb, host: Option<&str>) -> String {
 /// `status --proofs`: "last proven restorable", of each repository (read
 /// back whole by the rotated check) and each atom (restored by a drill),
 /// those of `--host` only if given.
-fn proofs(metadb: &Metadb, s: &Status) -> Result<(), Exit> {
+fn proofs(metadb: &Metadb, s: &StatusArgs) -> Result<(), Exit> {
     let mut proofs = metadb.proofs().map_err(|e| Exit::Error(e.to_string()))?;
     if let Some(host) = &s.host {
         proofs.atoms.retain(|a| a.host == *host);
@@ -157,7 +157,7 @@ fn written(result: std::io::Result<()>) -> Result<(), Stop> {
     }
 }
 
-pub fn history(config: &Config, h: &History) -> Result<(), Exit> {
+pub fn history(config: &Config, h: &HistoryArgs) -> Result<(), Exit> {
     let since = h
         .since
         .as_deref()

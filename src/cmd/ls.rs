@@ -2,7 +2,7 @@
 //! relative to the atom's path, from `restic ls`: one path a line on a
 //! terminal (a table with `--long`), a JSON array when piped.
 
-use crate::cli::Ls;
+use crate::cli::LsArgs;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::process::shell::Supervisor;
@@ -23,7 +23,7 @@ struct Entry {
     mtime: String,
 }
 
-pub fn ls(config: &Config, args: &Ls) -> Result<(), Exit> {
+pub fn ls(config: &Config, args: &LsArgs) -> Result<(), Exit> {
     let (reader, item, atom) = cmd::one_version(config, &args.version)?;
     let Some(root) = restore::checked_path(&atom).map_err(Exit::Error)? else {
         return Err(Exit::Error(format!(

@@ -17,7 +17,9 @@ pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exi
     if config.maintenance == Maintenance::Never {
         return Err(Exit::Usage(format!("prune refused: {}", prune::NEVER)));
     }
-    config.select(names).map_err(Exit::Usage)?;
+    config
+        .select(names)
+        .map_err(|e| Exit::Usage(e.to_string()))?;
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
     let sup = Supervisor::new(config.priority, "prune");

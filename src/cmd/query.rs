@@ -5,7 +5,7 @@
 //! set the widths of its columns).
 
 use crate::base::time;
-use crate::cli::{Format, Query};
+use crate::cli::{Format, QueryArgs};
 use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::metadb::{self, Metadb};
@@ -18,7 +18,7 @@ use std::io::{IsTerminal, Write};
 /// rest of its row right.
 const TABLE_BATCH: usize = 1000;
 
-pub fn query(config: &Config, q: &Query) -> Result<(), Exit> {
+pub fn query(config: &Config, q: &QueryArgs) -> Result<(), Exit> {
     let older_than = q
         .older_than
         .as_deref()

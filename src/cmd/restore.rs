@@ -2,7 +2,7 @@
 //! (which version of which atom, from which host and snapshot), carries it
 //! out with the configured concurrency, and summarises what failed.
 
-use crate::cli::Restore;
+use crate::cli::RestoreArgs;
 
 /// How often `restore --remote --wait` asks how the request goes.
 const WAIT_POLL: Duration = Duration::from_secs(1);
@@ -16,7 +16,7 @@ use crate::wire::model::{self, RestoreRequest};
 use std::thread;
 use std::time::Duration;
 
-pub fn restore(config: &Config, args: &Restore) -> Result<(), Exit> {
+pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), Exit> {
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
     let items = restore::plan(
@@ -75,7 +75,7 @@ pub fn restore(config: &Config, args: &Restore) -> Result<(), Exit> {
 }
 
 /// Files the plan for `host`'s agent and, with `--wait`, follows it.
-fn request(metadb: &Metadb, host: &str, args: &Restore, items: Vec<Item>) -> Result<(), Exit> {
+fn request(metadb: &Metadb, host: &str, args: &RestoreArgs, items: Vec<Item>) -> Result<(), Exit> {
     let request = RestoreRequest {
         id: model::new_id(),
         host: host.to_string(),
@@ -130,7 +130,7 @@ fn request(metadb: &Metadb, host: &str, args: &Restore, items: Vec<Item>) -> Res
 }
 
 /// The plan: each atom's version, and what restoring it will touch.
-fn plan_table(config: &Config, args: &Restore, items: &[Item]) -> String {
+fn plan_table(config: &Config, args: &RestoreArgs, items: &[Item]) -> String {
     let mut rows =
         vec![["ATOM", "HOST", "BACKUP", "TIME", "SNAPSHOT", "RESTORES"].map(String::from)];
     for item in items {

@@ -25,7 +25,9 @@ use std::time::Duration;
 const NOTIFY_BOUND: Duration = Duration::from_secs(5);
 
 pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit> {
-    let sources = config.select(names).map_err(Exit::Usage)?;
+    let sources = config
+        .select(names)
+        .map_err(|e| Exit::Usage(e.to_string()))?;
     if sources.is_empty() {
         log::warn!(
             "no sources configured: nothing to back up ('tabacco check' shows the configuration)"

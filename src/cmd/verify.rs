@@ -14,7 +14,9 @@ pub fn verify(
     read_data_subset: Option<&str>,
     repository: Option<&str>,
 ) -> Result<(), Exit> {
-    config.select(names).map_err(Exit::Usage)?;
+    config
+        .select(names)
+        .map_err(|e| Exit::Usage(e.to_string()))?;
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
     let sup = Supervisor::new(config.priority, "verify");

@@ -1,16 +1,24 @@
 //! A source as the rest of tabacco sees it once configuration is validated:
-//! its handler resolved, its schedule parsed, its atoms described. Turning
-//! atom descriptions into concrete datasets happens at backup time (see
-//! `job`), because `atoms_command` and `datasets_command` run then.
-//!
-//! Built by `config` from the validated types of its parts.
+//! its handler resolved, its schedule parsed, its atoms described, and the
+//! resolution of `sources/*.yml` entries into it. Turning atom descriptions
+//! into concrete datasets happens at backup time (see `backup::job`),
+//! because `atoms_command` and `datasets_command` run then; handler
+//! templates are `template`'s, datasets as written are `datasets`'s.
 
+use super::error::{Entry, Error, Problem};
+use super::template::Templates;
+use super::{datasets, raw, value};
+use crate::base::name;
 use crate::base::retention::Retention;
 use crate::base::schedule::Schedule;
 use crate::base::yaml::Origin;
 use crate::handler::atom::{self, DatasetSpec};
 use crate::handler::Handler;
+use std::collections::HashMap;
 use std::time::Duration;
+
+/// When a source without `schedule` is backed up.
+const DEFAULT_SCHEDULE: &str = "@random_every 1d";
 
 /// A validated source.
 #[derive(Clone, Debug)]
@@ -63,5 +71,264 @@ impl Source {
     /// for its anonymous atom.
     pub fn atom_full_name(&self, short: &str) -> String {
         atom::full_name(&self.name, short)
+    }
+}
+
+/// The sources of `raw`, by handler templates `templates`, copying to
+/// agent.yml's `copies` (unknown if it failed); each source refused, or
+/// named twice, is an error in `errors`.
+pub(super) fn resolve_all(
+    raw: Vec<(raw::Source, Origin)>,
+    templates: &Templates,
+    copies: Option<&[String]>,
+    errors: &mut Vec<Error>,
+) -> Vec<Source> {
+    let mut seen: HashMap<String, Origin> = HashMap::new();
+    let mut resolved = Vec::new();
+    for (raw, origin) in raw {
+        if let Some(first) = seen.get(&raw.name) {
+            let duplicate = Problem::Duplicate {
+                what: "source",
+                name: raw.name.clone(),
+                first: first.clone(),
+            };
+            errors.push(Entry::new(&origin).error("name", duplicate));
+            continue;
+        }
+        seen.insert(raw.name.clone(), origin.clone());
+        match resolve(raw, origin, templates, copies) {
+            Ok(source) => resolved.push(source),
+            Err(e) => errors.push(e),
+        }
+    }
+    resolved
+}
+
+/// The source of `raw`, written at `origin`.
+fn resolve(
+    raw: raw::Source,
+    origin: Origin,
+    templates: &Templates,
+    copies: Option<&[String]>,
+) -> Result<Source, Error> {
+    let entry = Entry::new(&origin);
+    name::validate_source(&raw.name).map_err(entry.bad_name("name", "source"))?;
+    let handler = templates.handler(&raw, &entry)?;
+    let schedule = raw.schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE);
+    let schedule = Schedule::parse(schedule).map_err(entry.refused("schedule"))?;
+    let timeout = value::duration(&entry, "timeout", raw.timeout.as_deref())?;
+    let overdue_grace = value::duration(&entry, "overdue_grace", raw.overdue_grace.as_deref())?;
+    let retention = value::retention(&entry, "retention", raw.retention)?;
+    let copies = copies_of(raw.copies, copies, &entry)?;
+    let datasets = datasets::resolve(
+        &raw.name,
+        raw.atoms,
+        raw.atoms_command,
+        raw.datasets,
+        raw.datasets_command,
+        &entry,
+    )?;
+    check_atoms(
+        &handler,
+        &datasets,
+        &entry.about(format!("source {:?}", raw.name)),
+    )?;
+    if raw.min_bytes.is_some() && !matches!(handler, Handler::Pipe(_)) {
+        return Err(entry.invalid("min_bytes", "min_bytes applies to pipe sources only"));
+    }
+    let notify = match &raw.notify {
+        Some(list) => Some(value::notify(&entry, list)?),
+        None => None,
+    };
+    Ok(Source {
+        name: raw.name,
+        handler_name: raw.handler,
+        handler,
+        schedule,
+        datasets,
+        hooks: Hooks {
+            pre_backup: raw.pre_backup_command,
+            post_backup: raw.post_backup_command,
+            pre_restore: raw.pre_restore_command,
+            post_restore: raw.post_restore_command,
+        },
+        timeout,
+        overdue_grace,
+        retention,
+        copies,
+        min_bytes: raw.min_bytes,
+        notify,
+        catch_up: raw.catch_up,
+        origin,
+    })
+}
+
+/// The copies a source's snapshots go to: those it names, which agent.yml
+/// must have (`known`), else all of agent.yml's; none when agent.yml's are
+/// not known.
+fn copies_of(
+    names: Option<Vec<String>>,
+    known: Option<&[String]>,
+    entry: &Entry,
+) -> Result<Vec<String>, Error> {
+    let Some(known) = known else {
+        return Ok(Vec::new());
+    };
+    let Some(names) = names else {
+        return Ok(known.to_vec());
+    };
+    match names.iter().find(|name| !known.contains(name)) {
+        Some(name) if known.is_empty() => Err(entry.invalid(
+            "copies",
+            format!("unknown copy {name:?}: agent.yml has no copies"),
+        )),
+        Some(name) => Err(entry.invalid(
+            "copies",
+            format!("unknown copy {name:?}; agent.yml has: {}", known.join(" ")),
+        )),
+        None => Ok(names),
+    }
+}
+
+/// Checks the atoms written in the configuration against the handler (a
+/// file handler needs its `path` or absolute atom paths).
+fn check_atoms(handler: &Handler, datasets: &Datasets, named: &Entry) -> Result<(), Error> {
+    match datasets {
+        Datasets::Listed(specs) => specs
+            .iter()
+            .try_for_each(|spec| handler.check_atoms(spec).map_err(named.refused("atoms"))),
+        Datasets::Command(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Sources resolved from their text: defaults, template params, copies,
+    //! and the message each bad value gets.
+
+    use super::*;
+    use crate::base::yaml;
+    use std::path::Path;
+
+    /// The source in `text`, resolved with the handler templates in
+    /// `handlers`.
+    fn source(handlers: &str, text: &str) -> Result<Source, Error> {
+        let mut errors = Vec::new();
+        let entries = yaml::parse_entries(Path::new("handlers.yml"), handlers).unwrap();
+        let templates = Templates::new(entries, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let (raw, origin) = yaml::parse_entries::<raw::Source>(Path::new("s.yml"), text)?.remove(0);
+        let copies = ["offsite".to_string(), "usb".to_string()];
+        resolve(raw, origin, &templates, Some(&copies))
+    }
+
+    #[test]
+    fn source_defaults() {
+        let s = source("", "name: www\nhandler: file\nparams: {path: /srv/www}\n").unwrap();
+        assert_eq!(s.name, "www");
+        assert_eq!(s.handler_name, "file");
+        assert!(
+            matches!(&s.handler, Handler::File(f) if f.path.as_deref() == Some(Path::new("/srv/www")))
+        );
+        assert_eq!(s.schedule.to_string(), "@random_every 1d");
+        let Datasets::Listed(specs) = &s.datasets else {
+            panic!("{:?}", s.datasets)
+        };
+        assert_eq!(specs.len(), 1);
+        assert!(specs[0].atoms.is_empty() && specs[0].atoms_command.is_none());
+        assert!(s.timeout.is_none() && s.retention.is_none() && s.notify.is_none());
+        assert_eq!(s.origin.to_string(), "s.yml:1");
+    }
+
+    #[test]
+    fn source_params_override_its_templates_key_by_key() {
+        let handlers = "name: pg\nparams:\n  backup_command: pg_dump ${atom.name}\n  restore_command: psql ${atom.name}\n";
+        let s = source(
+            handlers,
+            "name: sql\nhandler: pg\nparams: {restore_command: \"psql -1 ${atom.name}\"}\n\
+             atoms: [{name: db1}, {name: db2}]\nretention: {keep_within: 1h30m}\ntimeout: 2h\n",
+        )
+        .unwrap();
+        assert_eq!(s.handler_name, "pg");
+        let Handler::Pipe(pipe) = &s.handler else {
+            panic!("{:?}", s.handler)
+        };
+        assert_eq!(
+            pipe.backup_command, "pg_dump ${atom.name}",
+            "the template's"
+        );
+        assert_eq!(
+            pipe.restore_command.as_deref(),
+            Some("psql -1 ${atom.name}"),
+            "the source's"
+        );
+        let Datasets::Listed(specs) = &s.datasets else {
+            panic!("{:?}", s.datasets)
+        };
+        let names: Vec<&str> = specs[0].atoms.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["db1", "db2"]);
+        let retention = s.retention.unwrap();
+        assert_eq!(retention.to_string(), "{keep_within: 1h30m}");
+        assert_eq!(
+            retention.keep_within.map(|w| w.duration),
+            Some(Duration::from_secs(5400))
+        );
+        assert_eq!(s.timeout, Some(Duration::from_secs(7200)));
+    }
+
+    #[test]
+    fn bad_sources_are_refused_with_their_line() {
+        let refused = |text: &str| {
+            source("name: t\ntype: file\n", text)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused("name: a\nhandler: nfs\n"),
+            "s.yml:2: unknown handler \"nfs\" (builtin: file, pipe; or a handlers/*.yml name)"
+        );
+        assert_eq!(
+            refused("name: a\nhandler: pipe\nparams: {path: /x}\n"),
+            "s.yml:2: source \"a\": the pipe handler needs params.backup_command"
+        );
+        assert_eq!(
+            refused("name: a\nhandler: t\nparams: {path: /x}\nmin_bytes: 1\n"),
+            "s.yml:4: min_bytes applies to pipe sources only"
+        );
+        assert_eq!(
+            refused("name: a\nhandler: file\nparams: {path: /x}\natoms: [{name: b}, {name: b}]\n"),
+            "s.yml:4: duplicate atom \"b\""
+        );
+        assert_eq!(
+            refused(
+                "name: a\nhandler: file\nparams: {path: /x}\natoms: [{name: b}]\ndatasets: []\n"
+            ),
+            "s.yml:5: use either atoms/atoms_command or datasets/datasets_command"
+        );
+        assert_eq!(
+            refused("name: a\nhandler: file\nparams: {path: /x}\nretention: {keep_within: soon}\n"),
+            "s.yml:4: invalid duration \"soon\" (expected e.g. 90s, 15m, 1.5h, 1d, 1h30m, 500ms)"
+        );
+        assert_eq!(
+            source("name: t\nparams: {}\n", "name: a\nhandler: t\n")
+                .unwrap_err()
+                .to_string(),
+            "s.yml:2: handler \"t\" has no type"
+        );
+    }
+
+    #[test]
+    fn a_source_copies_to_all_copies_or_those_it_names() {
+        let text = "name: www\nhandler: file\nparams: {path: /srv/www}\n";
+        assert_eq!(source("", text).unwrap().copies, ["offsite", "usb"]);
+        let some = format!("{text}copies: [usb]\n");
+        assert_eq!(source("", &some).unwrap().copies, ["usb"]);
+        let none = format!("{text}copies: []\n");
+        assert!(source("", &none).unwrap().copies.is_empty());
+        let unknown = format!("{text}copies: [tape]\n");
+        assert_eq!(
+            source("", &unknown).unwrap_err().to_string(),
+            "s.yml:4: unknown copy \"tape\"; agent.yml has: offsite usb"
+        );
     }
 }

@@ -65,7 +65,7 @@ pub fn prune(
     if config.maintenance == Maintenance::Never {
         return Err(NEVER.into());
     }
-    let sources = config.select(names)?;
+    let sources = config.select(names).map_err(|e| e.to_string())?;
     let mut groups = Vec::new();
     for &source in &sources {
         let Some(policy) = config.retention_of(source) else {

@@ -29,7 +29,7 @@ pub fn verify(
     read_data_subset: Option<&str>,
     repository: Option<&str>,
 ) -> Result<String, String> {
-    let sources = config.select(names)?;
+    let sources = config.select(names).map_err(|e| e.to_string())?;
     let reader = Reader::new(&config.repository, &config.copies, repository)?;
     let (name, repo) = reader.checked();
     let mut checked =
