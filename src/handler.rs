@@ -145,9 +145,9 @@ pub struct Saving<'a, 'r> {
     pub repo: &'a Repo,
     pub sup: &'a Supervisor,
     /// restic's request for the snapshot, given its input.
-    pub request: &'a dyn Fn(restic::Input) -> restic::Backup<'r>,
+    pub request: &'a dyn Fn(restic::BackupInput) -> restic::BackupRequest<'r>,
     /// Told of restic's progress.
-    pub on_status: &'a mut dyn FnMut(restic::Status),
+    pub on_status: &'a mut dyn FnMut(restic::BackupProgress),
     /// The least a pipe dataset's stream must hold.
     pub min_bytes: Option<u64>,
 }

@@ -6,19 +6,33 @@
 //! Per-source values appear once the source has run since the agent
 //! started; failure counters appear per kind once that kind has occurred.
 
-use crate::agent::status::{Maintenance, State};
+use crate::agent::status::{Maintenance, SourceState, State};
 use crate::report::failure::Verdict;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
+
+/// The sources' states, by name.
+type Sources = BTreeMap<String, SourceState>;
 
 /// Renders every metric; `spool_backlog` is the number of records waiting
 /// for the metadb.
 pub fn render(state: &State, spool_backlog: usize) -> String {
     let mut out = String::new();
-    let sources = &state.sources;
+    last_backups(&mut out, &state.sources);
+    last_successes(&mut out, &state.sources);
+    per_source(&mut out, &state.sources);
+    agent(&mut out, state, spool_backlog);
+    maintenance(&mut out, &state.maintenance);
+    out
+}
+
+/// How each source's last backup went: succeeded, incomplete, when it last
+/// succeeded, how long the last attempt took.
+fn last_backups(out: &mut String, sources: &Sources) {
     family(
-        &mut out,
+        out,
         "backup_ok",
         "gauge",
         "Whether the last backup of the source succeeded (1) or failed (0).",
@@ -26,11 +40,11 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
     for (name, s) in sources {
         if let Some(last) = &s.last {
             let ok = u8::from(last.errors.is_empty());
-            sample(&mut out, "backup_ok", &[("dataset", name)], ok);
+            sample(out, "backup_ok", &[("dataset", name)], ok);
         }
     }
     family(
-        &mut out,
+        out,
         "tabacco_backup_incomplete",
         "gauge",
         "Whether the last backup of the source was incomplete (1): saved and recorded, but some files were unreadable.",
@@ -39,7 +53,7 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
         if let Some(last) = &s.last {
             let incomplete = u8::from(Verdict::of(&last.errors) == Verdict::Incomplete);
             sample(
-                &mut out,
+                out,
                 "tabacco_backup_incomplete",
                 &[("source", name)],
                 incomplete,
@@ -47,7 +61,7 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
         }
     }
     family(
-        &mut out,
+        out,
         "tabacco_last_success_timestamp_seconds",
         "gauge",
         "When the last successful backup of the source finished, in seconds since the epoch.",
@@ -55,11 +69,11 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
     for (name, s) in sources {
         if let Some(t) = s.last_success {
             let metric = "tabacco_last_success_timestamp_seconds";
-            sample(&mut out, metric, &[("source", name)], seconds(t));
+            sample(out, metric, &[("source", name)], seconds(t));
         }
     }
     family(
-        &mut out,
+        out,
         "tabacco_last_duration_seconds",
         "gauge",
         "How long the last backup attempt of the source took.",
@@ -68,34 +82,42 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
         if let Some(last) = &s.last {
             let metric = "tabacco_last_duration_seconds";
             let secs = format!("{:.3}", last.duration.as_secs_f64());
-            sample(&mut out, metric, &[("source", name)], secs);
+            sample(out, metric, &[("source", name)], secs);
         }
     }
+}
+
+/// What each source's last successful backup held: bytes added, files.
+fn last_successes(out: &mut String, sources: &Sources) {
     family(
-        &mut out,
+        out,
         "tabacco_bytes_added",
         "gauge",
         "Bytes the last successful backup of the source added to the repository.",
     );
     for (name, s) in sources.iter().filter(|(_, s)| s.last_success.is_some()) {
         sample(
-            &mut out,
+            out,
             "tabacco_bytes_added",
             &[("source", name)],
             s.bytes_added,
         );
     }
     family(
-        &mut out,
+        out,
         "tabacco_files",
         "gauge",
         "Files in the last successful backup of the source.",
     );
     for (name, s) in sources.iter().filter(|(_, s)| s.last_success.is_some()) {
-        sample(&mut out, "tabacco_files", &[("source", name)], s.files);
+        sample(out, "tabacco_files", &[("source", name)], s.files);
     }
+}
+
+/// Each source's counts since the agent started, and its next run.
+fn per_source(out: &mut String, sources: &Sources) {
     family(
-        &mut out,
+        out,
         "tabacco_backup_failures_total",
         "counter",
         "Failed backup attempts of the source since the agent started, by kind of failure.",
@@ -103,25 +125,25 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
     for (name, s) in sources {
         for (kind, count) in &s.failures {
             let labels = [("source", name.as_str()), ("kind", kind.name())];
-            sample(&mut out, "tabacco_backup_failures_total", &labels, count);
+            sample(out, "tabacco_backup_failures_total", &labels, count);
         }
     }
     family(
-        &mut out,
+        out,
         "tabacco_overlaps_total",
         "counter",
         "Runs of the source not started because its previous backup was still running.",
     );
     for (name, s) in sources {
         sample(
-            &mut out,
+            out,
             "tabacco_overlaps_total",
             &[("source", name)],
             s.overlaps,
         );
     }
     family(
-        &mut out,
+        out,
         "tabacco_next_run_timestamp_seconds",
         "gauge",
         "When the source is next scheduled to run, in seconds since the epoch.",
@@ -129,23 +151,27 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
     for (name, s) in sources {
         if let Some(t) = s.next_run {
             let metric = "tabacco_next_run_timestamp_seconds";
-            sample(&mut out, metric, &[("source", name)], seconds(t));
+            sample(out, metric, &[("source", name)], seconds(t));
         }
     }
+}
+
+/// The agent's own: running jobs, the spool's backlog, notifications.
+fn agent(out: &mut String, state: &State, spool_backlog: usize) {
     family(
-        &mut out,
+        out,
         "tabacco_running_jobs",
         "gauge",
         "Backups running now, or waiting to retry.",
     );
-    sample(&mut out, "tabacco_running_jobs", &[], state.running.len());
+    sample(out, "tabacco_running_jobs", &[], state.running.len());
     family(
-        &mut out,
+        out,
         "tabacco_spool_backlog",
         "gauge",
         "Records waiting in the spool for the metadb.",
     );
-    sample(&mut out, "tabacco_spool_backlog", &[], spool_backlog);
+    sample(out, "tabacco_spool_backlog", &[], spool_backlog);
     for (name, help, counter) in [
         (
             "tabacco_notifications_sent_total",
@@ -158,11 +184,9 @@ pub fn render(state: &State, spool_backlog: usize) -> String {
             &state.notifications.failed,
         ),
     ] {
-        family(&mut out, name, "counter", help);
-        sample(&mut out, name, &[], counter.load(Ordering::Relaxed));
+        family(out, name, "counter", help);
+        sample(out, name, &[], counter.load(Ordering::Relaxed));
     }
-    maintenance(&mut out, &state.maintenance);
-    out
 }
 
 /// The maintenance thread's metrics: last successes and failure counts of

@@ -133,7 +133,9 @@ fn active_job(host: &str, source: &str, job: &RunningJob) -> ActiveJob {
 
 /// restic's status as the JSON object it printed, as the original reported
 /// a job's status.
-fn status_object(status: &restic::Status) -> Option<serde_json::Map<String, serde_json::Value>> {
+fn status_object(
+    status: &restic::BackupProgress,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
     match serde_json::to_value(status) {
         Ok(serde_json::Value::Object(object)) => Some(object),
         _ => None,
@@ -147,7 +149,7 @@ mod tests {
     #[test]
     fn a_jobs_status_is_restics_object() {
         let line = r#"{"message_type":"status","seconds_elapsed":3,"percent_done":0.5,"total_files":4,"files_done":2,"total_bytes":400,"bytes_done":200}"#;
-        let status: restic::Status = serde_json::from_str(line).unwrap();
+        let status: restic::BackupProgress = serde_json::from_str(line).unwrap();
         let object = serde_json::Value::Object(status_object(&status).unwrap());
         let mut expected: serde_json::Value = serde_json::from_str(line).unwrap();
         expected.as_object_mut().unwrap().remove("message_type");

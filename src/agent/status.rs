@@ -86,7 +86,7 @@ pub struct RunningJob {
     pub started: DateTime<Utc>,
     /// 1 for the scheduled run, then one more per retry.
     pub attempt: u32,
-    pub progress: Option<restic::Status>,
+    pub progress: Option<restic::BackupProgress>,
     /// Set while waiting to retry.
     pub retry_at: Option<DateTime<Utc>>,
 }
@@ -114,7 +114,7 @@ impl Status {
     }
 
     /// Records restic's progress for the running job of `source`.
-    pub fn set_progress(&self, source: &str, status: &restic::Status) {
+    pub fn set_progress(&self, source: &str, status: &restic::BackupProgress) {
         if let Some(job) = self.lock().running.get_mut(source) {
             job.progress = Some(status.clone());
         }

@@ -174,7 +174,7 @@ fn run(context: &Context, job: &Job) {
             return;
         }
         context.status.start_attempt(&source.name, &backup_id);
-        let progress = |_: &str, status: &restic::Status| {
+        let progress = |_: &str, status: &restic::BackupProgress| {
             context.status.set_progress(&source.name, status);
         };
         let env = Env {

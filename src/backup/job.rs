@@ -41,7 +41,7 @@ pub struct Env<'a> {
 }
 
 /// A sink for restic's progress: the job's label and the latest status.
-pub type Progress<'a> = dyn Fn(&str, &restic::Status) + Sync + 'a;
+pub type Progress<'a> = dyn Fn(&str, &restic::BackupProgress) + Sync + 'a;
 
 /// A source's datasets with their atoms known: the result of running
 /// `datasets_command` and `atoms_command`. Errors come back beside the
@@ -275,7 +275,7 @@ fn snapshot(run: &Run, plan: Plan) -> Result<Dataset, Failure> {
     let mut dataset = Dataset::new(model::new_id(), source.name.clone(), plan.atoms);
     let tags = model::snapshot_tags(backup, &dataset);
     let label = sup.label().to_string();
-    let mut on_status = |s: restic::Status| {
+    let mut on_status = |s: restic::BackupProgress| {
         log::debug!(
             "{label}: {:.0}% done, {}/{} files, {}/{} bytes",
             s.percent_done * 100.0,
@@ -288,7 +288,7 @@ fn snapshot(run: &Run, plan: Plan) -> Result<Dataset, Failure> {
             progress(&label, &s);
         }
     };
-    let request = |input| restic::Backup {
+    let request = |input| restic::BackupRequest {
         host: &backup.host,
         tags: tags.clone(),
         time: restic_time.to_string(),

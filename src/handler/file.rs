@@ -121,7 +121,7 @@ pub fn save(
         let e = format!("path {} does not exist", missing.display());
         return Err(Failure::new(Kind::Other, e).into());
     }
-    let request = (saving.request)(restic::Input::Paths { paths, excludes });
+    let request = (saving.request)(restic::BackupInput::Paths { paths, excludes });
     Ok(saving.repo.backup(saving.sup, request, saving.on_status)?)
 }
 

@@ -124,7 +124,7 @@ pub fn save(
     };
     // An incomplete snapshot counts as restic failing: it has gone.
     let ended = producer.pipe_into(Link::Direct, |data| {
-        let request = request(restic::Input::Stdin {
+        let request = request(restic::BackupInput::Stdin {
             filename,
             data: data.into(),
         });

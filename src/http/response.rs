@@ -1,0 +1,250 @@
+//! Writing answers: a [`Response`]'s head, and its [`Body`], whole (with
+//! its `Content-Length`) or streamed as it is made, in chunks of
+//! [`CHUNK_BYTES`] (or, for HTTP/1.0, until the connection closes). When a
+//! connection closes is `connection`'s to decide; this writes what it is
+//! told.
+
+use std::io::{self, Write};
+
+/// The size of the chunks of a streamed answer, at most.
+pub const CHUNK_BYTES: usize = 64 << 10;
+
+/// An answer.
+pub struct Response<'a> {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Body<'a>,
+    /// Further headers; `Connection: close` also closes the connection.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// The body of an answer: whole, or written as it is made.
+pub enum Body<'a> {
+    Full(String),
+    /// Writes the body to the connection, from the connection's thread. An
+    /// error ends the connection; the client sees the answer cut short.
+    Stream(Box<Make<'a>>),
+}
+
+/// What writes a streamed body.
+pub type Make<'a> = dyn FnOnce(&mut dyn Write) -> io::Result<()> + 'a;
+
+impl From<String> for Body<'_> {
+    fn from(text: String) -> Self {
+        Body::Full(text)
+    }
+}
+
+impl From<&str> for Body<'_> {
+    fn from(text: &str) -> Self {
+        Body::Full(text.to_string())
+    }
+}
+
+impl Response<'_> {
+    /// An error answer of the transport itself: `{"error": message}`.
+    pub(super) fn error(status: u16, message: &str) -> Response<'static> {
+        Response {
+            status,
+            content_type: "application/json",
+            body: serde_json::json!({ "error": message }).to_string().into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Whether the handler asked for the connection to be closed after it.
+    pub(super) fn closes(&self) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("Connection") && v == "close")
+    }
+}
+
+/// Writes `response` to `stream`; with `close`, says so. A streamed body
+/// goes in chunks if `chunks`, else until the connection closes (`close`
+/// is set).
+pub(super) fn write(
+    mut stream: impl Write,
+    response: Response,
+    close: bool,
+    chunks: bool,
+) -> io::Result<()> {
+    stream.write_all(&encode(&response, close, chunks))?;
+    let Body::Stream(make) = response.body else {
+        return Ok(());
+    };
+    let mut out = Chunks {
+        stream,
+        buf: Vec::with_capacity(CHUNK_BYTES + 2),
+        chunks,
+    };
+    make(&mut out)?;
+    out.send()?;
+    if chunks {
+        out.stream.write_all(b"0\r\n\r\n")?;
+    }
+    Ok(())
+}
+
+/// Writes a streamed body, in chunks of up to [`CHUNK_BYTES`] (or as it
+/// comes, without `chunks`).
+struct Chunks<W: Write> {
+    stream: W,
+    /// What is not written yet.
+    buf: Vec<u8>,
+    chunks: bool,
+}
+
+impl<W: Write> Chunks<W> {
+    /// Writes out what is buffered, as a chunk.
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if self.chunks {
+            let size = format!("{:x}\r\n", self.buf.len());
+            self.stream.write_all(size.as_bytes())?;
+            self.buf.extend_from_slice(b"\r\n");
+        }
+        self.stream.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for Chunks<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK_BYTES - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+/// The head of `response` and, if it is whole, its body.
+pub(super) fn encode(response: &Response, close: bool, chunks: bool) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n",
+        response.status,
+        reason(response.status),
+        response.content_type,
+    );
+    match &response.body {
+        Body::Full(body) => head.push_str(&format!("Content-Length: {}\r\n", body.len())),
+        Body::Stream(_) if chunks => head.push_str("Transfer-Encoding: chunked\r\n"),
+        Body::Stream(_) => {}
+    }
+    for (name, value) in &response.headers {
+        if !name.eq_ignore_ascii_case("Connection") {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    if let Body::Full(body) = &response.body {
+        bytes.extend_from_slice(body.as_bytes());
+    }
+    bytes
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(make: impl FnOnce(&mut dyn Write) -> io::Result<()> + 'static) -> Response<'static> {
+        Response {
+            status: 200,
+            content_type: "text/plain",
+            body: Body::Stream(Box::new(make)),
+            headers: vec![("Connection", "close".into()), ("X-A", "b".into())],
+        }
+    }
+
+    fn written(response: Response, close: bool, chunks: bool) -> (io::Result<()>, String) {
+        let mut out = Vec::new();
+        let result = write(&mut out, response, close, chunks);
+        (result, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn a_whole_answer_has_its_length_and_closes_only_when_told() {
+        let response = Response {
+            headers: vec![("Retry-After", "1".into())],
+            ..Response::error(503, "too many connections")
+        };
+        let (result, text) = written(response, true, true);
+        result.unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 32\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{\"error\":\"too many connections\"}"
+        );
+        let (_, text) = written(Response::error(799, "x"), false, true);
+        assert!(text.starts_with("HTTP/1.1 799 \r\n"), "{text}");
+        assert!(!text.contains("Connection"), "{text}");
+    }
+
+    #[test]
+    fn a_streamed_answer_goes_in_chunks_or_until_the_connection_closes() {
+        let big = |out: &mut dyn Write| {
+            out.write_all(&vec![b'a'; CHUNK_BYTES + 3])?;
+            out.write_all(b"bc")
+        };
+        let (result, text) = written(stream(big), false, true);
+        result.unwrap();
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n";
+        let chunks = format!(
+            "10000\r\n{}\r\n5\r\naaabc\r\n0\r\n\r\n",
+            "a".repeat(CHUNK_BYTES)
+        );
+        assert_eq!(text, format!("{head}{chunks}"));
+        // The handler's `Connection: close` is the transport's to say.
+        assert!(stream(big).closes());
+        let (_, text) = written(stream(|out| out.write_all(b"xyz")), true, false);
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A: b\r\nConnection: close\r\n\r\nxyz"
+        );
+    }
+
+    #[test]
+    fn a_stream_that_fails_halfway_ends_without_its_last_chunk() {
+        let failing = |out: &mut dyn Write| {
+            out.write_all(b"part")?;
+            out.flush()?;
+            Err(io::Error::other("the database went away"))
+        };
+        let (result, text) = written(stream(failing), false, true);
+        assert!(result.is_err());
+        assert!(text.ends_with("\r\n\r\n4\r\npart\r\n"), "{text}");
+    }
+}
