@@ -56,6 +56,16 @@ impl fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Store(e) => Some(e),
+            Error::Remote(e) => Some(e),
+            Error::Setup(_) | Error::NotFound(_) => None,
+        }
+    }
+}
+
 /// Why a streamed find stopped: its consumer said so, or the metadb failed.
 enum Stopped<E> {
     By(E),

@@ -102,6 +102,8 @@ impl fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {}
+
 /// What the connections share; the endpoints are given it.
 pub struct Shared {
     policy: RwLock<Arc<Policy>>,
@@ -143,7 +145,6 @@ impl Shared {
         let policy = self.policy();
         let fleet = self
             .status(&policy, &StatusRequest::default())
-            .map_err(|e| e.to_string())
             .and_then(|status| self.read(|store| fleet(&self.db_path, store, status)))
             .map_err(|e| log::error!("metadb: metrics: cannot read the database: {e}"))
             .ok()
@@ -360,11 +361,7 @@ pub fn start(
     let (for_policy, for_status) = (Arc::clone(&shared), Arc::clone(&shared));
     let watch = Watch::spawn(
         move || for_policy.policy(),
-        move |policy| {
-            for_status
-                .status(policy, &StatusRequest::default())
-                .map_err(|e| e.to_string())
-        },
+        move |policy| for_status.status(policy, &StatusRequest::default()),
         Arc::clone(&shared.metrics.notifications),
     )
     .map_err(Error::Start)?;
@@ -406,9 +403,8 @@ impl Running {
 
     /// Replaces the policy for the requests that follow; refuses one that
     /// would leave a non-loopback server open to anyone.
-    pub fn set_policy(&self, policy: Policy) -> Result<(), String> {
-        check_exposure(&policy, self.shared.loopback, &self.addr.to_string())
-            .map_err(|e| e.to_string())?;
+    pub fn set_policy(&self, policy: Policy) -> Result<(), Error> {
+        check_exposure(&policy, self.shared.loopback, &self.addr.to_string())?;
         *self
             .shared
             .policy
@@ -434,9 +430,9 @@ fn open_reader(db_path: &Path) -> Result<Store, store::Error> {
 }
 
 /// What a scrape shows of the database, read afresh.
-fn fleet(db_path: &Path, store: &Store, status: Vec<StatusRow>) -> Result<Fleet, String> {
-    let last_backups = store.newest_backups().map_err(|e| e.to_string())?;
-    let copy_lag = store.copy_lag().map_err(|e| e.to_string())?;
+fn fleet(db_path: &Path, store: &Store, status: Vec<StatusRow>) -> Result<Fleet, store::Error> {
+    let last_backups = store.newest_backups()?;
+    let copy_lag = store.copy_lag()?;
     let size = |suffix: &str| {
         let mut path = db_path.as_os_str().to_owned();
         path.push(suffix);
@@ -447,8 +443,8 @@ fn fleet(db_path: &Path, store: &Store, status: Vec<StatusRow>) -> Result<Fleet,
         last_backups,
         status,
         copy_lag,
-        proofs: store.proofs().map_err(|e| e.to_string())?,
-        restored: store.restored().map_err(|e| e.to_string())?,
+        proofs: store.proofs()?,
+        restored: store.restored()?,
     })
 }
 

@@ -224,9 +224,16 @@ impl fmt::Display for Error {
     }
 }
 
-// The SQLite error is part of the message already, so it is not repeated as
-// a source: a reporter that walks the chain would print it twice.
-impl std::error::Error for Error {}
+// The SQLite error is part of the one-line message too, as every error of
+// tabacco's is reported in one line; the source is for a caller to branch on.
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Sqlite(e) => Some(e),
+            Error::InvalidRequest(_) | Error::Conflict(_) => None,
+        }
+    }
+}
 
 impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Error {

@@ -63,6 +63,8 @@ impl fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {}
+
 /// A connection to one metadb server.
 pub struct Client {
     agent: ureq::Agent,

@@ -38,6 +38,8 @@ impl std::fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {}
+
 /// A write to run: it returns what tells its caller, once committed.
 type Job = Box<dyn FnOnce(&mut Store) -> Deliver + Send>;
 /// Tells a write's caller the group's outcome.
