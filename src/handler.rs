@@ -12,6 +12,7 @@
 //! A source holds its handler, so the handler is told the source's name.
 
 pub mod atom;
+mod error;
 mod exclude;
 mod file;
 pub mod hook;
@@ -24,6 +25,8 @@ use crate::report::failure::Failure;
 use crate::restic::{self, Repo, SnapshotRef};
 use crate::wire::model::{Atom, Dataset};
 use std::path::{Path, PathBuf};
+
+pub use error::{Error, Stream, Unrestored};
 
 /// Handler names that need no template.
 pub const BUILTIN: [&str; 2] = ["file", "pipe"];
@@ -170,35 +173,6 @@ impl<E: Into<Failure>> From<E> for Unsaved {
     }
 }
 
-/// Why a restore failed: restic, reading the snapshot (another
-/// repository may hold it), or anything else.
-#[derive(Debug)]
-pub enum Unrestored {
-    Restic(restic::Error),
-    Other(String),
-}
-
-impl From<restic::Error> for Unrestored {
-    fn from(e: restic::Error) -> Unrestored {
-        Unrestored::Restic(e)
-    }
-}
-
-impl From<String> for Unrestored {
-    fn from(e: String) -> Unrestored {
-        Unrestored::Other(e)
-    }
-}
-
-impl std::fmt::Display for Unrestored {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        match self {
-            Unrestored::Restic(e) => e.fmt(f),
-            Unrestored::Other(e) => f.write_str(e),
-        }
-    }
-}
-
 /// What restoring one recorded dataset needs besides its handler.
 pub struct Restore<'a> {
     /// The repository to read from and the dataset's snapshot there, as
@@ -220,16 +194,18 @@ pub struct Restore<'a> {
 
 impl Handler {
     /// Builds a handler of `kind` (`file` or `pipe`) from merged params.
-    pub fn new(kind: &str, params: Params) -> Result<Handler, String> {
+    pub fn new(kind: &str, params: Params) -> Result<Handler, Error> {
         match kind {
             "file" => file::File::new(params).map(Handler::File),
             "pipe" => pipe::Pipe::new(params).map(Handler::Pipe),
-            other => Err(format!("unknown handler type {other:?} (file or pipe)")),
+            other => Err(Error::Invalid(format!(
+                "unknown handler type {other:?} (file or pipe)"
+            ))),
         }
     }
 
     /// Checks configured atoms against the handler before any backup.
-    pub fn check_atoms(&self, spec: &DatasetSpec) -> Result<(), String> {
+    pub fn check_atoms(&self, spec: &DatasetSpec) -> Result<(), Error> {
         match self {
             Handler::File(f) => f.check_atoms(spec),
             Handler::Pipe(_) => Ok(()),
@@ -243,7 +219,7 @@ impl Handler {
         source: &str,
         atoms: &[AtomSpec],
         ctx: &Context,
-    ) -> Result<Vec<Plan>, String> {
+    ) -> Result<Vec<Plan>, Error> {
         match self {
             Handler::File(f) => f.plan(source, atoms).map(|plan| vec![plan]),
             Handler::Pipe(p) => atoms
@@ -275,9 +251,12 @@ impl Handler {
 
     /// The command that restoring pipe atom `atom` feeds its data to, its
     /// values substituted; an error says why there is none.
-    pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, String> {
+    pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, Error> {
         match self {
-            Handler::File(_) => Err(format!("source {} is not a pipe source here", scope.source)),
+            Handler::File(_) => Err(Error::NoRestoreCommand {
+                name: scope.source.to_string(),
+                pipe: false,
+            }),
             Handler::Pipe(p) => p.restore_command(scope, atom),
         }
     }
@@ -314,8 +293,15 @@ impl Handler {
     }
 }
 
-/// Checks that `template` uses only known substitutions.
-fn check_template(template: &str) -> Result<(), String> {
+/// Checks that `template`, the value of param `key`, uses only known
+/// substitutions.
+fn check_template(key: &'static str, template: &str) -> Result<(), Error> {
     let vars = shell::VARIABLES.map(|v| (v, ""));
-    shell::substitute(template, &vars).map(|_| ())
+    match shell::substitute(template, &vars) {
+        Ok(_) => Ok(()),
+        Err(source) => Err(Error::Substitution {
+            key: Some(key),
+            source,
+        }),
+    }
 }

@@ -3,6 +3,10 @@
 //! carrying out one planned dataset with its handler and hooks. Paths that
 //! come from the metadb are checked again here before restic sees them.
 
+mod error;
+
+pub use error::Error;
+
 use crate::backup::copy::Reader;
 use crate::base::count::count;
 use crate::base::name;
@@ -26,10 +30,11 @@ pub fn plan(
     patterns: &[String],
     host: Option<&str>,
     older_than: Option<&str>,
-) -> Result<Vec<Item>, String> {
+) -> Result<Vec<Item>, Error> {
     let older_than = older_than
         .map(|t| time::parse_time(t, chrono::Utc::now()).map(time::format))
-        .transpose()?;
+        .transpose()
+        .map_err(Error::Time)?;
     let mut items: Vec<Item> = Vec::new();
     for pattern in patterns {
         let request = FindRequest {
@@ -38,7 +43,7 @@ pub fn plan(
             num_versions: Some(1),
             older_than: older_than.clone(),
         };
-        for backup in metadb.find_atoms(&request).map_err(|e| e.to_string())? {
+        for backup in metadb.find_atoms(&request)? {
             for dataset in &backup.datasets {
                 add(&mut items, &backup, dataset);
             }
@@ -68,28 +73,27 @@ pub fn one(
     pattern: &str,
     host: Option<&str>,
     older_than: Option<&str>,
-) -> Result<(Item, Atom), String> {
+) -> Result<(Item, Atom), Error> {
     let items = plan(metadb, &[pattern.to_string()], host, older_than)?;
     let mut atoms = items
         .iter()
         .flat_map(|item| item.dataset.atoms.iter().map(move |atom| (item, atom)));
     match (atoms.next(), atoms.next()) {
-        (None, _) => Err(format!("no recorded atom matches {pattern}")),
+        (None, _) => Err(Error::NoMatch {
+            pattern: pattern.to_string(),
+        }),
         (Some((item, atom)), None) => {
-            name::validate(&atom.name).map_err(|e| format!("refusing record: atom {e}"))?;
+            name::validate(&atom.name)
+                .map_err(|e| Error::Refused(format!("refusing record: atom {e}")))?;
             Ok((item.clone(), atom.clone()))
         }
-        (Some(_), Some(_)) => {
-            let names: Vec<&str> = items
+        (Some(_), Some(_)) => Err(Error::Ambiguous {
+            pattern: pattern.to_string(),
+            names: items
                 .iter()
-                .flat_map(|i| i.dataset.atoms.iter().map(|a| a.name.as_str()))
-                .collect();
-            Err(format!(
-                "{pattern} matches {} atoms: {}; name one",
-                names.len(),
-                names.join(" ")
-            ))
-        }
+                .flat_map(|i| i.dataset.atoms.iter().map(|a| a.name.clone()))
+                .collect(),
+        }),
     }
 }
 
@@ -150,7 +154,7 @@ pub fn carry_out(
             format!("{} {}", item.dataset.source, item.backup.id),
         );
         let result = match track(&sup) {
-            Some(reason) => Err(reason),
+            Some(reason) => Err(Error::Stopped(reason)),
             None => restore(item, config, reader, target, parts, &sup),
         };
         let Err(e) = result else { return 0 };
@@ -186,7 +190,7 @@ pub fn destination(
             let path = target.dir().join(path.trim_start_matches('/'));
             format!("files to {}{on}", path.display())
         }
-        Err(e) => e,
+        Err(e) => e.to_string(),
     };
     if let Some(host) = remote {
         return match atom.path {
@@ -234,26 +238,27 @@ pub fn restore(
     target: &Target,
     parts: &[String],
     sup: &Supervisor,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let dataset = &item.dataset;
-    let source = config.sources.iter().find(|s| s.name == dataset.source).ok_or_else(|| {
-        format!(
-            "source {:?} is not in this host's configuration: add it, so that its handler and hooks are known",
-            dataset.source
-        )
-    })?;
+    let source = config
+        .sources
+        .iter()
+        .find(|s| s.name == dataset.source)
+        .ok_or_else(|| Error::NotConfigured {
+            name: dataset.source.clone(),
+        })?;
     // Records come from the metadb: check every name and path, whatever
     // the handler, before a hook or command sees them.
     for atom in &dataset.atoms {
-        name::validate(&atom.name).map_err(|e| format!("refusing record: atom {e}"))?;
+        name::validate(&atom.name)
+            .map_err(|e| Error::Refused(format!("refusing record: atom {e}")))?;
         checked_path(atom)?;
     }
     let target_dir = target.dir().to_string_lossy();
-    let restore = |scope: &hook::Scope| {
+    let restore = |scope: &hook::Scope| -> Result<(), Error> {
         let hook_env = hook::environment(scope, None);
         if let Some(pre) = &source.hooks.pre_restore {
-            sup.run_shell(pre, &hook_env, "pre_restore_command")
-                .map_err(|e| e.to_string())?;
+            sup.run_shell(pre, &hook_env, "pre_restore_command")?;
         }
         let into = match target {
             Target::Dir(dir) => Some(dir.as_path()),
@@ -261,22 +266,19 @@ pub fn restore(
         };
         // The reader picks the repository and names the snapshot there;
         // the handler restores from what it is given.
-        reader
-            .read(dataset, |repo, snapshot| {
-                source.handler.restore(&handler::Restore {
-                    repo,
-                    snapshot,
-                    sup,
-                    dataset,
-                    target: into,
-                    parts,
-                    scope,
-                })
+        reader.read(dataset, |repo, snapshot| {
+            source.handler.restore(&handler::Restore {
+                repo,
+                snapshot,
+                sup,
+                dataset,
+                target: into,
+                parts,
+                scope,
             })
-            .map_err(|e| e.to_string())?;
+        })?;
         if let Some(post) = &source.hooks.post_restore {
-            sup.run_shell(post, &hook_env, "post_restore_command")
-                .map_err(|e| e.to_string())?;
+            sup.run_shell(post, &hook_env, "post_restore_command")?;
         }
         Ok(())
     };
@@ -293,7 +295,7 @@ pub fn restore(
 /// and free of `..`: it becomes a restic include, a value in a restore
 /// command, or a place to read a drill's files back from (`verify`), and
 /// must not lead outside what was backed up.
-pub fn checked_path(atom: &Atom) -> Result<Option<&str>, String> {
+pub fn checked_path(atom: &Atom) -> Result<Option<&str>, Error> {
     let Some(path) = atom.path.as_deref() else {
         return Ok(None);
     };
@@ -302,10 +304,10 @@ pub fn checked_path(atom: &Atom) -> Result<Option<&str>, String> {
         || p.components()
             .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
     {
-        return Err(format!(
+        return Err(Error::Refused(format!(
             "refusing record: atom {} has unsafe path {path:?}",
             atom.name
-        ));
+        )));
     }
     Ok(Some(path))
 }
@@ -320,8 +322,11 @@ mod tests {
             name: "sql/db1".into(),
             path: path.map(String::from),
         };
-        assert_eq!(checked_path(&atom(None)), Ok(None));
-        assert_eq!(checked_path(&atom(Some("/srv/db"))), Ok(Some("/srv/db")));
+        assert_eq!(checked_path(&atom(None)).ok(), Some(None));
+        assert_eq!(
+            checked_path(&atom(Some("/srv/db"))).ok(),
+            Some(Some("/srv/db"))
+        );
         for bad in ["../escaped", "db", "/srv/../etc", "/srv/db/..", ""] {
             assert!(checked_path(&atom(Some(bad))).is_err(), "{bad:?} accepted");
         }

@@ -146,7 +146,7 @@ fn catch_up(next: &mut Next, loaded: &Loaded, now: DateTime<Utc>) {
 fn prune_now(control: &Control, status: &Status, metadb: &Metadb, loaded: &Loaded) {
     let ran = run_task(control, metadb, loaded, "prune", |sup| {
         let held = prune::prune(&loaded.config, metadb, sup, &[], false)?;
-        Ok(match held {
+        Ok::<_, prune::Error>(match held {
             Held::Ran(forgotten) => Held::Ran(format!(
                 "{} forgotten",
                 crate::base::count::count(forgotten.len(), "snapshot")
@@ -186,12 +186,12 @@ enum Ran {
 /// Runs scheduled task `name` under a supervisor that shutdown stops, and
 /// logs and records how it went; `None` if the agent is shutting down and
 /// it did not run.
-fn run_task(
+fn run_task<E: std::fmt::Display>(
     control: &Control,
     metadb: &Metadb,
     loaded: &Loaded,
     name: &str,
-    task: impl FnOnce(&Supervisor) -> Result<Held<String>, String>,
+    task: impl FnOnce(&Supervisor) -> Result<Held<String>, E>,
 ) -> Option<Ran> {
     let sup = Supervisor::new(loaded.config.priority, name);
     if !control.maintain(&sup) {
@@ -215,7 +215,7 @@ fn run_task(
         Err(e) => {
             log::error!("{name} failed: {e}");
             (
-                attempt::of_task(host, name, &[], start, Err(e)),
+                attempt::of_task(host, name, &[], start, Err(e as &dyn std::fmt::Display)),
                 Ran::Failed,
             )
         }
@@ -268,7 +268,7 @@ fn carry_out(
     request: &RestoreRequest,
 ) -> Result<String, String> {
     let target = Target::from_request(request.target.as_deref())?;
-    let reader = Reader::new(&loaded.config.repository, &loaded.config.copies, None)?;
+    let reader = Reader::new(&loaded.config.repository, &loaded.config.copies);
     log::info!(
         "restore request {}: restoring {}",
         request.id,

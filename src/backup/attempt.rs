@@ -11,6 +11,7 @@ use crate::report::outcome::Outcome;
 use crate::wire::api::Attempt;
 use crate::wire::api::{MAX_DETAIL_BYTES, MAX_LINE_BYTES};
 use chrono::{DateTime, Utc};
+use std::fmt;
 
 /// The attempt `outcome` of `host` was, started at `start` and ended now.
 pub fn of(host: &str, outcome: &Outcome, start: DateTime<Utc>) -> Attempt {
@@ -38,7 +39,7 @@ pub fn of_task(
     kind: &str,
     sources: &[String],
     start: DateTime<Utc>,
-    result: Result<(), &str>,
+    result: Result<(), &dyn fmt::Display>,
 ) -> Attempt {
     let source = match sources {
         [one] => one.clone(),
@@ -53,8 +54,14 @@ pub fn of_task(
         end: time::format(Utc::now().max(start)),
         state: if result.is_ok() { "ok" } else { "failed" }.into(),
         failure: if result.is_ok() { "" } else { "other" }.into(),
-        message: result.err().map(one_line).unwrap_or_default(),
-        detail: result.err().map(tail).unwrap_or_default(),
+        message: result
+            .err()
+            .map(|e| one_line(&e.to_string()))
+            .unwrap_or_default(),
+        detail: result
+            .err()
+            .map(|e| tail(&e.to_string()))
+            .unwrap_or_default(),
         datasets: 0,
     }
 }
@@ -161,7 +168,7 @@ mod tests {
             "prune",
             &[],
             Utc::now(),
-            Err("restic forget: boom\nmore"),
+            Err(&"restic forget: boom\nmore"),
         );
         assert_eq!(
             (p.source.as_str(), p.message.as_str()),

@@ -98,7 +98,7 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
             atoms_command: None,
         }) {
             Ok(()) => groups.push(atoms),
-            Err(e) => errors.push(Failure::new(Kind::Other, e)),
+            Err(e) => errors.push(Failure::new(Kind::Other, e.to_string())),
         }
     }
     (groups, errors)
@@ -138,7 +138,9 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
     for atoms in &groups {
         match source.handler.plan(&source.name, atoms, &ctx) {
             Ok(p) => plans.extend(p),
-            Err(e) => outcome.errors.push(Failure::new(Kind::Other, e)),
+            Err(e) => outcome
+                .errors
+                .push(Failure::new(Kind::Other, e.to_string())),
         }
     }
     if !env.dry_run && !plans.is_empty() {

@@ -25,7 +25,7 @@ struct Entry {
 
 pub fn ls(config: &Config, args: &Ls) -> Result<(), Exit> {
     let (reader, item, atom) = cmd::one_version(config, &args.version)?;
-    let Some(root) = restore::checked_path(&atom).map_err(Exit::Error)? else {
+    let Some(root) = restore::checked_path(&atom).map_err(Exit::error)? else {
         return Err(Exit::Error(format!(
             "{} is a pipe atom, one stream with no files: see tabacco dump {}",
             atom.name, atom.name
@@ -41,7 +41,7 @@ pub fn ls(config: &Config, args: &Ls) -> Result<(), Exit> {
         .read(&item.dataset, |repo, snapshot| {
             repo.ls(&sup, snapshot, &under)
         })
-        .map_err(|e| Exit::Error(e.to_string()))?;
+        .map_err(Exit::error)?;
     let entries: Vec<Entry> = nodes
         .into_iter()
         .filter_map(|node| entry(root, &under, node))

@@ -25,7 +25,7 @@ pub fn restore(config: &Config, args: &Restore) -> Result<(), Exit> {
         args.host.as_deref(),
         args.older_than.as_deref(),
     )
-    .map_err(Exit::Error)?;
+    .map_err(Exit::error)?;
     if items.is_empty() {
         return Err(Exit::Error(format!(
             "no recorded atom matches {}",
@@ -57,12 +57,9 @@ pub fn restore(config: &Config, args: &Restore) -> Result<(), Exit> {
     }
     let interrupt =
         Interrupt::install().map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
-    let reader = Reader::new(
-        &config.repository,
-        &config.copies,
-        args.repository.as_deref(),
-    )
-    .map_err(Exit::Usage)?;
+    let reader = Reader::new(&config.repository, &config.copies)
+        .pick(args.repository.as_deref())
+        .map_err(|e| Exit::Usage(e.to_string()))?;
     let outcome = restore::carry_out(config, &reader, &items, &args.target, &args.parts, &|sup| {
         interrupt.track(sup)
     });
