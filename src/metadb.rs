@@ -23,6 +23,7 @@ use crate::wire::model::{
     ActiveJob, Backup, Dataset, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
     Verification,
 };
+use chrono::{DateTime, Utc};
 use client::connection::Connection;
 use client::Remote;
 use std::fmt;
@@ -96,6 +97,28 @@ impl From<client::Error> for Error {
     }
 }
 
+/// A backup this process is making, as its job knows it: its time is the
+/// attempt's one clock reading, written in RFC 3339 only where it goes over
+/// the wire.
+#[derive(Clone, Copy, Debug)]
+pub struct NewBackup<'a> {
+    pub id: &'a str,
+    pub host: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+impl NewBackup<'_> {
+    /// The backup as the wire carries it, without datasets.
+    pub fn to_wire(self) -> Backup {
+        Backup {
+            id: self.id.to_string(),
+            timestamp: time::format(self.at),
+            host: self.host.to_string(),
+            datasets: Vec::new(),
+        }
+    }
+}
+
 /// The embedded store's database file in `work_dir`.
 pub fn embedded_path(work_dir: &Path) -> PathBuf {
     work_dir.join("metadb.sqlite")
@@ -125,15 +148,17 @@ impl Metadb {
         Ok(Metadb::Embedded(Mutex::new(Store::open(&path)?)))
     }
 
-    /// Records one dataset of `backup`. A remote metadb that is unavailable
-    /// gets it later, from the spool: that is `Ok` too, with a warning.
-    pub fn add_dataset(&self, backup: &Backup, dataset: &Dataset) -> Result<(), Error> {
+    /// Records one dataset of `backup`, which this process is making. A
+    /// remote metadb that is unavailable gets it later, from the spool:
+    /// that is `Ok` too, with a warning.
+    pub fn add_dataset(&self, backup: &NewBackup, dataset: &Dataset) -> Result<(), Error> {
         match self {
             Metadb::Embedded(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                Ok(store.add_dataset(backup, dataset)?)
+                let at = backup.at.timestamp();
+                Ok(store.add_dataset_at(backup.id, backup.host, at, dataset)?)
             }
-            Metadb::Remote(remote) => Ok(remote.add_dataset(backup, dataset)?),
+            Metadb::Remote(remote) => Ok(remote.add_dataset(&backup.to_wire(), dataset)?),
         }
     }
 
@@ -147,8 +172,9 @@ impl Metadb {
         &self,
         records: &[(Backup, Dataset)],
     ) -> Result<Vec<Result<(), Error>>, Error> {
-        let Metadb::Embedded(store) = self else {
-            return Ok(self.add_datasets_concurrently(records));
+        let store = match self {
+            Metadb::Embedded(store) => store,
+            Metadb::Remote(remote) => return Ok(add_concurrently(remote, records)),
         };
         let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
         let (results, committed) = store.group(|store| {
@@ -158,34 +184,6 @@ impl Metadb {
         });
         committed?;
         Ok(results.into_iter().map(|r| Ok(r?)).collect())
-    }
-
-    /// Records `records` over [`SENDERS`] connections at once, so that the
-    /// metadb server commits them in groups, one sync for each.
-    fn add_datasets_concurrently(&self, records: &[(Backup, Dataset)]) -> Vec<Result<(), Error>> {
-        let share = records.len().div_ceil(SENDERS).max(1);
-        std::thread::scope(|s| {
-            let senders: Vec<_> = records
-                .chunks(share)
-                .map(|chunk| {
-                    s.spawn(move || {
-                        let each = chunk.iter();
-                        each.map(|(b, d)| self.add_dataset(b, d))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            let mut results = Vec::with_capacity(records.len());
-            for sender in senders {
-                // A panic goes on as it would have without the threads.
-                results.extend(
-                    sender
-                        .join()
-                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                );
-            }
-            results
-        })
     }
 
     /// Backups holding atoms that match `request`, newest first.
@@ -590,4 +588,32 @@ impl Metadb {
             },
         }
     }
+}
+
+/// Records `records` over [`SENDERS`] connections at once, so that the
+/// metadb server commits them in groups, one sync for each.
+fn add_concurrently(remote: &Remote, records: &[(Backup, Dataset)]) -> Vec<Result<(), Error>> {
+    let share = records.len().div_ceil(SENDERS).max(1);
+    std::thread::scope(|s| {
+        let senders: Vec<_> = records
+            .chunks(share)
+            .map(|chunk| {
+                s.spawn(move || {
+                    let each = chunk.iter();
+                    each.map(|(b, d)| Ok(remote.add_dataset(b, d)?))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(records.len());
+        for sender in senders {
+            // A panic goes on as it would have without the threads.
+            results.extend(
+                sender
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+        }
+        results
+    })
 }

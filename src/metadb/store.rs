@@ -326,28 +326,52 @@ impl Store {
     /// for another host, is a `Conflict`.
     pub fn add_dataset(&mut self, backup: &Backup, dataset: &Dataset) -> Result<(), Error> {
         let timestamp = record::check_dataset(backup, dataset).map_err(Error::InvalidRequest)?;
+        self.insert_dataset(&backup.id, &backup.host, timestamp, dataset)
+    }
+
+    /// [`Store::add_dataset`] for backup `id` of `host` made by this
+    /// process, whose time `timestamp` (UTC unix seconds) it read from its
+    /// own clock: nothing to parse back.
+    pub fn add_dataset_at(
+        &mut self,
+        id: &str,
+        host: &str,
+        timestamp: i64,
+        dataset: &Dataset,
+    ) -> Result<(), Error> {
+        record::check_dataset_of(id, host, dataset).map_err(Error::InvalidRequest)?;
+        self.insert_dataset(id, host, timestamp, dataset)
+    }
+
+    /// Records `dataset`, checked, as part of backup `backup_id` of `host`.
+    fn insert_dataset(
+        &mut self,
+        backup_id: &str,
+        backup_host: &str,
+        timestamp: i64,
+        dataset: &Dataset,
+    ) -> Result<(), Error> {
         let tx = self.begin()?;
 
         let recorded: Option<(String, i64)> = tx
             .query_row(
                 "SELECT host, timestamp FROM backups WHERE id = ?1",
-                [&backup.id],
+                [backup_id],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
         // A backup's later datasets keep the time it was first recorded with.
         let timestamp = match recorded {
-            Some((host, _)) if host != backup.host => {
+            Some((host, _)) if host != backup_host => {
                 return Err(Error::Conflict(format!(
-                    "backup {} is recorded for host {host}, not {}",
-                    backup.id, backup.host
+                    "backup {backup_id} is recorded for host {host}, not {backup_host}"
                 )));
             }
             Some((_, recorded)) => recorded,
             None => {
                 tx.execute(
                     "INSERT INTO backups (id, timestamp, host) VALUES (?1, ?2, ?3)",
-                    params![backup.id, timestamp, backup.host],
+                    params![backup_id, timestamp, backup_host],
                 )?;
                 timestamp
             }
@@ -361,11 +385,11 @@ impl Store {
             )
             .optional()?;
         match recorded_in {
-            Some(backup_id) if backup_id == backup.id => return Ok(()),
-            Some(backup_id) => {
+            Some(recorded) if recorded == backup_id => return Ok(()),
+            Some(recorded) => {
                 return Err(Error::Conflict(format!(
-                    "dataset {} is recorded in backup {backup_id}, not {}",
-                    dataset.id, backup.id
+                    "dataset {} is recorded in backup {recorded}, not {backup_id}",
+                    dataset.id
                 )));
             }
             None => {}
@@ -377,7 +401,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 dataset.id,
-                backup.id,
+                backup_id,
                 dataset.source,
                 dataset.snapshot_id,
                 dataset.total_files,
@@ -401,7 +425,7 @@ impl Store {
                     atom.name,
                     atom.path,
                     timestamp,
-                    backup.host
+                    backup_host
                 ])?;
             }
         }

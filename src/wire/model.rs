@@ -211,14 +211,14 @@ pub struct AddDatasetRequest {
     pub dataset: Dataset,
 }
 
-/// The tags of a dataset's snapshot: enough to rebuild its metadb record
-/// (`reindex`) from the repository alone. Atom names and paths are
-/// percent-encoded where restic would split or misread them (see
-/// [`name::encode_tag`]).
-pub fn snapshot_tags(backup: &Backup, dataset: &Dataset) -> Vec<String> {
+/// The tags of a dataset's snapshot, of backup `backup_id`: enough to
+/// rebuild its metadb record (`reindex`) from the repository alone. Atom
+/// names and paths are percent-encoded where restic would split or misread
+/// them (see [`name::encode_tag`]).
+pub fn snapshot_tags(backup_id: &str, dataset: &Dataset) -> Vec<String> {
     let mut tags = vec![
         "tabacco".to_string(),
-        format!("tabacco:backup={}", backup.id),
+        format!("tabacco:backup={backup_id}"),
         format!("tabacco:source={}", dataset.source),
         dataset.tag(),
     ];
@@ -333,12 +333,6 @@ mod tests {
 
     #[test]
     fn snapshot_tags_round_trip() {
-        let backup = Backup {
-            id: "b1".into(),
-            timestamp: String::new(),
-            host: "h".into(),
-            datasets: Vec::new(),
-        };
         let dataset = Dataset {
             id: "d1".into(),
             source: "users".into(),
@@ -359,7 +353,7 @@ mod tests {
             duration: 0,
             repositories: Vec::new(),
         };
-        let tags = snapshot_tags(&backup, &dataset);
+        let tags = snapshot_tags("b1", &dataset);
         assert!(
             tags.iter().all(|t| !t.contains(',')),
             "restic splits tags at commas: {tags:?}"
