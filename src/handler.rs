@@ -224,7 +224,18 @@ impl Handler {
             Handler::File(f) => f.plan(source, atoms).map(|plan| vec![plan]),
             Handler::Pipe(p) => atoms
                 .iter()
-                .map(|atom| p.plan(self, source, atom, ctx))
+                .map(|spec| {
+                    let name = atom::full_name(source, &spec.name);
+                    let recorded = [Atom {
+                        name: name.clone(),
+                        path: None,
+                    }];
+                    let configured = Atom {
+                        name,
+                        path: spec.path.clone(),
+                    };
+                    p.plan(&self.scope(source, ctx, &recorded, None), &configured)
+                })
                 .collect(),
         }
     }
@@ -262,26 +273,24 @@ impl Handler {
     }
 
     /// What commands working on `atoms` of `source` are told (their
-    /// substitutions and environment, see [`hook`]), handed to `work`: the
-    /// one place that names a dataset's values, at backup and at restore
-    /// (`restore_target` set) alike.
-    pub fn in_scope<R>(
+    /// substitutions and environment, see [`hook`]): the one place that
+    /// names a dataset's values, at backup and at restore (`restore_target`
+    /// set) alike.
+    pub fn scope<'a>(
         &self,
-        source: &str,
-        ctx: &Context,
-        atoms: &[Atom],
-        restore_target: Option<&str>,
-        work: impl FnOnce(&hook::Scope) -> R,
-    ) -> R {
-        let dataset = self.dataset_name(source, atoms);
-        work(&hook::Scope {
+        source: &'a str,
+        ctx: &Context<'a>,
+        atoms: &'a [Atom],
+        restore_target: Option<&'a str>,
+    ) -> hook::Scope<'a> {
+        hook::Scope {
             backup_id: ctx.backup_id,
             host: ctx.host,
             source,
-            dataset: &dataset,
+            dataset: self.dataset_name(source, atoms),
             atoms,
             restore_target,
-        })
+        }
     }
 
     /// A short description for `check`.

@@ -209,14 +209,11 @@ pub fn destination(
     }
     let target_dir = target.dir().to_string_lossy();
     let atoms = std::slice::from_ref(atom);
-    let command = source.handler.in_scope(
-        &source.name,
-        &context(item),
-        atoms,
-        Some(&target_dir),
-        |scope| source.handler.restore_command(scope, atom),
-    );
-    match command {
+    let context = context(item);
+    let scope = source
+        .handler
+        .scope(&source.name, &context, atoms, Some(&target_dir));
+    match source.handler.restore_command(&scope, atom) {
         Ok(command) => format!("the live service, fed to restore_command: {command}"),
         Err(e) => format!("nothing: {e}"),
     }
@@ -255,40 +252,35 @@ pub fn restore(
         checked_path(atom)?;
     }
     let target_dir = target.dir().to_string_lossy();
-    let restore = |scope: &hook::Scope| -> Result<(), Error> {
-        let hook_env = hook::environment(scope, None);
-        if let Some(pre) = &source.hooks.pre_restore {
-            sup.run_shell(pre, &hook_env, "pre_restore_command")?;
-        }
-        let into = match target {
-            Target::Dir(dir) => Some(dir.as_path()),
-            Target::InPlace => None,
-        };
-        // The reader picks the repository and names the snapshot there;
-        // the handler restores from what it is given.
-        reader.read(dataset, |repo, snapshot| {
-            source.handler.restore(&handler::Restore {
-                repo,
-                snapshot,
-                sup,
-                dataset,
-                target: into,
-                parts,
-                scope,
-            })
-        })?;
-        if let Some(post) = &source.hooks.post_restore {
-            sup.run_shell(post, &hook_env, "post_restore_command")?;
-        }
-        Ok(())
+    let context = context(item);
+    let scope = source
+        .handler
+        .scope(&source.name, &context, &dataset.atoms, Some(&target_dir));
+    let hook_env = hook::environment(&scope, None);
+    if let Some(pre) = &source.hooks.pre_restore {
+        sup.run_shell(pre, &hook_env, "pre_restore_command")?;
+    }
+    let into = match target {
+        Target::Dir(dir) => Some(dir.as_path()),
+        Target::InPlace => None,
     };
-    source.handler.in_scope(
-        &source.name,
-        &context(item),
-        &dataset.atoms,
-        Some(&target_dir),
-        restore,
-    )
+    // The reader picks the repository and names the snapshot there; the
+    // handler restores from what it is given.
+    reader.read(dataset, |repo, snapshot| {
+        source.handler.restore(&handler::Restore {
+            repo,
+            snapshot,
+            sup,
+            dataset,
+            target: into,
+            parts,
+            scope: &scope,
+        })
+    })?;
+    if let Some(post) = &source.hooks.post_restore {
+        sup.run_shell(post, &hook_env, "post_restore_command")?;
+    }
+    Ok(())
 }
 
 /// An atom's path as recorded (for any handler), refused unless absolute

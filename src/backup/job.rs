@@ -227,11 +227,8 @@ fn backup_dataset(run: &Run, plan: Plan) -> Result<Option<Dataset>, Failure> {
         backup_id: backup.id,
         host: backup.host,
     };
-    let hook_env = source
-        .handler
-        .in_scope(&source.name, &ctx, &plan.atoms, None, |scope| {
-            hook::environment(scope, None)
-        });
+    let scope = source.handler.scope(&source.name, &ctx, &plan.atoms, None);
+    let hook_env = hook::environment(&scope, None);
     if env.dry_run {
         log_dry_run(sup, source, &plan);
         return Ok(None);

@@ -15,7 +15,7 @@ pub struct Scope<'a> {
     pub host: &'a str,
     pub source: &'a str,
     /// `${dataset.name}` and `DATASET_NAME`.
-    pub dataset: &'a str,
+    pub dataset: String,
     /// The dataset's atoms by full name: at restore, those being restored.
     pub atoms: &'a [Atom],
     /// Restore only: the directory file atoms are restored into.
@@ -27,12 +27,12 @@ pub type Environment = Vec<(&'static str, String)>;
 
 /// The `${...}` substitutions of a handler command working on `atom` (whose
 /// `path` is the configured one at backup, the recorded one at restore).
-pub fn variables<'a>(scope: &Scope<'a>, atom: &'a Atom) -> [(&'static str, &'a str); 6] {
+pub fn variables<'a>(scope: &'a Scope, atom: &'a Atom) -> [(&'static str, &'a str); 6] {
     [
         ("atom.name", own_name(scope.source, &atom.name)),
         ("atom.full_name", &atom.name),
         ("atom.path", atom.path.as_deref().unwrap_or("")),
-        ("dataset.name", scope.dataset),
+        ("dataset.name", &scope.dataset),
         ("backup.id", scope.backup_id),
         ("host", scope.host),
     ]
@@ -53,7 +53,7 @@ pub fn environment(scope: &Scope, atom: Option<&Atom>) -> Environment {
     let mut env = vec![
         ("BACKUP_ID", scope.backup_id.to_string()),
         ("SOURCE_NAME", scope.source.to_string()),
-        ("DATASET_NAME", scope.dataset.to_string()),
+        ("DATASET_NAME", scope.dataset.clone()),
         (
             "ATOM_NAMES",
             names(|source, full| own_name(source, full).to_string()),
@@ -88,7 +88,7 @@ mod tests {
             backup_id: "b1",
             host: "h",
             source: "sql",
-            dataset: "sql",
+            dataset: "sql".into(),
             atoms: &atoms,
             restore_target: Some("/r"),
         };

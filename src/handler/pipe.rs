@@ -2,11 +2,9 @@
 //! streamed into restic, and is restored by streaming it back into
 //! `restore_command` (both through [`crate::process::shell::pipe`]).
 
-use crate::handler::atom::{self, AtomSpec};
 use crate::handler::hook;
 use crate::handler::{
-    check_template, Context, Error, Handler, Input, Params, Plan, Restore, Saving, Stream,
-    Unrestored, Unsaved,
+    check_template, Error, Input, Params, Plan, Restore, Saving, Stream, Unrestored, Unsaved,
 };
 use crate::process::shell;
 use crate::process::shell::pipe::Link;
@@ -46,34 +44,18 @@ impl Pipe {
         })
     }
 
-    /// The dataset of `atom`; `handler` is this one, which names the scope.
-    pub fn plan(
-        &self,
-        handler: &Handler,
-        source: &str,
-        atom: &AtomSpec,
-        ctx: &Context,
-    ) -> Result<Plan, Error> {
-        let full_name = atom::full_name(source, &atom.name);
-        let atoms = [Atom {
-            name: full_name.clone(),
-            path: None,
-        }];
-        let configured = Atom {
-            name: full_name.clone(),
-            path: atom.path.clone(),
-        };
-        handler.in_scope(source, ctx, &atoms, None, |scope| {
-            let vars = hook::variables(scope, &configured);
-            Ok(Plan {
-                name: scope.dataset.to_string(),
-                atoms: atoms.to_vec(),
-                input: Input::Command {
-                    command: shell::substitute(&self.backup_command, &vars)?,
-                    env: hook::environment(scope, Some(&configured)),
-                    filename: full_name,
-                },
-            })
+    /// The dataset of the one atom of `scope`, as `configured` (with its
+    /// configured path, which is not recorded).
+    pub fn plan(&self, scope: &hook::Scope, configured: &Atom) -> Result<Plan, Error> {
+        let vars = hook::variables(scope, configured);
+        Ok(Plan {
+            name: scope.dataset.clone(),
+            atoms: scope.atoms.to_vec(),
+            input: Input::Command {
+                command: shell::substitute(&self.backup_command, &vars)?,
+                env: hook::environment(scope, Some(configured)),
+                filename: configured.name.clone(),
+            },
         })
     }
 
