@@ -24,7 +24,8 @@ use crate::process::shell::Supervisor;
 use crate::report::failure::Failure;
 use crate::restic::{self, Repo, SnapshotRef};
 use crate::wire::model::{Atom, Dataset};
-use std::path::{Path, PathBuf};
+use crate::wire::target::Target;
+use std::path::PathBuf;
 
 pub use error::{Error, Stream, Unrestored};
 
@@ -183,9 +184,8 @@ pub struct Restore<'a> {
     /// The dataset as recorded, with the atoms to restore; their names and
     /// paths already checked by the caller.
     pub dataset: &'a Dataset,
-    /// Where file atoms land: under this directory, or at their original
-    /// paths when `None`.
-    pub target: Option<&'a Path>,
+    /// Where file atoms land.
+    pub target: &'a Target,
     /// Only these parts of file atoms (`restore --path`), when any.
     pub parts: &'a [String],
     /// What the restore's commands are told.
@@ -281,7 +281,7 @@ impl Handler {
         source: &'a str,
         ctx: &Context<'a>,
         atoms: &'a [Atom],
-        restore_target: Option<&'a str>,
+        restore_target: Option<&'a Target>,
     ) -> hook::Scope<'a> {
         hook::Scope {
             backup_id: ctx.backup_id,

@@ -186,10 +186,7 @@ pub fn destination(
     let dataset = &item.dataset;
     let files_to = |on: &str| match checked_path(atom) {
         Ok(None) => format!("nothing: atom {} has no recorded path", atom.name),
-        Ok(Some(path)) => {
-            let path = target.dir().join(path.trim_start_matches('/'));
-            format!("files to {}{on}", path.display())
-        }
+        Ok(Some(path)) => format!("files to {}{on}", target.place(path).display()),
         Err(e) => e.to_string(),
     };
     if let Some(host) = remote {
@@ -207,12 +204,11 @@ pub fn destination(
     if atom.path.is_some() {
         return files_to("");
     }
-    let target_dir = target.dir().to_string_lossy();
     let atoms = std::slice::from_ref(atom);
     let context = context(item);
     let scope = source
         .handler
-        .scope(&source.name, &context, atoms, Some(&target_dir));
+        .scope(&source.name, &context, atoms, Some(target));
     match source.handler.restore_command(&scope, atom) {
         Ok(command) => format!("the live service, fed to restore_command: {command}"),
         Err(e) => format!("nothing: {e}"),
@@ -251,19 +247,14 @@ pub fn restore(
             .map_err(|e| Error::Refused(format!("refusing record: atom {e}")))?;
         checked_path(atom)?;
     }
-    let target_dir = target.dir().to_string_lossy();
     let context = context(item);
     let scope = source
         .handler
-        .scope(&source.name, &context, &dataset.atoms, Some(&target_dir));
+        .scope(&source.name, &context, &dataset.atoms, Some(target));
     let hook_env = hook::environment(&scope, None);
     if let Some(pre) = &source.hooks.pre_restore {
         sup.run_shell(pre, &hook_env, "pre_restore_command")?;
     }
-    let into = match target {
-        Target::Dir(dir) => Some(dir.as_path()),
-        Target::InPlace => None,
-    };
     // The reader picks the repository and names the snapshot there; the
     // handler restores from what it is given.
     reader.read(dataset, |repo, snapshot| {
@@ -272,7 +263,7 @@ pub fn restore(
             snapshot,
             sup,
             dataset,
-            target: into,
+            target,
             parts,
             scope: &scope,
         })

@@ -8,6 +8,7 @@ use crate::handler::{Error, Input, Params, Plan, Restore, Saving, Unrestored, Un
 use crate::report::failure::{Failure, Kind};
 use crate::restic;
 use crate::wire::model::Atom;
+use crate::wire::target::Target;
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Clone, Debug)]
@@ -144,16 +145,14 @@ pub fn restore(restore: &Restore) -> Result<(), Unrestored> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let dir = match restore.target {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|source| Unrestored::Target {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
-            dir
-        }
-        None => Path::new("/"),
-    };
+    let target = restore.target;
+    if let Target::Dir(dir) = target {
+        std::fs::create_dir_all(dir).map_err(|source| Unrestored::Target {
+            dir: dir.clone(),
+            source,
+        })?;
+    }
+    let dir = target.dir();
     restore
         .repo
         .restore(restore.sup, restore.snapshot, dir, &paths, restore.parts)?;
@@ -162,10 +161,7 @@ pub fn restore(restore: &Restore) -> Result<(), Unrestored> {
     // directory it then does not create either.
     let missing: Vec<String> = paths
         .iter()
-        .filter(|p| {
-            let restored = dir.join(p.trim_start_matches('/'));
-            restored.symlink_metadata().is_err()
-        })
+        .filter(|p| target.place(p).symlink_metadata().is_err())
         .map(|p| p.to_string())
         .collect();
     if !missing.is_empty() {

@@ -7,6 +7,7 @@
 
 use crate::handler::atom::own_name;
 use crate::wire::model::Atom;
+use crate::wire::target::Target;
 
 /// The dataset a command works on, as commands see it.
 pub struct Scope<'a> {
@@ -18,8 +19,9 @@ pub struct Scope<'a> {
     pub dataset: String,
     /// The dataset's atoms by full name: at restore, those being restored.
     pub atoms: &'a [Atom],
-    /// Restore only: the directory file atoms are restored into.
-    pub restore_target: Option<&'a str>,
+    /// Restore only: where file atoms are restored (`RESTORE_TARGET`, the
+    /// directory, `/` in place).
+    pub restore_target: Option<&'a Target>,
 }
 
 /// The environment variables of a command: a name and its value.
@@ -65,7 +67,8 @@ pub fn environment(scope: &Scope, atom: Option<&Atom>) -> Environment {
         env.push(("ATOM_FULL_NAME", atom.name.clone()));
     }
     if let Some(target) = scope.restore_target {
-        env.push(("RESTORE_TARGET", target.to_string()));
+        let dir = target.dir().to_string_lossy().into_owned();
+        env.push(("RESTORE_TARGET", dir));
     }
     env
 }
@@ -84,13 +87,14 @@ mod tests {
     #[test]
     fn environment_of_a_hook_and_of_a_command() {
         let atoms = [atom("sql/db1"), atom("sql/Maria Rossi")];
+        let target = Target::Dir("/r".into());
         let scope = Scope {
             backup_id: "b1",
             host: "h",
             source: "sql",
             dataset: "sql".into(),
             atoms: &atoms,
-            restore_target: Some("/r"),
+            restore_target: Some(&target),
         };
         let env = |atom| {
             environment(&scope, atom)

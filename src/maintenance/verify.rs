@@ -247,7 +247,7 @@ fn drill(
                     repo.restore(sup, snapshot, target.dir(), &[path], &[])
                 })
                 .map_err(Drill::Restic)?;
-            let restored = scratch.join(path.trim_start_matches('/'));
+            let restored = target.place(path);
             let (files, bytes) = read_tree(&restored)?;
             Ok(format!(
                 "{}, {} restored and read back",
