@@ -23,7 +23,8 @@ use crate::process::shell;
 use crate::process::shell::Supervisor;
 use crate::report::failure::Failure;
 use crate::restic::{self, Repo, SnapshotRef};
-use crate::wire::model::{Atom, Dataset};
+use crate::wire::checked::Checked;
+use crate::wire::model::Atom;
 use crate::wire::target::Target;
 use std::path::PathBuf;
 
@@ -181,9 +182,8 @@ pub struct Restore<'a> {
     pub repo: &'a Repo,
     pub snapshot: &'a SnapshotRef,
     pub sup: &'a Supervisor,
-    /// The dataset as recorded, with the atoms to restore; their names and
-    /// paths already checked by the caller.
-    pub dataset: &'a Dataset,
+    /// The dataset as recorded, with the atoms to restore, checked.
+    pub checked: &'a Checked,
     /// Where file atoms land.
     pub target: &'a Target,
     /// Only these parts of file atoms (`restore --path`), when any.
@@ -250,7 +250,7 @@ impl Handler {
         }
     }
 
-    /// Restores the atoms of `restore.dataset`: a file handler's with
+    /// Restores the atoms of `restore.checked`: a file handler's with
     /// `restic restore`, a pipe handler's by streaming each from `restic
     /// dump` into its `restore_command`.
     pub fn restore(&self, restore: &Restore) -> Result<(), Unrestored> {

@@ -21,6 +21,7 @@ use crate::maintenance::verify;
 use crate::metadb::Metadb;
 use crate::process::shell::Supervisor;
 use crate::restore;
+use crate::wire::checked::Checked;
 use crate::wire::model::RestoreRequest;
 use crate::wire::target::Target;
 use chrono::{DateTime, Local, Utc};
@@ -282,7 +283,9 @@ fn carry_out(
         }
     };
     let config = &loaded.config;
-    let outcome = restore::carry_out(config, &reader, &request.items, &target, &[], &track);
+    // Records that travelled: each is checked again as it arrives.
+    let planned: Vec<_> = request.items.iter().cloned().map(Checked::new).collect();
+    let outcome = restore::carry_out(config, &reader, &planned, &target, &[], &track);
     control.maintenance_done();
     match outcome.failed {
         0 => Ok(outcome.summary()),

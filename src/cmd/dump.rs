@@ -11,7 +11,6 @@ use crate::config::Config;
 use crate::process::interrupt::Interrupt;
 use crate::process::shell::pipe::Link;
 use crate::process::shell::Supervisor;
-use crate::restore;
 use crate::wire::model::Dataset;
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Read, Write};
@@ -20,11 +19,9 @@ use std::io::{IsTerminal, Read, Write};
 const SNIFF_BYTES: usize = 64 * 1024;
 
 pub fn dump(config: &Config, args: &Dump) -> Result<(), Exit> {
-    let (reader, item, atom) = cmd::one_version(config, &args.version)?;
-    let path = match (
-        restore::checked_path(&atom).map_err(Exit::error)?,
-        &args.file,
-    ) {
+    let (reader, checked, atom) = cmd::one_version(config, &args.version)?;
+    let item = checked.item();
+    let path = match (atom.path.as_deref(), &args.file) {
         (None, None) => None,
         (None, Some(_)) => {
             return Err(Exit::Error(format!(

@@ -135,7 +135,7 @@ pub fn save(
 /// Restores the dataset's atoms (only `restore.parts` of them, if any) with
 /// `restic restore`, and checks that each is there afterwards.
 pub fn restore(restore: &Restore) -> Result<(), Unrestored> {
-    let dataset = restore.dataset;
+    let dataset = &restore.checked.item().dataset;
     let paths = dataset
         .atoms
         .iter()

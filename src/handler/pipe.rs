@@ -77,7 +77,7 @@ impl Pipe {
 
     /// Streams each atom from `restic dump` into `restore_command`.
     pub fn restore(&self, restore: &Restore) -> Result<(), Unrestored> {
-        for atom in &restore.dataset.atoms {
+        for atom in &restore.checked.item().dataset.atoms {
             let command = self.restore_command(restore.scope, atom)?;
             let dump = restore
                 .repo
@@ -212,8 +212,9 @@ fn stream_back(
     };
     // A pipe dataset holds one atom, and restic refuses an empty stream:
     // its total_bytes is the stream's size, and 0 means unknown (reindex).
-    let recorded = restore.dataset.total_bytes;
-    if restore.dataset.atoms.len() == 1 && recorded > 0 && copied != recorded as u64 {
+    let dataset = &restore.checked.item().dataset;
+    let recorded = dataset.total_bytes;
+    if dataset.atoms.len() == 1 && recorded > 0 && copied != recorded as u64 {
         return Err(failed(Stream::Size { copied, recorded }));
     }
     Ok(())

@@ -16,7 +16,8 @@ use crate::metadb::{self, Metadb};
 use crate::process::shell::pipe::Link;
 use crate::process::shell::{self, Supervisor};
 use crate::restic;
-use crate::wire::model::{self, Backup, Dataset, FindRequest, Verification};
+use crate::wire::checked::{Checked, Refused};
+use crate::wire::model::{self, Atom, Backup, Dataset, FindRequest, Verification};
 use crate::wire::target::Target;
 use std::fmt;
 use std::io;
@@ -44,7 +45,7 @@ pub enum Error {
 #[derive(Debug)]
 pub enum Drill {
     /// The record is not safe to use.
-    Refused(crate::restore::Error),
+    Refused(Refused),
     /// The scratch directory cannot be created.
     Scratch {
         dir: PathBuf,
@@ -183,7 +184,10 @@ pub fn verify(
     };
     let atom = &dataset.atoms[index];
     let scratch = config.work_dir.join(format!("verify-{}", model::new_id()));
-    let drilled = drill(&reader, sup, dataset, index, &scratch);
+    let drilled = match Checked::one(backup, dataset, atom) {
+        Ok((checked, atom)) => drill(&reader, sup, &checked, &atom, &scratch),
+        Err(refused) => Err(Drill::Refused(refused)),
+    };
     if let Err(e) = std::fs::remove_dir_all(&scratch) {
         if e.kind() != std::io::ErrorKind::NotFound {
             log::error!("cannot remove scratch directory {}: {e}", scratch.display());
@@ -226,16 +230,17 @@ fn random_index(n: usize) -> usize {
     }
 }
 
-/// Restores atom `index` of `dataset` into `scratch`; says what was checked.
+/// Restores `atom`, the one of `checked`, into `scratch`; says what was
+/// checked.
 fn drill(
     reader: &Reader,
     sup: &Supervisor,
-    dataset: &Dataset,
-    index: usize,
+    checked: &Checked,
+    atom: &Atom,
     scratch: &Path,
 ) -> Result<String, Drill> {
-    let atom = &dataset.atoms[index];
-    match crate::restore::checked_path(atom).map_err(Drill::Refused)? {
+    let dataset = &checked.item().dataset;
+    match atom.path.as_deref() {
         Some(path) => {
             let target = Target::Dir(scratch.to_path_buf());
             std::fs::create_dir_all(scratch).map_err(|source| Drill::Scratch {

@@ -4,6 +4,7 @@
 use crate::handler::Unrestored;
 use crate::metadb;
 use crate::process::shell;
+use crate::wire::checked::Refused;
 use std::fmt;
 
 /// Why a restore plan could not be made, or one planned dataset was not
@@ -23,7 +24,7 @@ pub enum Error {
         names: Vec<String>,
     },
     /// A record from the metadb is not safe to use.
-    Refused(String),
+    Refused(Refused),
     /// The dataset's source is not configured on this host.
     NotConfigured {
         name: String,
@@ -39,7 +40,8 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
-            Error::Time(e) | Error::Refused(e) | Error::Stopped(e) => f.write_str(e),
+            Error::Time(e) | Error::Stopped(e) => f.write_str(e),
+            Error::Refused(e) => e.fmt(f),
             Error::Metadb(e) => e.fmt(f),
             Error::NoMatch { pattern } => write!(f, "no recorded atom matches {pattern}"),
             Error::Ambiguous { pattern, names } => write!(
@@ -64,10 +66,10 @@ impl std::error::Error for Error {
             Error::Metadb(e) => Some(e),
             Error::Hook(e) => Some(e),
             Error::Unrestored(e) => Some(e),
+            Error::Refused(e) => Some(e),
             Error::Time(_)
             | Error::NoMatch { .. }
             | Error::Ambiguous { .. }
-            | Error::Refused(_)
             | Error::NotConfigured { .. }
             | Error::Stopped(_) => None,
         }
