@@ -77,9 +77,9 @@ pub enum Handler {
     Pipe(pipe::Pipe),
 }
 
-/// One dataset ready to back up: a single restic snapshot.
+/// One dataset planned for backup: what will be a single restic snapshot.
 #[derive(Debug)]
-pub struct Plan {
+pub struct PlannedDataset {
     /// See [`Handler::dataset_name`].
     pub name: String,
     pub atoms: Vec<Atom>,
@@ -176,7 +176,7 @@ impl<E: Into<Failure>> From<E> for Unsaved {
 }
 
 /// What restoring one recorded dataset needs besides its handler.
-pub struct Restore<'a> {
+pub struct Restoring<'a> {
     /// The repository to read from and the dataset's snapshot there, as
     /// the caller picked them.
     pub repo: &'a Repo,
@@ -219,7 +219,7 @@ impl Handler {
         source: &str,
         atoms: &[AtomSpec],
         ctx: &Context,
-    ) -> Result<Vec<Plan>, Error> {
+    ) -> Result<Vec<PlannedDataset>, Error> {
         match self {
             Handler::File(f) => f.plan(source, atoms).map(|plan| vec![plan]),
             Handler::Pipe(p) => atoms
@@ -253,7 +253,7 @@ impl Handler {
     /// Restores the atoms of `restore.checked`: a file handler's with
     /// `restic restore`, a pipe handler's by streaming each from `restic
     /// dump` into its `restore_command`.
-    pub fn restore(&self, restore: &Restore) -> Result<(), Unrestored> {
+    pub fn restore(&self, restore: &Restoring) -> Result<(), Unrestored> {
         match self {
             Handler::File(_) => file::restore(restore),
             Handler::Pipe(p) => p.restore(restore),

@@ -133,13 +133,13 @@ fn add(items: &mut Vec<RestoreItem>, backup: &Backup, dataset: &Dataset) {
     }
 }
 
-/// How a restore plan went.
-pub struct Outcome {
+/// How a restore plan went: how many atoms it held, and how many failed.
+pub struct Tally {
     pub total: usize,
     pub failed: usize,
 }
 
-impl Outcome {
+impl Tally {
     /// One line for logs and restore request status.
     pub fn summary(&self) -> String {
         match self.failed {
@@ -165,7 +165,7 @@ pub fn carry_out(
     target: &Target,
     parts: &[String],
     track: &(dyn Fn(&Supervisor) -> Option<String> + Sync),
-) -> Outcome {
+) -> Tally {
     let failed = queue::map(config.concurrency, planned, |planned| {
         let item = item_of(planned);
         let sup = Supervisor::new(
@@ -186,7 +186,7 @@ pub fn carry_out(
         );
         item.dataset.atoms.len()
     });
-    Outcome {
+    Tally {
         total: planned.iter().map(|p| item_of(p).dataset.atoms.len()).sum(),
         failed: failed.into_iter().sum(),
     }
@@ -276,7 +276,7 @@ pub fn restore(
     // The reader picks the repository and names the snapshot there; the
     // handler restores from what it is given.
     reader.read(dataset, |repo, snapshot| {
-        source.handler.restore(&handler::Restore {
+        source.handler.restore(&handler::Restoring {
             repo,
             snapshot,
             sup,

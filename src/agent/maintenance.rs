@@ -285,10 +285,10 @@ fn carry_out(
     let config = &loaded.config;
     // Records that travelled: each is checked again as it arrives.
     let planned: Vec<_> = request.items.iter().cloned().map(Checked::new).collect();
-    let outcome = restore::carry_out(config, &reader, &planned, &target, &[], &track);
+    let tally = restore::carry_out(config, &reader, &planned, &target, &[], &track);
     control.maintenance_done();
-    match outcome.failed {
-        0 => Ok(outcome.summary()),
-        _ => Err(outcome.summary()),
+    match tally.failed {
+        0 => Ok(tally.summary()),
+        _ => Err(tally.summary()),
     }
 }

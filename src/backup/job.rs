@@ -15,7 +15,7 @@ use crate::config::source::{Datasets, Source};
 use crate::config::{self, Config};
 use crate::handler::atom::{self, AtomSpec, DatasetSpec};
 use crate::handler::hook;
-use crate::handler::{Context, Plan, Saving};
+use crate::handler::{Context, PlannedDataset, Saving};
 use crate::metadb::{Metadb, NewBackup};
 use crate::process::shell::Supervisor;
 use crate::report::failure::{Failure, Kind};
@@ -215,7 +215,7 @@ struct Run<'a, 'e> {
 }
 
 /// Backs up one dataset with its hooks; `Ok(None)` in a dry run.
-fn backup_dataset(run: &Run, plan: Plan) -> Result<Option<Dataset>, Failure> {
+fn backup_dataset(run: &Run, plan: PlannedDataset) -> Result<Option<Dataset>, Failure> {
     let Run {
         source,
         env,
@@ -256,7 +256,7 @@ fn backup_dataset(run: &Run, plan: Plan) -> Result<Option<Dataset>, Failure> {
     result
 }
 
-fn log_dry_run(sup: &Supervisor, source: &Source, plan: &Plan) {
+fn log_dry_run(sup: &Supervisor, source: &Source, plan: &PlannedDataset) {
     let label = sup.label();
     if let Some(pre) = &source.hooks.pre_backup {
         log::info!("{label}: dry run: would run pre_backup_command: {pre}");
@@ -268,7 +268,7 @@ fn log_dry_run(sup: &Supervisor, source: &Source, plan: &Plan) {
 }
 
 /// Takes the snapshot and records it.
-fn snapshot(run: &Run, plan: Plan) -> Result<Dataset, Failure> {
+fn snapshot(run: &Run, plan: PlannedDataset) -> Result<Dataset, Failure> {
     let Run {
         source,
         env,

@@ -60,7 +60,7 @@ pub fn restore(config: &Config, args: &Restore) -> Result<(), Exit> {
     let reader = Reader::new(&config.repository, &config.copies)
         .pick(args.repository.as_deref())
         .map_err(|e| Exit::Usage(e.to_string()))?;
-    let outcome = restore::carry_out(
+    let tally = restore::carry_out(
         config,
         &reader,
         &planned,
@@ -68,11 +68,11 @@ pub fn restore(config: &Config, args: &Restore) -> Result<(), Exit> {
         &args.parts,
         &|sup| interrupt.track(sup),
     );
-    if outcome.failed > 0 {
-        log::error!("{}", outcome.summary());
+    if tally.failed > 0 {
+        log::error!("{}", tally.summary());
         return Err(Exit::Failed);
     }
-    log::info!("{}", outcome.summary());
+    log::info!("{}", tally.summary());
     Ok(())
 }
 

@@ -4,7 +4,9 @@
 
 use crate::handler::atom::{self, AtomSpec, DatasetSpec};
 use crate::handler::exclude::Excludes;
-use crate::handler::{Error, Input, Params, Plan, Restore, Saving, Unrestored, Unsaved};
+use crate::handler::{
+    Error, Input, Params, PlannedDataset, Restoring, Saving, Unrestored, Unsaved,
+};
 use crate::report::failure::{Failure, Kind};
 use crate::restic;
 use crate::wire::model::Atom;
@@ -75,7 +77,7 @@ impl File {
         Ok(path)
     }
 
-    pub fn plan(&self, source: &str, atoms: &[AtomSpec]) -> Result<Plan, Error> {
+    pub fn plan(&self, source: &str, atoms: &[AtomSpec]) -> Result<PlannedDataset, Error> {
         let mut planned = Vec::new();
         let mut paths: Vec<PathBuf> = self.path.iter().cloned().collect();
         for atom in atoms {
@@ -88,7 +90,7 @@ impl File {
                 path: Some(path.to_string_lossy().into_owned()),
             });
         }
-        Ok(Plan {
+        Ok(PlannedDataset {
             name: source.to_string(),
             atoms: planned,
             input: Input::Paths {
@@ -134,7 +136,7 @@ pub fn save(
 
 /// Restores the dataset's atoms (only `restore.parts` of them, if any) with
 /// `restic restore`, and checks that each is there afterwards.
-pub fn restore(restore: &Restore) -> Result<(), Unrestored> {
+pub fn restore(restore: &Restoring) -> Result<(), Unrestored> {
     let dataset = &restore.checked.item().dataset;
     let paths = dataset
         .atoms

@@ -4,7 +4,8 @@
 
 use crate::handler::hook;
 use crate::handler::{
-    check_template, Error, Input, Params, Plan, Restore, Saving, Stream, Unrestored, Unsaved,
+    check_template, Error, Input, Params, PlannedDataset, Restoring, Saving, Stream, Unrestored,
+    Unsaved,
 };
 use crate::process::shell;
 use crate::process::shell::pipe::Link;
@@ -46,9 +47,9 @@ impl Pipe {
 
     /// The dataset of the one atom of `scope`, as `configured` (with its
     /// configured path, which is not recorded).
-    pub fn plan(&self, scope: &hook::Scope, configured: &Atom) -> Result<Plan, Error> {
+    pub fn plan(&self, scope: &hook::Scope, configured: &Atom) -> Result<PlannedDataset, Error> {
         let vars = hook::variables(scope, configured);
-        Ok(Plan {
+        Ok(PlannedDataset {
             name: scope.dataset.clone(),
             atoms: scope.atoms.to_vec(),
             input: Input::Command {
@@ -76,7 +77,7 @@ impl Pipe {
     }
 
     /// Streams each atom from `restic dump` into `restore_command`.
-    pub fn restore(&self, restore: &Restore) -> Result<(), Unrestored> {
+    pub fn restore(&self, restore: &Restoring) -> Result<(), Unrestored> {
         for atom in &restore.checked.item().dataset.atoms {
             let command = self.restore_command(restore.scope, atom)?;
             let dump = restore
@@ -166,7 +167,7 @@ enum Stored {
 /// Streams pipe atom `atom` from `restic dump` (started) straight into
 /// `command`.
 fn stream_back(
-    restore: &Restore,
+    restore: &Restoring,
     atom: &Atom,
     command: &str,
     dump: shell::Running,
