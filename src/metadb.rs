@@ -20,8 +20,8 @@ use crate::wire::api::{
     SliceRead, SourcePolicy, StatusRequest, StatusRow,
 };
 use crate::wire::model::{
-    ActiveJob, Backup, Dataset, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
-    Verification,
+    ActiveJob, Backup, Dataset, FindRequest, RestoreRequest, RestoreState,
+    UpdateActiveJobStatusRequest, Verification,
 };
 use chrono::{DateTime, Utc};
 use client::connection::Connection;
@@ -417,13 +417,13 @@ impl Metadb {
         }
     }
 
-    /// Records the progress (`running`) or outcome (`succeeded`, `failed`)
-    /// of `host`'s restore request `id`.
+    /// Records the progress (running) or outcome (succeeded, failed) of
+    /// `host`'s restore request `id`.
     pub fn update_restore_request(
         &self,
         host: &str,
         id: &str,
-        state: &str,
+        state: RestoreState,
         message: &str,
     ) -> Result<(), Error> {
         let found = match self {
@@ -434,7 +434,7 @@ impl Metadb {
             Metadb::Remote(remote) => {
                 let status = api::RestoreStatus {
                     host: Some(host.to_string()),
-                    state: state.to_string(),
+                    state,
                     message: message.to_string(),
                 };
                 match remote.client().update_restore_request(id, &status) {

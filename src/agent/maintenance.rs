@@ -22,7 +22,7 @@ use crate::metadb::Metadb;
 use crate::process::shell::Supervisor;
 use crate::restore;
 use crate::wire::checked::Checked;
-use crate::wire::model::RestoreRequest;
+use crate::wire::model::{RestoreRequest, RestoreState};
 use crate::wire::target::Target;
 use chrono::{DateTime, Local, Utc};
 use std::sync::Arc;
@@ -238,14 +238,14 @@ fn restore_requests(control: &Control, status: &Status, metadb: &Metadb, loaded:
             }
         };
         let (state, message) = match carry_out(control, loaded, &request) {
-            Ok(summary) => ("succeeded", summary),
-            Err(e) => ("failed", e),
+            Ok(summary) => (RestoreState::Succeeded, summary),
+            Err(e) => (RestoreState::Failed, e),
         };
         log::info!("restore request {}: {state}: {message}", request.id);
         {
             let mut s = status.lock();
             let stats = &mut s.maintenance;
-            *(if state == "succeeded" {
+            *(if state == RestoreState::Succeeded {
                 &mut stats.restores_succeeded
             } else {
                 &mut stats.restores_failed

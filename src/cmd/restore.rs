@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::metadb::Metadb;
 use crate::process::interrupt::Interrupt;
 use crate::restore::{self, Planned};
-use crate::wire::model::{self, RestoreRequest};
+use crate::wire::model::{self, RestoreRequest, RestoreState};
 use std::thread;
 use std::time::Duration;
 
@@ -88,7 +88,7 @@ fn request(metadb: &Metadb, host: &str, args: &Restore, planned: Vec<Planned>) -
         host: host.to_string(),
         target: args.target.to_request(),
         items: items.collect(),
-        state: String::new(),
+        state: RestoreState::Pending,
         message: String::new(),
         created: String::new(),
         updated: String::new(),
@@ -128,10 +128,10 @@ fn request(metadb: &Metadb, host: &str, args: &Restore, planned: Vec<Planned>) -
                 request.id, now.0, now.1
             );
         }
-        match now.0.as_str() {
-            "succeeded" => return Ok(()),
-            "failed" => return Err(Exit::Failed),
-            _ => last = now,
+        match now.0 {
+            RestoreState::Succeeded => return Ok(()),
+            RestoreState::Failed => return Err(Exit::Failed),
+            RestoreState::Pending | RestoreState::Running => last = now,
         }
     }
 }

@@ -455,7 +455,7 @@ mod tests {
     use crate::metadb::client::{self, http::Client};
     use crate::metadb::server::auth::{Digest, Identity, Tokens};
     use crate::metadb::server::config::HostRead;
-    use crate::wire::model::{AddDatasetRequest, FindRequest, RestoreRequest};
+    use crate::wire::model::{AddDatasetRequest, FindRequest, RestoreRequest, RestoreState};
     use crate::wire::model::{Atom, Backup, Dataset};
     use std::time::Duration;
 
@@ -590,28 +590,31 @@ mod tests {
             host: "web3".into(),
             target: Some("/srv/restore".into()),
             items: vec![crate::wire::model::RestoreItem { backup, dataset }],
-            state: String::new(),
+            state: RestoreState::Pending,
             message: String::new(),
             created: String::new(),
             updated: String::new(),
         };
         let stored = client.add_restore_request(&request).unwrap();
-        assert_eq!(stored.state, "pending");
+        assert_eq!(stored.state, RestoreState::Pending);
         assert_eq!(client.next_restore_request("web2").unwrap(), None);
         let next = client.next_restore_request("web3").unwrap().unwrap();
-        assert_eq!((next.id.as_str(), next.state.as_str()), ("r1", "running"));
+        assert_eq!(
+            (next.id.as_str(), next.state),
+            ("r1", RestoreState::Running)
+        );
         assert_eq!(next.target.as_deref(), Some("/srv/restore"));
         assert_eq!(client.next_restore_request("web3").unwrap(), None);
         let status = crate::wire::api::RestoreStatus {
             host: Some("web3".into()),
-            state: "failed".into(),
+            state: RestoreState::Failed,
             message: "disk full".into(),
         };
         client.update_restore_request("r1", &status).unwrap();
         let read = client.restore_request("r1").unwrap().unwrap();
         assert_eq!(
-            (read.state.as_str(), read.message.as_str()),
-            ("failed", "disk full")
+            (read.state, read.message.as_str()),
+            (RestoreState::Failed, "disk full")
         );
         assert_eq!(client.restore_request("r2").unwrap(), None);
         running.shutdown();

@@ -15,7 +15,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::wire::model::{Atom, Backup, Dataset, FindRequest, RestoreRequest, Verification};
+use crate::wire::model::{
+    Atom, Backup, Dataset, FindRequest, RestoreRequest, RestoreState, Verification,
+};
 
 /// The schema, one step per release that changed it. Never edit or reorder a
 /// step that has shipped: append a new one. `PRAGMA user_version` records how
@@ -491,8 +493,14 @@ impl Store {
             serde_json::to_string(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         self.conn.execute(
             "INSERT INTO restore_requests (id, host, created, updated, state, message, request)
-             VALUES (?1, ?2, ?3, ?3, 'pending', '', ?4) ON CONFLICT (id) DO NOTHING",
-            params![request.id, request.host, now, json],
+             VALUES (?1, ?2, ?3, ?3, ?5, '', ?4) ON CONFLICT (id) DO NOTHING",
+            params![
+                request.id,
+                request.host,
+                now,
+                json,
+                RestoreState::Pending.name()
+            ],
         )?;
         Ok(())
     }
@@ -506,16 +514,16 @@ impl Store {
         let tx = self.begin()?;
         let id: Option<String> = tx
             .query_row(
-                "SELECT id FROM restore_requests WHERE host = ?1 AND state = 'pending'
+                "SELECT id FROM restore_requests WHERE host = ?1 AND state = ?2
                  ORDER BY created, id LIMIT 1",
-                [host],
+                [host, RestoreState::Pending.name()],
                 |row| row.get(0),
             )
             .optional()?;
         let Some(id) = id else { return Ok(None) };
         tx.execute(
-            "UPDATE restore_requests SET state = 'running', updated = ?2 WHERE id = ?1",
-            params![id, now],
+            "UPDATE restore_requests SET state = ?3, updated = ?2 WHERE id = ?1",
+            params![id, now, RestoreState::Running.name()],
         )?;
         tx.commit()?;
         self.restore_request(&id)
@@ -526,10 +534,15 @@ impl Store {
     /// died would otherwise stay `running` for ever. Returns how many.
     pub fn abandon_restore_requests(&mut self, host: &str, now: i64) -> Result<usize, Error> {
         Ok(self.conn.execute(
-            "UPDATE restore_requests SET state = 'failed', updated = ?2,
+            "UPDATE restore_requests SET state = ?3, updated = ?2,
                  message = 'abandoned: the agent stopped while carrying it out'
-             WHERE host = ?1 AND state = 'running'",
-            params![host, now],
+             WHERE host = ?1 AND state = ?4",
+            params![
+                host,
+                now,
+                RestoreState::Failed.name(),
+                RestoreState::Running.name()
+            ],
         )?)
     }
 
@@ -539,20 +552,20 @@ impl Store {
         &mut self,
         host: &str,
         id: &str,
-        state: &str,
+        state: RestoreState,
         message: &str,
         now: i64,
     ) -> Result<bool, Error> {
-        if !["running", "succeeded", "failed"].contains(&state) {
+        if state == RestoreState::Pending {
             return Err(Error::InvalidRequest(format!(
-                "unknown restore state {state:?}"
+                "a restore request cannot be set back to {state}"
             )));
         }
         record::message(message).map_err(Error::InvalidRequest)?;
         let updated = self.conn.execute(
             "UPDATE restore_requests SET state = ?3, message = ?4, updated = ?5
              WHERE id = ?1 AND host = ?2",
-            params![id, host, state, message, now],
+            params![id, host, state.name(), message, now],
         )?;
         Ok(updated == 1)
     }
@@ -572,7 +585,9 @@ impl Store {
         };
         let mut request: RestoreRequest = serde_json::from_str(&json)
             .map_err(|e| Error::InvalidRequest(format!("stored request {id}: {e}")))?;
-        request.state = state;
+        request.state = RestoreState::parse(&state).ok_or_else(|| {
+            Error::InvalidRequest(format!("stored request {id}: unknown state {state:?}"))
+        })?;
         request.message = message;
         request.created = format_time(created)?;
         request.updated = format_time(updated)?;
@@ -1653,7 +1668,7 @@ mod tests {
             host: "web2".into(),
             target: Some("/srv/restore".into()),
             items: vec![item],
-            state: String::new(),
+            state: RestoreState::Pending,
             message: String::new(),
             created: String::new(),
             updated: String::new(),
@@ -1667,26 +1682,27 @@ mod tests {
         let next = store
             .next_restore_request("web2", 300)?
             .ok_or(Error::Conflict("none".into()))?;
-        assert_eq!((next.items.len(), next.state.as_str()), (1, "running"));
+        assert_eq!((next.items.len(), next.state), (1, RestoreState::Running));
         assert_eq!(next.created, "1970-01-01T00:01:40Z");
         assert!(
             store.next_restore_request("web2", 300)?.is_none(),
             "handed out once"
         );
         assert!(
-            !store.update_restore_request("web1", "r1", "succeeded", "", 400)?,
+            !store.update_restore_request("web1", "r1", RestoreState::Succeeded, "", 400)?,
             "only its host reports"
         );
-        assert!(store.update_restore_request("web2", "r1", "succeeded", "2 atoms", 400)?);
+        let succeeded = RestoreState::Succeeded;
+        assert!(store.update_restore_request("web2", "r1", succeeded, "2 atoms", 400)?);
         let done = store
             .restore_request("r1")?
             .ok_or(Error::Conflict("gone".into()))?;
         assert_eq!(
-            (done.state.as_str(), done.message.as_str()),
-            ("succeeded", "2 atoms")
+            (done.state, done.message.as_str()),
+            (RestoreState::Succeeded, "2 atoms")
         );
         assert!(store
-            .update_restore_request("web2", "r1", "bogus", "", 500)
+            .update_restore_request("web2", "r1", RestoreState::Pending, "", 500)
             .is_err());
         Ok(())
     }
