@@ -186,21 +186,22 @@ impl Metadb {
         Ok(results.into_iter().map(|r| Ok(r?)).collect())
     }
 
-    /// Backups holding atoms that match `request`, newest first.
+    /// Backups holding atoms that match `request`, newest first (see
+    /// [`Metadb::for_each_found`]).
     pub fn find_atoms(&self, request: &FindRequest) -> Result<Vec<Backup>, Error> {
-        match self {
-            Metadb::Embedded(store) => {
-                let store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                Ok(store.find_atoms(request)?)
-            }
-            Metadb::Remote(remote) => Ok(remote.find_atoms(request)?),
-        }
+        let mut found = Vec::new();
+        self.for_each_found(request, |backup| {
+            found.push(backup);
+            Ok::<(), Error>(())
+        })?;
+        Ok(found)
     }
 
-    /// What [`Metadb::find_atoms`] returns, handed to `f` one backup at a
-    /// time as it is read (from the database, or off the network), so that
-    /// an answer of any size is printed before its end arrives. An error of
-    /// `f` stops the find.
+    /// The backups holding atoms that match `request`, newest first, each
+    /// with only the datasets and atoms that matched, handed to `f` one at
+    /// a time as it is read (from the database, or off the network), so
+    /// that an answer of any size is printed before its end arrives. An
+    /// error of `f` stops the find.
     pub fn for_each_found<E: From<Error>>(
         &self,
         request: &FindRequest,

@@ -459,6 +459,16 @@ mod tests {
     use crate::wire::model::{Atom, Backup, Dataset};
     use std::time::Duration;
 
+    /// Every backup `request` finds.
+    fn find_atoms(client: &Client, request: &FindRequest) -> Result<Vec<Backup>, client::Error> {
+        let mut found = Vec::new();
+        client.for_each_found(request, |backup| {
+            found.push(backup);
+            Ok::<(), client::Error>(())
+        })?;
+        Ok(found)
+    }
+
     fn record(host: &str, dataset: &str) -> AddDatasetRequest {
         AddDatasetRequest {
             backup: Backup {
@@ -528,19 +538,16 @@ mod tests {
             matches!(err, client::Error::Rejected { status: 403, .. }),
             "{err}"
         );
-        let err = client(None)
-            .find_atoms(&FindRequest::default())
-            .unwrap_err();
+        let err = find_atoms(&client(None), &FindRequest::default()).unwrap_err();
         assert!(
             matches!(err, client::Error::Rejected { status: 401, .. }),
             "{err}"
         );
-        let found = web3
-            .find_atoms(&FindRequest {
-                pattern: "users/*".into(),
-                ..FindRequest::default()
-            })
-            .unwrap();
+        let users = FindRequest {
+            pattern: "users/*".into(),
+            ..FindRequest::default()
+        };
+        let found = find_atoms(&web3, &users).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].datasets[0].id, "d1");
 
@@ -549,9 +556,7 @@ mod tests {
         assert!(stopping.elapsed() < Duration::from_secs(2));
         // A fresh client: kept-alive connections outlive the listener until
         // the process exits.
-        let err = client(Some(&token_file))
-            .find_atoms(&FindRequest::default())
-            .unwrap_err();
+        let err = find_atoms(&client(Some(&token_file)), &FindRequest::default()).unwrap_err();
         assert!(matches!(err, client::Error::Unavailable(_)), "{err}");
         assert!(std::net::TcpStream::connect(addr).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -616,20 +616,10 @@ impl Store {
     /// optionally of one host, strictly older than a time, or only the newest
     /// `num_versions` of each atom name.
     ///
-    /// Returns backups newest first, each holding only the datasets and atoms
-    /// that matched; datasets and atoms keep the order they were recorded in.
-    pub fn find_atoms(&self, req: &FindRequest) -> Result<Vec<Backup>, Error> {
-        let mut backups = Vec::new();
-        self.for_each_found(req, |backup| {
-            backups.push(backup);
-            Ok::<(), Error>(())
-        })?;
-        Ok(backups)
-    }
-
-    /// What [`Store::find_atoms`] returns, handed to `f` one backup at a
-    /// time as its rows are read: an answer of any size holds one backup in
-    /// memory. An error of `f` ends the find.
+    /// Hands `f` the backups newest first, each holding only the datasets
+    /// and atoms that matched (datasets and atoms keep the order they were
+    /// recorded in), one at a time as its rows are read: an answer of any
+    /// size holds one backup in memory. An error of `f` ends the find.
     pub fn for_each_found<E: From<Error>>(
         &self,
         req: &FindRequest,
@@ -959,6 +949,16 @@ mod tests {
         }
     }
 
+    /// Every backup `req` finds, in order.
+    fn find_atoms(store: &Store, req: &FindRequest) -> Result<Vec<Backup>, Error> {
+        let mut found = Vec::new();
+        store.for_each_found(req, |backup| {
+            found.push(backup);
+            Ok::<(), Error>(())
+        })?;
+        Ok(found)
+    }
+
     fn find(pattern: &str) -> FindRequest {
         FindRequest {
             pattern: pattern.to_string(),
@@ -969,7 +969,7 @@ mod tests {
     /// (backup id, dataset id, atom name) of every atom found, in order.
     fn found(store: &Store, req: &FindRequest) -> Result<Vec<(String, String, String)>, Error> {
         let mut out = Vec::new();
-        for b in store.find_atoms(req)? {
+        for b in find_atoms(store, req)? {
             for d in b.datasets {
                 for a in d.atoms {
                     out.push((b.id.clone(), d.id.clone(), a.name));
@@ -1013,7 +1013,7 @@ mod tests {
         store.add_dataset(&b, &files)?;
         store.add_dataset(&b, &db)?;
 
-        let got = store.find_atoms(&find("*"))?;
+        let got = find_atoms(&store, &find("*"))?;
         // A find says which repositories hold each dataset.
         let held = |d: Dataset| Dataset {
             repositories: vec![PRIMARY.to_string()],
@@ -1032,7 +1032,7 @@ mod tests {
         let mut store = Store::open_in_memory()?;
         let b = backup("b1", "2024-05-01T14:34:56.789+02:00", "host1");
         store.add_dataset(&b, &dataset("d1", "files", &["files/etc"]))?;
-        let got = store.find_atoms(&find("*"))?;
+        let got = find_atoms(&store, &find("*"))?;
         assert_eq!(got[0].timestamp, "2024-05-01T12:34:56Z");
         Ok(())
     }
@@ -1040,8 +1040,7 @@ mod tests {
     #[test]
     fn backups_come_newest_first() -> Result<(), Error> {
         let store = fleet()?;
-        let ids: Vec<String> = store
-            .find_atoms(&find("*"))?
+        let ids: Vec<String> = find_atoms(&store, &find("*"))?
             .into_iter()
             .map(|b| b.id)
             .collect();
@@ -1055,12 +1054,12 @@ mod tests {
         let b = backup("b1", "2024-05-01T01:00:00Z", "host1");
         let d = dataset("d1", "users", &["users/alice"]);
         store.add_dataset(&b, &d)?;
-        let before = store.find_atoms(&find("*"))?;
+        let before = find_atoms(&store, &find("*"))?;
 
         store.add_dataset(&b, &d)?;
         // A retry carrying different contents is still the same dataset.
         store.add_dataset(&b, &dataset("d1", "users", &["users/bob"]))?;
-        assert_eq!(store.find_atoms(&find("*"))?, before);
+        assert_eq!(find_atoms(&store, &find("*"))?, before);
         Ok(())
     }
 
@@ -1114,7 +1113,7 @@ mod tests {
                 "{b:?} {d:?}: {err:?}"
             );
         }
-        assert!(store.find_atoms(&find("*"))?.is_empty());
+        assert!(find_atoms(&store, &find("*"))?.is_empty());
         Ok(())
     }
 
@@ -1133,7 +1132,7 @@ mod tests {
             },
         ];
         for req in cases {
-            let err = store.find_atoms(&req);
+            let err = find_atoms(&store, &req);
             assert!(
                 matches!(err, Err(Error::InvalidRequest(_))),
                 "{req:?}: {err:?}"
@@ -1191,7 +1190,7 @@ mod tests {
             host: Some("host2".to_string()),
             ..find("*")
         };
-        let got = store.find_atoms(&req)?;
+        let got = find_atoms(&store, &req)?;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].id, "b2");
         assert_eq!(got[0].host, "host2");
@@ -1199,7 +1198,7 @@ mod tests {
             host: Some("host3".to_string()),
             ..find("*")
         };
-        assert!(store.find_atoms(&req)?.is_empty());
+        assert!(find_atoms(&store, &req)?.is_empty());
         Ok(())
     }
 
@@ -1263,7 +1262,10 @@ mod tests {
                 num_versions,
                 ..find("users/alice")
             };
-            Ok(store.find_atoms(&req)?.into_iter().map(|b| b.id).collect())
+            Ok(find_atoms(&store, &req)?
+                .into_iter()
+                .map(|b| b.id)
+                .collect())
         };
         assert_eq!(ids("2024-05-01T02:00:00Z", None)?, ["b1"]);
         assert_eq!(ids("2024-05-01T02:00:01Z", None)?, ["b2", "b1"]);
@@ -1278,10 +1280,13 @@ mod tests {
     #[test]
     fn partly_matching_dataset_holds_only_the_matches() -> Result<(), Error> {
         let store = fleet()?;
-        let got = store.find_atoms(&FindRequest {
-            host: Some("host2".to_string()),
-            ..find("users/bob")
-        })?;
+        let got = find_atoms(
+            &store,
+            &FindRequest {
+                host: Some("host2".to_string()),
+                ..find("users/bob")
+            },
+        )?;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].datasets.len(), 1);
         let d = &got[0].datasets[0];
@@ -1291,7 +1296,7 @@ mod tests {
         let names: Vec<&str> = d.atoms.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["users/bob"]);
         // A backup keeps only its datasets that matched.
-        let got = store.find_atoms(&find("sql/db10"))?;
+        let got = find_atoms(&store, &find("sql/db10"))?;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].id, "b1");
         assert_eq!(got[0].datasets.len(), 1);
@@ -1646,7 +1651,7 @@ mod tests {
             0,
             "a retry is harmless"
         );
-        let all = store.find_atoms(&find("*"))?;
+        let all = find_atoms(&store, &find("*"))?;
         assert_eq!(
             all.len(),
             1,
