@@ -248,7 +248,7 @@ fn context(item: &RestoreItem) -> Context<'_> {
 }
 
 /// Restores one planned dataset; only `parts` of its file atoms if any.
-pub fn restore(
+fn restore(
     checked: &Checked,
     config: &Config,
     reader: &Reader,
