@@ -13,7 +13,7 @@ use crate::base::queue;
 use crate::base::slots::Slots;
 use crate::config::source::{Datasets, Source};
 use crate::config::{self, Config};
-use crate::handler::atom::{self, AtomSpec, DatasetSpec};
+use crate::handler::atom::{AtomSpec, DatasetSpec};
 use crate::handler::hook;
 use crate::handler::{Context, PlannedDataset, Saving};
 use crate::metadb::{Metadb, NewBackup};
@@ -70,7 +70,7 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
             match sup.capture_shell(command, "atoms_command", LIST_LIMIT) {
                 Ok(text) => {
                     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                        match name::validate(&atom::full_name(&source.name, line)) {
+                        match name::validate(&source.atom_full_name(line)) {
                             Ok(()) => atoms.push(AtomSpec {
                                 name: line.to_string(),
                                 path: None,

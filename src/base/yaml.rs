@@ -74,8 +74,6 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
-
 /// Reads a file holding one `T` or a list of them. An empty file has none.
 pub fn read_entries<T: DeserializeOwned>(path: &Path) -> Result<Vec<(T, Origin)>, Error> {
     let text = std::fs::read_to_string(path)

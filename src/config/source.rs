@@ -8,7 +8,7 @@
 use crate::base::retention::Retention;
 use crate::base::schedule::Schedule;
 use crate::base::yaml::Origin;
-use crate::handler::atom::DatasetSpec;
+use crate::handler::atom::{self, DatasetSpec};
 use crate::handler::Handler;
 use std::time::Duration;
 
@@ -56,4 +56,12 @@ pub struct Hooks {
     pub post_backup: Option<String>,
     pub pre_restore: Option<String>,
     pub post_restore: Option<String>,
+}
+
+impl Source {
+    /// The full name of atom `short` of this source; the source's own name
+    /// for its anonymous atom.
+    pub fn atom_full_name(&self, short: &str) -> String {
+        atom::full_name(&self.name, short)
+    }
 }
