@@ -20,8 +20,9 @@ use crate::base::width;
 use crate::cli::{self, Cli, Command};
 use crate::config::{self, Config};
 use crate::metadb::Metadb;
+use crate::wire::checked::Checked;
 use crate::wire::model::Atom;
-use crate::wire::model::RestoreItem;
+use std::fmt;
 use std::io::Write;
 use std::path::Path;
 
@@ -35,6 +36,24 @@ pub enum Exit {
     /// Usage or configuration error; exit 2.
     Usage(String),
 }
+
+impl Exit {
+    /// Exit 1 with `e`'s message: an error reported at the top.
+    pub fn error(e: impl fmt::Display) -> Exit {
+        Exit::Error(e.to_string())
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Exit::Failed => f.write_str("failed, as reported"),
+            Exit::Error(message) | Exit::Usage(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Exit {}
 
 /// Runs the command `cli` names.
 pub fn dispatch(cli: Cli) -> Result<(), Exit> {
@@ -85,18 +104,18 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
 }
 
 /// Where `dump` and `ls` start: the reader of `v.repository` and the
-/// newest recorded version of the one atom `v.atom` names (its name
-/// checked by `restore::one`, as every record's is before a command sees
-/// it).
-fn one_version(config: &Config, v: &cli::VersionArgs) -> Result<(Reader, RestoreItem, Atom), Exit> {
+/// newest recorded version of the one atom `v.atom` names, checked (see
+/// `restore::one`), with that atom.
+fn one_version(config: &Config, v: &cli::VersionArgs) -> Result<(Reader, Checked, Atom), Exit> {
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
-    let reader = Reader::new(&config.repository, &config.copies, v.repository.as_deref())
-        .map_err(Exit::Usage)?;
-    let (item, atom) =
+    let reader = Reader::new(&config.repository, &config.copies)
+        .pick(v.repository.as_deref())
+        .map_err(|e| Exit::Usage(e.to_string()))?;
+    let (checked, atom) =
         crate::restore::one(&metadb, &v.atom, v.host.as_deref(), v.older_than.as_deref())
-            .map_err(Exit::Error)?;
-    Ok((reader, item, atom))
+            .map_err(Exit::error)?;
+    Ok((reader, checked, atom))
 }
 
 /// Loads the agent configuration; any error is a configuration error.

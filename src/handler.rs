@@ -12,6 +12,7 @@
 //! A source holds its handler, so the handler is told the source's name.
 
 pub mod atom;
+mod error;
 mod exclude;
 mod file;
 pub mod hook;
@@ -22,8 +23,12 @@ use crate::process::shell;
 use crate::process::shell::Supervisor;
 use crate::report::failure::Failure;
 use crate::restic::{self, Repo, SnapshotRef};
-use crate::wire::model::{Atom, Dataset};
-use std::path::{Path, PathBuf};
+use crate::wire::checked::Checked;
+use crate::wire::model::Atom;
+use crate::wire::target::Target;
+use std::path::PathBuf;
+
+pub use error::{Error, Stream, Unrestored};
 
 /// Handler names that need no template.
 pub const BUILTIN: [&str; 2] = ["file", "pipe"];
@@ -72,9 +77,9 @@ pub enum Handler {
     Pipe(pipe::Pipe),
 }
 
-/// One dataset ready to back up: a single restic snapshot.
+/// One dataset planned for backup: what will be a single restic snapshot.
 #[derive(Debug)]
-pub struct Plan {
+pub struct PlannedDataset {
     /// See [`Handler::dataset_name`].
     pub name: String,
     pub atoms: Vec<Atom>,
@@ -170,48 +175,17 @@ impl<E: Into<Failure>> From<E> for Unsaved {
     }
 }
 
-/// Why a restore failed: restic, reading the snapshot (another
-/// repository may hold it), or anything else.
-#[derive(Debug)]
-pub enum Unrestored {
-    Restic(restic::Error),
-    Other(String),
-}
-
-impl From<restic::Error> for Unrestored {
-    fn from(e: restic::Error) -> Unrestored {
-        Unrestored::Restic(e)
-    }
-}
-
-impl From<String> for Unrestored {
-    fn from(e: String) -> Unrestored {
-        Unrestored::Other(e)
-    }
-}
-
-impl std::fmt::Display for Unrestored {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        match self {
-            Unrestored::Restic(e) => e.fmt(f),
-            Unrestored::Other(e) => f.write_str(e),
-        }
-    }
-}
-
 /// What restoring one recorded dataset needs besides its handler.
-pub struct Restore<'a> {
+pub struct Restoring<'a> {
     /// The repository to read from and the dataset's snapshot there, as
     /// the caller picked them.
     pub repo: &'a Repo,
     pub snapshot: &'a SnapshotRef,
     pub sup: &'a Supervisor,
-    /// The dataset as recorded, with the atoms to restore; their names and
-    /// paths already checked by the caller.
-    pub dataset: &'a Dataset,
-    /// Where file atoms land: under this directory, or at their original
-    /// paths when `None`.
-    pub target: Option<&'a Path>,
+    /// The dataset as recorded, with the atoms to restore, checked.
+    pub checked: &'a Checked,
+    /// Where file atoms land.
+    pub target: &'a Target,
     /// Only these parts of file atoms (`restore --path`), when any.
     pub parts: &'a [String],
     /// What the restore's commands are told.
@@ -220,16 +194,18 @@ pub struct Restore<'a> {
 
 impl Handler {
     /// Builds a handler of `kind` (`file` or `pipe`) from merged params.
-    pub fn new(kind: &str, params: Params) -> Result<Handler, String> {
+    pub fn new(kind: &str, params: Params) -> Result<Handler, Error> {
         match kind {
             "file" => file::File::new(params).map(Handler::File),
             "pipe" => pipe::Pipe::new(params).map(Handler::Pipe),
-            other => Err(format!("unknown handler type {other:?} (file or pipe)")),
+            other => Err(Error::Invalid(format!(
+                "unknown handler type {other:?} (file or pipe)"
+            ))),
         }
     }
 
     /// Checks configured atoms against the handler before any backup.
-    pub fn check_atoms(&self, spec: &DatasetSpec) -> Result<(), String> {
+    pub fn check_atoms(&self, spec: &DatasetSpec) -> Result<(), Error> {
         match self {
             Handler::File(f) => f.check_atoms(spec),
             Handler::Pipe(_) => Ok(()),
@@ -243,12 +219,23 @@ impl Handler {
         source: &str,
         atoms: &[AtomSpec],
         ctx: &Context,
-    ) -> Result<Vec<Plan>, String> {
+    ) -> Result<Vec<PlannedDataset>, Error> {
         match self {
             Handler::File(f) => f.plan(source, atoms).map(|plan| vec![plan]),
             Handler::Pipe(p) => atoms
                 .iter()
-                .map(|atom| p.plan(self, source, atom, ctx))
+                .map(|spec| {
+                    let name = atom::full_name(source, &spec.name);
+                    let recorded = [Atom {
+                        name: name.clone(),
+                        path: None,
+                    }];
+                    let configured = Atom {
+                        name,
+                        path: spec.path.clone(),
+                    };
+                    p.plan(&self.scope(source, ctx, &recorded, None), &configured)
+                })
                 .collect(),
         }
     }
@@ -263,10 +250,10 @@ impl Handler {
         }
     }
 
-    /// Restores the atoms of `restore.dataset`: a file handler's with
+    /// Restores the atoms of `restore.checked`: a file handler's with
     /// `restic restore`, a pipe handler's by streaming each from `restic
     /// dump` into its `restore_command`.
-    pub fn restore(&self, restore: &Restore) -> Result<(), Unrestored> {
+    pub fn restore(&self, restore: &Restoring) -> Result<(), Unrestored> {
         match self {
             Handler::File(_) => file::restore(restore),
             Handler::Pipe(p) => p.restore(restore),
@@ -275,34 +262,35 @@ impl Handler {
 
     /// The command that restoring pipe atom `atom` feeds its data to, its
     /// values substituted; an error says why there is none.
-    pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, String> {
+    pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, Error> {
         match self {
-            Handler::File(_) => Err(format!("source {} is not a pipe source here", scope.source)),
+            Handler::File(_) => Err(Error::NoRestoreCommand {
+                name: scope.source.to_string(),
+                pipe: false,
+            }),
             Handler::Pipe(p) => p.restore_command(scope, atom),
         }
     }
 
     /// What commands working on `atoms` of `source` are told (their
-    /// substitutions and environment, see [`hook`]), handed to `work`: the
-    /// one place that names a dataset's values, at backup and at restore
-    /// (`restore_target` set) alike.
-    pub fn in_scope<R>(
+    /// substitutions and environment, see [`hook`]): the one place that
+    /// names a dataset's values, at backup and at restore (`restore_target`
+    /// set) alike.
+    pub fn scope<'a>(
         &self,
-        source: &str,
-        ctx: &Context,
-        atoms: &[Atom],
-        restore_target: Option<&str>,
-        work: impl FnOnce(&hook::Scope) -> R,
-    ) -> R {
-        let dataset = self.dataset_name(source, atoms);
-        work(&hook::Scope {
+        source: &'a str,
+        ctx: &Context<'a>,
+        atoms: &'a [Atom],
+        restore_target: Option<&'a Target>,
+    ) -> hook::Scope<'a> {
+        hook::Scope {
             backup_id: ctx.backup_id,
             host: ctx.host,
             source,
-            dataset: &dataset,
+            dataset: self.dataset_name(source, atoms),
             atoms,
             restore_target,
-        })
+        }
     }
 
     /// A short description for `check`.
@@ -314,8 +302,15 @@ impl Handler {
     }
 }
 
-/// Checks that `template` uses only known substitutions.
-fn check_template(template: &str) -> Result<(), String> {
+/// Checks that `template`, the value of param `key`, uses only known
+/// substitutions.
+fn check_template(key: &'static str, template: &str) -> Result<(), Error> {
     let vars = shell::VARIABLES.map(|v| (v, ""));
-    shell::substitute(template, &vars).map(|_| ())
+    match shell::substitute(template, &vars) {
+        Ok(_) => Ok(()),
+        Err(source) => Err(Error::Substitution {
+            key: Some(key),
+            source,
+        }),
+    }
 }

@@ -20,9 +20,10 @@ use crate::wire::api::{
     SliceRead, SourcePolicy, StatusRequest, StatusRow,
 };
 use crate::wire::model::{
-    ActiveJob, Backup, Dataset, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
-    Verification,
+    ActiveJob, Backup, Dataset, FindRequest, RestoreRequest, RestoreState,
+    UpdateActiveJobStatusRequest, Verification,
 };
+use chrono::{DateTime, Utc};
 use client::connection::Connection;
 use client::Remote;
 use std::fmt;
@@ -52,6 +53,16 @@ impl fmt::Display for Error {
             Error::Remote(e) => write!(f, "metadb: {e}"),
             Error::Setup(e) => write!(f, "metadb: {e}"),
             Error::NotFound(e) => write!(f, "metadb: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Store(e) => Some(e),
+            Error::Remote(e) => Some(e),
+            Error::Setup(_) | Error::NotFound(_) => None,
         }
     }
 }
@@ -86,6 +97,28 @@ impl From<client::Error> for Error {
     }
 }
 
+/// A backup this process is making, as its job knows it: its time is the
+/// attempt's one clock reading, written in RFC 3339 only where it goes over
+/// the wire.
+#[derive(Clone, Copy, Debug)]
+pub struct NewBackup<'a> {
+    pub id: &'a str,
+    pub host: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+impl NewBackup<'_> {
+    /// The backup as the wire carries it, without datasets.
+    pub fn to_wire(self) -> Backup {
+        Backup {
+            id: self.id.to_string(),
+            timestamp: time::format(self.at),
+            host: self.host.to_string(),
+            datasets: Vec::new(),
+        }
+    }
+}
+
 /// The embedded store's database file in `work_dir`.
 pub fn embedded_path(work_dir: &Path) -> PathBuf {
     work_dir.join("metadb.sqlite")
@@ -115,15 +148,17 @@ impl Metadb {
         Ok(Metadb::Embedded(Mutex::new(Store::open(&path)?)))
     }
 
-    /// Records one dataset of `backup`. A remote metadb that is unavailable
-    /// gets it later, from the spool: that is `Ok` too, with a warning.
-    pub fn add_dataset(&self, backup: &Backup, dataset: &Dataset) -> Result<(), Error> {
+    /// Records one dataset of `backup`, which this process is making. A
+    /// remote metadb that is unavailable gets it later, from the spool:
+    /// that is `Ok` too, with a warning.
+    pub fn add_dataset(&self, backup: &NewBackup, dataset: &Dataset) -> Result<(), Error> {
         match self {
             Metadb::Embedded(store) => {
                 let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                Ok(store.add_dataset(backup, dataset)?)
+                let at = backup.at.timestamp();
+                Ok(store.add_dataset_at(backup.id, backup.host, at, dataset)?)
             }
-            Metadb::Remote(remote) => Ok(remote.add_dataset(backup, dataset)?),
+            Metadb::Remote(remote) => Ok(remote.add_dataset(&backup.to_wire(), dataset)?),
         }
     }
 
@@ -137,8 +172,9 @@ impl Metadb {
         &self,
         records: &[(Backup, Dataset)],
     ) -> Result<Vec<Result<(), Error>>, Error> {
-        let Metadb::Embedded(store) = self else {
-            return Ok(self.add_datasets_concurrently(records));
+        let store = match self {
+            Metadb::Embedded(store) => store,
+            Metadb::Remote(remote) => return Ok(add_concurrently(remote, records)),
         };
         let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
         let (results, committed) = store.group(|store| {
@@ -150,49 +186,22 @@ impl Metadb {
         Ok(results.into_iter().map(|r| Ok(r?)).collect())
     }
 
-    /// Records `records` over [`SENDERS`] connections at once, so that the
-    /// metadb server commits them in groups, one sync for each.
-    fn add_datasets_concurrently(&self, records: &[(Backup, Dataset)]) -> Vec<Result<(), Error>> {
-        let share = records.len().div_ceil(SENDERS).max(1);
-        std::thread::scope(|s| {
-            let senders: Vec<_> = records
-                .chunks(share)
-                .map(|chunk| {
-                    s.spawn(move || {
-                        let each = chunk.iter();
-                        each.map(|(b, d)| self.add_dataset(b, d))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            let mut results = Vec::with_capacity(records.len());
-            for sender in senders {
-                // A panic goes on as it would have without the threads.
-                results.extend(
-                    sender
-                        .join()
-                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                );
-            }
-            results
-        })
-    }
-
-    /// Backups holding atoms that match `request`, newest first.
+    /// Backups holding atoms that match `request`, newest first (see
+    /// [`Metadb::for_each_found`]).
     pub fn find_atoms(&self, request: &FindRequest) -> Result<Vec<Backup>, Error> {
-        match self {
-            Metadb::Embedded(store) => {
-                let store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                Ok(store.find_atoms(request)?)
-            }
-            Metadb::Remote(remote) => Ok(remote.find_atoms(request)?),
-        }
+        let mut found = Vec::new();
+        self.for_each_found(request, |backup| {
+            found.push(backup);
+            Ok::<(), Error>(())
+        })?;
+        Ok(found)
     }
 
-    /// What [`Metadb::find_atoms`] returns, handed to `f` one backup at a
-    /// time as it is read (from the database, or off the network), so that
-    /// an answer of any size is printed before its end arrives. An error of
-    /// `f` stops the find.
+    /// The backups holding atoms that match `request`, newest first, each
+    /// with only the datasets and atoms that matched, handed to `f` one at
+    /// a time as it is read (from the database, or off the network), so
+    /// that an answer of any size is printed before its end arrives. An
+    /// error of `f` stops the find.
     pub fn for_each_found<E: From<Error>>(
         &self,
         request: &FindRequest,
@@ -409,13 +418,13 @@ impl Metadb {
         }
     }
 
-    /// Records the progress (`running`) or outcome (`succeeded`, `failed`)
-    /// of `host`'s restore request `id`.
+    /// Records the progress (running) or outcome (succeeded, failed) of
+    /// `host`'s restore request `id`.
     pub fn update_restore_request(
         &self,
         host: &str,
         id: &str,
-        state: &str,
+        state: RestoreState,
         message: &str,
     ) -> Result<(), Error> {
         let found = match self {
@@ -426,7 +435,7 @@ impl Metadb {
             Metadb::Remote(remote) => {
                 let status = api::RestoreStatus {
                     host: Some(host.to_string()),
-                    state: state.to_string(),
+                    state,
                     message: message.to_string(),
                 };
                 match remote.client().update_restore_request(id, &status) {
@@ -580,4 +589,32 @@ impl Metadb {
             },
         }
     }
+}
+
+/// Records `records` over [`SENDERS`] connections at once, so that the
+/// metadb server commits them in groups, one sync for each.
+fn add_concurrently(remote: &Remote, records: &[(Backup, Dataset)]) -> Vec<Result<(), Error>> {
+    let share = records.len().div_ceil(SENDERS).max(1);
+    std::thread::scope(|s| {
+        let senders: Vec<_> = records
+            .chunks(share)
+            .map(|chunk| {
+                s.spawn(move || {
+                    let each = chunk.iter();
+                    each.map(|(b, d)| Ok(remote.add_dataset(b, d)?))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(records.len());
+        for sender in senders {
+            // A panic goes on as it would have without the threads.
+            results.extend(
+                sender
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+        }
+        results
+    })
 }

@@ -1,11 +1,14 @@
 //! Restoring atoms by name: resolving patterns into a plan (the newest
-//! version of each matching atom, from one host or across hosts) and
-//! carrying out one planned dataset with its handler and hooks. Paths that
-//! come from the metadb are checked again here before restic sees them.
+//! version of each matching atom, from one host or across hosts), each of
+//! its datasets checked as it arrives from the metadb ([`Checked`]), and
+//! carrying out one planned dataset with its handler and hooks.
+
+mod error;
+
+pub use error::Error;
 
 use crate::backup::copy::Reader;
 use crate::base::count::count;
-use crate::base::name;
 use crate::base::queue;
 use crate::base::time;
 use crate::config::Config;
@@ -13,12 +16,21 @@ use crate::handler::hook;
 use crate::handler::{self, Context};
 use crate::metadb::Metadb;
 use crate::process::shell::Supervisor;
+use crate::wire::checked::{Checked, Refused};
 use crate::wire::model::{Atom, Backup, Dataset, FindRequest, RestoreItem};
 use crate::wire::target::Target;
-use std::path::{Component, Path};
 
-/// One dataset to restore: the atoms of it that matched.
-pub type Item = RestoreItem;
+/// One dataset to restore, holding the atoms of it that matched: checked,
+/// or refused with why.
+pub type Planned = Result<Checked, Refused>;
+
+/// The record of a planned dataset, as received.
+pub fn item_of(planned: &Planned) -> &RestoreItem {
+    match planned {
+        Ok(checked) => checked.item(),
+        Err(refused) => &refused.item,
+    }
+}
 
 /// The newest version of each atom matching `patterns`.
 pub fn plan(
@@ -26,11 +38,23 @@ pub fn plan(
     patterns: &[String],
     host: Option<&str>,
     older_than: Option<&str>,
-) -> Result<Vec<Item>, String> {
+) -> Result<Vec<Planned>, Error> {
+    let items = newest(metadb, patterns, host, older_than)?;
+    Ok(items.into_iter().map(Checked::new).collect())
+}
+
+/// The newest version of each atom matching `patterns`, as recorded.
+fn newest(
+    metadb: &Metadb,
+    patterns: &[String],
+    host: Option<&str>,
+    older_than: Option<&str>,
+) -> Result<Vec<RestoreItem>, Error> {
     let older_than = older_than
         .map(|t| time::parse_time(t, chrono::Utc::now()).map(time::format))
-        .transpose()?;
-    let mut items: Vec<Item> = Vec::new();
+        .transpose()
+        .map_err(Error::Time)?;
+    let mut items: Vec<RestoreItem> = Vec::new();
     for pattern in patterns {
         let request = FindRequest {
             pattern: pattern.clone(),
@@ -38,7 +62,7 @@ pub fn plan(
             num_versions: Some(1),
             older_than: older_than.clone(),
         };
-        for backup in metadb.find_atoms(&request).map_err(|e| e.to_string())? {
+        for backup in metadb.find_atoms(&request)? {
             for dataset in &backup.datasets {
                 add(&mut items, &backup, dataset);
             }
@@ -61,39 +85,36 @@ pub fn plan(
     Ok(items)
 }
 
-/// The newest version of the one atom `pattern` matches, and its dataset;
-/// an error names what it matched otherwise.
+/// The newest version of the one atom `pattern` matches, checked, with its
+/// dataset holding it alone; an error names what it matched otherwise.
 pub fn one(
     metadb: &Metadb,
     pattern: &str,
     host: Option<&str>,
     older_than: Option<&str>,
-) -> Result<(Item, Atom), String> {
-    let items = plan(metadb, &[pattern.to_string()], host, older_than)?;
+) -> Result<(Checked, Atom), Error> {
+    let items = newest(metadb, &[pattern.to_string()], host, older_than)?;
     let mut atoms = items
         .iter()
         .flat_map(|item| item.dataset.atoms.iter().map(move |atom| (item, atom)));
     match (atoms.next(), atoms.next()) {
-        (None, _) => Err(format!("no recorded atom matches {pattern}")),
+        (None, _) => Err(Error::NoMatch {
+            pattern: pattern.to_string(),
+        }),
         (Some((item, atom)), None) => {
-            name::validate(&atom.name).map_err(|e| format!("refusing record: atom {e}"))?;
-            Ok((item.clone(), atom.clone()))
+            Checked::one(&item.backup, &item.dataset, atom).map_err(Error::Refused)
         }
-        (Some(_), Some(_)) => {
-            let names: Vec<&str> = items
+        (Some(_), Some(_)) => Err(Error::Ambiguous {
+            pattern: pattern.to_string(),
+            names: items
                 .iter()
-                .flat_map(|i| i.dataset.atoms.iter().map(|a| a.name.as_str()))
-                .collect();
-            Err(format!(
-                "{pattern} matches {} atoms: {}; name one",
-                names.len(),
-                names.join(" ")
-            ))
-        }
+                .flat_map(|i| i.dataset.atoms.iter().map(|a| a.name.clone()))
+                .collect(),
+        }),
     }
 }
 
-fn add(items: &mut Vec<Item>, backup: &Backup, dataset: &Dataset) {
+fn add(items: &mut Vec<RestoreItem>, backup: &Backup, dataset: &Dataset) {
     match items.iter_mut().find(|i| i.dataset.id == dataset.id) {
         Some(item) => {
             for atom in &dataset.atoms {
@@ -102,7 +123,7 @@ fn add(items: &mut Vec<Item>, backup: &Backup, dataset: &Dataset) {
                 }
             }
         }
-        None => items.push(Item {
+        None => items.push(RestoreItem {
             backup: Backup {
                 datasets: Vec::new(),
                 ..backup.clone()
@@ -112,13 +133,13 @@ fn add(items: &mut Vec<Item>, backup: &Backup, dataset: &Dataset) {
     }
 }
 
-/// How a restore plan went.
-pub struct Outcome {
+/// How a restore plan went: how many atoms it held, and how many failed.
+pub struct Tally {
     pub total: usize,
     pub failed: usize,
 }
 
-impl Outcome {
+impl Tally {
     /// One line for logs and restore request status.
     pub fn summary(&self) -> String {
         match self.failed {
@@ -132,26 +153,29 @@ impl Outcome {
     }
 }
 
-/// Restores `items` (only `parts` of each file atom, if any), read as
-/// `reader` says, up to `queue_config.concurrency` datasets at a time,
-/// logging each failure. `track` registers each job's supervisor with
-/// whoever may have to stop it, and says if that already happened.
+/// Restores the `planned` datasets (only `parts` of each file atom, if
+/// any), read as `reader` says, up to `queue_config.concurrency` at a
+/// time, logging each failure (a refused record's too). `track` registers
+/// each job's supervisor with whoever may have to stop it, and says if that
+/// already happened.
 pub fn carry_out(
     config: &Config,
     reader: &Reader,
-    items: &[Item],
+    planned: &[Planned],
     target: &Target,
     parts: &[String],
     track: &(dyn Fn(&Supervisor) -> Option<String> + Sync),
-) -> Outcome {
-    let failed = queue::map(config.concurrency, items, |item| {
+) -> Tally {
+    let failed = queue::map(config.concurrency, planned, |planned| {
+        let item = item_of(planned);
         let sup = Supervisor::new(
             config.priority,
             format!("{} {}", item.dataset.source, item.backup.id),
         );
-        let result = match track(&sup) {
-            Some(reason) => Err(reason),
-            None => restore(item, config, reader, target, parts, &sup),
+        let result = match (track(&sup), planned) {
+            (Some(reason), _) => Err(Error::Stopped(reason)),
+            (None, Err(refused)) => Err(Error::Refused(refused.clone())),
+            (None, Ok(checked)) => restore(checked, config, reader, target, parts, &sup),
         };
         let Err(e) = result else { return 0 };
         let names: Vec<&str> = item.dataset.atoms.iter().map(|a| a.name.as_str()).collect();
@@ -162,31 +186,32 @@ pub fn carry_out(
         );
         item.dataset.atoms.len()
     });
-    Outcome {
-        total: items.iter().map(|i| i.dataset.atoms.len()).sum(),
+    Tally {
+        total: planned.iter().map(|p| item_of(p).dataset.atoms.len()).sum(),
         failed: failed.into_iter().sum(),
     }
 }
 
-/// What restoring `atom` of `item` will touch, for the plan: where a file
-/// atom's files land, or the command a pipe atom's data is fed to (the live
-/// service). `config` is the executing host's configuration, when known
-/// here; for a pipe atom restored by another host's agent, `remote` names it.
+/// What restoring `atom` of `planned` will touch, for the plan: where a
+/// file atom's files land, or the command a pipe atom's data is fed to (the
+/// live service); nothing, for a refused record. `config` is the executing
+/// host's configuration, when known here; for a pipe atom restored by
+/// another host's agent, `remote` names it.
 pub fn destination(
     config: &Config,
     remote: Option<&str>,
-    item: &Item,
+    planned: &Planned,
     atom: &Atom,
     target: &Target,
 ) -> String {
+    let item = match planned {
+        Ok(checked) => checked.item(),
+        Err(refused) => return refused.to_string(),
+    };
     let dataset = &item.dataset;
-    let files_to = |on: &str| match checked_path(atom) {
-        Ok(None) => format!("nothing: atom {} has no recorded path", atom.name),
-        Ok(Some(path)) => {
-            let path = target.dir().join(path.trim_start_matches('/'));
-            format!("files to {}{on}", path.display())
-        }
-        Err(e) => e,
+    let files_to = |on: &str| match &atom.path {
+        None => format!("nothing: atom {} has no recorded path", atom.name),
+        Some(path) => format!("files to {}{on}", target.place(path).display()),
     };
     if let Some(host) = remote {
         return match atom.path {
@@ -203,23 +228,19 @@ pub fn destination(
     if atom.path.is_some() {
         return files_to("");
     }
-    let target_dir = target.dir().to_string_lossy();
     let atoms = std::slice::from_ref(atom);
-    let command = source.handler.in_scope(
-        &source.name,
-        &context(item),
-        atoms,
-        Some(&target_dir),
-        |scope| source.handler.restore_command(scope, atom),
-    );
-    match command {
+    let context = context(item);
+    let scope = source
+        .handler
+        .scope(&source.name, &context, atoms, Some(target));
+    match source.handler.restore_command(&scope, atom) {
         Ok(command) => format!("the live service, fed to restore_command: {command}"),
         Err(e) => format!("nothing: {e}"),
     }
 }
 
 /// The backup `item` comes from, as its commands see it.
-fn context(item: &Item) -> Context<'_> {
+fn context(item: &RestoreItem) -> Context<'_> {
     Context {
         backup_id: &item.backup.id,
         host: &item.backup.host,
@@ -227,103 +248,46 @@ fn context(item: &Item) -> Context<'_> {
 }
 
 /// Restores one planned dataset; only `parts` of its file atoms if any.
-pub fn restore(
-    item: &Item,
+fn restore(
+    checked: &Checked,
     config: &Config,
     reader: &Reader,
     target: &Target,
     parts: &[String],
     sup: &Supervisor,
-) -> Result<(), String> {
+) -> Result<(), Error> {
+    let item = checked.item();
     let dataset = &item.dataset;
-    let source = config.sources.iter().find(|s| s.name == dataset.source).ok_or_else(|| {
-        format!(
-            "source {:?} is not in this host's configuration: add it, so that its handler and hooks are known",
-            dataset.source
-        )
+    let source = config
+        .sources
+        .iter()
+        .find(|s| s.name == dataset.source)
+        .ok_or_else(|| Error::NotConfigured {
+            name: dataset.source.clone(),
+        })?;
+    let context = context(item);
+    let scope = source
+        .handler
+        .scope(&source.name, &context, &dataset.atoms, Some(target));
+    let hook_env = hook::environment(&scope, None);
+    if let Some(pre) = &source.hooks.pre_restore {
+        sup.run_shell(pre, &hook_env, "pre_restore_command")?;
+    }
+    // The reader picks the repository and names the snapshot there; the
+    // handler restores from what it is given.
+    reader.read(dataset, |repo, snapshot| {
+        source.handler.restore(&handler::Restoring {
+            repo,
+            snapshot,
+            sup,
+            checked,
+            target,
+            parts,
+            scope: &scope,
+        })
     })?;
-    // Records come from the metadb: check every name and path, whatever
-    // the handler, before a hook or command sees them.
-    for atom in &dataset.atoms {
-        name::validate(&atom.name).map_err(|e| format!("refusing record: atom {e}"))?;
-        checked_path(atom)?;
+    if let Some(post) = &source.hooks.post_restore {
+        sup.run_shell(post, &hook_env, "post_restore_command")?;
     }
-    let target_dir = target.dir().to_string_lossy();
-    let restore = |scope: &hook::Scope| {
-        let hook_env = hook::environment(scope, None);
-        if let Some(pre) = &source.hooks.pre_restore {
-            sup.run_shell(pre, &hook_env, "pre_restore_command")
-                .map_err(|e| e.to_string())?;
-        }
-        let into = match target {
-            Target::Dir(dir) => Some(dir.as_path()),
-            Target::InPlace => None,
-        };
-        // The reader picks the repository and names the snapshot there;
-        // the handler restores from what it is given.
-        reader
-            .read(dataset, |repo, snapshot| {
-                source.handler.restore(&handler::Restore {
-                    repo,
-                    snapshot,
-                    sup,
-                    dataset,
-                    target: into,
-                    parts,
-                    scope,
-                })
-            })
-            .map_err(|e| e.to_string())?;
-        if let Some(post) = &source.hooks.post_restore {
-            sup.run_shell(post, &hook_env, "post_restore_command")
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    };
-    source.handler.in_scope(
-        &source.name,
-        &context(item),
-        &dataset.atoms,
-        Some(&target_dir),
-        restore,
-    )
-}
-
-/// An atom's path as recorded (for any handler), refused unless absolute
-/// and free of `..`: it becomes a restic include, a value in a restore
-/// command, or a place to read a drill's files back from (`verify`), and
-/// must not lead outside what was backed up.
-pub fn checked_path(atom: &Atom) -> Result<Option<&str>, String> {
-    let Some(path) = atom.path.as_deref() else {
-        return Ok(None);
-    };
-    let p = Path::new(path);
-    if !p.is_absolute()
-        || p.components()
-            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-    {
-        return Err(format!(
-            "refusing record: atom {} has unsafe path {path:?}",
-            atom.name
-        ));
-    }
-    Ok(Some(path))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recorded_paths_must_be_absolute_and_plain() {
-        let atom = |path: Option<&str>| Atom {
-            name: "sql/db1".into(),
-            path: path.map(String::from),
-        };
-        assert_eq!(checked_path(&atom(None)), Ok(None));
-        assert_eq!(checked_path(&atom(Some("/srv/db"))), Ok(Some("/srv/db")));
-        for bad in ["../escaped", "db", "/srv/../etc", "/srv/db/..", ""] {
-            assert!(checked_path(&atom(Some(bad))).is_err(), "{bad:?} accepted");
-        }
-    }
+    Ok(())
 }

@@ -21,7 +21,8 @@ use crate::maintenance::verify;
 use crate::metadb::Metadb;
 use crate::process::shell::Supervisor;
 use crate::restore;
-use crate::wire::model::RestoreRequest;
+use crate::wire::checked::Checked;
+use crate::wire::model::{RestoreRequest, RestoreState};
 use crate::wire::target::Target;
 use chrono::{DateTime, Local, Utc};
 use std::sync::Arc;
@@ -146,7 +147,7 @@ fn catch_up(next: &mut Next, loaded: &Loaded, now: DateTime<Utc>) {
 fn prune_now(control: &Control, status: &Status, metadb: &Metadb, loaded: &Loaded) {
     let ran = run_task(control, metadb, loaded, "prune", |sup| {
         let held = prune::prune(&loaded.config, metadb, sup, &[], false)?;
-        Ok(match held {
+        Ok::<_, prune::Error>(match held {
             Held::Ran(forgotten) => Held::Ran(format!(
                 "{} forgotten",
                 crate::base::count::count(forgotten.len(), "snapshot")
@@ -186,12 +187,12 @@ enum Ran {
 /// Runs scheduled task `name` under a supervisor that shutdown stops, and
 /// logs and records how it went; `None` if the agent is shutting down and
 /// it did not run.
-fn run_task(
+fn run_task<E: std::fmt::Display>(
     control: &Control,
     metadb: &Metadb,
     loaded: &Loaded,
     name: &str,
-    task: impl FnOnce(&Supervisor) -> Result<Held<String>, String>,
+    task: impl FnOnce(&Supervisor) -> Result<Held<String>, E>,
 ) -> Option<Ran> {
     let sup = Supervisor::new(loaded.config.priority, name);
     if !control.maintain(&sup) {
@@ -215,7 +216,7 @@ fn run_task(
         Err(e) => {
             log::error!("{name} failed: {e}");
             (
-                attempt::of_task(host, name, &[], start, Err(e)),
+                attempt::of_task(host, name, &[], start, Err(e as &dyn std::fmt::Display)),
                 Ran::Failed,
             )
         }
@@ -237,14 +238,14 @@ fn restore_requests(control: &Control, status: &Status, metadb: &Metadb, loaded:
             }
         };
         let (state, message) = match carry_out(control, loaded, &request) {
-            Ok(summary) => ("succeeded", summary),
-            Err(e) => ("failed", e),
+            Ok(summary) => (RestoreState::Succeeded, summary),
+            Err(e) => (RestoreState::Failed, e),
         };
         log::info!("restore request {}: {state}: {message}", request.id);
         {
             let mut s = status.lock();
             let stats = &mut s.maintenance;
-            *(if state == "succeeded" {
+            *(if state == RestoreState::Succeeded {
                 &mut stats.restores_succeeded
             } else {
                 &mut stats.restores_failed
@@ -268,7 +269,7 @@ fn carry_out(
     request: &RestoreRequest,
 ) -> Result<String, String> {
     let target = Target::from_request(request.target.as_deref())?;
-    let reader = Reader::new(&loaded.config.repository, &loaded.config.copies, None)?;
+    let reader = Reader::new(&loaded.config.repository, &loaded.config.copies);
     log::info!(
         "restore request {}: restoring {}",
         request.id,
@@ -282,10 +283,12 @@ fn carry_out(
         }
     };
     let config = &loaded.config;
-    let outcome = restore::carry_out(config, &reader, &request.items, &target, &[], &track);
+    // Records that travelled: each is checked again as it arrives.
+    let planned: Vec<_> = request.items.iter().cloned().map(Checked::new).collect();
+    let tally = restore::carry_out(config, &reader, &planned, &target, &[], &track);
     control.maintenance_done();
-    match outcome.failed {
-        0 => Ok(outcome.summary()),
-        _ => Err(outcome.summary()),
+    match tally.failed {
+        0 => Ok(tally.summary()),
+        _ => Err(tally.summary()),
     }
 }

@@ -16,7 +16,7 @@ use crate::agent::loaded::Loaded;
 use crate::agent::retry::Backoff;
 use crate::agent::status::{LastRun, Status};
 use crate::backup::attempt;
-use crate::backup::job::{self, Env};
+use crate::backup::job::Env;
 use crate::base::queue;
 use crate::base::slots::Slots;
 use crate::metadb::Metadb;
@@ -186,30 +186,7 @@ fn run(context: &Context, job: &Job) {
             progress: Some(&progress),
         };
         let started = Instant::now();
-        let begun = Utc::now();
-        if !config.dry_run {
-            context.notifier.started(
-                config.targets(source),
-                &config.hostname,
-                &source.name,
-                &backup_id,
-                begun,
-            );
-        }
-        let outcome = job::backup(source, &env, &sup, &backup_id);
-        if !config.dry_run {
-            attempt::record(
-                &context.metadb,
-                &attempt::of(&config.hostname, &outcome, begun),
-            );
-            context.notifier.ended(
-                config.targets(source),
-                &config.hostname,
-                &config.work_dir,
-                &outcome,
-                begun,
-            );
-        }
+        let outcome = attempt::run(source, &env, &sup, &backup_id, &context.notifier, None);
         let duration = started.elapsed();
         outcome.report(config.dry_run, Some(duration));
         let kinds: Vec<Kind> = outcome.errors.iter().map(|e| e.kind).collect();

@@ -1,16 +1,71 @@
-//! How an attempt is told to the metadb: the outcome of a backup job, or
-//! of a prune or verify, made into one [`Attempt`] record, its reason cut to what the metadb takes (a
-//! one-line message, a bounded tail of the details), and recorded without
-//! failing the job if it cannot be. Deciding when attempts happen is the
-//! agent's and `run`'s; keeping them is the metadb's.
+//! An attempt to back up a source ([`run`]), and how an attempt is told:
+//! notifications as it starts and ends, and the outcome of a backup job,
+//! or of a prune or verify, made into one [`Attempt`] record, its reason
+//! cut to what the metadb takes (a one-line message, a bounded tail of the
+//! details), and recorded without failing the job if it cannot be.
+//! Deciding when attempts happen, and retrying them, is the agent's and
+//! `run`'s; keeping them is the metadb's.
 
+use crate::backup::job::{self, Env};
 use crate::base::time;
+use crate::config::source::Source;
 use crate::metadb::Metadb;
-use crate::report::failure::Failure;
+use crate::process::shell::Supervisor;
+use crate::report::failure::{Failure, Kind};
+use crate::report::notify::Notifier;
 use crate::report::outcome::Outcome;
 use crate::wire::api::Attempt;
 use crate::wire::api::{MAX_DETAIL_BYTES, MAX_LINE_BYTES};
 use chrono::{DateTime, Utc};
+use std::fmt;
+
+/// Backs up `source` once, as backup `backup_id` under `sup`, and makes the
+/// attempt known: `notifier` tells of its start and end, and the metadb
+/// records it, unless it is a dry run. One clock reading is the attempt's
+/// start and its snapshots' time. `stopped` says why it does not start at
+/// all, if its owner stopped it already.
+pub fn run(
+    source: &Source,
+    env: &Env,
+    sup: &Supervisor,
+    backup_id: &str,
+    notifier: &Notifier,
+    stopped: Option<String>,
+) -> Outcome {
+    let start = Utc::now();
+    let config = env.config;
+    let told = !env.dry_run;
+    let outcome = match stopped {
+        Some(reason) => Outcome {
+            source: source.name.clone(),
+            backup_id: backup_id.to_string(),
+            recorded: Vec::new(),
+            errors: vec![Failure::new(
+                Kind::Interrupted,
+                format!("not started: {reason}"),
+            )],
+            copies: Vec::new(),
+        },
+        None => {
+            if told {
+                let targets = config.targets(source);
+                notifier.started(targets, &config.hostname, &source.name, backup_id, start);
+            }
+            job::backup(source, env, sup, backup_id, start)
+        }
+    };
+    if told {
+        record(env.metadb, &of(&config.hostname, &outcome, start));
+        notifier.ended(
+            config.targets(source),
+            &config.hostname,
+            &config.work_dir,
+            &outcome,
+            start,
+        );
+    }
+    outcome
+}
 
 /// The attempt `outcome` of `host` was, started at `start` and ended now.
 pub fn of(host: &str, outcome: &Outcome, start: DateTime<Utc>) -> Attempt {
@@ -38,7 +93,7 @@ pub fn of_task(
     kind: &str,
     sources: &[String],
     start: DateTime<Utc>,
-    result: Result<(), &str>,
+    result: Result<(), &dyn fmt::Display>,
 ) -> Attempt {
     let source = match sources {
         [one] => one.clone(),
@@ -53,8 +108,14 @@ pub fn of_task(
         end: time::format(Utc::now().max(start)),
         state: if result.is_ok() { "ok" } else { "failed" }.into(),
         failure: if result.is_ok() { "" } else { "other" }.into(),
-        message: result.err().map(one_line).unwrap_or_default(),
-        detail: result.err().map(tail).unwrap_or_default(),
+        message: result
+            .err()
+            .map(|e| one_line(&e.to_string()))
+            .unwrap_or_default(),
+        detail: result
+            .err()
+            .map(|e| tail(&e.to_string()))
+            .unwrap_or_default(),
         datasets: 0,
     }
 }
@@ -161,7 +222,7 @@ mod tests {
             "prune",
             &[],
             Utc::now(),
-            Err("restic forget: boom\nmore"),
+            Err(&"restic forget: boom\nmore"),
         );
         assert_eq!(
             (p.source.as_str(), p.message.as_str()),

@@ -16,6 +16,7 @@ use crate::report::failure::{Failure, Kind};
 use crate::restic::{self, Repo, Repository, SnapshotRef};
 use crate::wire::api::{self, DueRequest};
 use crate::wire::model::{self, Dataset};
+use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
 /// Held while this process creates a copy.
@@ -155,31 +156,31 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Reads from `primary` and `copies`, or from the one `picked` names
-    /// (an unknown name is an error naming the known ones).
-    pub fn new(
-        primary: &Repository,
-        copies: &[Copy],
-        picked: Option<&str>,
-    ) -> Result<Reader, String> {
-        if let Some(name) = picked.filter(|&n| n != api::PRIMARY) {
-            if !copies.iter().any(|c| c.name == name) {
-                let names: Vec<&str> = copies.iter().map(|c| c.name.as_str()).collect();
-                return Err(format!(
-                    "no repository named {name:?}; configured: {}{}{}",
-                    api::PRIMARY,
-                    if names.is_empty() { "" } else { " " },
-                    names.join(" ")
-                ));
-            }
-        }
-        Ok(Reader {
+    /// Reads from `primary`, else from `copies`.
+    pub fn new(primary: &Repository, copies: &[Copy]) -> Reader {
+        Reader {
             primary: Repo::new(primary.clone()),
             copies: copies
                 .iter()
                 .map(|c| (c.name.clone(), Repo::new(c.repository.clone())))
                 .collect(),
-            picked: picked.map(String::from),
+            picked: None,
+        }
+    }
+
+    /// Reads from the one repository `picked` names, if any (an unknown
+    /// name is an error naming the known ones).
+    pub fn pick(self, picked: Option<&str>) -> Result<Reader, Unknown> {
+        let Some(name) = picked else { return Ok(self) };
+        if name != api::PRIMARY && !self.copies.iter().any(|(n, _)| n == name) {
+            return Err(Unknown {
+                name: name.to_string(),
+                copies: self.copies.into_iter().map(|(n, _)| n).collect(),
+            });
+        }
+        Ok(Reader {
+            picked: Some(name.to_string()),
+            ..self
         })
     }
 
@@ -236,6 +237,32 @@ impl Reader {
     }
 }
 
+/// A repository picked by a name that is neither the primary's nor a
+/// configured copy's.
+#[derive(Debug)]
+pub struct Unknown {
+    pub name: String,
+    /// The copies' names.
+    pub copies: Vec<String>,
+}
+
+impl fmt::Display for Unknown {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "no repository named {:?}; configured: {}",
+            self.name,
+            api::PRIMARY
+        )?;
+        for name in &self.copies {
+            write!(f, " {name}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Unknown {}
+
 /// How to name `dataset`'s snapshot in repository `name`.
 fn snapshot_in(name: &str, dataset: &Dataset) -> SnapshotRef {
     match name {
@@ -260,7 +287,7 @@ impl Unread for Unrestored {
     fn restic(&self) -> Option<&restic::Error> {
         match self {
             Unrestored::Restic(e) => Some(e),
-            Unrestored::Other(_) => None,
+            _ => None,
         }
     }
 }

@@ -11,18 +11,18 @@ use crate::base::count::count;
 use crate::base::name;
 use crate::base::queue;
 use crate::base::slots::Slots;
-use crate::base::time;
 use crate::config::source::{Datasets, Source};
 use crate::config::{self, Config};
 use crate::handler::atom::{AtomSpec, DatasetSpec};
 use crate::handler::hook;
-use crate::handler::{Context, Plan, Saving};
-use crate::metadb::Metadb;
+use crate::handler::{Context, PlannedDataset, Saving};
+use crate::metadb::{Metadb, NewBackup};
 use crate::process::shell::Supervisor;
 use crate::report::failure::{Failure, Kind};
 use crate::report::outcome::Outcome;
 use crate::restic::{self, Repo};
-use crate::wire::model::{self, Backup, Dataset};
+use crate::wire::model::{self, Dataset};
+use chrono::{DateTime, Utc};
 use std::sync::{Mutex, PoisonError};
 
 /// Most bytes accepted from `atoms_command` or `datasets_command`.
@@ -98,28 +98,34 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
             atoms_command: None,
         }) {
             Ok(()) => groups.push(atoms),
-            Err(e) => errors.push(Failure::new(Kind::Other, e)),
+            Err(e) => errors.push(Failure::new(Kind::Other, e.to_string())),
         }
     }
     (groups, errors)
 }
 
-/// Backs up `source` now, under `sup` (which the caller may stop).
-pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> Outcome {
-    let now = chrono::Utc::now();
-    let backup = Backup {
-        id: backup_id.to_string(),
-        timestamp: time::format(now),
-        host: env.config.hostname.clone(),
-        datasets: Vec::new(),
+/// Backs up `source` now, as backup `backup_id` begun at `start` (the
+/// time of its snapshots and of its record), under `sup` (which the caller
+/// may stop).
+pub fn backup(
+    source: &Source,
+    env: &Env,
+    sup: &Supervisor,
+    backup_id: &str,
+    start: DateTime<Utc>,
+) -> Outcome {
+    let backup = NewBackup {
+        id: backup_id,
+        host: &env.config.hostname,
+        at: start,
     };
-    let restic_time = now
+    let restic_time = start
         .with_timezone(&chrono::Local)
         .format("%Y-%m-%d %H:%M:%S")
         .to_string();
     let mut outcome = Outcome {
         source: source.name.clone(),
-        backup_id: backup.id.clone(),
+        backup_id: backup_id.to_string(),
         recorded: Vec::new(),
         errors: Vec::new(),
         copies: Vec::new(),
@@ -131,14 +137,16 @@ pub fn backup(source: &Source, env: &Env, sup: &Supervisor, backup_id: &str) -> 
     let (groups, errors) = resolve_atoms(source, sup);
     outcome.errors = errors;
     let ctx = Context {
-        backup_id: &backup.id,
-        host: &backup.host,
+        backup_id,
+        host: backup.host,
     };
     let mut plans = Vec::new();
     for atoms in &groups {
         match source.handler.plan(&source.name, atoms, &ctx) {
             Ok(p) => plans.extend(p),
-            Err(e) => outcome.errors.push(Failure::new(Kind::Other, e)),
+            Err(e) => outcome
+                .errors
+                .push(Failure::new(Kind::Other, e.to_string())),
         }
     }
     if !env.dry_run && !plans.is_empty() {
@@ -200,14 +208,14 @@ struct Run<'a, 'e> {
     source: &'a Source,
     env: &'a Env<'e>,
     sup: &'a Supervisor,
-    backup: &'a Backup,
+    backup: &'a NewBackup<'a>,
     /// The snapshots' time, as restic's `--time` wants it.
     restic_time: &'a str,
     partials: &'a Partials,
 }
 
 /// Backs up one dataset with its hooks; `Ok(None)` in a dry run.
-fn backup_dataset(run: &Run, plan: Plan) -> Result<Option<Dataset>, Failure> {
+fn backup_dataset(run: &Run, plan: PlannedDataset) -> Result<Option<Dataset>, Failure> {
     let Run {
         source,
         env,
@@ -216,14 +224,11 @@ fn backup_dataset(run: &Run, plan: Plan) -> Result<Option<Dataset>, Failure> {
         ..
     } = *run;
     let ctx = Context {
-        backup_id: &backup.id,
-        host: &backup.host,
+        backup_id: backup.id,
+        host: backup.host,
     };
-    let hook_env = source
-        .handler
-        .in_scope(&source.name, &ctx, &plan.atoms, None, |scope| {
-            hook::environment(scope, None)
-        });
+    let scope = source.handler.scope(&source.name, &ctx, &plan.atoms, None);
+    let hook_env = hook::environment(&scope, None);
     if env.dry_run {
         log_dry_run(sup, source, &plan);
         return Ok(None);
@@ -251,7 +256,7 @@ fn backup_dataset(run: &Run, plan: Plan) -> Result<Option<Dataset>, Failure> {
     result
 }
 
-fn log_dry_run(sup: &Supervisor, source: &Source, plan: &Plan) {
+fn log_dry_run(sup: &Supervisor, source: &Source, plan: &PlannedDataset) {
     let label = sup.label();
     if let Some(pre) = &source.hooks.pre_backup {
         log::info!("{label}: dry run: would run pre_backup_command: {pre}");
@@ -263,7 +268,7 @@ fn log_dry_run(sup: &Supervisor, source: &Source, plan: &Plan) {
 }
 
 /// Takes the snapshot and records it.
-fn snapshot(run: &Run, plan: Plan) -> Result<Dataset, Failure> {
+fn snapshot(run: &Run, plan: PlannedDataset) -> Result<Dataset, Failure> {
     let Run {
         source,
         env,
@@ -273,7 +278,7 @@ fn snapshot(run: &Run, plan: Plan) -> Result<Dataset, Failure> {
         partials,
     } = *run;
     let mut dataset = Dataset::new(model::new_id(), source.name.clone(), plan.atoms);
-    let tags = model::snapshot_tags(backup, &dataset);
+    let tags = model::snapshot_tags(backup.id, &dataset);
     let label = sup.label().to_string();
     let mut on_status = |s: restic::BackupProgress| {
         log::debug!(
@@ -289,7 +294,7 @@ fn snapshot(run: &Run, plan: Plan) -> Result<Dataset, Failure> {
         }
     };
     let request = |input| restic::BackupRequest {
-        host: &backup.host,
+        host: backup.host,
         tags: tags.clone(),
         time: restic_time.to_string(),
         input,

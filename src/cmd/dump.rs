@@ -11,7 +11,6 @@ use crate::config::Config;
 use crate::process::interrupt::Interrupt;
 use crate::process::shell::pipe::Link;
 use crate::process::shell::Supervisor;
-use crate::restore;
 use crate::wire::model::Dataset;
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Read, Write};
@@ -20,11 +19,9 @@ use std::io::{IsTerminal, Read, Write};
 const SNIFF_BYTES: usize = 64 * 1024;
 
 pub fn dump(config: &Config, args: &DumpArgs) -> Result<(), Exit> {
-    let (reader, item, atom) = cmd::one_version(config, &args.version)?;
-    let path = match (
-        restore::checked_path(&atom).map_err(Exit::Error)?,
-        &args.file,
-    ) {
+    let (reader, checked, atom) = cmd::one_version(config, &args.version)?;
+    let item = checked.item();
+    let path = match (atom.path.as_deref(), &args.file) {
         (None, None) => None,
         (None, Some(_)) => {
             return Err(Exit::Error(format!(
@@ -83,7 +80,7 @@ pub fn dump(config: &Config, args: &DumpArgs) -> Result<(), Exit> {
             let _ = std::fs::remove_file(file);
         }
     }
-    written.map_err(Exit::Error)
+    written
 }
 
 /// Streams `restic dump` of the pipe atom `atom`, or of the file at `path`,
@@ -96,13 +93,13 @@ fn write(
     path: Option<&str>,
     out: &mut dyn Write,
     to_terminal: bool,
-) -> Result<(), String> {
+) -> Result<(), Exit> {
     let running = reader
         .read(dataset, |repo, snapshot| match path {
             Some(path) => repo.dump_file(sup, snapshot, path),
             None => repo.dump(sup, snapshot, atom),
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(Exit::error)?;
     // Err(None): the reader went away (`| head`), which ends the dump.
     let ended = running
         .pipe_into(Link::Direct, |data| -> Result<(), Option<String>> {
@@ -128,11 +125,11 @@ fn write(
                 Ok(()) => Ok(()),
             }
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(Exit::error)?;
     match ended.consumer {
-        Ok(()) => ended.producer.map(|_| ()).map_err(|e| e.to_string()),
+        Ok(()) => ended.producer.map(drop).map_err(Exit::error),
         Err(None) => Ok(()),
-        Err(Some(e)) => Err(e),
+        Err(Some(e)) => Err(Exit::Error(e)),
     }
 }
 

@@ -7,7 +7,6 @@ use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::process::shell::Supervisor;
 use crate::restic::Node;
-use crate::restore;
 use serde::Serialize;
 use std::io::IsTerminal;
 
@@ -24,8 +23,9 @@ struct Entry {
 }
 
 pub fn ls(config: &Config, args: &LsArgs) -> Result<(), Exit> {
-    let (reader, item, atom) = cmd::one_version(config, &args.version)?;
-    let Some(root) = restore::checked_path(&atom).map_err(Exit::Error)? else {
+    let (reader, checked, atom) = cmd::one_version(config, &args.version)?;
+    let item = checked.item();
+    let Some(root) = atom.path.as_deref() else {
         return Err(Exit::Error(format!(
             "{} is a pipe atom, one stream with no files: see tabacco dump {}",
             atom.name, atom.name
@@ -41,7 +41,7 @@ pub fn ls(config: &Config, args: &LsArgs) -> Result<(), Exit> {
         .read(&item.dataset, |repo, snapshot| {
             repo.ls(&sup, snapshot, &under)
         })
-        .map_err(|e| Exit::Error(e.to_string()))?;
+        .map_err(Exit::error)?;
     let entries: Vec<Entry> = nodes
         .into_iter()
         .filter_map(|node| entry(root, &under, node))

@@ -38,7 +38,7 @@ pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exi
         };
         attempt::record(&metadb, &attempt);
     }
-    let forgotten = match result.map_err(Exit::Error)? {
+    let forgotten = match result.map_err(Exit::error)? {
         Held::Ran(forgotten) => forgotten,
         Held::Busy { holder, expires } => {
             return cmd::print(&format!("skipped: {}\n", lease::busy(&holder, &expires)));

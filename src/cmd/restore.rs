@@ -2,40 +2,40 @@
 //! (which version of which atom, from which host and snapshot), carries it
 //! out with the configured concurrency, and summarises what failed.
 
-use crate::cli::RestoreArgs;
-
-/// How often `restore --remote --wait` asks how the request goes.
-const WAIT_POLL: Duration = Duration::from_secs(1);
 use crate::backup::copy::Reader;
+use crate::cli::RestoreArgs;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::metadb::Metadb;
 use crate::process::interrupt::Interrupt;
-use crate::restore::{self, Item};
-use crate::wire::model::{self, RestoreRequest};
+use crate::restore::{self, Planned};
+use crate::wire::model::{self, RestoreRequest, RestoreState};
 use std::thread;
 use std::time::Duration;
+
+/// How often `restore --remote --wait` asks how the request goes.
+const WAIT_POLL: Duration = Duration::from_secs(1);
 
 pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), Exit> {
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
-    let items = restore::plan(
+    let planned = restore::plan(
         &metadb,
         &args.patterns,
         args.host.as_deref(),
         args.older_than.as_deref(),
     )
-    .map_err(Exit::Error)?;
-    if items.is_empty() {
+    .map_err(Exit::error)?;
+    if planned.is_empty() {
         return Err(Exit::Error(format!(
             "no recorded atom matches {}",
             args.patterns.join(" ")
         )));
     }
     if !args.parts.is_empty() {
-        let pipe_atoms: Vec<&str> = items
+        let pipe_atoms: Vec<&str> = planned
             .iter()
-            .flat_map(|i| &i.dataset.atoms)
+            .flat_map(|p| &restore::item_of(p).dataset.atoms)
             .filter(|a| a.path.is_none())
             .map(|a| a.name.as_str())
             .collect();
@@ -48,40 +48,52 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), Exit> {
             )));
         }
     }
-    cmd::print(&plan_table(config, args, &items))?;
+    cmd::print(&plan_table(config, args, &planned))?;
     if args.dry_run {
         return Ok(());
     }
     if let Some(host) = &args.remote {
-        return request(&metadb, host, args, items);
+        return request(&metadb, host, args, planned);
     }
     let interrupt =
         Interrupt::install().map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
-    let reader = Reader::new(
-        &config.repository,
-        &config.copies,
-        args.repository.as_deref(),
-    )
-    .map_err(Exit::Usage)?;
-    let outcome = restore::carry_out(config, &reader, &items, &args.target, &args.parts, &|sup| {
-        interrupt.track(sup)
-    });
-    if outcome.failed > 0 {
-        log::error!("{}", outcome.summary());
+    let reader = Reader::new(&config.repository, &config.copies)
+        .pick(args.repository.as_deref())
+        .map_err(|e| Exit::Usage(e.to_string()))?;
+    let tally = restore::carry_out(
+        config,
+        &reader,
+        &planned,
+        &args.target,
+        &args.parts,
+        &|sup| interrupt.track(sup),
+    );
+    if tally.failed > 0 {
+        log::error!("{}", tally.summary());
         return Err(Exit::Failed);
     }
-    log::info!("{}", outcome.summary());
+    log::info!("{}", tally.summary());
     Ok(())
 }
 
-/// Files the plan for `host`'s agent and, with `--wait`, follows it.
-fn request(metadb: &Metadb, host: &str, args: &RestoreArgs, items: Vec<Item>) -> Result<(), Exit> {
+/// Files the plan for `host`'s agent (which checks each record again as
+/// it receives it) and, with `--wait`, follows it.
+fn request(
+    metadb: &Metadb,
+    host: &str,
+    args: &RestoreArgs,
+    planned: Vec<Planned>,
+) -> Result<(), Exit> {
+    let items = planned.into_iter().map(|p| match p {
+        Ok(checked) => checked.into_item(),
+        Err(refused) => *refused.item,
+    });
     let request = RestoreRequest {
         id: model::new_id(),
         host: host.to_string(),
         target: args.target.to_request(),
-        items,
-        state: String::new(),
+        items: items.collect(),
+        state: RestoreState::Pending,
         message: String::new(),
         created: String::new(),
         updated: String::new(),
@@ -121,19 +133,20 @@ fn request(metadb: &Metadb, host: &str, args: &RestoreArgs, items: Vec<Item>) ->
                 request.id, now.0, now.1
             );
         }
-        match now.0.as_str() {
-            "succeeded" => return Ok(()),
-            "failed" => return Err(Exit::Failed),
-            _ => last = now,
+        match now.0 {
+            RestoreState::Succeeded => return Ok(()),
+            RestoreState::Failed => return Err(Exit::Failed),
+            RestoreState::Pending | RestoreState::Running => last = now,
         }
     }
 }
 
 /// The plan: each atom's version, and what restoring it will touch.
-fn plan_table(config: &Config, args: &RestoreArgs, items: &[Item]) -> String {
+fn plan_table(config: &Config, args: &RestoreArgs, planned: &[Planned]) -> String {
     let mut rows =
         vec![["ATOM", "HOST", "BACKUP", "TIME", "SNAPSHOT", "RESTORES"].map(String::from)];
-    for item in items {
+    for planned in planned {
+        let item = restore::item_of(planned);
         for atom in &item.dataset.atoms {
             let remote = args.remote.as_deref();
             rows.push([
@@ -143,10 +156,10 @@ fn plan_table(config: &Config, args: &RestoreArgs, items: &[Item]) -> String {
                 item.backup.timestamp.clone(),
                 item.dataset.snapshot_id.clone(),
                 match &args.parts[..] {
-                    [] => restore::destination(config, remote, item, atom, &args.target),
+                    [] => restore::destination(config, remote, planned, atom, &args.target),
                     parts => format!(
                         "{}, only {}",
-                        restore::destination(config, remote, item, atom, &args.target),
+                        restore::destination(config, remote, planned, atom, &args.target),
                         parts.join(" ")
                     ),
                 },

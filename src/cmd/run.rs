@@ -4,7 +4,7 @@
 //! waited for at most [`NOTIFY_BOUND`] at the end.
 
 use crate::backup::attempt;
-use crate::backup::job::{self, Env};
+use crate::backup::job::Env;
 use crate::backup::plan;
 use crate::base::queue;
 use crate::base::slots::Slots;
@@ -13,9 +13,7 @@ use crate::config::Config;
 use crate::metadb::Metadb;
 use crate::process::interrupt::Interrupt;
 use crate::process::shell::Supervisor;
-use crate::report::failure::{Failure, Kind};
 use crate::report::notify::Notifier;
-use crate::report::outcome::Outcome;
 use crate::restic::Repo;
 use crate::wire::model;
 use std::sync::Arc;
@@ -60,43 +58,9 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
     let notifier = Notifier::spawn(Arc::default()).map_err(Exit::Error)?;
     let outcomes = queue::map(config.concurrency, sources, |source| {
         let backup_id = model::new_id();
-        let start = chrono::Utc::now();
         let sup = Supervisor::new(config.priority, format!("{} {backup_id}", source.name));
-        let outcome = match interrupt.track(&sup) {
-            Some(reason) => Outcome {
-                source: source.name.clone(),
-                backup_id,
-                recorded: Vec::new(),
-                errors: vec![Failure::new(
-                    Kind::Interrupted,
-                    format!("not started: {reason}"),
-                )],
-                copies: Vec::new(),
-            },
-            None => {
-                if !dry_run {
-                    notifier.started(
-                        config.targets(source),
-                        &config.hostname,
-                        &source.name,
-                        &backup_id,
-                        start,
-                    );
-                }
-                job::backup(source, &env, &sup, &backup_id)
-            }
-        };
-        if !dry_run {
-            attempt::record(env.metadb, &attempt::of(&config.hostname, &outcome, start));
-            notifier.ended(
-                config.targets(source),
-                &config.hostname,
-                &config.work_dir,
-                &outcome,
-                start,
-            );
-        }
-        outcome
+        let stopped = interrupt.track(&sup);
+        attempt::run(source, &env, &sup, &backup_id, &notifier, stopped)
     });
     notifier.finish(NOTIFY_BOUND);
 

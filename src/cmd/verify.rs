@@ -24,10 +24,13 @@ pub fn verify(
         Interrupt::watching(&sup).map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
     let start = chrono::Utc::now();
     let result = verify::verify(config, &metadb, &sup, names, read_data_subset, repository);
-    let outcome = result.as_ref().map(drop).map_err(String::as_str);
+    let outcome = match &result {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e as &dyn std::fmt::Display),
+    };
     let attempt = attempt::of_task(&config.hostname, "verify", names, start, outcome);
     attempt::record(&metadb, &attempt);
-    let checked = result.map_err(Exit::Error)?;
+    let checked = result.map_err(Exit::error)?;
     log::info!("{checked}");
     Ok(())
 }

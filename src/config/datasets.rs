@@ -3,7 +3,7 @@
 //! backup, [`parse`] validates the same way. Every atom's full name must
 //! be a valid name, once per dataset.
 
-use super::error::{Entry, Error, Problem, Refusal};
+use super::error::{Entry, Error, Problem};
 use super::raw;
 use super::source::Datasets;
 use crate::base::name;
@@ -69,7 +69,7 @@ fn spec(
     for atom in atoms.unwrap_or_default() {
         name::validate(&format!("{source}/{}", atom.name)).map_err(|e| Problem::Name {
             what: "atom",
-            cause: Refusal(e),
+            cause: e.into(),
         })?;
         if spec.atoms.iter().any(|a| a.name == atom.name) {
             return Err(Problem::Invalid(format!("duplicate atom {:?}", atom.name)));

@@ -56,10 +56,9 @@ pub enum Problem {
     Invalid(String),
 }
 
-/// A value refused by a module that says why in text (`Schedule::parse`,
-/// `Handler::new`, ...).
-#[derive(Debug)]
-pub struct Refusal(pub String);
+/// Why a module refused a value: its error, or its text where it says
+/// why in text only (`Schedule::parse`, `base::name`, ...).
+pub type Refusal = Box<dyn std::error::Error + Send + Sync>;
 
 /// Every problem found in a configuration, one per line.
 #[derive(Debug)]
@@ -136,21 +135,13 @@ impl std::error::Error for Error {
         match self.problem.as_ref() {
             Problem::File(e) => Some(e),
             Problem::Dir(e) | Problem::Hostname(e) => Some(e),
-            Problem::Name { cause, .. } => Some(cause),
+            Problem::Name { cause, .. } => Some(cause.as_ref()),
             Problem::Printed(e) => Some(e),
-            Problem::Refused(r) => Some(r),
+            Problem::Refused(r) => Some(r.as_ref()),
             Problem::Duplicate { .. } | Problem::UnknownSource { .. } | Problem::Invalid(_) => None,
         }
     }
 }
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl std::error::Error for Refusal {}
 
 impl fmt::Display for Errors {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -225,16 +216,16 @@ impl<'a> Entry<'a> {
         self.error(key, Problem::Invalid(why.into()))
     }
 
-    /// Wraps the refusal, in text, of the value of `key` by the module
-    /// that owns its meaning.
-    pub fn refused(&self, key: &'static str) -> impl Fn(String) -> Error + '_ {
-        move |why| self.error(key, Problem::Refused(Refusal(why)))
+    /// Wraps the refusal of the value of `key` by the module that owns
+    /// its meaning (its error, or its text).
+    pub fn refused<E: Into<Refusal>>(&self, key: &'static str) -> impl Fn(E) -> Error + '_ {
+        move |why| self.error(key, Problem::Refused(why.into()))
     }
 
     /// Wraps `base::name`'s refusal of the name of a `what` at `key`.
     pub fn bad_name(&self, key: &'static str, what: &'static str) -> impl Fn(String) -> Error + '_ {
         move |why| {
-            let cause = Refusal(why);
+            let cause = why.into();
             self.error(key, Problem::Name { what, cause })
         }
     }
@@ -253,7 +244,7 @@ mod tests {
             .unwrap()
             .remove(0);
         let entry = Entry::new(&origin).about("source \"www\"".into());
-        let e = entry.refused("schedule")("no such schedule".into());
+        let e = entry.refused("schedule")("no such schedule".to_string());
         assert_eq!(e.to_string(), "s.yml:2: source \"www\": no such schedule");
         assert_eq!(e.key, Some("schedule"));
         assert_eq!(e.origin.as_ref().map(|o| o.line), Some(2));

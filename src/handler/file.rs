@@ -4,10 +4,13 @@
 
 use crate::handler::atom::{self, AtomSpec, DatasetSpec};
 use crate::handler::exclude::Excludes;
-use crate::handler::{Input, Params, Plan, Restore, Saving, Unrestored, Unsaved};
+use crate::handler::{
+    Error, Input, Params, PlannedDataset, Restoring, Saving, Unrestored, Unsaved,
+};
 use crate::report::failure::{Failure, Kind};
 use crate::restic;
 use crate::wire::model::Atom;
+use crate::wire::target::Target;
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Clone, Debug)]
@@ -19,30 +22,36 @@ pub struct File {
 }
 
 impl File {
-    pub fn new(params: Params) -> Result<File, String> {
+    pub fn new(params: Params) -> Result<File, Error> {
         if params.backup_command.is_some() || params.restore_command.is_some() {
-            return Err("the file handler takes no backup_command or restore_command".into());
+            return Err(Error::Invalid(
+                "the file handler takes no backup_command or restore_command".into(),
+            ));
         }
         let excludes = Excludes::new(&params)?;
         let path = params.path.map(PathBuf::from);
         if let Some(p) = &path {
-            check_path(p)?;
+            check_path("", p)?;
             if !p.is_absolute() {
-                return Err(format!(
+                return Err(Error::Invalid(format!(
                     "params.path must be absolute, not {:?}",
                     p.display().to_string()
-                ));
+                )));
             }
         }
         Ok(File { path, excludes })
     }
 
-    pub fn check_atoms(&self, spec: &DatasetSpec) -> Result<(), String> {
+    pub fn check_atoms(&self, spec: &DatasetSpec) -> Result<(), Error> {
         if spec.atoms.is_empty() && spec.atoms_command.is_none() && self.path.is_none() {
-            return Err("a file source needs params.path or atoms with absolute paths".into());
+            return Err(Error::Invalid(
+                "a file source needs params.path or atoms with absolute paths".into(),
+            ));
         }
         if spec.atoms_command.is_some() && self.path.is_none() {
-            return Err("a file source with atoms_command needs params.path".into());
+            return Err(Error::Invalid(
+                "a file source with atoms_command needs params.path".into(),
+            ));
         }
         spec.atoms
             .iter()
@@ -51,24 +60,24 @@ impl File {
 
     /// The absolute path of `atom`; the anonymous atom (empty name) is the
     /// whole tree.
-    fn atom_path(&self, atom: &AtomSpec) -> Result<PathBuf, String> {
+    fn atom_path(&self, atom: &AtomSpec) -> Result<PathBuf, Error> {
         let relative = atom.path.as_deref().unwrap_or(&atom.name);
         let path = match &self.path {
             _ if Path::new(relative).is_absolute() => PathBuf::from(relative),
             Some(base) if relative.is_empty() => base.clone(),
             Some(base) => base.join(relative),
             None => {
-                return Err(format!(
+                return Err(Error::Invalid(format!(
                     "atom {:?}: without params.path its path must be absolute",
                     atom.name
-                ))
+                )))
             }
         };
-        check_path(&path).map_err(|e| format!("atom {:?}: {e}", atom.name))?;
+        check_path(&format!("atom {:?}: ", atom.name), &path)?;
         Ok(path)
     }
 
-    pub fn plan(&self, source: &str, atoms: &[AtomSpec]) -> Result<Plan, String> {
+    pub fn plan(&self, source: &str, atoms: &[AtomSpec]) -> Result<PlannedDataset, Error> {
         let mut planned = Vec::new();
         let mut paths: Vec<PathBuf> = self.path.iter().cloned().collect();
         for atom in atoms {
@@ -81,7 +90,7 @@ impl File {
                 path: Some(path.to_string_lossy().into_owned()),
             });
         }
-        Ok(Plan {
+        Ok(PlannedDataset {
             name: source.to_string(),
             atoms: planned,
             input: Input::Paths {
@@ -127,61 +136,55 @@ pub fn save(
 
 /// Restores the dataset's atoms (only `restore.parts` of them, if any) with
 /// `restic restore`, and checks that each is there afterwards.
-pub fn restore(restore: &Restore) -> Result<(), Unrestored> {
-    let dataset = restore.dataset;
+pub fn restore(restore: &Restoring) -> Result<(), Unrestored> {
+    let dataset = &restore.checked.item().dataset;
     let paths = dataset
         .atoms
         .iter()
         .map(|atom| {
-            atom.path
-                .as_deref()
-                .ok_or_else(|| format!("refusing record: file atom {} has no path", atom.name))
+            atom.path.as_deref().ok_or_else(|| Unrestored::NoPath {
+                atom: atom.name.clone(),
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let dir = match restore.target {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            dir
-        }
-        None => Path::new("/"),
-    };
+    let target = restore.target;
+    if let Target::Dir(dir) = target {
+        std::fs::create_dir_all(dir).map_err(|source| Unrestored::Target {
+            dir: dir.clone(),
+            source,
+        })?;
+    }
+    let dir = target.dir();
     restore
         .repo
         .restore(restore.sup, restore.snapshot, dir, &paths, restore.parts)?;
     // restic restores nothing, and says nothing, for a path that is not in
     // the snapshot; nor, with parts, for parts not in an atom, whose
     // directory it then does not create either.
-    let missing: Vec<&str> = paths
+    let missing: Vec<String> = paths
         .iter()
-        .copied()
-        .filter(|p| {
-            let restored = dir.join(p.trim_start_matches('/'));
-            restored.symlink_metadata().is_err()
-        })
+        .filter(|p| target.place(p).symlink_metadata().is_err())
+        .map(|p| p.to_string())
         .collect();
     if !missing.is_empty() {
-        let what = match restore.parts {
-            [] => String::new(),
-            parts => format!(" (of --path {})", parts.join(" ")),
-        };
-        return Err(Unrestored::Other(format!(
-            "nothing restored{what} at {} under {}: not in snapshot {}",
-            missing.join(" "),
-            dir.display(),
-            dataset.snapshot_id
-        )));
+        return Err(Unrestored::NotInSnapshot {
+            missing,
+            parts: restore.parts.to_vec(),
+            dir: dir.to_path_buf(),
+            snapshot_id: dataset.snapshot_id.clone(),
+        });
     }
     Ok(())
 }
 
-/// Atom paths end up in `restic restore --include`: no `..` anywhere.
-fn check_path(path: &Path) -> Result<(), String> {
+/// Atom paths end up in `restic restore --include`: no `..` anywhere. The
+/// message starts with `what` (the atom it is the path of, if any).
+fn check_path(what: &str, path: &Path) -> Result<(), Error> {
     if path.components().any(|c| c == Component::ParentDir) {
-        return Err(format!(
-            "path {:?} contains '..'",
+        return Err(Error::Invalid(format!(
+            "{what}path {:?} contains '..'",
             path.display().to_string()
-        ));
+        )));
     }
     Ok(())
 }

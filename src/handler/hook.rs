@@ -7,6 +7,7 @@
 
 use crate::handler::atom::own_name;
 use crate::wire::model::Atom;
+use crate::wire::target::Target;
 
 /// The dataset a command works on, as commands see it.
 pub struct Scope<'a> {
@@ -15,11 +16,12 @@ pub struct Scope<'a> {
     pub host: &'a str,
     pub source: &'a str,
     /// `${dataset.name}` and `DATASET_NAME`.
-    pub dataset: &'a str,
+    pub dataset: String,
     /// The dataset's atoms by full name: at restore, those being restored.
     pub atoms: &'a [Atom],
-    /// Restore only: the directory file atoms are restored into.
-    pub restore_target: Option<&'a str>,
+    /// Restore only: where file atoms are restored (`RESTORE_TARGET`, the
+    /// directory, `/` in place).
+    pub restore_target: Option<&'a Target>,
 }
 
 /// The environment variables of a command: a name and its value.
@@ -27,12 +29,12 @@ pub type Environment = Vec<(&'static str, String)>;
 
 /// The `${...}` substitutions of a handler command working on `atom` (whose
 /// `path` is the configured one at backup, the recorded one at restore).
-pub fn variables<'a>(scope: &Scope<'a>, atom: &'a Atom) -> [(&'static str, &'a str); 6] {
+pub fn variables<'a>(scope: &'a Scope, atom: &'a Atom) -> [(&'static str, &'a str); 6] {
     [
         ("atom.name", own_name(scope.source, &atom.name)),
         ("atom.full_name", &atom.name),
         ("atom.path", atom.path.as_deref().unwrap_or("")),
-        ("dataset.name", scope.dataset),
+        ("dataset.name", &scope.dataset),
         ("backup.id", scope.backup_id),
         ("host", scope.host),
     ]
@@ -53,7 +55,7 @@ pub fn environment(scope: &Scope, atom: Option<&Atom>) -> Environment {
     let mut env = vec![
         ("BACKUP_ID", scope.backup_id.to_string()),
         ("SOURCE_NAME", scope.source.to_string()),
-        ("DATASET_NAME", scope.dataset.to_string()),
+        ("DATASET_NAME", scope.dataset.clone()),
         (
             "ATOM_NAMES",
             names(|source, full| own_name(source, full).to_string()),
@@ -65,7 +67,8 @@ pub fn environment(scope: &Scope, atom: Option<&Atom>) -> Environment {
         env.push(("ATOM_FULL_NAME", atom.name.clone()));
     }
     if let Some(target) = scope.restore_target {
-        env.push(("RESTORE_TARGET", target.to_string()));
+        let dir = target.dir().to_string_lossy().into_owned();
+        env.push(("RESTORE_TARGET", dir));
     }
     env
 }
@@ -84,13 +87,14 @@ mod tests {
     #[test]
     fn environment_of_a_hook_and_of_a_command() {
         let atoms = [atom("sql/db1"), atom("sql/Maria Rossi")];
+        let target = Target::Dir("/r".into());
         let scope = Scope {
             backup_id: "b1",
             host: "h",
             source: "sql",
-            dataset: "sql",
+            dataset: "sql".into(),
             atoms: &atoms,
-            restore_target: Some("/r"),
+            restore_target: Some(&target),
         };
         let env = |atom| {
             environment(&scope, atom)

@@ -2,11 +2,10 @@
 //! streamed into restic, and is restored by streaming it back into
 //! `restore_command` (both through [`crate::process::shell::pipe`]).
 
-use crate::base::count::count;
-use crate::handler::atom::{self, AtomSpec};
 use crate::handler::hook;
 use crate::handler::{
-    check_template, Context, Handler, Input, Params, Plan, Restore, Saving, Unrestored, Unsaved,
+    check_template, Error, Input, Params, PlannedDataset, Restoring, Saving, Stream, Unrestored,
+    Unsaved,
 };
 use crate::process::shell;
 use crate::process::shell::pipe::Link;
@@ -23,19 +22,22 @@ pub struct Pipe {
 }
 
 impl Pipe {
-    pub fn new(params: Params) -> Result<Pipe, String> {
+    pub fn new(params: Params) -> Result<Pipe, Error> {
+        let invalid = |message: &str| Error::Invalid(message.to_string());
         if !crate::handler::exclude::Excludes::new(&params)?.is_empty() {
-            return Err("the pipe handler takes no exclude options (a stream has no files)".into());
+            return Err(invalid(
+                "the pipe handler takes no exclude options (a stream has no files)",
+            ));
         }
         let backup_command = params
             .backup_command
-            .ok_or("the pipe handler needs params.backup_command")?;
-        check_template(&backup_command).map_err(|e| format!("backup_command: {e}"))?;
+            .ok_or_else(|| invalid("the pipe handler needs params.backup_command"))?;
+        check_template("backup_command", &backup_command)?;
         if let Some(restore) = &params.restore_command {
-            check_template(restore).map_err(|e| format!("restore_command: {e}"))?;
+            check_template("restore_command", restore)?;
         }
         if params.path.is_some() {
-            return Err("the pipe handler takes no params.path".into());
+            return Err(invalid("the pipe handler takes no params.path"));
         }
         Ok(Pipe {
             backup_command,
@@ -43,34 +45,18 @@ impl Pipe {
         })
     }
 
-    /// The dataset of `atom`; `handler` is this one, which names the scope.
-    pub fn plan(
-        &self,
-        handler: &Handler,
-        source: &str,
-        atom: &AtomSpec,
-        ctx: &Context,
-    ) -> Result<Plan, String> {
-        let full_name = atom::full_name(source, &atom.name);
-        let atoms = [Atom {
-            name: full_name.clone(),
-            path: None,
-        }];
-        let configured = Atom {
-            name: full_name.clone(),
-            path: atom.path.clone(),
-        };
-        handler.in_scope(source, ctx, &atoms, None, |scope| {
-            let vars = hook::variables(scope, &configured);
-            Ok(Plan {
-                name: scope.dataset.to_string(),
-                atoms: atoms.to_vec(),
-                input: Input::Command {
-                    command: shell::substitute(&self.backup_command, &vars)?,
-                    env: hook::environment(scope, Some(&configured)),
-                    filename: full_name,
-                },
-            })
+    /// The dataset of the one atom of `scope`, as `configured` (with its
+    /// configured path, which is not recorded).
+    pub fn plan(&self, scope: &hook::Scope, configured: &Atom) -> Result<PlannedDataset, Error> {
+        let vars = hook::variables(scope, configured);
+        Ok(PlannedDataset {
+            name: scope.dataset.clone(),
+            atoms: scope.atoms.to_vec(),
+            input: Input::Command {
+                command: shell::substitute(&self.backup_command, &vars)?,
+                env: hook::environment(scope, Some(configured)),
+                filename: configured.name.clone(),
+            },
         })
     }
 
@@ -79,17 +65,20 @@ impl Pipe {
     }
 
     /// See [`crate::handler::Handler::restore_command`].
-    pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, String> {
+    pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, Error> {
         let command = self
             .restore_command
             .as_deref()
-            .ok_or_else(|| format!("source {} has no restore_command", scope.source))?;
-        shell::substitute(command, &hook::variables(scope, atom))
+            .ok_or_else(|| Error::NoRestoreCommand {
+                name: scope.source.to_string(),
+                pipe: true,
+            })?;
+        Ok(shell::substitute(command, &hook::variables(scope, atom))?)
     }
 
     /// Streams each atom from `restic dump` into `restore_command`.
-    pub fn restore(&self, restore: &Restore) -> Result<(), Unrestored> {
-        for atom in &restore.dataset.atoms {
+    pub fn restore(&self, restore: &Restoring) -> Result<(), Unrestored> {
+        for atom in &restore.checked.item().dataset.atoms {
             let command = self.restore_command(restore.scope, atom)?;
             let dump = restore
                 .repo
@@ -178,11 +167,11 @@ enum Stored {
 /// Streams pipe atom `atom` from `restic dump` (started) straight into
 /// `command`.
 fn stream_back(
-    restore: &Restore,
+    restore: &Restoring,
     atom: &Atom,
     command: &str,
     dump: shell::Running,
-) -> Result<(), String> {
+) -> Result<(), Unrestored> {
     let sup = restore.sup;
     // Counted on the way, so that a short stream is caught.
     let ended = dump
@@ -205,36 +194,29 @@ fn stream_back(
             }
             consumed
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(Unrestored::Process)?;
+    let failed = |why| Unrestored::Stream {
+        atom: atom.name.clone(),
+        why: Box::new(why),
+    };
     match (ended.producer, ended.consumer) {
         (Ok(_), Ok(_)) => {}
-        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(format!("atom {}: {e}", atom.name)),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(failed(Stream::Failed(e))),
         // Either may have ended the other: say both, the consumer first
         // (a failed consumer gets restic dump killed).
-        (Err(dump), Err(consumer)) => {
-            return Err(format!("atom {}: {consumer}; {dump}", atom.name))
-        }
+        (Err(dump), Err(consumer)) => return Err(failed(Stream::Both { consumer, dump })),
     }
     let copied = match ended.bytes {
         Some(Ok(bytes)) => bytes,
-        Some(Err(e)) => {
-            return Err(format!(
-                "atom {}: restore_command stopped reading: {e}",
-                atom.name
-            ))
-        }
-        None => return Err(format!("atom {}: the stream was lost", atom.name)),
+        Some(Err(e)) => return Err(failed(Stream::StoppedReading(e))),
+        None => return Err(failed(Stream::Lost)),
     };
     // A pipe dataset holds one atom, and restic refuses an empty stream:
     // its total_bytes is the stream's size, and 0 means unknown (reindex).
-    let recorded = restore.dataset.total_bytes;
-    if restore.dataset.atoms.len() == 1 && recorded > 0 && copied != recorded as u64 {
-        return Err(format!(
-            "atom {}: restic dump streamed {} of the {} recorded",
-            atom.name,
-            count(copied, "byte"),
-            count(recorded, "byte")
-        ));
+    let dataset = &restore.checked.item().dataset;
+    let recorded = dataset.total_bytes;
+    if dataset.atoms.len() == 1 && recorded > 0 && copied != recorded as u64 {
+        return Err(failed(Stream::Size { copied, recorded }));
     }
     Ok(())
 }

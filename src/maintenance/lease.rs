@@ -7,10 +7,11 @@
 //! repository). `prune` and `proof` take it as this host's `maintenance:`
 //! ([`crate::config::repositories::Maintenance`]) allows.
 
-use crate::metadb::Metadb;
+use crate::metadb::{self, Metadb};
 use crate::process::shell::Supervisor;
-use crate::restic::Repo;
+use crate::restic::{self, Repo};
 use crate::wire::api::{LeaseRequest, ReleaseRequest};
+use std::fmt;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -20,6 +21,34 @@ pub enum Held<T> {
     Ran(T),
     /// Another host holds the lease: the task did not run.
     Busy { holder: String, expires: String },
+}
+
+/// Why the lease could not be asked for: a task never runs unsure that
+/// this host alone maintains the repository.
+#[derive(Debug)]
+pub enum Error {
+    /// restic could not say the repository's id, the lease's name.
+    Id(restic::Error),
+    /// The metadb could not be asked.
+    Take(metadb::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Error::Id(e) => write!(f, "cannot learn the repository's id for its lease: {e}"),
+            Error::Take(e) => write!(f, "cannot take the maintenance lease: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Id(e) => Some(e),
+            Error::Take(e) => Some(e),
+        }
+    }
 }
 
 /// Why a task did not run: `holder` holds the lease until `expires`.
@@ -42,23 +71,17 @@ impl Lease<'_> {
     /// if another host holds the lease. A metadb that cannot be asked
     /// fails the task: a host never maintains a shared repository unsure
     /// that it alone does.
-    pub fn hold<T>(&self, sup: &Supervisor, task: impl FnOnce() -> T) -> Result<Held<T>, String> {
+    pub fn hold<T>(&self, sup: &Supervisor, task: impl FnOnce() -> T) -> Result<Held<T>, Error> {
         if !self.metadb.is_shared() {
             return Ok(Held::Ran(task()));
         }
-        let name = self
-            .repo
-            .id(sup)
-            .map_err(|e| format!("cannot learn the repository's id for its lease: {e}"))?;
+        let name = self.repo.id(sup).map_err(Error::Id)?;
         let request = LeaseRequest {
             name: name.clone(),
             holder: self.host.to_string(),
             ttl: self.ttl.as_secs().max(1),
         };
-        let lease = self
-            .metadb
-            .take_lease(&request)
-            .map_err(|e| format!("cannot take the maintenance lease: {e}"))?;
+        let lease = self.metadb.take_lease(&request).map_err(Error::Take)?;
         if !lease.granted {
             return Ok(Held::Busy {
                 holder: lease.holder,

@@ -17,15 +17,17 @@
 //! since other hosts' copies are theirs. The metadb learns what each
 //! repository still holds.
 
+use crate::base::count::count;
 use crate::base::retention::Retention;
 use crate::config::repositories::Copy;
 use crate::config::repositories::Maintenance;
 use crate::config::Config;
 use crate::maintenance::lease::{self, Held, Lease};
-use crate::metadb::Metadb;
+use crate::metadb::{self, Metadb};
 use crate::process::shell::Supervisor;
 use crate::restic::{self, Repo};
 use crate::wire::model;
+use std::fmt;
 
 /// Why a host with `maintenance: false` does not prune.
 pub const NEVER: &str =
@@ -33,6 +35,93 @@ pub const NEVER: &str =
 
 /// What a refused deletion means, and what to do.
 const REFUSED: &str = "the repository refuses deletion (append-only?): set maintenance: false on a host that may not delete";
+
+/// Why retention was not applied, or not wholly.
+#[derive(Debug)]
+pub enum Error {
+    /// This host has `maintenance: false`.
+    Never,
+    /// The sources named are not all configured.
+    Select(crate::config::Error),
+    Lease(lease::Error),
+    /// Pruning copy `name` failed.
+    Copy {
+        name: String,
+        source: Box<Error>,
+    },
+    /// The metadb could not say the other hosts' policies.
+    Policies(metadb::Error),
+    /// `restic forget` of `host`'s `sources` failed.
+    Forget {
+        host: String,
+        sources: Vec<String>,
+        source: restic::Error,
+    },
+    /// restic could not list what `forget` left.
+    Listing(restic::Error),
+    /// Snapshots were forgotten, but their records stay in the metadb.
+    Unremoved(metadb::Error),
+    /// `restic forget` left `count` snapshots it should have removed (an
+    /// append-only repository).
+    Kept {
+        count: usize,
+    },
+    /// `restic prune` failed.
+    Prune(restic::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Error::Never => f.write_str(NEVER),
+            Error::Select(e) => write!(f, "{e}"),
+            Error::Lease(e) => e.fmt(f),
+            Error::Copy { name, source } => write!(f, "copy {name}: {source}"),
+            Error::Policies(e) => {
+                write!(f, "cannot read the other hosts' retention policies: {e}")
+            }
+            Error::Forget {
+                host,
+                sources,
+                source,
+            } => {
+                let sources = sources.join(" ");
+                write!(f, "forgetting snapshots of host {host} source {sources}: ")?;
+                if source.is_refused_deletion() {
+                    f.write_str(REFUSED)
+                } else {
+                    source.fmt(f)
+                }
+            }
+            Error::Listing(e) => write!(f, "cannot list the snapshots left after forget: {e}"),
+            Error::Unremoved(e) => {
+                write!(
+                    f,
+                    "snapshots forgotten, but not removed from the metadb: {e}"
+                )
+            }
+            Error::Kept { count: n } => write!(
+                f,
+                "restic forget left {} it should have removed: {REFUSED}; their records stay",
+                count(n, "snapshot")
+            ),
+            Error::Prune(e) => write!(f, "restic prune: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Lease(e) => Some(e),
+            Error::Copy { source, .. } => Some(source),
+            Error::Policies(e) | Error::Unremoved(e) => Some(e),
+            Error::Forget { source: e, .. } | Error::Listing(e) | Error::Prune(e) => Some(e),
+            Error::Select(e) => Some(e),
+            Error::Never | Error::Kept { .. } => None,
+        }
+    }
+}
 
 /// One forgotten (or, in a dry run, forgettable) snapshot.
 pub struct Forgotten {
@@ -61,11 +150,11 @@ pub fn prune(
     sup: &Supervisor,
     names: &[String],
     dry_run: bool,
-) -> Result<Held<Vec<Forgotten>>, String> {
+) -> Result<Held<Vec<Forgotten>>, Error> {
     if config.maintenance == Maintenance::Never {
-        return Err(NEVER.into());
+        return Err(Error::Never);
     }
-    let sources = config.select(names).map_err(|e| e.to_string())?;
+    let sources = config.select(names).map_err(Error::Select)?;
     let mut groups = Vec::new();
     for &source in &sources {
         let Some(policy) = config.retention_of(source) else {
@@ -84,26 +173,31 @@ pub fn prune(
         host: &config.hostname,
         ttl: config.lease_ttl,
     };
-    let held = lease.hold(sup, || {
-        if config.maintenance == Maintenance::All && names.is_empty() {
-            others(config, metadb, &mut groups)?;
-        }
-        apply(
-            metadb,
-            &repo,
-            crate::wire::api::PRIMARY,
-            sup,
-            &groups,
-            dry_run,
-        )
-    })?;
+    let held = lease
+        .hold(sup, || {
+            if config.maintenance == Maintenance::All && names.is_empty() {
+                others(config, metadb, &mut groups)?;
+            }
+            apply(
+                metadb,
+                &repo,
+                crate::wire::api::PRIMARY,
+                sup,
+                &groups,
+                dry_run,
+            )
+        })
+        .map_err(Error::Lease)?;
     let mut forgotten = match held {
         Held::Ran(result) => result?,
         Held::Busy { holder, expires } => return Ok(Held::Busy { holder, expires }),
     };
     for copy in &config.copies {
-        let gone = prune_copy(config, metadb, sup, copy, &sources, dry_run)
-            .map_err(|e| format!("copy {}: {e}", copy.name))?;
+        let gone =
+            prune_copy(config, metadb, sup, copy, &sources, dry_run).map_err(|e| Error::Copy {
+                name: copy.name.clone(),
+                source: Box::new(e),
+            })?;
         forgotten.extend(gone);
     }
     Ok(Held::Ran(forgotten))
@@ -119,7 +213,7 @@ fn prune_copy(
     copy: &Copy,
     sources: &[&crate::config::source::Source],
     dry_run: bool,
-) -> Result<Vec<Forgotten>, String> {
+) -> Result<Vec<Forgotten>, Error> {
     let mut groups = Vec::new();
     for source in sources.iter().filter(|s| s.copies.contains(&copy.name)) {
         if let Some(policy) = copy.retention.as_ref().or(config.retention_of(source)) {
@@ -136,9 +230,10 @@ fn prune_copy(
         host: &config.hostname,
         ttl: config.lease_ttl,
     };
-    match lease.hold(sup, || {
+    let held = lease.hold(sup, || {
         apply(metadb, &repo, &copy.name, sup, &groups, dry_run)
-    })? {
+    });
+    match held.map_err(Error::Lease)? {
         Held::Ran(result) => result,
         Held::Busy { holder, expires } => {
             log::info!(
@@ -168,10 +263,8 @@ fn add(groups: &mut Vec<Group>, host: &str, policy: &Retention, source: &str) {
 }
 
 /// Adds the sources of every other host by the policies they published.
-fn others(config: &Config, metadb: &Metadb, groups: &mut Vec<Group>) -> Result<(), String> {
-    let policies = metadb
-        .policies()
-        .map_err(|e| format!("cannot read the other hosts' retention policies: {e}"))?;
+fn others(config: &Config, metadb: &Metadb, groups: &mut Vec<Group>) -> Result<(), Error> {
+    let policies = metadb.policies().map_err(Error::Policies)?;
     for published in policies {
         if published.host == config.hostname {
             continue;
@@ -197,23 +290,16 @@ fn apply(
     sup: &Supervisor,
     groups: &[Group],
     dry_run: bool,
-) -> Result<Vec<Forgotten>, String> {
+) -> Result<Vec<Forgotten>, Error> {
     let mut removed: Vec<(String, restic::Snapshot)> = Vec::new();
     for group in groups {
         let sources: Vec<&str> = group.sources.iter().map(String::as_str).collect();
         let gone = repo
             .forget(sup, &group.host, &sources, &group.policy, dry_run)
-            .map_err(|e| {
-                let what = format!(
-                    "forgetting snapshots of host {} source {}",
-                    group.host,
-                    group.sources.join(" ")
-                );
-                if e.is_refused_deletion() {
-                    format!("{what}: {REFUSED}")
-                } else {
-                    format!("{what}: {e}")
-                }
+            .map_err(|source| Error::Forget {
+                host: group.host.clone(),
+                sources: group.sources.clone(),
+                source,
             })?;
         removed.extend(gone.into_iter().map(|s| (group.host.clone(), s)));
     }
@@ -225,8 +311,7 @@ fn apply(
     let still = if dry_run {
         Default::default()
     } else {
-        repo.snapshot_ids(sup)
-            .map_err(|e| format!("cannot list the snapshots left after forget: {e}"))?
+        repo.snapshot_ids(sup).map_err(Error::Listing)?
     };
     let refused = removed
         .iter()
@@ -259,7 +344,7 @@ fn apply(
     }
     log::info!(
         "forgot {} in {repository}",
-        crate::base::count::count(forgotten.len(), "snapshot")
+        count(forgotten.len(), "snapshot")
     );
     // The lease another host's records are removed by (the id is known:
     // the lease was taken with it).
@@ -271,14 +356,11 @@ fn apply(
     for (host, ids) in &by_host {
         metadb
             .remove_datasets(host, ids, repository, lease.as_deref())
-            .map_err(|e| format!("snapshots forgotten, but not removed from the metadb: {e}"))?;
+            .map_err(Error::Unremoved)?;
     }
     if refused > 0 {
-        return Err(format!(
-            "restic forget left {} it should have removed: {REFUSED}; their records stay",
-            crate::base::count::count(refused, "snapshot")
-        ));
+        return Err(Error::Kept { count: refused });
     }
-    repo.prune(sup).map_err(|e| format!("restic prune: {e}"))?;
+    repo.prune(sup).map_err(Error::Prune)?;
     Ok(forgotten)
 }

@@ -7,15 +7,138 @@
 //! `tabacco verify` and by the agent's `verify_schedule`. The check, and
 //! whether this host runs it, is `proof`'s.
 
-use crate::backup::copy::Reader;
+use crate::backup::copy::{self, Reader};
+use crate::base::count::count;
 use crate::base::time;
 use crate::config::Config;
-use crate::metadb::Metadb;
+use crate::maintenance::proof;
+use crate::metadb::{self, Metadb};
 use crate::process::shell::pipe::Link;
-use crate::process::shell::Supervisor;
-use crate::wire::model::{self, Backup, Dataset, FindRequest, Verification};
+use crate::process::shell::{self, Supervisor};
+use crate::restic;
+use crate::wire::checked::{Checked, Refused};
+use crate::wire::model::{self, Atom, Backup, Dataset, FindRequest, Verification};
 use crate::wire::target::Target;
-use std::path::Path;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Why verification failed.
+#[derive(Debug)]
+pub enum Error {
+    /// The sources named are not all configured.
+    Select(crate::config::Error),
+    Repository(copy::Unknown),
+    /// The check failed, or did not run.
+    Proof(proof::Error),
+    /// The metadb could not say which atoms there are to drill with.
+    Metadb(metadb::Error),
+    /// The restore drill of `atom` of backup `backup_id` failed.
+    Drill {
+        atom: String,
+        backup_id: String,
+        source: Box<Drill>,
+    },
+}
+
+/// Why a restore drill failed.
+#[derive(Debug)]
+pub enum Drill {
+    /// The record is not safe to use.
+    Refused(Refused),
+    /// The scratch directory cannot be created.
+    Scratch {
+        dir: PathBuf,
+        source: io::Error,
+    },
+    Restic(restic::Error),
+    /// `restic dump` could not be streamed, or failed.
+    Dump(shell::Error),
+    /// The stream could not be read.
+    Reading(io::Error),
+    /// The stream's size is not the recorded one.
+    Size {
+        bytes: u64,
+        recorded: i64,
+    },
+    /// Nothing was restored at `path`.
+    Missing {
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// A restored file or directory cannot be read.
+    Unreadable {
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Error::Select(e) => write!(f, "{e}"),
+            Error::Repository(e) => e.fmt(f),
+            Error::Proof(e) => e.fmt(f),
+            Error::Metadb(e) => e.fmt(f),
+            Error::Drill {
+                atom,
+                backup_id,
+                source,
+            } => write!(
+                f,
+                "restore drill of {atom} (backup {backup_id}) failed: {source}"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Drill {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Drill::Refused(e) => e.fmt(f),
+            Drill::Scratch { dir, source } => {
+                write!(f, "cannot create {}: {source}", dir.display())
+            }
+            Drill::Restic(e) => e.fmt(f),
+            Drill::Dump(e) => e.fmt(f),
+            Drill::Reading(e) => write!(f, "reading restic dump: {e}"),
+            Drill::Size { bytes, recorded } => {
+                write!(f, "dump has {bytes} bytes, {recorded} were backed up")
+            }
+            Drill::Missing { path, source } => {
+                write!(f, "{} was not restored: {source}", path.display())
+            }
+            Drill::Unreadable { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Repository(e) => Some(e),
+            Error::Proof(e) => Some(e),
+            Error::Metadb(e) => Some(e),
+            Error::Drill { source, .. } => Some(source.as_ref()),
+            Error::Select(e) => Some(e),
+        }
+    }
+}
+
+impl std::error::Error for Drill {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Drill::Refused(e) => Some(e),
+            Drill::Restic(e) => Some(e),
+            Drill::Dump(e) => Some(e),
+            Drill::Scratch { source, .. }
+            | Drill::Missing { source, .. }
+            | Drill::Unreadable { source, .. }
+            | Drill::Reading(source) => Some(source),
+            Drill::Size { .. } => None,
+        }
+    }
+}
 
 /// Checks the repository (the one `repository` names: `primary` or a
 /// copy) and drills a restore of one random recent atom of the sources
@@ -28,12 +151,14 @@ pub fn verify(
     names: &[String],
     read_data_subset: Option<&str>,
     repository: Option<&str>,
-) -> Result<String, String> {
-    let sources = config.select(names).map_err(|e| e.to_string())?;
-    let reader = Reader::new(&config.repository, &config.copies, repository)?;
+) -> Result<String, Error> {
+    let sources = config.select(names).map_err(Error::Select)?;
+    let reader = Reader::new(&config.repository, &config.copies)
+        .pick(repository)
+        .map_err(Error::Repository)?;
     let (name, repo) = reader.checked();
     let mut checked =
-        crate::maintenance::proof::check(config, metadb, repo, sup, read_data_subset)?;
+        proof::check(config, metadb, repo, sup, read_data_subset).map_err(Error::Proof)?;
     if repository.is_some() {
         checked = format!("{checked} (repository {name})");
     }
@@ -45,7 +170,7 @@ pub fn verify(
         num_versions: Some(1),
         older_than: None,
     };
-    let found = metadb.find_atoms(&request).map_err(|e| e.to_string())?;
+    let found = metadb.find_atoms(&request).map_err(Error::Metadb)?;
     let candidates: Vec<(&Backup, &Dataset, usize)> = found
         .iter()
         .flat_map(|b| b.datasets.iter().map(move |d| (b, d)))
@@ -59,7 +184,10 @@ pub fn verify(
     };
     let atom = &dataset.atoms[index];
     let scratch = config.work_dir.join(format!("verify-{}", model::new_id()));
-    let drilled = drill(&reader, sup, dataset, index, &scratch);
+    let drilled = match Checked::one(backup, dataset, atom) {
+        Ok((checked, atom)) => drill(&reader, sup, &checked, &atom, &scratch),
+        Err(refused) => Err(Drill::Refused(refused)),
+    };
     if let Err(e) = std::fs::remove_dir_all(&scratch) {
         if e.kind() != std::io::ErrorKind::NotFound {
             log::error!("cannot remove scratch directory {}: {e}", scratch.display());
@@ -73,16 +201,22 @@ pub fn verify(
         ok: drilled.is_ok(),
         message: match &drilled {
             Ok(what) => what.clone(),
-            Err(e) => e.clone(),
+            Err(e) => e.to_string(),
         },
     };
     if let Err(e) = metadb.add_verification(&verification) {
         log::error!("cannot record the verification: {e}");
     }
-    let what = format!("restore drill of {} (backup {})", atom.name, backup.id);
     match drilled {
-        Ok(drilled) => Ok(format!("{checked}; {what}: {drilled}")),
-        Err(e) => Err(format!("{what} failed: {e}")),
+        Ok(drilled) => Ok(format!(
+            "{checked}; restore drill of {} (backup {}): {drilled}",
+            atom.name, backup.id
+        )),
+        Err(source) => Err(Error::Drill {
+            atom: atom.name.clone(),
+            backup_id: backup.id.clone(),
+            source: Box::new(source),
+        }),
     }
 }
 
@@ -96,31 +230,34 @@ fn random_index(n: usize) -> usize {
     }
 }
 
-/// Restores atom `index` of `dataset` into `scratch`; says what was checked.
+/// Restores `atom`, the one of `checked`, into `scratch`; says what was
+/// checked.
 fn drill(
     reader: &Reader,
     sup: &Supervisor,
-    dataset: &Dataset,
-    index: usize,
+    checked: &Checked,
+    atom: &Atom,
     scratch: &Path,
-) -> Result<String, String> {
-    let atom = &dataset.atoms[index];
-    match crate::restore::checked_path(atom)? {
+) -> Result<String, Drill> {
+    let dataset = &checked.item().dataset;
+    match atom.path.as_deref() {
         Some(path) => {
             let target = Target::Dir(scratch.to_path_buf());
-            std::fs::create_dir_all(scratch)
-                .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+            std::fs::create_dir_all(scratch).map_err(|source| Drill::Scratch {
+                dir: scratch.to_path_buf(),
+                source,
+            })?;
             reader
                 .read(dataset, |repo, snapshot| {
                     repo.restore(sup, snapshot, target.dir(), &[path], &[])
                 })
-                .map_err(|e| e.to_string())?;
-            let restored = scratch.join(path.trim_start_matches('/'));
+                .map_err(Drill::Restic)?;
+            let restored = target.place(path);
             let (files, bytes) = read_tree(&restored)?;
             Ok(format!(
                 "{}, {} restored and read back",
-                crate::base::count::count(files, "file"),
-                crate::base::count::count(bytes, "byte")
+                count(files, "file"),
+                count(bytes, "byte")
             ))
         }
         None => {
@@ -128,26 +265,24 @@ fn drill(
                 .read(dataset, |repo, snapshot| {
                     repo.dump(sup, snapshot, &atom.name)
                 })
-                .map_err(|e| e.to_string())?;
+                .map_err(Drill::Restic)?;
             let ended = dump
                 .pipe_into(Link::Direct, |data| {
-                    std::io::copy(&mut std::fs::File::from(data), &mut std::io::sink())
+                    io::copy(&mut std::fs::File::from(data), &mut io::sink())
                 })
-                .map_err(|e| e.to_string())?;
-            let bytes = ended
-                .consumer
-                .map_err(|e| format!("reading restic dump: {e}"))?;
-            ended.producer.map_err(|e| e.to_string())?;
+                .map_err(Drill::Dump)?;
+            let bytes = ended.consumer.map_err(Drill::Reading)?;
+            ended.producer.map_err(Drill::Dump)?;
             // `reindex` rebuilds records without restic's statistics, and
             // no pipe atom is empty (an empty stream fails its backup).
             if dataset.total_bytes == 0 {
                 return Ok(format!("{bytes} bytes streamed back (size not recorded)"));
             }
             if bytes != dataset.total_bytes as u64 {
-                return Err(format!(
-                    "dump has {bytes} bytes, {} were backed up",
-                    dataset.total_bytes
-                ));
+                return Err(Drill::Size {
+                    bytes,
+                    recorded: dataset.total_bytes,
+                });
             }
             Ok(format!("{bytes} bytes streamed back, as backed up"))
         }
@@ -155,22 +290,24 @@ fn drill(
 }
 
 /// Reads every file under `root` to the end; counts files and bytes.
-fn read_tree(root: &Path) -> Result<(u64, u64), String> {
-    let meta = std::fs::symlink_metadata(root)
-        .map_err(|e| format!("{} was not restored: {e}", root.display()))?;
+fn read_tree(root: &Path) -> Result<(u64, u64), Drill> {
+    let unreadable = |source| Drill::Unreadable {
+        path: root.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::symlink_metadata(root).map_err(|source| Drill::Missing {
+        path: root.to_path_buf(),
+        source,
+    })?;
     if meta.is_file() {
-        let bytes = std::io::copy(
-            &mut std::fs::File::open(root).map_err(|e| format!("{}: {e}", root.display()))?,
-            &mut std::io::sink(),
-        )
-        .map_err(|e| format!("{}: {e}", root.display()))?;
+        let mut file = std::fs::File::open(root).map_err(unreadable)?;
+        let bytes = io::copy(&mut file, &mut io::sink()).map_err(unreadable)?;
         return Ok((1, bytes));
     }
     let mut totals = (0, 0);
     if meta.is_dir() {
-        let entries = std::fs::read_dir(root).map_err(|e| format!("{}: {e}", root.display()))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| format!("{}: {e}", root.display()))?;
+        for entry in std::fs::read_dir(root).map_err(unreadable)? {
+            let entry = entry.map_err(unreadable)?;
             let (files, bytes) = read_tree(&entry.path())?;
             totals = (totals.0 + files, totals.1 + bytes);
         }

@@ -141,12 +141,8 @@ impl Remote {
         }
     }
 
-    /// Backups holding atoms that match `request`, newest first.
-    pub fn find_atoms(&self, request: &FindRequest) -> Result<Vec<Backup>, client::Error> {
-        self.client.find_atoms(request)
-    }
-
-    /// The backups of [`Remote::find_atoms`], handed to `f` as they arrive.
+    /// The backups holding atoms that match `request`, newest first,
+    /// handed to `f` as they arrive.
     pub fn for_each_found<E: From<client::Error>>(
         &self,
         request: &FindRequest,

@@ -102,6 +102,8 @@ impl fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {}
+
 /// What the connections share; the endpoints are given it.
 pub struct Shared {
     policy: RwLock<Arc<Policy>>,
@@ -143,7 +145,6 @@ impl Shared {
         let policy = self.policy();
         let fleet = self
             .status(&policy, &StatusRequest::default())
-            .map_err(|e| e.to_string())
             .and_then(|status| self.read(|store| fleet(&self.db_path, store, status)))
             .map_err(|e| log::error!("metadb: metrics: cannot read the database: {e}"))
             .ok()
@@ -360,11 +361,7 @@ pub fn start(
     let (for_policy, for_status) = (Arc::clone(&shared), Arc::clone(&shared));
     let watch = Watch::spawn(
         move || for_policy.policy(),
-        move |policy| {
-            for_status
-                .status(policy, &StatusRequest::default())
-                .map_err(|e| e.to_string())
-        },
+        move |policy| for_status.status(policy, &StatusRequest::default()),
         Arc::clone(&shared.metrics.notifications),
     )
     .map_err(Error::Start)?;
@@ -406,9 +403,8 @@ impl Running {
 
     /// Replaces the policy for the requests that follow; refuses one that
     /// would leave a non-loopback server open to anyone.
-    pub fn set_policy(&self, policy: Policy) -> Result<(), String> {
-        check_exposure(&policy, self.shared.loopback, &self.addr.to_string())
-            .map_err(|e| e.to_string())?;
+    pub fn set_policy(&self, policy: Policy) -> Result<(), Error> {
+        check_exposure(&policy, self.shared.loopback, &self.addr.to_string())?;
         *self
             .shared
             .policy
@@ -434,9 +430,9 @@ fn open_reader(db_path: &Path) -> Result<Store, store::Error> {
 }
 
 /// What a scrape shows of the database, read afresh.
-fn fleet(db_path: &Path, store: &Store, status: Vec<StatusRow>) -> Result<Fleet, String> {
-    let last_backups = store.newest_backups().map_err(|e| e.to_string())?;
-    let copy_lag = store.copy_lag().map_err(|e| e.to_string())?;
+fn fleet(db_path: &Path, store: &Store, status: Vec<StatusRow>) -> Result<Fleet, store::Error> {
+    let last_backups = store.newest_backups()?;
+    let copy_lag = store.copy_lag()?;
     let size = |suffix: &str| {
         let mut path = db_path.as_os_str().to_owned();
         path.push(suffix);
@@ -447,8 +443,8 @@ fn fleet(db_path: &Path, store: &Store, status: Vec<StatusRow>) -> Result<Fleet,
         last_backups,
         status,
         copy_lag,
-        proofs: store.proofs().map_err(|e| e.to_string())?,
-        restored: store.restored().map_err(|e| e.to_string())?,
+        proofs: store.proofs()?,
+        restored: store.restored()?,
     })
 }
 
@@ -459,9 +455,19 @@ mod tests {
     use crate::metadb::client::{self, http::Client};
     use crate::metadb::server::auth::{Digest, Identity, Tokens};
     use crate::metadb::server::config::HostRead;
-    use crate::wire::model::{AddDatasetRequest, FindRequest, RestoreRequest};
+    use crate::wire::model::{AddDatasetRequest, FindRequest, RestoreRequest, RestoreState};
     use crate::wire::model::{Atom, Backup, Dataset};
     use std::time::Duration;
+
+    /// Every backup `request` finds.
+    fn find_atoms(client: &Client, request: &FindRequest) -> Result<Vec<Backup>, client::Error> {
+        let mut found = Vec::new();
+        client.for_each_found(request, |backup| {
+            found.push(backup);
+            Ok::<(), client::Error>(())
+        })?;
+        Ok(found)
+    }
 
     fn record(host: &str, dataset: &str) -> AddDatasetRequest {
         AddDatasetRequest {
@@ -532,19 +538,16 @@ mod tests {
             matches!(err, client::Error::Rejected { status: 403, .. }),
             "{err}"
         );
-        let err = client(None)
-            .find_atoms(&FindRequest::default())
-            .unwrap_err();
+        let err = find_atoms(&client(None), &FindRequest::default()).unwrap_err();
         assert!(
             matches!(err, client::Error::Rejected { status: 401, .. }),
             "{err}"
         );
-        let found = web3
-            .find_atoms(&FindRequest {
-                pattern: "users/*".into(),
-                ..FindRequest::default()
-            })
-            .unwrap();
+        let users = FindRequest {
+            pattern: "users/*".into(),
+            ..FindRequest::default()
+        };
+        let found = find_atoms(&web3, &users).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].datasets[0].id, "d1");
 
@@ -553,9 +556,7 @@ mod tests {
         assert!(stopping.elapsed() < Duration::from_secs(2));
         // A fresh client: kept-alive connections outlive the listener until
         // the process exits.
-        let err = client(Some(&token_file))
-            .find_atoms(&FindRequest::default())
-            .unwrap_err();
+        let err = find_atoms(&client(Some(&token_file)), &FindRequest::default()).unwrap_err();
         assert!(matches!(err, client::Error::Unavailable(_)), "{err}");
         assert!(std::net::TcpStream::connect(addr).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -594,28 +595,31 @@ mod tests {
             host: "web3".into(),
             target: Some("/srv/restore".into()),
             items: vec![crate::wire::model::RestoreItem { backup, dataset }],
-            state: String::new(),
+            state: RestoreState::Pending,
             message: String::new(),
             created: String::new(),
             updated: String::new(),
         };
         let stored = client.add_restore_request(&request).unwrap();
-        assert_eq!(stored.state, "pending");
+        assert_eq!(stored.state, RestoreState::Pending);
         assert_eq!(client.next_restore_request("web2").unwrap(), None);
         let next = client.next_restore_request("web3").unwrap().unwrap();
-        assert_eq!((next.id.as_str(), next.state.as_str()), ("r1", "running"));
+        assert_eq!(
+            (next.id.as_str(), next.state),
+            ("r1", RestoreState::Running)
+        );
         assert_eq!(next.target.as_deref(), Some("/srv/restore"));
         assert_eq!(client.next_restore_request("web3").unwrap(), None);
         let status = crate::wire::api::RestoreStatus {
             host: Some("web3".into()),
-            state: "failed".into(),
+            state: RestoreState::Failed,
             message: "disk full".into(),
         };
         client.update_restore_request("r1", &status).unwrap();
         let read = client.restore_request("r1").unwrap().unwrap();
         assert_eq!(
-            (read.state.as_str(), read.message.as_str()),
-            ("failed", "disk full")
+            (read.state, read.message.as_str()),
+            (RestoreState::Failed, "disk full")
         );
         assert_eq!(client.restore_request("r2").unwrap(), None);
         running.shutdown();

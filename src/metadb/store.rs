@@ -15,7 +15,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::wire::model::{Atom, Backup, Dataset, FindRequest, RestoreRequest, Verification};
+use crate::wire::model::{
+    Atom, Backup, Dataset, FindRequest, RestoreRequest, RestoreState, Verification,
+};
 
 /// The schema, one step per release that changed it. Never edit or reorder a
 /// step that has shipped: append a new one. `PRAGMA user_version` records how
@@ -224,9 +226,16 @@ impl fmt::Display for Error {
     }
 }
 
-// The SQLite error is part of the message already, so it is not repeated as
-// a source: a reporter that walks the chain would print it twice.
-impl std::error::Error for Error {}
+// The SQLite error is part of the one-line message too, as every error of
+// tabacco's is reported in one line; the source is for a caller to branch on.
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Sqlite(e) => Some(e),
+            Error::InvalidRequest(_) | Error::Conflict(_) => None,
+        }
+    }
+}
 
 impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Error {
@@ -319,28 +328,52 @@ impl Store {
     /// for another host, is a `Conflict`.
     pub fn add_dataset(&mut self, backup: &Backup, dataset: &Dataset) -> Result<(), Error> {
         let timestamp = record::check_dataset(backup, dataset).map_err(Error::InvalidRequest)?;
+        self.insert_dataset(&backup.id, &backup.host, timestamp, dataset)
+    }
+
+    /// [`Store::add_dataset`] for backup `id` of `host` made by this
+    /// process, whose time `timestamp` (UTC unix seconds) it read from its
+    /// own clock: nothing to parse back.
+    pub fn add_dataset_at(
+        &mut self,
+        id: &str,
+        host: &str,
+        timestamp: i64,
+        dataset: &Dataset,
+    ) -> Result<(), Error> {
+        record::check_dataset_of(id, host, dataset).map_err(Error::InvalidRequest)?;
+        self.insert_dataset(id, host, timestamp, dataset)
+    }
+
+    /// Records `dataset`, checked, as part of backup `backup_id` of `host`.
+    fn insert_dataset(
+        &mut self,
+        backup_id: &str,
+        backup_host: &str,
+        timestamp: i64,
+        dataset: &Dataset,
+    ) -> Result<(), Error> {
         let tx = self.begin()?;
 
         let recorded: Option<(String, i64)> = tx
             .query_row(
                 "SELECT host, timestamp FROM backups WHERE id = ?1",
-                [&backup.id],
+                [backup_id],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
         // A backup's later datasets keep the time it was first recorded with.
         let timestamp = match recorded {
-            Some((host, _)) if host != backup.host => {
+            Some((host, _)) if host != backup_host => {
                 return Err(Error::Conflict(format!(
-                    "backup {} is recorded for host {host}, not {}",
-                    backup.id, backup.host
+                    "backup {backup_id} is recorded for host {host}, not {backup_host}"
                 )));
             }
             Some((_, recorded)) => recorded,
             None => {
                 tx.execute(
                     "INSERT INTO backups (id, timestamp, host) VALUES (?1, ?2, ?3)",
-                    params![backup.id, timestamp, backup.host],
+                    params![backup_id, timestamp, backup_host],
                 )?;
                 timestamp
             }
@@ -354,11 +387,11 @@ impl Store {
             )
             .optional()?;
         match recorded_in {
-            Some(backup_id) if backup_id == backup.id => return Ok(()),
-            Some(backup_id) => {
+            Some(recorded) if recorded == backup_id => return Ok(()),
+            Some(recorded) => {
                 return Err(Error::Conflict(format!(
-                    "dataset {} is recorded in backup {backup_id}, not {}",
-                    dataset.id, backup.id
+                    "dataset {} is recorded in backup {recorded}, not {backup_id}",
+                    dataset.id
                 )));
             }
             None => {}
@@ -370,7 +403,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 dataset.id,
-                backup.id,
+                backup_id,
                 dataset.source,
                 dataset.snapshot_id,
                 dataset.total_files,
@@ -394,7 +427,7 @@ impl Store {
                     atom.name,
                     atom.path,
                     timestamp,
-                    backup.host
+                    backup_host
                 ])?;
             }
         }
@@ -460,8 +493,14 @@ impl Store {
             serde_json::to_string(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         self.conn.execute(
             "INSERT INTO restore_requests (id, host, created, updated, state, message, request)
-             VALUES (?1, ?2, ?3, ?3, 'pending', '', ?4) ON CONFLICT (id) DO NOTHING",
-            params![request.id, request.host, now, json],
+             VALUES (?1, ?2, ?3, ?3, ?5, '', ?4) ON CONFLICT (id) DO NOTHING",
+            params![
+                request.id,
+                request.host,
+                now,
+                json,
+                RestoreState::Pending.name()
+            ],
         )?;
         Ok(())
     }
@@ -475,16 +514,16 @@ impl Store {
         let tx = self.begin()?;
         let id: Option<String> = tx
             .query_row(
-                "SELECT id FROM restore_requests WHERE host = ?1 AND state = 'pending'
+                "SELECT id FROM restore_requests WHERE host = ?1 AND state = ?2
                  ORDER BY created, id LIMIT 1",
-                [host],
+                [host, RestoreState::Pending.name()],
                 |row| row.get(0),
             )
             .optional()?;
         let Some(id) = id else { return Ok(None) };
         tx.execute(
-            "UPDATE restore_requests SET state = 'running', updated = ?2 WHERE id = ?1",
-            params![id, now],
+            "UPDATE restore_requests SET state = ?3, updated = ?2 WHERE id = ?1",
+            params![id, now, RestoreState::Running.name()],
         )?;
         tx.commit()?;
         self.restore_request(&id)
@@ -495,10 +534,15 @@ impl Store {
     /// died would otherwise stay `running` for ever. Returns how many.
     pub fn abandon_restore_requests(&mut self, host: &str, now: i64) -> Result<usize, Error> {
         Ok(self.conn.execute(
-            "UPDATE restore_requests SET state = 'failed', updated = ?2,
+            "UPDATE restore_requests SET state = ?3, updated = ?2,
                  message = 'abandoned: the agent stopped while carrying it out'
-             WHERE host = ?1 AND state = 'running'",
-            params![host, now],
+             WHERE host = ?1 AND state = ?4",
+            params![
+                host,
+                now,
+                RestoreState::Failed.name(),
+                RestoreState::Running.name()
+            ],
         )?)
     }
 
@@ -508,20 +552,20 @@ impl Store {
         &mut self,
         host: &str,
         id: &str,
-        state: &str,
+        state: RestoreState,
         message: &str,
         now: i64,
     ) -> Result<bool, Error> {
-        if !["running", "succeeded", "failed"].contains(&state) {
+        if state == RestoreState::Pending {
             return Err(Error::InvalidRequest(format!(
-                "unknown restore state {state:?}"
+                "a restore request cannot be set back to {state}"
             )));
         }
         record::message(message).map_err(Error::InvalidRequest)?;
         let updated = self.conn.execute(
             "UPDATE restore_requests SET state = ?3, message = ?4, updated = ?5
              WHERE id = ?1 AND host = ?2",
-            params![id, host, state, message, now],
+            params![id, host, state.name(), message, now],
         )?;
         Ok(updated == 1)
     }
@@ -541,7 +585,9 @@ impl Store {
         };
         let mut request: RestoreRequest = serde_json::from_str(&json)
             .map_err(|e| Error::InvalidRequest(format!("stored request {id}: {e}")))?;
-        request.state = state;
+        request.state = RestoreState::parse(&state).ok_or_else(|| {
+            Error::InvalidRequest(format!("stored request {id}: unknown state {state:?}"))
+        })?;
         request.message = message;
         request.created = format_time(created)?;
         request.updated = format_time(updated)?;
@@ -570,20 +616,10 @@ impl Store {
     /// optionally of one host, strictly older than a time, or only the newest
     /// `num_versions` of each atom name.
     ///
-    /// Returns backups newest first, each holding only the datasets and atoms
-    /// that matched; datasets and atoms keep the order they were recorded in.
-    pub fn find_atoms(&self, req: &FindRequest) -> Result<Vec<Backup>, Error> {
-        let mut backups = Vec::new();
-        self.for_each_found(req, |backup| {
-            backups.push(backup);
-            Ok::<(), Error>(())
-        })?;
-        Ok(backups)
-    }
-
-    /// What [`Store::find_atoms`] returns, handed to `f` one backup at a
-    /// time as its rows are read: an answer of any size holds one backup in
-    /// memory. An error of `f` ends the find.
+    /// Hands `f` the backups newest first, each holding only the datasets
+    /// and atoms that matched (datasets and atoms keep the order they were
+    /// recorded in), one at a time as its rows are read: an answer of any
+    /// size holds one backup in memory. An error of `f` ends the find.
     pub fn for_each_found<E: From<Error>>(
         &self,
         req: &FindRequest,
@@ -913,6 +949,16 @@ mod tests {
         }
     }
 
+    /// Every backup `req` finds, in order.
+    fn find_atoms(store: &Store, req: &FindRequest) -> Result<Vec<Backup>, Error> {
+        let mut found = Vec::new();
+        store.for_each_found(req, |backup| {
+            found.push(backup);
+            Ok::<(), Error>(())
+        })?;
+        Ok(found)
+    }
+
     fn find(pattern: &str) -> FindRequest {
         FindRequest {
             pattern: pattern.to_string(),
@@ -923,7 +969,7 @@ mod tests {
     /// (backup id, dataset id, atom name) of every atom found, in order.
     fn found(store: &Store, req: &FindRequest) -> Result<Vec<(String, String, String)>, Error> {
         let mut out = Vec::new();
-        for b in store.find_atoms(req)? {
+        for b in find_atoms(store, req)? {
             for d in b.datasets {
                 for a in d.atoms {
                     out.push((b.id.clone(), d.id.clone(), a.name));
@@ -967,7 +1013,7 @@ mod tests {
         store.add_dataset(&b, &files)?;
         store.add_dataset(&b, &db)?;
 
-        let got = store.find_atoms(&find("*"))?;
+        let got = find_atoms(&store, &find("*"))?;
         // A find says which repositories hold each dataset.
         let held = |d: Dataset| Dataset {
             repositories: vec![PRIMARY.to_string()],
@@ -986,7 +1032,7 @@ mod tests {
         let mut store = Store::open_in_memory()?;
         let b = backup("b1", "2024-05-01T14:34:56.789+02:00", "host1");
         store.add_dataset(&b, &dataset("d1", "files", &["files/etc"]))?;
-        let got = store.find_atoms(&find("*"))?;
+        let got = find_atoms(&store, &find("*"))?;
         assert_eq!(got[0].timestamp, "2024-05-01T12:34:56Z");
         Ok(())
     }
@@ -994,8 +1040,7 @@ mod tests {
     #[test]
     fn backups_come_newest_first() -> Result<(), Error> {
         let store = fleet()?;
-        let ids: Vec<String> = store
-            .find_atoms(&find("*"))?
+        let ids: Vec<String> = find_atoms(&store, &find("*"))?
             .into_iter()
             .map(|b| b.id)
             .collect();
@@ -1009,12 +1054,12 @@ mod tests {
         let b = backup("b1", "2024-05-01T01:00:00Z", "host1");
         let d = dataset("d1", "users", &["users/alice"]);
         store.add_dataset(&b, &d)?;
-        let before = store.find_atoms(&find("*"))?;
+        let before = find_atoms(&store, &find("*"))?;
 
         store.add_dataset(&b, &d)?;
         // A retry carrying different contents is still the same dataset.
         store.add_dataset(&b, &dataset("d1", "users", &["users/bob"]))?;
-        assert_eq!(store.find_atoms(&find("*"))?, before);
+        assert_eq!(find_atoms(&store, &find("*"))?, before);
         Ok(())
     }
 
@@ -1068,7 +1113,7 @@ mod tests {
                 "{b:?} {d:?}: {err:?}"
             );
         }
-        assert!(store.find_atoms(&find("*"))?.is_empty());
+        assert!(find_atoms(&store, &find("*"))?.is_empty());
         Ok(())
     }
 
@@ -1087,7 +1132,7 @@ mod tests {
             },
         ];
         for req in cases {
-            let err = store.find_atoms(&req);
+            let err = find_atoms(&store, &req);
             assert!(
                 matches!(err, Err(Error::InvalidRequest(_))),
                 "{req:?}: {err:?}"
@@ -1145,7 +1190,7 @@ mod tests {
             host: Some("host2".to_string()),
             ..find("*")
         };
-        let got = store.find_atoms(&req)?;
+        let got = find_atoms(&store, &req)?;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].id, "b2");
         assert_eq!(got[0].host, "host2");
@@ -1153,7 +1198,7 @@ mod tests {
             host: Some("host3".to_string()),
             ..find("*")
         };
-        assert!(store.find_atoms(&req)?.is_empty());
+        assert!(find_atoms(&store, &req)?.is_empty());
         Ok(())
     }
 
@@ -1217,7 +1262,10 @@ mod tests {
                 num_versions,
                 ..find("users/alice")
             };
-            Ok(store.find_atoms(&req)?.into_iter().map(|b| b.id).collect())
+            Ok(find_atoms(&store, &req)?
+                .into_iter()
+                .map(|b| b.id)
+                .collect())
         };
         assert_eq!(ids("2024-05-01T02:00:00Z", None)?, ["b1"]);
         assert_eq!(ids("2024-05-01T02:00:01Z", None)?, ["b2", "b1"]);
@@ -1232,10 +1280,13 @@ mod tests {
     #[test]
     fn partly_matching_dataset_holds_only_the_matches() -> Result<(), Error> {
         let store = fleet()?;
-        let got = store.find_atoms(&FindRequest {
-            host: Some("host2".to_string()),
-            ..find("users/bob")
-        })?;
+        let got = find_atoms(
+            &store,
+            &FindRequest {
+                host: Some("host2".to_string()),
+                ..find("users/bob")
+            },
+        )?;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].datasets.len(), 1);
         let d = &got[0].datasets[0];
@@ -1245,7 +1296,7 @@ mod tests {
         let names: Vec<&str> = d.atoms.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["users/bob"]);
         // A backup keeps only its datasets that matched.
-        let got = store.find_atoms(&find("sql/db10"))?;
+        let got = find_atoms(&store, &find("sql/db10"))?;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].id, "b1");
         assert_eq!(got[0].datasets.len(), 1);
@@ -1600,7 +1651,7 @@ mod tests {
             0,
             "a retry is harmless"
         );
-        let all = store.find_atoms(&find("*"))?;
+        let all = find_atoms(&store, &find("*"))?;
         assert_eq!(
             all.len(),
             1,
@@ -1622,7 +1673,7 @@ mod tests {
             host: "web2".into(),
             target: Some("/srv/restore".into()),
             items: vec![item],
-            state: String::new(),
+            state: RestoreState::Pending,
             message: String::new(),
             created: String::new(),
             updated: String::new(),
@@ -1636,26 +1687,27 @@ mod tests {
         let next = store
             .next_restore_request("web2", 300)?
             .ok_or(Error::Conflict("none".into()))?;
-        assert_eq!((next.items.len(), next.state.as_str()), (1, "running"));
+        assert_eq!((next.items.len(), next.state), (1, RestoreState::Running));
         assert_eq!(next.created, "1970-01-01T00:01:40Z");
         assert!(
             store.next_restore_request("web2", 300)?.is_none(),
             "handed out once"
         );
         assert!(
-            !store.update_restore_request("web1", "r1", "succeeded", "", 400)?,
+            !store.update_restore_request("web1", "r1", RestoreState::Succeeded, "", 400)?,
             "only its host reports"
         );
-        assert!(store.update_restore_request("web2", "r1", "succeeded", "2 atoms", 400)?);
+        let succeeded = RestoreState::Succeeded;
+        assert!(store.update_restore_request("web2", "r1", succeeded, "2 atoms", 400)?);
         let done = store
             .restore_request("r1")?
             .ok_or(Error::Conflict("gone".into()))?;
         assert_eq!(
-            (done.state.as_str(), done.message.as_str()),
-            ("succeeded", "2 atoms")
+            (done.state, done.message.as_str()),
+            (RestoreState::Succeeded, "2 atoms")
         );
         assert!(store
-            .update_restore_request("web2", "r1", "bogus", "", 500)
+            .update_restore_request("web2", "r1", RestoreState::Pending, "", 500)
             .is_err());
         Ok(())
     }

@@ -88,7 +88,35 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Spawn { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// A substitution in a command template that tabacco does not know, or
+/// that is not available where the command runs (`${backup.id}` in a
+/// check).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unknown {
+    pub name: String,
+}
+
+impl fmt::Display for Unknown {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let known = VARIABLES.join(", ");
+        write!(
+            f,
+            "unknown or unavailable substitution ${{{}}} (known: {known})",
+            self.name
+        )
+    }
+}
+
+impl std::error::Error for Unknown {}
 
 /// "exited with status 2" or "was killed by signal 9".
 pub fn describe(status: ExitStatus) -> String {
@@ -117,7 +145,7 @@ pub const VARIABLES: [&str; 6] = [
 /// Replaces `${var}` with the quoted value of `var`. Shell variables such as
 /// `${HOME}` are left to the shell; a dotted name tabacco does not know is an
 /// error, so a typo cannot silently become an empty string.
-pub fn substitute(template: &str, vars: &[(&str, &str)]) -> Result<String, String> {
+pub fn substitute(template: &str, vars: &[(&str, &str)]) -> Result<String, Unknown> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("${") {
@@ -131,10 +159,9 @@ pub fn substitute(template: &str, vars: &[(&str, &str)]) -> Result<String, Strin
         if let Some((_, value)) = vars.iter().find(|(k, _)| *k == name) {
             out.push_str(&quote(value));
         } else if VARIABLES.contains(&name) || name.contains('.') {
-            let known = VARIABLES.join(", ");
-            return Err(format!(
-                "unknown or unavailable substitution ${{{name}}} (known: {known})"
-            ));
+            return Err(Unknown {
+                name: name.to_string(),
+            });
         } else {
             out.push_str(&rest[start..start + 2 + end + 1]);
         }

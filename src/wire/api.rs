@@ -4,6 +4,7 @@
 //! so both sides agree on the wire format.
 
 use crate::base::retention::{Retention, Within};
+use crate::wire::model::RestoreState;
 use serde::{Deserialize, Serialize};
 
 /// The body of `POST /api/remove_datasets`: forget `host`'s datasets whose
@@ -38,7 +39,7 @@ pub struct RestoreStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// `running`, `succeeded` or `failed`.
-    pub state: String,
+    pub state: RestoreState,
     #[serde(default)]
     pub message: String,
 }

@@ -140,10 +140,9 @@ pub struct RestoreRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     pub items: Vec<RestoreItem>,
-    /// `pending`, `running`, `succeeded` or `failed`; set by the metadb and
-    /// the executing agent.
+    /// Set by the metadb and the executing agent.
     #[serde(default)]
-    pub state: String,
+    pub state: RestoreState,
     /// Progress or outcome, one line.
     #[serde(default)]
     pub message: String,
@@ -152,6 +151,52 @@ pub struct RestoreRequest {
     pub created: String,
     #[serde(default)]
     pub updated: String,
+}
+
+/// Where a restore request stands, as the wire and the metadb write it:
+/// `pending`, `running`, `succeeded` or `failed`. A request as filed
+/// carries none (`""`, or nothing) and reads as pending.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestoreState {
+    /// Filed, waiting for its host's agent.
+    #[default]
+    #[serde(alias = "")]
+    Pending,
+    /// Its host's agent is carrying it out.
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RestoreState {
+    pub const ALL: [RestoreState; 4] = [
+        RestoreState::Pending,
+        RestoreState::Running,
+        RestoreState::Succeeded,
+        RestoreState::Failed,
+    ];
+
+    /// The state's word.
+    pub fn name(self) -> &'static str {
+        match self {
+            RestoreState::Pending => "pending",
+            RestoreState::Running => "running",
+            RestoreState::Succeeded => "succeeded",
+            RestoreState::Failed => "failed",
+        }
+    }
+
+    /// The state `name` says, if any.
+    pub fn parse(name: &str) -> Option<RestoreState> {
+        RestoreState::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl std::fmt::Display for RestoreState {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The outcome of a restore drill (`tabacco verify`).
@@ -211,14 +256,14 @@ pub struct AddDatasetRequest {
     pub dataset: Dataset,
 }
 
-/// The tags of a dataset's snapshot: enough to rebuild its metadb record
-/// (`reindex`) from the repository alone. Atom names and paths are
-/// percent-encoded where restic would split or misread them (see
-/// [`name::encode_tag`]).
-pub fn snapshot_tags(backup: &Backup, dataset: &Dataset) -> Vec<String> {
+/// The tags of a dataset's snapshot, of backup `backup_id`: enough to
+/// rebuild its metadb record (`reindex`) from the repository alone. Atom
+/// names and paths are percent-encoded where restic would split or misread
+/// them (see [`name::encode_tag`]).
+pub fn snapshot_tags(backup_id: &str, dataset: &Dataset) -> Vec<String> {
     let mut tags = vec![
         "tabacco".to_string(),
-        format!("tabacco:backup={}", backup.id),
+        format!("tabacco:backup={backup_id}"),
         format!("tabacco:source={}", dataset.source),
         dataset.tag(),
     ];
@@ -333,12 +378,6 @@ mod tests {
 
     #[test]
     fn snapshot_tags_round_trip() {
-        let backup = Backup {
-            id: "b1".into(),
-            timestamp: String::new(),
-            host: "h".into(),
-            datasets: Vec::new(),
-        };
         let dataset = Dataset {
             id: "d1".into(),
             source: "users".into(),
@@ -359,7 +398,7 @@ mod tests {
             duration: 0,
             repositories: Vec::new(),
         };
-        let tags = snapshot_tags(&backup, &dataset);
+        let tags = snapshot_tags("b1", &dataset);
         assert!(
             tags.iter().all(|t| !t.contains(',')),
             "restic splits tags at commas: {tags:?}"
@@ -397,6 +436,22 @@ mod tests {
             r#"{"id":"d","source":"s","atoms":[],"snapshot_id":"x","duration":1e300}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn restore_states_travel_as_their_words() {
+        for state in RestoreState::ALL {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{state}\""));
+            assert_eq!(serde_json::from_str::<RestoreState>(&json).unwrap(), state);
+            assert_eq!(RestoreState::parse(state.name()), Some(state));
+        }
+        assert_eq!(
+            serde_json::from_str::<RestoreState>("\"\"").unwrap(),
+            RestoreState::Pending,
+            "as a request is filed"
+        );
+        assert!(serde_json::from_str::<RestoreState>("\"exploded\"").is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Where a restore puts what it restores, as a command line says it and
-//! as a restore request carries it to another host's agent.
+//! Where a restore puts what it restores: one type from the command line
+//! (or a restore request, where it travels as an optional directory) to
+//! restic, the restore command's environment and the plan's words.
 
 use std::path::{Path, PathBuf};
 
@@ -42,5 +43,10 @@ impl Target {
             Target::Dir(dir) => dir,
             Target::InPlace => Path::new("/"),
         }
+    }
+
+    /// Where what was backed up at `path` (absolute) lands.
+    pub fn place(&self, path: &str) -> PathBuf {
+        self.dir().join(path.trim_start_matches('/'))
     }
 }

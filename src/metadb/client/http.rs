@@ -63,6 +63,8 @@ impl fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {}
+
 /// A connection to one metadb server.
 pub struct Client {
     agent: ureq::Agent,
@@ -140,16 +142,6 @@ impl Client {
     /// `GET /api/copies/lag`.
     pub fn copy_lag(&self) -> Result<Vec<Lag>, Error> {
         self.get(path::COPY_LAG.path, None)
-    }
-
-    /// `POST /api/find_atoms`.
-    pub fn find_atoms(&self, request: &FindRequest) -> Result<Vec<Backup>, Error> {
-        let mut backups = Vec::new();
-        self.for_each_found(request, |backup| {
-            backups.push(backup);
-            Ok::<(), Error>(())
-        })?;
-        Ok(backups)
     }
 
     /// `POST /api/find_atoms`, handing each backup to `f` as it arrives. An
@@ -589,7 +581,9 @@ mod tests {
         let client = Client::new(&c).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(!format!("{client:?}").contains("very-secret"));
-        let err = client.find_atoms(&FindRequest::default()).unwrap_err();
+        let err = client
+            .for_each_found(&FindRequest::default(), |_| Ok::<(), Error>(()))
+            .unwrap_err();
         assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
         assert!(!err.to_string().contains("very-secret"), "{err}");
     }

@@ -253,7 +253,7 @@ pub fn restore_request_status<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
         match store.update_restore_request(
             &host,
             &id,
-            &status.state,
+            status.state,
             &status.message,
             time::unix_now(),
         ) {

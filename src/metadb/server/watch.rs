@@ -8,6 +8,7 @@
 
 use crate::base::periodic::{Periodic, Tick};
 use crate::metadb::server::config::Policy;
+use crate::metadb::store;
 use crate::report::notify::{Counts, Event, Notice, Notifier};
 use crate::wire::api::StatusRow;
 use chrono::{DateTime, Utc};
@@ -33,7 +34,7 @@ impl Watch {
     /// change the targets), `status` the status of every planned source.
     pub fn spawn(
         policy: impl Fn() -> Arc<Policy> + Send + 'static,
-        status: impl Fn(&Policy) -> Result<Vec<StatusRow>, String> + Send + 'static,
+        status: impl Fn(&Policy) -> Result<Vec<StatusRow>, store::Error> + Send + 'static,
         counts: Arc<Counts>,
     ) -> Result<Watch, String> {
         let mut notifier = Some(Notifier::spawn(counts)?);

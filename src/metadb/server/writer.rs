@@ -38,6 +38,8 @@ impl std::fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {}
+
 /// A write to run: it returns what tells its caller, once committed.
 type Job = Box<dyn FnOnce(&mut Store) -> Deliver + Send>;
 /// Tells a write's caller the group's outcome.
@@ -178,16 +180,21 @@ mod tests {
         }
         let count = writer
             .write(|store| {
+                let mut found = 0;
+                let request = crate::wire::model::FindRequest {
+                    pattern: "u/*".into(),
+                    ..Default::default()
+                };
                 store
-                    .find_atoms(&crate::wire::model::FindRequest {
-                        pattern: "u/*".into(),
-                        ..Default::default()
+                    .for_each_found(&request, |_| {
+                        found += 1;
+                        Ok::<(), crate::metadb::store::Error>(())
                     })
-                    .map(|found| found.len())
-                    .map_err(|e| e.to_string())
+                    .map(|()| found)
+                    .ok()
             })
             .unwrap();
-        assert_eq!(count, Ok(7));
+        assert_eq!(count, Some(7));
         writer.stop();
         assert_eq!(writer.write(|_| ()), Err(Error::Stopped));
     }

@@ -40,9 +40,20 @@ const QUOTED_CHARS: usize = 40;
 /// Checks `dataset` of `backup` and returns the backup time as UTC unix
 /// seconds.
 pub fn check_dataset(backup: &Backup, dataset: &Dataset) -> Result<i64, String> {
-    id("backup id", &backup.id)?;
+    check_dataset_of(&backup.id, &backup.host, dataset)?;
+    Ok(time("backup timestamp", &backup.timestamp)?.timestamp())
+}
+
+/// Checks `dataset` of backup `backup_id` of `backup_host`, but for the
+/// backup's time.
+pub fn check_dataset_of(
+    backup_id: &str,
+    backup_host: &str,
+    dataset: &Dataset,
+) -> Result<(), String> {
+    id("backup id", backup_id)?;
     id("dataset id", &dataset.id)?;
-    host(&backup.host)?;
+    host(backup_host)?;
     source(&dataset.source)?;
     if !dataset.snapshot_id.is_empty() {
         id("snapshot id", &dataset.snapshot_id)?;
@@ -69,7 +80,7 @@ pub fn check_dataset(backup: &Backup, dataset: &Dataset) -> Result<i64, String> 
     if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
         return Err(format!("dataset {}: atom {} twice", dataset.id, pair[0]));
     }
-    Ok(time("backup timestamp", &backup.timestamp)?.timestamp())
+    Ok(())
 }
 
 /// Checks a verification and returns its time as UTC unix seconds.
