@@ -47,7 +47,9 @@ fn decode(text: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
                         out.push(b);
@@ -69,7 +71,13 @@ mod tests {
 
     #[test]
     fn what_is_encoded_decodes_back() {
-        for text in ["users/alice*", "a b&c=d+e%", "x\"'<script>", "\u{202e}é😀", ""] {
+        for text in [
+            "users/alice*",
+            "a b&c=d+e%",
+            "x\"'<script>",
+            "\u{202e}é😀",
+            "",
+        ] {
             let query = format!("v={}&other=1", encode(text));
             assert_eq!(value(&query, "v").unwrap_or_default(), text, "{query}");
         }

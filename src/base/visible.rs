@@ -36,6 +36,9 @@ mod tests {
             visible("x\u{1b}[2J\ny\u{202e}z\u{2067}é"),
             "x\\u{1b}[2J\\ny\\u{202e}z\\u{2067}é"
         );
-        assert_eq!(visible("users/alice@example.org"), "users/alice@example.org");
+        assert_eq!(
+            visible("users/alice@example.org"),
+            "users/alice@example.org"
+        );
     }
 }
