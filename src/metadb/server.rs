@@ -31,14 +31,17 @@
 //! 4. A client function (`client/http.rs`) that sends to the path
 //!    (`self.post(path::NAME.path, ...)`), and its branch in `Metadb`.
 
+pub mod access;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod console;
 pub mod endpoint;
 pub mod jobs;
 pub mod metrics;
 pub mod page;
 pub mod route;
+pub mod session;
 pub mod watch;
 pub mod writer;
 
@@ -116,6 +119,8 @@ pub struct Shared {
     fleet: Mutex<Option<(Instant, Option<Arc<Fleet>>)>>,
     /// When attempts were last trimmed.
     trimmed: Mutex<Option<Instant>>,
+    /// The console's browser sessions.
+    pub sessions: session::Sessions,
     /// When each host's token was last used, since the server started:
     /// any request counts as a sign of life, not only those the database
     /// keeps.
@@ -345,6 +350,7 @@ pub fn start(
         },
         fleet: Mutex::new(None),
         trimmed: Mutex::new(None),
+        sessions: session::Sessions::default(),
         seen: Mutex::new(HashMap::new()),
         writer: Writer::start(writer)
             .map_err(|e| Error::Start(format!("cannot start the writer thread: {e}")))?,
@@ -511,6 +517,8 @@ mod tests {
                 notify: Vec::new(),
                 silent_after: config::DEFAULT_SILENT_AFTER,
                 watch_interval: config::DEFAULT_WATCH_INTERVAL,
+                page: config::PageAccess::Token,
+                read_back_within: config::DEFAULT_READ_BACK_WITHIN,
             },
         };
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();
@@ -578,6 +586,8 @@ mod tests {
                 notify: Vec::new(),
                 silent_after: config::DEFAULT_SILENT_AFTER,
                 watch_interval: config::DEFAULT_WATCH_INTERVAL,
+                page: config::PageAccess::Token,
+                read_back_within: config::DEFAULT_READ_BACK_WITHIN,
             },
         };
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();
