@@ -22,7 +22,7 @@ pub fn visible(text: &str) -> String {
 
 /// The Unicode bidirectional formatting characters (UAX #9): embeddings,
 /// overrides, isolates and marks.
-fn is_bidi_control(c: char) -> bool {
+pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 

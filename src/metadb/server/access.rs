@@ -27,7 +27,9 @@ const COOKIE: &str = "tabacco_session";
 
 /// Headers of every page: nothing runs but the page itself (no script at
 /// all), nothing is loaded from elsewhere, no other site frames it, its
-/// URLs (which name hosts) are not sent on, and nothing is cached.
+/// URLs (which name hosts) are not sent to other sites, and nothing is
+/// cached. (`no-referrer` would make a browser send its forms with
+/// `Origin: null`, which [`same_origin`] must refuse.)
 const HEADERS: [(&str, &str); 5] = [
     (
         "Content-Security-Policy",
@@ -36,7 +38,7 @@ const HEADERS: [(&str, &str); 5] = [
     ),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+    ("Referrer-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
 ];
 

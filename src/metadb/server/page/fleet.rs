@@ -7,6 +7,7 @@
 //! source, which a second walk ([`Tally::other`]) picks when the page
 //! reaches past the problems.
 
+use crate::base::count::count;
 use crate::metadb::server::metrics::STATES;
 use crate::metadb::server::page::layout::{
     cut, document, host_link, href, number, source_link, state, text, time, Frame,
@@ -174,14 +175,15 @@ pub fn render(frame: &Frame, tally: &Tally, beyond: &Beyond) -> String {
         .collect();
     let _ = write!(
         body,
-        "<h1>Fleet</h1>\n<p>{} hosts, {} planned sources.</p>\n<ul class=\"counts\">",
-        number(tally.hosts),
-        number(tally.sources)
+        "<h1>Fleet</h1>\n<p>{}, {}.</p>\n<ul class=\"counts\">",
+        count(number(tally.hosts), "host"),
+        count(number(tally.sources), "planned source")
     );
     for (name, n) in STATES.iter().zip(tally.states) {
+        let class = if n == 0 { "zero" } else { name };
         let _ = write!(
             body,
-            "<li><a class=\"{name}\" href=\"{}\">{name} {}</a></li>",
+            "<li><a class=\"{class}\" href=\"{}\">{name} {}</a></li>",
             href("/", &[("state", name)]),
             number(n)
         );
@@ -193,7 +195,7 @@ pub fn render(frame: &Frame, tally: &Tally, beyond: &Beyond) -> String {
     ];
     for (what, n, anchor) in extra {
         let _ = match n {
-            0 => write!(body, "<li><span class=\"ok\">{what} 0</span></li>"),
+            0 => write!(body, "<li><span class=\"zero\">{what} 0</span></li>"),
             n => write!(
                 body,
                 "<li><a class=\"failed\" href=\"{anchor}\">{what} {}</a></li>",
@@ -222,7 +224,7 @@ fn silent(body: &mut String, tally: &Tally) {
             body,
             "<tr class=\"silent\"><td>{}</td><td>{}</td></tr>",
             host_link(host),
-            text(seen)
+            time(Some(seen))
         );
     }
     body.push_str("</table>\n");

@@ -34,7 +34,7 @@ pub fn render(frame: &Frame, view: &View) -> String {
     let _ = writeln!(body, "<h1>Host {}</h1>", cut(view.host, 200));
     let heard = view.record.map_or_else(
         || "never heard of (only records of it)".to_string(),
-        |r| format!("last heard of {}", text(&when(r.last_seen))),
+        |r| format!("last heard of {}", time(Some(&when(r.last_seen)))),
     );
     let standing = match view.record {
         Some(r) if r.retired => " <span class=\"never\">retired</span>: not watched".to_string(),
@@ -61,7 +61,7 @@ fn sources(body: &mut String, view: &View) {
     body.push_str(
         "<table><tr><th>Source</th><th>Schedule</th><th>State</th><th>Last success</th>\
          <th>Last attempt</th><th>Next due</th><th>Datasets</th><th>Newest</th>\
-         <th>Its size</th><th>Message</th></tr>\n",
+         <th>Newest size</th><th>Message</th></tr>\n",
     );
     for s in view.sources {
         let status = view.planned.iter().find(|r| r.source == s.source);
@@ -182,8 +182,8 @@ pub fn attempts(body: &mut String, attempts: &[Attempt], with_source: bool) {
             body,
             "<tr><td>{}</td><td>{}</td><td>{}</td>{source}<td>{}</td><td class=\"n\">{}</td>\
              <td>{reason}</td></tr>",
-            text(&a.start),
-            text(&a.end),
+            time(Some(&a.start)),
+            time(Some(&a.end)),
             text(&a.kind),
             state(&a.state),
             a.datasets

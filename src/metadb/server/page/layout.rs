@@ -35,8 +35,8 @@ text-align:left;vertical-align:top}th{background:#eee}td.n{text-align:right}\
 ul.counts{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:6px}\
 ul.counts li a,ul.counts li span{display:block;padding:4px 10px;border:1px solid #ccc;\
 border-radius:4px;text-decoration:none}\
-code.cmd{display:block;user-select:all;background:#f4f4f4;padding:2px 4px;white-space:pre-wrap;\
-word-break:break-all}svg{background:#fafafa;border:1px solid #ddd;margin:4px 8px 4px 0}\
+code.cmd{display:block;user-select:all;background:#f4f4f4;padding:2px 4px;margin:1px 0;\
+white-space:pre-wrap;overflow-wrap:anywhere}time{white-space:nowrap}.zero{color:#777;font-weight:normal}svg{background:#fafafa;border:1px solid #ddd;margin:4px 8px 4px 0}\
 .plots{display:flex;flex-wrap:wrap}p.note{color:#555}";
 
 /// The whole page: `body` under a bar, with `title`; with `refresh`, the
@@ -126,9 +126,9 @@ pub fn state(state: &str) -> String {
     format!("<span class=\"{class}\">{}</span>", text(state))
 }
 
-/// An optional time as shown: RFC 3339, or `-`.
+/// An optional time as shown: RFC 3339 (kept on one line), or `-`.
 pub fn time(t: Option<&str>) -> String {
-    t.map_or_else(|| "-".to_string(), text)
+    t.map_or_else(|| "-".to_string(), |t| format!("<time>{}</time>", text(t)))
 }
 
 /// Unix seconds as RFC 3339 in UTC.

@@ -5,8 +5,9 @@
 
 use crate::base::name::literal_pattern;
 use crate::base::quote::sh;
+use crate::base::visible::is_bidi_control;
 use crate::metadb::server::page::layout::{
-    cut, document, host_link, number, size, source_link, text, Frame,
+    cut, document, host_link, number, size, source_link, text, time, Frame,
 };
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use std::fmt::Write;
@@ -99,7 +100,7 @@ fn results(body: &mut String, view: &View) {
             let _ = writeln!(
                 body,
                 "<h2 class=\"atom\">{}</h2>\n<table><tr><th>Host</th><th>Backup time</th>\
-                 <th>Source</th><th>Repository</th><th>Size</th><th>Restore or dump</th></tr>",
+                 <th>Source</th><th>Repository</th><th>Dataset size</th><th>Restore or dump</th></tr>",
                 cut(&v.atom, 300)
             );
         }
@@ -113,7 +114,7 @@ fn results(body: &mut String, view: &View) {
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td>\
                  <td>{commands}</td></tr>",
                 host_link(&v.host),
-                text(&v.time),
+                time(Some(&v.time)),
                 source_link(&v.host, &v.source),
                 cut(repository, 80),
                 size(v.total_bytes)
@@ -138,7 +139,7 @@ pub fn commands(v: &Version, repository: &str) -> Vec<String> {
         sh(&v.host),
         sh(repository)
     );
-    let pattern = sh(&literal_pattern(&v.atom));
+    let pattern = word(&literal_pattern(&v.atom));
     let restore = format!("tabacco restore {select} --target /var/tmp/restore {pattern}");
     let other = match &v.path {
         Some(_) => format!("tabacco ls {select} {pattern}"),
@@ -146,11 +147,39 @@ pub fn commands(v: &Version, repository: &str) -> Vec<String> {
             let file = v.atom.rsplit('/').next().unwrap_or("atom");
             format!(
                 "tabacco dump {select} -o {} {pattern}",
-                sh(&format!("/var/tmp/{file}.dump"))
+                word(&format!("/var/tmp/{file}.dump"))
             )
         }
     };
     vec![restore, other]
+}
+
+/// `value` as one `/bin/sh` word, quoted, with its bidirectional
+/// formatting characters (an atom name may hold them) written as `printf`
+/// escapes, so that the command shows as it runs and still names the atom.
+fn word(value: &str) -> String {
+    let mut out = String::new();
+    let mut plain = String::new();
+    for c in value.chars() {
+        if !is_bidi_control(c) {
+            plain.push(c);
+            continue;
+        }
+        if !plain.is_empty() {
+            out.push_str(&sh(&std::mem::take(&mut plain)));
+        }
+        let mut buf = [0; 4];
+        let octal: String = c
+            .encode_utf8(&mut buf)
+            .bytes()
+            .map(|b| format!("\\{b:03o}"))
+            .collect();
+        out.push_str(&format!("\"$(printf '{octal}')\""));
+    }
+    if !plain.is_empty() || out.is_empty() {
+        out.push_str(&sh(&plain));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -184,6 +213,22 @@ mod tests {
             ..version("users/alice", "web1", "2026-01-01T03:00:00Z")
         };
         assert!(commands(&file, "primary")[1].starts_with("tabacco ls --host 'web1'"));
+    }
+
+    #[test]
+    fn bidi_formatting_in_a_name_is_spelled_out_for_the_shell() {
+        assert_eq!(word("a'b"), r"'a'\''b'");
+        assert_eq!(word(""), "''");
+        assert_eq!(
+            word("mail/x\u{202e}y"),
+            r#"'mail/x'"$(printf '\342\200\256')"'y'"#
+        );
+        assert_eq!(word("\u{202e}"), r#""$(printf '\342\200\256')""#);
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("printf %s {}", word("x\u{202e}'y"))])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "x\u{202e}'y");
     }
 
     #[test]

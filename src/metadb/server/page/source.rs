@@ -132,7 +132,7 @@ fn runs(body: &mut String, newest_first: &[Run]) {
             body,
             "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td>\
              <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            text(&times[i]),
+            time(Some(&times[i])),
             cut(&run.backup_id, 40),
             cut(&run.snapshot_id, 16),
             number(usize::try_from(run.total_files).unwrap_or(0)),
@@ -190,7 +190,9 @@ mod tests {
         let newest = page.find("<td>b4</td>").unwrap();
         let oldest = page.find("<td>b0</td>").unwrap();
         assert!(newest < oldest, "the table is newest first");
-        assert!(page.contains("<tr class=\"anomaly\"><td>2026-01-05T00:00:00Z</td><td>b4</td>"));
+        assert!(page.contains(
+            "<tr class=\"anomaly\"><td><time>2026-01-05T00:00:00Z</time></td><td>b4</td>"
+        ));
         assert!(page.contains("href=\"/search?atom=files%2F%2A&amp;host=web1\""));
         assert!(page.contains("Not planned"));
     }
