@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// What every chromium run is given besides its profile.
-const FLAGS: [&str; 9] = [
+const FLAGS: [&str; 8] = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -24,8 +24,10 @@ const FLAGS: [&str; 9] = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1280,1600",
 ];
+
+/// The window of a page loaded alone, unless a screenshot asks for another.
+const WINDOW: (u32, u32) = (1280, 1600);
 
 /// How long one page may take, loaded alone.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -59,12 +61,13 @@ fn profile() -> PathBuf {
 }
 
 /// Runs chromium on `url` with `args`; its stdout.
-fn chromium(url: &str, args: &[&str]) -> String {
+fn chromium(url: &str, window: (u32, u32), args: &[&str]) -> String {
     installed(CHROMIUM);
     let profile = profile();
     let mut child = Command::new(CHROMIUM)
         .args(FLAGS)
         .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--window-size={},{}", window.0, window.1))
         .args(args)
         .arg(url)
         .stdin(Stdio::null())
@@ -93,7 +96,7 @@ fn chromium(url: &str, args: &[&str]) -> String {
 
 /// The DOM of `url` as chromium rendered it.
 pub fn dump_dom(url: &str) -> String {
-    let dom = chromium(url, &["--dump-dom"]);
+    let dom = chromium(url, WINDOW, &["--dump-dom"]);
     assert!(dom.contains("<html"), "no DOM for {url}: {dom:?}");
     dom
 }
@@ -108,11 +111,18 @@ pub fn screenshot_dir() -> PathBuf {
     dir
 }
 
-/// Writes a screenshot of `url` to `name` in [`screenshot_dir`].
+/// Writes a screenshot of `url` to `name` in [`screenshot_dir`], of a
+/// window of 1280 × 1600 pixels.
 pub fn screenshot(url: &str, name: &str) -> PathBuf {
+    screenshot_of(url, name, WINDOW)
+}
+
+/// Writes a screenshot of `url` to `name` in [`screenshot_dir`], of a
+/// window of `window` pixels (width, height).
+pub fn screenshot_of(url: &str, name: &str, window: (u32, u32)) -> PathBuf {
     let path = screenshot_dir().join(name);
     let _ = std::fs::remove_file(&path);
-    chromium(url, &[&format!("--screenshot={}", path.display())]);
+    chromium(url, window, &[&format!("--screenshot={}", path.display())]);
     let png = std::fs::read(&path).unwrap_or_default();
     assert!(png.starts_with(b"\x89PNG"), "no screenshot of {url}");
     path
@@ -165,6 +175,7 @@ impl Driver {
         assert!(ready.is_some(), "chromedriver did not start");
         let mut args: Vec<String> = FLAGS.iter().map(|f| f.to_string()).collect();
         args.push(format!("--user-data-dir={}", driver.profile.display()));
+        args.push(format!("--window-size={},{}", WINDOW.0, WINDOW.1));
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},

@@ -7,7 +7,7 @@
 //! names shown as text. Screenshots of the pages go to
 //! `target/console-screenshots/` for review.
 
-use crate::browser::{dump_dom, screenshot, unescape, Driver};
+use crate::browser::{dump_dom, screenshot, screenshot_of, unescape, Driver};
 use crate::common::{eventually, Fixture};
 use crate::health::host_config;
 use crate::metadb::{fleet_config, Server};
@@ -186,6 +186,8 @@ fn the_console_shows_a_fleet_in_a_real_browser() {
     );
     assert!(dom.contains("The last 5 runs"));
     screenshot(&page, "source.png");
+    // The README's (contrib/console.png), smaller.
+    screenshot_of(&page, "readme.png", (1000, 660));
 
     // Search: every version, per host and repository, with its commands.
     let page = format!("{url}/search?atom=users%2F*&versions=10");

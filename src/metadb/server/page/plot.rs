@@ -58,6 +58,15 @@ pub fn bars(title: &str, unit: Unit, points: &[Point]) -> String {
     let step = (WIDTH - 2.0 * SIDE) / points.len().max(1) as f64;
     for (i, p) in points.iter().enumerate() {
         let h = (p.value.max(0) as f64 / max as f64 * inner).max(1.0);
+        if p.flagged {
+            // A mark above the bar: a fall in size leaves little bar to see.
+            let _ = write!(
+                out,
+                "<path class=\"mark\" d=\"M{:.1} {:.1} h10 l-5 7 z\" fill=\"#c00\"/>",
+                SIDE + (i as f64 + 0.4) * step - 5.0,
+                TOP + inner - h - 9.0,
+            );
+        }
         let (class, fill) = if p.flagged {
             ("bar anomaly", "#c00")
         } else {
@@ -111,6 +120,7 @@ mod tests {
         assert!(svg.starts_with("<svg class=\"plot\""), "{svg}");
         assert_eq!(svg.matches("<rect class=\"bar\"").count(), 1);
         assert_eq!(svg.matches("<rect class=\"bar anomaly\"").count(), 1);
+        assert_eq!(svg.matches("<path class=\"mark\"").count(), 1);
         assert!(svg.contains("Total &lt;size&gt; (max 2.0 KiB)"), "{svg}");
         assert!(svg.contains("<title>2026-01-02T00:00:00Z: 10 B</title>"));
         assert!(svg.ends_with("</svg>"));
