@@ -5,7 +5,7 @@
 //! page (problems first) and for the last (a second walk of every row).
 
 use crate::health::{fleet, ADMIN_TOKEN};
-use crate::measure::{median, percentile};
+use crate::measure::percentile;
 use crate::{seconds, Bench, Row};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -34,13 +34,7 @@ pub fn case(bench: &Bench) -> Vec<Row> {
     let (first, first_bytes) = measure("/", 50);
     let server_mean = server_time(server.addr);
     let (last, _) = measure("/?page=1000", 20);
-    let p = |times: &[f64]| {
-        format!(
-            "p50 {}, p99 {}",
-            seconds(median(times)),
-            seconds(percentile(times, 0.99))
-        )
-    };
+    let p = crate::measure::p50_p99;
     vec![
         Row::figure(
             11,

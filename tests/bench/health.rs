@@ -4,7 +4,7 @@
 //! for one host.
 
 use crate::daemon::Daemon;
-use crate::measure::{median, percentile};
+use crate::measure::percentile;
 use crate::{seconds, Bench, Row};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -40,13 +40,7 @@ pub fn case(bench: &Bench) -> Vec<Row> {
         &|i| format!(r#"{{"host":"host{:05}"}}"#, i * 7919 % HOSTS),
         SOURCES,
     );
-    let p = |times: &[f64]| {
-        format!(
-            "p50 {}, p99 {}",
-            seconds(median(times)),
-            seconds(percentile(times, 0.99))
-        )
-    };
+    let p = crate::measure::p50_p99;
     vec![
         Row::figure(
             8,
