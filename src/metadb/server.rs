@@ -2,16 +2,17 @@
 //! reading connections and writer, the listener, the transport and the
 //! watch), reloading the policy, and stopping; and what the connections
 //! share while it runs ([`Shared`]): the policy, the pool of reading
-//! connections, the one writer, the jobs hosts report, and the fleet view
-//! for metrics and the status page.
+//! connections, the one writer, the jobs hosts report, the fleet view for
+//! metrics, and the console's browser sessions.
 //!
 //! Requests are served on their connection's thread (the transport is
 //! `http`, which owns connections, parsing, limits and deadlines), reading
 //! with one of a fixed set of SQLite connections to the same file (WAL lets
 //! readers run beside the one writer) and writing through the one writing
 //! connection (`writer`). Which endpoint answers a request is `route`'s,
-//! what it answers `endpoint`'s, bodies and error answers `body`'s;
-//! recording and finding are the store's; signals, configuration reloads
+//! what it answers `endpoint`'s (the console's pages: `console`, who
+//! reads them `access`, how they look `page`), bodies and error answers
+//! `body`'s; recording and finding are the store's; signals, configuration reloads
 //! and the process exit status are `cmd::metadb`'s. No request may take the
 //! server down: every failure becomes a status code, and a panic a 500.
 //!

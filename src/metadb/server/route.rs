@@ -20,9 +20,9 @@ use std::time::Instant;
 /// loopback only, every caller is trusted as the admin).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone: health, metrics and the status page are open, as Prometheus
-    /// exporters are; restrict them at the proxy if host and source names,
-    /// or the reasons backups failed, are sensitive.
+    /// Anyone: health and metrics are open, as Prometheus exporters are
+    /// (restrict them at the proxy if host and source names are
+    /// sensitive), and so is the console's sign-in.
     Open,
     /// A known token, a host's or the admin's; what a host token may do is
     /// the endpoint's to decide.
