@@ -69,7 +69,14 @@ pub fn identify(
     if is_open(policy) {
         return Ok(Identity::Admin);
     }
-    if let Some(header) = request.header("Authorization") {
+    // Only a bearer token is ours: a proxy's own Basic authentication
+    // leaves the session to say who it is.
+    let bearer = request.header("Authorization").filter(|h| {
+        h.trim_start()
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+    });
+    if let Some(header) = bearer {
         return policy.tokens.identify(Some(header)).ok_or_else(|| {
             let page = refusal(401, "The bearer token is not known.");
             let mut response = html(401, page);
