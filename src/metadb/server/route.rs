@@ -244,6 +244,18 @@ mod tests {
     }
 
     #[test]
+    fn one_path_may_take_two_methods() {
+        let route = |method| find(method, "/signin").map(|(route, _)| route.endpoint);
+        assert_eq!(route("GET"), Some(path::SIGNIN_FORM));
+        assert_eq!(route("POST"), Some(path::SIGNIN));
+        assert_eq!(
+            route("PUT"),
+            Some(path::SIGNIN_FORM),
+            "the first, for the 405"
+        );
+    }
+
+    #[test]
     fn an_id_is_one_non_empty_segment() {
         let path = |p| find("GET", p).map(|(route, id)| (route.endpoint.path, id));
         assert_eq!(
