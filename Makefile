@@ -51,8 +51,10 @@ build:
 # sqlite3 for the database round trip, ps and kill (procps), mandoc and
 # shellcheck for the man pages and scripts, systemd-analyze (systemd) for the
 # units, nginx for the TLS proxy example, rclone for repositories served
-# over restic's REST protocol (`rclone serve restic`, append-only too).
-TEST_PACKAGES := restic prometheus sqlite3 procps mandoc shellcheck systemd nginx-light rclone
+# over restic's REST protocol (`rclone serve restic`, append-only too),
+# chromium and chromium-driver for the console's pages in a real browser.
+TEST_PACKAGES := restic prometheus sqlite3 procps mandoc shellcheck systemd nginx-light rclone \
+	chromium chromium-driver
 # restic for the baselines, strip (binutils) for the binary's size.
 BENCH_PACKAGES := restic binutils
 

@@ -4,12 +4,14 @@
 
 pub mod addr;
 pub mod count;
+pub mod form;
 pub mod glob;
 pub mod html;
 pub mod logger;
 pub mod name;
 pub mod periodic;
 pub mod queue;
+pub mod quote;
 pub mod retention;
 pub mod schedule;
 pub mod seed;
@@ -18,5 +20,6 @@ pub mod slots;
 pub mod time;
 pub mod token;
 pub mod uri;
+pub mod visible;
 pub mod width;
 pub mod yaml;

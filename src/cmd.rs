@@ -197,16 +197,7 @@ fn table_lines(rows: &[Vec<String>], widths: &[usize]) -> String {
 /// and the bidirectional formatting ones that reorder what a terminal
 /// shows after them (a name with U+202E reads backwards), escaped.
 fn cell_text(cell: &str, max: usize) -> String {
-    let mut escaped = String::new();
-    for c in cell.chars() {
-        if c.is_control() {
-            escaped.extend(c.escape_debug());
-        } else if is_bidi_control(c) {
-            escaped.extend(c.escape_unicode());
-        } else {
-            escaped.push(c);
-        }
-    }
+    let escaped = crate::base::visible::visible(cell);
     if width::columns(&escaped) <= max {
         return escaped;
     }
@@ -221,12 +212,6 @@ fn cell_text(cell: &str, max: usize) -> String {
     }
     cut.push('…');
     cut
-}
-
-/// The Unicode bidirectional formatting characters (UAX #9): embeddings,
-/// overrides, isolates and marks.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends quietly.

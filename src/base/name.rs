@@ -140,9 +140,30 @@ pub fn sqlite_glob(pattern: &str) -> String {
     out
 }
 
+/// A `query` pattern that matches the name `name` only: `\`, `*`, `?` and
+/// `[` made literal with a `\`.
+pub fn literal_pattern(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '\\' | '*' | '?' | '[') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_literal_pattern_matches_its_name_only() {
+        let name = r"sql/db*?[x]\y";
+        assert_eq!(literal_pattern(name), r"sql/db\*\?\[x]\\y");
+        assert_eq!(sqlite_glob(&literal_pattern(name)), r"sql/db[*][?][[]x]\y");
+        assert_eq!(literal_pattern("users/alice"), "users/alice");
+    }
 
     #[test]
     fn atom_names() {

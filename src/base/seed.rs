@@ -23,7 +23,7 @@ pub fn load_or_create(path: &Path) -> Result<Vec<u8>, String> {
             ))
         }
     }
-    let seed = random_hex()?;
+    let seed = random_hex(16)?;
     let context =
         |e: std::io::Error| format!("cannot create random_seed_file {}: {e}", path.display());
     if let Some(dir) = path.parent() {
@@ -37,8 +37,10 @@ pub fn load_or_create(path: &Path) -> Result<Vec<u8>, String> {
     Ok(seed.into_bytes())
 }
 
-fn random_hex() -> Result<String, String> {
-    let mut bytes = [0u8; 16];
+/// `n` bytes from `/dev/urandom`, in hex: a seed, or a secret such as the
+/// console's session ids.
+pub fn random_hex(n: usize) -> Result<String, String> {
+    let mut bytes = vec![0u8; n];
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;

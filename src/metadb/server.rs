@@ -2,16 +2,17 @@
 //! reading connections and writer, the listener, the transport and the
 //! watch), reloading the policy, and stopping; and what the connections
 //! share while it runs ([`Shared`]): the policy, the pool of reading
-//! connections, the one writer, the jobs hosts report, and the fleet view
-//! for metrics and the status page.
+//! connections, the one writer, the jobs hosts report, the fleet view for
+//! metrics, and the console's browser sessions.
 //!
 //! Requests are served on their connection's thread (the transport is
 //! `http`, which owns connections, parsing, limits and deadlines), reading
 //! with one of a fixed set of SQLite connections to the same file (WAL lets
 //! readers run beside the one writer) and writing through the one writing
 //! connection (`writer`). Which endpoint answers a request is `route`'s,
-//! what it answers `endpoint`'s, bodies and error answers `body`'s;
-//! recording and finding are the store's; signals, configuration reloads
+//! what it answers `endpoint`'s (the console's pages: `console`, who
+//! reads them `access`, how they look `page`), bodies and error answers
+//! `body`'s; recording and finding are the store's; signals, configuration reloads
 //! and the process exit status are `cmd::metadb`'s. No request may take the
 //! server down: every failure becomes a status code, and a panic a 500.
 //!
@@ -31,14 +32,17 @@
 //! 4. A client function (`client/http.rs`) that sends to the path
 //!    (`self.post(path::NAME.path, ...)`), and its branch in `Metadb`.
 
+pub mod access;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod console;
 pub mod endpoint;
 pub mod jobs;
 pub mod metrics;
 pub mod page;
 pub mod route;
+pub mod session;
 pub mod watch;
 pub mod writer;
 
@@ -118,6 +122,8 @@ pub struct Shared {
     fleet: Mutex<Option<(Instant, Option<Arc<Fleet>>)>>,
     /// When attempts were last trimmed.
     trimmed: Mutex<Option<Instant>>,
+    /// The console's browser sessions.
+    pub sessions: session::Sessions,
     /// When each host's token was last used, since the server started:
     /// any request counts as a sign of life, not only those the database
     /// keeps.
@@ -346,6 +352,7 @@ pub fn start(
         },
         fleet: Mutex::new(None),
         trimmed: Mutex::new(None),
+        sessions: session::Sessions::default(),
         seen: Mutex::new(HashMap::new()),
         writer: Writer::start(writer)
             .map_err(|e| Error::Start(format!("cannot start the writer thread: {e}")))?,
@@ -517,6 +524,8 @@ mod tests {
                 notify: Vec::new(),
                 silent_after: config::DEFAULT_SILENT_AFTER,
                 watch_interval: config::DEFAULT_WATCH_INTERVAL,
+                page: config::PageAccess::Token,
+                read_back_within: config::DEFAULT_READ_BACK_WITHIN,
             },
         };
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();
@@ -579,6 +588,8 @@ mod tests {
                 notify: Vec::new(),
                 silent_after: config::DEFAULT_SILENT_AFTER,
                 watch_interval: config::DEFAULT_WATCH_INTERVAL,
+                page: config::PageAccess::Token,
+                read_back_within: config::DEFAULT_READ_BACK_WITHIN,
             },
         };
         let running = start(&config, "127.0.0.1:0", |msg| panic!("{msg}")).unwrap();

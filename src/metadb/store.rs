@@ -179,6 +179,7 @@ pub const DEFAULT_OVERDUE_GRACE: Duration = Duration::from_secs(3600);
 /// How long attempts are kept unless configured otherwise.
 pub const DEFAULT_ATTEMPT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 
+mod console;
 mod copies;
 mod health;
 mod lease;
@@ -186,6 +187,7 @@ mod proof;
 pub mod record;
 
 pub use crate::wire::api::PRIMARY;
+pub use console::{Holding, HostRecord, Run, SourceRecord, MAX_RUNS};
 pub use health::Clock;
 pub use lease::MAX_LEASE_SECS;
 pub use proof::MAX_SLICES;

@@ -127,10 +127,7 @@ pub fn describe(status: ExitStatus) -> String {
     }
 }
 
-/// Quotes `value` for `/bin/sh`: single quotes, with `'` spelled `'\''`.
-pub fn quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
-}
+pub use crate::base::quote::sh as quote;
 
 /// The substitution variables a handler command may use.
 pub const VARIABLES: [&str; 6] = [

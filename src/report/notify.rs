@@ -517,20 +517,9 @@ fn send(agent: &ureq::Agent, target: &Target, notice: &Notice) -> Result<(), Str
 
 /// `url` with `${host}` and `${source}` replaced, percent-encoded.
 fn substitute(url: &str, host: &str, source: &str) -> String {
+    use crate::base::form::encode;
     url.replace("${host}", &encode(host))
         .replace("${source}", &encode(source))
-}
-
-fn encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

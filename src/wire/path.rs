@@ -67,8 +67,20 @@ pub const POLICIES: Endpoint = Endpoint::new("GET", "/api/policies");
 pub const PROOFS: Endpoint = Endpoint::new("GET", "/api/proofs");
 /// `POST /api/proofs/read`.
 pub const RECORD_SLICE: Endpoint = Endpoint::new("POST", "/api/proofs/read");
-/// `GET /`.
+/// `GET /`: the console's fleet page.
 pub const PAGE: Endpoint = Endpoint::new("GET", "/");
+/// `GET /host?name=H`: a host's page.
+pub const HOST_PAGE: Endpoint = Endpoint::new("GET", "/host");
+/// `GET /source?host=H&source=S`: a source's history.
+pub const SOURCE_PAGE: Endpoint = Endpoint::new("GET", "/source");
+/// `GET /search?atom=GLOB`: atoms and their versions.
+pub const SEARCH_PAGE: Endpoint = Endpoint::new("GET", "/search");
+/// `GET /signin`: the sign-in form.
+pub const SIGNIN_FORM: Endpoint = Endpoint::new("GET", "/signin");
+/// `POST /signin`: a token for a browser session.
+pub const SIGNIN: Endpoint = Endpoint::new("POST", "/signin");
+/// `POST /signout`: ends a browser session.
+pub const SIGNOUT: Endpoint = Endpoint::new("POST", "/signout");
 /// `GET /healthz`.
 pub const HEALTHZ: Endpoint = Endpoint::new("GET", "/healthz");
 /// `GET /metrics`.

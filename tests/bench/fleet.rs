@@ -7,7 +7,7 @@
 //! meanwhile, and `tabacco query` printing its first row).
 
 use crate::daemon::Daemon;
-use crate::measure::{median, percentile};
+use crate::measure::percentile;
 use crate::{mib, seconds, Bench, Row};
 use rusqlite::{params, Connection};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -100,13 +100,7 @@ pub fn case(bench: &Bench) -> Vec<Row> {
     let query = query_all(bench, server.addr);
     drop(server);
 
-    let p = |times: &[f64]| {
-        format!(
-            "p50 {}, p99 {}",
-            seconds(median(times)),
-            seconds(percentile(times, 0.99))
-        )
-    };
+    let p = crate::measure::p50_p99;
     vec![
         Row::figure(
             9,

@@ -4,7 +4,7 @@
 //! for one host.
 
 use crate::daemon::Daemon;
-use crate::measure::{median, percentile};
+use crate::measure::percentile;
 use crate::{seconds, Bench, Row};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,41 +13,10 @@ use std::time::Instant;
 const HOSTS: usize = 10_000;
 const SOURCES: usize = 10;
 const CLIENTS: usize = 8;
-const ADMIN_TOKEN: &str = "admin-secret";
+pub const ADMIN_TOKEN: &str = "admin-secret";
 
 pub fn case(bench: &Bench) -> Vec<Row> {
-    let admin = bench.scratch.write("health/admin.token", ADMIN_TOKEN);
-    let db = bench.scratch.path("health/db.sqlite");
-    let config = bench.scratch.write(
-        "health/metadb.yml",
-        &format!(
-            "db_path: {}\ntokens:\n  - {{token_file: {}, role: admin}}\n",
-            db.display(),
-            admin.display()
-        ),
-    );
-    let server = Daemon::metadb(bench.bin, &config);
-    eprintln!("case 8: plans and attempts of {HOSTS} hosts × {SOURCES} sources");
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for c in 0..CLIENTS {
-            let addr = server.addr;
-            s.spawn(move || {
-                for h in (c..HOSTS).step_by(CLIENTS) {
-                    let (status, text) = post(addr, "/api/plans", &plan(h));
-                    assert_eq!(status, 200, "{text}");
-                    for source in 0..SOURCES {
-                        let (status, text) = post(addr, "/api/attempts", &attempt(h, source));
-                        assert_eq!(status, 200, "{text}");
-                    }
-                }
-            });
-        }
-    });
-    eprintln!(
-        "case 8: recorded in {}",
-        seconds(started.elapsed().as_secs_f64())
-    );
+    let server = fleet(bench, "health", 8);
     let rows = HOSTS * SOURCES;
     let failed = rows / 100;
     let latencies = |runs: usize, body: &dyn Fn(usize) -> String, expect: usize| {
@@ -71,13 +40,7 @@ pub fn case(bench: &Bench) -> Vec<Row> {
         &|i| format!(r#"{{"host":"host{:05}"}}"#, i * 7919 % HOSTS),
         SOURCES,
     );
-    let p = |times: &[f64]| {
-        format!(
-            "p50 {}, p99 {}",
-            seconds(median(times)),
-            seconds(percentile(times, 0.99))
-        )
-    };
+    let p = crate::measure::p50_p99;
     vec![
         Row::figure(
             8,
@@ -95,6 +58,47 @@ pub fn case(bench: &Bench) -> Vec<Row> {
         ),
         Row::figure(8, "status --host of one host", p(&host), "", None),
     ]
+}
+
+/// A metadb (its files under `dir` of the scratch directory) holding the
+/// plans and attempts of 10,000 hosts × 10 sources, 1% failed, recorded
+/// over HTTP by 8 clients; case `case` says so as it goes.
+pub fn fleet(bench: &Bench, dir: &str, case: u8) -> Daemon {
+    let admin = bench
+        .scratch
+        .write(&format!("{dir}/admin.token"), ADMIN_TOKEN);
+    let db = bench.scratch.path(&format!("{dir}/db.sqlite"));
+    let config = bench.scratch.write(
+        &format!("{dir}/metadb.yml"),
+        &format!(
+            "db_path: {}\ntokens:\n  - {{token_file: {}, role: admin}}\n",
+            db.display(),
+            admin.display()
+        ),
+    );
+    let server = Daemon::metadb(bench.bin, &config);
+    eprintln!("case {case}: plans and attempts of {HOSTS} hosts × {SOURCES} sources");
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for c in 0..CLIENTS {
+            let addr = server.addr;
+            s.spawn(move || {
+                for h in (c..HOSTS).step_by(CLIENTS) {
+                    let (status, text) = post(addr, "/api/plans", &plan(h));
+                    assert_eq!(status, 200, "{text}");
+                    for source in 0..SOURCES {
+                        let (status, text) = post(addr, "/api/attempts", &attempt(h, source));
+                        assert_eq!(status, 200, "{text}");
+                    }
+                }
+            });
+        }
+    });
+    eprintln!(
+        "case {case}: recorded in {}",
+        seconds(started.elapsed().as_secs_f64())
+    );
+    server
 }
 
 /// Host `h`'s plan: sources s0..s9, daily, due in an hour.

@@ -1,5 +1,6 @@
 //! `make bench`: what tabacco adds on top of raw restic, how far one metadb
 //! scales (case 7: a fleet of 10,000 hosts), what a copy costs (case 10),
+//! how fast the console's fleet page answers for such a fleet (case 11),
 //! and what tabacco holds in
 //! memory and on disk. Every case runs
 //! several times interleaved with its baseline, in one process, and one
@@ -11,6 +12,7 @@
 //! run (default `restic` on PATH).
 
 mod backup;
+mod console;
 mod daemon;
 mod fleet;
 mod footprint;
@@ -96,7 +98,7 @@ fn main() {
             .split(',')
             .filter_map(|c| c.trim().parse().ok())
             .collect(),
-        Err(_) => (1..=10).collect(),
+        Err(_) => (1..=11).collect(),
     };
     let bench = Bench {
         scratch: scratch::Scratch::new(),
@@ -122,6 +124,9 @@ fn main() {
     }
     if cases.contains(&9) {
         rows.extend(fleet::case(&bench));
+    }
+    if cases.contains(&11) {
+        rows.extend(console::case(&bench));
     }
     println!("{}", machine(runs));
     println!("| # | what | tabacco | baseline | ratio | target | |");

@@ -125,3 +125,12 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     let rank = (sorted.len() as f64 * p).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
+
+/// `p50 …, p99 …` of `times` (seconds), as the tables give latencies.
+pub fn p50_p99(times: &[f64]) -> String {
+    format!(
+        "p50 {}, p99 {}",
+        crate::seconds(median(times)),
+        crate::seconds(percentile(times, 0.99))
+    )
+}

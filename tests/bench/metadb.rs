@@ -3,8 +3,8 @@
 //! 1,000,000 atoms they recorded, bytes per atom, and the server's memory.
 
 use crate::daemon::Daemon;
-use crate::measure::{median, percentile};
-use crate::{mib, seconds, Bench, Row};
+use crate::measure::percentile;
+use crate::{mib, Bench, Row};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -84,13 +84,7 @@ pub fn case(bench: &Bench) -> Vec<Row> {
     std::thread::sleep(Duration::from_secs(2));
     let rss = server.rss_kib();
     let atoms = DATASETS * ATOMS_PER_DATASET;
-    let p = |times: &[f64]| {
-        format!(
-            "p50 {}, p99 {}",
-            seconds(median(times)),
-            seconds(percentile(times, 0.99))
-        )
-    };
+    let p = crate::measure::p50_p99;
     vec![
         Row::figure(
             5,

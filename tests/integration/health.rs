@@ -87,7 +87,7 @@ fn a_cron_hosts_failed_run_shows_in_another_hosts_status_and_history() {
         "{a}"
     );
 
-    // The same on /metrics and the status page, open as they are.
+    // The same on /metrics, open as it is, and on the console's page.
     let (status, metrics) = server.request("GET", "/metrics", None, "");
     assert_eq!(status, 200);
     for line in [
@@ -104,10 +104,10 @@ fn a_cron_hosts_failed_run_shows_in_another_hosts_status_and_history() {
     ));
     assert!(metrics.contains("tabacco_metadb_host_last_seen_timestamp_seconds{host=\"web1\"} "));
     crate::common::promtool_accepts(&metrics);
-    let (status, page) = server.request("GET", "/", None, "");
+    let (status, page) = server.request("GET", "/", Some("secret"), "");
     assert_eq!(status, 200);
     assert!(
-        page.contains("<td>web1</td><td>sql</td><td>failed</td>"),
+        page.contains("<a href=\"/source?host=web1&amp;source=sql\">sql</a></td><td><span class=\"failed\">failed</span>"),
         "{page}"
     );
 

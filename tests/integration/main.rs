@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod agent;
+mod browser;
 mod common;
 mod compat;
 mod config;
+mod console;
 mod copies;
 mod core;
 mod files;

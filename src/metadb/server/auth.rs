@@ -107,11 +107,16 @@ impl Tokens {
     /// The identity of the `Authorization` header value `header`, if it
     /// carries a known bearer token. Every entry is compared, match or not.
     pub fn identify(&self, header: Option<&str>) -> Option<Identity> {
-        let token = bearer(header?)?;
-        let digest = Digest::of(token);
+        self.identify_digest(&Digest::of(bearer(header?)?))
+    }
+
+    /// The identity of the token whose digest is `digest`, if it is still
+    /// configured (a console session keeps the digest of the token it was
+    /// opened with). Every entry is compared, match or not.
+    pub fn identify_digest(&self, digest: &Digest) -> Option<Identity> {
         let mut found = None;
         for (d, identity) in &self.entries {
-            if d.ct_eq(&digest) && found.is_none() {
+            if d.ct_eq(digest) && found.is_none() {
                 found = Some(identity.clone());
             }
         }

@@ -24,6 +24,9 @@ const MAX_MAX_BODY_BYTES: u64 = 256 << 20;
 /// How long a host may send nothing before it is silent, unless
 /// configured otherwise.
 pub const DEFAULT_SILENT_AFTER: Duration = Duration::from_secs(86_400);
+/// How long a repository may go without being read back whole before the
+/// console shows it as a problem, unless configured otherwise.
+pub const DEFAULT_READ_BACK_WITHIN: Duration = Duration::from_secs(90 * 86_400);
 /// How often the status is looked at for notifications unless configured
 /// otherwise.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(60);
@@ -42,6 +45,8 @@ struct Raw {
     notify: Option<Vec<crate::report::notify::Entry>>,
     silent_after: Option<String>,
     watch_interval: Option<String>,
+    page: Option<PageAccess>,
+    read_back_within: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +76,18 @@ pub enum HostRead {
     Own,
 }
 
+/// Who may read the console's pages (`page:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PageAccess {
+    /// A known token, sent as a bearer token or through a browser's
+    /// session (default).
+    #[default]
+    Token,
+    /// Anyone who reaches the port, as `/metrics`: every host's pages.
+    Open,
+}
+
 /// The validated `metadb.yml`.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -95,6 +112,11 @@ pub struct Policy {
     pub silent_after: Duration,
     /// How often the status is looked at for notifications.
     pub watch_interval: Duration,
+    /// Who may read the console's pages.
+    pub page: PageAccess,
+    /// A repository not read back whole within this long is a problem on
+    /// the console.
+    pub read_back_within: Duration,
 }
 
 impl Config {
@@ -144,6 +166,11 @@ fn resolve(raw: Raw, origin: &Origin) -> Result<Config, Error> {
     )?;
     let silent_after = duration("silent_after", raw.silent_after, DEFAULT_SILENT_AFTER)?;
     let watch_interval = duration("watch_interval", raw.watch_interval, DEFAULT_WATCH_INTERVAL)?;
+    let read_back_within = duration(
+        "read_back_within",
+        raw.read_back_within,
+        DEFAULT_READ_BACK_WITHIN,
+    )?;
     if watch_interval.is_zero() {
         return Err(err(
             "watch_interval",
@@ -176,6 +203,8 @@ fn resolve(raw: Raw, origin: &Origin) -> Result<Config, Error> {
             notify,
             silent_after,
             watch_interval,
+            page: raw.page.unwrap_or_default(),
+            read_back_within,
         },
     })
 }
@@ -228,6 +257,11 @@ mod tests {
         assert_eq!(c.policy.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(c.policy.overdue_grace, DEFAULT_OVERDUE_GRACE);
         assert_eq!(c.policy.attempt_retention, DEFAULT_ATTEMPT_RETENTION);
+        assert_eq!(c.policy.page, PageAccess::Token);
+        assert_eq!(c.policy.read_back_within, DEFAULT_READ_BACK_WITHIN);
+        let c = parse("{page: open, read_back_within: 30d}").unwrap();
+        assert_eq!(c.policy.page, PageAccess::Open);
+        assert_eq!(c.policy.read_back_within, Duration::from_secs(30 * 86_400));
         let c = parse("{overdue_grace: 90m, attempt_retention: 30d}").unwrap();
         assert_eq!(c.policy.overdue_grace, Duration::from_secs(5400));
         assert_eq!(c.policy.attempt_retention, Duration::from_secs(30 * 86_400));
@@ -267,6 +301,7 @@ mod tests {
             ("bogus: 1", "unknown field `bogus`"),
             ("db_path: relative.db", "db_path must be an absolute path"),
             ("host_read: some", "unknown variant `some`"),
+            ("page: public", "unknown variant `public`"),
             ("max_body_bytes: 10", "max_body_bytes 10 is outside"),
             ("overdue_grace: soon", "overdue_grace: invalid duration"),
             ("tokens: [{host: a}]", "tokens entry 1: needs token_file or token_sha256"),

@@ -392,16 +392,6 @@ pub fn release_lease<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
     Ok(answer.into())
 }
 
-/// `GET /`: the status page.
-pub fn page<'a>(shared: &'a Shared, _: Call) -> Reply<'a> {
-    let fleet = shared
-        .fleet()
-        .ok_or_else(|| Answer::error(503, "the database cannot be read"))?;
-    let now = time::format(chrono::Utc::now());
-    let html = crate::metadb::server::page::render(&fleet.status, &now);
-    Ok(Answer::text(200, html, "text/html; charset=utf-8").into())
-}
-
 /// `GET /healthz`: the process serves.
 pub fn healthz<'a>(_: &'a Shared, _: Call) -> Reply<'a> {
     Ok(Answer::text(200, "ok\n".into(), "text/plain; charset=utf-8").into())

@@ -7,10 +7,11 @@
 //! docs of `server`.
 
 use crate::http::{self, Response};
+use crate::metadb::server::access;
 use crate::metadb::server::auth::Identity;
 use crate::metadb::server::body::Answer;
 use crate::metadb::server::endpoint::{self, Call, Reply};
-use crate::metadb::server::Shared;
+use crate::metadb::server::{console, Shared};
 use crate::wire::path::{self, Endpoint};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -19,13 +20,16 @@ use std::time::Instant;
 /// loopback only, every caller is trusted as the admin).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone: health, metrics and the status page are open, as Prometheus
-    /// exporters are; restrict them at the proxy if host and source names,
-    /// or the reasons backups failed, are sensitive.
+    /// Anyone: health and metrics are open, as Prometheus exporters are
+    /// (restrict them at the proxy if host and source names are
+    /// sensitive), and so is the console's sign-in.
     Open,
     /// A known token, a host's or the admin's; what a host token may do is
     /// the endpoint's to decide.
     Token,
+    /// A console page: a known token or a browser session, unless `page:
+    /// open`; a browser without either is sent to sign in (`access`).
+    Page,
 }
 
 /// The function that answers a route.
@@ -109,7 +113,13 @@ const ROUTES: &[Route] = &[
     Route::new(path::POLICIES, Access::Token, endpoint::policies),
     Route::new(path::PROOFS, Access::Token, endpoint::proofs),
     Route::new(path::RECORD_SLICE, Access::Token, endpoint::record_slice),
-    Route::new(path::PAGE, Access::Open, endpoint::page),
+    Route::new(path::PAGE, Access::Page, console::fleet),
+    Route::new(path::HOST_PAGE, Access::Page, console::host),
+    Route::new(path::SOURCE_PAGE, Access::Page, console::source),
+    Route::new(path::SEARCH_PAGE, Access::Page, console::search),
+    Route::new(path::SIGNIN_FORM, Access::Open, access::signin_form),
+    Route::new(path::SIGNIN, Access::Open, access::sign_in),
+    Route::new(path::SIGNOUT, Access::Open, access::sign_out),
     Route::new(path::HEALTHZ, Access::Open, endpoint::healthz),
     Route::new(path::METRICS, Access::Open, endpoint::metrics),
     Route::new(
@@ -124,11 +134,16 @@ const ROUTES: &[Route] = &[
     ),
 ];
 
-/// The route `path` takes, and the `{id}` in it.
-fn find(path: &str) -> Option<(&'static Route, &str)> {
-    ROUTES
+/// The route `method` and `path` take, and the `{id}` in it: the first
+/// whose path and method match, else the first whose path does (405).
+fn find<'p>(method: &str, path: &'p str) -> Option<(&'static Route, &'p str)> {
+    let mut routes = ROUTES
         .iter()
-        .find_map(|route| Some((route, route.id_in(path)?)))
+        .filter_map(|route| Some((route, route.id_in(path)?)));
+    let first = routes.clone().next();
+    routes
+        .find(|(route, _)| route.endpoint.method == method)
+        .or(first)
 }
 
 impl http::Handler for Shared {
@@ -164,7 +179,7 @@ impl http::Handler for Shared {
 /// label; `other` for none) and the answer.
 fn dispatch<'a>(shared: &'a Shared, request: &http::Request) -> (&'static str, Response<'a>) {
     let path = request.path();
-    let Some((route, id)) = find(path) else {
+    let Some((route, id)) = find(&request.method, path) else {
         return ("other", Answer::error(404, "no such endpoint").into());
     };
     if request.method != route.endpoint.method {
@@ -179,6 +194,11 @@ fn dispatch<'a>(shared: &'a Shared, request: &http::Request) -> (&'static str, R
     // Without tokens (loopback only) every caller is trusted.
     let identity = if policy.tokens.is_empty() || route.access == Access::Open {
         Identity::Admin
+    } else if route.access == Access::Page {
+        match access::identify(shared, &policy, request) {
+            Ok(identity) => identity,
+            Err(refusal) => return (route.endpoint.path, refusal),
+        }
     } else {
         let Some(identity) = policy.tokens.identify(request.header("Authorization")) else {
             let answer = Answer::error(401, "missing or unknown bearer token");
@@ -187,8 +207,10 @@ fn dispatch<'a>(shared: &'a Shared, request: &http::Request) -> (&'static str, R
         };
         identity
     };
-    if let Identity::Host(host) = &identity {
-        shared.seen(host);
+    // A person reading pages with a host's token is no sign of its life.
+    match &identity {
+        Identity::Host(host) if route.access != Access::Page => shared.seen(host),
+        _ => {}
     }
     let call = Call {
         identity,
@@ -208,8 +230,8 @@ mod tests {
     fn every_route_is_found_by_its_own_path() {
         for route in ROUTES {
             let path = route.endpoint.path_with("r1");
-            let (found, id) = find(&path).unwrap();
-            assert_eq!(found.endpoint.path, route.endpoint.path, "{path}");
+            let (found, id) = find(route.endpoint.method, &path).unwrap();
+            assert_eq!(found.endpoint, route.endpoint, "{path}");
             assert_eq!(
                 id,
                 if route.endpoint.path.contains("{id}") {
@@ -222,8 +244,20 @@ mod tests {
     }
 
     #[test]
+    fn one_path_may_take_two_methods() {
+        let route = |method| find(method, "/signin").map(|(route, _)| route.endpoint);
+        assert_eq!(route("GET"), Some(path::SIGNIN_FORM));
+        assert_eq!(route("POST"), Some(path::SIGNIN));
+        assert_eq!(
+            route("PUT"),
+            Some(path::SIGNIN_FORM),
+            "the first, for the 405"
+        );
+    }
+
+    #[test]
     fn an_id_is_one_non_empty_segment() {
-        let path = |p| find(p).map(|(route, id)| (route.endpoint.path, id));
+        let path = |p| find("GET", p).map(|(route, id)| (route.endpoint.path, id));
         assert_eq!(
             path("/api/restore_requests/next"),
             Some(("/api/restore_requests/next", ""))
