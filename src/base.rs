@@ -9,6 +9,7 @@ pub mod html;
 pub mod logger;
 pub mod name;
 pub mod periodic;
+pub mod place;
 pub mod queue;
 pub mod retention;
 pub mod schedule;

@@ -10,6 +10,7 @@ mod compat;
 mod config;
 mod copies;
 mod core;
+mod destinations;
 mod files;
 mod firstmin;
 mod hardening;
