@@ -422,3 +422,39 @@ fn a_restore_overwrites_nothing_unless_told() {
     assert_eq!(names(&dir), ["sql"], "no staging left behind");
     assert_eq!(names(&dir.join("sql")), ["db1"]);
 }
+
+// The shipped sqlite handler builds `${atom.path}.restored`, but at restore
+// `${atom.path}` was the recorded path, which a pipe atom has none of: the
+// database was rebuilt as `.restored` in the working directory.
+#[test]
+fn in_place_commands_see_this_hosts_configured_path() {
+    let f = Fixture::new();
+    let handler = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/examples/handlers/sqlite.yml"
+    );
+    f.write(
+        "etc/handlers/sqlite.yml",
+        &fs::read_to_string(handler).unwrap(),
+    );
+    let db = f.path("data/app.db");
+    fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let sqlite = |db: &Path, sql: &str| {
+        let out = std::process::Command::new("sqlite3")
+            .arg(db)
+            .arg(sql)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    sqlite(&db, "CREATE TABLE t (x); INSERT INTO t VALUES ('kept');");
+    f.write_config(
+        "etc/sources/app.yml",
+        "name: app\nhandler: sqlite\natoms: [{name: main, path: ROOT/data/app.db}]\n",
+    );
+    f.tabacco(&["run"]).success();
+    f.tabacco(&["restore", "--in-place", "app/main"]).success();
+    let restored = f.path("data/app.db.restored");
+    assert_eq!(sqlite(&restored, "SELECT x FROM t"), "kept\n");
+}
