@@ -10,6 +10,7 @@ pub mod html;
 pub mod logger;
 pub mod name;
 pub mod periodic;
+pub mod place;
 pub mod queue;
 pub mod quote;
 pub mod retention;

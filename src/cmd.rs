@@ -112,9 +112,9 @@ fn one_version(config: &Config, v: &cli::VersionArgs) -> Result<(Reader, Checked
     let reader = Reader::new(&config.repository, &config.copies)
         .pick(v.repository.as_deref())
         .map_err(|e| Exit::Usage(e.to_string()))?;
-    let (checked, atom) =
-        crate::restore::one(&metadb, &v.atom, v.host.as_deref(), v.older_than.as_deref())
-            .map_err(Exit::error)?;
+    let whose = crate::restore::Whose::new(v.host.as_deref(), v.any_host, &config.hostname);
+    let (checked, atom) = crate::restore::one(&metadb, &v.atom, whose, v.older_than.as_deref())
+        .map_err(Exit::error)?;
     Ok((reader, checked, atom))
 }
 

@@ -5,8 +5,9 @@
 //! templates from `handlers/*.yml` are resolved into one of these by
 //! `config`, which merges a template's [`Params`] with a source's and hands
 //! them to [`Handler::new`]; this module turns a source's atoms into the
-//! datasets a backup job hands to restic, and restores a recorded dataset.
-//! Hooks, records and the choice of what to restore are the callers' (`job`,
+//! datasets a backup job hands to restic, and restores a recorded dataset's
+//! atoms each to the [`Destination`] it is given. Hooks, records, the
+//! choice of what to restore and where it goes are the callers' (`job`,
 //! `restore`).
 //!
 //! A source holds its handler, so the handler is told the source's name.
@@ -18,6 +19,7 @@ mod file;
 pub mod hook;
 mod pipe;
 
+use crate::base::place::Place;
 use crate::handler::atom::{AtomSpec, DatasetSpec};
 use crate::process::shell;
 use crate::process::shell::Supervisor;
@@ -175,7 +177,7 @@ impl<E: Into<Failure>> From<E> for Unsaved {
     }
 }
 
-/// What restoring one recorded dataset needs besides its handler.
+/// What restoring one recorded dataset needs.
 pub struct Restoring<'a> {
     /// The repository to read from and the dataset's snapshot there, as
     /// the caller picked them.
@@ -184,12 +186,56 @@ pub struct Restoring<'a> {
     pub sup: &'a Supervisor,
     /// The dataset as recorded, with the atoms to restore, checked.
     pub checked: &'a Checked,
-    /// Where file atoms land.
-    pub target: &'a Target,
+    /// Where each of those atoms goes, in their order.
+    pub destinations: &'a [Destination],
     /// Only these parts of file atoms (`restore --path`), when any.
     pub parts: &'a [String],
-    /// What the restore's commands are told.
-    pub scope: &'a hook::Scope<'a>,
+    /// Whether files and links in the way are replaced.
+    pub overwrite: bool,
+}
+
+/// Where one recorded atom goes, as `restore` decided it before anything
+/// ran (its plan says it in words).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Destination {
+    /// A file atom: what its snapshot holds at `recorded` is put at
+    /// `place`.
+    Files { recorded: String, place: Place },
+    /// A pipe atom's stream, as a file at this place.
+    File(Place),
+    /// A pipe atom's stream, fed to the source's `restore_command` (values
+    /// substituted) with its environment: the live service.
+    Service {
+        command: String,
+        env: hook::Environment,
+    },
+}
+
+/// Restores the atoms of `restoring.checked`, each to its destination: the
+/// file atoms with `restic restore` (see [`file::restore`]), then each pipe
+/// atom streamed from `restic dump` into a file or the live service.
+pub fn restore(restoring: &Restoring) -> Result<(), Unrestored> {
+    let atoms = &restoring.checked.item().dataset.atoms;
+    let paired = || atoms.iter().zip(restoring.destinations);
+    let files: Vec<(&str, &Place)> = paired()
+        .filter_map(|(_, destination)| match destination {
+            Destination::Files { recorded, place } => Some((recorded.as_str(), place)),
+            _ => None,
+        })
+        .collect();
+    if !files.is_empty() {
+        file::restore(restoring, &files)?;
+    }
+    for (atom, destination) in paired() {
+        match destination {
+            Destination::Files { .. } => {}
+            Destination::File(place) => pipe::restore_to_file(restoring, atom, place)?,
+            Destination::Service { command, env } => {
+                pipe::feed(restoring, atom, command, env)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Handler {
@@ -250,16 +296,6 @@ impl Handler {
         }
     }
 
-    /// Restores the atoms of `restore.checked`: a file handler's with
-    /// `restic restore`, a pipe handler's by streaming each from `restic
-    /// dump` into its `restore_command`.
-    pub fn restore(&self, restore: &Restoring) -> Result<(), Unrestored> {
-        match self {
-            Handler::File(_) => file::restore(restore),
-            Handler::Pipe(p) => p.restore(restore),
-        }
-    }
-
     /// The command that restoring pipe atom `atom` feeds its data to, its
     /// values substituted; an error says why there is none.
     pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, Error> {
@@ -269,6 +305,15 @@ impl Handler {
                 pipe: false,
             }),
             Handler::Pipe(p) => p.restore_command(scope, atom),
+        }
+    }
+
+    /// Where, in place, this handler puts file atom `spec`: see
+    /// [`file::File::place`]; none for a pipe handler.
+    pub fn place_in(&self, spec: &AtomSpec) -> Option<Result<Place, Error>> {
+        match self {
+            Handler::File(f) => Some(f.place(spec)),
+            Handler::Pipe(_) => None,
         }
     }
 

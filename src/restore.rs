@@ -1,14 +1,18 @@
 //! Restoring atoms by name: resolving patterns into a plan (the newest
-//! version of each matching atom, from one host or across hosts), each of
-//! its datasets checked as it arrives from the metadb ([`Checked`]), and
-//! carrying out one planned dataset with its handler and hooks.
+//! version of each matching atom, of this host, of a named one or of any,
+//! see [`Whose`]), each of its datasets checked as it arrives from the
+//! metadb ([`Checked`]), and carrying out one planned dataset: each atom to
+//! where [`destination`] sends it, with its source's hooks if the source
+//! is configured here.
 
+pub mod destination;
 mod error;
 
-pub use error::Error;
+pub use error::{Candidate, Error};
 
 use crate::backup::copy::Reader;
 use crate::base::count::count;
+use crate::base::glob;
 use crate::base::queue;
 use crate::base::time;
 use crate::config::Config;
@@ -19,6 +23,10 @@ use crate::process::shell::Supervisor;
 use crate::wire::checked::{Checked, Refused};
 use crate::wire::model::{Atom, Backup, Dataset, FindRequest, RestoreItem};
 use crate::wire::target::Target;
+
+/// How many atoms with no record of this host an error lists candidates
+/// of.
+const CANDIDATE_ATOMS: usize = 3;
 
 /// One dataset to restore, holding the atoms of it that matched: checked,
 /// or refused with why.
@@ -32,35 +40,99 @@ pub fn item_of(planned: &Planned) -> &RestoreItem {
     }
 }
 
+/// Whose records a restore by name (and `dump`, `ls`) picks from.
+#[derive(Clone, Copy, Debug)]
+pub enum Whose<'a> {
+    /// `--host H`: that host's.
+    Host(&'a str),
+    /// Neither `--host` nor `--any-host`: those of this host, the one
+    /// restored on; an atom that only other hosts recorded is an error
+    /// naming them, so that no other host's record is taken unasked.
+    Own(&'a str),
+    /// `--any-host`: the newest of any host's.
+    Any,
+}
+
+impl<'a> Whose<'a> {
+    /// As `--host` and `--any-host` say, on host `own`.
+    pub fn new(host: Option<&'a str>, any_host: bool, own: &'a str) -> Whose<'a> {
+        match (host, any_host) {
+            (Some(host), _) => Whose::Host(host),
+            (None, true) => Whose::Any,
+            (None, false) => Whose::Own(own),
+        }
+    }
+}
+
 /// The newest version of each atom matching `patterns`.
 pub fn plan(
     metadb: &Metadb,
     patterns: &[String],
-    host: Option<&str>,
+    whose: Whose,
     older_than: Option<&str>,
 ) -> Result<Vec<Planned>, Error> {
-    let items = newest(metadb, patterns, host, older_than)?;
+    let items = newest(metadb, patterns, whose, older_than)?;
     Ok(items.into_iter().map(Checked::new).collect())
 }
 
-/// The newest version of each atom matching `patterns`, as recorded.
+/// The newest version of each atom matching `patterns`, as recorded, of
+/// the hosts `whose` names.
 fn newest(
     metadb: &Metadb,
     patterns: &[String],
-    host: Option<&str>,
+    whose: Whose,
     older_than: Option<&str>,
 ) -> Result<Vec<RestoreItem>, Error> {
     let older_than = older_than
         .map(|t| time::parse_time(t, chrono::Utc::now()).map(time::format))
         .transpose()
         .map_err(Error::Time)?;
+    let find = |host| find(metadb, patterns, host, older_than.as_deref());
+    let own = match whose {
+        Whose::Host(host) => return find(Some(host)),
+        Whose::Any => return find(None),
+        Whose::Own(own) => own,
+    };
+    let mine = find(Some(own))?;
+    let names = |items: &[RestoreItem]| -> Vec<String> {
+        let names = items.iter().flat_map(|i| &i.dataset.atoms);
+        names.map(|a| a.name.clone()).collect()
+    };
+    let known = names(&mine);
+    let mut theirs = names(&find(None)?);
+    theirs.retain(|name| !known.contains(name));
+    if theirs.is_empty() {
+        return Ok(mine);
+    }
+    theirs.sort();
+    theirs.dedup();
+    let mut atoms = Vec::new();
+    for name in theirs.iter().take(CANDIDATE_ATOMS) {
+        let candidates = candidates(metadb, name, older_than.as_deref())?;
+        atoms.push((name.clone(), candidates));
+    }
+    Err(Error::NotOwn {
+        host: own.to_string(),
+        more: theirs.len() - atoms.len(),
+        atoms,
+    })
+}
+
+/// The newest version of each atom matching `patterns`, of `host` or of
+/// any, strictly older than `older_than` (RFC 3339) if given.
+fn find(
+    metadb: &Metadb,
+    patterns: &[String],
+    host: Option<&str>,
+    older_than: Option<&str>,
+) -> Result<Vec<RestoreItem>, Error> {
     let mut items: Vec<RestoreItem> = Vec::new();
     for pattern in patterns {
         let request = FindRequest {
             pattern: pattern.clone(),
             host: host.map(String::from),
             num_versions: Some(1),
-            older_than: older_than.clone(),
+            older_than: older_than.map(String::from),
         };
         for backup in metadb.find_atoms(&request)? {
             for dataset in &backup.datasets {
@@ -85,15 +157,44 @@ fn newest(
     Ok(items)
 }
 
+/// Each host's newest version of atom `name`, newest first.
+fn candidates(
+    metadb: &Metadb,
+    name: &str,
+    older_than: Option<&str>,
+) -> Result<Vec<Candidate>, Error> {
+    let request = FindRequest {
+        pattern: glob::literal(name),
+        host: None,
+        num_versions: None,
+        older_than: older_than.map(String::from),
+    };
+    let mut candidates: Vec<Candidate> = Vec::new();
+    // Backups come newest first: a host's first is its newest.
+    for backup in metadb.find_atoms(&request)? {
+        if candidates.iter().any(|c| c.host == backup.host) {
+            continue;
+        }
+        if let Some(dataset) = backup.datasets.first() {
+            candidates.push(Candidate {
+                host: backup.host.clone(),
+                timestamp: backup.timestamp.clone(),
+                snapshot_id: dataset.snapshot_id.clone(),
+            });
+        }
+    }
+    Ok(candidates)
+}
+
 /// The newest version of the one atom `pattern` matches, checked, with its
 /// dataset holding it alone; an error names what it matched otherwise.
 pub fn one(
     metadb: &Metadb,
     pattern: &str,
-    host: Option<&str>,
+    whose: Whose,
     older_than: Option<&str>,
 ) -> Result<(Checked, Atom), Error> {
-    let items = newest(metadb, &[pattern.to_string()], host, older_than)?;
+    let items = newest(metadb, &[pattern.to_string()], whose, older_than)?;
     let mut atoms = items
         .iter()
         .flat_map(|item| item.dataset.atoms.iter().map(move |atom| (item, atom)));
@@ -153,17 +254,24 @@ impl Tally {
     }
 }
 
-/// Restores the `planned` datasets (only `parts` of each file atom, if
-/// any), read as `reader` says, up to `queue_config.concurrency` at a
-/// time, logging each failure (a refused record's too). `track` registers
-/// each job's supervisor with whoever may have to stop it, and says if that
-/// already happened.
+/// How a plan is restored, as the command line or a restore request says.
+pub struct Options<'a> {
+    pub target: &'a Target,
+    /// Only these parts of each file atom (`--path`), when any.
+    pub parts: &'a [String],
+    /// `--overwrite`: replace files and links in the way.
+    pub overwrite: bool,
+}
+
+/// Restores the `planned` datasets as `options` say, read as `reader`
+/// says, up to `queue_config.concurrency` at a time, logging each failure
+/// (a refused record's too). `track` registers each job's supervisor with
+/// whoever may have to stop it, and says if that already happened.
 pub fn carry_out(
     config: &Config,
     reader: &Reader,
     planned: &[Planned],
-    target: &Target,
-    parts: &[String],
+    options: &Options,
     track: &(dyn Fn(&Supervisor) -> Option<String> + Sync),
 ) -> Tally {
     let failed = queue::map(config.concurrency, planned, |planned| {
@@ -175,7 +283,7 @@ pub fn carry_out(
         let result = match (track(&sup), planned) {
             (Some(reason), _) => Err(Error::Stopped(reason)),
             (None, Err(refused)) => Err(Error::Refused(refused.clone())),
-            (None, Ok(checked)) => restore(checked, config, reader, target, parts, &sup),
+            (None, Ok(checked)) => restore(checked, config, reader, options, &sup),
         };
         let Err(e) = result else { return 0 };
         let names: Vec<&str> = item.dataset.atoms.iter().map(|a| a.name.as_str()).collect();
@@ -192,51 +300,42 @@ pub fn carry_out(
     }
 }
 
-/// What restoring `atom` of `planned` will touch, for the plan: where a
-/// file atom's files land, or the command a pipe atom's data is fed to (the
-/// live service); nothing, for a refused record. `config` is the executing
-/// host's configuration, when known here; for a pipe atom restored by
-/// another host's agent, `remote` names it.
-pub fn destination(
+/// What the plan says restoring each atom of `planned` to `target` does,
+/// in the dataset's order, and whether it can: see
+/// [`destination::describe`]. `config` is this host's; for a restore by
+/// another host's agent, `remote` names it, and its configuration decides.
+pub fn describe(
     config: &Config,
     remote: Option<&str>,
     planned: &Planned,
-    atom: &Atom,
     target: &Target,
-) -> String {
+) -> Vec<Result<String, String>> {
     let item = match planned {
         Ok(checked) => checked.item(),
-        Err(refused) => return refused.to_string(),
+        Err(refused) => {
+            let atoms = refused.item.dataset.atoms.iter();
+            return atoms.map(|_| Err(refused.to_string())).collect();
+        }
     };
-    let dataset = &item.dataset;
-    let files_to = |on: &str| match &atom.path {
-        None => format!("nothing: atom {} has no recorded path", atom.name),
-        Some(path) => format!("files to {}{on}", target.place(path).display()),
-    };
+    let source = &item.dataset.source;
     if let Some(host) = remote {
-        return match atom.path {
-            Some(_) => files_to(&format!(" on {host}")),
-            None => format!(
-                "the live service: {host}'s restore_command of source {}",
-                dataset.source
-            ),
-        };
+        let atoms = item.dataset.atoms.iter();
+        let said = |atom| destination::describe_remote(host, source, atom, target);
+        return atoms.map(|atom| Ok(said(atom))).collect();
     }
-    let Some(source) = config.sources.iter().find(|s| s.name == dataset.source) else {
-        return format!("nothing: source {} is not configured here", dataset.source);
+    let course = destination::course(config, item, target);
+    let hooks = match course.source {
+        None => format!("; no hooks: source {source} is not configured here"),
+        Some(_) => String::new(),
     };
-    if atom.path.is_some() {
-        return files_to("");
-    }
-    let atoms = std::slice::from_ref(atom);
-    let context = context(item);
-    let scope = source
-        .handler
-        .scope(&source.name, &context, atoms, Some(target));
-    match source.handler.restore_command(&scope, atom) {
-        Ok(command) => format!("the live service, fed to restore_command: {command}"),
-        Err(e) => format!("nothing: {e}"),
-    }
+    let said = |d: &Result<_, _>| destination::describe(d, target);
+    let atoms = course.atoms.iter();
+    atoms
+        .map(|d| match d {
+            Ok(_) => Ok(said(d) + &hooks),
+            Err(_) => Err(said(d)),
+        })
+        .collect()
 }
 
 /// The backup `item` comes from, as its commands see it.
@@ -247,47 +346,53 @@ fn context(item: &RestoreItem) -> Context<'_> {
     }
 }
 
-/// Restores one planned dataset; only `parts` of its file atoms if any.
+/// Restores one planned dataset as `options` say, with its source's hooks
+/// if that is configured here.
 fn restore(
     checked: &Checked,
     config: &Config,
     reader: &Reader,
-    target: &Target,
-    parts: &[String],
+    options: &Options,
     sup: &Supervisor,
 ) -> Result<(), Error> {
     let item = checked.item();
     let dataset = &item.dataset;
-    let source = config
-        .sources
-        .iter()
-        .find(|s| s.name == dataset.source)
-        .ok_or_else(|| Error::NotConfigured {
-            name: dataset.source.clone(),
-        })?;
+    let course = destination::course(config, item, options.target);
+    let destinations = course
+        .atoms
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::Unplaceable)?;
     let context = context(item);
-    let scope = source
-        .handler
-        .scope(&source.name, &context, &dataset.atoms, Some(target));
-    let hook_env = hook::environment(&scope, None);
-    if let Some(pre) = &source.hooks.pre_restore {
-        sup.run_shell(pre, &hook_env, "pre_restore_command")?;
+    let hooks = course.source.map(|source| {
+        let scope =
+            source
+                .handler
+                .scope(&source.name, &context, &dataset.atoms, Some(options.target));
+        (&source.hooks, hook::environment(&scope, None))
+    });
+    if let Some((hooks, env)) = &hooks {
+        if let Some(pre) = &hooks.pre_restore {
+            sup.run_shell(pre, env, "pre_restore_command")?;
+        }
     }
     // The reader picks the repository and names the snapshot there; the
     // handler restores from what it is given.
     reader.read(dataset, |repo, snapshot| {
-        source.handler.restore(&handler::Restoring {
+        handler::restore(&handler::Restoring {
             repo,
             snapshot,
             sup,
             checked,
-            target,
-            parts,
-            scope: &scope,
+            destinations: &destinations,
+            parts: options.parts,
+            overwrite: options.overwrite,
         })
     })?;
-    if let Some(post) = &source.hooks.post_restore {
-        sup.run_shell(post, &hook_env, "post_restore_command")?;
+    if let Some((hooks, env)) = &hooks {
+        if let Some(post) = &hooks.post_restore {
+            sup.run_shell(post, env, "post_restore_command")?;
+        }
     }
     Ok(())
 }

@@ -285,7 +285,12 @@ fn carry_out(
     let config = &loaded.config;
     // Records that travelled: each is checked again as it arrives.
     let planned: Vec<_> = request.items.iter().cloned().map(Checked::new).collect();
-    let tally = restore::carry_out(config, &reader, &planned, &target, &[], &track);
+    let options = restore::Options {
+        target: &target,
+        parts: &[],
+        overwrite: request.overwrite,
+    };
+    let tally = restore::carry_out(config, &reader, &planned, &options, &track);
     control.maintenance_done();
     match tally.failed {
         0 => Ok(tally.summary()),

@@ -2,6 +2,20 @@
 //! `filepath.Match` syntax, checked before restic sees a pattern so that a
 //! mistake is a configuration or usage error, not a failed backup.
 
+/// The pattern that matches `text` alone: a `\` before each of `*`, `?`,
+/// `[` and `\`. Go's `filepath.Match` (restic's `--include`) and `query`
+/// patterns escape alike.
+pub fn literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A pattern restic's `--exclude` accepts: not empty, and each `/`-separated
 /// part a valid Go `filepath.Match` pattern (restic checks each part so).
 pub fn check_pattern(pattern: &str) -> Result<(), String> {
@@ -62,6 +76,12 @@ fn check_glob(part: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_literal_matches_itself_only() {
+        assert_eq!(literal("/srv/a*b?[c]\\d"), "/srv/a\\*b\\?\\[c]\\\\d");
+        assert!(check_pattern(&literal("[x*")).is_ok());
+    }
 
     #[test]
     fn patterns_as_go_matches_them() {

@@ -241,5 +241,7 @@ mod tests {
         assert_eq!(sqlite_glob(r"[\]]x"), r"[\]]x");
         assert_eq!(sqlite_glob("[]a]*"), "[]a]*");
         assert_eq!(sqlite_glob("[^]a]"), "[^]a]");
+        let literal = crate::base::glob::literal(r"a*b?[c]\d");
+        assert_eq!(sqlite_glob(&literal), r"a[*]b[?][[]c]\d");
     }
 }

@@ -10,8 +10,12 @@ use std::path::PathBuf;
 #[derive(Debug, PartialEq)]
 pub struct RestoreArgs {
     pub host: Option<String>,
+    /// `--any-host`: the newest version of any host, not this host's.
+    pub any_host: bool,
     pub older_than: Option<String>,
     pub target: crate::wire::target::Target,
+    /// `--overwrite`: replace files and links in the way.
+    pub overwrite: bool,
     pub dry_run: bool,
     /// Ask this host's agent to restore, through the metadb.
     pub remote: Option<String>,
@@ -28,6 +32,8 @@ pub struct RestoreArgs {
 #[derive(Debug, Default, PartialEq)]
 pub struct VersionArgs {
     pub host: Option<String>,
+    /// `--any-host`: the newest version of any host, not this host's.
+    pub any_host: bool,
     pub older_than: Option<String>,
     /// `--repository`: read from this one (`primary` or a copy) only.
     pub repository: Option<String>,
@@ -53,6 +59,8 @@ pub struct LsArgs {
     pub sub: Option<String>,
 }
 
+const ANY_HOST: &str = "give either --host H or --any-host, not both";
+
 /// `restore`: options, a target, patterns, and the options that go
 /// together.
 pub(super) fn restore(
@@ -61,12 +69,15 @@ pub(super) fn restore(
 ) -> Result<Command, lexopt::Error> {
     let (mut host, mut older_than, mut target, mut dry_run) = (None, None, None, false);
     let (mut remote, mut wait, mut repository) = (None, false, None);
+    let (mut any_host, mut overwrite) = (false, false);
     let (mut parts, mut patterns) = (Vec::new(), Vec::new());
     while let Some(arg) = next(parser)? {
         match arg {
             _ if is_help(&arg) => return Ok(Command::Help(Some("restore".into()))),
             Arg::Long(ref name) => match name.as_str() {
                 "host" => host = Some(parser.value()?.string()?),
+                "any-host" => any_host = true,
+                "overwrite" => overwrite = true,
                 "older-than" => older_than = Some(parser.value()?.string()?),
                 "target" | "in-place" if target.is_some() => {
                     return Err("give either --target DIR or --in-place, once".into())
@@ -76,7 +87,7 @@ pub(super) fn restore(
                     if !dir.is_absolute() {
                         return Err("--target needs an absolute directory".into());
                     }
-                    target = Some(crate::wire::target::Target::Dir(dir));
+                    target = Some(crate::wire::target::Target::at(dir));
                 }
                 "in-place" => target = Some(crate::wire::target::Target::InPlace),
                 "dry-run" => dry_run = true,
@@ -96,6 +107,9 @@ pub(super) fn restore(
     if patterns.is_empty() {
         return Err("restore needs at least one PATTERN (e.g. 'sql/db2')".into());
     }
+    if any_host && host.is_some() {
+        return Err(ANY_HOST.into());
+    }
     if wait && remote.is_none() {
         return Err("--wait goes with --remote HOST".into());
     }
@@ -107,8 +121,10 @@ pub(super) fn restore(
     }
     Ok(Command::Restore(RestoreArgs {
         host,
+        any_host,
         older_than,
         target,
+        overwrite,
         dry_run,
         remote,
         wait,
@@ -130,6 +146,7 @@ pub(super) fn look_into(
         match arg {
             _ if is_help(&arg) => return Ok(Command::Help(Some(name.into()))),
             Arg::Long(ref opt) if opt == "host" => version.host = Some(parser.value()?.string()?),
+            Arg::Long(ref opt) if opt == "any-host" => version.any_host = true,
             Arg::Long(ref opt) if opt == "older-than" => {
                 version.older_than = Some(parser.value()?.string()?)
             }
@@ -145,6 +162,9 @@ pub(super) fn look_into(
             _ if global(cli, &arg, parser)? => {}
             _ => return Err(unexpected(arg)),
         }
+    }
+    if version.any_host && version.host.is_some() {
+        return Err(ANY_HOST.into());
     }
     let mut values = values.into_iter();
     version.atom = values

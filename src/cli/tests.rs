@@ -68,8 +68,20 @@ fn restore_needs_a_target() {
         panic!("not a restore")
     };
     assert_eq!(r.repository.as_deref(), Some("offsite"));
+    assert!(!r.overwrite && !r.any_host);
+    let cli = parse_str("restore --target / --any-host --overwrite x").unwrap();
+    let Command::Restore(r) = cli.command else {
+        panic!("not a restore")
+    };
+    assert_eq!(
+        r.target,
+        crate::wire::target::Target::InPlace,
+        "as the original"
+    );
+    assert!(r.overwrite && r.any_host);
     for bad in [
         "restore x",
+        "restore --in-place --host web3 --any-host x",
         "restore --target rel x",
         "restore --in-place",
         "restore --in-place --target /t x",
@@ -292,6 +304,7 @@ fn dump_and_ls() {
         Command::Dump(DumpArgs {
             version: VersionArgs {
                 host: Some("web3".into()),
+                any_host: false,
                 older_than: None,
                 repository: None,
                 atom: "sql/db2".into(),
@@ -306,6 +319,7 @@ fn dump_and_ls() {
         Command::Ls(LsArgs {
             version: VersionArgs {
                 host: None,
+                any_host: false,
                 older_than: Some("7d".into()),
                 repository: Some("offsite".into()),
                 atom: "users/alice".into(),
@@ -322,6 +336,7 @@ fn dump_and_ls() {
         "ls a b c",
         "ls a ../b",
         "dump a /b",
+        "dump --any-host --host web3 a",
     ] {
         assert!(parse_str(bad).is_err(), "{bad:?} accepted");
     }

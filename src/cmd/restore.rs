@@ -1,14 +1,16 @@
 //! `tabacco restore`: restore atoms by name onto this host. Prints the plan
-//! (which version of which atom, from which host and snapshot), carries it
-//! out with the configured concurrency, and summarises what failed.
+//! (which version of which atom, from which host and snapshot, and where it
+//! goes), carries it out with the configured concurrency, and summarises
+//! what failed; a dry run fails where the restore would.
 
 use crate::backup::copy::Reader;
+use crate::base::count::count;
 use crate::cli::RestoreArgs;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::metadb::Metadb;
 use crate::process::interrupt::Interrupt;
-use crate::restore::{self, Planned};
+use crate::restore::{self, Planned, Whose};
 use crate::wire::model::{self, RestoreRequest, RestoreState};
 use std::thread;
 use std::time::Duration;
@@ -19,13 +21,11 @@ const WAIT_POLL: Duration = Duration::from_secs(1);
 pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), Exit> {
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
-    let planned = restore::plan(
-        &metadb,
-        &args.patterns,
-        args.host.as_deref(),
-        args.older_than.as_deref(),
-    )
-    .map_err(Exit::error)?;
+    // This host's records, or with --remote those of the host restored on.
+    let own = args.remote.as_deref().unwrap_or(&config.hostname);
+    let whose = Whose::new(args.host.as_deref(), args.any_host, own);
+    let planned = restore::plan(&metadb, &args.patterns, whose, args.older_than.as_deref())
+        .map_err(Exit::error)?;
     if planned.is_empty() {
         return Err(Exit::Error(format!(
             "no recorded atom matches {}",
@@ -48,7 +48,14 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), Exit> {
             )));
         }
     }
-    cmd::print(&plan_table(config, args, &planned))?;
+    let (table, unrestorable) = plan_table(config, args, &planned);
+    cmd::print(&table)?;
+    if args.dry_run && unrestorable > 0 {
+        return Err(Exit::Error(format!(
+            "{} cannot be restored (see RESTORES): the restore would fail",
+            count(unrestorable, "atom")
+        )));
+    }
     if args.dry_run {
         return Ok(());
     }
@@ -60,14 +67,14 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), Exit> {
     let reader = Reader::new(&config.repository, &config.copies)
         .pick(args.repository.as_deref())
         .map_err(|e| Exit::Usage(e.to_string()))?;
-    let tally = restore::carry_out(
-        config,
-        &reader,
-        &planned,
-        &args.target,
-        &args.parts,
-        &|sup| interrupt.track(sup),
-    );
+    let options = restore::Options {
+        target: &args.target,
+        parts: &args.parts,
+        overwrite: args.overwrite,
+    };
+    let tally = restore::carry_out(config, &reader, &planned, &options, &|sup| {
+        interrupt.track(sup)
+    });
     if tally.failed > 0 {
         log::error!("{}", tally.summary());
         return Err(Exit::Failed);
@@ -92,6 +99,7 @@ fn request(
         id: model::new_id(),
         host: host.to_string(),
         target: args.target.to_request(),
+        overwrite: args.overwrite,
         items: items.collect(),
         state: RestoreState::Pending,
         message: String::new(),
@@ -141,14 +149,21 @@ fn request(
     }
 }
 
-/// The plan: each atom's version, and what restoring it will touch.
-fn plan_table(config: &Config, args: &RestoreArgs, planned: &[Planned]) -> String {
+/// The plan: each atom's version, and what restoring it does; and how many
+/// atoms cannot be restored.
+fn plan_table(config: &Config, args: &RestoreArgs, planned: &[Planned]) -> (String, usize) {
     let mut rows =
         vec![["ATOM", "HOST", "BACKUP", "TIME", "SNAPSHOT", "RESTORES"].map(String::from)];
+    let mut unrestorable = 0;
     for planned in planned {
         let item = restore::item_of(planned);
-        for atom in &item.dataset.atoms {
-            let remote = args.remote.as_deref();
+        let remote = args.remote.as_deref();
+        let said = restore::describe(config, remote, planned, &args.target);
+        for (atom, said) in item.dataset.atoms.iter().zip(said) {
+            let said = said.unwrap_or_else(|e| {
+                unrestorable += 1;
+                e
+            });
             rows.push([
                 atom.name.clone(),
                 item.backup.host.clone(),
@@ -156,15 +171,11 @@ fn plan_table(config: &Config, args: &RestoreArgs, planned: &[Planned]) -> Strin
                 item.backup.timestamp.clone(),
                 item.dataset.snapshot_id.clone(),
                 match &args.parts[..] {
-                    [] => restore::destination(config, remote, planned, atom, &args.target),
-                    parts => format!(
-                        "{}, only {}",
-                        restore::destination(config, remote, planned, atom, &args.target),
-                        parts.join(" ")
-                    ),
+                    [] => said,
+                    parts => format!("{said}, only {}", parts.join(" ")),
                 },
             ]);
         }
     }
-    cmd::table(&rows)
+    (cmd::table(&rows), unrestorable)
 }

@@ -3,6 +3,7 @@
 //! datasets), and a restore that did not happen ([`Unrestored`]). Each keeps
 //! its cause; its one-line message is what the caller reports.
 
+use crate::base::place;
 use crate::process::shell;
 use crate::restic;
 use std::fmt;
@@ -76,16 +77,10 @@ pub enum Unrestored {
     Command(Error),
     /// A stream from `restic dump` could not be set up.
     Process(shell::Error),
-    /// The directory to restore into cannot be created.
-    Target {
-        dir: PathBuf,
-        source: io::Error,
-    },
-    /// A file atom recorded without a path.
-    NoPath {
-        atom: String,
-    },
-    /// restic restored nothing at the `missing` paths (under `dir`, of
+    /// What was restored cannot be put into place: something is in the
+    /// way, or the file system refused.
+    Place(place::Error),
+    /// restic restored nothing at the `missing` paths (for `dir`, of
     /// `parts` if any): they are not in the snapshot.
     NotInSnapshot {
         missing: Vec<String>,
@@ -127,12 +122,7 @@ impl fmt::Display for Unrestored {
             Unrestored::Restic(e) => e.fmt(f),
             Unrestored::Command(e) => e.fmt(f),
             Unrestored::Process(e) => e.fmt(f),
-            Unrestored::Target { dir, source } => {
-                write!(f, "cannot create {}: {source}", dir.display())
-            }
-            Unrestored::NoPath { atom } => {
-                write!(f, "refusing record: file atom {atom} has no path")
-            }
+            Unrestored::Place(e) => e.fmt(f),
             Unrestored::NotInSnapshot {
                 missing,
                 parts,
@@ -178,9 +168,9 @@ impl std::error::Error for Unrestored {
             Unrestored::Restic(e) => Some(e),
             Unrestored::Command(e) => Some(e),
             Unrestored::Process(e) => Some(e),
-            Unrestored::Target { source, .. } => Some(source),
+            Unrestored::Place(e) => Some(e),
             Unrestored::Stream { why, .. } => Some(why.as_ref()),
-            Unrestored::NoPath { .. } | Unrestored::NotInSnapshot { .. } => None,
+            Unrestored::NotInSnapshot { .. } => None,
         }
     }
 }
@@ -204,5 +194,11 @@ impl From<restic::Error> for Unrestored {
 impl From<Error> for Unrestored {
     fn from(e: Error) -> Unrestored {
         Unrestored::Command(e)
+    }
+}
+
+impl From<place::Error> for Unrestored {
+    fn from(e: place::Error) -> Unrestored {
+        Unrestored::Place(e)
     }
 }

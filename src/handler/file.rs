@@ -1,7 +1,9 @@
 //! The builtin `file` handler: atoms are paths, under `params.path` or
 //! absolute; one restic snapshot holds them all, and each can be restored
-//! on its own by its path (`restic restore --include`).
+//! on its own by its path (`restic restore --include`), through a staging
+//! directory ([`crate::base::place`]) to wherever it is put.
 
+use crate::base::place::{Place, Staging};
 use crate::handler::atom::{self, AtomSpec, DatasetSpec};
 use crate::handler::exclude::Excludes;
 use crate::handler::{
@@ -10,7 +12,6 @@ use crate::handler::{
 use crate::report::failure::{Failure, Kind};
 use crate::restic;
 use crate::wire::model::Atom;
-use crate::wire::target::Target;
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Clone, Debug)]
@@ -77,6 +78,24 @@ impl File {
         Ok(path)
     }
 
+    /// Where atom `spec` is restored in place: its path, reached from
+    /// `params.path` when it is below it (so that nothing below the tree
+    /// is followed), else from the directory holding it.
+    pub fn place(&self, spec: &AtomSpec) -> Result<Place, Error> {
+        let path = self.atom_path(spec)?;
+        let below = |base: &Path| {
+            let relative = path.strip_prefix(base).ok()?;
+            Place::new(base, relative).filter(|_| !relative.as_os_str().is_empty())
+        };
+        let place = match &self.path {
+            Some(base) => below(base),
+            None => None,
+        };
+        place.or_else(|| below(path.parent()?)).ok_or_else(|| {
+            Error::Invalid(format!("{} cannot be restored in place", path.display()))
+        })
+    }
+
     pub fn plan(&self, source: &str, atoms: &[AtomSpec]) -> Result<PlannedDataset, Error> {
         let mut planned = Vec::new();
         let mut paths: Vec<PathBuf> = self.path.iter().cloned().collect();
@@ -134,45 +153,48 @@ pub fn save(
     Ok(saving.repo.backup(saving.sup, request, saving.on_status)?)
 }
 
-/// Restores the dataset's atoms (only `restore.parts` of them, if any) with
-/// `restic restore`, and checks that each is there afterwards.
-pub fn restore(restore: &Restoring) -> Result<(), Unrestored> {
-    let dataset = &restore.checked.item().dataset;
-    let paths = dataset
-        .atoms
-        .iter()
-        .map(|atom| {
-            atom.path.as_deref().ok_or_else(|| Unrestored::NoPath {
-                atom: atom.name.clone(),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let target = restore.target;
-    if let Target::Dir(dir) = target {
-        std::fs::create_dir_all(dir).map_err(|source| Unrestored::Target {
-            dir: dir.clone(),
-            source,
-        })?;
+/// Restores file atoms, each given as its recorded path and its place
+/// (only `restoring.parts` of them, if any): one `restic restore` into a
+/// staging directory for each directory that places are below, a check
+/// that each atom is there afterwards, then [`Staging::put`].
+pub fn restore(restoring: &Restoring, atoms: &[(&str, &Place)]) -> Result<(), Unrestored> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for (_, place) in atoms {
+        if !dirs.contains(&place.dir()) {
+            dirs.push(place.dir());
+        }
     }
-    let dir = target.dir();
-    restore
-        .repo
-        .restore(restore.sup, restore.snapshot, dir, &paths, restore.parts)?;
-    // restic restores nothing, and says nothing, for a path that is not in
-    // the snapshot; nor, with parts, for parts not in an atom, whose
-    // directory it then does not create either.
-    let missing: Vec<String> = paths
-        .iter()
-        .filter(|p| target.place(p).symlink_metadata().is_err())
-        .map(|p| p.to_string())
-        .collect();
-    if !missing.is_empty() {
-        return Err(Unrestored::NotInSnapshot {
-            missing,
-            parts: restore.parts.to_vec(),
-            dir: dir.to_path_buf(),
-            snapshot_id: dataset.snapshot_id.clone(),
-        });
+    let staged = |path: &str| PathBuf::from(path.trim_start_matches('/'));
+    for dir in dirs {
+        let group: Vec<&(&str, &Place)> = atoms.iter().filter(|(_, p)| p.dir() == dir).collect();
+        let paths: Vec<&str> = group.iter().map(|(path, _)| *path).collect();
+        let staging = Staging::new(dir)?;
+        let (sup, snapshot) = (restoring.sup, restoring.snapshot);
+        let parts = restoring.parts;
+        restoring
+            .repo
+            .restore(sup, snapshot, staging.path(), &paths, parts)?;
+        // restic restores nothing, and says nothing, for a path that is not
+        // in the snapshot; nor, with parts, for parts not in an atom, whose
+        // directory it then does not create either.
+        let missing: Vec<String> = paths
+            .iter()
+            .filter(|p| staging.path().join(staged(p)).symlink_metadata().is_err())
+            .map(|p| p.to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(Unrestored::NotInSnapshot {
+                missing,
+                parts: parts.to_vec(),
+                dir: dir.to_path_buf(),
+                snapshot_id: restoring.checked.item().dataset.snapshot_id.clone(),
+            });
+        }
+        let entries: Vec<(PathBuf, Place)> = group
+            .iter()
+            .map(|(path, place)| (staged(path), (*place).clone()))
+            .collect();
+        staging.put(&entries, restoring.overwrite)?;
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! The builtin `pipe` handler: each atom is the output of `backup_command`,
 //! streamed into restic, and is restored by streaming it back into
-//! `restore_command` (both through [`crate::process::shell::pipe`]).
+//! `restore_command`, the live service (both through
+//! [`crate::process::shell::pipe`]), or into a new file.
 
+use crate::base::place::{self, Place, Staging};
 use crate::handler::hook;
 use crate::handler::{
     check_template, Error, Input, Params, PlannedDataset, Restoring, Saving, Stream, Unrestored,
@@ -13,6 +15,9 @@ use crate::process::shell::Stop;
 use crate::report::failure::{Failure, Kind};
 use crate::restic;
 use crate::wire::model::Atom;
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
 use std::process::Stdio;
 
 #[derive(Clone, Debug)]
@@ -74,18 +79,6 @@ impl Pipe {
                 pipe: true,
             })?;
         Ok(shell::substitute(command, &hook::variables(scope, atom))?)
-    }
-
-    /// Streams each atom from `restic dump` into `restore_command`.
-    pub fn restore(&self, restore: &Restoring) -> Result<(), Unrestored> {
-        for atom in &restore.checked.item().dataset.atoms {
-            let command = self.restore_command(restore.scope, atom)?;
-            let dump = restore
-                .repo
-                .dump(restore.sup, restore.snapshot, &atom.name)?;
-            stream_back(restore, atom, &command, dump)?;
-        }
-        Ok(())
     }
 }
 
@@ -164,23 +157,22 @@ enum Stored {
     Incomplete(restic::Summary),
 }
 
-/// Streams pipe atom `atom` from `restic dump` (started) straight into
-/// `command`.
-fn stream_back(
-    restore: &Restoring,
+/// Streams pipe atom `atom` from `restic dump` straight into `command`
+/// (the live service), run with `env`.
+pub fn feed(
+    restoring: &Restoring,
     atom: &Atom,
     command: &str,
-    dump: shell::Running,
+    env: &hook::Environment,
 ) -> Result<(), Unrestored> {
-    let sup = restore.sup;
+    let sup = restoring.sup;
+    let dump = restoring.repo.dump(sup, restoring.snapshot, &atom.name)?;
     // Counted on the way, so that a short stream is caught.
     let ended = dump
         .pipe_into(Link::Counted, |data| {
             let mut consumer = {
                 let mut cmd = shell::sh(command);
-                cmd.stdin(data)
-                    .stdout(Stdio::piped())
-                    .envs(hook::environment(restore.scope, Some(atom)));
+                cmd.stdin(data).stdout(Stdio::piped()).envs(env.clone());
                 sup.spawn(&mut cmd, "restore_command", Stop::Terminate)?
             };
             let stdout = consumer
@@ -211,12 +203,57 @@ fn stream_back(
         Some(Err(e)) => return Err(failed(Stream::StoppedReading(e))),
         None => return Err(failed(Stream::Lost)),
     };
-    // A pipe dataset holds one atom, and restic refuses an empty stream:
-    // its total_bytes is the stream's size, and 0 means unknown (reindex).
-    let dataset = &restore.checked.item().dataset;
+    check_size(restoring, atom, copied)
+}
+
+/// Streams pipe atom `atom` from `restic dump` into a new file at `place`:
+/// written whole in a staging directory, then put into place.
+pub fn restore_to_file(
+    restoring: &Restoring,
+    atom: &Atom,
+    place: &Place,
+) -> Result<(), Unrestored> {
+    let staging = Staging::new(place.dir())?;
+    let staged = PathBuf::from("stream");
+    let mut file = staging.create(&staged)?;
+    let dump = restoring
+        .repo
+        .dump(restoring.sup, restoring.snapshot, &atom.name)?;
+    let ended = dump
+        .pipe_into(Link::Direct, |data| -> io::Result<u64> {
+            let copied = io::copy(&mut File::from(data), &mut file)?;
+            file.sync_all()?;
+            Ok(copied)
+        })
+        .map_err(Unrestored::Process)?;
+    let copied = match (ended.producer, ended.consumer) {
+        (_, Err(source)) => {
+            let path = place.path();
+            return Err(Unrestored::Place(place::Error::Io { path, source }));
+        }
+        (Err(e), Ok(_)) => {
+            let why = Box::new(Stream::Failed(e));
+            let atom = atom.name.clone();
+            return Err(Unrestored::Stream { atom, why });
+        }
+        (Ok(_), Ok(copied)) => copied,
+    };
+    check_size(restoring, atom, copied)?;
+    staging.put(&[(staged, place.clone())], restoring.overwrite)?;
+    Ok(())
+}
+
+/// Whether `copied`, the bytes of pipe atom `atom` restored, is the size
+/// recorded. A pipe dataset holds one atom, and restic refuses an empty
+/// stream: its total_bytes is the stream's size, and 0 means unknown
+/// (reindex).
+fn check_size(restoring: &Restoring, atom: &Atom, copied: u64) -> Result<(), Unrestored> {
+    let dataset = &restoring.checked.item().dataset;
     let recorded = dataset.total_bytes;
     if dataset.atoms.len() == 1 && recorded > 0 && copied != recorded as u64 {
-        return Err(failed(Stream::Size { copied, recorded }));
+        let why = Box::new(Stream::Size { copied, recorded });
+        let atom = atom.name.clone();
+        return Err(Unrestored::Stream { atom, why });
     }
     Ok(())
 }

@@ -605,6 +605,7 @@ mod tests {
             id: "r1".into(),
             host: "web3".into(),
             target: Some("/srv/restore".into()),
+            overwrite: false,
             items: vec![crate::wire::model::RestoreItem { backup, dataset }],
             state: RestoreState::Pending,
             message: String::new(),

@@ -1674,6 +1674,7 @@ mod tests {
             id: "r1".into(),
             host: "web2".into(),
             target: Some("/srv/restore".into()),
+            overwrite: false,
             items: vec![item],
             state: RestoreState::Pending,
             message: String::new(),

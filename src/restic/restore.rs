@@ -6,6 +6,7 @@
 //! and `handler`'s.
 
 use super::{stdin_filename, Error, Node, Repo, SnapshotRef};
+use crate::base::glob;
 use crate::process::shell::{Running, Stop, Supervisor};
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
@@ -26,7 +27,8 @@ impl Repo {
     ) -> Result<(), Error> {
         let mut tail = vec!["--target".to_string(), target.to_string_lossy().into()];
         for path in paths {
-            let path = escape_pattern(path);
+            // A path with `*`, `?`, `[` or `\` in it must not match others.
+            let path = glob::literal(path);
             if parts.is_empty() {
                 tail.extend(["--include".into(), path.clone()]);
             }
@@ -173,28 +175,5 @@ fn has_output(running: &mut Running) -> bool {
             // by its writer only POLLHUP.
             return r < 0 || fd.revents & libc::POLLIN != 0;
         }
-    }
-}
-
-/// restic's `--include` takes glob patterns: a path with `*`, `?`, `[` or
-/// `\` in it must not match other paths.
-fn escape_pattern(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for c in path.chars() {
-        if matches!(c, '*' | '?' | '[' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn include_patterns_are_escaped() {
-        assert_eq!(escape_pattern("/srv/a*b?[c]\\d"), "/srv/a\\*b\\?\\[c]\\\\d");
     }
 }

@@ -1,11 +1,22 @@
 //! Why a restore, or the plan of one, failed: each keeps its cause, and
 //! says in one line what `restore`, `dump`, `ls` and the agent report.
 
+use super::destination::Unplaceable;
+use crate::base::count::count;
 use crate::handler::Unrestored;
 use crate::metadb;
 use crate::process::shell;
 use crate::wire::checked::Refused;
 use std::fmt;
+
+/// Another host's newest version of an atom, offered when this host has
+/// none.
+#[derive(Debug)]
+pub struct Candidate {
+    pub host: String,
+    pub timestamp: String,
+    pub snapshot_id: String,
+}
 
 /// Why a restore plan could not be made, or one planned dataset was not
 /// restored.
@@ -23,12 +34,17 @@ pub enum Error {
         pattern: String,
         names: Vec<String>,
     },
+    /// Atoms that this host (`host`) has no record of, only other hosts:
+    /// the first few, with each host's newest version, and how many more.
+    NotOwn {
+        host: String,
+        atoms: Vec<(String, Vec<Candidate>)>,
+        more: usize,
+    },
     /// A record from the metadb is not safe to use.
     Refused(Refused),
-    /// The dataset's source is not configured on this host.
-    NotConfigured {
-        name: String,
-    },
+    /// An atom of the dataset has nowhere to go.
+    Unplaceable(Unplaceable),
     /// A restore hook failed.
     Hook(shell::Error),
     /// The handler did not restore the dataset.
@@ -50,10 +66,38 @@ impl fmt::Display for Error {
                 names.len(),
                 names.join(" ")
             ),
-            Error::NotConfigured { name } => write!(
-                f,
-                "source {name:?} is not in this host's configuration: add it, so that its handler and hooks are known"
-            ),
+            Error::NotOwn { host, atoms, more } => {
+                let atoms: Vec<String> = atoms
+                    .iter()
+                    .map(|(name, candidates)| {
+                        let hosts: Vec<String> = candidates
+                            .iter()
+                            .map(|c| {
+                                format!(
+                                    "{} at {}, snapshot {}",
+                                    c.host.escape_debug(),
+                                    c.timestamp,
+                                    c.snapshot_id.escape_debug()
+                                )
+                            })
+                            .collect();
+                        format!(
+                            "{}: no record of this host ({host}), only of {}",
+                            name.escape_debug(),
+                            hosts.join("; ")
+                        )
+                    })
+                    .collect();
+                f.write_str(&atoms.join("; "))?;
+                if *more > 0 {
+                    write!(f, "; and {} more", count(*more, "atom"))?;
+                }
+                write!(
+                    f,
+                    ": restore another host's version with --host HOST, this host's only with --host {host}, or the newest of any host with --any-host"
+                )
+            }
+            Error::Unplaceable(e) => e.fmt(f),
             Error::Hook(e) => e.fmt(f),
             Error::Unrestored(e) => e.fmt(f),
         }
@@ -67,10 +111,11 @@ impl std::error::Error for Error {
             Error::Hook(e) => Some(e),
             Error::Unrestored(e) => Some(e),
             Error::Refused(e) => Some(e),
+            Error::Unplaceable(e) => Some(e),
             Error::Time(_)
             | Error::NoMatch { .. }
             | Error::Ambiguous { .. }
-            | Error::NotConfigured { .. }
+            | Error::NotOwn { .. }
             | Error::Stopped(_) => None,
         }
     }

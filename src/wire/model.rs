@@ -136,9 +136,12 @@ pub struct RestoreRequest {
     pub id: String,
     /// The host whose agent carries it out.
     pub host: String,
-    /// Absolute directory for file atoms; absent means in place.
+    /// Absolute directory to restore into; absent means in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Replace files and links in the way (`restore --overwrite`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overwrite: bool,
     pub items: Vec<RestoreItem>,
     /// Set by the metadb and the executing agent.
     #[serde(default)]

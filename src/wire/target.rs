@@ -7,13 +7,24 @@ use std::path::{Path, PathBuf};
 /// Where restored data goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// File atoms land at `DIR/<original path>`.
+    /// Every atom's data as files under a directory: a file atom's at
+    /// `DIR/<original path>`, a pipe atom's stream as `DIR/<atom>`.
     Dir(PathBuf),
-    /// File atoms land at their original paths.
+    /// Where this host's configuration puts each atom: a file atom's files
+    /// at its path, a pipe atom's stream into its `restore_command`.
     InPlace,
 }
 
 impl Target {
+    /// `--target DIR`: `/` is in place, as the original program said it.
+    pub fn at(dir: PathBuf) -> Target {
+        if dir.parent().is_none() {
+            Target::InPlace
+        } else {
+            Target::Dir(dir)
+        }
+    }
+
     /// How a restore request carries a target: a directory, or none for
     /// in place.
     pub fn to_request(&self) -> Option<String> {
@@ -29,7 +40,7 @@ impl Target {
         match target {
             None => Ok(Target::InPlace),
             Some(dir) if Path::new(dir).is_absolute() && !dir.split('/').any(|c| c == "..") => {
-                Ok(Target::Dir(PathBuf::from(dir)))
+                Ok(Target::at(PathBuf::from(dir)))
             }
             Some(dir) => Err(format!(
                 "refusing restore target {dir:?}: not a plain absolute path"
@@ -48,5 +59,19 @@ impl Target {
     /// Where what was backed up at `path` (absolute) lands.
     pub fn place(&self, path: &str) -> PathBuf {
         self.dir().join(path.trim_start_matches('/'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_is_in_place() {
+        for root in ["/", "//", "/."] {
+            assert_eq!(Target::at(root.into()), Target::InPlace, "{root}");
+        }
+        assert_eq!(Target::at("/srv/r".into()), Target::Dir("/srv/r".into()));
+        assert_eq!(Target::from_request(Some("/")), Ok(Target::InPlace));
     }
 }

@@ -211,6 +211,11 @@ source sql
         .success();
     assert_eq!(restore.stderr, "");
     assert_eq!(
+        std::fs::read_to_string(f.path("out/sql/db1")).unwrap(),
+        "dump of db1\n"
+    );
+    f.tabacco(&["restore", "--in-place", "sql/db1"]).success();
+    assert_eq!(
         std::fs::read_to_string(f.path("restored-db1")).unwrap(),
         "dump of db1\n"
     );
@@ -472,30 +477,40 @@ fn a_file_atom_that_restores_nothing_fails() {
     );
 }
 
-/// A stream shorter or longer than the one recorded fails its atom.
+/// A stream shorter or longer than the one recorded fails its atom, and
+/// replaces nothing.
 #[test]
 fn a_pipe_stream_of_another_size_than_recorded_fails() {
     let f = pipe_fixture();
     let target = f.path("target");
-    std::fs::create_dir_all(&target).unwrap();
-    let args = ["restore", "--target", target.to_str().unwrap(), "sql/db1"];
-    // As recorded: 12 bytes, "dump of db1\n" (the path is empty).
-    f.tabacco(&args).success();
-    assert_eq!(
-        std::fs::read_to_string(target.join(".restored")).unwrap(),
-        "dump of db1\n"
-    );
+    let stream = target.join("sql/db1");
+    let to_dir = [
+        "restore",
+        "--overwrite",
+        "--target",
+        target.to_str().unwrap(),
+        "sql/db1",
+    ];
+    // As recorded: 12 bytes, "dump of db1\n".
+    f.tabacco(&to_dir).success();
+    assert_eq!(std::fs::read_to_string(&stream).unwrap(), "dump of db1\n");
+    std::fs::write(&stream, "kept").unwrap();
     sql(&f, "UPDATE datasets SET total_bytes = 4096");
-    let run = f.tabacco(&args).status(1);
+    let run = f.tabacco(&to_dir).status(1);
     assert!(
         run.stderr
             .contains("atom sql/db1: restic dump streamed 12 bytes of the 4096 bytes recorded"),
         "{}",
         run.stderr
     );
+    assert_eq!(
+        std::fs::read_to_string(&stream).unwrap(),
+        "kept",
+        "a short stream replaces nothing"
+    );
     // Records rebuilt from the repository carry no size: not checked.
     sql(&f, "UPDATE datasets SET total_bytes = 0");
-    f.tabacco(&args).success();
+    f.tabacco(&to_dir).success();
 }
 
 /// Regression: with `params.path` set, a listed atom whose path does not

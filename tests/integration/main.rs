@@ -12,6 +12,7 @@ mod config;
 mod console;
 mod copies;
 mod core;
+mod destinations;
 mod files;
 mod firstmin;
 mod hardening;

@@ -114,15 +114,8 @@ fn a_request_left_running_by_a_dead_agent_is_marked_failed() {
     );
     f.tabacco(&["run"]).success();
     let agent = Agent::start(&f, &[]);
-    f.tabacco(&[
-        "restore",
-        "--target",
-        "/unused",
-        "--remote",
-        "test-host",
-        "sql",
-    ])
-    .success();
+    f.tabacco(&["restore", "--in-place", "--remote", "test-host", "sql"])
+        .success();
     agent.wait_for("restoring 1 dataset", Duration::from_secs(30));
     drop(agent); // SIGKILL: no chance to report
     let state = || -> (String, String) {

@@ -1,6 +1,6 @@
-//! Restore by name: file atoms to a target or in place, pipe atoms into
-//! their restore command, from this host or another, and refusing records
-//! that would write outside the target.
+//! Restore by name: file atoms to a target or in place, pipe atoms in
+//! place into their restore command, from this host or another, and
+//! refusing records that would write outside the target.
 
 use crate::common::Fixture;
 use std::fs;
@@ -120,8 +120,7 @@ fn pipe_atom_streams_into_restore_command() {
         "name: sql\nhandler: pipe\nparams:\n  backup_command: \"seq 1 100000 | sed s/^/${atom.name}-/\"\n  restore_command: \"cat > ROOT/restored-${atom.name}.sql\"\natoms: [{name: db1}, {name: db2}]\n",
     );
     f.tabacco(&["run"]).success();
-    f.tabacco(&["restore", "--target", "/unused", "sql/db2"])
-        .success();
+    f.tabacco(&["restore", "--in-place", "sql/db2"]).success();
     let expected: String = (1..=100000).map(|i| format!("db2-{i}\n")).collect();
     assert_eq!(
         fs::read_to_string(f.path("restored-db2.sql")).unwrap(),
@@ -144,18 +143,10 @@ fn older_than_picks_an_older_version() {
     f.tabacco(&["run"]).success();
     let versions = f.query(&["--versions", "2", "v"]);
     let newest = versions[0]["timestamp"].as_str().unwrap();
-    f.tabacco(&[
-        "restore",
-        "--target",
-        "/unused",
-        "--older-than",
-        newest,
-        "v",
-    ])
-    .success();
-    assert_eq!(fs::read_to_string(f.path("out")).unwrap(), "one");
-    f.tabacco(&["restore", "--target", "/unused", "v"])
+    f.tabacco(&["restore", "--in-place", "--older-than", newest, "v"])
         .success();
+    assert_eq!(fs::read_to_string(f.path("out")).unwrap(), "one");
+    f.tabacco(&["restore", "--in-place", "v"]).success();
     assert_eq!(fs::read_to_string(f.path("out")).unwrap(), "two");
 }
 
@@ -226,20 +217,27 @@ fn missing_source_and_malicious_records_are_refused() {
     );
     assert!(!target.exists() || tree(&target).is_empty());
 
+    // In place needs the source configured here; a directory does not.
     fs::remove_file(f.path("etc/sources/users.yml")).unwrap();
     let run = f
-        .tabacco(&[
-            "restore",
-            "--target",
-            target.to_str().unwrap(),
-            "users/alice",
-        ])
+        .tabacco(&["restore", "--in-place", "users/alice"])
         .status(1);
     assert!(
         run.stderr
-            .contains("source \"users\" is not in this host's configuration"),
+            .contains("source users is not configured here: in place needs it"),
         "{}",
         run.stderr
+    );
+    f.tabacco(&[
+        "restore",
+        "--target",
+        target.to_str().unwrap(),
+        "users/alice",
+    ])
+    .success();
+    assert!(
+        !f.path("pre-restore").exists(),
+        "no hooks without the source"
     );
 }
 
@@ -251,9 +249,7 @@ fn failing_restore_command_is_reported_with_its_stderr() {
         "name: sql\nhandler: pipe\nparams: {backup_command: \"echo data\", restore_command: \"cat >/dev/null; echo cannot load >&2; exit 5\"}\n",
     );
     f.tabacco(&["run"]).success();
-    let run = f
-        .tabacco(&["restore", "--target", "/unused", "sql"])
-        .status(1);
+    let run = f.tabacco(&["restore", "--in-place", "sql"]).status(1);
     assert!(
         run.stderr
             .contains("restore_command exited with status 5: cannot load"),

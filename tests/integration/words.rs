@@ -89,8 +89,10 @@ fn hooks_get_the_original_variables_at_backup_and_restore() {
     assert_eq!(dumped, format!("alice mail/alice\n{pipe_command}"));
 
     let target = f.path("restored");
-    f.tabacco(&["restore", "--target", target.to_str().unwrap(), "*"])
+    f.tabacco(&["restore", "--target", target.to_str().unwrap(), "sql/*"])
         .success();
+    // A pipe atom reaches its restore_command in place only.
+    f.tabacco(&["restore", "--in-place", "mail/*"]).success();
     assert_eq!(read("file-restore.env"), read("file-backup.env"));
     assert_eq!(read("pipe-restore.env"), pipe_hook);
     assert_eq!(read("pipe-command-restore.env"), pipe_command);
@@ -295,15 +297,21 @@ fn tenant_names_back_up_find_restore_and_reindex() {
     fs::create_dir_all(f.path("out")).unwrap();
     f.tabacco(&["restore", "--target", target.to_str().unwrap(), "*"])
         .success();
+    f.tabacco(&["restore", "--in-place", "db/*"]).success();
     let restored = target.join(f.path("data/mail").strip_prefix("/").unwrap());
     for tenant in TENANTS {
         assert_eq!(
             fs::read_to_string(restored.join(tenant).join("inbox")).unwrap(),
             format!("mail of {tenant}")
         );
+        let dump = format!("dump of {tenant}\n");
+        assert_eq!(
+            fs::read_to_string(target.join("db").join(tenant)).unwrap(),
+            dump
+        );
         assert_eq!(
             fs::read_to_string(f.path("out").join(tenant)).unwrap(),
-            format!("dump of {tenant}\n")
+            dump
         );
     }
 
@@ -324,9 +332,10 @@ fn tenant_names_back_up_find_restore_and_reindex() {
 }
 
 /// The plan says what a restore will touch: where a file atom's files
-/// land, and that a pipe atom is fed to its restore_command, the live
-/// service; `--dry-run` prints exactly that plan and runs nothing. Failed
-/// before: the plan named versions only.
+/// land, where a pipe atom's stream lands as a file, or (in place) that it
+/// is fed to its restore_command, the live service; `--dry-run` prints
+/// exactly that plan and runs nothing. Failed before: the plan named
+/// versions only.
 #[test]
 fn restore_plan_says_what_it_will_touch() {
     let f = Fixture::new();
@@ -354,23 +363,33 @@ fn restore_plan_says_what_it_will_touch() {
         "{plan}"
     );
     let fed = f.path("fed-alice");
+    let stream = target.join("db/alice");
     assert!(
         rows[1].starts_with("db/alice ")
-            && rows[1].ends_with(&format!(
-                "the live service, fed to restore_command: cat > {}'alice'",
-                f.path("fed-").display()
-            )),
+            && rows[1].ends_with(&format!("a file {}", stream.display())),
         "{plan}"
     );
     let landing = target.join(f.path("data/mail/maria").strip_prefix("/").unwrap());
     assert!(
         rows[2].starts_with("mail/maria ")
-            && rows[2].ends_with(&format!("files to {}", landing.display())),
+            && rows[2].ends_with(&format!("files under {}", landing.display())),
         "{plan}"
     );
     assert!(!target.exists() && !fed.exists() && !f.path("hook-ran").exists());
 
     assert_eq!(restore(&[]), plan, "the same plan, printed first");
-    assert_eq!(fs::read_to_string(&fed).unwrap(), "dump\n");
+    assert_eq!(fs::read_to_string(&stream).unwrap(), "dump\n");
+    assert!(!fed.exists(), "a restore to a directory feeds no service");
+    let in_place = f
+        .tabacco(&["restore", "--dry-run", "--in-place", "db/alice"])
+        .success()
+        .stdout;
+    assert!(
+        in_place.ends_with(&format!(
+            "the live service, fed to restore_command: cat > {}'alice'\n",
+            f.path("fed-").display()
+        )),
+        "{in_place}"
+    );
     assert!(landing.join("inbox").exists() && f.path("hook-ran").exists());
 }
