@@ -104,8 +104,13 @@ impl From<shell::Error> for Error {
         if stderr.contains("ciphertext verification failed") || stderr.contains(" is damaged") {
             return Error::Damaged(stderr);
         }
+        // restic 0.14 asks whether there is a repository whenever it could
+        // not read the config: missing only if its backend said so.
         if stderr.contains("Is there a repository at the following location?") {
-            return Error::Missing(stderr);
+            return match says_missing(&stderr) {
+                true => Error::Missing(stderr),
+                false => Error::Unavailable(stderr),
+            };
         }
         Error::Process(shell::Error::Failed {
             what,
@@ -207,6 +212,19 @@ fn plain_stderr(stderr: &str) -> String {
     parts.join(" / ")
 }
 
+/// Whether restic's stderr says that the config it looked for does not
+/// exist (a local path, REST, sftp, S3), rather than that the backend
+/// refused or failed to answer.
+fn says_missing(stderr: &str) -> bool {
+    const MISSING: [&str; 4] = [
+        "does not exist",
+        "no such file or directory",
+        "NoSuchBucket",
+        "NoSuchKey",
+    ];
+    MISSING.iter().any(|words| stderr.contains(words))
+}
+
 /// Whether restic's stderr holds one of Go's network errors: a remote
 /// repository it could not reach.
 fn is_network_error(stderr: &str) -> bool {
@@ -243,6 +261,11 @@ mod tests {
         // restic 0.14 asks the same of a REST server it could not reach.
         assert!(matches!(
             Error::from(failed("Fatal: unable to open config file: client.Head: Head \"http://127.0.0.1:1/config\": dial tcp 127.0.0.1:1: connect: connection refused / Is there a repository at the following location?")),
+            Error::Unavailable(_)
+        ));
+        // A server that refuses the credentials is no missing repository.
+        assert!(matches!(
+            Error::from(failed("Fatal: unable to open config file: unexpected HTTP response (401): 401 Unauthorized / Is there a repository at the following location?")),
             Error::Unavailable(_)
         ));
         // Concurrent `restic init`s leave a key that does not open the

@@ -48,7 +48,7 @@ impl Agent {
 
     /// Sends SIGTERM and waits for the exit (at most `timeout`).
     #[track_caller]
-    fn terminate(self, timeout: Duration) -> (ExitStatus, Duration, String) {
+    pub(crate) fn terminate(self, timeout: Duration) -> (ExitStatus, Duration, String) {
         let started = Instant::now();
         self.signal(libc::SIGTERM);
         let (status, log) = self.0.wait(timeout);
