@@ -6,7 +6,8 @@
 //! and, with a metadb server, a lease named after the repository's
 //! location (the hosts sharing it), taken before the location is even
 //! looked at: a host that finds the repository created meanwhile opens it
-//! with its own key instead (`restic cat config`). Hosts without a metadb
+//! with its own key instead (`tabacco init` with `restic cat config`, a
+//! backup with its own restic). Hosts without a metadb
 //! server are not serialised with each other: such a fleet creates its
 //! repository from one host. Opening, creating and proving a repository
 //! is `restic`'s; when a backup creates one, `backup`'s.
@@ -151,10 +152,11 @@ impl Creator<'_> {
 
     /// What `init: auto` does for a backup that found `repo` missing (or
     /// half created, perhaps by another host right now): creates it as
-    /// [`Creator::ensure`] does, and checks that this host's key opens one
-    /// another host created meanwhile. A repository this host used at
-    /// that location before is not created again: it may be on a disk not
-    /// mounted now.
+    /// [`Creator::ensure`] does. One another host created meanwhile is
+    /// opened with this host's key by the backup itself (a remote one by
+    /// `restic cat config` already), which says so if the key does not
+    /// open it. A repository this host used at that location before is not
+    /// created again: it may be on a disk not mounted now.
     pub fn auto(
         &self,
         sup: &Supervisor,
@@ -168,9 +170,7 @@ impl Creator<'_> {
                 repo.repository().known_ids.display()
             ))));
         }
-        if self.ensure(sup, repo, from)? == Made::Existed {
-            repo.prove(sup)?;
-        }
+        self.ensure(sup, repo, from)?;
         Ok(())
     }
 }

@@ -161,7 +161,13 @@ impl Repo {
             id: String,
             version: u32,
         }
-        let args: Vec<&str> = options.iter().copied().chain(["cat", "config"]).collect();
+        // No lock: a probe needs none, and must not fail while another
+        // process holds the repository to itself (restic 0.14's `cat` locks).
+        let all = options
+            .iter()
+            .copied()
+            .chain(["--no-lock", "cat", "config"]);
+        let args: Vec<&str> = all.collect();
         let mut cmd = self.command(&args);
         cmd.stdout(Stdio::piped());
         let mut running = sup.spawn(&mut cmd, "restic cat config", Stop::Interrupt)?;

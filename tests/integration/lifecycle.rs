@@ -523,7 +523,11 @@ fn an_init_stopped_halfway_is_diagnosed() {
     assert_eq!(last_failure(&config).0, "repository_damaged");
     let init = status(&config, &["init"], 1);
     assert!(text(&init.stderr).contains("is half created"));
-    assert_eq!(ids(&repo.join("keys")), [key.as_str()], "init added nothing");
+    assert_eq!(
+        ids(&repo.join("keys")),
+        [key.as_str()],
+        "init added nothing"
+    );
     assert!(!repo.join("config").exists());
     // The fix it names.
     std::fs::remove_file(repo.join("keys").join(&key)).unwrap();

@@ -388,6 +388,8 @@ fn records_are_spooled_while_the_server_is_down_and_delivered_once() {
         );
     };
     agent(&format!("http://{}", closed_port()));
+    // The repository exists: creating one would take the metadb's lease.
+    f.restic(&["init"]).success();
     let run = f.tabacco(&["run"]).success();
     let lines: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one warning: {}", run.stderr);
