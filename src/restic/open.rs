@@ -339,6 +339,57 @@ fn gist(words: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn repo(uri: &str, password: Password) -> Repo {
+        Repo::new(Repository {
+            uri: uri.into(),
+            password,
+            cache_dir: PathBuf::from("/c"),
+            env: Default::default(),
+            binary: PathBuf::from("restic"),
+            retry_lock: Duration::from_secs(1),
+            options: Vec::new(),
+            timeout: Duration::from_secs(120),
+            known_ids: PathBuf::from("/w/repository-ids"),
+        })
+    }
+
+    #[test]
+    fn a_failure_names_the_repository_masked_and_the_fix() {
+        let remote = repo(
+            "rest:http://u:SECRET@h/r",
+            Password::File("/etc/tabacco/restic.pw".into()),
+        );
+        let missing = Error::Missing(
+            "Fatal: unable to open config file: <config/> does not exist / Is there a repository at the following location?".into(),
+        );
+        assert_eq!(
+            remote.located(missing).to_string(),
+            "no repository at rest:http://u:***@h/r (unable to open config file: <config/> does not exist): run 'tabacco init' to create it"
+        );
+        let password = remote
+            .located(Error::WrongPassword(String::new()))
+            .to_string();
+        assert!(
+            password.starts_with("repository rest:http://u:***@h/r: wrong password: no key of the repository opens with this host's password_file /etc/tabacco/restic.pw"),
+            "{password}"
+        );
+        assert_eq!(
+            remote.unanswered().to_string(),
+            "repository rest:http://u:***@h/r did not answer within 2m"
+        );
+        let other = remote.foreign(&"a".repeat(64), &"b".repeat(64), "rest:http://h/r");
+        assert!(matches!(other, Error::Foreign(_)));
+        assert!(other
+            .to_string()
+            .contains("it has restic id bbbbbbbb, this host used aaaaaaaa"));
+        assert!(!other.to_string().contains("SECRET"));
+        // Other failures are left as they are.
+        let locked = remote.located(Error::Locked("x".into()));
+        assert!(matches!(locked, Error::Locked(_)));
+    }
 
     #[test]
     fn the_gist_of_restic_words_is_their_first_part() {
