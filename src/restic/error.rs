@@ -225,10 +225,10 @@ fn says_missing(stderr: &str) -> bool {
     MISSING.iter().any(|words| stderr.contains(words))
 }
 
-/// Whether restic's stderr holds one of Go's network errors: a remote
-/// repository it could not reach.
+/// Whether restic's stderr holds one of Go's network errors, or ssh's for
+/// an sftp repository: a remote repository it could not reach.
 fn is_network_error(stderr: &str) -> bool {
-    const NETWORK: [&str; 7] = [
+    const NETWORK: [&str; 9] = [
         "connection refused",
         "no route to host",
         "network is unreachable",
@@ -236,6 +236,8 @@ fn is_network_error(stderr: &str) -> bool {
         "i/o timeout",
         "connection reset by peer",
         "TLS handshake timeout",
+        "Could not resolve hostname",
+        "unable to start the sftp session",
     ];
     NETWORK.iter().any(|words| stderr.contains(words))
 }
@@ -261,6 +263,11 @@ mod tests {
         // restic 0.14 asks the same of a REST server it could not reach.
         assert!(matches!(
             Error::from(failed("Fatal: unable to open config file: client.Head: Head \"http://127.0.0.1:1/config\": dial tcp 127.0.0.1:1: connect: connection refused / Is there a repository at the following location?")),
+            Error::Unavailable(_)
+        ));
+        // ssh could not reach an sftp repository's host (restic 0.14).
+        assert!(matches!(
+            Error::from(failed("subprocess ssh: ssh: Could not resolve hostname backup1.example.net: Name or service not known / Fatal: unable to open repository at sftp:restic@backup1.example.net:/srv/restic/fleet: unable to start the sftp session, error: EOF")),
             Error::Unavailable(_)
         ));
         // A server that refuses the credentials is no missing repository.
