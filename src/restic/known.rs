@@ -79,7 +79,7 @@ fn write(file: &Path, lines: &[(String, Known)]) -> io::Result<()> {
         let fingerprint = known.fingerprint.as_deref().unwrap_or("-");
         writeln!(out, "{id} {fingerprint} {location}")?;
     }
-    out.sync_all()?;
+    // Not synced: lost in a crash, it is rebuilt as repositories open.
     fs::rename(&temporary, file)
 }
 
