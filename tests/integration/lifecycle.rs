@@ -27,14 +27,7 @@ fn host(
     extra: &str,
     schedule: &str,
 ) -> PathBuf {
-    let metadb = match server {
-        Some(server) => format!(
-            "metadb:\n  url: {}\n  token_file: {}\n",
-            server.url(),
-            f.path(&format!("etc/{name}.token")).display()
-        ),
-        None => String::new(),
-    };
+    let metadb = crate::metadb::through(f, name, server);
     f.write(
         &format!("etc-{name}/sources/sql.yml"),
         &format!(

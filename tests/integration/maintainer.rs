@@ -23,14 +23,7 @@ fn host(
     metadb: Option<&Server>,
     extra: &str,
 ) -> PathBuf {
-    let metadb = match metadb {
-        Some(server) => format!(
-            "metadb:\n  url: {}\n  token_file: {}\n",
-            server.url(),
-            f.path(&format!("etc/{name}.token")).display()
-        ),
-        None => String::new(),
-    };
+    let metadb = crate::metadb::through(f, name, metadb);
     f.write(
         &format!("etc-{name}/agent.yml"),
         &format!(

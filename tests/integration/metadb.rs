@@ -169,6 +169,19 @@ pub(crate) fn agent_through(f: &Fixture, server: &Server) {
     );
 }
 
+/// The `metadb:` lines of host `name`'s agent.yml that reach `server` with
+/// the token [`fleet_config`] wrote for it; none without a server.
+pub(crate) fn through(f: &Fixture, name: &str, server: Option<&Server>) -> String {
+    match server {
+        Some(server) => format!(
+            "metadb:\n  url: {}\n  token_file: {}\n",
+            server.url(),
+            f.path(&format!("etc/{name}.token")).display()
+        ),
+        None => String::new(),
+    }
+}
+
 /// A metadb.yml in `f` with `extra` keys and tokens: `HOST-secret` (from a
 /// file) for each of `hosts`, and `secret` (by its SHA-256) for the admin.
 pub(crate) fn fleet_config(f: &Fixture, extra: &str, hosts: &[&str]) -> PathBuf {
