@@ -115,9 +115,11 @@ check:
 	$(CARGO) test --locked
 
 # A real backup of a demo directory and a pipe source into a local restic
-# repository under ./demo, recorded in the embedded metadb, then listed.
+# repository under ./demo (created by `tabacco init`), recorded in the
+# embedded metadb, then listed.
 demo: build
 	sh contrib/demo/setup.sh demo
+	$(BIN) --config demo/etc/agent.yml init
 	$(BIN) --config demo/etc/agent.yml check
 	$(BIN) --config demo/etc/agent.yml -v run
 	$(BIN) --config demo/etc/agent.yml query --table '*'

@@ -46,7 +46,12 @@ pub enum Command {
         sources: Vec<String>,
         dry_run: bool,
     },
-    Check,
+    Check {
+        /// `--offline`: do not open the repositories.
+        offline: bool,
+    },
+    /// Create the repository and its copies where they do not exist.
+    Init,
     Query(QueryArgs),
     Restore(RestoreArgs),
     Dump(DumpArgs),
@@ -179,7 +184,8 @@ fn command(
         "retire-host" => fleet::retire_host(cli, parser)?,
         "restore" => restore::restore(cli, parser)?,
         "dump" | "ls" => restore::look_into(cli, parser, name)?,
-        "check" => no_arguments(cli, parser, "check", Command::Check)?,
+        "check" => host::check(cli, parser)?,
+        "init" => no_arguments(cli, parser, "init", Command::Init)?,
         "reindex" => no_arguments(cli, parser, "reindex", Command::Reindex)?,
         "version" => no_arguments(cli, parser, "version", Command::Version)?,
         "help" => help::help_topic(cli, parser)?,

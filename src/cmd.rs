@@ -6,6 +6,7 @@ mod check;
 mod completion;
 mod dump;
 mod health;
+mod init;
 mod ls;
 mod metadb;
 mod prune;
@@ -79,7 +80,8 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
         },
         Command::Completion(shell) => print(&completion::script(shell)),
         Command::Version => print(&format!("tabacco {}\n", env!("CARGO_PKG_VERSION"))),
-        Command::Check => check::check(config_path),
+        Command::Check { offline } => check::check(config_path, offline),
+        Command::Init => init::init(&load(config_path)?),
         Command::Run { sources, dry_run } => run::run(&load(config_path)?, &sources, dry_run),
         Command::Query(query) => query::query(&load(config_path)?, &query),
         Command::Restore(args) => restore::restore(&load(config_path)?, &args),

@@ -33,7 +33,7 @@ use crate::process::shell::Priority;
 use crate::report::notify;
 use crate::restic::Repository;
 pub use error::{Error, Errors, Problem};
-use repositories::{Copy, Maintenance};
+use repositories::{Copy, Init, Maintenance};
 use source::Source;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -73,6 +73,8 @@ pub struct Config {
     /// Into how many slices `verify`'s check reads the repository's data
     /// back, one a run (0: it reads none back).
     pub check_slices: u32,
+    /// Whether a backup creates a missing repository (`init:`).
+    pub init: Init,
     pub sources: Vec<Source>,
 }
 

@@ -19,6 +19,7 @@
 //!   the commands use (embedded store or remote client);
 //! - `handler`: what a handler makes of atoms, with hooks' substitutions;
 //! - `config`: the validated configuration, sources and repositories;
+//! - `init`: creating repositories, one host at a time;
 //! - `backup`, `restore`, `maintenance`: the operations;
 //! - `cli`: what was typed; `agent`: the daemon; `cmd`: the commands.
 
@@ -66,9 +67,15 @@ const LAYERS: &[(&str, May)] = &[
         ]),
     ),
     (
+        "init",
+        May::Only(&[
+            "base", "wire", "process", "restic", "report", "metadb", "config",
+        ]),
+    ),
+    (
         "backup",
         May::Only(&[
-            "base", "wire", "process", "restic", "report", "metadb", "handler", "config",
+            "base", "wire", "process", "restic", "report", "metadb", "handler", "config", "init",
         ]),
     ),
     (

@@ -4,7 +4,7 @@
 //! into an exit status: 0 ok, 1 a job failed, 2 usage or configuration.
 //!
 //! The folders are the layers, lowest first: `base`, `http`, `wire`,
-//! `process`, `restic`, `report`, `metadb`, `handler`, `config`, the
+//! `process`, `restic`, `report`, `metadb`, `handler`, `config`, `init`, the
 //! operations (`backup`, `restore`, `maintenance`), `cli`, `agent` and
 //! `cmd`. Which layer may import which is the table in `layers.rs`, which
 //! a test holds the code to.
@@ -17,6 +17,7 @@ mod cmd;
 mod config;
 mod handler;
 mod http;
+mod init;
 #[cfg(test)]
 mod layers;
 mod maintenance;

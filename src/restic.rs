@@ -7,14 +7,19 @@
 //!
 //! One file per concept: [`error`] (a failure, classified), [`output`]
 //! (the JSON restic prints), [`snapshot`] (how a stored dataset is named),
-//! [`repo`] (the invocation core), and the operations, each an `impl Repo`
-//! of its own: [`backup`], [`restore`] (restore, dump, ls) and
+//! [`repo`] (the invocation core), [`open`] (opening, proving and creating
+//! the repository, with [`layout`], a local repository's files, and
+//! [`known`], the ids this host saw), and the operations, each an `impl
+//! Repo` of its own: [`backup`], [`restore`] (restore, dump, ls) and
 //! [`maintenance`] (snapshots, forget, prune, check, copy). Callers use
 //! the names re-exported here.
 
 mod backup;
 mod error;
+mod known;
+mod layout;
 mod maintenance;
+mod open;
 mod output;
 mod repo;
 mod repository;

@@ -5,11 +5,13 @@
 //! in the metadb per dataset; `prune` applies each copy's retention.
 //!
 //! Configured as [`Copy`]; used by `job` after a backup, by
-//! `restore`, `verify`, `dump` and `ls` to read, and by `prune`.
+//! `restore`, `verify`, `dump` and `ls` to read, and by `prune`. A copy is
+//! created by `tabacco init`, or by the first backup under `init: auto`.
 
 use crate::base::count::count;
 use crate::config::repositories::Copy;
 use crate::handler::Unrestored;
+use crate::init::Creator;
 use crate::metadb::Metadb;
 use crate::process::shell::Supervisor;
 use crate::report::failure::{Failure, Kind};
@@ -17,26 +19,30 @@ use crate::restic::{self, Repo, Repository, SnapshotRef};
 use crate::wire::api::{self, DueRequest};
 use crate::wire::model::{self, Dataset};
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
-
-/// Held while this process creates a copy.
-static CREATING: Mutex<()> = Mutex::new(());
 
 /// Most datasets one run copies into one copy; the rest follow at the
 /// next runs (a new copy of a long history fills up over several).
 const MAX_PER_RUN: u32 = 1000;
 
+/// What copying reads and writes besides the copies: the primary it reads,
+/// the metadb that records what each copy holds, and, under `init: auto`,
+/// what creates a copy that does not exist yet.
+pub struct Copying<'a> {
+    pub primary: &'a Repository,
+    pub metadb: &'a Metadb,
+    pub creator: Option<&'a Creator<'a>>,
+}
+
 /// Copies into each of `copies` the datasets of `host`'s `source` it
 /// lacks: those `recorded` now, and those an earlier run could not copy
 /// (as the metadb knows them), in one `restic copy` per copy, reading the
-/// `primary`; then records what each copy holds. A copy that does not
-/// exist is created first. Returns a failure for each copy that failed:
-/// its datasets stay recorded in the primary, and are tried again at the
-/// next run.
+/// primary; then records what each copy holds. A copy that does not exist
+/// is an error, unless `init: auto` creates it. Returns a failure for each
+/// copy that failed: its datasets stay recorded in the primary, and are
+/// tried again at the next run.
 pub fn after_backup(
     copies: &[&Copy],
-    primary: &Repository,
-    metadb: &Metadb,
+    into: &Copying,
     host: &str,
     source: &str,
     recorded: &[Dataset],
@@ -44,7 +50,7 @@ pub fn after_backup(
 ) -> Vec<Failure> {
     let mut failures = Vec::new();
     for copy in copies {
-        if let Err(e) = copy_one(copy, primary, metadb, host, source, recorded, sup) {
+        if let Err(e) = copy_one(copy, into, host, source, recorded, sup) {
             failures.push(e.context(&format!("copy {}", copy.name)));
         }
     }
@@ -53,13 +59,15 @@ pub fn after_backup(
 
 fn copy_one(
     copy: &Copy,
-    primary: &Repository,
-    metadb: &Metadb,
+    into: &Copying,
     host: &str,
     source: &str,
     recorded: &[Dataset],
     sup: &Supervisor,
 ) -> Result<(), Failure> {
+    let Copying {
+        primary, metadb, ..
+    } = *into;
     let request = DueRequest {
         host: host.to_string(),
         source: source.to_string(),
@@ -88,20 +96,14 @@ fn copy_one(
     }
     let tags: Vec<String> = ids.iter().map(|id| model::snapshot_tag(id)).collect();
     let repo = Repo::new(copy.repository.clone());
-    let copied = match repo.copy_from(sup, primary, &tags) {
-        // Not created yet (or away: then creating it fails and says so).
-        // One source at a time creates it: two `restic init`s at once both
-        // write a key and a config, and a REST server keeps a config that
-        // one of the keys cannot open.
-        Err(restic::Error::Unavailable(_)) => {
-            let creating = CREATING.lock().unwrap_or_else(PoisonError::into_inner);
-            let created = repo.ensure_copy_of(sup, primary);
-            drop(creating);
-            created.and_then(|()| repo.copy_from(sup, primary, &tags))
+    match (repo.copy_from(sup, primary, &tags), into.creator) {
+        // Not created yet, or half created (perhaps by another host now).
+        (Err(e @ (restic::Error::Missing(_) | restic::Error::Damaged(_))), Some(creator)) => {
+            creator.auto(sup, &repo, Some(primary), e)?;
+            repo.copy_from(sup, primary, &tags)?;
         }
-        result => result,
-    };
-    copied?;
+        (copied, _) => copied?,
+    }
     // restic skips what the primary no longer holds, silently: ask the
     // copy what it holds now.
     let held: Vec<String> = repo
@@ -292,8 +294,13 @@ impl Unread for Unrestored {
     }
 }
 
-/// Whether another repository may have what this one failed to give.
+/// Whether another repository may have what this one failed to give: it
+/// cannot be reached, is not there, does not open, or lacks the snapshot.
 fn is_elsewhere(e: &impl Unread) -> bool {
-    e.restic()
-        .is_some_and(|e| matches!(e, restic::Error::Unavailable(_)) || e.is_missing_snapshot())
+    e.restic().is_some_and(|e| {
+        matches!(
+            e,
+            restic::Error::Unavailable(_) | restic::Error::Missing(_) | restic::Error::Damaged(_)
+        ) || e.is_missing_snapshot()
+    })
 }

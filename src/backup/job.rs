@@ -1,6 +1,7 @@
 //! One backup of one source: find its atoms, have the handler plan its
-//! datasets, and for each dataset run the hooks and have the handler save
-//! it ([`crate::handler::Input::save`]), then record it. Datasets run
+//! datasets, open the repository (creating it first under `init: auto`),
+//! and for each dataset run the hooks and have the handler save it
+//! ([`crate::handler::Input::save`]), then record it. Datasets run
 //! concurrently, up to `queue_config.concurrency` at once in the whole
 //! process (see [`crate::base::slots`]). A dataset is recorded only once its
 //! snapshot is complete in the repository; a failed producer's partial
@@ -11,11 +12,13 @@ use crate::base::count::count;
 use crate::base::name;
 use crate::base::queue;
 use crate::base::slots::Slots;
+use crate::config::repositories::Init;
 use crate::config::source::{Datasets, Source};
 use crate::config::{self, Config};
 use crate::handler::atom::{AtomSpec, DatasetSpec};
 use crate::handler::hook;
 use crate::handler::{Context, PlannedDataset, Saving};
+use crate::init::Creator;
 use crate::metadb::{Metadb, NewBackup};
 use crate::process::shell::Supervisor;
 use crate::report::failure::{Failure, Kind};
@@ -150,8 +153,8 @@ pub fn backup(
         }
     }
     if !env.dry_run && !plans.is_empty() {
-        if let Err(e) = env.repo.ensure_initialized(sup) {
-            outcome.errors.push(e.into());
+        if let Err(e) = open(env, sup) {
+            outcome.errors.push(e);
             return outcome;
         }
     }
@@ -190,17 +193,38 @@ pub fn backup(
         let copies = env.config.copies_of(source);
         let (host, recorded) = (&env.config.hostname, &outcome.recorded);
         let primary = &env.config.repository;
-        outcome.copies = copy::after_backup(
-            &copies,
+        let creator = env.creator();
+        let into = copy::Copying {
             primary,
-            env.metadb,
-            host,
-            &source.name,
-            recorded,
-            sup,
-        );
+            metadb: env.metadb,
+            creator: creator.as_ref(),
+        };
+        outcome.copies = copy::after_backup(&copies, &into, host, &source.name, recorded, sup);
     }
     outcome
+}
+
+impl Env<'_> {
+    /// What creates a missing repository, under `init: auto`.
+    fn creator(&self) -> Option<Creator<'_>> {
+        (self.config.init == Init::Auto).then_some(Creator {
+            config: self.config,
+            metadb: self.metadb,
+        })
+    }
+}
+
+/// Opens the repository before a backup; under `init: auto`, a missing
+/// one (or one half created, perhaps by another host right now) is
+/// created first.
+fn open(env: &Env, sup: &Supervisor) -> Result<(), Failure> {
+    match (env.repo.open(sup), env.creator()) {
+        (Ok(()), _) => Ok(()),
+        (Err(e @ (restic::Error::Missing(_) | restic::Error::Damaged(_))), Some(creator)) => {
+            Ok(creator.auto(sup, env.repo, None, e)?)
+        }
+        (Err(e), _) => Err(e.into()),
+    }
 }
 
 /// What backing up each dataset of a source needs.

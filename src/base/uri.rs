@@ -4,7 +4,9 @@
 //! (restic quotes some repository URIs as given) through [`mask_text`].
 //! A notification URL carries its secret in its path or query (a
 //! healthchecks.io check's UUID or ping key, an ntfy topic, a Slack or
-//! Mattermost hook), so it is shown through [`mask_path`].
+//! Mattermost hook), so it is shown through [`mask_path`]. Where a
+//! repository is, whatever credentials each host reaches it with, is
+//! [`location`].
 
 /// `uri` with its user info masked: a password becomes `***` (`user:***@`,
 /// as restic prints it); a user name alone, which may be a token, becomes
@@ -12,21 +14,56 @@
 /// `backend:scheme://...` and `sftp:user@host:/path` forms, and leaves
 /// local paths alone.
 pub fn mask(uri: &str) -> String {
+    match user_info(uri) {
+        Some((start, end)) => format!(
+            "{}{}{}",
+            &uri[..start],
+            mask_user_info(&uri[start..end]),
+            &uri[end..]
+        ),
+        None => uri.to_string(),
+    }
+}
+
+/// Where `uri`'s user info is (its bytes before the `@`), if it has any; a
+/// local path has none.
+fn user_info(uri: &str) -> Option<(usize, usize)> {
     if uri.starts_with('/') {
-        return uri.to_string();
+        return None;
     }
     let start = match (uri.find("://"), uri.find(':')) {
         (Some(i), _) => i + 3,
         (None, Some(i)) => i + 1,
-        (None, None) => return uri.to_string(),
+        (None, None) => return None,
     };
     let rest = &uri[start..];
     let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    let Some(at) = authority.rfind('@') else {
-        return uri.to_string();
+    authority.rfind('@').map(|at| (start, start + at))
+}
+
+/// Where repository `uri` is, the same for every host that spells it the
+/// same apart from its credentials: without user info (which differs
+/// between hosts, and is secret), runs of `/` in a local path made one,
+/// and without a trailing `/`.
+pub fn location(uri: &str) -> String {
+    let plain = if uri.starts_with('/') {
+        let mut path = String::with_capacity(uri.len());
+        for c in uri.chars() {
+            if !(c == '/' && path.ends_with('/')) {
+                path.push(c);
+            }
+        }
+        path
+    } else {
+        match user_info(uri) {
+            Some((start, end)) => format!("{}{}", &uri[..start], &uri[end + 1..]),
+            None => uri.to_string(),
+        }
     };
-    let user_info = mask_user_info(&authority[..at]);
-    format!("{}{user_info}{}", &uri[..start], &rest[at..])
+    match plain.trim_end_matches('/') {
+        "" => plain,
+        trimmed => trimmed.to_string(),
+    }
 }
 
 /// `url` as [`mask`] shows it, and everything after its host (path, query,
@@ -113,6 +150,26 @@ mod tests {
             ("", ""),
         ] {
             assert_eq!(mask(uri), shown, "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_location_is_the_same_for_every_host_that_spells_it_alike() {
+        for (uri, expected) in [
+            (
+                "rest:http://hosta:SECRET@127.0.0.1:8000/repo/",
+                "rest:http://127.0.0.1:8000/repo",
+            ),
+            (
+                "rest:http://hostb:OTHER@127.0.0.1:8000/repo",
+                "rest:http://127.0.0.1:8000/repo",
+            ),
+            ("sftp:backup@host:/srv/repo", "sftp:host:/srv/repo"),
+            ("s3:https://s3.example.org/b", "s3:https://s3.example.org/b"),
+            ("/srv//backup/repo/", "/srv/backup/repo"),
+            ("/", "/"),
+        ] {
+            assert_eq!(location(uri), expected, "{uri}");
         }
     }
 

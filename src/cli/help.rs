@@ -46,6 +46,12 @@ pub const COMMANDS: &[Help] = &[
         options: &[("--http-addr ADDR", "listen on ADDR (overrides http_addr in metadb.yml)")],
     },
     Help {
+        name: "init",
+        usage: "tabacco init",
+        summary: "create the repository and its copies where they do not exist yet",
+        options: &[],
+    },
+    Help {
         name: "run",
         usage: "tabacco run [--dry-run] [SOURCE...]",
         summary: "back up now (all sources, or those named), wait, exit",
@@ -140,9 +146,9 @@ pub const COMMANDS: &[Help] = &[
     },
     Help {
         name: "check",
-        usage: "tabacco check",
-        summary: "validate the configuration, print the resolved sources and atoms",
-        options: &[],
+        usage: "tabacco check [--offline]",
+        summary: "validate the configuration, open the repositories, print the resolved sources and atoms",
+        options: &[("--offline", "do not open the repository and its copies")],
     },
     Help {
         name: "prune",

@@ -1,5 +1,5 @@
-//! The commands that act on this host: its daemons (`agent`, `metadb`)
-//! and the jobs run at once (`run`, `prune`, `verify`).
+//! The commands that act on this host: its daemons (`agent`, `metadb`),
+//! the jobs run at once (`run`, `prune`, `verify`), and `check`.
 
 use super::{global, is_help, next, unexpected, Arg, Cli, Command};
 use lexopt::ValueExt;
@@ -46,6 +46,20 @@ pub(super) fn sources_command(
         "run" => Command::Run { sources, dry_run },
         _ => Command::Prune { sources, dry_run },
     })
+}
+
+/// `check`: `--offline`.
+pub(super) fn check(cli: &mut Cli, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let mut offline = false;
+    while let Some(arg) = next(parser)? {
+        match arg {
+            _ if is_help(&arg) => return Ok(Command::Help(Some("check".into()))),
+            Arg::Long(ref opt) if opt == "offline" => offline = true,
+            _ if global(cli, &arg, parser)? => {}
+            _ => return Err(unexpected(arg)),
+        }
+    }
+    Ok(Command::Check { offline })
 }
 
 /// `verify`: its options and source names.

@@ -1,28 +1,40 @@
-//! `tabacco check`: validate the configuration, run every `atoms_command`
-//! and `datasets_command`, and print each source as a backup would see it.
+//! `tabacco check`: validate the configuration, open the repository and
+//! each copy (unless `--offline`), run every `atoms_command` and
+//! `datasets_command`, and print each source as a backup would see it.
 //! Exit 2 on any error, so it can gate a configuration deployment.
 
 use crate::backup::job;
 use crate::base::uri;
 use crate::cmd::{self, Exit};
-use crate::config::repositories::Maintenance;
+use crate::config::repositories::{Init, Maintenance};
 use crate::config::source::Source;
 use crate::config::Config;
 use crate::handler::{self, Context};
 use crate::process::shell::Supervisor;
-use crate::restic::{Password, Repo};
+use crate::restic::{self, Password, Repo, Repository};
 use std::fmt::Write;
 use std::path::Path;
 
-pub fn check(path: &Path) -> Result<(), Exit> {
+pub fn check(path: &Path, offline: bool) -> Result<(), Exit> {
     let config = cmd::load(path)?;
     let mut out = String::new();
     let metadb = match &config.metadb {
         Some(remote) => uri::mask(&remote.url),
         None => format!("embedded ({})", config.embedded_db_path().display()),
     };
+    let mut errors = Vec::new();
+    let binary = config.repository.binary.display();
+    let version = Repo::new(config.repository.clone()).version();
+    // Opened only with a restic that runs.
+    let opening = (!offline && version.is_ok()).then(|| Opening {
+        config: &config,
+        sup: Supervisor::new(config.priority, "check"),
+    });
     let _ = writeln!(out, "host        {}", config.hostname);
     let _ = writeln!(out, "repository  {}", uri::mask(&config.repository.uri));
+    if let Some(opening) = &opening {
+        opening.open("repository", &config.repository, &mut out, &mut errors);
+    }
     for copy in &config.copies {
         let _ = write!(
             out,
@@ -35,10 +47,12 @@ pub fn check(path: &Path) -> Result<(), Exit> {
             None => writeln!(out),
         }
         .ok();
+        if let Some(opening) = &opening {
+            let what = format!("copy {}", copy.name);
+            opening.open(&what, &copy.repository, &mut out, &mut errors);
+        }
     }
-    let mut errors = Vec::new();
-    let binary = config.repository.binary.display();
-    match Repo::new(config.repository.clone()).version() {
+    match version {
         Ok(version) => {
             let _ = writeln!(out, "restic      {version} ({binary})");
         }
@@ -87,6 +101,58 @@ pub fn check(path: &Path) -> Result<(), Exit> {
         return Ok(());
     }
     Err(Exit::Usage(errors.join("\n")))
+}
+
+/// Opening the repositories, each within `repository_timeout`.
+struct Opening<'a> {
+    config: &'a Config,
+    sup: Supervisor,
+}
+
+impl Opening<'_> {
+    /// Opens `repository` (`what` in errors) with this host's key and says
+    /// what it found, under the line that names it; a repository that
+    /// cannot be opened is an error, one `init: auto` will create is not.
+    fn open(
+        &self,
+        what: &str,
+        repository: &Repository,
+        out: &mut String,
+        errors: &mut Vec<String>,
+    ) {
+        // A password file restic cannot use is reported on its own.
+        if let Password::File(file) = &repository.password {
+            if check_password_file(what, file).is_some() {
+                return;
+            }
+        }
+        let repo = Repo::new(repository.clone());
+        match repo.prove(&self.sup) {
+            Ok(found) => {
+                let _ = writeln!(
+                    out,
+                    "            restic id {}, repository version {}, opens with this host's key",
+                    found.short_id(),
+                    found.version
+                );
+            }
+            Err(restic::Error::Missing(_))
+                if self.config.init == Init::Auto && !repo.used_before() =>
+            {
+                let _ = writeln!(
+                    out,
+                    "            not created yet: the first backup creates it (init: auto)"
+                );
+            }
+            Err(e) => {
+                let e = repo.diagnose(&self.sup, e);
+                errors.push(match what {
+                    "repository" => e.to_string(),
+                    _ => format!("{what}: {e}"),
+                });
+            }
+        }
+    }
 }
 
 /// Why restic could not use `file` as its password file, if it could not.

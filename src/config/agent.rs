@@ -22,6 +22,10 @@ const DEFAULT_WORK_DIR: &str = "/var/lib/tabacco";
 /// otherwise.
 const DEFAULT_RETRY_LOCK: Duration = Duration::from_secs(300);
 
+/// How long a repository may take to answer when it is opened or created
+/// unless `repository_timeout` says otherwise.
+const DEFAULT_REPOSITORY_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// How long a metadb request may take unless `request_max_timeout` says
 /// otherwise.
 const DEFAULT_REQUEST_MAX_TIMEOUT: Duration = Duration::from_secs(60);
@@ -46,8 +50,11 @@ pub(super) fn resolve(raw: raw::Agent, origin: &Origin) -> Result<Config, Error>
     };
     let restic = restic(
         raw.repository.kind.as_deref(),
-        raw.restic_binary.as_deref(),
-        raw.restic_retry_lock.as_deref(),
+        Restic {
+            binary: raw.restic_binary.as_deref(),
+            retry_lock: raw.restic_retry_lock.as_deref(),
+            timeout: raw.repository_timeout.as_deref(),
+        },
         &work_dir,
         &entry,
     )?;
@@ -85,6 +92,7 @@ pub(super) fn resolve(raw: raw::Agent, origin: &Origin) -> Result<Config, Error>
         maintenance: repositories::maintenance(raw.maintenance),
         lease_ttl: repositories::lease_ttl(&entry, raw.lease_ttl.as_deref())?,
         check_slices: repositories::check_slices(&entry, raw.check_slices)?,
+        init: repositories::init(&entry, raw.init.as_deref())?,
         sources: Vec::new(),
     })
 }
@@ -100,13 +108,19 @@ fn hostname(raw: Option<String>, entry: &Entry) -> Result<String, Error> {
     }
 }
 
+/// agent.yml's keys on how restic runs, as written.
+struct Restic<'a> {
+    binary: Option<&'a str>,
+    retry_lock: Option<&'a str>,
+    timeout: Option<&'a str>,
+}
+
 /// What every repository shares: how restic runs (`restic_binary`,
-/// `restic_retry_lock`), and the cache under `work_dir`. It names no
-/// repository yet.
+/// `restic_retry_lock`, `repository_timeout`), and the cache and the ids
+/// this host saw under `work_dir`. It names no repository yet.
 fn restic(
     kind: Option<&str>,
-    binary: Option<&str>,
-    retry_lock: Option<&str>,
+    raw: Restic,
     work_dir: &Path,
     entry: &Entry,
 ) -> Result<Repository, Error> {
@@ -116,7 +130,7 @@ fn restic(
             format!("unsupported repository type {kind:?} (only restic)"),
         ));
     }
-    let binary = binary.unwrap_or("restic");
+    let binary = raw.binary.unwrap_or("restic");
     if binary.is_empty() || (binary.contains('/') && !Path::new(binary).is_absolute()) {
         return Err(entry.invalid(
             "restic_binary",
@@ -129,9 +143,11 @@ fn restic(
         cache_dir: work_dir.join("cache"),
         env: Default::default(),
         binary: PathBuf::from(binary),
-        retry_lock: value::duration(entry, "restic_retry_lock", retry_lock)?
+        retry_lock: value::duration(entry, "restic_retry_lock", raw.retry_lock)?
             .unwrap_or(DEFAULT_RETRY_LOCK),
         options: Vec::new(),
+        timeout: repositories::timeout(entry, raw.timeout)?.unwrap_or(DEFAULT_REPOSITORY_TIMEOUT),
+        known_ids: work_dir.join("repository-ids"),
     })
 }
 
@@ -199,7 +215,7 @@ mod tests {
 
     use super::*;
     use crate::base::yaml;
-    use crate::config::repositories::Maintenance;
+    use crate::config::repositories::{Init, Maintenance};
 
     const REPOSITORY: &str = "repository: {params: {uri: /srv/restic, password: secret}}\n";
 
@@ -233,6 +249,29 @@ mod tests {
         assert_eq!(config.maintenance, Maintenance::Own);
         assert_eq!(config.lease_ttl, Duration::from_secs(600));
         assert_eq!(config.check_slices, 10);
+        assert_eq!(config.init, Init::Manual);
+        assert_eq!(repo.timeout, Duration::from_secs(120));
+        assert_eq!(repo.known_ids, Path::new("/var/lib/tabacco/repository-ids"));
+    }
+
+    #[test]
+    fn init_and_repository_timeout_say_how_repositories_are_created_and_opened() {
+        let with = |text: &str| agent(&format!("{REPOSITORY}{text}"));
+        let copy = "copies:\n- name: c\n  params: {uri: /c}\n";
+        let config = with(&format!("init: auto\nrepository_timeout: 5s\n{copy}")).unwrap();
+        assert_eq!(config.init, Init::Auto);
+        assert_eq!(config.repository.timeout, Duration::from_secs(5));
+        assert_eq!(config.copies[0].repository.timeout, Duration::from_secs(5));
+        assert_eq!(with("init: manual\n").unwrap().init, Init::Manual);
+        let refused = |text: &str| with(text).unwrap_err().to_string();
+        assert_eq!(
+            refused("init: always\n"),
+            "agent.yml:3: init must be auto or manual, not \"always\""
+        );
+        assert_eq!(
+            refused("repository_timeout: 500ms\n"),
+            "agent.yml:3: repository_timeout must be at least 1s, not \"500ms\""
+        );
     }
 
     #[test]

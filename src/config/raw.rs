@@ -32,6 +32,8 @@ pub struct Agent {
     pub maintenance: Option<bool>,
     pub lease_ttl: Option<String>,
     pub check_slices: Option<u32>,
+    pub init: Option<String>,
+    pub repository_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

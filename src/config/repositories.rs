@@ -1,7 +1,8 @@
 //! The repositories a host uses, beyond what restic needs to open one
-//! (`restic::Repository`): the copies its snapshots also go to, and this
-//! host's part in maintaining them. Built here from agent.yml's
-//! `repository:`, `copies:`, `maintenance:`, `lease_ttl` and
+//! (`restic::Repository`): the copies its snapshots also go to, whether a
+//! missing one is created on first use, and this host's part in
+//! maintaining them. Built here from agent.yml's `repository:`, `copies:`,
+//! `init`, `repository_timeout`, `maintenance:`, `lease_ttl` and
 //! `check_slices`; the rest of agent.yml is `agent`'s.
 
 use super::error::{Entry, Error};
@@ -51,6 +52,43 @@ impl Maintenance {
                 "true (prunes every host's snapshots by their published policies, checks)"
             }
         }
+    }
+}
+
+/// Who creates this host's repositories (`init:` in agent.yml).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Init {
+    /// Only `tabacco init`: a missing repository fails what needs it.
+    #[default]
+    Manual,
+    /// `auto`: a backup creates a missing repository (or copy) first, as
+    /// `tabacco init` would, unless this host used one there before.
+    Auto,
+}
+
+/// What `init:` says.
+pub(super) fn init(entry: &Entry, text: Option<&str>) -> Result<Init, Error> {
+    match text {
+        None | Some("manual") => Ok(Init::Manual),
+        Some("auto") => Ok(Init::Auto),
+        Some(other) => Err(entry.invalid(
+            "init",
+            format!("init must be auto or manual, not {other:?}"),
+        )),
+    }
+}
+
+/// `repository_timeout`, at least a second.
+pub(super) fn timeout(entry: &Entry, text: Option<&str>) -> Result<Option<Duration>, Error> {
+    match value::duration(entry, "repository_timeout", text)? {
+        Some(t) if t < Duration::from_secs(1) => Err(entry.invalid(
+            "repository_timeout",
+            format!(
+                "repository_timeout must be at least 1s, not {:?}",
+                text.unwrap_or_default()
+            ),
+        )),
+        t => Ok(t),
     }
 }
 
@@ -156,6 +194,8 @@ pub(super) fn repository(
         env: params.env,
         binary: base.binary.clone(),
         retry_lock: base.retry_lock,
+        timeout: base.timeout,
+        known_ids: base.known_ids.clone(),
     })
 }
 

@@ -14,6 +14,7 @@ use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -213,6 +214,7 @@ pub struct Running {
     child: Child,
     supervisor: Supervisor,
     what: String,
+    stop: Stop,
     stderr: Option<JoinHandle<String>>,
 }
 
@@ -284,6 +286,7 @@ impl Supervisor {
             child,
             supervisor: self.clone(),
             what: what.into(),
+            stop,
             stderr,
         })
     }
@@ -439,6 +442,30 @@ impl Supervisor {
     }
 }
 
+/// One process's bound ([`Running::deadline`]): the process is stopped if
+/// it still runs when the bound expires. Dropping it cancels the bound.
+pub struct Deadline {
+    cancel: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    expired: Arc<AtomicBool>,
+}
+
+impl Deadline {
+    /// Whether the process was stopped because it ran past the bound.
+    pub fn expired(&self) -> bool {
+        self.expired.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        drop(self.cancel.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Cancels a [`Supervisor::watchdog`] when dropped.
 pub struct Watchdog {
     cancel: Option<mpsc::Sender<()>>,
@@ -458,6 +485,45 @@ impl Running {
     /// The child, for its stdout.
     pub fn child(&mut self) -> &mut Child {
         &mut self.child
+    }
+
+    /// Stops this process's group if it still runs after `bound` (as the
+    /// job's stop does: SIGINT for restic, SIGTERM for the rest, SIGKILL
+    /// after a grace period), unlike the job's watchdog leaving the job's
+    /// other processes alone. Arm it before reading the process's output,
+    /// which a process that never answers never closes.
+    pub fn deadline(&self, bound: Duration) -> Deadline {
+        let (cancel, cancelled) = mpsc::channel::<()>();
+        let expired = Arc::new(AtomicBool::new(false));
+        let (sup, pgid, flag) = (
+            self.supervisor.clone(),
+            self.child.id(),
+            Arc::clone(&expired),
+        );
+        let what = self.what.clone();
+        let signal = match self.stop {
+            Stop::Interrupt => libc::SIGINT,
+            Stop::Terminate => libc::SIGTERM,
+        };
+        let thread = thread::spawn(move || {
+            if let Err(RecvTimeoutError::Timeout) = cancelled.recv_timeout(bound) {
+                flag.store(true, Ordering::SeqCst);
+                let after = crate::base::time::format_duration(bound);
+                log::warn!(
+                    "{}: stopping {what}: still running after {after}",
+                    sup.label()
+                );
+                sup.signal_group(pgid, signal);
+                if let Err(RecvTimeoutError::Timeout) = cancelled.recv_timeout(GRACE) {
+                    sup.signal_group(pgid, libc::SIGKILL);
+                }
+            }
+        });
+        Deadline {
+            cancel: Some(cancel),
+            thread: Some(thread),
+            expired,
+        }
     }
 
     /// Kills the whole group now.
@@ -579,6 +645,26 @@ mod tests {
             "restic exited with status 2: repository abc opened / \
              panic: runtime error: index out of range [5] with length 3"
         );
+    }
+
+    #[test]
+    fn a_deadline_stops_one_process_and_says_so() {
+        let sup = Supervisor::new(Priority::default(), "t");
+        let started = std::time::Instant::now();
+        let running = sup
+            .spawn(&mut sh("sleep 30"), "hang", Stop::Terminate)
+            .unwrap();
+        let deadline = running.deadline(Duration::from_millis(200));
+        assert!(running.wait().is_err());
+        assert!(deadline.expired());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // The job goes on: only that process was stopped.
+        let quick = sup
+            .spawn(&mut sh("true"), "quick", Stop::Terminate)
+            .unwrap();
+        let deadline = quick.deadline(Duration::from_secs(30));
+        quick.wait().unwrap();
+        assert!(!deadline.expired());
     }
 
     #[test]

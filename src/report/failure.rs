@@ -13,9 +13,18 @@ use std::fmt;
 pub enum Kind {
     /// Another process holds a lock on the repository.
     RepositoryLocked,
-    /// The repository cannot be reached or does not exist.
+    /// The repository cannot be reached, or did not answer in time.
     RepositoryUnavailable,
-    /// Any other restic failure (wrong password, crash, no summary).
+    /// There is no repository at the location: `tabacco init` creates it.
+    RepositoryMissing,
+    /// No key of the repository opens with this host's password.
+    RepositoryPassword,
+    /// The repository cannot be opened: a key that does not belong to its
+    /// config, a config and no key, keys and no config.
+    RepositoryDamaged,
+    /// The location holds another repository than the one this host used.
+    RepositoryForeign,
+    /// Any other restic failure (a crash, no summary).
     Repository,
     /// The snapshot was saved and recorded, but restic could not read some
     /// files (its exit status 3).
@@ -38,6 +47,10 @@ impl Kind {
         match self {
             Kind::RepositoryLocked => "repository_locked",
             Kind::RepositoryUnavailable => "repository_unavailable",
+            Kind::RepositoryMissing => "repository_missing",
+            Kind::RepositoryPassword => "repository_password",
+            Kind::RepositoryDamaged => "repository_damaged",
+            Kind::RepositoryForeign => "repository_foreign",
             Kind::Repository => "repository",
             Kind::Incomplete => "incomplete",
             Kind::Command => "command",
@@ -145,6 +158,10 @@ impl From<restic::Error> for Failure {
         let kind = match &e {
             restic::Error::Locked(_) => Kind::RepositoryLocked,
             restic::Error::Unavailable(_) => Kind::RepositoryUnavailable,
+            restic::Error::Missing(_) => Kind::RepositoryMissing,
+            restic::Error::WrongPassword(_) => Kind::RepositoryPassword,
+            restic::Error::Damaged(_) => Kind::RepositoryDamaged,
+            restic::Error::Foreign(_) => Kind::RepositoryForeign,
             restic::Error::Process(shell::Error::Stopped { timeout: true, .. }) => Kind::Timeout,
             restic::Error::Process(shell::Error::Stopped { .. }) => Kind::Interrupted,
             _ => Kind::Repository,
@@ -201,9 +218,19 @@ mod tests {
             Kind::Timeout
         );
         assert_eq!(
-            Failure::from(restic::Error::WrongPassword).kind,
-            Kind::Repository
+            Failure::from(restic::Error::WrongPassword(String::new())).kind,
+            Kind::RepositoryPassword
         );
+        // A missing or damaged repository waits for its operator: never
+        // retried by itself.
+        for kind in [
+            Kind::RepositoryMissing,
+            Kind::RepositoryPassword,
+            Kind::RepositoryDamaged,
+            Kind::RepositoryForeign,
+        ] {
+            assert!(!kind.is_transient(), "{kind}");
+        }
         let incomplete = Failure::new(Kind::Incomplete, "some files unreadable");
         assert_eq!(Verdict::of(&[]), Verdict::Ok);
         assert_eq!(

@@ -44,6 +44,7 @@ impl Repo {
         backup: BackupRequest,
         on_status: &mut dyn FnMut(BackupProgress),
     ) -> Result<Summary, Error> {
+        self.open(sup)?;
         let mut args: Vec<String> = vec![
             "backup".into(),
             "--json".into(),
@@ -76,7 +77,7 @@ impl Repo {
             cmd.stdin(stdin).stdout(Stdio::piped());
             sup.spawn(&mut cmd, "restic backup", Stop::Interrupt)?
         };
-        let result = read_backup_output(running, on_status);
+        let result = read_backup_output(running, on_status).map_err(|e| self.failed(e));
         self.unlock_if_stopped(sup, result)
     }
 }

@@ -2,7 +2,8 @@
 //! restic's exit code where it gives one (0.17 and newer) and from the
 //! words of its stderr otherwise (0.14), with stderr's JSON messages
 //! reduced to their words. Running restic is `process::shell`'s; which
-//! command failed is the caller's.
+//! command failed is the caller's, and what a failure to open the
+//! repository means there (which repository, and the fix) is `open`'s.
 
 use crate::process::shell;
 use serde::Deserialize;
@@ -14,14 +15,27 @@ const EXIT_NO_REPOSITORY: i32 = 10;
 const EXIT_LOCKED: i32 = 11;
 const EXIT_WRONG_PASSWORD: i32 = 12;
 
-/// A restic failure, classified where a caller must branch on it.
+/// A restic failure, classified where a caller must branch on it. The
+/// repository's problems carry a message: restic's words as classified,
+/// made into a whole sentence naming the repository and the fix by
+/// [`crate::restic::Repo`] where it knows which repository failed.
 #[derive(Debug)]
 pub enum Error {
     /// The repository is locked by another process.
     Locked(String),
-    /// The repository does not exist or cannot be reached.
+    /// The repository cannot be reached (a network error), or did not
+    /// answer in time: a later attempt may succeed.
     Unavailable(String),
-    WrongPassword,
+    /// No repository at the location: `tabacco init` creates it.
+    Missing(String),
+    /// No key of the repository opens with this host's password.
+    WrongPassword(String),
+    /// The repository is there but cannot be opened: a key that does not
+    /// belong to its config, a config and no key, keys and no config.
+    Damaged(String),
+    /// The location holds another repository than the one this host used
+    /// there.
+    Foreign(String),
     /// restic ran but reported no summary.
     NoSummary,
     /// restic's output could not be understood.
@@ -35,8 +49,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Error::Locked(msg) => write!(f, "repository is locked: {msg}"),
-            Error::Unavailable(msg) => write!(f, "repository unavailable: {msg}"),
-            Error::WrongPassword => f.write_str("wrong repository password"),
+            Error::Unavailable(msg)
+            | Error::Missing(msg)
+            | Error::WrongPassword(msg)
+            | Error::Damaged(msg)
+            | Error::Foreign(msg) => f.write_str(msg),
             Error::NoSummary => f.write_str("restic reported no backup summary"),
             Error::Output(e) => write!(f, "unexpected restic output: {e}"),
             Error::Version(e) => f.write_str(e),
@@ -67,22 +84,33 @@ impl From<shell::Error> for Error {
             return Error::Process(e);
         };
         let stderr = plain_stderr(&stderr);
+        // A network error first: restic asks whether there is a repository
+        // when it could not reach the one there is.
+        if is_network_error(&stderr) {
+            return Error::Unavailable(stderr);
+        }
         match status.code() {
-            Some(EXIT_NO_REPOSITORY) => return Error::Unavailable(stderr),
+            Some(EXIT_NO_REPOSITORY) => return Error::Missing(stderr),
             Some(EXIT_LOCKED) => return Error::Locked(stderr),
-            Some(EXIT_WRONG_PASSWORD) => return Error::WrongPassword,
+            Some(EXIT_WRONG_PASSWORD) => return Error::WrongPassword(stderr),
             _ => {}
         }
         if stderr.contains("repository is already locked") {
             return Error::Locked(stderr);
         }
         if stderr.contains("wrong password") {
-            return Error::WrongPassword;
+            return Error::WrongPassword(stderr);
         }
-        if stderr.contains("Is there a repository at the following location?")
-            || is_network_error(&stderr)
-        {
-            return Error::Unavailable(stderr);
+        if stderr.contains("ciphertext verification failed") || stderr.contains(" is damaged") {
+            return Error::Damaged(stderr);
+        }
+        // restic 0.14 asks whether there is a repository whenever it could
+        // not read the config: missing only if its backend said so.
+        if stderr.contains("Is there a repository at the following location?") {
+            return match says_missing(&stderr) {
+                true => Error::Missing(stderr),
+                false => Error::Unavailable(stderr),
+            };
         }
         Error::Process(shell::Error::Failed {
             what,
@@ -93,6 +121,21 @@ impl From<shell::Error> for Error {
 }
 
 impl Error {
+    /// Whether the repository itself failed, rather than a command on it:
+    /// missing, unreachable, not opening with this host's key, or another
+    /// one than this host knew. A repository that failed so is probed
+    /// again before its next use.
+    pub fn is_repository(&self) -> bool {
+        matches!(
+            self,
+            Error::Unavailable(_)
+                | Error::Missing(_)
+                | Error::WrongPassword(_)
+                | Error::Damaged(_)
+                | Error::Foreign(_)
+        )
+    }
+
     /// restic could not tell which snapshot a short id means.
     pub(super) fn is_ambiguous_id(&self) -> bool {
         self.stderr()
@@ -169,10 +212,23 @@ fn plain_stderr(stderr: &str) -> String {
     parts.join(" / ")
 }
 
-/// Whether restic's stderr holds one of Go's network errors: a remote
-/// repository it could not reach.
+/// Whether restic's stderr says that the config it looked for does not
+/// exist (a local path, REST, sftp, S3), rather than that the backend
+/// refused or failed to answer.
+fn says_missing(stderr: &str) -> bool {
+    const MISSING: [&str; 4] = [
+        "does not exist",
+        "no such file or directory",
+        "NoSuchBucket",
+        "NoSuchKey",
+    ];
+    MISSING.iter().any(|words| stderr.contains(words))
+}
+
+/// Whether restic's stderr holds one of Go's network errors, or ssh's for
+/// an sftp repository: a remote repository it could not reach.
 fn is_network_error(stderr: &str) -> bool {
-    const NETWORK: [&str; 7] = [
+    const NETWORK: [&str; 9] = [
         "connection refused",
         "no route to host",
         "network is unreachable",
@@ -180,6 +236,8 @@ fn is_network_error(stderr: &str) -> bool {
         "i/o timeout",
         "connection reset by peer",
         "TLS handshake timeout",
+        "Could not resolve hostname",
+        "unable to start the sftp session",
     ];
     NETWORK.iter().any(|words| stderr.contains(words))
 }
@@ -196,11 +254,34 @@ mod tests {
         };
         assert!(matches!(
             Error::from(failed("Fatal: wrong password or no key found")),
-            Error::WrongPassword
+            Error::WrongPassword(_)
         ));
         assert!(matches!(
-            Error::from(failed("Fatal: unable to open config file / Is there a repository at the following location?")),
+            Error::from(failed("Fatal: unable to open config file: stat /r/config: no such file or directory / Is there a repository at the following location?")),
+            Error::Missing(_)
+        ));
+        // restic 0.14 asks the same of a REST server it could not reach.
+        assert!(matches!(
+            Error::from(failed("Fatal: unable to open config file: client.Head: Head \"http://127.0.0.1:1/config\": dial tcp 127.0.0.1:1: connect: connection refused / Is there a repository at the following location?")),
             Error::Unavailable(_)
+        ));
+        // ssh could not reach an sftp repository's host (restic 0.14).
+        assert!(matches!(
+            Error::from(failed("subprocess ssh: ssh: Could not resolve hostname backup1.example.net: Name or service not known / Fatal: unable to open repository at sftp:restic@backup1.example.net:/srv/restic/fleet: unable to start the sftp session, error: EOF")),
+            Error::Unavailable(_)
+        ));
+        // A server that refuses the credentials is no missing repository.
+        assert!(matches!(
+            Error::from(failed("Fatal: unable to open config file: unexpected HTTP response (401): 401 Unauthorized / Is there a repository at the following location?")),
+            Error::Unavailable(_)
+        ));
+        // Concurrent `restic init`s leave a key that does not open the
+        // config (restic 0.14 and 0.18 say it alike).
+        assert!(matches!(
+            Error::from(failed(
+                "Fatal: config or key 02e602a0 is damaged: ciphertext verification failed"
+            )),
+            Error::Damaged(_)
         ));
         assert!(matches!(
             Error::from(failed(
@@ -217,7 +298,7 @@ mod tests {
         // The process's failure is the cause it wraps.
         let cause = std::error::Error::source(&other).map(ToString::to_string);
         assert_eq!(cause, Some("restic exited with status 1: other".into()));
-        assert!(std::error::Error::source(&Error::WrongPassword).is_none());
+        assert!(std::error::Error::source(&Error::WrongPassword(String::new())).is_none());
     }
 
     #[test]
@@ -250,7 +331,7 @@ mod tests {
         // restic 0.18.0's words for each, captured.
         let json = r#"{"message_type":"exit_error","code":10,"message":"Fatal: repository does not exist: unable to open config file: stat /r/config: no such file or directory"}"#;
         match Error::from(failed(10, json)) {
-            Error::Unavailable(msg) => assert_eq!(
+            Error::Missing(msg) => assert_eq!(
                 msg,
                 "Fatal: repository does not exist: unable to open config file: stat /r/config: no such file or directory"
             ),
@@ -262,7 +343,7 @@ mod tests {
         ));
         assert!(matches!(
             Error::from(failed(12, "Fatal: wrong password or no key found")),
-            Error::WrongPassword
+            Error::WrongPassword(_)
         ));
         // Unknown codes are failures, with JSON reduced to its words.
         let e = Error::from(failed(

@@ -72,7 +72,7 @@ impl Repo {
         policy: &Retention,
         dry_run: bool,
     ) -> Result<Vec<Snapshot>, Error> {
-        self.version()?;
+        self.open(sup)?;
         let mut args: Vec<String> = [
             "forget",
             "--json",
@@ -102,7 +102,7 @@ impl Repo {
                 // Drain the rest so restic never blocks on a full pipe.
                 let _ = std::io::copy(&mut reader, &mut std::io::sink());
             }
-            running.wait()?;
+            running.wait().map_err(|e| self.failed(e))?;
             Ok(first_line)
         };
         let first_line = match run(&[]) {

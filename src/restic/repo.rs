@@ -1,8 +1,9 @@
 //! The restic repository as tabacco drives it: [`Repo`] and the core of
 //! every invocation: restic's environment (never a password on argv), the
 //! version check, taking the repository's lock (with `unlock` and
-//! `--retry-lock`), creating the repository once, reading a command's JSON.
-//! The operations are `impl Repo` blocks of their own: [`backup`](super::backup),
+//! `--retry-lock`), reading a command's JSON, and a failure made to name
+//! the repository. Opening and creating it is [`open`](super::open)'s; the
+//! operations are `impl Repo` blocks of their own: [`backup`](super::backup),
 //! [`restore`](super::restore) (restore, dump, ls) and
 //! [`maintenance`](super::maintenance) (snapshots, forget, prune, check,
 //! copy).
@@ -11,27 +12,31 @@ use super::output::parse_json;
 use super::{version, Error, Password, Repository, Version};
 use crate::process::shell::{self, Stop, Supervisor};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, PoisonError};
 
 /// A restic repository as configured.
 pub struct Repo {
-    config: Repository,
-    /// Whether this process has made sure the repository exists.
-    initialized: Mutex<bool>,
+    pub(super) config: Repository,
+    /// Whether this process opened the repository, since it last failed
+    /// (see [`Repo::open`]).
+    pub(super) opened: Mutex<bool>,
     /// The repository's id, once learnt (see [`Repo::id`]).
-    id: Mutex<Option<String>>,
+    pub(super) id: Mutex<Option<String>>,
 }
 
 impl Repo {
     pub fn new(config: Repository) -> Repo {
         Repo {
             config,
-            initialized: Mutex::new(false),
+            opened: Mutex::new(false),
             id: Mutex::new(None),
         }
+    }
+
+    /// The repository as configured.
+    pub fn repository(&self) -> &Repository {
+        &self.config
     }
 
     /// A restic command with the repository's environment and options
@@ -63,7 +68,7 @@ impl Repo {
     /// location and password given through the environment as this
     /// repository's are, never argv. `from`'s backend environment is added
     /// where this repository's does not set the same variable.
-    fn reading(&self, from: &Repository, args: &[&str]) -> Command {
+    pub(super) fn reading(&self, from: &Repository, args: &[&str]) -> Command {
         let mut cmd = self.command(args);
         for name in [
             "RESTIC_FROM_PASSWORD",
@@ -106,7 +111,8 @@ impl Repo {
     /// bound for live ones (`--retry-lock`, restic 0.16 and newer; restic
     /// 0.14 fails again at once). Waiting from the first attempt would wait
     /// out the whole bound for a stale lock too. With `from`, restic reads
-    /// that repository too (see [`Repo::reading`]).
+    /// that repository too (see [`Repo::reading`]). The repository is
+    /// opened first (see [`Repo::open`]), as by every operation.
     pub(super) fn run_locking(
         &self,
         sup: &Supervisor,
@@ -114,14 +120,15 @@ impl Repo {
         args: &[String],
         from: Option<&Repository>,
     ) -> Result<(), Error> {
-        self.version()?;
+        self.open(sup)?;
         let run = |extra: &[String]| -> Result<(), Error> {
             let all: Vec<&str> = args.iter().chain(extra).map(String::as_str).collect();
             let mut cmd = match from {
                 Some(from) => self.reading(from, &all),
                 None => self.command(&all),
             };
-            sup.spawn(&mut cmd, what, Stop::Interrupt)?.wait()?;
+            let running = sup.spawn(&mut cmd, what, Stop::Interrupt)?;
+            running.wait().map_err(|e| self.failed(e))?;
             Ok(())
         };
         match run(&[]) {
@@ -131,73 +138,6 @@ impl Repo {
             }
             result => result,
         }
-    }
-
-    /// Creates the repository if it does not exist yet. Checked once per
-    /// process: a local repository by its config file, at no cost; a remote
-    /// one with one `restic cat config`. Fails first if the configured
-    /// restic cannot be run or is not supported.
-    pub fn ensure_initialized(&self, sup: &Supervisor) -> Result<(), Error> {
-        self.initialize(sup, None)
-    }
-
-    /// Creates this repository, a copy of `from`, if it does not exist yet,
-    /// with `from`'s chunker parameters (`init --copy-chunker-params`), so
-    /// that what `restic copy` brings deduplicates as it did in `from`.
-    /// Checked as [`Repo::ensure_initialized`] does.
-    pub fn ensure_copy_of(&self, sup: &Supervisor, from: &Repository) -> Result<(), Error> {
-        self.initialize(sup, Some(from))
-    }
-
-    fn initialize(&self, sup: &Supervisor, from: Option<&Repository>) -> Result<(), Error> {
-        self.version()?;
-        let mut initialized = self
-            .initialized
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if *initialized {
-            return Ok(());
-        }
-        // Why a remote repository seemed absent: reported instead of init's
-        // own error when init fails too (the backend is likely unreachable).
-        let mut absent = None;
-        if is_local(&self.config.uri) {
-            if !Path::new(&self.config.uri).join("config").exists() {
-                absent = Some(String::new());
-            }
-        } else {
-            let probe = sup.spawn(
-                &mut self.command(&["cat", "config"]),
-                "restic cat config",
-                Stop::Interrupt,
-            )?;
-            if let Err(e) = probe.wait() {
-                match Error::from(e) {
-                    Error::Unavailable(why) => absent = Some(why),
-                    e => return Err(e),
-                }
-            }
-        }
-        if let Some(why) = absent {
-            let uri = crate::base::uri::mask(&self.config.uri);
-            log::info!("initialising restic repository {uri}");
-            let mut cmd = match from {
-                Some(from) => self.reading(from, &["init", "--copy-chunker-params"]),
-                None => self.command(&["init"]),
-            };
-            let init = sup.spawn(&mut cmd, "restic init", Stop::Interrupt)?;
-            match init.wait() {
-                Ok(_) => {}
-                Err(e) if why.is_empty() => return Err(e.into()),
-                Err(e) => {
-                    return Err(Error::Unavailable(format!(
-                        "{why}; and restic init failed: {e}"
-                    )))
-                }
-            }
-        }
-        *initialized = true;
-        Ok(())
     }
 
     /// restic 0.14 leaves its lock behind when SIGINT arrives just after it
@@ -216,23 +156,6 @@ impl Repo {
         result
     }
 
-    /// The repository's id (`restic cat config`), which names it the same
-    /// for every host however each spells its location; learnt once per
-    /// process.
-    pub fn id(&self, sup: &Supervisor) -> Result<String, Error> {
-        let mut id = self.id.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(id) = id.as_ref() {
-            return Ok(id.clone());
-        }
-        #[derive(Deserialize)]
-        struct Config {
-            id: String,
-        }
-        let config: Config = self.json(sup, &["cat", "config"], "restic cat config")?;
-        *id = Some(config.id.clone());
-        Ok(config.id)
-    }
-
     /// Removes stale locks (of dead processes); live locks stay.
     pub fn unlock(&self, sup: &Supervisor) -> Result<(), Error> {
         sup.spawn(
@@ -240,7 +163,8 @@ impl Repo {
             "restic unlock",
             Stop::Interrupt,
         )?
-        .wait()?;
+        .wait()
+        .map_err(|e| self.failed(e))?;
         Ok(())
     }
 
@@ -252,17 +176,31 @@ impl Repo {
         args: &[&str],
         what: &str,
     ) -> Result<T, Error> {
-        self.version()?;
+        self.open(sup)?;
         let mut cmd = self.command(args);
         cmd.stdout(Stdio::piped());
         let mut running = sup.spawn(&mut cmd, what, Stop::Interrupt)?;
         let parsed = running.child().stdout.take().map(parse_json);
-        running.wait()?;
+        running.wait().map_err(|e| self.failed(e))?;
         match parsed {
             Some(Ok(value)) => Ok(value),
             Some(Err(e)) => Err(Error::Output(format!("{what}: {e}"))),
             None => Err(Error::Output(format!("{what}: no output"))),
         }
+    }
+}
+
+impl Repo {
+    /// restic's failure `e`, about this repository: where it is about the
+    /// repository itself, said of it with the fix (see
+    /// [`Repo::located`]), and the repository is opened again before its
+    /// next use.
+    pub(super) fn failed(&self, e: impl Into<Error>) -> Error {
+        let e = self.located(e.into());
+        if e.is_repository() {
+            *self.opened.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        }
+        e
     }
 }
 

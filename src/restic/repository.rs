@@ -23,6 +23,13 @@ pub struct Repository {
     /// restic's global options from `compression`, `limit_upload` and
     /// `limit_download`, given to every restic call.
     pub options: Vec<String>,
+    /// How long the repository may take to answer when it is opened or
+    /// created (`repository_timeout`): restic 0.17 and newer retry an
+    /// unreachable backend for a quarter of an hour.
+    pub timeout: Duration,
+    /// Where this host keeps the ids of the repositories it opened, by
+    /// location, to tell when a location holds another one.
+    pub known_ids: PathBuf,
 }
 
 /// The repository password: kept out of argv, logs and `Debug` output.

@@ -87,7 +87,7 @@ impl Repo {
         snapshot: &SnapshotRef,
         paths: &[String],
     ) -> Result<Running, Error> {
-        self.version()?;
+        self.open(sup)?;
         let (mut by_tag, mut path, mut unlocked) = (false, 0, false);
         loop {
             let mut args = vec!["dump".to_string()];
@@ -106,7 +106,7 @@ impl Repo {
             if has_output(&mut running) {
                 return Ok(running);
             }
-            match running.wait().map_err(Error::from) {
+            match running.wait().map_err(|e| self.failed(e)) {
                 // An empty stream: run it again for the caller to read.
                 Ok(_) => return start(),
                 Err(e) if e.is_ambiguous_id() && !by_tag => by_tag = true,
@@ -128,7 +128,7 @@ impl Repo {
         snapshot: &SnapshotRef,
         path: &str,
     ) -> Result<Vec<Node>, Error> {
-        self.version()?;
+        self.open(sup)?;
         let ls = |by_tag: bool| -> Result<Vec<Node>, Error> {
             let mut args = vec!["ls".to_string(), "--json".into(), "--recursive".into()];
             args.extend(snapshot.args(by_tag));
@@ -146,7 +146,7 @@ impl Repo {
                     }
                 }
             }
-            running.wait()?;
+            running.wait().map_err(|e| self.failed(e))?;
             Ok(nodes)
         };
         match ls(false) {

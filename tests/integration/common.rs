@@ -39,10 +39,12 @@ impl Fixture {
     }
 
     /// The `repository:` and `work_dir:` lines every test agent.yml uses,
-    /// with the `restic_binary:` of this pass (see [`restic_binary`]).
+    /// with the `restic_binary:` of this pass (see [`restic_binary`]), and
+    /// `init: auto`: the first backup creates the repository (the tests
+    /// of `tabacco init` itself leave it out).
     pub fn repository_yaml(&self) -> String {
         format!(
-            "repository:\n  params:\n    uri: {repo}\n    password: {PASSWORD}\nwork_dir: {work}\n{binary}",
+            "repository:\n  params:\n    uri: {repo}\n    password: {PASSWORD}\nwork_dir: {work}\ninit: auto\n{binary}",
             repo = self.path("repo").display(),
             work = self.path("work").display(),
             binary = restic_binary_yaml(),

@@ -36,6 +36,9 @@ fn float_style_configuration_checks_runs_and_queries() {
         "etc",
     );
     f.write("data/myservice/file.txt", "service data");
+    // Existing deployments have their repository: here `tabacco init`
+    // creates it.
+    f.tabacco(&["init"]).success();
 
     let check = f
         .tabacco(&["check"])

@@ -62,7 +62,7 @@ fn bad_handlers_and_agent_yml_are_located_errors() {
 
     let f = Fixture::with_agent("queue_config: {concurrency: 0}\n");
     let stderr = f.tabacco(&["check"]).status(2).stderr;
-    let line = 8 + crate::common::restic_binary_yaml().lines().count();
+    let line = 9 + crate::common::restic_binary_yaml().lines().count();
     assert!(
         stderr.contains(&format!(
             "agent.yml:{line}: queue_config.concurrency must be at least 1"
@@ -124,6 +124,7 @@ fn check_prints_resolved_sources_and_atoms() {
     let expected = "\
 host        test-host
 repository  ROOT/repo
+            not created yet: the first backup creates it (init: auto)
 RESTIC
 metadb      embedded (ROOT/work/metadb.sqlite)
 

@@ -354,7 +354,19 @@ fn check_shows_the_copies_with_their_credentials_masked() {
         "rest:http://backup:s3cret@127.0.0.1:1/offsite",
         "    retention: {keep_daily: 30}\n",
     );
-    let check = f.tabacco(&["check"]).success();
+    let agent = std::fs::read_to_string(f.config()).unwrap();
+    f.write("etc/agent.yml", &format!("{agent}repository_timeout: 2s\n"));
+    // Opening the copy fails (nothing listens), and says so masked.
+    let opened = f.tabacco(&["check"]).status(2);
+    assert!(
+        opened
+            .stderr
+            .contains("copy offsite: repository rest:http://backup:***@127.0.0.1:1/offsite "),
+        "{}",
+        opened.stderr
+    );
+    assert!(!opened.stderr.contains("s3cret"), "{}", opened.stderr);
+    let check = f.tabacco(&["check", "--offline"]).success();
     assert!(
         check
             .stdout
@@ -372,7 +384,7 @@ fn check_shows_the_copies_with_their_credentials_masked() {
         "etc/sources/www.yml",
         "name: www\nhandler: file\nparams: {path: ROOT/data/www}\ncopies: [tape]\n",
     );
-    let refused = f.tabacco(&["check"]).status(2);
+    let refused = f.tabacco(&["check", "--offline"]).status(2);
     assert!(
         refused
             .stderr

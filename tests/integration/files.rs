@@ -459,7 +459,7 @@ fn repository_options_reach_every_restic_call() {
     fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
     let agent = format!(
         "hostname: test-host\nrepository:\n  params:\n    uri: {}\n    password: {}\n    \
-         compression: max\n    limit_upload: 5000\n    limit_download: 6000\nwork_dir: {}\nrestic_binary: {}\n",
+         compression: max\n    limit_upload: 5000\n    limit_download: 6000\nwork_dir: {}\ninit: auto\nrestic_binary: {}\n",
         f.path("repo").display(),
         crate::common::PASSWORD,
         f.path("work").display(),

@@ -140,20 +140,31 @@ fn demo() -> Fixture {
     f
 }
 
-/// The demo, as README's `make demo` runs it: whole outputs where they are
-/// deterministic. Regression: `run -v` said "1 datasets recorded".
+/// The demo, as README's `make demo` runs it (`init`, `check`, `run`):
+/// whole outputs where they are deterministic. Regression: `run -v` said
+/// "1 datasets recorded".
 #[test]
 fn the_demo_walk_reads_well() {
     let f = demo();
     let root = f.root.display().to_string();
+    let init = f.tabacco(&["init"]).success();
+    let id = f.restic(&["cat", "config"]).success().stdout;
+    let id: serde_json::Value = serde_json::from_str(&id).unwrap();
+    let id = &id["id"].as_str().unwrap()[..8];
+    assert_eq!(
+        init.stdout.replace(&root, "ROOT").replace(id, "ID"),
+        "repository  ROOT/repo: created (restic id ID, repository version 2)\n"
+    );
     let check = f.tabacco(&["check"]).success();
     assert_eq!(
         check
             .stdout
             .replace(&root, "ROOT")
-            .replace(&restic_check_line(), "RESTIC"),
+            .replace(&restic_check_line(), "RESTIC")
+            .replace(id, "ID"),
         "host        test-host
 repository  ROOT/repo
+            restic id ID, repository version 2, opens with this host's key
 RESTIC
 metadb      embedded (ROOT/work/metadb.sqlite)
 
@@ -243,7 +254,7 @@ fn check_reports_a_missing_or_empty_password_file() {
     f.write(
         "etc/agent.yml",
         &format!(
-            "hostname: test-host\nrepository:\n  params:\n    uri: {}\n    password_file: {}\nwork_dir: {}\n",
+            "hostname: test-host\nrepository:\n  params:\n    uri: {}\n    password_file: {}\nwork_dir: {}\ninit: auto\n",
             f.path("repo").display(),
             pw.display(),
             f.path("work").display()
@@ -352,12 +363,12 @@ fn credentials_in_uris_are_never_printed() {
     f.write(
         "etc/agent.yml",
         &format!(
-            "hostname: test-host\n{}repository:\n  params:\n    uri: rest:http://user:REPOSECRET@127.0.0.1:{repo_port}/repo\n    password: x\nwork_dir: {}\nmetadb:\n  url: http://admin:DBSECRET@127.0.0.1:{metadb_port}\n  request_max_timeout: 2s\n",
+            "hostname: test-host\n{}repository:\n  params:\n    uri: rest:http://user:REPOSECRET@127.0.0.1:{repo_port}/repo\n    password: x\nwork_dir: {}\nrepository_timeout: 5s\nmetadb:\n  url: http://admin:DBSECRET@127.0.0.1:{metadb_port}\n  request_max_timeout: 2s\n",
             restic_binary_yaml(),
             f.path("work").display()
         ),
     );
-    let check = f.tabacco(&["check"]).success();
+    let check = f.tabacco(&["check", "--offline"]).success();
     assert!(
         check.stdout.starts_with(&format!(
             "host        test-host\nrepository  rest:http://user:***@127.0.0.1:{repo_port}/repo\n{}\nmetadb      http://admin:***@127.0.0.1:{metadb_port}\n",
@@ -366,9 +377,23 @@ fn credentials_in_uris_are_never_printed() {
         "{}",
         check.stdout
     );
+    // Opening the repository fails, and says so without the password.
+    let opened = f.tabacco(&["check"]).status(2);
+    assert!(
+        opened.stderr.starts_with(&format!(
+            "tabacco: repository rest:http://user:***@127.0.0.1:{repo_port}/repo cannot be reached: "
+        )),
+        "{}",
+        opened.stderr
+    );
     let run = f.tabacco(&["-vv", "run"]).status(1);
     let query = f.tabacco(&["-vv", "query", "*"]).run();
-    for (what, out) in [("check", &check), ("run", &run), ("query", &query)] {
+    for (what, out) in [
+        ("check", &check),
+        ("check", &opened),
+        ("run", &run),
+        ("query", &query),
+    ] {
         let all = format!("{}{}", out.stdout, out.stderr);
         assert!(
             !all.contains("SECRET"),
@@ -388,7 +413,7 @@ fn credentials_in_uris_are_never_printed() {
     f.write(
         "etc/agent.yml",
         &format!(
-            "hostname: test-host\nrepository:\n  params:\n    uri: s3:http://user:S3SECRET@127.0.0.1:{repo_port}/bucket\n    password: x\n    env: {{AWS_ACCESS_KEY_ID: a, AWS_SECRET_ACCESS_KEY: b}}\nwork_dir: {}\n",
+            "hostname: test-host\nrepository:\n  params:\n    uri: s3:http://user:S3SECRET@127.0.0.1:{repo_port}/bucket\n    password: x\n    env: {{AWS_ACCESS_KEY_ID: a, AWS_SECRET_ACCESS_KEY: b}}\nwork_dir: {}\nrepository_timeout: 5s\n",
             f.path("work").display()
         ),
     );

@@ -17,6 +17,7 @@ mod files;
 mod firstmin;
 mod hardening;
 mod health;
+mod lifecycle;
 mod maintainer;
 mod metadb;
 mod notify;

@@ -13,7 +13,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 /// An agent.yml for `host` at `etc-HOST/agent.yml`, with its own work_dir,
-/// the repository `main` of `rest`, the restic `binary`, the metadb
+/// the repository `main` of `rest` (created by the first backup), the
+/// restic `binary`, the metadb
 /// `metadb` (none: embedded) with the token `HOST-secret`, and `extra`.
 fn host(
     f: &Fixture,
@@ -22,18 +23,11 @@ fn host(
     metadb: Option<&Server>,
     extra: &str,
 ) -> PathBuf {
-    let metadb = match metadb {
-        Some(server) => format!(
-            "metadb:\n  url: {}\n  token_file: {}\n",
-            server.url(),
-            f.path(&format!("etc/{name}.token")).display()
-        ),
-        None => String::new(),
-    };
+    let metadb = crate::metadb::through(f, name, metadb);
     f.write(
         &format!("etc-{name}/agent.yml"),
         &format!(
-            "hostname: {name}\nrepository:\n  params:\n    uri: {}main\n    password: {PASSWORD}\nwork_dir: {}\nrestic_binary: {}\n{metadb}{extra}",
+            "hostname: {name}\nrepository:\n  params:\n    uri: {}main\n    password: {PASSWORD}\nwork_dir: {}\ninit: auto\nrestic_binary: {}\n{metadb}{extra}",
             rest.url,
             f.path(&format!("work-{name}")).display(),
             restic_binary(),

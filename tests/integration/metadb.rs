@@ -169,6 +169,19 @@ pub(crate) fn agent_through(f: &Fixture, server: &Server) {
     );
 }
 
+/// The `metadb:` lines of host `name`'s agent.yml that reach `server` with
+/// the token [`fleet_config`] wrote for it; none without a server.
+pub(crate) fn through(f: &Fixture, name: &str, server: Option<&Server>) -> String {
+    match server {
+        Some(server) => format!(
+            "metadb:\n  url: {}\n  token_file: {}\n",
+            server.url(),
+            f.path(&format!("etc/{name}.token")).display()
+        ),
+        None => String::new(),
+    }
+}
+
 /// A metadb.yml in `f` with `extra` keys and tokens: `HOST-secret` (from a
 /// file) for each of `hosts`, and `secret` (by its SHA-256) for the admin.
 pub(crate) fn fleet_config(f: &Fixture, extra: &str, hosts: &[&str]) -> PathBuf {
@@ -388,6 +401,8 @@ fn records_are_spooled_while_the_server_is_down_and_delivered_once() {
         );
     };
     agent(&format!("http://{}", closed_port()));
+    // The repository exists: creating one would take the metadb's lease.
+    f.restic(&["init"]).success();
     let run = f.tabacco(&["run"]).success();
     let lines: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one warning: {}", run.stderr);

@@ -146,6 +146,7 @@ notify:
         &placeholders(&f, &check.stdout),
         "host        test-host
 repository  ROOT/repo
+            not created yet: the first backup creates it (init: auto)
 RESTIC
 metadb      http://tabacco:***@127.0.0.1:9/base
 retention   {keep_daily: 7, keep_weekly: 4, keep_within: 36h}

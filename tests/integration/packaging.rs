@@ -471,8 +471,9 @@ fn example_agent_configuration_checks() {
     for dir in ["sources", "handlers"] {
         std::os::unix::fs::symlink(examples.join(dir), scratch.0.join(dir)).unwrap();
     }
+    // Offline: its repository is an example host's.
     let out = Command::new(BIN)
-        .args(["check", "--config"])
+        .args(["check", "--offline", "--config"])
         .arg(&config)
         .output()
         .unwrap();
