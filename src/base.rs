@@ -17,6 +17,7 @@ pub mod schedule;
 pub mod seed;
 pub mod signal;
 pub mod slots;
+pub mod suggest;
 pub mod time;
 pub mod token;
 pub mod uri;

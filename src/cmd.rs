@@ -18,7 +18,7 @@ mod verify;
 use crate::backup::copy::Reader;
 use crate::base::width;
 use crate::cli::{self, Cli, Command};
-use crate::config::{self, Config};
+use crate::config::{self, Config, FleetAccess};
 use crate::metadb::Metadb;
 use crate::wire::checked::Checked;
 use crate::wire::model::Atom;
@@ -80,22 +80,26 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Completion(shell) => print(&completion::script(shell)),
         Command::Version => print(&format!("tabacco {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Check => check::check(config_path),
-        Command::Run { sources, dry_run } => run::run(&load(config_path)?, &sources, dry_run),
-        Command::Query(query) => query::query(&load(config_path)?, &query),
+        Command::Run { sources, dry_run } => {
+            run::run(&load_opening(config_path)?, &sources, dry_run)
+        }
+        Command::Query(query) => query::query(&load_fleet(config_path)?, &query),
         Command::Restore(args) => restore::restore(&load(config_path)?, &args),
-        Command::History(h) => health::history(&load(config_path)?, &h),
-        Command::Status(s) => health::status(&load(config_path)?, &s),
-        Command::RetireHost(host) => health::retire_host(&load(config_path)?, &host),
-        Command::Dump(args) => dump::dump(&load(config_path)?, &args),
-        Command::Ls(args) => ls::ls(&load(config_path)?, &args),
-        Command::Reindex => reindex::reindex(&load(config_path)?),
-        Command::Prune { sources, dry_run } => prune::prune(&load(config_path)?, &sources, dry_run),
+        Command::History(h) => health::history(&load_fleet(config_path)?, &h),
+        Command::Status(s) => health::status(&load_fleet(config_path)?, &s),
+        Command::RetireHost(host) => health::retire_host(&load_fleet(config_path)?, &host),
+        Command::Dump(args) => dump::dump(&load_opening(config_path)?, &args),
+        Command::Ls(args) => ls::ls(&load_opening(config_path)?, &args),
+        Command::Reindex => reindex::reindex(&load_opening(config_path)?),
+        Command::Prune { sources, dry_run } => {
+            prune::prune(&load_opening(config_path)?, &sources, dry_run)
+        }
         Command::Verify {
             sources,
             read_data_subset,
             repository,
         } => verify::verify(
-            &load(config_path)?,
+            &load_opening(config_path)?,
             &sources,
             read_data_subset.as_deref(),
             repository.as_deref(),
@@ -120,13 +124,39 @@ fn one_version(config: &Config, v: &cli::VersionArgs) -> Result<(Reader, Checked
 
 /// Loads the agent configuration; any error is a configuration error.
 fn load(path: &Path) -> Result<Config, Exit> {
-    if !path.exists() {
-        return Err(Exit::Usage(format!(
+    exists(path)?;
+    Config::load(path).map_err(invalid)
+}
+
+/// Loads the agent configuration of a command that opens the repository:
+/// a password file restic could not use is a configuration error too.
+fn load_opening(path: &Path) -> Result<Config, Exit> {
+    let config = load(path)?;
+    config.check_password_files().map_err(invalid)?;
+    Ok(config)
+}
+
+/// Loads what a command that only asks the metadb needs of the
+/// configuration (see [`FleetAccess`]).
+fn load_fleet(path: &Path) -> Result<FleetAccess, Exit> {
+    exists(path)?;
+    FleetAccess::load(path).map_err(invalid)
+}
+
+/// A configuration that is not there is a usage error that says what to do.
+fn exists(path: &Path) -> Result<(), Exit> {
+    match path.exists() {
+        true => Ok(()),
+        false => Err(Exit::Usage(format!(
             "no configuration at {}: write one (see tabacco.yml(5)) or name another with --config FILE",
             path.display()
-        )));
+        ))),
     }
-    Config::load(path).map_err(|e| Exit::Usage(format!("invalid configuration:\n{e}")))
+}
+
+/// Configuration errors, all of them, exit 2.
+fn invalid(errors: config::Errors) -> Exit {
+    Exit::Usage(format!("invalid configuration:\n{errors}"))
 }
 
 /// The widest a table cell is shown, in terminal columns; a longer one ends

@@ -10,7 +10,7 @@ use crate::config::source::Source;
 use crate::config::Config;
 use crate::handler::{self, Context};
 use crate::process::shell::Supervisor;
-use crate::restic::{Password, Repo};
+use crate::restic::Repo;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -62,14 +62,8 @@ pub fn check(path: &Path) -> Result<(), Exit> {
     for target in &config.notify {
         let _ = writeln!(out, "notify      {target}");
     }
-    let copies = config.copies.iter();
-    let repositories = copies.map(|c| (format!("copy {}: params", c.name), &c.repository));
-    for (what, repository) in
-        std::iter::once(("repository.params".to_string(), &config.repository)).chain(repositories)
-    {
-        if let Password::File(file) = &repository.password {
-            errors.extend(check_password_file(&what, file));
-        }
+    if let Err(refused) = config.check_password_files() {
+        errors.extend(refused.0.iter().map(ToString::to_string));
     }
     if config.sources.is_empty() {
         let dir = path.parent().unwrap_or(Path::new(".")).join("sources");
@@ -87,17 +81,6 @@ pub fn check(path: &Path) -> Result<(), Exit> {
         return Ok(());
     }
     Err(Exit::Usage(errors.join("\n")))
-}
-
-/// Why restic could not use `file` as its password file, if it could not.
-fn check_password_file(what: &str, file: &Path) -> Option<String> {
-    match std::fs::read(file) {
-        Err(e) => Some(format!("{what}.password_file {}: {e}", file.display())),
-        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {
-            Some(format!("{what}.password_file {} is empty", file.display()))
-        }
-        Ok(_) => None,
-    }
 }
 
 fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec<String>) {

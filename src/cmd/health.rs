@@ -9,13 +9,13 @@ use crate::base::time;
 use crate::cli::{Format, HistoryArgs, StatusArgs};
 use crate::cmd::query::Stop;
 use crate::cmd::{self, Exit};
-use crate::config::Config;
+use crate::config::FleetAccess;
 use crate::metadb::Metadb;
 use crate::wire::api::{HistoryRequest, StatusRequest};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 
-pub fn status(config: &Config, s: &StatusArgs) -> Result<(), Exit> {
+pub fn status(config: &FleetAccess, s: &StatusArgs) -> Result<(), Exit> {
     let metadb = open(config)?;
     if s.proofs {
         return proofs(&metadb, s);
@@ -157,7 +157,7 @@ fn written(result: std::io::Result<()>) -> Result<(), Stop> {
     }
 }
 
-pub fn history(config: &Config, h: &HistoryArgs) -> Result<(), Exit> {
+pub fn history(config: &FleetAccess, h: &HistoryArgs) -> Result<(), Exit> {
     let since = h
         .since
         .as_deref()
@@ -201,7 +201,7 @@ pub fn history(config: &Config, h: &HistoryArgs) -> Result<(), Exit> {
     cmd::print(&text)
 }
 
-pub fn retire_host(config: &Config, host: &str) -> Result<(), Exit> {
+pub fn retire_host(config: &FleetAccess, host: &str) -> Result<(), Exit> {
     let metadb = open(config)?;
     metadb
         .retire_host(host)
@@ -210,7 +210,7 @@ pub fn retire_host(config: &Config, host: &str) -> Result<(), Exit> {
     Ok(())
 }
 
-fn open(config: &Config) -> Result<Metadb, Exit> {
+fn open(config: &FleetAccess) -> Result<Metadb, Exit> {
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
     if let Some(warning) = metadb.backlog_warning() {

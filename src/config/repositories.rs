@@ -4,8 +4,8 @@
 //! `repository:`, `copies:`, `maintenance:`, `lease_ttl` and
 //! `check_slices`; the rest of agent.yml is `agent`'s.
 
-use super::error::{Entry, Error};
-use super::{raw, value};
+use super::error::{Entry, Error, Errors};
+use super::{raw, value, Config};
 use crate::base::name;
 use crate::base::retention::Retention;
 use crate::metadb;
@@ -232,4 +232,35 @@ fn options(
         }
     }
     Ok(options)
+}
+
+/// Every password file of `config`'s repository and copies (each file once)
+/// that restic could not use, located at its key in agent.yml.
+pub(super) fn check_password_files(config: &Config) -> Result<(), Errors> {
+    let entry = Entry::new(&config.origin);
+    let copies = config.copies.iter().map(|c| {
+        let entry = entry.under("copies", format!("copy {:?}", c.name));
+        (entry, &c.repository)
+    });
+    let mut seen = Vec::new();
+    let mut errors = Errors(Vec::new());
+    for (entry, repository) in std::iter::once((entry.clone(), &config.repository)).chain(copies) {
+        let Password::File(file) = &repository.password else {
+            continue;
+        };
+        if seen.contains(&file) {
+            continue;
+        }
+        seen.push(file);
+        let shown = file.display();
+        let why = match std::fs::read(file) {
+            Err(e) => format!("params.password_file {shown}: {e}"),
+            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {
+                format!("params.password_file {shown} is empty")
+            }
+            Ok(_) => continue,
+        };
+        errors.0.push(entry.invalid("password_file", why));
+    }
+    errors.and(())
 }
