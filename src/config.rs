@@ -116,6 +116,11 @@ impl Config {
             .map(|c| c.copies.iter().map(|c| c.name.clone()).collect());
         let sources = file::entries(&dir.join("sources"), &mut errors);
         let sources = source::resolve_all(sources, &templates, copies.as_deref(), &mut errors);
+        // By file and line, as a reader goes through them.
+        errors.sort_by(|a, b| {
+            let at = |e: &Error| e.origin.as_ref().map(|o| (o.file.clone(), o.line));
+            at(a).cmp(&at(b))
+        });
         match config {
             Some(config) if errors.is_empty() => Ok(Config { sources, ..config }),
             _ => Err(Errors(errors)),

@@ -38,9 +38,10 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
     // A cron-driven host is watched too: its sources are due again when
-    // their configured schedule says.
-    if !dry_run && !sources.is_empty() {
-        plan::publish(&metadb, &plan::of_run(config, &sources));
+    // their configured schedule says, and a source removed from its
+    // configuration stops being watched.
+    if !dry_run {
+        plan::publish(&metadb, &plan::of_config(config));
     }
     let repo = Repo::new(config.repository.clone());
     let slots = Slots::new(config.concurrency);

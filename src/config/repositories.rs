@@ -240,11 +240,12 @@ pub(super) fn check_password_files(config: &Config) -> Result<(), Errors> {
     let entry = Entry::new(&config.origin);
     let copies = config.copies.iter().map(|c| {
         let entry = entry.under("copies", format!("copy {:?}", c.name));
-        (entry, &c.repository)
+        (entry, "params", &c.repository)
     });
+    let primary = (entry.clone(), "repository.params", &config.repository);
     let mut seen = Vec::new();
     let mut errors = Errors(Vec::new());
-    for (entry, repository) in std::iter::once((entry.clone(), &config.repository)).chain(copies) {
+    for (entry, key, repository) in std::iter::once(primary).chain(copies) {
         let Password::File(file) = &repository.password else {
             continue;
         };
@@ -254,9 +255,9 @@ pub(super) fn check_password_files(config: &Config) -> Result<(), Errors> {
         seen.push(file);
         let shown = file.display();
         let why = match std::fs::read(file) {
-            Err(e) => format!("params.password_file {shown}: {e}"),
+            Err(e) => format!("{key}.password_file {shown}: {e}"),
             Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {
-                format!("params.password_file {shown} is empty")
+                format!("{key}.password_file {shown} is empty")
             }
             Ok(_) => continue,
         };

@@ -14,6 +14,7 @@ mod copies;
 mod core;
 mod files;
 mod firstmin;
+mod firstweek;
 mod hardening;
 mod health;
 mod maintainer;

@@ -249,7 +249,7 @@ source ok
     );
     assert_whole(
         &placeholders(&f, &check.stderr),
-        "tabacco: repository.params.password_file ROOT/etc/pw is empty
+        "tabacco: ROOT/etc/agent.yml:5: repository.params.password_file ROOT/etc/pw is empty
 ROOT/etc/sources/all.yml:1: source users: atoms_command exited with status 3
 ROOT/etc/sources/all.yml:5: source sql: datasets_command printed no dataset list: invalid type: map, expected a sequence
 ",

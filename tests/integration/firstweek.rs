@@ -1,0 +1,185 @@
+//! An operator's first week (issue 28): a cron host's removed source stops
+//! being watched, an administrator needs only the metadb's address and a
+//! token, configuration errors say where and all at once, a failure leads
+//! with its cause, and a healthy fleet says so.
+
+use crate::common::Fixture;
+use crate::health::host_config;
+use crate::metadb::{fleet_config, Server};
+
+/// A file source backing up `data/NAME`.
+fn file_source(f: &Fixture, name: &str) -> String {
+    f.write(&format!("data/{name}/file"), "data\n");
+    format!(
+        "name: {name}\nhandler: file\nschedule: \"@daily\"\nparams: {{path: {}}}\n",
+        f.path(&format!("data/{name}")).display()
+    )
+}
+
+/// Issue 28, item 3: a cron host (`run`, no agent) added the sources it
+/// ran to its plan and never took any away, so a deleted source stayed
+/// `failed` in `status --problems` (exit 1) until an agent started.
+#[test]
+fn run_publishes_the_whole_plan_so_a_removed_source_stops_being_watched() {
+    let f = Fixture::new();
+    f.write("etc/sources/www.yml", &file_source(&f, "www"));
+    f.write(
+        "etc/sources/gone.yml",
+        "name: gone\nhandler: pipe\nschedule: \"@daily\"\nparams: {backup_command: \"exit 3\"}\n",
+    );
+    f.tabacco(&["run"]).status(1);
+    let problems = f.tabacco(&["status", "--problems", "--table"]).status(1);
+    assert!(problems.stdout.contains("gone"), "{problems:?}");
+
+    std::fs::remove_file(f.path("etc/sources/gone.yml")).unwrap();
+    // Naming one source still publishes the host's whole plan.
+    f.tabacco(&["run", "www"]).success();
+    let healthy = f.tabacco(&["status", "--problems", "--table"]).success();
+    assert_eq!(healthy.stdout, "no problems: 1 source ok\n");
+    let all = f.tabacco(&["status", "--json"]).success();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&all.stdout).unwrap();
+    let sources: Vec<&str> = rows.iter().map(|r| r["source"].as_str().unwrap()).collect();
+    assert_eq!(sources, ["www"]);
+    // A dry run publishes nothing: a source added to the configuration is
+    // not watched before it runs for real.
+    f.write("etc/sources/new.yml", &file_source(&f, "new"));
+    f.tabacco(&["run", "--dry-run"]).success();
+    let healthy = f.tabacco(&["status", "--problems", "--table"]).success();
+    assert_eq!(healthy.stdout, "no problems: 1 source ok\n");
+}
+
+/// Issue 28, item 6: a healthy fleet's `status --problems` said `no planned
+/// sources`.
+#[test]
+fn a_healthy_fleet_says_so() {
+    let f = Fixture::new();
+    let none = f.tabacco(&["status", "--problems", "--table"]).success();
+    assert_eq!(none.stdout, "no problems: no planned sources\n");
+    f.write("etc/sources/www.yml", &file_source(&f, "www"));
+    f.write("etc/sources/etc.yml", &file_source(&f, "etc"));
+    f.tabacco(&["run"]).success();
+    let healthy = f.tabacco(&["status", "--problems", "--table"]).success();
+    assert_eq!(healthy.stdout, "no problems: 2 sources ok\n");
+    // Machines read JSON: an empty list, as before.
+    let json = f.tabacco(&["status", "--problems", "--json"]).success();
+    assert_eq!(json.stdout, "[]\n");
+}
+
+/// Issue 28, item 3: `retire-host` needs the admin token, which the CLI
+/// read only from a whole agent.yml (`missing field repository` without
+/// one). A file holding only `metadb:` serves the commands that only ask
+/// the metadb.
+#[test]
+fn an_administrator_needs_only_the_metadb() {
+    let f = Fixture::new();
+    let server = Server::start(&fleet_config(&f, "", &["web1"]), "127.0.0.1:0");
+    let web1 = host_config(&f, "web1", &server.url());
+    f.write("etc-web1/sources/www.yml", &file_source(&f, "www"));
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_tabacco"))
+        .arg("--config")
+        .arg(&web1)
+        .arg("run")
+        .status()
+        .unwrap();
+    assert!(run.success());
+
+    let token = f.write("admin/admin.token", "secret\n");
+    let admin = f.write(
+        "admin/admin.yml",
+        &format!(
+            "metadb:\n  url: {}\n  token_file: {}\n",
+            server.url(),
+            token.display()
+        ),
+    );
+    let tabacco = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tabacco"));
+        cmd.arg("--config").arg(&admin).args(args);
+        crate::common::Cmd(cmd)
+    };
+    let status = tabacco(&["status", "--table"]).success();
+    assert!(status.stdout.contains("web1  www"), "{status:?}");
+    let query = tabacco(&["query", "--table", "www"]).success();
+    assert!(query.stdout.contains("web1"), "{query:?}");
+    tabacco(&["history", "--limit", "1"]).success();
+    let retired = tabacco(&["-v", "retire-host", "web1"]).success();
+    assert!(retired.stderr.contains("host web1 retired"), "{retired:?}");
+    let status = tabacco(&["status", "--table"]).success();
+    assert_eq!(status.stdout, "no planned sources\n");
+    // Commands that need the repository say what is missing, exit 2.
+    let run = tabacco(&["run"]).status(2);
+    assert!(
+        run.stderr
+            .contains("admin.yml:1: missing repository: where backups go"),
+        "{run:?}"
+    );
+}
+
+/// Issue 28, item 4: a missing password file read `repository.params.
+/// password_file /etc/tabacco/restic.pw: No such file or directory`, with
+/// no file and line, and `run` exited 1 on it, as for a failed job.
+#[test]
+fn a_password_file_restic_cannot_use_is_a_located_configuration_error() {
+    let f = Fixture::new();
+    let pw = f.path("etc/restic.pw");
+    let agent = std::fs::read_to_string(f.config()).unwrap().replace(
+        "password: test-password",
+        &format!("password_file: {}", pw.display()),
+    );
+    f.write("etc/agent.yml", &agent);
+    f.write("etc/sources/www.yml", &file_source(&f, "www"));
+    let line = agent
+        .lines()
+        .position(|l| l.contains("password_file"))
+        .unwrap()
+        + 1;
+    let expected = format!(
+        "{}:{line}: repository.params.password_file {}: No such file or directory (os error 2)",
+        f.config().display(),
+        pw.display()
+    );
+    for args in [&["check"][..], &["run"], &["prune"], &["verify"]] {
+        let failed = f.tabacco(args).status(2);
+        assert!(failed.stderr.contains(&expected), "{args:?}: {failed:?}");
+    }
+    f.write("etc/restic.pw", " \n");
+    let empty = f.tabacco(&["run"]).status(2);
+    assert!(
+        empty.stderr.contains(&format!(
+            "{}:{line}: repository.params.password_file {} is empty",
+            f.config().display(),
+            pw.display()
+        )),
+        "{empty:?}"
+    );
+}
+
+/// Issue 28, item 9: with two mistakes in a file only one was shown; a
+/// source key's typo listed 19 keys with no suggestion; a tab read "found
+/// character that cannot start any token"; `"0 25 * * *"` was refused in
+/// the cron crate's six-field form with "Hours must be less than 23".
+#[test]
+fn configuration_errors_are_all_shown_in_tabaccos_words() {
+    let f = Fixture::new();
+    let text = format!(
+        "- name: a\n  handler: file\n  parms: {{path: /x}}\n\
+         - name: b\n  handler: file\n  params: {{path: /x}}\n  schedule: \"0 25 * * *\"\n  timeout: soon\n\
+         - {}",
+        file_source(&f, "ok").replace('\n', "\n  ").trim_end()
+    );
+    f.write("etc/sources/all.yml", &text);
+    f.write("etc/sources/tab.yml", "name: t\n\thandler: file\n");
+    let check = f.tabacco(&["check"]).status(2);
+    let stderr = check.stderr.replace(&f.root.display().to_string(), "ROOT");
+    assert_eq!(
+        stderr,
+        "tabacco: invalid configuration:\n\
+         ROOT/etc/sources/all.yml:3: unknown field `parms` (did you mean `params`?)\n\
+         ROOT/etc/sources/all.yml:7: invalid schedule \"0 25 * * *\": hour 25 is out of range 0-23 (minute hour day-of-month month day-of-week)\n\
+         ROOT/etc/sources/all.yml:8: invalid duration \"soon\" (expected e.g. 90s, 15m, 1.5h, 1d, 1h30m, 500ms)\n\
+         ROOT/etc/sources/tab.yml:2: a tab character (column 1): YAML indents with spaces only\n"
+    );
+    // The same at `run`, which backs nothing up then: exit 2.
+    let run = f.tabacco(&["run"]).status(2);
+    assert_eq!(run.stderr, check.stderr);
+}
