@@ -183,3 +183,32 @@ fn configuration_errors_are_all_shown_in_tabaccos_words() {
     let run = f.tabacco(&["run"]).status(2);
     assert_eq!(run.stderr, check.stderr);
 }
+
+/// Issue 28, item 5: a dump that failed was reported as `restic backup
+/// exited with status 1: {"message_type":"error",…} / Fatal: unable to save
+/// snapshot: snapshot is empty (backup_command exited with status 2: …)`,
+/// and `history --json` said `"failure": "repository"`.
+#[test]
+fn a_failed_dump_is_reported_cause_first() {
+    let f = Fixture::new();
+    // One anonymous atom: restic 0.14 refuses the empty stream with exit 1.
+    f.write(
+        "etc/sources/sql.yml",
+        "name: sql\nhandler: pipe\nparams: {backup_command: \"echo 'mysqldump: Got error: 1045: Access denied' >&2; exit 2\"}\n",
+    );
+    let run = f.tabacco(&["run"]).status(1);
+    let line = run.stderr.lines().next().unwrap_or_default();
+    let (_, reason) = line
+        .split_once(" failed: ")
+        .unwrap_or_else(|| panic!("{run:?}"));
+    assert!(
+        reason.starts_with(
+            "dataset sql: backup_command exited with status 2: mysqldump: Got error: 1045: Access denied"
+        ),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("message_type"), "{run:?}");
+    let history = f.tabacco(&["history", "--json"]).success();
+    let attempts: Vec<serde_json::Value> = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(attempts[0]["failure"], "command", "{attempts:?}");
+}
