@@ -16,6 +16,7 @@ pub mod retention;
 pub mod schedule;
 pub mod seed;
 pub mod signal;
+pub mod size;
 pub mod slots;
 pub mod suggest;
 pub mod time;

@@ -68,7 +68,7 @@ pub enum Command {
     Version,
     /// Help on one command, or on all.
     Help(Option<String>),
-    /// A completion script (hidden from `--help`).
+    /// A completion script.
     Completion(Shell),
 }
 
@@ -77,6 +77,7 @@ pub enum Command {
 pub enum Shell {
     Bash,
     Zsh,
+    Fish,
 }
 
 /// An argument with no borrow on the parser, so that option handlers can

@@ -8,6 +8,7 @@ mod dump;
 mod health;
 mod ls;
 mod metadb;
+mod progress;
 mod prune;
 mod query;
 mod reindex;

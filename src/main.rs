@@ -43,11 +43,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Exit::Failed) => ExitCode::from(1),
         Err(Exit::Error(message)) => {
-            eprintln!("tabacco: {message}");
+            base::logger::write(&message);
             ExitCode::from(1)
         }
         Err(Exit::Usage(message)) => {
-            eprintln!("tabacco: {message}");
+            base::logger::write(&message);
             ExitCode::from(2)
         }
     }

@@ -162,32 +162,22 @@ pub const COMMANDS: &[Help] = &[
         options: &[],
     },
     Help { name: "version", usage: "tabacco version", summary: "print the version", options: &[] },
+    Help {
+        name: "completion",
+        usage: "tabacco completion bash|zsh|fish",
+        summary: "print a completion script for the shell (see tabacco(1) for installing it)",
+        options: &[],
+    },
     Help { name: "help", usage: "tabacco help [COMMAND]", summary: "show help", options: &[] },
 ];
 
-/// `completion`, hidden from the command list but not from `help`.
-pub const COMPLETION: Help = Help {
-    name: "completion",
-    usage: "tabacco completion bash|zsh",
-    summary: "print a completion script for the shell (see tabacco(1) for installing it)",
-    options: &[],
-};
-
-/// The help entry of command `name`, hidden ones included.
+/// The help entry of command `name`.
 pub(super) fn entry(name: &str) -> Option<&'static Help> {
-    COMMANDS
-        .iter()
-        .chain([&COMPLETION])
-        .find(|c| c.name == name)
+    COMMANDS.iter().find(|c| c.name == name)
 }
 
 /// The text of `tabacco help [COMMAND]`; `None` for an unknown command.
 pub fn text(command: Option<&str>) -> Option<String> {
-    let options = |list: &[(&str, &str)]| -> String {
-        list.iter()
-            .map(|(o, d)| format!("  {o:<22} {d}\n"))
-            .collect()
-    };
     match command {
         None => {
             let mut out = String::from("tabacco: backups of multi-tenant services, by name, on restic\n\nUsage: tabacco [OPTIONS] COMMAND [ARGS]\n\nCommands:\n");
@@ -196,25 +186,43 @@ pub fn text(command: Option<&str>) -> Option<String> {
                 out.push_str(&format!("  {:<width$}  {}\n", c.name, c.summary));
             }
             out.push_str("\nOptions:\n");
-            out.push_str(&options(GLOBAL_OPTIONS));
-            out.push_str(&options(TOP_OPTIONS));
+            let width = option_width(&[GLOBAL_OPTIONS, TOP_OPTIONS]);
+            out.push_str(&option_lines(GLOBAL_OPTIONS, width));
+            out.push_str(&option_lines(TOP_OPTIONS, width));
             out.push_str("\nExit status: 0 ok, 1 a job failed, 2 usage or configuration error.\nSee tabacco(1) and 'tabacco help COMMAND'.\n");
             Some(out)
         }
         Some(name) => entry(name).map(|c| {
             let mut out = format!("Usage: {}\n\n{}\n", c.usage, c.summary);
+            let width = option_width(&[c.options, GLOBAL_OPTIONS]);
             if !c.options.is_empty() {
                 out.push_str("\nOptions:\n");
-                out.push_str(&options(c.options));
+                out.push_str(&option_lines(c.options, width));
             }
             out.push_str("\nGlobal options:\n");
-            out.push_str(&options(GLOBAL_OPTIONS));
+            out.push_str(&option_lines(GLOBAL_OPTIONS, width));
             out
         }),
     }
 }
 
-/// `completion`: one shell, bash or zsh.
+/// The column a help page's options are aligned to: after the longest of
+/// `lists` and a space, and at least 22 wide, so that two spaces at least
+/// part every option from its description.
+fn option_width(lists: &[&[(&str, &str)]]) -> usize {
+    let all = lists.iter().flat_map(|list| list.iter());
+    let longest = all.map(|(option, _)| option.len()).max().unwrap_or(0);
+    (longest + 1).max(22)
+}
+
+/// `list`, an option and its description a line, aligned to `width`.
+fn option_lines(list: &[(&str, &str)], width: usize) -> String {
+    list.iter()
+        .map(|(option, description)| format!("  {option:<width$} {description}\n"))
+        .collect()
+}
+
+/// `completion`: one shell, bash, zsh or fish.
 pub(super) fn completion(
     cli: &mut Cli,
     parser: &mut lexopt::Parser,
@@ -227,8 +235,11 @@ pub(super) fn completion(
                 shell = Some(match name.string()?.as_str() {
                     "bash" => Shell::Bash,
                     "zsh" => Shell::Zsh,
+                    "fish" => Shell::Fish,
                     other => {
-                        return Err(format!("no completion for shell {other:?}: bash or zsh").into())
+                        return Err(
+                            format!("no completion for shell {other:?}: bash, zsh or fish").into(),
+                        )
                     }
                 })
             }
@@ -238,7 +249,7 @@ pub(super) fn completion(
     }
     shell
         .map(Command::Completion)
-        .ok_or_else(|| "completion needs a shell: bash or zsh".into())
+        .ok_or_else(|| "completion needs a shell: bash, zsh or fish".into())
 }
 
 /// `help`: the command to help on, if any.

@@ -212,3 +212,64 @@ fn a_failed_dump_is_reported_cause_first() {
     let attempts: Vec<serde_json::Value> = serde_json::from_str(&history.stdout).unwrap();
     assert_eq!(attempts[0]["failure"], "command", "{attempts:?}");
 }
+
+/// Runs `tabacco ARGS` with `f`'s configuration on a terminal (`script`
+/// gives it one); what the terminal showed.
+fn on_terminal(f: &Fixture, args: &str) -> String {
+    let typescript = f.path("typescript");
+    let command = format!(
+        "{} --config {} {args}",
+        env!("CARGO_BIN_EXE_tabacco"),
+        f.config().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &command])
+        .arg(&typescript)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (bsdutils) runs a command on a terminal");
+    assert!(out.status.success(), "{out:?}");
+    std::fs::read_to_string(&typescript).unwrap()
+}
+
+/// Issue 28, item 10: `run` printed nothing on success, even on a terminal;
+/// `-v` said `3250585600 bytes`; progress was debug lines of raw bytes.
+#[test]
+fn run_on_a_terminal_shows_progress_and_a_line_per_source() {
+    let f = Fixture::new();
+    f.write("etc/sources/www.yml", &file_source(&f, "www"));
+    f.write(
+        "etc/sources/slow.yml",
+        "name: slow\nhandler: pipe\nparams: {backup_command: \"for i in 1 2 3 4; do head -c 1048576 /dev/zero; sleep 1; done\"}\n",
+    );
+    let shown = on_terminal(&f, "run");
+    // restic's status of the stream, replaced in place, once it has run
+    // two seconds: no percentage for a stream of unknown size.
+    let progress = shown
+        .split("\r\x1b[K")
+        .find(|l| l.starts_with("slow: ") && l.contains("MiB/s"))
+        .unwrap_or_else(|| panic!("no progress line in {shown:?}"));
+    assert!(progress.contains(" MiB, "), "{progress:?}");
+    let lines: Vec<&str> = shown
+        .lines()
+        .map(|l| l.rsplit("\x1b[K").next().unwrap().trim_end_matches('\r'))
+        .filter(|l| l.starts_with("slow: ") || l.starts_with("www: "))
+        .collect();
+    assert_eq!(lines.len(), 2, "{shown:?}");
+    assert!(
+        lines[0].starts_with("slow: 1 file, 4.0 MiB, ") && lines[0].ends_with(" s"),
+        "{lines:?}"
+    );
+    assert!(lines[1].starts_with("www: 1 file, 5 bytes, "), "{lines:?}");
+    // Quiet, or not on a terminal: nothing.
+    let quiet = on_terminal(&f, "-q run www");
+    assert!(!quiet.contains("www: "), "{quiet:?}");
+    let piped = f.tabacco(&["run", "www"]).success();
+    assert_eq!((piped.stdout.as_str(), piped.stderr.as_str()), ("", ""));
+    // -v in human units.
+    let verbose = f.tabacco(&["-v", "run", "slow"]).success();
+    assert!(
+        verbose.stderr.contains(": 1 file, 4.0 MiB, "),
+        "{verbose:?}"
+    );
+}
