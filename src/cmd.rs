@@ -8,12 +8,15 @@ mod dump;
 mod health;
 mod ls;
 mod metadb;
+mod passthrough;
 mod progress;
 mod prune;
 mod query;
 mod reindex;
 mod restore;
 mod run;
+mod snapshots;
+mod unlock;
 mod verify;
 
 use crate::backup::copy::Reader;
@@ -36,6 +39,9 @@ pub enum Exit {
     Error(String),
     /// Usage or configuration error; exit 2.
     Usage(String),
+    /// Exit with this status, as a child did (`tabacco restic`); nothing to
+    /// print.
+    Status(u8),
 }
 
 impl Exit {
@@ -49,6 +55,7 @@ impl fmt::Display for Exit {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Exit::Failed => f.write_str("failed, as reported"),
+            Exit::Status(code) => write!(f, "exited with status {code}"),
             Exit::Error(message) | Exit::Usage(message) => f.write_str(message),
         }
     }
@@ -92,6 +99,13 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Dump(args) => dump::dump(&load_opening(config_path)?, &args),
         Command::Ls(args) => ls::ls(&load_opening(config_path)?, &args),
         Command::Reindex => reindex::reindex(&load_opening(config_path)?),
+        Command::Restic { repository, args } => {
+            passthrough::restic(&load_opening(config_path)?, repository.as_deref(), &args)
+        }
+        Command::Snapshots(args) => snapshots::snapshots(&load_opening(config_path)?, &args),
+        Command::Unlock { repository } => {
+            unlock::unlock(&load_opening(config_path)?, repository.as_deref())
+        }
         Command::Prune { sources, dry_run } => {
             prune::prune(&load_opening(config_path)?, &sources, dry_run)
         }

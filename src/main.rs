@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     match cmd::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Exit::Failed) => ExitCode::from(1),
+        Err(Exit::Status(code)) => ExitCode::from(code),
         Err(Exit::Error(message)) => {
             base::logger::write(&message);
             ExitCode::from(1)

@@ -9,11 +9,12 @@
 //! (the JSON restic prints), [`snapshot`] (how a stored dataset is named),
 //! [`repo`] (the invocation core), and the operations, each an `impl Repo`
 //! of its own: [`backup`], [`restore`] (restore, dump, ls) and
-//! [`maintenance`] (snapshots, forget, prune, check, copy). Callers use
-//! the names re-exported here.
+//! [`maintenance`] (snapshots, forget, prune, check, copy), and [`lock`]
+//! (the locks and who holds them). Callers use the names re-exported here.
 
 mod backup;
 mod error;
+mod lock;
 mod maintenance;
 mod output;
 mod repo;
@@ -24,6 +25,7 @@ mod version;
 
 pub use backup::{BackupInput, BackupRequest};
 pub use error::Error;
+pub use lock::{Lock, STALE_AFTER};
 pub use output::{BackupProgress, Node, Snapshot, Summary};
 pub use repo::{is_local, Repo};
 pub use repository::{Password, Repository};

@@ -156,6 +156,29 @@ pub const COMMANDS: &[Help] = &[
         ],
     },
     Help {
+        name: "snapshots",
+        usage: "tabacco snapshots [--repository NAME] [--host H] [--json|--table]",
+        summary: "list the repository's snapshots, newest first, with the atoms each holds",
+        options: &[
+            ("--repository NAME", "list repository NAME: primary, or a copy (default: the primary)"),
+            ("--host H", "only snapshots made on host H"),
+            ("--json", "print a JSON array (the default when stdout is not a terminal)"),
+            ("--table", "print a table (the default on a terminal)"),
+        ],
+    },
+    Help {
+        name: "unlock",
+        usage: "tabacco unlock [--repository NAME]",
+        summary: "remove the repository's stale locks; report live ones (exit 1 if any is left)",
+        options: &[("--repository NAME", "unlock repository NAME: primary, or a copy (default: the primary)")],
+    },
+    Help {
+        name: "restic",
+        usage: "tabacco restic [--repository NAME] [--] ARGS...",
+        summary: "run restic with ARGS on the repository, with the configuration's credentials",
+        options: &[("--repository NAME", "first: repository NAME, primary or a copy (default: the primary)")],
+    },
+    Help {
         name: "reindex",
         usage: "tabacco reindex",
         summary: "rebuild the metadb from the repository's snapshots",

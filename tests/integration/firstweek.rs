@@ -7,6 +7,14 @@ use crate::common::Fixture;
 use crate::health::host_config;
 use crate::metadb::{fleet_config, Server};
 
+/// A fixture with its repository created (by restic itself: whether
+/// tabacco creates one is not what these tests are about).
+fn with_repository() -> Fixture {
+    let f = Fixture::new();
+    f.restic(&["init"]).success();
+    f
+}
+
 /// A file source backing up `data/NAME`.
 fn file_source(f: &Fixture, name: &str) -> String {
     f.write(&format!("data/{name}/file"), "data\n");
@@ -21,7 +29,7 @@ fn file_source(f: &Fixture, name: &str) -> String {
 /// `failed` in `status --problems` (exit 1) until an agent started.
 #[test]
 fn run_publishes_the_whole_plan_so_a_removed_source_stops_being_watched() {
-    let f = Fixture::new();
+    let f = with_repository();
     f.write("etc/sources/www.yml", &file_source(&f, "www"));
     f.write(
         "etc/sources/gone.yml",
@@ -52,7 +60,7 @@ fn run_publishes_the_whole_plan_so_a_removed_source_stops_being_watched() {
 /// sources`.
 #[test]
 fn a_healthy_fleet_says_so() {
-    let f = Fixture::new();
+    let f = with_repository();
     let none = f.tabacco(&["status", "--problems", "--table"]).success();
     assert_eq!(none.stdout, "no problems: no planned sources\n");
     f.write("etc/sources/www.yml", &file_source(&f, "www"));
@@ -71,7 +79,7 @@ fn a_healthy_fleet_says_so() {
 /// the metadb.
 #[test]
 fn an_administrator_needs_only_the_metadb() {
-    let f = Fixture::new();
+    let f = with_repository();
     let server = Server::start(&fleet_config(&f, "", &["web1"]), "127.0.0.1:0");
     let web1 = host_config(&f, "web1", &server.url());
     f.write("etc-web1/sources/www.yml", &file_source(&f, "www"));
@@ -190,7 +198,7 @@ fn configuration_errors_are_all_shown_in_tabaccos_words() {
 /// and `history --json` said `"failure": "repository"`.
 #[test]
 fn a_failed_dump_is_reported_cause_first() {
-    let f = Fixture::new();
+    let f = with_repository();
     // One anonymous atom: restic 0.14 refuses the empty stream with exit 1.
     f.write(
         "etc/sources/sql.yml",
@@ -236,7 +244,7 @@ fn on_terminal(f: &Fixture, args: &str) -> String {
 /// `-v` said `3250585600 bytes`; progress was debug lines of raw bytes.
 #[test]
 fn run_on_a_terminal_shows_progress_and_a_line_per_source() {
-    let f = Fixture::new();
+    let f = with_repository();
     f.write("etc/sources/www.yml", &file_source(&f, "www"));
     f.write(
         "etc/sources/slow.yml",

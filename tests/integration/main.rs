@@ -22,6 +22,7 @@ mod metadb;
 mod notify;
 mod outputs;
 mod packaging;
+mod peers;
 mod remote;
 mod restore;
 mod retention;

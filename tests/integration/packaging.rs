@@ -539,7 +539,7 @@ fn bash_completion_is_valid_and_complete() {
         BTreeSet::from(["query".to_string()])
     );
     assert_eq!(
-        complete("tabacco --config /x.yml -v rest"),
+        complete("tabacco --config /x.yml -v resto"),
         BTreeSet::from(["restore".to_string()])
     );
     assert!(complete("tabacco query --host ''").is_empty());
