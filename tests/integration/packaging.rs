@@ -698,16 +698,35 @@ fn init_scripts_report_a_daemon_that_dies_at_once() {
     }
 }
 
+/// The example agent.yml as shipped, its comments and all, passes `check`
+/// as on a host: beside its sources and handlers, with the password and
+/// token files it names (check reads them) in place of /etc/tabacco, and
+/// its repository made real (a local one, created with that password), so
+/// that a `check` that opens the repository passes too.
 #[test]
 fn example_agent_configuration_checks() {
-    // As on a host: beside its sources and handlers, with the password and
-    // token files it names (check reads them) in place of /etc/tabacco.
     let scratch = Scratch::new("example");
     let examples = root().join("contrib/examples");
     let etc = format!("{}/", scratch.0.display());
     let text = fs::read_to_string(examples.join("agent.yml")).unwrap();
+    let uri = "uri: sftp:restic@backup1.example.net:/srv/restic/fleet";
+    assert!(text.contains(uri), "the example's repository moved: update this test");
+    let repo = scratch.0.join("repo");
+    let text = text
+        .replace("/etc/tabacco/", &etc)
+        .replace(uri, &format!("uri: {}", repo.display()))
+        .replace("/var/lib/tabacco", &scratch.0.join("work").display().to_string())
+        .replace("/var/cache/tabacco", &scratch.0.join("cache").display().to_string());
     let config = scratch.0.join("agent.yml");
-    fs::write(&config, text.replace("/etc/tabacco/", &etc)).unwrap();
+    fs::write(&config, text).unwrap();
+    let init = Command::new(crate::common::restic_binary())
+        .args(["init", "--repo"])
+        .arg(&repo)
+        .env("RESTIC_PASSWORD", "fleet password")
+        .env("RESTIC_CACHE_DIR", scratch.0.join("cache"))
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
     fs::write(scratch.0.join("restic.pw"), "fleet password\n").unwrap();
     fs::write(scratch.0.join("metadb.token"), "host token\n").unwrap();
     for dir in ["sources", "handlers"] {
