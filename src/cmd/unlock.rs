@@ -55,19 +55,28 @@ pub fn unlock(config: &Config, repository: Option<&str>) -> Result<(), Exit> {
     )))
 }
 
-/// `a1b2c3d4 (exclusive, restic pid 42 of root on web1, since TIME)`.
+/// `a1b2c3d4 (exclusive, restic pid 42 of root on web1, since TIME)`. Any
+/// host may have written the lock: its words are escaped as table cells
+/// are, so that none drives the terminal.
 fn describe(lock: &Lock) -> String {
     let kind = if lock.exclusive {
         "exclusive"
     } else {
         "shared"
     };
-    let id: String = lock.id.chars().take(8).collect();
+    let shown = |text: &str| cmd::cell_text(text, MAX_WORD);
     format!(
-        "{id} ({kind}, restic pid {} of {} on {}, since {})",
-        lock.pid, lock.username, lock.hostname, lock.time
+        "{} ({kind}, restic pid {} of {} on {}, since {})",
+        shown(&lock.id.chars().take(8).collect::<String>()),
+        lock.pid,
+        shown(&lock.username),
+        shown(&lock.hostname),
+        shown(&lock.time)
     )
 }
+
+/// The widest a word of a lock is shown.
+const MAX_WORD: usize = 80;
 
 /// The name restic writes in its locks: the system's, not agent.yml's
 /// `hostname`.

@@ -710,13 +710,22 @@ fn example_agent_configuration_checks() {
     let etc = format!("{}/", scratch.0.display());
     let text = fs::read_to_string(examples.join("agent.yml")).unwrap();
     let uri = "uri: sftp:restic@backup1.example.net:/srv/restic/fleet";
-    assert!(text.contains(uri), "the example's repository moved: update this test");
+    assert!(
+        text.contains(uri),
+        "the example's repository moved: update this test"
+    );
     let repo = scratch.0.join("repo");
     let text = text
         .replace("/etc/tabacco/", &etc)
         .replace(uri, &format!("uri: {}", repo.display()))
-        .replace("/var/lib/tabacco", &scratch.0.join("work").display().to_string())
-        .replace("/var/cache/tabacco", &scratch.0.join("cache").display().to_string());
+        .replace(
+            "/var/lib/tabacco",
+            &scratch.0.join("work").display().to_string(),
+        )
+        .replace(
+            "/var/cache/tabacco",
+            &scratch.0.join("cache").display().to_string(),
+        );
     let config = scratch.0.join("agent.yml");
     fs::write(&config, text).unwrap();
     let init = Command::new(crate::common::restic_binary())
