@@ -12,6 +12,7 @@ mod host;
 mod restore;
 
 pub use fleet::{HistoryArgs, QueryArgs, StatusArgs};
+pub use host::SnapshotsArgs;
 use lexopt::ValueExt;
 pub use restore::{DumpArgs, LsArgs, RestoreArgs, VersionArgs};
 use std::ffi::OsString;
@@ -69,11 +70,22 @@ pub enum Command {
     },
     History(HistoryArgs),
     Status(StatusArgs),
+    /// restic itself, with `args`, on this host's repository (or the one
+    /// `--repository` names) and its credentials.
+    Restic {
+        repository: Option<String>,
+        args: Vec<OsString>,
+    },
+    Snapshots(SnapshotsArgs),
+    /// Remove the stale locks of this host's repository (or the one named).
+    Unlock {
+        repository: Option<String>,
+    },
     RetireHost(String),
     Version,
     /// Help on one command, or on all.
     Help(Option<String>),
-    /// A completion script (hidden from `--help`).
+    /// A completion script.
     Completion(Shell),
 }
 
@@ -82,6 +94,7 @@ pub enum Command {
 pub enum Shell {
     Bash,
     Zsh,
+    Fish,
 }
 
 /// An argument with no borrow on the parser, so that option handlers can
@@ -178,6 +191,9 @@ fn command(
         "run" => host::sources_command(cli, parser, "run")?,
         "prune" => host::sources_command(cli, parser, "prune")?,
         "verify" => host::verify(cli, parser)?,
+        "restic" => host::restic(parser)?,
+        "snapshots" => host::snapshots(cli, parser)?,
+        "unlock" => host::unlock(cli, parser)?,
         "query" => fleet::query(cli, parser)?,
         "history" => fleet::history(cli, parser)?,
         "status" => fleet::status(cli, parser)?,

@@ -9,17 +9,21 @@ mod health;
 mod init;
 mod ls;
 mod metadb;
+mod passthrough;
+mod progress;
 mod prune;
 mod query;
 mod reindex;
 mod restore;
 mod run;
+mod snapshots;
+mod unlock;
 mod verify;
 
 use crate::backup::copy::Reader;
 use crate::base::width;
 use crate::cli::{self, Cli, Command};
-use crate::config::{self, Config};
+use crate::config::{self, Config, FleetAccess};
 use crate::metadb::Metadb;
 use crate::wire::checked::Checked;
 use crate::wire::model::Atom;
@@ -36,6 +40,9 @@ pub enum Exit {
     Error(String),
     /// Usage or configuration error; exit 2.
     Usage(String),
+    /// Exit with this status, as a child did (`tabacco restic`); nothing to
+    /// print.
+    Status(u8),
 }
 
 impl Exit {
@@ -49,6 +56,7 @@ impl fmt::Display for Exit {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Exit::Failed => f.write_str("failed, as reported"),
+            Exit::Status(code) => write!(f, "exited with status {code}"),
             Exit::Error(message) | Exit::Usage(message) => f.write_str(message),
         }
     }
@@ -81,23 +89,34 @@ pub fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Completion(shell) => print(&completion::script(shell)),
         Command::Version => print(&format!("tabacco {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Check { offline } => check::check(config_path, offline),
-        Command::Init => init::init(&load(config_path)?),
-        Command::Run { sources, dry_run } => run::run(&load(config_path)?, &sources, dry_run),
-        Command::Query(query) => query::query(&load(config_path)?, &query),
+        Command::Init => init::init(&load_opening(config_path)?),
+        Command::Run { sources, dry_run } => {
+            run::run(&load_opening(config_path)?, &sources, dry_run)
+        }
+        Command::Query(query) => query::query(&load_fleet(config_path)?, &query),
         Command::Restore(args) => restore::restore(&load(config_path)?, &args),
-        Command::History(h) => health::history(&load(config_path)?, &h),
-        Command::Status(s) => health::status(&load(config_path)?, &s),
-        Command::RetireHost(host) => health::retire_host(&load(config_path)?, &host),
-        Command::Dump(args) => dump::dump(&load(config_path)?, &args),
-        Command::Ls(args) => ls::ls(&load(config_path)?, &args),
-        Command::Reindex => reindex::reindex(&load(config_path)?),
-        Command::Prune { sources, dry_run } => prune::prune(&load(config_path)?, &sources, dry_run),
+        Command::History(h) => health::history(&load_fleet(config_path)?, &h),
+        Command::Status(s) => health::status(&load_fleet(config_path)?, &s),
+        Command::RetireHost(host) => health::retire_host(&load_fleet(config_path)?, &host),
+        Command::Dump(args) => dump::dump(&load_opening(config_path)?, &args),
+        Command::Ls(args) => ls::ls(&load_opening(config_path)?, &args),
+        Command::Reindex => reindex::reindex(&load_opening(config_path)?),
+        Command::Restic { repository, args } => {
+            passthrough::restic(&load_opening(config_path)?, repository.as_deref(), &args)
+        }
+        Command::Snapshots(args) => snapshots::snapshots(&load_opening(config_path)?, &args),
+        Command::Unlock { repository } => {
+            unlock::unlock(&load_opening(config_path)?, repository.as_deref())
+        }
+        Command::Prune { sources, dry_run } => {
+            prune::prune(&load_opening(config_path)?, &sources, dry_run)
+        }
         Command::Verify {
             sources,
             read_data_subset,
             repository,
         } => verify::verify(
-            &load(config_path)?,
+            &load_opening(config_path)?,
             &sources,
             read_data_subset.as_deref(),
             repository.as_deref(),
@@ -122,13 +141,39 @@ fn one_version(config: &Config, v: &cli::VersionArgs) -> Result<(Reader, Checked
 
 /// Loads the agent configuration; any error is a configuration error.
 fn load(path: &Path) -> Result<Config, Exit> {
-    if !path.exists() {
-        return Err(Exit::Usage(format!(
+    exists(path)?;
+    Config::load(path).map_err(invalid)
+}
+
+/// Loads the agent configuration of a command that opens the repository:
+/// a password file restic could not use is a configuration error too.
+fn load_opening(path: &Path) -> Result<Config, Exit> {
+    let config = load(path)?;
+    config.check_password_files().map_err(invalid)?;
+    Ok(config)
+}
+
+/// Loads what a command that only asks the metadb needs of the
+/// configuration (see [`FleetAccess`]).
+fn load_fleet(path: &Path) -> Result<FleetAccess, Exit> {
+    exists(path)?;
+    FleetAccess::load(path).map_err(invalid)
+}
+
+/// A configuration that is not there is a usage error that says what to do.
+fn exists(path: &Path) -> Result<(), Exit> {
+    match path.exists() {
+        true => Ok(()),
+        false => Err(Exit::Usage(format!(
             "no configuration at {}: write one (see tabacco.yml(5)) or name another with --config FILE",
             path.display()
-        )));
+        ))),
     }
-    Config::load(path).map_err(|e| Exit::Usage(format!("invalid configuration:\n{e}")))
+}
+
+/// Configuration errors, all of them, exit 2.
+fn invalid(errors: config::Errors) -> Exit {
+    Exit::Usage(format!("invalid configuration:\n{errors}"))
 }
 
 /// The widest a table cell is shown, in terminal columns; a longer one ends

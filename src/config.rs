@@ -27,7 +27,7 @@ mod value;
 
 use crate::base::retention::Retention;
 use crate::base::schedule::Schedule;
-use crate::base::yaml;
+use crate::base::yaml::{self, Origin};
 use crate::metadb;
 use crate::process::shell::Priority;
 use crate::report::notify;
@@ -61,6 +61,9 @@ pub struct Config {
     pub random_seed_file: PathBuf,
     /// Told of every source's backups, unless a source has its own.
     pub notify: Vec<notify::Target>,
+    /// Where agent.yml's settings are written, for errors found later
+    /// (a password file that cannot be read).
+    pub origin: Origin,
     /// Whether prune and verify, and sources without their own
     /// `catch_up`, make up a run missed while the agent was down.
     pub catch_up: bool,
@@ -78,6 +81,26 @@ pub struct Config {
     pub sources: Vec<Source>,
 }
 
+/// What the commands that only ask the metadb (`query`, `history`,
+/// `status`, `retire-host`) need: agent.yml's `work_dir` and `metadb:`, so
+/// that an administrator's file holding only `metadb:` (with the admin
+/// token's `token_file`) serves them without a repository or sources.
+#[derive(Clone, Debug)]
+pub struct FleetAccess {
+    pub work_dir: PathBuf,
+    /// Absent: the embedded metadb in `work_dir`.
+    pub metadb: Option<metadb::client::connection::Connection>,
+}
+
+impl FleetAccess {
+    /// Reads `path`'s `work_dir` and `metadb:`; `sources/` and `handlers/`
+    /// are not read.
+    pub fn load(path: &Path) -> Result<FleetAccess, Errors> {
+        let (agent, origin) = yaml::read_one::<raw::Agent>(path).map_err(Error::from)?;
+        agent::fleet(agent, &origin)
+    }
+}
+
 impl Config {
     /// Reads `path` and the `sources/` and `handlers/` directories beside it.
     pub fn load(path: &Path) -> Result<Config, Errors> {
@@ -85,7 +108,7 @@ impl Config {
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut errors = Vec::new();
         let config = agent::resolve(agent, &origin)
-            .map_err(|e| errors.push(e))
+            .map_err(|e| errors.extend(e.0))
             .ok();
         let handlers = file::entries(&dir.join("handlers"), &mut errors);
         let templates = Templates::new(handlers, &mut errors);
@@ -95,6 +118,11 @@ impl Config {
             .map(|c| c.copies.iter().map(|c| c.name.clone()).collect());
         let sources = file::entries(&dir.join("sources"), &mut errors);
         let sources = source::resolve_all(sources, &templates, copies.as_deref(), &mut errors);
+        // By file and line, as a reader goes through them.
+        errors.sort_by(|a, b| {
+            let at = |e: &Error| e.origin.as_ref().map(|o| (o.file.clone(), o.line));
+            at(a).cmp(&at(b))
+        });
         match config {
             Some(config) if errors.is_empty() => Ok(Config { sources, ..config }),
             _ => Err(Errors(errors)),
@@ -140,6 +168,14 @@ impl Config {
                 })
             })
             .collect()
+    }
+
+    /// Every password file of the repository and its copies that restic
+    /// could not use (missing, unreadable or empty), located at its key in
+    /// agent.yml. Read when a command is about to use them (`check`,
+    /// `run`), not at load: a file may come later than the configuration.
+    pub fn check_password_files(&self) -> Result<(), Errors> {
+        repositories::check_password_files(self)
     }
 
     /// The embedded metadb's database file.

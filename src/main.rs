@@ -43,12 +43,13 @@ fn main() -> ExitCode {
     match cmd::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Exit::Failed) => ExitCode::from(1),
+        Err(Exit::Status(code)) => ExitCode::from(code),
         Err(Exit::Error(message)) => {
-            eprintln!("tabacco: {message}");
+            base::logger::write(&message);
             ExitCode::from(1)
         }
         Err(Exit::Usage(message)) => {
-            eprintln!("tabacco: {message}");
+            base::logger::write(&message);
             ExitCode::from(2)
         }
     }

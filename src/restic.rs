@@ -11,13 +11,14 @@
 //! the repository, with [`layout`], a local repository's files, and
 //! [`known`], the ids this host saw), and the operations, each an `impl
 //! Repo` of its own: [`backup`], [`restore`] (restore, dump, ls) and
-//! [`maintenance`] (snapshots, forget, prune, check, copy). Callers use
-//! the names re-exported here.
+//! [`maintenance`] (snapshots, forget, prune, check, copy), and [`lock`]
+//! (the locks and who holds them). Callers use the names re-exported here.
 
 mod backup;
 mod error;
 mod known;
 mod layout;
+mod lock;
 mod maintenance;
 mod open;
 mod output;
@@ -29,6 +30,7 @@ mod version;
 
 pub use backup::{BackupInput, BackupRequest};
 pub use error::Error;
+pub use lock::{Lock, STALE_AFTER};
 pub use output::{BackupProgress, Node, Snapshot, Summary};
 pub use repo::{is_local, Repo};
 pub use repository::{Password, Repository};

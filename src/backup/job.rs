@@ -11,6 +11,7 @@ use crate::backup::copy;
 use crate::base::count::count;
 use crate::base::name;
 use crate::base::queue;
+use crate::base::size;
 use crate::base::slots::Slots;
 use crate::config::repositories::Init;
 use crate::config::source::{Datasets, Source};
@@ -306,12 +307,12 @@ fn snapshot(run: &Run, plan: PlannedDataset) -> Result<Dataset, Failure> {
     let label = sup.label().to_string();
     let mut on_status = |s: restic::BackupProgress| {
         log::debug!(
-            "{label}: {:.0}% done, {}/{} files, {}/{} bytes",
+            "{label}: {:.0}% done, {}/{} files, {} of {}",
             s.percent_done * 100.0,
             s.files_done,
             s.total_files,
-            s.bytes_done,
-            s.total_bytes
+            size::human(s.bytes_done),
+            size::human(s.total_bytes)
         );
         if let Some(progress) = env.progress {
             progress(&label, &s);
@@ -341,14 +342,15 @@ fn snapshot(run: &Run, plan: PlannedDataset) -> Result<Dataset, Failure> {
     dataset.total_bytes = summary.total_bytes_processed;
     dataset.bytes_added = summary.data_added;
     dataset.duration = summary.total_duration.round() as i64;
+    let bytes = |n: i64| size::human(u64::try_from(n).unwrap_or(0));
     log::info!(
         "{label}: dataset {} ({}) saved as snapshot {}: {}, {}, {} added",
         dataset.id,
         atom_list(&dataset),
         dataset.snapshot_id,
         count(dataset.total_files, "file"),
-        count(dataset.total_bytes, "byte"),
-        count(dataset.bytes_added, "byte")
+        bytes(dataset.total_bytes),
+        bytes(dataset.bytes_added)
     );
     env.metadb.add_dataset(backup, &dataset).map_err(|e| {
         let e = format!(

@@ -2,7 +2,8 @@
 //! next due time and retention policy, so that the metadb can tell a
 //! source that stopped being backed up, and a maintainer can prune it. The
 //! agent publishes its whole plan (from its scheduler's state); `tabacco
-//! run` adds the sources it ran, for cron-driven hosts.
+//! run` publishes the whole plan of its configuration, so that a
+//! cron-driven host's removed sources stop being watched too.
 
 use crate::base::seed;
 use crate::base::time;
@@ -12,16 +13,18 @@ use crate::metadb::Metadb;
 use crate::wire::api::{Plan, PlannedSource, Policy};
 use chrono::{Local, Utc};
 
-/// The plan of a `tabacco run` of `sources`: each with the schedule its
-/// configuration gives it and when that is next due, added to the host's.
-pub fn of_run(config: &Config, sources: &[&Source]) -> Plan {
+/// The host's plan as `tabacco run` knows it: every configured source with
+/// the schedule its configuration gives it and when that is next due,
+/// replacing the host's plan (whichever sources this run backs up).
+pub fn of_config(config: &Config) -> Plan {
     let seed = seed::load_or_create(&config.random_seed_file)
         .map_err(|e| log::debug!("next due times unknown: {e}"))
         .ok();
     let now = Local::now();
-    let sources = sources
+    let sources = config
+        .sources
         .iter()
-        .map(|source| {
+        .map(|source: &Source| {
             let next = seed.as_ref().and_then(|seed| {
                 let offset = seed::offset(seed, &source.name);
                 source.schedule.next_after(&now, offset)
@@ -37,7 +40,7 @@ pub fn of_run(config: &Config, sources: &[&Source]) -> Plan {
         .collect();
     Plan {
         host: config.hostname.clone(),
-        replace: false,
+        replace: true,
         sources,
     }
 }

@@ -124,18 +124,37 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
+/// The five fields of a crontab(5) expression, as errors name them.
+const FIELDS: &str = "minute hour day-of-month month day-of-week";
+
+/// Each field's name, bounds and the names it takes for numbers.
+const BOUNDS: [(&str, u32, u32, &[&str]); 5] = [
+    ("minute", 0, 59, &[]),
+    ("hour", 0, 23, &[]),
+    ("day-of-month", 1, 31, &[]),
+    ("month", 1, 12, &MONTHS),
+    ("day-of-week", 0, 7, &WEEKDAYS),
+];
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+
 fn parse_crontab(text: &str) -> Result<Kind, String> {
     let fields: Vec<&str> = text.split_whitespace().collect();
     let [minute, hour, dom, month, dow] = fields[..] else {
-        return Err(
-            "expected 5 fields (minute hour day-of-month month day-of-week) or a macro".into(),
-        );
+        return Err(format!("expected 5 fields ({FIELDS}) or a macro"));
     };
+    for (field, bounds) in fields.iter().zip(BOUNDS) {
+        check_field(field, bounds).map_err(|e| format!("{e} ({FIELDS})"))?;
+    }
     let weekdays = translate_weekdays(dow)?;
+    // Every field was checked above: the cron crate's own words (about
+    // its six-field form) are only for what it still refuses.
     let build = |dom: &str, dow: &str| {
         cron::Schedule::from_str(&format!("0 {minute} {hour} {dom} {month} {dow}"))
             .map(Box::new)
-            .map_err(|e| e.to_string())
+            .map_err(|_| format!("not a crontab(5) expression ({FIELDS})"))
     };
     // crontab(5): when both day fields are restricted, either may match.
     let (primary, alternative) = if !dom.starts_with('*') && !dow.starts_with('*') {
@@ -147,6 +166,53 @@ fn parse_crontab(text: &str) -> Result<Kind, String> {
         primary,
         alternative,
     })
+}
+
+/// Checks one crontab field (`*`, numbers, `names`, ranges, lists and
+/// `/steps`) against its bounds, in crontab's terms.
+fn check_field(
+    field: &str,
+    (what, min, max, names): (&str, u32, u32, &[&str]),
+) -> Result<(), String> {
+    let value = |s: &str| -> Result<u32, String> {
+        if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
+            // Weekday names count from 0 (Sunday), month names from 1.
+            return Ok(i as u32 + min);
+        }
+        match s.parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            Ok(n) => Err(format!("{what} {n} is out of range {min}-{max}")),
+            Err(_) => Err(format!("{what} field {field:?}: {s:?} is not a number")),
+        }
+    };
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((range, step)) => (range, Some(step)),
+            None => (item, None),
+        };
+        if let Some(step) = step {
+            if !step.parse::<u32>().is_ok_and(|s| s > 0) {
+                return Err(format!(
+                    "{what} field {field:?}: step {step:?} is not a positive number"
+                ));
+            }
+        }
+        match range {
+            "*" => {}
+            _ => match range.split_once('-') {
+                Some((a, b)) if value(a)? > value(b)? => {
+                    return Err(format!(
+                        "{what} field {field:?}: range {range:?} runs backwards"
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    value(range)?;
+                }
+            },
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites a crontab weekday field (0 or 7 = Sunday, names, ranges, steps)
@@ -277,6 +343,49 @@ mod tests {
             s.next_after(&a, 12345).map(|b| (b - a).num_seconds()),
             Some(86400)
         );
+    }
+
+    /// Issue 28, item 9: "0 25 * * *" was refused in the cron crate's
+    /// six-field form ("0 0 25 * * *"), over three lines, with its own
+    /// wrong bound ("Hours must be less than 23").
+    #[test]
+    fn a_bad_field_is_named_with_its_bounds() {
+        let refused = |text: &str| Schedule::parse(text).unwrap_err();
+        let fields = "(minute hour day-of-month month day-of-week)";
+        assert_eq!(
+            refused("0 25 * * *"),
+            format!("invalid schedule \"0 25 * * *\": hour 25 is out of range 0-23 {fields}")
+        );
+        assert_eq!(
+            refused("0 3 32 * *"),
+            format!(
+                "invalid schedule \"0 3 32 * *\": day-of-month 32 is out of range 1-31 {fields}"
+            )
+        );
+        assert_eq!(
+            refused("x 3 * * *"),
+            format!("invalid schedule \"x 3 * * *\": minute field \"x\": \"x\" is not a number {fields}")
+        );
+        assert_eq!(
+            refused("0 3 * 13 *"),
+            format!("invalid schedule \"0 3 * 13 *\": month 13 is out of range 1-12 {fields}")
+        );
+        assert_eq!(
+            refused("0 3 * * 8"),
+            format!("invalid schedule \"0 3 * * 8\": day-of-week 8 is out of range 0-7 {fields}")
+        );
+        assert_eq!(
+            refused("0 5-3 * * *"),
+            format!("invalid schedule \"0 5-3 * * *\": hour field \"5-3\": range \"5-3\" runs backwards {fields}")
+        );
+        for good in [
+            "59 23 31 12 7",
+            "0 0 1 jan sun",
+            "*/15 1-5/2 1,15 FEB-MAR mon-fri",
+        ] {
+            assert!(Schedule::parse(good).is_ok(), "{good}");
+        }
+        assert!(!refused("0 25 * * *").contains('\n'));
     }
 
     #[test]

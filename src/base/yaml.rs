@@ -94,54 +94,103 @@ impl std::error::Error for Error {
     }
 }
 
+/// The entries read from a file, each with its origin, and the errors of
+/// those that could not be read.
+pub type Entries<T> = (Vec<(T, Origin)>, Vec<Error>);
+
 /// Reads a file holding one `T` or a list of them. An empty file has none.
-pub fn read_entries<T: DeserializeOwned>(path: &Path) -> Result<Vec<(T, Origin)>, Error> {
-    parse_entries(path, &read(path)?)
+/// Each entry of a list that cannot be read is an error of its own, and
+/// the others are read: what could be read, and every error.
+pub fn read_entries<T: DeserializeOwned>(path: &Path) -> Entries<T> {
+    match read(path) {
+        Ok(text) => parse_entries(path, &text),
+        Err(e) => (Vec::new(), vec![e]),
+    }
 }
 
 /// Reads a file holding exactly one `T`.
 pub fn read_one<T: DeserializeOwned>(path: &Path) -> Result<(T, Origin), Error> {
-    let text = read(path)?;
-    let value = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, e))?;
+    read_one_text(path, &read(path)?)
+}
+
+/// Parses `text` (read from `path`) as exactly one `T`.
+pub fn read_one_text<T: DeserializeOwned>(path: &Path, text: &str) -> Result<(T, Origin), Error> {
+    let value = serde_yaml::from_str(text).map_err(|e| yaml_error(path, text, e))?;
     let lines: Vec<&str> = text.lines().collect();
     Ok((value, origin(path, &lines, 0, lines.len())))
 }
 
-/// Parses `text` (read from `path`) as one `T` or a list of them.
-pub fn parse_entries<T: DeserializeOwned>(
-    path: &Path,
-    text: &str,
-) -> Result<Vec<(T, Origin)>, Error> {
-    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_error(path, e))?;
+/// Parses `text` (read from `path`) as one `T` or a list of them, as
+/// [`read_entries`] does.
+pub fn parse_entries<T: DeserializeOwned>(path: &Path, text: &str) -> Entries<T> {
+    let fail = |e| (Vec::new(), vec![yaml_error(path, text, e)]);
+    let value: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(value) => value,
+        Err(e) => return fail(e),
+    };
     let lines: Vec<&str> = text.lines().collect();
     match value {
-        serde_yaml::Value::Null => Ok(Vec::new()),
-        serde_yaml::Value::Sequence(_) => {
-            let entries: Vec<T> = serde_yaml::from_str(text).map_err(|e| yaml_error(path, e))?;
+        serde_yaml::Value::Null => (Vec::new(), Vec::new()),
+        serde_yaml::Value::Sequence(list) => {
             let starts: Vec<usize> = (0..lines.len())
                 .filter(|&i| lines[i] == "-" || lines[i].starts_with("- "))
                 .collect();
             // Flow-style lists (`[{...}]`) have no `-` lines: point at the file.
-            let located = starts.len() == entries.len();
-            Ok(entries
-                .into_iter()
-                .enumerate()
-                .map(|(i, entry)| {
-                    let origin = if located {
-                        let end = starts.get(i + 1).copied().unwrap_or(lines.len());
-                        origin(path, &lines, starts[i], end)
-                    } else {
-                        Origin::file(path)
-                    };
-                    (entry, origin)
-                })
-                .collect())
+            if starts.len() != list.len() {
+                return match serde_yaml::from_str::<Vec<T>>(text) {
+                    Ok(entries) => {
+                        let at = |entry| (entry, Origin::file(path));
+                        (entries.into_iter().map(at).collect(), Vec::new())
+                    }
+                    Err(e) => fail(e),
+                };
+            }
+            let whole = match serde_yaml::from_str::<Vec<T>>(text) {
+                Ok(entries) => entries,
+                Err(e) => return each_entry(path, &lines, &starts).unwrap_or_else(|| fail(e)),
+            };
+            let located = whole.into_iter().enumerate().map(|(i, entry)| {
+                let end = starts.get(i + 1).copied().unwrap_or(lines.len());
+                (entry, origin(path, &lines, starts[i], end))
+            });
+            (located.collect(), Vec::new())
         }
-        _ => {
-            let entry: T = serde_yaml::from_str(text).map_err(|e| yaml_error(path, e))?;
-            Ok(vec![(entry, origin(path, &lines, 0, lines.len()))])
+        _ => match serde_yaml::from_str(text) {
+            Ok(entry) => (
+                vec![(entry, origin(path, &lines, 0, lines.len()))],
+                Vec::new(),
+            ),
+            Err(e) => fail(e),
+        },
+    }
+}
+
+/// A list whose whole does not read, read entry by entry (each from its
+/// `-` line in `starts` to the next), so that every entry's error is found
+/// and the others are kept. `None` if every entry reads on its own (an
+/// alias to another entry, say): the whole list's error stands then.
+fn each_entry<T: DeserializeOwned>(
+    path: &Path,
+    lines: &[&str],
+    starts: &[usize],
+) -> Option<Entries<T>> {
+    let (mut entries, mut errors) = (Vec::new(), Vec::new());
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(lines.len());
+        let text = lines[start..end].join("\n");
+        match serde_yaml::from_str::<Vec<T>>(&text) {
+            Ok(one) => {
+                let at = origin(path, lines, start, end);
+                entries.extend(one.into_iter().map(|entry| (entry, at.clone())));
+            }
+            Err(e) => {
+                let mut e = yaml_error(path, &text, e);
+                e.origin.line += start;
+                errors.push(e);
+            }
         }
     }
+    (!errors.is_empty()).then_some((entries, errors))
 }
 
 /// The text of `path`.
@@ -191,12 +240,33 @@ fn origin(path: &Path, lines: &[&str], start: usize, end: usize) -> Origin {
     }
 }
 
-fn yaml_error(path: &Path, e: serde_yaml::Error) -> Error {
-    let line = e.location().map_or(1, |l| l.line());
+/// serde_yaml's error `e` on `text` (of `path`), located and in words a
+/// reader of the file acts on: no line and column (the origin says them),
+/// no entry index (the line says which), a tab named as a tab, and the
+/// likely intent of an unknown key.
+fn yaml_error(path: &Path, text: &str, e: serde_yaml::Error) -> Error {
+    let words = e.to_string();
+    let about_tab = words.contains("tab character") || words.contains("cannot start any token");
     let mut origin = Origin::file(path);
-    origin.line = line;
-    // serde_yaml says " at line L column C"; the origin says it already.
-    let mut message = e.to_string();
+    origin.line = e.location().map_or(1, |l| l.line());
+    let message = match tab(text, origin.line).filter(|_| about_tab) {
+        Some((line, column)) => {
+            origin.line = line;
+            format!("a tab character (column {column}): YAML indents with spaces only")
+        }
+        None => suggest_key(&entry_path_dropped(&without_position(&words))),
+    };
+    Error {
+        origin,
+        message,
+        cause: Some(Cause::Yaml(e)),
+    }
+}
+
+/// `message` without serde_yaml's " at line L column C", which the origin
+/// says already.
+fn without_position(message: &str) -> String {
+    let mut message = message.to_string();
     if let Some(start) = message.find(" at line ") {
         let rest = &message[start + " at line ".len()..];
         let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -207,10 +277,57 @@ fn yaml_error(path: &Path, e: serde_yaml::Error) -> Error {
         };
         message.replace_range(start..start + " at line ".len() + end, "");
     }
-    Error {
-        origin,
-        message,
-        cause: Some(Cause::Yaml(e)),
+    message
+}
+
+/// `message` without the index of a list's entry that serde_yaml puts
+/// first (`.[0]: `, `[2].params: `): the line says which entry.
+fn entry_path_dropped(message: &str) -> String {
+    let rest = message.strip_prefix('.').unwrap_or(message);
+    let Some(index) = rest.strip_prefix('[') else {
+        return message.to_string();
+    };
+    let Some((digits, after)) = index.split_once(']') else {
+        return message.to_string();
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return message.to_string();
+    }
+    match after.strip_prefix(": ") {
+        Some(message) => message.to_string(),
+        None => after.strip_prefix('.').unwrap_or(after).to_string(),
+    }
+}
+
+/// Where a tab sits that makes a YAML error (serde_yaml says "found
+/// character that cannot start any token", or "found a tab character that
+/// violates indentation"): the first tab in the indentation of the lines up
+/// to `line`, nearest first, as (line, column).
+fn tab(text: &str, line: usize) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().take(line).collect();
+    lines.iter().enumerate().rev().find_map(|(i, l)| {
+        let indent = l.len() - l.trim_start_matches([' ', '\t', '-']).len();
+        l[..indent].find('\t').map(|column| (i + 1, column + 1))
+    })
+}
+
+/// serde's "unknown field `x`, expected one of ..." with the closest known
+/// key instead of the list when a typo explains it.
+fn suggest_key(message: &str) -> String {
+    let Some(start) = message.find("unknown field `") else {
+        return message.to_string();
+    };
+    let after = &message[start + "unknown field `".len()..];
+    let Some((typed, expected)) = after.split_once('`') else {
+        return message.to_string();
+    };
+    let known = expected.split('`').skip(1).step_by(2);
+    match crate::base::suggest::closest(typed, known) {
+        Some(key) => format!(
+            "{}unknown field `{typed}` (did you mean `{key}`?)",
+            &message[..start]
+        ),
+        None => message.to_string(),
     }
 }
 
@@ -227,10 +344,23 @@ mod tests {
         params: Option<serde_yaml::Value>,
     }
 
+    /// The entries of `text`, which must all read.
+    fn entries(text: &str) -> Vec<(Entry, Origin)> {
+        let (entries, errors) = parse_entries(Path::new("s.yml"), text);
+        assert!(errors.is_empty(), "{errors:?}");
+        entries
+    }
+
+    /// The errors of `text`, one line each.
+    fn errors(text: &str) -> Vec<String> {
+        let (_, errors) = parse_entries::<Entry>(Path::new("s.yml"), text);
+        errors.iter().map(ToString::to_string).collect()
+    }
+
     #[test]
     fn entry_and_key_lines() {
         let text = "# sources\n- name: a\n  params:\n    name: nested\n\n- name: b\n  params: {}\n";
-        let entries: Vec<(Entry, Origin)> = parse_entries(Path::new("s.yml"), text).unwrap();
+        let entries = entries(text);
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].1.to_string(), "s.yml:2");
         assert_eq!(entries[0].1.at("params").to_string(), "s.yml:3");
@@ -240,21 +370,57 @@ mod tests {
 
     #[test]
     fn single_mapping_and_empty_file() {
-        let entries: Vec<(Entry, Origin)> =
-            parse_entries(Path::new("s.yml"), "\n# x\nname: a\nparams: {}\n").unwrap();
-        assert_eq!(entries[0].1.to_string(), "s.yml:3");
-        assert_eq!(entries[0].1.at("params").to_string(), "s.yml:4");
-        let none: Vec<(Entry, Origin)> = parse_entries(Path::new("s.yml"), "# nothing\n").unwrap();
-        assert!(none.is_empty());
+        let one = entries("\n# x\nname: a\nparams: {}\n");
+        assert_eq!(one[0].1.to_string(), "s.yml:3");
+        assert_eq!(one[0].1.at("params").to_string(), "s.yml:4");
+        assert!(entries("# nothing\n").is_empty());
     }
 
     #[test]
     fn unknown_key_names_line_and_key() {
-        let err =
-            parse_entries::<Entry>(Path::new("s.yml"), "- name: a\n- name: b\n  colour: red\n")
-                .unwrap_err()
-                .to_string();
-        assert!(err.starts_with("s.yml:3: "), "{err}");
-        assert!(err.contains("unknown field `colour`"), "{err}");
+        assert_eq!(
+            errors("- name: a\n- name: b\n  colour: red\n"),
+            ["s.yml:3: unknown field `colour`, expected `name` or `params`"]
+        );
+    }
+
+    /// Issue 28, item 9: a typo in a source key listed every valid key, and
+    /// a second mistake in the same file was not shown.
+    #[test]
+    fn every_entry_is_read_and_a_typo_gets_its_key() {
+        let text = "- name: a\n  parms: {}\n- name: b\n- name: c\n  nmae: d\n";
+        let (read, errors) = parse_entries::<Entry>(Path::new("s.yml"), text);
+        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            [
+                "s.yml:2: unknown field `parms` (did you mean `params`?)",
+                "s.yml:5: unknown field `nmae` (did you mean `name`?)",
+            ]
+        );
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].1.to_string(), "s.yml:3");
+        assert_eq!(
+            errors_of_one("name: a\nparams:\n  x: 1\nparamz: 2\n"),
+            "s.yml:4: unknown field `paramz` (did you mean `params`?)"
+        );
+    }
+
+    fn errors_of_one(text: &str) -> String {
+        errors(text).join("\n")
+    }
+
+    /// Issue 28, item 9: a tab read "found character that cannot start
+    /// any token".
+    #[test]
+    fn a_tab_is_named_as_a_tab() {
+        assert_eq!(
+            errors_of_one("- name: a\n\tparams: {}\n"),
+            "s.yml:2: a tab character (column 1): YAML indents with spaces only"
+        );
+        assert_eq!(
+            errors_of_one("name: a\nparams:\n  x: 1\n\t y: 2\n"),
+            "s.yml:4: a tab character (column 1): YAML indents with spaces only"
+        );
     }
 }

@@ -166,38 +166,51 @@ pub const COMMANDS: &[Help] = &[
         ],
     },
     Help {
+        name: "snapshots",
+        usage: "tabacco snapshots [--repository NAME] [--host H] [--json|--table]",
+        summary: "list the repository's snapshots, newest first, with the atoms each holds",
+        options: &[
+            ("--repository NAME", "list repository NAME: primary, or a copy (default: the primary)"),
+            ("--host H", "only snapshots made on host H"),
+            ("--json", "print a JSON array (the default when stdout is not a terminal)"),
+            ("--table", "print a table (the default on a terminal)"),
+        ],
+    },
+    Help {
+        name: "unlock",
+        usage: "tabacco unlock [--repository NAME]",
+        summary: "remove the repository's stale locks; report live ones (exit 1 if any is left)",
+        options: &[("--repository NAME", "unlock repository NAME: primary, or a copy (default: the primary)")],
+    },
+    Help {
+        name: "restic",
+        usage: "tabacco restic [--repository NAME] [--] ARGS...",
+        summary: "run restic with ARGS on the repository, with the configuration's credentials",
+        options: &[("--repository NAME", "first: repository NAME, primary or a copy (default: the primary)")],
+    },
+    Help {
         name: "reindex",
         usage: "tabacco reindex",
         summary: "rebuild the metadb from the repository's snapshots",
         options: &[],
     },
     Help { name: "version", usage: "tabacco version", summary: "print the version", options: &[] },
+    Help {
+        name: "completion",
+        usage: "tabacco completion bash|zsh|fish",
+        summary: "print a completion script for the shell (see tabacco(1) for installing it)",
+        options: &[],
+    },
     Help { name: "help", usage: "tabacco help [COMMAND]", summary: "show help", options: &[] },
 ];
 
-/// `completion`, hidden from the command list but not from `help`.
-pub const COMPLETION: Help = Help {
-    name: "completion",
-    usage: "tabacco completion bash|zsh",
-    summary: "print a completion script for the shell (see tabacco(1) for installing it)",
-    options: &[],
-};
-
-/// The help entry of command `name`, hidden ones included.
+/// The help entry of command `name`.
 pub(super) fn entry(name: &str) -> Option<&'static Help> {
-    COMMANDS
-        .iter()
-        .chain([&COMPLETION])
-        .find(|c| c.name == name)
+    COMMANDS.iter().find(|c| c.name == name)
 }
 
 /// The text of `tabacco help [COMMAND]`; `None` for an unknown command.
 pub fn text(command: Option<&str>) -> Option<String> {
-    let options = |list: &[(&str, &str)]| -> String {
-        list.iter()
-            .map(|(o, d)| format!("  {o:<22} {d}\n"))
-            .collect()
-    };
     match command {
         None => {
             let mut out = String::from("tabacco: backups of multi-tenant services, by name, on restic\n\nUsage: tabacco [OPTIONS] COMMAND [ARGS]\n\nCommands:\n");
@@ -206,25 +219,43 @@ pub fn text(command: Option<&str>) -> Option<String> {
                 out.push_str(&format!("  {:<width$}  {}\n", c.name, c.summary));
             }
             out.push_str("\nOptions:\n");
-            out.push_str(&options(GLOBAL_OPTIONS));
-            out.push_str(&options(TOP_OPTIONS));
+            let width = option_width(&[GLOBAL_OPTIONS, TOP_OPTIONS]);
+            out.push_str(&option_lines(GLOBAL_OPTIONS, width));
+            out.push_str(&option_lines(TOP_OPTIONS, width));
             out.push_str("\nExit status: 0 ok, 1 a job failed, 2 usage or configuration error.\nSee tabacco(1) and 'tabacco help COMMAND'.\n");
             Some(out)
         }
         Some(name) => entry(name).map(|c| {
             let mut out = format!("Usage: {}\n\n{}\n", c.usage, c.summary);
+            let width = option_width(&[c.options, GLOBAL_OPTIONS]);
             if !c.options.is_empty() {
                 out.push_str("\nOptions:\n");
-                out.push_str(&options(c.options));
+                out.push_str(&option_lines(c.options, width));
             }
             out.push_str("\nGlobal options:\n");
-            out.push_str(&options(GLOBAL_OPTIONS));
+            out.push_str(&option_lines(GLOBAL_OPTIONS, width));
             out
         }),
     }
 }
 
-/// `completion`: one shell, bash or zsh.
+/// The column a help page's options are aligned to: after the longest of
+/// `lists` and a space, and at least 22 wide, so that two spaces at least
+/// part every option from its description.
+fn option_width(lists: &[&[(&str, &str)]]) -> usize {
+    let all = lists.iter().flat_map(|list| list.iter());
+    let longest = all.map(|(option, _)| option.len()).max().unwrap_or(0);
+    (longest + 1).max(22)
+}
+
+/// `list`, an option and its description a line, aligned to `width`.
+fn option_lines(list: &[(&str, &str)], width: usize) -> String {
+    list.iter()
+        .map(|(option, description)| format!("  {option:<width$} {description}\n"))
+        .collect()
+}
+
+/// `completion`: one shell, bash, zsh or fish.
 pub(super) fn completion(
     cli: &mut Cli,
     parser: &mut lexopt::Parser,
@@ -237,8 +268,11 @@ pub(super) fn completion(
                 shell = Some(match name.string()?.as_str() {
                     "bash" => Shell::Bash,
                     "zsh" => Shell::Zsh,
+                    "fish" => Shell::Fish,
                     other => {
-                        return Err(format!("no completion for shell {other:?}: bash or zsh").into())
+                        return Err(
+                            format!("no completion for shell {other:?}: bash, zsh or fish").into(),
+                        )
                     }
                 })
             }
@@ -248,7 +282,7 @@ pub(super) fn completion(
     }
     shell
         .map(Command::Completion)
-        .ok_or_else(|| "completion needs a shell: bash or zsh".into())
+        .ok_or_else(|| "completion needs a shell: bash, zsh or fish".into())
 }
 
 /// `help`: the command to help on, if any.

@@ -11,7 +11,7 @@ use crate::config::source::Source;
 use crate::config::Config;
 use crate::handler::{self, Context};
 use crate::process::shell::Supervisor;
-use crate::restic::{self, Password, Repo, Repository};
+use crate::restic::{self, Repo, Repository};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -25,8 +25,10 @@ pub fn check(path: &Path, offline: bool) -> Result<(), Exit> {
     let mut errors = Vec::new();
     let binary = config.repository.binary.display();
     let version = Repo::new(config.repository.clone()).version();
-    // Opened only with a restic that runs.
-    let opening = (!offline && version.is_ok()).then(|| Opening {
+    // A password file restic cannot use is said with its line, below;
+    // repositories are opened only with a restic that runs and passwords.
+    let passwords = config.check_password_files();
+    let opening = (!offline && version.is_ok() && passwords.is_ok()).then(|| Opening {
         config: &config,
         sup: Supervisor::new(config.priority, "check"),
     });
@@ -76,14 +78,8 @@ pub fn check(path: &Path, offline: bool) -> Result<(), Exit> {
     for target in &config.notify {
         let _ = writeln!(out, "notify      {target}");
     }
-    let copies = config.copies.iter();
-    let repositories = copies.map(|c| (format!("copy {}: params", c.name), &c.repository));
-    for (what, repository) in
-        std::iter::once(("repository.params".to_string(), &config.repository)).chain(repositories)
-    {
-        if let Password::File(file) = &repository.password {
-            errors.extend(check_password_file(&what, file));
-        }
+    if let Err(refused) = passwords {
+        errors.extend(refused.0.iter().map(ToString::to_string));
     }
     if config.sources.is_empty() {
         let dir = path.parent().unwrap_or(Path::new(".")).join("sources");
@@ -120,12 +116,6 @@ impl Opening<'_> {
         out: &mut String,
         errors: &mut Vec<String>,
     ) {
-        // A password file restic cannot use is reported on its own.
-        if let Password::File(file) = &repository.password {
-            if check_password_file(what, file).is_some() {
-                return;
-            }
-        }
         let repo = Repo::new(repository.clone());
         match repo.prove(&self.sup) {
             Ok(found) => {
@@ -152,17 +142,6 @@ impl Opening<'_> {
                 });
             }
         }
-    }
-}
-
-/// Why restic could not use `file` as its password file, if it could not.
-fn check_password_file(what: &str, file: &Path) -> Option<String> {
-    match std::fs::read(file) {
-        Err(e) => Some(format!("{what}.password_file {}: {e}", file.display())),
-        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {
-            Some(format!("{what}.password_file {} is empty", file.display()))
-        }
-        Ok(_) => None,
     }
 }
 

@@ -9,13 +9,13 @@ use crate::base::time;
 use crate::cli::{Format, HistoryArgs, StatusArgs};
 use crate::cmd::query::Stop;
 use crate::cmd::{self, Exit};
-use crate::config::Config;
+use crate::config::FleetAccess;
 use crate::metadb::Metadb;
 use crate::wire::api::{HistoryRequest, StatusRequest};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 
-pub fn status(config: &Config, s: &StatusArgs) -> Result<(), Exit> {
+pub fn status(config: &FleetAccess, s: &StatusArgs) -> Result<(), Exit> {
     let metadb = open(config)?;
     if s.proofs {
         return proofs(&metadb, s);
@@ -77,10 +77,10 @@ pub fn status(config: &Config, s: &StatusArgs) -> Result<(), Exit> {
                     Ok::<(), Stop>(())
                 })
                 .and_then(|()| {
-                    let mut text = if table.len() == 1 {
-                        "no planned sources\n".into()
-                    } else {
-                        cmd::table(&table)
+                    let mut text = match table.len() {
+                        1 if s.problems => healthy(&metadb, &request).map_err(Stop::Exit)?,
+                        1 => "no planned sources\n".into(),
+                        _ => cmd::table(&table),
                     };
                     text.push_str(&lag_table(&metadb, s.host.as_deref()));
                     cmd::print(&text).map_err(Stop::Exit)
@@ -92,6 +92,42 @@ pub fn status(config: &Config, s: &StatusArgs) -> Result<(), Exit> {
         Ok(()) | Err(Stop::Closed) => Ok(()),
         Err(Stop::Exit(e)) => Err(e),
     }
+}
+
+/// What `status --problems` says when no row is a problem: how many
+/// sources there are, by state (`no problems: 12 sources ok, 1 running`).
+fn healthy(metadb: &Metadb, problems: &StatusRequest) -> Result<String, Exit> {
+    let all = StatusRequest {
+        problems: false,
+        ..problems.clone()
+    };
+    let mut states: Vec<(String, usize)> = Vec::new();
+    metadb
+        .for_each_status(&all, |row| {
+            match states.iter_mut().find(|(state, _)| *state == row.state) {
+                Some((_, n)) => *n += 1,
+                None => states.push((row.state.clone(), 1)),
+            }
+            Ok::<(), Stop>(())
+        })
+        .map_err(|stop| match stop {
+            Stop::Exit(e) => e,
+            Stop::Closed => Exit::Failed,
+        })?;
+    if states.is_empty() {
+        return Ok("no problems: no planned sources\n".into());
+    }
+    // `ok` first, as the line says what matters first.
+    states.sort_by_key(|(state, _)| state != "ok");
+    let counts: Vec<String> = states
+        .iter()
+        .enumerate()
+        .map(|(i, (state, n))| match i {
+            0 => format!("{} {state}", count(*n, "source")),
+            _ => format!("{n} {state}"),
+        })
+        .collect();
+    Ok(format!("no problems: {}\n", counts.join(", ")))
 }
 
 /// The copies that lack datasets, per host (only `host` if given), as a
@@ -157,7 +193,7 @@ fn written(result: std::io::Result<()>) -> Result<(), Stop> {
     }
 }
 
-pub fn history(config: &Config, h: &HistoryArgs) -> Result<(), Exit> {
+pub fn history(config: &FleetAccess, h: &HistoryArgs) -> Result<(), Exit> {
     let since = h
         .since
         .as_deref()
@@ -201,7 +237,7 @@ pub fn history(config: &Config, h: &HistoryArgs) -> Result<(), Exit> {
     cmd::print(&text)
 }
 
-pub fn retire_host(config: &Config, host: &str) -> Result<(), Exit> {
+pub fn retire_host(config: &FleetAccess, host: &str) -> Result<(), Exit> {
     let metadb = open(config)?;
     metadb
         .retire_host(host)
@@ -210,7 +246,7 @@ pub fn retire_host(config: &Config, host: &str) -> Result<(), Exit> {
     Ok(())
 }
 
-fn open(config: &Config) -> Result<Metadb, Exit> {
+fn open(config: &FleetAccess) -> Result<Metadb, Exit> {
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
     if let Some(warning) = metadb.backlog_warning() {

@@ -7,7 +7,7 @@
 use crate::base::time;
 use crate::cli::{Format, QueryArgs};
 use crate::cmd::{self, Exit};
-use crate::config::Config;
+use crate::config::FleetAccess;
 use crate::metadb::{self, Metadb};
 use crate::wire::model::{Backup, FindRequest};
 use std::collections::HashMap;
@@ -18,7 +18,7 @@ use std::io::{IsTerminal, Write};
 /// rest of its row right.
 const TABLE_BATCH: usize = 1000;
 
-pub fn query(config: &Config, q: &QueryArgs) -> Result<(), Exit> {
+pub fn query(config: &FleetAccess, q: &QueryArgs) -> Result<(), Exit> {
     let older_than = q
         .older_than
         .as_deref()

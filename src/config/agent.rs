@@ -5,8 +5,8 @@
 //! the sources and handler templates beside agent.yml are read by
 //! `config::Config::load`.
 
-use super::error::{Entry, Error, Problem};
-use super::{raw, repositories, value, Config};
+use super::error::{Entry, Error, Errors, Problem};
+use super::{raw, repositories, value, Config, FleetAccess};
 use crate::base::token::Token;
 use crate::base::yaml::Origin;
 use crate::metadb::client::connection::{Connection, Tls};
@@ -38,18 +38,25 @@ const DEFAULT_CATCH_UP_SPREAD: Duration = Duration::from_secs(300);
 /// otherwise.
 const DEFAULT_CONCURRENCY: usize = 2;
 
-/// agent.yml at `origin`, validated, without sources yet.
-pub(super) fn resolve(raw: raw::Agent, origin: &Origin) -> Result<Config, Error> {
+/// agent.yml at `origin`, validated, without sources yet; every value it
+/// refuses is an error of its own.
+pub(super) fn resolve(raw: raw::Agent, origin: &Origin) -> Result<Config, Errors> {
     let entry = Entry::new(origin);
-    let hostname = hostname(raw.hostname, &entry)?;
-    let work_dir = raw.work_dir.as_deref().unwrap_or(DEFAULT_WORK_DIR);
-    let work_dir = value::absolute(&entry, "work_dir", work_dir)?;
+    let mut errors = Errors(Vec::new());
+    let hostname = errors.or(hostname(raw.hostname, &entry), String::new());
+    let work_dir = work_dir(raw.work_dir.as_deref(), &entry);
+    let work_dir = errors.or(work_dir, PathBuf::from(DEFAULT_WORK_DIR));
     let random_seed_file = match raw.random_seed_file {
-        Some(path) => value::absolute(&entry, "random_seed_file", &path)?,
-        None => work_dir.join("seed"),
+        Some(path) => value::absolute(&entry, "random_seed_file", &path),
+        None => Ok(work_dir.join("seed")),
+    };
+    let random_seed_file = errors.or(random_seed_file, work_dir.join("seed"));
+    let (kind, params) = match raw.repository {
+        Some(r) => (r.kind, Some(r.params)),
+        None => (None, None),
     };
     let restic = restic(
-        raw.repository.kind.as_deref(),
+        kind.as_deref(),
         Restic {
             binary: raw.restic_binary.as_deref(),
             retry_lock: raw.restic_retry_lock.as_deref(),
@@ -57,44 +64,83 @@ pub(super) fn resolve(raw: raw::Agent, origin: &Origin) -> Result<Config, Error>
         },
         &work_dir,
         &entry,
-    )?;
-    let repository = repositories::repository(raw.repository.params, &restic, &entry)?;
-    let copies = repositories::copies(raw.copies.unwrap_or_default(), &repository, &entry)?;
+        &mut errors,
+    );
+    let repository = match params {
+        Some(params) => repositories::repository(params, &restic, &entry),
+        None => Err(entry.invalid(
+            "repository",
+            "missing repository: where backups go (see tabacco.yml(5))",
+        )),
+    };
+    // Copies are judged against the repository, so only beside a valid one.
+    let (repository, copies) = match errors.ok(repository) {
+        Some(repository) => {
+            let copies = repositories::copies(raw.copies.unwrap_or_default(), &repository, &entry);
+            (repository.clone(), errors.or(copies, Vec::new()))
+        }
+        None => (restic, Vec::new()),
+    };
     let metadb = match raw.metadb {
-        Some(raw) => metadb(raw, &entry)?,
+        Some(raw) => errors.or(metadb(raw, &entry), None),
         None => None,
     };
-    let concurrency = concurrency(raw.queue_config, &entry)?;
-    let priority = priority(raw.default_nice_level, raw.default_io_class, &entry)?;
-    let retention = value::retention(&entry, "retention", raw.retention)?;
-    let catch_up_spread = raw.catch_up_spread.as_deref();
-    Ok(Config {
+    let concurrency = concurrency(raw.queue_config, &entry);
+    let priority = priority(raw.default_nice_level, raw.default_io_class, &entry);
+    let retention = value::retention(&entry, "retention", raw.retention);
+    let prune_schedule = value::schedule(&entry, "prune_schedule", raw.prune_schedule.as_deref());
+    let verify = value::schedule(&entry, "verify_schedule", raw.verify_schedule.as_deref());
+    let notify = value::notify(&entry, raw.notify.as_deref().unwrap_or_default());
+    let spread = value::duration(&entry, "catch_up_spread", raw.catch_up_spread.as_deref());
+    let lease_ttl = repositories::lease_ttl(&entry, raw.lease_ttl.as_deref());
+    let check_slices = repositories::check_slices(&entry, raw.check_slices);
+    let init = repositories::init(&entry, raw.init.as_deref());
+    let config = Config {
         hostname,
         repository,
         copies,
-        retention,
-        prune_schedule: value::schedule(&entry, "prune_schedule", raw.prune_schedule.as_deref())?,
-        verify_schedule: value::schedule(
-            &entry,
-            "verify_schedule",
-            raw.verify_schedule.as_deref(),
-        )?,
+        retention: errors.or(retention, None),
+        prune_schedule: errors.or(prune_schedule, None),
+        verify_schedule: errors.or(verify, None),
         metadb,
-        concurrency,
+        concurrency: errors.or(concurrency, DEFAULT_CONCURRENCY),
         dry_run: raw.dry_run,
-        priority,
+        priority: errors.or(priority, Priority::default()),
         work_dir,
         random_seed_file,
-        notify: value::notify(&entry, raw.notify.as_deref().unwrap_or_default())?,
+        notify: errors.or(notify, Vec::new()),
         catch_up: raw.catch_up.unwrap_or(true),
-        catch_up_spread: value::duration(&entry, "catch_up_spread", catch_up_spread)?
-            .unwrap_or(DEFAULT_CATCH_UP_SPREAD),
+        catch_up_spread: errors.or(spread, None).unwrap_or(DEFAULT_CATCH_UP_SPREAD),
         maintenance: repositories::maintenance(raw.maintenance),
-        lease_ttl: repositories::lease_ttl(&entry, raw.lease_ttl.as_deref())?,
-        check_slices: repositories::check_slices(&entry, raw.check_slices)?,
-        init: repositories::init(&entry, raw.init.as_deref())?,
+        lease_ttl: errors.or(lease_ttl, Duration::ZERO),
+        check_slices: errors.or(check_slices, 0),
+        init: errors.or(init, repositories::Init::Manual),
+        origin: origin.clone(),
         sources: Vec::new(),
-    })
+    };
+    // Said in the order they are written.
+    errors.0.sort_by_key(|e| e.origin.as_ref().map(|o| o.line));
+    errors.and(config)
+}
+
+/// What the commands that only ask the metadb need of agent.yml at
+/// `origin`: its `work_dir` (the embedded metadb's) and its `metadb:`. Its
+/// other keys are not judged.
+pub(super) fn fleet(raw: raw::Agent, origin: &Origin) -> Result<FleetAccess, Errors> {
+    let entry = Entry::new(origin);
+    let mut errors = Errors(Vec::new());
+    let work_dir = work_dir(raw.work_dir.as_deref(), &entry);
+    let work_dir = errors.or(work_dir, PathBuf::from(DEFAULT_WORK_DIR));
+    let metadb = match raw.metadb {
+        Some(raw) => errors.or(metadb(raw, &entry), None),
+        None => None,
+    };
+    errors.and(FleetAccess { work_dir, metadb })
+}
+
+/// `work_dir`, absolute, or the default.
+fn work_dir(raw: Option<&str>, entry: &Entry) -> Result<PathBuf, Error> {
+    value::absolute(entry, "work_dir", raw.unwrap_or(DEFAULT_WORK_DIR))
 }
 
 /// `hostname`, or the system's.
@@ -117,38 +163,44 @@ struct Restic<'a> {
 
 /// What every repository shares: how restic runs (`restic_binary`,
 /// `restic_retry_lock`, `repository_timeout`), and the cache and the ids
-/// this host saw under `work_dir`. It names no repository yet.
+/// this host saw under `work_dir`. It names no repository yet. A value
+/// refused is an error in `errors`, and its default stands in for it.
 fn restic(
     kind: Option<&str>,
     raw: Restic,
     work_dir: &Path,
     entry: &Entry,
-) -> Result<Repository, Error> {
+    errors: &mut Errors,
+) -> Repository {
     if let Some(kind) = kind.filter(|k| *k != "restic") {
-        return Err(entry.invalid(
+        errors.0.push(entry.invalid(
             "type",
             format!("unsupported repository type {kind:?} (only restic)"),
         ));
     }
-    let binary = raw.binary.unwrap_or("restic");
+    let mut binary = raw.binary.unwrap_or("restic");
     if binary.is_empty() || (binary.contains('/') && !Path::new(binary).is_absolute()) {
-        return Err(entry.invalid(
+        errors.0.push(entry.invalid(
             "restic_binary",
             format!("restic_binary must be a command name or an absolute path, not {binary:?}"),
         ));
+        binary = "restic";
     }
-    Ok(Repository {
+    let retry_lock = value::duration(entry, "restic_retry_lock", raw.retry_lock);
+    let timeout = repositories::timeout(entry, raw.timeout);
+    Repository {
         uri: String::new(),
         password: Password::Literal(String::new()),
         cache_dir: work_dir.join("cache"),
         env: Default::default(),
         binary: PathBuf::from(binary),
-        retry_lock: value::duration(entry, "restic_retry_lock", raw.retry_lock)?
-            .unwrap_or(DEFAULT_RETRY_LOCK),
+        retry_lock: errors.or(retry_lock, None).unwrap_or(DEFAULT_RETRY_LOCK),
         options: Vec::new(),
-        timeout: repositories::timeout(entry, raw.timeout)?.unwrap_or(DEFAULT_REPOSITORY_TIMEOUT),
+        timeout: errors
+            .or(timeout, None)
+            .unwrap_or(DEFAULT_REPOSITORY_TIMEOUT),
         known_ids: work_dir.join("repository-ids"),
-    })
+    }
 }
 
 /// The remote metadb of `metadb:`, with its token read; none without a
@@ -220,10 +272,10 @@ mod tests {
     const REPOSITORY: &str = "repository: {params: {uri: /srv/restic, password: secret}}\n";
 
     /// agent.yml `text` (with `hostname: h` first), resolved.
-    fn agent(text: &str) -> Result<Config, Error> {
+    fn agent(text: &str) -> Result<Config, Errors> {
         let text = format!("hostname: h\n{text}");
-        let (raw, origin) =
-            yaml::parse_entries::<raw::Agent>(Path::new("agent.yml"), &text)?.remove(0);
+        let (raw, origin) = yaml::read_one_text::<raw::Agent>(Path::new("agent.yml"), &text)
+            .map_err(|e| Errors::from(Error::from(e)))?;
         resolve(raw, &origin)
     }
 
@@ -385,6 +437,44 @@ mod tests {
         assert_eq!(
             repository("uri: /r, password: x, limit_download: 0"),
             "agent.yml:3: limit_download is in KiB/s and must be at least 1 (leave it out for no limit)"
+        );
+    }
+
+    /// Issue 28, item 9: with two mistakes in agent.yml, only the first
+    /// was shown.
+    #[test]
+    fn every_refused_value_of_agent_yml_is_an_error() {
+        let refused = agent(&format!(
+            "{REPOSITORY}queue_config: {{concurrency: 0}}\nprune_schedule: \"0 25 * * *\"\nwork_dir: w\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            refused,
+            "agent.yml:3: queue_config.concurrency must be at least 1\n\
+             agent.yml:4: invalid schedule \"0 25 * * *\": hour 25 is out of range 0-23 (minute hour day-of-month month day-of-week)\n\
+             agent.yml:5: work_dir must be an absolute path, not \"w\""
+        );
+        assert_eq!(
+            agent("work_dir: /w\n").unwrap_err().to_string(),
+            "agent.yml:1: missing repository: where backups go (see tabacco.yml(5))"
+        );
+    }
+
+    #[test]
+    fn fleet_commands_need_only_the_metadb() {
+        let text = "metadb: {url: \"http://127.0.0.1:5333\"}\n";
+        let (raw, origin) =
+            yaml::read_one_text::<raw::Agent>(Path::new("admin.yml"), text).unwrap();
+        let access = fleet(raw, &origin).unwrap();
+        assert_eq!(access.work_dir, Path::new("/var/lib/tabacco"));
+        assert_eq!(access.metadb.unwrap().url, "http://127.0.0.1:5333");
+        let text = "metadb: {url: x, request_max_timeout: soon}\n";
+        let (raw, origin) =
+            yaml::read_one_text::<raw::Agent>(Path::new("admin.yml"), text).unwrap();
+        assert_eq!(
+            fleet(raw, &origin).unwrap_err().to_string(),
+            "admin.yml:1: invalid duration \"soon\" (expected e.g. 90s, 15m, 1.5h, 1d, 1h30m, 500ms)"
         );
     }
 

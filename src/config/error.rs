@@ -163,6 +163,31 @@ impl From<Error> for Errors {
     }
 }
 
+impl Errors {
+    /// The value of `result`, or `fallback` (what leaving the key out
+    /// gives) with the error kept, so that resolving goes on and finds
+    /// every error of an entry, not only its first.
+    pub fn or<T>(&mut self, result: Result<T, Error>, fallback: T) -> T {
+        result.unwrap_or_else(|e| {
+            self.0.push(e);
+            fallback
+        })
+    }
+
+    /// The value of `result`, if any; else the error is kept.
+    pub fn ok<T>(&mut self, result: Result<T, Error>) -> Option<T> {
+        result.map_err(|e| self.0.push(e)).ok()
+    }
+
+    /// `value` if no error was kept, else the errors.
+    pub fn and<T>(self, value: T) -> Result<T, Errors> {
+        match self.0.is_empty() {
+            true => Ok(value),
+            false => Err(self),
+        }
+    }
+}
+
 /// An entry of a configuration file that errors are located in: agent.yml,
 /// a source, a handler template, or a copy (whose errors point at
 /// `copies:` and name the copy).
@@ -240,9 +265,8 @@ mod tests {
     #[test]
     fn an_error_says_where_and_keeps_its_cause() {
         let text = "name: www\nschedule: never\n";
-        let (_, origin) = yaml::parse_entries::<serde_yaml::Value>(Path::new("s.yml"), text)
-            .unwrap()
-            .remove(0);
+        let (_, origin) =
+            yaml::read_one_text::<serde_yaml::Value>(Path::new("s.yml"), text).unwrap();
         let entry = Entry::new(&origin).about("source \"www\"".into());
         let e = entry.refused("schedule")("no such schedule".to_string());
         assert_eq!(e.to_string(), "s.yml:2: source \"www\": no such schedule");
@@ -259,7 +283,7 @@ mod tests {
     #[test]
     fn a_file_error_is_the_files_with_its_cause() {
         let e = Error::from(
-            yaml::read_entries::<serde_yaml::Value>(Path::new("/nonexistent")).unwrap_err(),
+            yaml::read_one::<serde_yaml::Value>(Path::new("/nonexistent")).unwrap_err(),
         );
         assert!(
             e.to_string().starts_with("/nonexistent:1: cannot read: "),

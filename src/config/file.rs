@@ -1,7 +1,7 @@
 //! Reading the directories beside agent.yml: every `*.yml` and `*.yaml`
 //! file of `sources/` or `handlers/`, in name order, each entry with its
 //! origin. A missing directory has no entries; a file that cannot be read
-//! or parsed is one error among the others. Parsing one file is
+//! or parsed, or an entry of it, is one error among the others. Parsing one file is
 //! `base::yaml`'s.
 
 use super::error::{Error, Problem};
@@ -30,10 +30,9 @@ pub(super) fn entries<T: serde::de::DeserializeOwned>(
     paths.sort();
     let mut all = Vec::new();
     for path in paths {
-        match yaml::read_entries(&path) {
-            Ok(entries) => all.extend(entries),
-            Err(e) => errors.push(e.into()),
-        }
+        let (entries, refused) = yaml::read_entries(&path);
+        all.extend(entries);
+        errors.extend(refused.into_iter().map(Error::from));
     }
     all
 }

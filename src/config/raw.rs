@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 #[serde(deny_unknown_fields)]
 pub struct Agent {
     pub hostname: Option<String>,
-    pub repository: Repository,
+    /// Needed by every command but those that only ask the metadb.
+    pub repository: Option<Repository>,
     pub copies: Option<Vec<Copy>>,
     pub retention: Option<Retention>,
     pub prune_schedule: Option<String>,

@@ -5,8 +5,8 @@
 //! `init`, `repository_timeout`, `maintenance:`, `lease_ttl` and
 //! `check_slices`; the rest of agent.yml is `agent`'s.
 
-use super::error::{Entry, Error};
-use super::{raw, value};
+use super::error::{Entry, Error, Errors};
+use super::{raw, value, Config};
 use crate::base::name;
 use crate::base::retention::Retention;
 use crate::metadb;
@@ -272,4 +272,36 @@ fn options(
         }
     }
     Ok(options)
+}
+
+/// Every password file of `config`'s repository and copies (each file once)
+/// that restic could not use, located at its key in agent.yml.
+pub(super) fn check_password_files(config: &Config) -> Result<(), Errors> {
+    let entry = Entry::new(&config.origin);
+    let copies = config.copies.iter().map(|c| {
+        let entry = entry.under("copies", format!("copy {:?}", c.name));
+        (entry, "params", &c.repository)
+    });
+    let primary = (entry.clone(), "repository.params", &config.repository);
+    let mut seen = Vec::new();
+    let mut errors = Errors(Vec::new());
+    for (entry, key, repository) in std::iter::once(primary).chain(copies) {
+        let Password::File(file) = &repository.password else {
+            continue;
+        };
+        if seen.contains(&file) {
+            continue;
+        }
+        seen.push(file);
+        let shown = file.display();
+        let why = match std::fs::read(file) {
+            Err(e) => format!("{key}.password_file {shown}: {e}"),
+            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {
+                format!("{key}.password_file {shown} is empty")
+            }
+            Ok(_) => continue,
+        };
+        errors.0.push(entry.invalid("password_file", why));
+    }
+    errors.and(())
 }

@@ -5,7 +5,7 @@
 //! because `atoms_command` and `datasets_command` run then; handler
 //! templates are `template`'s, datasets as written are `datasets`'s.
 
-use super::error::{Entry, Error, Problem};
+use super::error::{Entry, Error, Errors, Problem};
 use super::template::Templates;
 use super::{datasets, raw, value};
 use crate::base::name;
@@ -98,28 +98,33 @@ pub(super) fn resolve_all(
         seen.insert(raw.name.clone(), origin.clone());
         match resolve(raw, origin, templates, copies) {
             Ok(source) => resolved.push(source),
-            Err(e) => errors.push(e),
+            Err(e) => errors.extend(e.0),
         }
     }
     resolved
 }
 
-/// The source of `raw`, written at `origin`.
+/// The source of `raw`, written at `origin`; every value it refuses is an
+/// error of its own.
 fn resolve(
     raw: raw::Source,
     origin: Origin,
     templates: &Templates,
     copies: Option<&[String]>,
-) -> Result<Source, Error> {
+) -> Result<Source, Errors> {
     let entry = Entry::new(&origin);
-    name::validate_source(&raw.name).map_err(entry.bad_name("name", "source"))?;
-    let handler = templates.handler(&raw, &entry)?;
+    let mut errors = Errors(Vec::new());
+    let name = name::validate_source(&raw.name).map_err(entry.bad_name("name", "source"));
+    errors.ok(name);
+    let handler = errors.ok(templates.handler(&raw, &entry));
     let schedule = raw.schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE);
-    let schedule = Schedule::parse(schedule).map_err(entry.refused("schedule"))?;
-    let timeout = value::duration(&entry, "timeout", raw.timeout.as_deref())?;
-    let overdue_grace = value::duration(&entry, "overdue_grace", raw.overdue_grace.as_deref())?;
-    let retention = value::retention(&entry, "retention", raw.retention)?;
-    let copies = copies_of(raw.copies, copies, &entry)?;
+    let schedule = errors.ok(Schedule::parse(schedule).map_err(entry.refused("schedule")));
+    let timeout = value::duration(&entry, "timeout", raw.timeout.as_deref());
+    let timeout = errors.or(timeout, None);
+    let overdue_grace = value::duration(&entry, "overdue_grace", raw.overdue_grace.as_deref());
+    let overdue_grace = errors.or(overdue_grace, None);
+    let retention = errors.or(value::retention(&entry, "retention", raw.retention), None);
+    let copies = errors.or(copies_of(raw.copies, copies, &entry), Vec::new());
     let datasets = datasets::resolve(
         &raw.name,
         raw.atoms,
@@ -127,20 +132,29 @@ fn resolve(
         raw.datasets,
         raw.datasets_command,
         &entry,
-    )?;
-    check_atoms(
-        &handler,
-        &datasets,
-        &entry.about(format!("source {:?}", raw.name)),
-    )?;
-    if raw.min_bytes.is_some() && !matches!(handler, Handler::Pipe(_)) {
-        return Err(entry.invalid("min_bytes", "min_bytes applies to pipe sources only"));
+    );
+    let datasets = errors.ok(datasets);
+    if let (Some(handler), Some(datasets)) = (&handler, &datasets) {
+        let named = entry.about(format!("source {:?}", raw.name));
+        errors.ok(check_atoms(handler, datasets, &named));
+    }
+    let not_pipe = handler
+        .as_ref()
+        .is_some_and(|h| !matches!(h, Handler::Pipe(_)));
+    if raw.min_bytes.is_some() && not_pipe {
+        let refused = entry.invalid("min_bytes", "min_bytes applies to pipe sources only");
+        errors.0.push(refused);
     }
     let notify = match &raw.notify {
-        Some(list) => Some(value::notify(&entry, list)?),
+        Some(list) => errors.ok(value::notify(&entry, list)),
         None => None,
     };
-    Ok(Source {
+    // Said in the order they are written.
+    errors.0.sort_by_key(|e| e.origin.as_ref().map(|o| o.line));
+    let (Some(handler), Some(schedule), Some(datasets)) = (handler, schedule, datasets) else {
+        return Err(errors);
+    };
+    errors.and(Source {
         name: raw.name,
         handler_name: raw.handler,
         handler,
@@ -212,12 +226,17 @@ mod tests {
 
     /// The source in `text`, resolved with the handler templates in
     /// `handlers`.
-    fn source(handlers: &str, text: &str) -> Result<Source, Error> {
+    fn source(handlers: &str, text: &str) -> Result<Source, Errors> {
         let mut errors = Vec::new();
-        let entries = yaml::parse_entries(Path::new("handlers.yml"), handlers).unwrap();
+        let (entries, refused) = yaml::parse_entries(Path::new("handlers.yml"), handlers);
+        assert!(refused.is_empty(), "{refused:?}");
         let templates = Templates::new(entries, &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
-        let (raw, origin) = yaml::parse_entries::<raw::Source>(Path::new("s.yml"), text)?.remove(0);
+        let (mut entries, refused) = yaml::parse_entries::<raw::Source>(Path::new("s.yml"), text);
+        if let Some(e) = refused.into_iter().next() {
+            return Err(Error::from(e).into());
+        }
+        let (raw, origin) = entries.remove(0);
         let copies = ["offsite".to_string(), "usb".to_string()];
         resolve(raw, origin, &templates, Some(&copies))
     }
@@ -315,6 +334,28 @@ mod tests {
                 .to_string(),
             "s.yml:2: handler \"t\" has no type"
         );
+    }
+
+    /// Issue 28, item 9: a source with two mistakes showed only the first.
+    #[test]
+    fn every_refused_value_of_a_source_is_an_error() {
+        let refused = source(
+            "",
+            "name: a\nhandler: file\nparams: {path: /x}\nschedule: \"0 3 * * 8\"\ntimeout: soon\nmin_bytes: 3\n",
+        )
+        .unwrap_err()
+        .to_string();
+        let lines: Vec<&str> = refused.lines().collect();
+        assert_eq!(lines.len(), 3, "{refused}");
+        assert!(
+            lines[0].starts_with("s.yml:4: invalid schedule"),
+            "{refused}"
+        );
+        assert!(
+            lines[1].starts_with("s.yml:5: invalid duration"),
+            "{refused}"
+        );
+        assert_eq!(lines[2], "s.yml:6: min_bytes applies to pipe sources only");
     }
 
     #[test]

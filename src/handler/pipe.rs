@@ -133,12 +133,7 @@ pub fn save(
             return Err(partial(e, summary));
         }
         (Ok(_), Err(Stored::Failed(e))) => return Err(e.into()),
-        // restic's failure is the cause; the producer's says how it ended.
-        (Err(producer), Err(Stored::Failed(restic))) => {
-            let restic = Failure::from(restic);
-            let e = Failure::new(restic.kind, format!("{restic} ({producer})"));
-            return Err(e.into());
-        }
+        (Err(producer), Err(Stored::Failed(restic))) => return Err(both_failed(producer, restic)),
     };
     if let Some(min) = min_bytes.filter(|&min| summary.total_bytes_processed < min as i64) {
         let e = format!(
@@ -148,6 +143,36 @@ pub fn save(
         return Err(partial(Failure::new(Kind::Command, e), summary));
     }
     Ok(summary)
+}
+
+/// Both ends of a backup's stream failed: the cause first. A producer that
+/// exited non-zero of itself (not killed, not by a signal) left restic an
+/// empty or cut stream, so restic's failure is its consequence ("snapshot
+/// is empty") and the job's kind is the producer's; unless restic could
+/// not use the repository at all, which it says whatever the stream. A
+/// producer killed, or ended by a broken pipe, is restic's consequence.
+fn both_failed(producer: shell::Error, restic: restic::Error) -> Unsaved {
+    let repository = matches!(
+        restic,
+        restic::Error::Locked(_)
+            | restic::Error::Unavailable(_)
+            | restic::Error::Missing(_)
+            | restic::Error::WrongPassword(_)
+            | restic::Error::Damaged(_)
+            | restic::Error::Foreign(_)
+            | restic::Error::Version(_)
+    );
+    let of_itself = matches!(
+        &producer,
+        shell::Error::Failed { status, .. } if status.code().is_some_and(|c| (1..128).contains(&c))
+    );
+    let restic = Failure::from(restic);
+    if of_itself && !repository {
+        let producer = Failure::from(producer);
+        Failure::new(producer.kind, format!("{producer}; then {restic}")).into()
+    } else {
+        Failure::new(restic.kind, format!("{restic} ({producer})")).into()
+    }
 }
 
 /// How restic ended when it did not save a whole stream.
@@ -256,4 +281,52 @@ fn check_size(restoring: &Restoring, atom: &Atom, copied: u64) -> Result<(), Unr
         return Err(Unrestored::Stream { atom, why });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn failed(what: &str, raw_status: i32, stderr: &str) -> shell::Error {
+        shell::Error::Failed {
+            what: what.into(),
+            status: std::process::ExitStatus::from_raw(raw_status),
+            stderr: stderr.into(),
+        }
+    }
+
+    /// Issue 28, item 5: a dump that failed was reported after restic's
+    /// consequence ("snapshot is empty"), and counted as a repository
+    /// failure.
+    #[test]
+    fn the_cause_of_a_failed_stream_comes_first() {
+        let producer = failed("backup_command", 2 << 8, "mysqldump: Access denied");
+        let restic = restic::Error::from(failed(
+            "restic backup",
+            1 << 8,
+            "Fatal: unable to save snapshot: snapshot is empty",
+        ));
+        let e = both_failed(producer, restic).failure;
+        assert_eq!(e.kind, Kind::Command);
+        assert_eq!(
+            e.message,
+            "backup_command exited with status 2: mysqldump: Access denied; then restic backup exited with status 1: Fatal: unable to save snapshot: snapshot is empty"
+        );
+        // A producer killed because restic failed is restic's consequence.
+        let killed = failed("backup_command", 9, "");
+        let locked = restic::Error::Locked("by PID 7".into());
+        let e = both_failed(killed, locked).failure;
+        assert_eq!(e.kind, Kind::RepositoryLocked);
+        assert!(
+            e.message.starts_with("repository is locked"),
+            "{}",
+            e.message
+        );
+        // So is one that exited non-zero when restic could not open the
+        // repository.
+        let broken_pipe = failed("backup_command", 2 << 8, "write error: Broken pipe");
+        let e = both_failed(broken_pipe, restic::Error::WrongPassword(String::new())).failure;
+        assert_eq!(e.kind, Kind::RepositoryPassword);
+    }
 }

@@ -180,34 +180,43 @@ impl Error {
 
 /// restic's stderr tail (lines joined by ` / `) with its JSON messages
 /// (`exit_error` of 0.18, `error` of `backup --json`) reduced to their
-/// words.
+/// words. restic 0.14 writes some errors as the Go value they are, whose
+/// cause marshals to nothing (`{"Op":"read","Path":"/sql","Err":{}}`):
+/// their operation is what is left to say.
 fn plain_stderr(stderr: &str) -> String {
     #[derive(Deserialize)]
     struct Message {
         message: Option<String>,
         error: Option<Inner>,
         item: Option<String>,
+        during: Option<String>,
     }
     #[derive(Deserialize)]
     struct Inner {
         message: Option<String>,
+        #[serde(rename = "Op")]
+        op: Option<String>,
     }
+    let reduce = |part: &str| {
+        let message = serde_json::from_str::<Message>(part).ok()?;
+        if let Some(m) = message.message {
+            return Some(m);
+        }
+        let error = message.error?;
+        let words = match (error.message, error.op, message.during) {
+            (Some(m), _, _) => m,
+            (None, Some(op), _) => format!("{op} failed"),
+            (None, None, Some(during)) => format!("error during {during}"),
+            (None, None, None) => "error".into(),
+        };
+        Some(match message.item {
+            Some(item) if !item.is_empty() => format!("{item}: {words}"),
+            _ => words,
+        })
+    };
     let parts: Vec<String> = stderr
         .split(" / ")
-        .map(|part| match serde_json::from_str::<Message>(part) {
-            Ok(Message {
-                message: Some(m), ..
-            }) => m,
-            Ok(Message {
-                error: Some(Inner { message: Some(m) }),
-                item,
-                ..
-            }) => match item {
-                Some(item) if !item.is_empty() => format!("{item}: {m}"),
-                _ => m,
-            },
-            _ => part.to_string(),
-        })
+        .map(|part| reduce(part).unwrap_or_else(|| part.to_string()))
         .collect();
     parts.join(" / ")
 }
@@ -361,6 +370,16 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "restic exited with status 1: /x: open /x: permission denied / Fatal: failed"
+        );
+        // Issue 28, item 5: restic 0.14's error about an empty stdin
+        // (captured) was shown as its raw JSON.
+        let e = Error::from(failed(
+            1,
+            r#"{"message_type":"error","error":{"Op":"read","Path":"/sql","Err":{}},"during":"archival","item":"/sql"} / Fatal: unable to save snapshot: snapshot is empty"#,
+        ));
+        assert_eq!(
+            e.to_string(),
+            "restic exited with status 1: /sql: read failed / Fatal: unable to save snapshot: snapshot is empty"
         );
         assert!(Error::from(failed(
             2,

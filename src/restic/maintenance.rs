@@ -20,6 +20,13 @@ impl Repo {
         self.list_snapshots(sup, &filter)
     }
 
+    /// Every snapshot `restic snapshots` lists with `filter` options
+    /// (`--host H`), for `tabacco snapshots`.
+    pub fn list(&self, sup: &Supervisor, filter: &[String]) -> Result<Vec<Snapshot>, Error> {
+        let filter: Vec<&str> = filter.iter().map(String::as_str).collect();
+        self.list_snapshots(sup, &filter)
+    }
+
     /// The ids of every snapshot in the repository.
     pub fn snapshot_ids(&self, sup: &Supervisor) -> Result<HashSet<String>, Error> {
         let all = self.list_snapshots(sup, &[])?;

@@ -168,6 +168,45 @@ impl Repo {
         Ok(())
     }
 
+    /// restic with `args` as a person runs it: the repository's environment
+    /// and options, and the terminal's stdin, stdout and stderr (progress at
+    /// restic's own pace). For `tabacco restic`.
+    pub fn passthrough(&self, args: &[std::ffi::OsString]) -> Command {
+        let mut cmd = self.command(&[]);
+        cmd.args(args)
+            .env_remove("RESTIC_PROGRESS_FPS")
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        cmd
+    }
+
+    /// The lines restic run with `args` prints on stdout; `what` names the
+    /// command in errors.
+    pub(super) fn lines(
+        &self,
+        sup: &Supervisor,
+        args: &[&str],
+        what: &str,
+    ) -> Result<Vec<String>, Error> {
+        self.version()?;
+        let mut cmd = self.command(args);
+        cmd.stdout(Stdio::piped());
+        let mut running = sup.spawn(&mut cmd, what, Stop::Interrupt)?;
+        let mut text = String::new();
+        let read = running
+            .child()
+            .stdout
+            .take()
+            .map(|mut out| std::io::Read::read_to_string(&mut out, &mut text));
+        running.wait()?;
+        match read {
+            Some(Ok(_)) => Ok(text.lines().map(str::to_string).collect()),
+            Some(Err(e)) => Err(Error::Output(format!("{what}: {e}"))),
+            None => Err(Error::Output(format!("{what}: no output"))),
+        }
+    }
+
     /// What restic run with `args` prints on stdout, read as JSON; `what`
     /// names the command in errors.
     pub(super) fn json<T: DeserializeOwned>(

@@ -106,7 +106,8 @@ fn backup_kind() -> String {
 pub struct Plan {
     pub host: String,
     /// Whether these are all of the host's sources (an agent's plan): those
-    /// not named stop being watched. `tabacco run` adds to the plan instead.
+    /// not named stop being watched; `false` adds to the plan (as `tabacco
+    /// run` of older releases did).
     #[serde(default)]
     pub replace: bool,
     pub sources: Vec<PlannedSource>,

@@ -264,7 +264,8 @@ fn check_reports_a_missing_or_empty_password_file() {
     assert_eq!(
         run.stderr,
         format!(
-            "tabacco: repository.params.password_file {}: No such file or directory (os error 2)\n",
+            "tabacco: {}:5: repository.params.password_file {}: No such file or directory (os error 2)\n",
+            f.config().display(),
             pw.display()
         )
     );
@@ -273,7 +274,8 @@ fn check_reports_a_missing_or_empty_password_file() {
     assert_eq!(
         run.stderr,
         format!(
-            "tabacco: repository.params.password_file {} is empty\n",
+            "tabacco: {}:5: repository.params.password_file {} is empty\n",
+            f.config().display(),
             pw.display()
         )
     );
