@@ -160,6 +160,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         204 => "No Content",
+        303 => "See Other",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -211,6 +212,20 @@ mod tests {
         let (_, text) = written(Response::error(799, "x"), false, true);
         assert!(text.starts_with("HTTP/1.1 799 \r\n"), "{text}");
         assert!(!text.contains("Connection"), "{text}");
+    }
+
+    /// The console's redirects to /signin went out as `HTTP/1.1 303 `, with
+    /// no reason phrase.
+    #[test]
+    fn every_status_the_servers_send_has_its_reason() {
+        let (_, text) = written(Response::error(303, "x"), false, true);
+        assert!(text.starts_with("HTTP/1.1 303 See Other\r\n"), "{text}");
+        let sent = [
+            200, 204, 303, 400, 401, 403, 404, 405, 408, 409, 413, 431, 500, 501, 503, 505,
+        ];
+        for status in sent {
+            assert_ne!(reason(status), "", "{status}");
+        }
     }
 
     #[test]

@@ -200,6 +200,19 @@ impl Shared {
         req: &StatusRequest,
         f: impl FnMut(&StatusRow) -> Result<(), E>,
     ) -> Result<(), E> {
+        self.for_each_status_from(store, policy, req, None, f)
+    }
+
+    /// The rows of [`Shared::for_each_status`] from `from` (a host and a
+    /// source) on, as [`Store::for_each_status_from`] seeks them.
+    pub fn for_each_status_from<E: From<store::Error>>(
+        &self,
+        store: &Store,
+        policy: &Policy,
+        req: &StatusRequest,
+        from: Option<(&str, &str)>,
+        f: impl FnMut(&StatusRow) -> Result<(), E>,
+    ) -> Result<(), E> {
         // Sources running, by host: looked up for every row, without
         // copying its names.
         let mut running: HashMap<String, Vec<String>> = HashMap::new();
@@ -227,7 +240,7 @@ impl Shared {
             running: &is_running,
             heard: &heard,
         };
-        store.for_each_status(req, &clock, f)
+        store.for_each_status_from(req, from, &clock, f)
     }
 
     /// Notes that `host`'s token was used now.

@@ -2,7 +2,8 @@
 //! hosts × 10 planned sources, 1% failed): how long the server takes to
 //! answer it (to the answer's last byte on loopback, and as the server's
 //! own histogram on /metrics says), and how large it is, for the first
-//! page (problems first) and for the last (a second walk of every row).
+//! page (problems first) and for the last (past the problems: a second
+//! walk, from the row the first noted a page before it).
 
 use crate::health::{fleet, ADMIN_TOKEN};
 use crate::measure::percentile;
@@ -34,6 +35,10 @@ pub fn case(bench: &Bench) -> Vec<Row> {
     let (first, first_bytes) = measure("/", 50);
     let server_mean = server_time(server.addr);
     let (last, _) = measure("/?page=1000", 20);
+    // Past the problems the page starts from a row the count noted: it
+    // must still end with the fleet's last source.
+    let answer = get(server.addr, "/?page=1000");
+    assert!(answer.contains("/source?host=host09999&amp;source=s9\""));
     let p = crate::measure::p50_p99;
     vec![
         Row::figure(
@@ -45,10 +50,10 @@ pub fn case(bench: &Bench) -> Vec<Row> {
         ),
         Row::figure(
             11,
-            "fleet page, the last (a second walk of the whole fleet)",
+            "fleet page, the last (past the problems)",
             p(&last),
-            "",
-            None,
+            "p99 < 200 ms",
+            Some(percentile(&last, 0.99) < 0.200),
         ),
         Row::figure(
             11,

@@ -85,8 +85,9 @@ pub fn fleet<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
             tally.count(row);
             Ok::<(), store::Error>(())
         })?;
-        if tally.wants_others() {
-            let walked = shared.for_each_status(store, policy, &req, |row| {
+        if let Some((host, source)) = tally.others_from() {
+            let from = Some((host.as_str(), source.as_str()));
+            let walked = shared.for_each_status_from(store, policy, &req, from, |row| {
                 if tally.other(row) {
                     Ok(())
                 } else {

@@ -248,6 +248,20 @@ impl Store {
         &self,
         req: &StatusRequest,
         clock: &Clock,
+        f: impl FnMut(&StatusRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.for_each_status_from(req, None, clock, f)
+    }
+
+    /// The rows of [`Store::for_each_status`] from `from` (a host and a
+    /// source, itself included) on: a page far into the fleet's status
+    /// seeks its first row in the table's key rather than reading every
+    /// row before it.
+    pub fn for_each_status_from<E: From<Error>>(
+        &self,
+        req: &StatusRequest,
+        from: Option<(&str, &str)>,
+        clock: &Clock,
         mut f: impl FnMut(&StatusRow) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut filters = String::new();
@@ -257,6 +271,15 @@ impl Store {
                 args.push(Value::Text(value.clone()));
                 filters.push_str(&format!(" AND {column} = ?{}", args.len()));
             }
+        }
+        if let Some((host, source)) = from {
+            args.push(Value::Text(host.to_string()));
+            args.push(Value::Text(source.to_string()));
+            filters.push_str(&format!(
+                " AND (host, source) >= (?{}, ?{})",
+                args.len() - 1,
+                args.len()
+            ));
         }
         let last_seen = self.last_seen(req.host.as_deref())?;
         if req.problems {
@@ -641,6 +664,47 @@ mod tests {
             store.publish_plan(&twice, T0),
             Err(Error::InvalidRequest(_))
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn a_walk_from_a_source_seeks_it_in_the_key() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        store.publish_plan(&plan("h1", &[("a", None), ("b", None)], true), T0)?;
+        store.publish_plan(&plan("h2", &[("a", None), ("b", None)], true), T0)?;
+        let clock = Clock {
+            now: T0,
+            grace: 3600,
+            running: &|_, _| false,
+            heard: &HashMap::new(),
+        };
+        let from = |req: &StatusRequest, key| {
+            let mut names = Vec::new();
+            store.for_each_status_from(req, Some(key), &clock, |r| {
+                names.push(format!("{}/{}", r.host, r.source));
+                Ok::<(), Error>(())
+            })?;
+            Ok::<_, Error>(names)
+        };
+        let all = StatusRequest::default();
+        assert_eq!(from(&all, ("h1", "b"))?, ["h1/b", "h2/a", "h2/b"]);
+        assert_eq!(from(&all, ("h1", "c"))?, ["h2/a", "h2/b"], "gone: the next");
+        let h1 = StatusRequest {
+            host: Some("h1".into()),
+            ..StatusRequest::default()
+        };
+        assert_eq!(from(&h1, ("h1", "b"))?, ["h1/b"]);
+        // Read off the primary key from there, not scanned to.
+        let plan: String = store.conn.query_row(
+            "EXPLAIN QUERY PLAN SELECT host FROM sources
+             WHERE schedule IS NOT NULL AND (host, source) >= (?1, ?2) ORDER BY host, source",
+            ["h1", "b"],
+            |row| row.get(3),
+        )?;
+        assert!(
+            plan.starts_with("SEARCH sources USING PRIMARY KEY"),
+            "{plan}"
+        );
         Ok(())
     }
 

@@ -5,7 +5,11 @@
 //! 100,000 sources is walked once to count it ([`Tally::count`]), and only
 //! the page's rows are kept: problems first, then the rest by host and
 //! source, which a second walk ([`Tally::other`]) picks when the page
-//! reaches past the problems.
+//! reaches past the problems. That walk starts at a row the first noted
+//! ([`Tally::others_from`]), at most a page before the page's first: how
+//! many problems there are, and so where the rest start, is known only at
+//! the end of the first, and a second walk from the start took as long
+//! again for the last page.
 
 use crate::base::count::count;
 use crate::metadb::server::metrics::STATES;
@@ -73,7 +77,12 @@ pub struct Tally {
     rows: Vec<StatusRow>,
     /// The host of the last row counted.
     last_host: Option<String>,
-    /// The rows past the problems seen by [`Tally::other`].
+    /// The host and source of every [`PAGE_ROWS`]th row the listing takes
+    /// past the problems (the 0th, 100th, ...) up to the page's first:
+    /// where the second walk may start.
+    marks: Vec<(String, String)>,
+    /// The rows past the problems seen by [`Tally::count`], and then
+    /// (from the mark [`Tally::others_from`] chose) by [`Tally::other`].
     others: usize,
 }
 
@@ -91,6 +100,7 @@ impl Tally {
             problems: 0,
             rows: Vec::new(),
             last_host: None,
+            marks: Vec::new(),
             others: 0,
         }
     }
@@ -125,18 +135,36 @@ impl Tally {
                 self.rows.push(row.clone());
             }
             self.problems += 1;
+        } else {
+            if self.others % PAGE_ROWS == 0 && self.others <= self.listing.window().start {
+                self.marks.push((row.host.clone(), row.source.clone()));
+            }
+            self.others += 1;
         }
     }
 
-    /// After [`Tally::count`] has seen every row: whether the page reaches
-    /// past the problems, so that a second walk must hand the rest to
-    /// [`Tally::other`].
-    pub fn wants_others(&self) -> bool {
-        self.listing.window().end > self.problems && self.taken > self.problems
+    /// After [`Tally::count`] has seen every row: if the page reaches past
+    /// the problems, the host and source from which a second walk must hand
+    /// the rows, by host and source, to [`Tally::other`].
+    pub fn others_from(&mut self) -> Option<(String, String)> {
+        let window = self.listing.window();
+        if window.end <= self.problems || window.start >= self.taken || self.taken == self.problems
+        {
+            return None;
+        }
+        // The page's first row past the problems is the rest's `first`th
+        // (or, for a page that starts with problems, the 0th): one of
+        // `self.others`, and at most the page's first row of all, so its
+        // mark was noted.
+        let first = window.start.saturating_sub(self.problems);
+        let mark = self.marks.get(first / PAGE_ROWS)?.clone();
+        self.others = first / PAGE_ROWS * PAGE_ROWS;
+        Some(mark)
     }
 
-    /// Keeps `row` (of a second walk) if it is one of the page's rows past
-    /// the problems; false once the page is full, to stop the walk.
+    /// Keeps `row` (of a second walk, from [`Tally::others_from`]) if it is
+    /// one of the page's rows past the problems; false once the page is
+    /// full, to stop the walk.
     pub fn other(&mut self, row: &StatusRow) -> bool {
         if !self.listing.takes(row) || row.is_problem() {
             return true;
@@ -370,19 +398,27 @@ mod tests {
         }
     }
 
-    /// A fleet of `n` rows, every tenth failed, walked as the endpoint
-    /// walks it for `listing`; the hosts and sources of the page's rows.
-    fn page(n: usize, listing: Listing) -> (Tally, Vec<String>) {
-        let rows: Vec<StatusRow> = (0..n)
+    /// A fleet of `n` rows by host and source, 10 sources a host, those
+    /// `failed` says failed.
+    fn fleet_of(n: usize, failed: impl Fn(usize) -> bool) -> Vec<StatusRow> {
+        (0..n)
             .map(|i| {
-                let state = if i % 10 == 3 { "failed" } else { "ok" };
+                let state = if failed(i) { "failed" } else { "ok" };
                 row(&format!("h{:04}", i / 10), &format!("s{}", i % 10), state)
             })
-            .collect();
+            .collect()
+    }
+
+    /// `rows` walked as the endpoint walks them for `listing`; the hosts
+    /// and sources of the page's rows.
+    fn walk(rows: &[StatusRow], listing: Listing) -> (Tally, Vec<String>) {
         let mut tally = Tally::new(listing, "2026-01-01T00:00:00Z".into());
         rows.iter().for_each(|r| tally.count(r));
-        if tally.wants_others() {
-            for r in &rows {
+        if let Some((host, source)) = tally.others_from() {
+            let from = rows
+                .iter()
+                .skip_while(|r| (r.host.as_str(), r.source.as_str()) < (&host, &source));
+            for r in from {
                 if !tally.other(r) {
                     break;
                 }
@@ -394,6 +430,47 @@ mod tests {
             .map(|r| format!("{}/{}", r.host, r.source))
             .collect();
         (tally, names)
+    }
+
+    /// A fleet of `n` rows, every tenth failed, walked for `listing`.
+    fn page(n: usize, listing: Listing) -> (Tally, Vec<String>) {
+        walk(&fleet_of(n, |i| i % 10 == 3), listing)
+    }
+
+    /// The second walk starts at a mark, not at the first row: every page
+    /// of fleets with their problems anywhere still shows what sorting
+    /// the whole listing, problems first, and cutting it shows.
+    #[test]
+    fn every_page_is_the_listing_sorted_and_cut() {
+        let fleets: [(usize, &dyn Fn(usize) -> bool); 6] = [
+            (1234, &|i| i % 10 == 3),
+            (1234, &|i| i >= 1000),
+            (1234, &|i| i < 250),
+            (1234, &|i| i * 7919 % 13 == 0),
+            (345, &|_| false),
+            (345, &|_| true),
+        ];
+        for (n, failed) in fleets {
+            let rows = fleet_of(n, failed);
+            for state in [None, Some("ok"), Some("failed")] {
+                let mut sorted: Vec<&StatusRow> = rows
+                    .iter()
+                    .filter(|r| state.is_none_or(|s| r.state == s))
+                    .collect();
+                sorted.sort_by_key(|r| !r.is_problem());
+                for page in 1..=sorted.len().div_ceil(PAGE_ROWS) + 1 {
+                    let listing = Listing::new(state, Some(&page.to_string()));
+                    let (_, names) = walk(&rows, listing);
+                    let expected: Vec<String> = sorted
+                        .iter()
+                        .skip((page - 1) * PAGE_ROWS)
+                        .take(PAGE_ROWS)
+                        .map(|r| format!("{}/{}", r.host, r.source))
+                        .collect();
+                    assert_eq!(names, expected, "{n} rows, {state:?}, page {page}");
+                }
+            }
+        }
     }
 
     #[test]
