@@ -29,5 +29,6 @@ mod remote;
 mod restore;
 mod retention;
 mod scale;
+mod trust;
 mod versions;
 mod words;

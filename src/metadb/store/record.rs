@@ -37,11 +37,30 @@ const MAX_STATUS_BYTES: usize = 16_384;
 /// How much of a refused value an error message repeats.
 const QUOTED_CHARS: usize = 40;
 
-/// Checks `dataset` of `backup` and returns the backup time as UTC unix
-/// seconds.
-pub fn check_dataset(backup: &Backup, dataset: &Dataset) -> Result<i64, String> {
+/// How far in the future a backup may be dated, in seconds: room for hosts
+/// whose clocks disagree, none for a record dated years ahead, which would
+/// be every later find's newest version of its atoms.
+pub const MAX_AHEAD_SECS: i64 = 3600;
+
+/// Checks `dataset` of `backup`, at `now` (UTC unix seconds), and returns
+/// the backup time as UTC unix seconds.
+pub fn check_dataset(backup: &Backup, dataset: &Dataset, now: i64) -> Result<i64, String> {
     check_dataset_of(&backup.id, &backup.host, dataset)?;
-    Ok(time("backup timestamp", &backup.timestamp)?.timestamp())
+    let t = time("backup timestamp", &backup.timestamp)?.timestamp();
+    not_ahead("backup timestamp", &backup.timestamp, t, now)?;
+    Ok(t)
+}
+
+/// Refuses time `t` (written `text`) if it is more than [`MAX_AHEAD_SECS`]
+/// after `now`.
+pub fn not_ahead(what: &str, text: &str, t: i64, now: i64) -> Result<(), String> {
+    if t > now.saturating_add(MAX_AHEAD_SECS) {
+        return Err(format!(
+            "{what} {} is more than an hour in the future",
+            quote(text)
+        ));
+    }
+    Ok(())
 }
 
 /// Checks `dataset` of backup `backup_id` of `backup_host`, but for the
@@ -94,8 +113,9 @@ pub fn check_verification(v: &Verification) -> Result<i64, String> {
     Ok(time("verification timestamp", &v.timestamp)?.timestamp())
 }
 
-/// Checks a restore request as posted: its id, host, target and plan.
-pub fn check_restore_request(request: &RestoreRequest) -> Result<(), String> {
+/// Checks a restore request as posted, at `now`: its id, host, target and
+/// plan.
+pub fn check_restore_request(request: &RestoreRequest, now: i64) -> Result<(), String> {
     id("restore request id", &request.id)?;
     host(&request.host)?;
     if let Some(target) = &request.target {
@@ -105,7 +125,7 @@ pub fn check_restore_request(request: &RestoreRequest) -> Result<(), String> {
         return Err("a restore request needs items".into());
     }
     for item in &request.items {
-        check_dataset(&item.backup, &item.dataset)?;
+        check_dataset(&item.backup, &item.dataset, now)?;
     }
     Ok(())
 }
