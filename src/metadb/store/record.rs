@@ -23,8 +23,11 @@ pub const MAX_HOST_BYTES: usize = 253;
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Longest message (a verification's, a restore request's), in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 65_536;
-/// Most sources in one plan.
-const MAX_PLANNED: usize = 10_000;
+/// Most sources in one plan: what one host may make `/metrics` and the
+/// status page show.
+pub const MAX_PLANNED: usize = 1_000;
+/// Most atoms in one dataset.
+pub const MAX_ATOMS: usize = 100_000;
 /// Longest schedule, in bytes.
 const MAX_SCHEDULE_BYTES: usize = 256;
 /// Longest overdue grace of a planned source, in seconds: ten years.
@@ -86,6 +89,13 @@ pub fn check_dataset_of(
         if value < 0 {
             return Err(format!("dataset {}: negative {what} {value}", dataset.id));
         }
+    }
+    if dataset.atoms.len() > MAX_ATOMS {
+        return Err(format!(
+            "dataset {}: {} atoms, over {MAX_ATOMS}",
+            dataset.id,
+            dataset.atoms.len()
+        ));
     }
     let mut names = Vec::with_capacity(dataset.atoms.len());
     for atom in &dataset.atoms {
