@@ -16,6 +16,7 @@ mod destinations;
 mod files;
 mod firstmin;
 mod firstweek;
+mod flood;
 mod hardening;
 mod health;
 mod lifecycle;
