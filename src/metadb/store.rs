@@ -342,7 +342,7 @@ impl Store {
     /// Files a restore request for its host's agent, as `pending`. Posting
     /// the same id again changes nothing.
     pub fn add_restore_request(&mut self, request: &RestoreRequest, now: i64) -> Result<(), Error> {
-        record::check_restore_request(request, now).map_err(Error::InvalidRequest)?;
+        record::check_restore_request(request).map_err(Error::InvalidRequest)?;
         let json =
             serde_json::to_string(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         self.conn.execute(

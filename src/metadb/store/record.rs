@@ -123,9 +123,9 @@ pub fn check_verification(v: &Verification) -> Result<i64, String> {
     Ok(time("verification timestamp", &v.timestamp)?.timestamp())
 }
 
-/// Checks a restore request as posted, at `now`: its id, host, target and
-/// plan.
-pub fn check_restore_request(request: &RestoreRequest, now: i64) -> Result<(), String> {
+/// Checks a restore request as posted: its id, host, target and plan (the
+/// admin's choice of records, whatever their time).
+pub fn check_restore_request(request: &RestoreRequest) -> Result<(), String> {
     id("restore request id", &request.id)?;
     host(&request.host)?;
     if let Some(target) = &request.target {
@@ -135,7 +135,8 @@ pub fn check_restore_request(request: &RestoreRequest, now: i64) -> Result<(), S
         return Err("a restore request needs items".into());
     }
     for item in &request.items {
-        check_dataset(&item.backup, &item.dataset, now)?;
+        check_dataset_of(&item.backup.id, &item.backup.host, &item.dataset)?;
+        time("backup timestamp", &item.backup.timestamp)?;
     }
     Ok(())
 }
