@@ -199,3 +199,122 @@ fn a_record_dated_far_ahead_is_refused() {
     );
     assert!(f.query(&["*"]).is_empty());
 }
+
+/// What a hostile host, command or record writes to be shown: an OSC title
+/// sequence, a clear screen, a right-to-left override, and a forged line.
+const HOSTILE: &str = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}evil\ntabacco: restore succeeded";
+
+/// Asserts that `shown` (what reached a terminal) carries `HOSTILE` only
+/// as visible escapes.
+#[track_caller]
+fn shows_hostile_escaped(shown: &str) {
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\u{202e}') && !shown.contains('\u{7}'),
+        "{shown:?}"
+    );
+    assert!(
+        !shown
+            .lines()
+            .any(|l| l.starts_with("tabacco: restore succeeded")),
+        "a forged line: {shown}"
+    );
+    assert!(
+        shown.contains("\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{202e}evil"),
+        "{shown}"
+    );
+}
+
+// Issue 26.10: `restore --remote hostb --wait` printed hostb's status
+// message raw: a title sequence, a cleared screen, a reversed line and a
+// forged `tabacco: restore succeeded` line reached the operator's terminal.
+#[test]
+fn a_remote_hosts_status_message_is_shown_escaped() {
+    let f = Fixture::new();
+    let server = Server::start(&fleet_config(&f, "", &["hostb"]), "127.0.0.1:0");
+    let (status, text) = record(server.addr, "hostb", "b1", "d1", "2024-05-01T12:00:00Z");
+    assert_eq!(status, 200, "{text}");
+    f.write("etc/admin.token", "secret\n");
+    let admin = host_config(&f, "admin", &server.url(), PIPE);
+    let target = f.path("restored");
+    let args = [
+        "restore",
+        "--host",
+        "hostb",
+        "--target",
+        target.to_str().unwrap(),
+        "--remote",
+        "hostb",
+        "--wait",
+        "sql/db1",
+    ];
+    let mut cmd = tabacco(&admin, &args).0;
+    let waiting = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // hostb's agent, as hostb writes it.
+    let token = Some("hostb-secret");
+    let request = crate::common::eventually(Duration::from_secs(30), || {
+        let (status, text) = http(
+            server.addr,
+            "GET",
+            "/api/restore_requests/next?host=hostb",
+            token,
+            b"",
+        );
+        (status == 200).then_some(text)
+    })
+    .expect("a restore request for hostb");
+    let request: serde_json::Value = serde_json::from_str(&request).unwrap();
+    let id = request["id"].as_str().unwrap();
+    let report = serde_json::json!({"state": "failed", "message": HOSTILE});
+    let (status, text) = http(
+        server.addr,
+        "POST",
+        &format!("/api/restore_requests/{id}/status"),
+        token,
+        report.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{text}");
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let shown = String::from_utf8_lossy(&out.stderr);
+    shows_hostile_escaped(&shown);
+    assert!(
+        shown.contains("evil\\ntabacco: restore succeeded"),
+        "{shown}"
+    );
+}
+
+// Issue 26.10: a command's stderr reached `run`'s error lines (and the
+// agent's log) with its escape sequences, and `check` and dry-run logs
+// showed what `atoms_command` printed raw; a literal `\u{202e}` and a real
+// U+202E looked the same.
+#[test]
+fn what_commands_print_is_shown_escaped() {
+    let f = Fixture::new();
+    f.write("hostile", HOSTILE);
+    f.write_config(
+        "etc/sources/sql.yml",
+        "name: sql\nhandler: pipe\nschedule: \"0 0 1 1 *\"\n\
+         params: {backup_command: \"cat ROOT/hostile >&2; exit 1\", restore_command: \"cat\"}\n",
+    );
+    let run = f.tabacco(&["-v", "run"]).status(1);
+    shows_hostile_escaped(&run.stderr);
+
+    f.write("names", "users/a\u{202e}b\nusers/a\\u{202e}b\n");
+    f.write_config(
+        "etc/sources/sql.yml",
+        "name: users\nhandler: pipe\nschedule: \"0 0 1 1 *\"\n\
+         params: {backup_command: \"echo x\", restore_command: \"cat\"}\n\
+         datasets:\n  - atoms_command: \"sed 's|^users/||' ROOT/names\"\n",
+    );
+    let check = f.tabacco(&["check"]).success();
+    let dry = f.tabacco(&["-v", "run", "--dry-run"]).success();
+    for shown in [&check.stdout, &dry.stderr] {
+        assert!(!shown.contains('\u{202e}'), "{shown}");
+        assert!(shown.contains("users/a\\u{202e}b"), "{shown}");
+        assert!(shown.contains("users/a\\\\u{202e}b"), "{shown}");
+    }
+}
