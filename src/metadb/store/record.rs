@@ -370,6 +370,40 @@ mod tests {
         assert!(err.len() < 200, "{err}");
     }
 
+    // Issue 26.6b: a host published a plan of 10,000 sources, and /metrics
+    // grew to 4.5 MB for every scrape; nothing bounded a dataset's atoms
+    // but the body's size.
+    #[test]
+    fn plans_and_datasets_are_bounded() {
+        use crate::wire::api::PlannedSource;
+        use crate::wire::model::Atom;
+        let source = |i: usize| PlannedSource {
+            source: format!("s{i}"),
+            schedule: "@daily".into(),
+            next_due: None,
+            overdue_grace: None,
+            retention: None,
+        };
+        let mut plan = Plan {
+            host: "web1".into(),
+            replace: true,
+            sources: (0..MAX_PLANNED).map(source).collect(),
+        };
+        assert!(check_plan(&plan).is_ok());
+        plan.sources.push(source(MAX_PLANNED));
+        let err = check_plan(&plan).unwrap_err();
+        assert!(err.contains("over 1000"), "{err}");
+        let atoms = (0..=MAX_ATOMS)
+            .map(|i| Atom {
+                name: format!("u/{i}"),
+                path: None,
+            })
+            .collect();
+        let dataset = Dataset::new("d1".into(), "u".into(), atoms);
+        let err = check_dataset_of("b1", "web1", &dataset).unwrap_err();
+        assert!(err.contains("over 100000"), "{err}");
+    }
+
     #[test]
     fn times_stay_within_what_rfc_3339_writes() {
         assert!(time("t", "2024-05-01T12:00:00+02:00").is_ok());
