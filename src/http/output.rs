@@ -171,6 +171,10 @@ impl<'a> Output<'a> {
     /// Sends what was set aside; with `wait`, all of it, within the
     /// deadline, else what the socket takes at once.
     fn send_spilled(&mut self, wait: bool) -> io::Result<()> {
+        // Nothing read back for a client that takes nothing now.
+        if self.spill.is_some() && !wait && !writable(self.stream) {
+            return Ok(());
+        }
         let mut buf = Vec::new();
         while let Some(spill) = &self.spill {
             let (from, to) = (spill.read, spill.written);
@@ -220,7 +224,10 @@ impl<'a> Output<'a> {
             }
         }
         if let Some(spill) = &mut self.spill {
-            spill.file.write_all_at(data, spill.written)?;
+            if let Err(e) = spill.file.write_all_at(data, spill.written) {
+                self.spills.release(data.len() as u64);
+                return Err(e);
+            }
             spill.written += data.len() as u64;
         }
         Ok(true)
@@ -258,6 +265,18 @@ impl Write for Output<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Whether `stream` takes something now.
+fn writable(stream: &TcpStream) -> bool {
+    let mut poll = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one pollfd that lives across the call; a zero timeout does
+    // not block.
+    unsafe { libc::poll(&mut poll, 1, 0) > 0 }
 }
 
 /// A new file in `dir` that has no name, so that it goes when closed, also

@@ -354,20 +354,22 @@ fn accept_loop(
 /// closing, or waiting between requests with nothing sent yet (a request
 /// that has arrived is about to be claimed).
 fn evict_idle(open: &mut Open) -> bool {
-    let mut idle: Vec<(Instant, u64)> = open
+    let mut idle: Vec<(Instant, u64, RawFd, bool)> = open
         .connections
         .iter()
         .filter_map(|(id, conn)| match conn.phase {
-            Phase::Waiting(since) if !has_input(conn.fd) => Some((since, *id)),
-            Phase::Lingering(since) => Some((since, *id)),
-            Phase::Waiting(_) | Phase::Busy | Phase::Evicted => None,
+            Phase::Waiting(since) => Some((since, *id, conn.fd, false)),
+            Phase::Lingering(since) => Some((since, *id, conn.fd, true)),
+            Phase::Busy | Phase::Evicted => None,
         })
         .collect();
     idle.sort_unstable();
-    let Some(conn) = idle
-        .first()
-        .and_then(|(_, id)| open.connections.get_mut(id))
-    else {
+    // Input waiting: a request about to be claimed (asked of the oldest
+    // first, one at a time).
+    let chosen = idle
+        .into_iter()
+        .find(|&(_, _, fd, lingering)| lingering || !has_input(fd));
+    let Some(conn) = chosen.and_then(|(_, id, _, _)| open.connections.get_mut(&id)) else {
         return false;
     };
     conn.phase = Phase::Evicted;
