@@ -18,7 +18,7 @@ pub fn visible(text: &str) -> String {
             out.push_str("\\\\");
         } else if c.is_control() {
             out.extend(c.escape_debug());
-        } else if is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}') {
+        } else if is_layout_control(c) {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
@@ -27,9 +27,16 @@ pub fn visible(text: &str) -> String {
     out
 }
 
+/// The characters that are not control characters but change where what
+/// follows them is shown: the bidirectional formatting characters and the
+/// line and paragraph separators.
+pub fn is_layout_control(c: char) -> bool {
+    is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 /// The Unicode bidirectional formatting characters (UAX #9): embeddings,
 /// overrides, isolates and marks.
-pub fn is_bidi_control(c: char) -> bool {
+fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
