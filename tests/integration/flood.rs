@@ -288,14 +288,7 @@ fn exchange_slowly(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> Option<u
 #[test]
 fn writes_under_connection_churn_are_never_refused() {
     let f = Fixture::new();
-    let mut cmd = std::process::Command::new("sh");
-    cmd.args([
-        "-c",
-        "ulimit -n 96 && exec \"$0\" metadb --config \"$1\" --http-addr 127.0.0.1:0",
-        env!("CARGO_BIN_EXE_tabacco"),
-    ])
-    .arg(metadb_config(&f, ""));
-    let daemon = crate::common::Daemon::spawn(cmd);
+    let daemon = crate::hardening::start_limited(&f, "-n 96");
     let addr: SocketAddr = daemon.addr().parse().unwrap();
     assert!(
         daemon.log().contains("at most 32 connections"),

@@ -318,7 +318,7 @@ fn obsolete_line_folding_is_refused() {
 }
 
 /// `tabacco metadb` started by `sh -c 'ulimit ...; exec ...'`.
-fn start_limited(f: &Fixture, ulimit: &str) -> crate::common::Daemon {
+pub(crate) fn start_limited(f: &Fixture, ulimit: &str) -> crate::common::Daemon {
     let mut cmd = std::process::Command::new("sh");
     cmd.args([
         "-c",
