@@ -221,6 +221,8 @@ fn a_record_whose_answer_is_cut_short_stays_spooled() {
         "name: users\nhandler: file\nschedule: \"0 0 1 1 *\"\nparams: {path: ROOT/data/users}\n",
     );
     let spool = f.path("work/spool");
+    // Creating a repository takes the metadb's lease: this one exists.
+    f.restic(&["init"]).success();
     let agent = |url: &str| {
         f.write(
             "etc/agent.yml",

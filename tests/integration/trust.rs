@@ -116,6 +116,8 @@ fn another_host_cannot_take_the_ids_of_a_spooled_record() {
     let f = Fixture::new();
     let server = Server::start(&fleet_config(&f, "", &["hosta", "hostb"]), "127.0.0.1:0");
     let away = "http://127.0.0.1:9";
+    // Creating a repository takes the metadb's lease: this one exists.
+    f.restic(&["init"]).success();
     let hosta = host_config(&f, "hosta", away, PIPE);
     let run = tabacco(&hosta, &["run"]).success();
     assert!(run.stderr.contains("spooled"), "{}", run.stderr);
