@@ -42,6 +42,7 @@
 
 mod connection;
 mod input;
+mod output;
 mod request;
 mod response;
 mod transport;

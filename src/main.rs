@@ -28,6 +28,7 @@ mod restic;
 mod restore;
 mod wire;
 
+use base::visible::visible;
 use cmd::Exit;
 use std::process::ExitCode;
 
@@ -44,10 +45,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Exit::Failed) => ExitCode::from(1),
         Err(Exit::Status(code)) => ExitCode::from(code),
+        // One line: it may quote a host's answer or a command's stderr.
         Err(Exit::Error(message)) => {
-            base::logger::write(&message);
+            base::logger::write(&visible(&message));
             ExitCode::from(1)
         }
+        // What was typed, or the configuration's errors, one a line, as
+        // their messages quote values (`check` makes what its commands
+        // printed visible itself).
         Err(Exit::Usage(message)) => {
             base::logger::write(&message);
             ExitCode::from(2)

@@ -216,7 +216,10 @@ pub fn one(
 }
 
 fn add(items: &mut Vec<RestoreItem>, backup: &Backup, dataset: &Dataset) {
-    match items.iter_mut().find(|i| i.dataset.id == dataset.id) {
+    // Ids are a host's own: another host's dataset of the same id is
+    // another item.
+    let same = |i: &&mut RestoreItem| i.dataset.id == dataset.id && i.backup.host == backup.host;
+    match items.iter_mut().find(same) {
         Some(item) => {
             for atom in &dataset.atoms {
                 if !item.dataset.atoms.iter().any(|a| a.name == atom.name) {

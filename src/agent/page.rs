@@ -1,10 +1,12 @@
 //! `GET /`: a plain HTML status page for an operator with a browser: the
 //! sources with their schedule, next run and last result, and the running
-//! jobs with restic's progress. Every value is HTML-escaped; the page has
-//! no scripts and no external resources.
+//! jobs with restic's progress. Every value is HTML-escaped and made
+//! visible (a command's stderr in a failure is shown as escapes, not run by
+//! the browser's text direction); the page has no scripts and no external
+//! resources.
 
 use crate::agent::status::State;
-use crate::base::html::escape;
+use crate::base::html::text;
 use crate::base::time;
 use crate::report::failure::Verdict;
 use chrono::{DateTime, Utc};
@@ -12,14 +14,14 @@ use std::fmt::Write;
 
 /// Renders the page for `host`.
 pub fn render(state: &State, host: &str, now: DateTime<Utc>) -> String {
-    let host = escape(host);
+    let host = text(host);
     let mut out = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tabacco agent on {host}</title>\n\
          <style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}\
          td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}\
          .failed{{color:#b00}} .incomplete{{color:#b60}}</style></head><body>\n\
          <h1>tabacco agent on {host}</h1>\n<p>{} UTC{}</p>\n",
-        escape(&time::format(now)),
+        text(&time::format(now)),
         if state.shutting_down { " &mdash; shutting down" } else { "" }
     );
 
@@ -35,9 +37,9 @@ pub fn render(state: &State, host: &str, now: DateTime<Utc>) -> String {
             let progress = match (&job.retry_at, &job.progress) {
                 (Some(t), _) => format!("waiting to retry at {}", time::format(*t)),
                 (None, Some(p)) => {
-                    let mut text = format!("{} files, {} bytes", p.files_done, p.bytes_done);
+                    let mut shown = format!("{} files, {} bytes", p.files_done, p.bytes_done);
                     if p.total_bytes > 0 {
-                        text = format!(
+                        shown = format!(
                             "{:.0}%: {} of {} files, {} of {} bytes",
                             p.percent_done * 100.0,
                             p.files_done,
@@ -46,18 +48,18 @@ pub fn render(state: &State, host: &str, now: DateTime<Utc>) -> String {
                             p.total_bytes
                         );
                     }
-                    text
+                    shown
                 }
                 (None, None) => "starting".into(),
             };
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(name),
-                escape(&job.backup_id),
-                escape(&time::format(job.started)),
+                text(name),
+                text(&job.backup_id),
+                text(&time::format(job.started)),
                 job.attempt,
-                escape(&progress)
+                text(&progress)
             );
         }
         out.push_str("</table>\n");
@@ -101,11 +103,11 @@ pub fn render(state: &State, host: &str, now: DateTime<Utc>) -> String {
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td{class}>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(name),
-            escape(&s.schedule),
-            escape(&next),
-            escape(&last),
-            escape(&success),
+            text(name),
+            text(&s.schedule),
+            text(&next),
+            text(&last),
+            text(&success),
             s.overlaps
         );
     }
@@ -133,7 +135,7 @@ mod tests {
                     duration: Duration::from_secs(2),
                     errors: vec![Failure::new(
                         Kind::Command,
-                        "pre_backup_command exited: <script>alert('x')</script>",
+                        "pre_backup_command exited: <script>alert('x')</script> \u{202e}\u{1b}[2J\\u{202e}",
                     )],
                 }),
                 ..SourceState::default()
@@ -142,6 +144,9 @@ mod tests {
         let page = render(&state, "web<3>", Utc::now());
         assert!(!page.contains("<script>"));
         assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+        // Issue 26.10: a command's stderr reached the page raw.
+        assert!(page.contains(" \\u{202e}\\u{1b}[2J\\\\u{202e}"), "{page}");
+        assert!(!page.contains('\u{202e}') && !page.contains('\u{1b}'));
         assert!(page.contains("tabacco agent on web&lt;3&gt;"));
         assert!(page.contains("<td>0 3 * * 1</td>"));
         assert!(page.contains("class=\"failed\""));

@@ -1,7 +1,9 @@
 //! Logging to stderr, one line per record with its level, in a form that
 //! cron mail, init scripts and journald all read well: written to a file
 //! (an init script's log), each line starts with its time, which the
-//! journal, cron mail and a terminal say themselves. Job lines carry the
+//! journal, cron mail and a terminal say themselves. Nothing logged can
+//! drive a terminal or forge a line: a record's message is made visible
+//! (see `visible`). Job lines carry the
 //! source and backup id in their message (see `shell::Supervisor`).
 //!
 //! On a terminal a command may show a status line under the log (`run`'s
@@ -40,7 +42,10 @@ impl Log for Stderr {
             Level::Debug => "debug",
             Level::Trace => "trace",
         };
-        write(&format!("{level}: {}", record.args()));
+        // One line per record, whatever a command's stderr, a host's
+        // message or a record held.
+        let message = crate::base::visible::visible(&record.args().to_string());
+        write(&format!("{level}: {message}"));
     }
 
     fn flush(&self) {}

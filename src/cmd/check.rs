@@ -5,6 +5,7 @@
 
 use crate::backup::job;
 use crate::base::uri;
+use crate::base::visible::visible;
 use crate::cmd::{self, Exit};
 use crate::config::repositories::{Init, Maintenance};
 use crate::config::source::Source;
@@ -179,8 +180,12 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
     }
     let sup = Supervisor::new(config.priority, format!("{} check", source.name));
     let (groups, resolve_errors) = job::resolve_atoms(source, &sup);
-    let located =
-        |e: &dyn std::fmt::Display| format!("{}: source {}: {e}", source.origin, source.name);
+    // Errors quote what the commands printed: made visible here, where
+    // they are reported.
+    let located = |e: &dyn std::fmt::Display| {
+        let e = visible(&e.to_string());
+        format!("{}: source {}: {e}", source.origin, source.name)
+    };
     errors.extend(resolve_errors.iter().map(|e| located(e)));
     let ctx = Context {
         backup_id: "BACKUP_ID",
@@ -189,11 +194,12 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
     for atoms in groups {
         match source.handler.plan(&source.name, &atoms, &ctx) {
             Ok(plans) => {
+                // Names and paths as `atoms_command` printed them.
                 for plan in plans {
-                    let _ = writeln!(out, "  dataset   {}", plan.name);
+                    let _ = writeln!(out, "  dataset   {}", visible(&plan.name));
                     for atom in plan.atoms {
-                        let path = atom.path.unwrap_or_default();
-                        let line = format!("    atom    {}  {path}", atom.name);
+                        let path = visible(&atom.path.unwrap_or_default());
+                        let line = format!("    atom    {}  {path}", visible(&atom.name));
                         let _ = writeln!(out, "{}", line.trim_end());
                     }
                 }

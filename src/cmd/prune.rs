@@ -4,6 +4,7 @@
 //! says so and exits 0, its attempt recorded as skipped.
 
 use crate::backup::attempt;
+use crate::base::visible::visible;
 use crate::cmd::{self, Exit};
 use crate::config::repositories::Maintenance;
 use crate::config::Config;
@@ -41,7 +42,8 @@ pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exi
     let forgotten = match result.map_err(Exit::error)? {
         Held::Ran(forgotten) => forgotten,
         Held::Busy { holder, expires } => {
-            return cmd::print(&format!("skipped: {}\n", lease::busy(&holder, &expires)));
+            let busy = lease::busy(&holder, &expires);
+            return cmd::print(&format!("skipped: {}\n", visible(&busy)));
         }
     };
     if !dry_run {
@@ -57,13 +59,16 @@ pub fn prune(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exi
             repository = &f.repository;
             out.push_str(&format!("would forget in copy {repository}:\n"));
         }
-        out.push_str(&format!(
-            "{}  {}  {}  {}\n",
+        // What the repository's snapshots say, any host's.
+        let line = format!(
+            "{}  {}  {}  {}",
             f.short_id,
             f.host,
             f.time,
             f.atoms.join(" ")
-        ));
+        );
+        out.push_str(&visible(&line));
+        out.push('\n');
     }
     cmd::print(&out)
 }

@@ -173,17 +173,18 @@ impl Printer {
 #[derive(Default)]
 struct Joined {
     backups: Vec<Backup>,
-    /// Where each backup is in `backups`, by id: joining stays linear in
-    /// the answers' size.
-    at: HashMap<String, usize>,
+    /// Where each backup is in `backups`, by host and id (ids are a
+    /// host's own): joining stays linear in the answers' size.
+    at: HashMap<(String, String), usize>,
 }
 
 impl Joined {
     /// Adds one pattern's answer.
     fn add(&mut self, found: Vec<Backup>) {
         for backup in found {
-            let Some(&i) = self.at.get(&backup.id) else {
-                self.at.insert(backup.id.clone(), self.backups.len());
+            let key = (backup.host.clone(), backup.id.clone());
+            let Some(&i) = self.at.get(&key) else {
+                self.at.insert(key, self.backups.len());
                 self.backups.push(backup);
                 continue;
             };

@@ -1,11 +1,14 @@
 //! `tabacco reindex`: rebuild the metadb from the repository alone. Every
 //! snapshot tabacco made carries its backup id, dataset id, source, atoms and
 //! host; recording them again is idempotent, so running it twice changes
-//! nothing, and losing the metadb loses nothing but restic's statistics.
+//! nothing, and losing the metadb loses nothing but restic's statistics. A
+//! snapshot dated more than an hour ahead is not recorded (the metadb would
+//! refuse it too).
 
 use crate::base::time;
 use crate::cmd::Exit;
 use crate::config::Config;
+use crate::metadb::store::record;
 use crate::metadb::Metadb;
 use crate::process::interrupt::Interrupt;
 use crate::process::shell::Supervisor;
@@ -34,13 +37,22 @@ pub fn reindex(config: &Config) -> Result<(), Exit> {
             continue;
         };
         let timestamp = match time::parse_time(&snapshot.time, chrono::Utc::now()) {
-            Ok(t) => time::format(t),
+            Ok(t) => t,
             Err(e) => {
                 log::error!("snapshot {}: {e}", snapshot.short_id);
                 failed += 1;
                 continue;
             }
         };
+        // Whoever can write to the repository chooses a snapshot's time: one
+        // dated years ahead would be every later find's newest version.
+        let (text, now) = (time::format(timestamp), time::unix_now());
+        if let Err(e) = record::not_ahead("time", &text, timestamp.timestamp(), now) {
+            log::error!("snapshot {}: {e}: not recorded", snapshot.short_id);
+            failed += 1;
+            continue;
+        }
+        let timestamp = text;
         dataset.snapshot_id = snapshot.id.clone();
         let backup = Backup {
             id: backup_id,

@@ -5,6 +5,7 @@
 
 use crate::backup::copy::Reader;
 use crate::base::count::count;
+use crate::base::visible::visible;
 use crate::cli::RestoreArgs;
 use crate::cmd::{self, Exit};
 use crate::config::Config;
@@ -136,9 +137,12 @@ fn request(
             }
         };
         if now != last {
+            // The message is the agent's of `host`: one line, as written.
             eprintln!(
                 "tabacco: restore request {} on {host}: {} {}",
-                request.id, now.0, now.1
+                request.id,
+                now.0,
+                visible(&now.1)
             );
         }
         match now.0 {

@@ -1,16 +1,21 @@
 //! One connection, served on its own thread: requests read in turn
 //! within the idle and request deadlines, each answered, until the client
 //! or an answer closes it; after a refusal, what the client still sends is
-//! drained for a while so that the answer arrives. Reading a request is
-//! `request`'s, writing an answer `response`'s.
+//! drained for a while so that the answer arrives. Between requests the
+//! connection only waits for input; it claims the next request before
+//! reading a byte of it, so that it is never closed to make room once a
+//! request has begun (see `transport::Phase`). Reading a request is
+//! `request`'s, writing an answer `response`'s and `output`'s.
 
 use super::input::{Fail, Input};
+use super::output::Output;
 use super::request::{read_request, MAX_HEAD_BYTES};
 use super::response::{write, Body, Response};
-use super::transport::State;
+use super::transport::{Phase, State};
 use super::Handler;
-use std::io::Read;
+use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -23,12 +28,10 @@ const LINGER: Duration = Duration::from_secs(2);
 /// request cannot be read.
 pub(super) fn serve(stream: &TcpStream, id: u64, state: &State, handler: &dyn Handler) {
     let limits = state.limits;
-    let _ = stream.set_write_timeout(Some(limits.request));
     let mut input = Input::new(stream, MAX_HEAD_BYTES / 2, Instant::now() + limits.idle);
     loop {
         if input.is_empty() {
-            input.deadline = Instant::now() + limits.idle;
-            match input.fill() {
+            match wait_for_input(stream, Instant::now() + limits.idle) {
                 Ok(()) => {}
                 Err(Fail::Timeout) => {
                     handler.count("timeout");
@@ -37,7 +40,10 @@ pub(super) fn serve(stream: &TcpStream, id: u64, state: &State, handler: &dyn Ha
                 Err(_) => return,
             }
         }
-        state.set_idle(id, false);
+        // Closed to make room (or stopping) while it waited.
+        if !state.claim(id) {
+            return;
+        }
         input.deadline = Instant::now() + limits.request;
         let request = match read_request(&mut input, handler.body_limit()) {
             Ok(Some(request)) => request,
@@ -47,9 +53,10 @@ pub(super) fn serve(stream: &TcpStream, id: u64, state: &State, handler: &dyn Ha
                     handler.count("timeout");
                 }
                 let response = Response::error(refused.status, &refused.message);
-                if write(stream, response, true, false).is_ok() {
+                let mut out = Output::new(stream, &state.spills, limits.request);
+                if write(&mut out, response, true, false).is_ok() {
                     // Only waiting to close: the first to make room.
-                    state.set_idle(id, true);
+                    state.set_phase(id, Phase::Lingering(Instant::now()));
                     linger(stream);
                 }
                 return;
@@ -65,10 +72,43 @@ pub(super) fn serve(stream: &TcpStream, id: u64, state: &State, handler: &dyn Ha
             || response.closes()
             // Without chunks, only closing ends a streamed answer.
             || (http_1_0 && matches!(response.body, Body::Stream(_)));
-        if write(stream, response, close, !http_1_0).is_err() || close {
+        let mut out = Output::new(stream, &state.spills, limits.request);
+        if write(&mut out, response, close, !http_1_0).is_err() || close {
             return;
         }
-        state.set_idle(id, true);
+        state.set_phase(id, Phase::Waiting(Instant::now()));
+        if state.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+/// Waits until `stream` has something to read (or is closed), at most
+/// until `deadline`, without reading it.
+fn wait_for_input(stream: &TcpStream, deadline: Instant) -> Result<(), Fail> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Fail::Timeout);
+        }
+        let mut poll = libc::pollfd {
+            fd: stream.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one pollfd that lives across the call, on a socket open
+        // while `stream` is borrowed.
+        match unsafe { libc::poll(&mut poll, 1, millis) } {
+            0 => {}
+            n if n > 0 => return Ok(()),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(Fail::Io(e));
+                }
+            }
+        }
     }
 }
 

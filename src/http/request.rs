@@ -82,8 +82,10 @@ fn failed(fail: Fail, what: &str) -> Refusal {
     match fail {
         Fail::Timeout => Refusal::new(408, format!("the {what} did not arrive in time")),
         Fail::TooLong => Refusal::new(431, format!("{what} over {MAX_HEAD_BYTES} bytes")),
-        Fail::Closed => Refusal::new(400, format!("the connection closed during the {what}")),
-        Fail::Io(e) => Refusal::new(400, format!("cannot read the {what}: {e}")),
+        // Cut short on its way: nothing wrong with the request itself, and
+        // a client may send it again (a 400 would tell it never to).
+        Fail::Closed => Refusal::new(408, format!("the connection closed during the {what}")),
+        Fail::Io(e) => Refusal::new(408, format!("cannot read the {what}: {e}")),
     }
 }
 
@@ -457,7 +459,7 @@ mod tests {
             ("401\r\n", 413, "request body over 1024 bytes"),
             (
                 "200\r\n",
-                400,
+                408,
                 "the connection closed during the request body",
             ),
             (&format!("0\r\n{trailers}\r\n"), 400, "too many trailers"),
@@ -535,7 +537,7 @@ mod tests {
             ),
             (
                 "GET / HTTP/1.1\r\nHost: x\r\n",
-                400,
+                408,
                 "the connection closed during the request head",
             ),
         ] {

@@ -2,9 +2,12 @@
 //! its `Content-Length`) or streamed as it is made, in chunks of
 //! [`CHUNK_BYTES`] (or, for HTTP/1.0, until the connection closes). When a
 //! connection closes is `connection`'s to decide; this writes what it is
-//! told.
+//! told, through an [`Output`], which keeps the answer's deadline and sets
+//! aside what a streamed answer's client does not take at once.
 
+use super::output::Output;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 /// The size of the chunks of a streamed answer, at most.
 pub const CHUNK_BYTES: usize = 64 << 10;
@@ -21,6 +24,9 @@ pub struct Response<'a> {
 /// The body of an answer: whole, or written as it is made.
 pub enum Body<'a> {
     Full(String),
+    /// Whole, in pieces that other answers may share (a rendering kept for
+    /// a while): written as they are, without a copy per connection.
+    Pieces(Vec<Arc<str>>),
     /// Writes the body to the connection, from the connection's thread. An
     /// error ends the connection; the client sees the answer cut short.
     Stream(Box<Make<'a>>),
@@ -60,28 +66,37 @@ impl Response<'_> {
     }
 }
 
-/// Writes `response` to `stream`; with `close`, says so. A streamed body
+/// Writes `response` to `out`; with `close`, says so. A streamed body
 /// goes in chunks if `chunks`, else until the connection closes (`close`
 /// is set).
 pub(super) fn write(
-    mut stream: impl Write,
+    out: &mut Output,
     response: Response,
     close: bool,
     chunks: bool,
 ) -> io::Result<()> {
-    stream.write_all(&encode(&response, close, chunks))?;
-    let Body::Stream(make) = response.body else {
-        return Ok(());
+    out.write_all(&encode(&response, close, chunks))?;
+    let make = match response.body {
+        Body::Full(body) => return out.write_all(body.as_bytes()),
+        Body::Pieces(pieces) => {
+            for piece in pieces {
+                out.write_all(piece.as_bytes())?;
+            }
+            return Ok(());
+        }
+        Body::Stream(make) => make,
     };
-    let mut out = Chunks {
-        stream,
+    out.making();
+    let mut body = Chunks {
+        stream: &mut *out,
         buf: Vec::with_capacity(CHUNK_BYTES + 2),
         chunks,
     };
-    make(&mut out)?;
-    out.send()?;
+    make(&mut body)?;
+    body.send()?;
+    out.made()?;
     if chunks {
-        out.stream.write_all(b"0\r\n\r\n")?;
+        out.write_all(b"0\r\n\r\n")?;
     }
     Ok(())
 }
@@ -127,7 +142,7 @@ impl<W: Write> Write for Chunks<W> {
     }
 }
 
-/// The head of `response` and, if it is whole, its body.
+/// The head of `response`.
 pub(super) fn encode(response: &Response, close: bool, chunks: bool) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n",
@@ -137,6 +152,10 @@ pub(super) fn encode(response: &Response, close: bool, chunks: bool) -> Vec<u8> 
     );
     match &response.body {
         Body::Full(body) => head.push_str(&format!("Content-Length: {}\r\n", body.len())),
+        Body::Pieces(pieces) => {
+            let length: usize = pieces.iter().map(|p| p.len()).sum();
+            head.push_str(&format!("Content-Length: {length}\r\n"));
+        }
         Body::Stream(_) if chunks => head.push_str("Transfer-Encoding: chunked\r\n"),
         Body::Stream(_) => {}
     }
@@ -149,11 +168,7 @@ pub(super) fn encode(response: &Response, close: bool, chunks: bool) -> Vec<u8> 
         head.push_str("Connection: close\r\n");
     }
     head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    if let Body::Full(body) = &response.body {
-        bytes.extend_from_slice(body.as_bytes());
-    }
-    bytes
+    head.into_bytes()
 }
 
 fn reason(status: u16) -> &'static str {
@@ -191,10 +206,23 @@ mod tests {
         }
     }
 
+    /// What `write` sends to a client on a loopback socket.
     fn written(response: Response, close: bool, chunks: bool) -> (io::Result<()>, String) {
-        let mut out = Vec::new();
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            client.read_to_string(&mut text).unwrap();
+            text
+        });
+        let spills = crate::http::output::Spills::new(std::env::temp_dir());
+        let mut out = Output::new(&server, &spills, std::time::Duration::from_secs(5));
         let result = write(&mut out, response, close, chunks);
-        (result, String::from_utf8(out).unwrap())
+        drop(out);
+        drop(server);
+        (result, reader.join().unwrap())
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! request means the [`Handler`]'s.
 
 use super::connection;
-use super::response::{encode, Response};
+use super::output::Spills;
+use super::response::{encode, Body, Response};
 use super::Handler;
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -58,7 +59,7 @@ pub fn connection_cap(most: u64) -> usize {
 }
 
 /// The open connections: their sockets (so that stopping, or making room,
-/// can shut them down) and whether each waits idle for a request.
+/// can shut them down) and what each is doing.
 #[derive(Default)]
 struct Open {
     next_id: u64,
@@ -67,8 +68,26 @@ struct Open {
 
 struct Conn {
     fd: RawFd,
-    /// Since when it waits for a request, if it does.
-    idle_since: Option<Instant>,
+    phase: Phase,
+}
+
+/// What a connection is doing, as far as making room goes. Only one that
+/// waits between requests with nothing sent yet, or only lingers before
+/// closing, may be closed to make room: its thread claims a request
+/// ([`State::claim`]) before reading a byte of it, under the same lock, so
+/// a request is never cut once begun (issue 26.7: one whose head was read
+/// was closed as idle before its body arrived, and answered 400).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Between requests, since then.
+    Waiting(Instant),
+    /// Reading a request or writing its answer.
+    Busy,
+    /// Only reading out what the client still sends before closing, since
+    /// then.
+    Lingering(Instant),
+    /// Closed to make room, or because the transport stops.
+    Evicted,
 }
 
 /// What the accept loop and the connections share.
@@ -80,6 +99,8 @@ pub(super) struct State {
     /// connections.
     pub(super) stopping: AtomicBool,
     pub(super) limits: Limits,
+    /// What streamed answers set aside for their slow clients.
+    pub(super) spills: Spills,
 }
 
 impl State {
@@ -87,11 +108,25 @@ impl State {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Marks connection `id` as waiting for a request (the first to be
-    /// evicted to make room), or not.
-    pub(super) fn set_idle(&self, id: u64, idle: bool) {
+    /// Marks connection `id` as waiting for a request, or lingering; either
+    /// may be closed to make room.
+    pub(super) fn set_phase(&self, id: u64, phase: Phase) {
         if let Some(conn) = self.open().connections.get_mut(&id) {
-            conn.idle_since = idle.then(Instant::now);
+            if conn.phase != Phase::Evicted {
+                conn.phase = phase;
+            }
+        }
+    }
+
+    /// Claims the request that connection `id` is about to read, so that
+    /// it is not closed to make room; false if it was closed already.
+    pub(super) fn claim(&self, id: u64) -> bool {
+        match self.open().connections.get_mut(&id) {
+            Some(conn) if conn.phase != Phase::Evicted => {
+                conn.phase = Phase::Busy;
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -122,6 +157,7 @@ pub fn start(
         open: Mutex::new(Open::default()),
         stopping: AtomicBool::new(false),
         limits,
+        spills: Spills::new(std::env::temp_dir()),
     });
     let listener = Arc::new(listener);
     let (thread_state, thread_listener) = (state.clone(), listener.clone());
@@ -201,16 +237,21 @@ impl Transport {
         let deadline = Instant::now() + grace;
         loop {
             {
-                let open = self.state.open();
+                let mut open = self.state.open();
                 if open.connections.is_empty() {
                     return;
                 }
-                for conn in open.connections.values() {
-                    // SAFETY: a connection's socket stays open while it is
-                    // listed: its thread unlists it before closing it, under
-                    // this lock. Reads then end, answers still go out.
-                    unsafe {
-                        libc::shutdown(conn.fd, libc::SHUT_RD);
+                // Those between requests close now; a request begun is
+                // read and answered, and then its connection closes.
+                for conn in open.connections.values_mut() {
+                    if matches!(conn.phase, Phase::Waiting(_) | Phase::Lingering(_)) {
+                        conn.phase = Phase::Evicted;
+                        // SAFETY: a connection's socket stays open while it
+                        // is listed: its thread unlists it before closing
+                        // it, under this lock. Its reads then end.
+                        unsafe {
+                            libc::shutdown(conn.fd, libc::SHUT_RD);
+                        }
                     }
                 }
             }
@@ -277,7 +318,7 @@ fn accept_loop(
             id,
             Conn {
                 fd: stream.as_raw_fd(),
-                idle_since: Some(Instant::now()),
+                phase: Phase::Waiting(Instant::now()),
             },
         );
         let (thread_state, thread_handler) = (state.clone(), handler.clone());
@@ -309,25 +350,48 @@ fn accept_loop(
 }
 
 /// Shuts down the read side of the connection idle longest, if any, so that
-/// its thread ends; returns whether there was one.
+/// its thread ends; returns whether there was one. Idle: lingering before
+/// closing, or waiting between requests with nothing sent yet (a request
+/// that has arrived is about to be claimed).
 fn evict_idle(open: &mut Open) -> bool {
-    let oldest = open
+    let mut idle: Vec<(Instant, u64, RawFd, bool)> = open
         .connections
-        .values_mut()
-        .filter(|c| c.idle_since.is_some())
-        .min_by_key(|c| c.idle_since);
-    match oldest {
-        Some(conn) => {
-            // Not idle any more: it is on its way out.
-            conn.idle_since = None;
-            // SAFETY: listed connections are open (see `Transport::stop`).
-            unsafe {
-                libc::shutdown(conn.fd, libc::SHUT_RD);
-            }
-            true
-        }
-        None => false,
+        .iter()
+        .filter_map(|(id, conn)| match conn.phase {
+            Phase::Waiting(since) => Some((since, *id, conn.fd, false)),
+            Phase::Lingering(since) => Some((since, *id, conn.fd, true)),
+            Phase::Busy | Phase::Evicted => None,
+        })
+        .collect();
+    idle.sort_unstable();
+    // Input waiting: a request about to be claimed (asked of the oldest
+    // first, one at a time).
+    let chosen = idle
+        .into_iter()
+        .find(|&(_, _, fd, lingering)| lingering || !has_input(fd));
+    let Some(conn) = chosen.and_then(|(_, id, _, _)| open.connections.get_mut(&id)) else {
+        return false;
+    };
+    conn.phase = Phase::Evicted;
+    // SAFETY: listed connections are open (see `Transport::stop`).
+    unsafe {
+        libc::shutdown(conn.fd, libc::SHUT_RD);
     }
+    true
+}
+
+/// Whether socket `fd` has something to read (or has been closed by its
+/// client) right now.
+fn has_input(fd: RawFd) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd that lives across the call; a zero timeout does
+    // not block.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready > 0
 }
 
 /// Answers a connection over the cap with 503 and closes it.
@@ -338,7 +402,11 @@ fn refuse(mut stream: TcpStream) {
         headers: vec![("Retry-After", "1".into())],
         ..Response::error(503, "too many connections")
     };
-    let _ = stream.write_all(&encode(&response, true, false));
+    let mut answer = encode(&response, true, false);
+    if let Body::Full(body) = &response.body {
+        answer.extend_from_slice(body.as_bytes());
+    }
+    let _ = stream.write_all(&answer);
 }
 
 #[cfg(test)]
@@ -455,6 +523,36 @@ pub(super) mod tests {
         assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
         drop(idle);
         transport.stop(Duration::from_secs(1));
+    }
+
+    // Issue 26.7: under connection churn, 2 of ~1,400 well-formed writes
+    // were answered 400 ("the connection closed during the request
+    // body"): a connection marked idle whose request had just arrived was
+    // closed to make room before its thread marked it busy. One that has
+    // input waiting is not taken for idle, however long it waited.
+    #[test]
+    fn a_connection_whose_request_has_arrived_is_not_closed_to_make_room() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut sending = TcpStream::connect(addr).unwrap();
+        let (arrived, _) = listener.accept().unwrap();
+        let _quiet = TcpStream::connect(addr).unwrap();
+        let (waiting, _) = listener.accept().unwrap();
+        let mut open = Open::default();
+        let longest = Instant::now() - Duration::from_secs(10);
+        for (id, socket, since) in [(1, &arrived, longest), (2, &waiting, Instant::now())] {
+            let phase = Phase::Waiting(since);
+            let fd = socket.as_raw_fd();
+            open.connections.insert(id, Conn { fd, phase });
+        }
+        sending
+            .write_all(b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(evict_idle(&mut open));
+        assert!(open.connections[&1].phase == Phase::Waiting(longest));
+        assert!(open.connections[&2].phase == Phase::Evicted);
+        assert!(!evict_idle(&mut open), "none idle left");
     }
 
     // CI: a flood of oversized bodies, each answered 413 and lingering for

@@ -1,8 +1,9 @@
 //! A remote metadb as the commands see it: the HTTP client, with the spool
 //! behind it so that recording never fails just because the metadb is away.
 //!
-//! When the metadb is unavailable, a record goes to the spool and the caller
-//! gets `Ok` (with one warning per process, so a cron run mails one line).
+//! When the metadb is unavailable, or its answer cannot be read, a record
+//! goes to the spool and the caller gets `Ok` (with one warning per
+//! process, so a cron run mails one line); only a refusal is an error.
 //! For a while after that (`BACKOFF`) records go straight to the spool
 //! rather than each waiting for a connection timeout. Spooled records are
 //! delivered oldest first whenever the metadb is opened, before a new record
@@ -62,8 +63,9 @@ impl Remote {
         Ok(remote)
     }
 
-    /// Records `dataset`, or spools it if the metadb is unavailable. Only a
-    /// refusal, or a failure to spool, is an error.
+    /// Records `dataset`, or spools it if the metadb is unavailable or its
+    /// answer cannot be read. Only a refusal, or a failure to spool, is an
+    /// error.
     pub fn add_dataset(&self, backup: &Backup, dataset: &Dataset) -> Result<(), client::Error> {
         self.send(Record::Dataset(AddDatasetRequest {
             backup: Backup {
@@ -129,6 +131,10 @@ impl Remote {
                 self.mark_down(&e);
                 self.spool(&record, &e.to_string())
             }
+            // An answer no one can read (a proxy's page, say): whether the
+            // metadb kept the record or not, it goes again later (taking
+            // it twice changes nothing).
+            Err(e @ client::Error::Protocol(_)) => self.spool(&record, &e.to_string()),
             Err(e) => Err(e),
         }
     }

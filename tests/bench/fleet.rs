@@ -189,13 +189,13 @@ fn load(db: &std::path::Path) -> rusqlite::Result<()> {
         let mut backup =
             tx.prepare("INSERT INTO backups (id, timestamp, host) VALUES (?1, ?2, ?3)")?;
         let mut dataset = tx.prepare(
-            "INSERT INTO datasets (id, backup_id, source, snapshot_id, total_files,
+            "INSERT INTO datasets (host, id, backup_id, source, snapshot_id, total_files,
                  total_bytes, bytes_added, duration)
-             VALUES (?1, ?2, ?3, ?4, 1000, 1000000, 1000, 5)",
+             VALUES (?5, ?1, ?2, ?3, ?4, 1000, 1000000, 1000, 5)",
         )?;
         let mut atom = tx.prepare(
-            "INSERT INTO atoms (dataset_id, name, path, timestamp, host)
-             VALUES (?1, ?2, NULL, ?3, ?4)",
+            "INSERT INTO atoms (host, dataset_id, name, path, timestamp)
+             VALUES (?4, ?1, ?2, NULL, ?3)",
         )?;
         for h in 0..HOSTS {
             let host = format!("host{h:05}");
@@ -206,7 +206,7 @@ fn load(db: &std::path::Path) -> rusqlite::Result<()> {
                 for s in 0..SOURCES {
                     let id = format!("d{h}-{d}-{s}");
                     let snapshot = format!("{:08x}{:08x}", h * 31 + d, s);
-                    dataset.execute(params![id, b, format!("svc{s}"), snapshot])?;
+                    dataset.execute(params![id, b, format!("svc{s}"), snapshot, host])?;
                     for k in 0..ATOMS {
                         atom.execute(params![id, atom_name(h, s, k), t, host])?;
                     }

@@ -1,6 +1,7 @@
 //! `make bench`: what tabacco adds on top of raw restic, how far one metadb
 //! scales (case 7: a fleet of 10,000 hosts), what a copy costs (case 10),
 //! how fast the console's fleet page answers for such a fleet (case 11),
+//! what removing a long-kept source's datasets costs (case 12),
 //! and what tabacco holds in
 //! memory and on disk. Every case runs
 //! several times interleaved with its baseline, in one process, and one
@@ -19,6 +20,7 @@ mod footprint;
 mod health;
 mod measure;
 mod metadb;
+mod removal;
 mod scratch;
 
 use std::process::Command;
@@ -98,7 +100,7 @@ fn main() {
             .split(',')
             .filter_map(|c| c.trim().parse().ok())
             .collect(),
-        Err(_) => (1..=11).collect(),
+        Err(_) => (1..=12).collect(),
     };
     let bench = Bench {
         scratch: scratch::Scratch::new(),
@@ -127,6 +129,9 @@ fn main() {
     }
     if cases.contains(&11) {
         rows.extend(console::case(&bench));
+    }
+    if cases.contains(&12) {
+        rows.extend(removal::case(&bench));
     }
     println!("{}", machine(runs));
     println!("| # | what | tabacco | baseline | ratio | target | |");

@@ -30,7 +30,8 @@ fn a_huge_or_hostile_record_does_not_crash_the_cli() {
     let conn = rusqlite::Connection::open(f.path("metadb/db.sqlite")).unwrap();
     for name in [long.as_str(), "zz/\u{1b}[2Jx\nforged row"] {
         conn.execute(
-            "INSERT INTO atoms (dataset_id, name, path, timestamp) VALUES ('d1', ?1, ?1, 0)",
+            "INSERT INTO atoms (host, dataset_id, name, path, timestamp)
+             VALUES ('h', 'd1', ?1, ?1, 0)",
             [name],
         )
         .unwrap();
@@ -317,7 +318,7 @@ fn obsolete_line_folding_is_refused() {
 }
 
 /// `tabacco metadb` started by `sh -c 'ulimit ...; exec ...'`.
-fn start_limited(f: &Fixture, ulimit: &str) -> crate::common::Daemon {
+pub(crate) fn start_limited(f: &Fixture, ulimit: &str) -> crate::common::Daemon {
     let mut cmd = std::process::Command::new("sh");
     cmd.args([
         "-c",

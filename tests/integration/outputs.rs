@@ -334,7 +334,8 @@ fn fleet(f: &Fixture) -> Server {
     }
     let db = rusqlite::Connection::open(f.path("metadb/db.sqlite")).unwrap();
     db.execute(
-        "INSERT INTO atoms (dataset_id, name, path) VALUES ('d5', 'sql/forged', ?1)",
+        "INSERT INTO atoms (host, dataset_id, name, path, timestamp)
+         VALUES ('db7', 'd5', 'sql/forged', ?1, 0)",
         ["/x\u{1b}[2J\nforged row\t"],
     )
     .unwrap();

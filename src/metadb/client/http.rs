@@ -400,6 +400,10 @@ fn answer<R: DeserializeOwned>(
         .limit(ANSWER_LIMIT)
         .read_json()
         .map_err(|e| match e {
+            // Cut short on its way: a transport error like any other.
+            ureq::Error::Json(e) if e.is_eof() || e.is_io() => {
+                Error::Unavailable(format!("{path}: answer cut short: {e}"))
+            }
             ureq::Error::Json(e) => Error::Protocol(format!("{path}: {e}")),
             e => Error::Unavailable(format!("{path}: {e}")),
         })

@@ -13,7 +13,7 @@
 //! answer short (the client sees it truncated).
 
 use crate::base::time;
-use crate::http::{self, Response};
+use crate::http::{self, Body, Response};
 use crate::metadb::server::auth::Identity;
 use crate::metadb::server::body::{self, Answer};
 use crate::metadb::server::config::{HostRead, Policy};
@@ -397,11 +397,19 @@ pub fn healthz<'a>(_: &'a Shared, _: Call) -> Reply<'a> {
     Ok(Answer::text(200, "ok\n".into(), "text/plain; charset=utf-8").into())
 }
 
-/// `GET /metrics`: the counters and the fleet, for Prometheus.
+/// `GET /metrics`: the counters, then the fleet as rendered for every
+/// scrape of a few seconds, for Prometheus.
 pub fn metrics<'a>(shared: &'a Shared, _: Call) -> Reply<'a> {
-    let fleet = shared.fleet();
-    let text = shared.metrics.render(fleet.as_deref());
-    Ok(Answer::text(200, text, "text/plain; version=0.0.4; charset=utf-8").into())
+    let fleet = shared.scrape();
+    let counters = shared.metrics.render_counters(fleet.is_some());
+    let mut pieces = vec![Arc::from(counters)];
+    pieces.extend(fleet);
+    Ok(Response {
+        status: 200,
+        content_type: "text/plain; version=0.0.4; charset=utf-8",
+        body: Body::Pieces(pieces),
+        headers: Vec::new(),
+    })
 }
 
 /// The 403 answer if `identity` is another host's than `host`'s.

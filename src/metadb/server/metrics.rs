@@ -1,7 +1,9 @@
 //! The metadb server's own counters, and their rendering in the Prometheus
 //! text format (`GET /metrics`). What the fleet looks like (newest backup per
 //! host and source, each planned source's status, database size) is read by
-//! `server` at scrape time and only rendered here.
+//! `server` at scrape time and only rendered here, once for all the scrapes
+//! of a few seconds; at most [`MAX_PER_HOST`] series of a family per host,
+//! so that no host can make every scrape large.
 
 use crate::metadb::store::NewestBackup;
 use crate::wire::api::{Lag, Proof, Restored, StatusRow};
@@ -55,6 +57,10 @@ pub struct Fleet {
     pub restored: Vec<Restored>,
 }
 
+/// Most sources (or atoms, or copies) of one host that a family of series
+/// shows: a plan holds at most as many sources.
+pub const MAX_PER_HOST: usize = crate::metadb::store::record::MAX_PLANNED;
+
 /// The states a planned source can be in, as `/api/status` says them.
 pub const STATES: [&str; 6] = ["ok", "failed", "incomplete", "running", "never", "overdue"];
 
@@ -80,8 +86,9 @@ impl Metrics {
         *c.connections.entry(why).or_default() += 1;
     }
 
-    /// The whole exposition, with `fleet` when the database could be read.
-    pub fn render(&self, fleet: Option<&Fleet>) -> String {
+    /// The counters of the exposition, ending with whether the database
+    /// could be read (`up`); [`render_fleet`] follows them.
+    pub fn render_counters(&self, up: bool) -> String {
         let mut out = String::new();
         {
             let c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
@@ -151,47 +158,75 @@ impl Metrics {
             "# HELP tabacco_metadb_up Whether the database could be read for this scrape.\n",
         );
         out.push_str("# TYPE tabacco_metadb_up gauge\n");
-        let _ = writeln!(out, "tabacco_metadb_up {}", u8::from(fleet.is_some()));
-        if let Some(fleet) = fleet {
-            out.push_str("# HELP tabacco_metadb_database_size_bytes Size of the database file and its write-ahead log.\n");
-            out.push_str("# TYPE tabacco_metadb_database_size_bytes gauge\n");
-            let _ = writeln!(
-                out,
-                "tabacco_metadb_database_size_bytes {}",
-                fleet.database_bytes
-            );
-            out.push_str("# HELP tabacco_metadb_last_backup_timestamp_seconds Time of the newest recorded backup, by host and source.\n");
-            out.push_str("# TYPE tabacco_metadb_last_backup_timestamp_seconds gauge\n");
-            for b in &fleet.last_backups {
-                let _ = writeln!(
-                    out,
-                    "tabacco_metadb_last_backup_timestamp_seconds{{host=\"{}\",source=\"{}\"}} {}",
-                    escape(&b.host),
-                    escape(&b.source),
-                    b.timestamp
-                );
-            }
-            render_status(&mut out, &fleet.status);
-            out.push_str("# HELP tabacco_metadb_copy_lag_datasets Datasets of each host that a copy its sources go to does not hold yet.\n");
-            out.push_str("# TYPE tabacco_metadb_copy_lag_datasets gauge\n");
-            for l in &fleet.copy_lag {
-                let _ = writeln!(
-                    out,
-                    "tabacco_metadb_copy_lag_datasets{{host=\"{}\",repository=\"{}\"}} {}",
-                    escape(&l.host),
-                    escape(&l.repository),
-                    l.datasets
-                );
-            }
-            render_proofs(&mut out, fleet);
-        }
+        let _ = writeln!(out, "tabacco_metadb_up {}", u8::from(up));
         out
     }
 }
 
+/// The families read from the database, which follow the counters when it
+/// could be read: each host's at most [`MAX_PER_HOST`] series a family,
+/// and how many were left out.
+pub fn render_fleet(fleet: &Fleet) -> String {
+    let mut out = String::new();
+    let mut dropped = 0;
+    out.push_str("# HELP tabacco_metadb_database_size_bytes Size of the database file and its write-ahead log.\n");
+    out.push_str("# TYPE tabacco_metadb_database_size_bytes gauge\n");
+    let _ = writeln!(
+        out,
+        "tabacco_metadb_database_size_bytes {}",
+        fleet.database_bytes
+    );
+    out.push_str("# HELP tabacco_metadb_last_backup_timestamp_seconds Time of the newest recorded backup, by host and source.\n");
+    out.push_str("# TYPE tabacco_metadb_last_backup_timestamp_seconds gauge\n");
+    for b in per_host(&fleet.last_backups, |b| &b.host, &mut dropped) {
+        let _ = writeln!(
+            out,
+            "tabacco_metadb_last_backup_timestamp_seconds{{host=\"{}\",source=\"{}\"}} {}",
+            escape(&b.host),
+            escape(&b.source),
+            b.timestamp
+        );
+    }
+    let status: Vec<&StatusRow> = per_host(&fleet.status, |r| &r.host, &mut dropped).collect();
+    render_status(&mut out, &status);
+    out.push_str("# HELP tabacco_metadb_copy_lag_datasets Datasets of each host that a copy its sources go to does not hold yet.\n");
+    out.push_str("# TYPE tabacco_metadb_copy_lag_datasets gauge\n");
+    for l in per_host(&fleet.copy_lag, |l| &l.host, &mut dropped) {
+        let _ = writeln!(
+            out,
+            "tabacco_metadb_copy_lag_datasets{{host=\"{}\",repository=\"{}\"}} {}",
+            escape(&l.host),
+            escape(&l.repository),
+            l.datasets
+        );
+    }
+    render_proofs(&mut out, fleet, &mut dropped);
+    let name = "tabacco_metadb_series_dropped";
+    let _ = writeln!(out, "# HELP {name} Series left out of this exposition: a host's beyond {MAX_PER_HOST} in a family.\n# TYPE {name} gauge\n{name} {dropped}");
+    out
+}
+
+/// The items of `items` but those past the first [`MAX_PER_HOST`] of
+/// their host, which are counted in `dropped`.
+fn per_host<'a, T>(
+    items: &'a [T],
+    host: impl Fn(&T) -> &str + 'a,
+    dropped: &'a mut usize,
+) -> impl Iterator<Item = &'a T> + 'a {
+    let mut shown: std::collections::HashMap<&'a str, usize> = std::collections::HashMap::new();
+    items.iter().filter(move |item| {
+        let n = shown.entry(host(item)).or_default();
+        *n += 1;
+        if *n > MAX_PER_HOST {
+            *dropped += 1;
+        }
+        *n <= MAX_PER_HOST
+    })
+}
+
 /// "Last proven restorable": when each repository was last read back
 /// whole, and each atom last restored by a drill.
-fn render_proofs(out: &mut String, fleet: &Fleet) {
+fn render_proofs(out: &mut String, fleet: &Fleet, dropped: &mut usize) {
     let name = "tabacco_metadb_repository_read_back_timestamp_seconds";
     let _ = writeln!(out, "# HELP {name} When the rotated check last finished reading back the whole of each repository, by restic's repository id.\n# TYPE {name} gauge");
     for proof in &fleet.proofs {
@@ -205,7 +240,7 @@ fn render_proofs(out: &mut String, fleet: &Fleet) {
     }
     let name = "tabacco_metadb_atom_restored_timestamp_seconds";
     let _ = writeln!(out, "# HELP {name} When each atom was last restored by a restore drill that passed, by host and atom.\n# TYPE {name} gauge");
-    for r in &fleet.restored {
+    for r in per_host(&fleet.restored, |r| &r.host, dropped) {
         if let Some(t) = seconds(&Some(r.restored.clone())) {
             let _ = writeln!(
                 out,
@@ -222,7 +257,7 @@ type TimeField = fn(&StatusRow) -> &Option<String>;
 
 /// Each planned source's state (one series per state, 1 for the current
 /// one), its last attempt, success and due time, and each host's last_seen.
-fn render_status(out: &mut String, rows: &[StatusRow]) {
+fn render_status(out: &mut String, rows: &[&StatusRow]) {
     out.push_str("# HELP tabacco_metadb_source_state The state of each planned source of each host: 1 for the current one.\n");
     out.push_str("# TYPE tabacco_metadb_source_state gauge\n");
     for r in rows {
@@ -343,7 +378,7 @@ mod tests {
                 restored: "2023-11-14T22:13:21Z".into(),
             }],
         };
-        let text = m.render(Some(&fleet));
+        let text = m.render_counters(true) + &render_fleet(&fleet);
         for line in [
             "tabacco_metadb_requests_total{endpoint=\"/api/add_dataset\",status=\"200\"} 2",
             "tabacco_metadb_requests_total{endpoint=\"/api/add_dataset\",status=\"401\"} 1",
@@ -368,6 +403,6 @@ mod tests {
             !text.contains("last_success_timestamp_seconds{"),
             "none yet"
         );
-        assert!(m.render(None).contains("tabacco_metadb_up 0\n"));
+        assert!(m.render_counters(false).contains("tabacco_metadb_up 0\n"));
     }
 }

@@ -108,7 +108,7 @@ impl Store {
         // timestamp is the max().
         let mut kept = self.conn.prepare_cached(
             "SELECT d.source, count(*), max(b.timestamp), d.total_bytes
-             FROM backups b JOIN datasets d ON d.backup_id = b.id
+             FROM backups b JOIN datasets d ON d.host = b.host AND d.backup_id = b.id
              WHERE b.host = ?1 GROUP BY d.source",
         )?;
         let rows = kept.query_map([host], |row| {
@@ -144,8 +144,8 @@ impl Store {
     pub fn holdings(&self, host: &str) -> Result<Vec<Holding>, Error> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT h.repository, count(*), max(b.timestamp)
-             FROM backups b JOIN datasets d ON d.backup_id = b.id
-             JOIN holdings h ON h.dataset_id = d.id
+             FROM backups b JOIN datasets d ON d.host = b.host AND d.backup_id = b.id
+             JOIN holdings h ON h.host = d.host AND h.dataset_id = d.id
              WHERE b.host = ?1 GROUP BY h.repository
              ORDER BY h.repository != ?2, h.repository",
         )?;
@@ -165,7 +165,7 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT b.id, b.timestamp, d.snapshot_id, d.total_files, d.total_bytes,
                  d.bytes_added, d.duration
-             FROM backups b JOIN datasets d ON d.backup_id = b.id
+             FROM backups b JOIN datasets d ON d.host = b.host AND d.backup_id = b.id
              WHERE b.host = ?1 AND d.source = ?2
              ORDER BY b.timestamp DESC, d.rowid DESC LIMIT ?3",
         )?;

@@ -41,14 +41,12 @@ impl Store {
         let mut recorded = 0;
         {
             let mut insert = tx.prepare(
-                "INSERT OR IGNORE INTO holdings (dataset_id, repository)
-                 SELECT d.id, ?3 FROM datasets d JOIN backups b ON b.id = d.backup_id
-                 WHERE d.id = ?1 AND b.host = ?2",
+                "INSERT OR IGNORE INTO holdings (host, dataset_id, repository)
+                 SELECT host, id, ?3 FROM datasets WHERE host = ?2 AND id = ?1",
             )?;
             let mut held = tx.prepare(
-                "SELECT count(*) FROM holdings h JOIN datasets d ON d.id = h.dataset_id
-                 JOIN backups b ON b.id = d.backup_id
-                 WHERE h.dataset_id = ?1 AND h.repository = ?3 AND b.host = ?2",
+                "SELECT count(*) FROM holdings
+                 WHERE host = ?2 AND dataset_id = ?1 AND repository = ?3",
             )?;
             for id in ids {
                 insert.execute(params![id, host, repository])?;
@@ -81,10 +79,13 @@ impl Store {
         )?;
         let due = {
             let mut select = tx.prepare(
-                "SELECT d.id, d.snapshot_id FROM backups b JOIN datasets d ON d.backup_id = b.id
+                "SELECT d.id, d.snapshot_id FROM backups b
+                 JOIN datasets d ON d.host = b.host AND d.backup_id = b.id
                  WHERE b.host = ?1 AND d.source = ?2
-                 AND EXISTS (SELECT 1 FROM holdings WHERE dataset_id = d.id AND repository = ?4)
-                 AND NOT EXISTS (SELECT 1 FROM holdings WHERE dataset_id = d.id AND repository = ?3)
+                 AND EXISTS (SELECT 1 FROM holdings
+                     WHERE host = d.host AND dataset_id = d.id AND repository = ?4)
+                 AND NOT EXISTS (SELECT 1 FROM holdings
+                     WHERE host = d.host AND dataset_id = d.id AND repository = ?3)
                  ORDER BY b.timestamp, d.rowid LIMIT ?5",
             )?;
             let rows = select.query_map(
@@ -108,10 +109,12 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT r.host, r.repository, count(d.id) FROM copy_routes r
              LEFT JOIN backups b ON b.host = r.host
-             LEFT JOIN datasets d ON d.backup_id = b.id AND d.source = r.source
-                 AND EXISTS (SELECT 1 FROM holdings WHERE dataset_id = d.id AND repository = ?1)
+             LEFT JOIN datasets d ON d.host = b.host AND d.backup_id = b.id
+                 AND d.source = r.source
+                 AND EXISTS (SELECT 1 FROM holdings
+                     WHERE host = d.host AND dataset_id = d.id AND repository = ?1)
                  AND NOT EXISTS (SELECT 1 FROM holdings
-                     WHERE dataset_id = d.id AND repository = r.repository)
+                     WHERE host = d.host AND dataset_id = d.id AND repository = r.repository)
              GROUP BY r.host, r.repository ORDER BY r.host, r.repository",
         )?;
         let rows = stmt.query_map([PRIMARY], |r| {
@@ -127,11 +130,11 @@ impl Store {
     /// Fills in which repositories hold each dataset of `backup`.
     pub(super) fn fill_repositories(&self, backup: &mut Backup) -> Result<(), Error> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT repository FROM holdings WHERE dataset_id = ?1
-             ORDER BY repository != ?2, repository",
+            "SELECT repository FROM holdings WHERE host = ?1 AND dataset_id = ?2
+             ORDER BY repository != ?3, repository",
         )?;
         for dataset in &mut backup.datasets {
-            let rows = stmt.query_map(params![dataset.id, PRIMARY], |r| r.get(0))?;
+            let rows = stmt.query_map(params![backup.host, dataset.id, PRIMARY], |r| r.get(0))?;
             dataset.repositories = rows.collect::<Result<Vec<String>, _>>()?;
         }
         Ok(())
@@ -176,11 +179,11 @@ mod tests {
         store.add_dataset(&b, &d).unwrap();
     }
 
-    fn held(store: &Store, dataset: &str) -> Vec<String> {
+    fn held(store: &Store, host: &str, dataset: &str) -> Vec<String> {
         let mut b = Backup {
             id: String::new(),
             timestamp: String::new(),
-            host: String::new(),
+            host: host.into(),
             datasets: vec![Dataset::new(dataset.into(), "www".into(), Vec::new())],
         };
         store.fill_repositories(&mut b).unwrap();
@@ -209,8 +212,8 @@ mod tests {
         // Another host's dataset is not recorded by web1's request.
         let ids = ["d1".to_string(), "d3".to_string()];
         assert_eq!(store.add_copies("web1", "offsite", &ids)?, 1);
-        assert_eq!(held(&store, "d1"), ["primary", "offsite"]);
-        assert_eq!(held(&store, "d3"), ["primary"]);
+        assert_eq!(held(&store, "web1", "d1"), ["primary", "offsite"]);
+        assert_eq!(held(&store, "web2", "d3"), ["primary"]);
         assert_eq!(lag(&store), [("web1".into(), "offsite".into(), 1)]);
         assert_eq!(store.add_copies("web1", "offsite", &ids[..1])?, 1, "again");
         let ids = ["d2".to_string()];
@@ -227,13 +230,13 @@ mod tests {
         let ids = ["d1".to_string()];
         store.add_copies("web1", "offsite", &ids)?;
         assert_eq!(store.remove_datasets("web1", &ids, PRIMARY)?, 1);
-        assert_eq!(held(&store, "d1"), ["offsite"]);
+        assert_eq!(held(&store, "web1", "d1"), ["offsite"]);
         // The primary lacks it: no copy can be made of it any more.
         assert!(store.due_copies("web1", "www", "usb", 100)?.is_empty());
         assert_eq!(store.remove_datasets("web1", &ids, PRIMARY)?, 0);
         assert_eq!(store.remove_datasets("web2", &ids, "offsite")?, 0);
         assert_eq!(store.remove_datasets("web1", &ids, "offsite")?, 1);
-        assert!(held(&store, "d1").is_empty());
+        assert!(held(&store, "web1", "d1").is_empty());
         assert!(store.newest_backups()?.is_empty(), "the backup went too");
         Ok(())
     }

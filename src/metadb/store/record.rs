@@ -23,8 +23,11 @@ pub const MAX_HOST_BYTES: usize = 253;
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Longest message (a verification's, a restore request's), in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 65_536;
-/// Most sources in one plan.
-const MAX_PLANNED: usize = 10_000;
+/// Most sources in one plan: what one host may make `/metrics` and the
+/// status page show.
+pub const MAX_PLANNED: usize = 1_000;
+/// Most atoms in one dataset.
+pub const MAX_ATOMS: usize = 100_000;
 /// Longest schedule, in bytes.
 const MAX_SCHEDULE_BYTES: usize = 256;
 /// Longest overdue grace of a planned source, in seconds: ten years.
@@ -37,11 +40,30 @@ const MAX_STATUS_BYTES: usize = 16_384;
 /// How much of a refused value an error message repeats.
 const QUOTED_CHARS: usize = 40;
 
-/// Checks `dataset` of `backup` and returns the backup time as UTC unix
-/// seconds.
-pub fn check_dataset(backup: &Backup, dataset: &Dataset) -> Result<i64, String> {
+/// How far in the future a backup may be dated, in seconds: room for hosts
+/// whose clocks disagree, none for a record dated years ahead, which would
+/// be every later find's newest version of its atoms.
+pub const MAX_AHEAD_SECS: i64 = 3600;
+
+/// Checks `dataset` of `backup`, at `now` (UTC unix seconds), and returns
+/// the backup time as UTC unix seconds.
+pub fn check_dataset(backup: &Backup, dataset: &Dataset, now: i64) -> Result<i64, String> {
     check_dataset_of(&backup.id, &backup.host, dataset)?;
-    Ok(time("backup timestamp", &backup.timestamp)?.timestamp())
+    let t = time("backup timestamp", &backup.timestamp)?.timestamp();
+    not_ahead("backup timestamp", &backup.timestamp, t, now)?;
+    Ok(t)
+}
+
+/// Refuses time `t` (written `text`) if it is more than [`MAX_AHEAD_SECS`]
+/// after `now`.
+pub fn not_ahead(what: &str, text: &str, t: i64, now: i64) -> Result<(), String> {
+    if t > now.saturating_add(MAX_AHEAD_SECS) {
+        return Err(format!(
+            "{what} {} is more than an hour in the future",
+            quote(text)
+        ));
+    }
+    Ok(())
 }
 
 /// Checks `dataset` of backup `backup_id` of `backup_host`, but for the
@@ -67,6 +89,13 @@ pub fn check_dataset_of(
         if value < 0 {
             return Err(format!("dataset {}: negative {what} {value}", dataset.id));
         }
+    }
+    if dataset.atoms.len() > MAX_ATOMS {
+        return Err(format!(
+            "dataset {}: {} atoms, over {MAX_ATOMS}",
+            dataset.id,
+            dataset.atoms.len()
+        ));
     }
     let mut names = Vec::with_capacity(dataset.atoms.len());
     for atom in &dataset.atoms {
@@ -94,7 +123,8 @@ pub fn check_verification(v: &Verification) -> Result<i64, String> {
     Ok(time("verification timestamp", &v.timestamp)?.timestamp())
 }
 
-/// Checks a restore request as posted: its id, host, target and plan.
+/// Checks a restore request as posted: its id, host, target and plan (the
+/// admin's choice of records, whatever their time).
 pub fn check_restore_request(request: &RestoreRequest) -> Result<(), String> {
     id("restore request id", &request.id)?;
     host(&request.host)?;
@@ -105,7 +135,8 @@ pub fn check_restore_request(request: &RestoreRequest) -> Result<(), String> {
         return Err("a restore request needs items".into());
     }
     for item in &request.items {
-        check_dataset(&item.backup, &item.dataset)?;
+        check_dataset_of(&item.backup.id, &item.backup.host, &item.dataset)?;
+        time("backup timestamp", &item.backup.timestamp)?;
     }
     Ok(())
 }
@@ -337,6 +368,40 @@ mod tests {
         }
         let err = id("id", &"y".repeat(100_000)).unwrap_err();
         assert!(err.len() < 200, "{err}");
+    }
+
+    // Issue 26.6b: a host published a plan of 10,000 sources, and /metrics
+    // grew to 4.5 MB for every scrape; nothing bounded a dataset's atoms
+    // but the body's size.
+    #[test]
+    fn plans_and_datasets_are_bounded() {
+        use crate::wire::api::PlannedSource;
+        use crate::wire::model::Atom;
+        let source = |i: usize| PlannedSource {
+            source: format!("s{i}"),
+            schedule: "@daily".into(),
+            next_due: None,
+            overdue_grace: None,
+            retention: None,
+        };
+        let mut plan = Plan {
+            host: "web1".into(),
+            replace: true,
+            sources: (0..MAX_PLANNED).map(source).collect(),
+        };
+        assert!(check_plan(&plan).is_ok());
+        plan.sources.push(source(MAX_PLANNED));
+        let err = check_plan(&plan).unwrap_err();
+        assert!(err.contains("over 1000"), "{err}");
+        let atoms = (0..=MAX_ATOMS)
+            .map(|i| Atom {
+                name: format!("u/{i}"),
+                path: None,
+            })
+            .collect();
+        let dataset = Dataset::new("d1".into(), "u".into(), atoms);
+        let err = check_dataset_of("b1", "web1", &dataset).unwrap_err();
+        assert!(err.contains("over 100000"), "{err}");
     }
 
     #[test]

@@ -72,10 +72,7 @@ pub fn document(frame: &Frame, title: &str, refresh: Option<u32>, body: &str) ->
     out
 }
 
-/// `value` made safe to show in HTML text or a quoted attribute.
-pub fn text(value: &str) -> String {
-    escape(&visible(value))
-}
+pub use crate::base::html::text;
 
 /// [`text`] of `value`, cut to `max` characters (ending in `…`).
 pub fn cut(value: &str, max: usize) -> String {

@@ -3,9 +3,10 @@
 //! that restore or dump exactly that version, to copy into a shell. The
 //! page never acts: restoring stays a command an operator runs.
 
+use crate::base::html::escape;
 use crate::base::name::literal_pattern;
 use crate::base::quote::sh;
-use crate::base::visible::is_bidi_control;
+use crate::base::visible::is_layout_control;
 use crate::metadb::server::page::layout::{
     cut, document, host_link, number, size, source_link, text, time, Frame,
 };
@@ -107,7 +108,9 @@ fn results(body: &mut String, view: &View) {
         for repository in &v.repositories {
             let commands: String = commands(v, repository)
                 .iter()
-                .map(|c| format!("<code class=\"cmd\">{}</code>", text(c)))
+                // As it runs: `word` wrote what would not show as printf
+                // escapes, and a `\` of its quoting must stay one.
+                .map(|c| format!("<code class=\"cmd\">{}</code>", escape(c)))
                 .collect();
             let _ = writeln!(
                 body,
@@ -155,13 +158,14 @@ pub fn commands(v: &Version, repository: &str) -> Vec<String> {
 }
 
 /// `value` as one `/bin/sh` word, quoted, with its bidirectional
-/// formatting characters (an atom name may hold them) written as `printf`
-/// escapes, so that the command shows as it runs and still names the atom.
+/// formatting characters and line separators (an atom name may hold them;
+/// not control characters) written as `printf` escapes, so that the command
+/// shows as it runs and still names the atom.
 fn word(value: &str) -> String {
     let mut out = String::new();
     let mut plain = String::new();
     for c in value.chars() {
-        if !is_bidi_control(c) {
+        if !is_layout_control(c) {
             plain.push(c);
             continue;
         }
