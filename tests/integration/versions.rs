@@ -71,7 +71,8 @@ fn snapshots_of_either_restic_restore_verify_and_reindex_with_the_other() {
         .unwrap()
         .to_string();
 
-    // The newest backup, written by the other restic, restored by this one.
+    // The newest backup, written by the other restic, restored by this one
+    // (a pipe atom to a directory is a file named after the atom there).
     use_restic(&f, &this);
     let r1 = f.path("r1");
     fs::create_dir_all(&r1).unwrap();
@@ -79,8 +80,8 @@ fn snapshots_of_either_restic_restore_verify_and_reindex_with_the_other() {
         .success();
     let data = f.path("data/files/a").display().to_string();
     assert_eq!(read(&f, &format!("r1{data}")), "file two");
-    assert_eq!(read(&f, "r1/x.sql"), "x two");
-    assert_eq!(read(&f, "r1/y.sql"), "y two");
+    assert_eq!(read(&f, "r1/sql/x"), "x two");
+    assert_eq!(read(&f, "r1/sql/y"), "y two");
 
     // The first backup, written by this restic, restored by the other.
     use_restic(&f, &other);
@@ -96,8 +97,8 @@ fn snapshots_of_either_restic_restore_verify_and_reindex_with_the_other() {
     ])
     .success();
     assert_eq!(read(&f, &format!("r2{data}")), "file one");
-    assert_eq!(read(&f, "r2/x.sql"), "x one");
-    assert_eq!(read(&f, "r2/y.sql"), "y one");
+    assert_eq!(read(&f, "r2/sql/x"), "x one");
+    assert_eq!(read(&f, "r2/sql/y"), "y one");
 
     // Each restic checks the repository and drills a restore, and rebuilds
     // the metadb from snapshots both wrote.
