@@ -303,6 +303,13 @@ pub fn carry_out(
     }
 }
 
+/// What the plan says of one atom: what restoring it does, or why it
+/// cannot be restored, in words.
+pub enum Said {
+    Does(String),
+    Cannot(String),
+}
+
 /// What the plan says restoring each atom of `planned` to `target` does,
 /// in the dataset's order, and whether it can: see
 /// [`destination::describe`]. `config` is this host's; for a restore by
@@ -312,19 +319,19 @@ pub fn describe(
     remote: Option<&str>,
     planned: &Planned,
     target: &Target,
-) -> Vec<Result<String, String>> {
+) -> Vec<Said> {
     let item = match planned {
         Ok(checked) => checked.item(),
         Err(refused) => {
             let atoms = refused.item.dataset.atoms.iter();
-            return atoms.map(|_| Err(refused.to_string())).collect();
+            return atoms.map(|_| Said::Cannot(refused.to_string())).collect();
         }
     };
     let source = &item.dataset.source;
     if let Some(host) = remote {
         let atoms = item.dataset.atoms.iter();
         let said = |atom| destination::describe_remote(host, source, atom, target);
-        return atoms.map(|atom| Ok(said(atom))).collect();
+        return atoms.map(|atom| Said::Does(said(atom))).collect();
     }
     let course = destination::course(config, item, target);
     let hooks = match course.source {
@@ -335,8 +342,8 @@ pub fn describe(
     let atoms = course.atoms.iter();
     atoms
         .map(|d| match d {
-            Ok(_) => Ok(said(d) + &hooks),
-            Err(_) => Err(said(d)),
+            Ok(_) => Said::Does(said(d) + &hooks),
+            Err(_) => Said::Cannot(said(d)),
         })
         .collect()
 }

@@ -164,10 +164,13 @@ fn plan_table(config: &Config, args: &RestoreArgs, planned: &[Planned]) -> (Stri
         let remote = args.remote.as_deref();
         let said = restore::describe(config, remote, planned, &args.target);
         for (atom, said) in item.dataset.atoms.iter().zip(said) {
-            let said = said.unwrap_or_else(|e| {
-                unrestorable += 1;
-                e
-            });
+            let said = match said {
+                restore::Said::Does(said) => said,
+                restore::Said::Cannot(why) => {
+                    unrestorable += 1;
+                    why
+                }
+            };
             rows.push([
                 atom.name.clone(),
                 item.backup.host.clone(),
