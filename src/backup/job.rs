@@ -69,7 +69,15 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
         if let Some(command) = &spec.atoms_command {
             match sup.capture_shell(command, "atoms_command", LIST_LIMIT) {
                 Ok(text) => {
-                    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                    let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+                    for line in lines.filter(|l| source.handler.selects(l)) {
+                        if atoms.iter().any(|a| a.name == line) {
+                            let e =
+                                format!("atoms_command printed atom {line:?} twice; atom skipped");
+                            errors.push(Failure::new(Kind::Command, e));
+                            atoms.retain(|a| a.name != line);
+                            continue;
+                        }
                         match name::validate(&source.atom_full_name(line)) {
                             Ok(()) => atoms.push(AtomSpec {
                                 name: line.to_string(),

@@ -108,6 +108,9 @@ fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec
         format!("{} ({})", source.handler_name, source.handler.describe())
     };
     let _ = writeln!(out, "  handler   {handler}");
+    for (what, command) in source.handler.commands() {
+        let _ = writeln!(out, "  {what:<9} {command}");
+    }
     let _ = writeln!(out, "  schedule  {}", source.schedule);
     if let Some(t) = source.timeout {
         let _ = writeln!(out, "  timeout   {}", crate::base::time::format_duration(t));

@@ -120,7 +120,7 @@ fn resolve(
     let overdue_grace = value::duration(&entry, "overdue_grace", raw.overdue_grace.as_deref())?;
     let retention = value::retention(&entry, "retention", raw.retention)?;
     let copies = copies_of(raw.copies, copies, &entry)?;
-    let datasets = datasets::resolve(
+    let mut datasets = datasets::resolve(
         &raw.name,
         raw.atoms,
         raw.atoms_command,
@@ -128,6 +128,15 @@ fn resolve(
         raw.datasets_command,
         &entry,
     )?;
+    // A shipped database handler finds the databases of a source that
+    // lists none.
+    if let (Datasets::Listed(specs), Some(command)) = (&mut datasets, handler.atoms_command()) {
+        if let [spec] = &mut specs[..] {
+            if spec.atoms.is_empty() && spec.atoms_command.is_none() {
+                spec.atoms_command = Some(command.to_string());
+            }
+        }
+    }
     check_atoms(
         &handler,
         &datasets,
@@ -285,7 +294,7 @@ mod tests {
         };
         assert_eq!(
             refused("name: a\nhandler: nfs\n"),
-            "s.yml:2: unknown handler \"nfs\" (builtin: file, pipe; or a handlers/*.yml name)"
+            "s.yml:2: unknown handler \"nfs\" (builtin: file, pipe; shipped: postgresql, mariadb, mysql, sqlite, ldap; or a handlers/*.yml name)"
         );
         assert_eq!(
             refused("name: a\nhandler: pipe\nparams: {path: /x}\n"),

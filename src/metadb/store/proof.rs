@@ -1,7 +1,8 @@
 //! Proofs in the store: how far the rotated `restic check
 //! --read-data-subset i/N` of each repository has gone, and when the whole
 //! of a repository was last read back; and when each atom was last
-//! restored by a drill (from the verifications). A slice counts only in
+//! restored by a drill, and last proven to load (from the verifications).
+//! A slice counts only in
 //! order, so a full round means every slice was read since the round began.
 
 use crate::metadb::store::record;
@@ -94,11 +95,13 @@ impl Store {
         })
     }
 
-    /// When each atom was last restored by a drill that passed, newest
-    /// first.
+    /// When each atom was last restored by a drill that passed, and last
+    /// proven to load, newest first.
     pub fn restored(&self) -> Result<Vec<Restored>, Error> {
         let mut stmt = self.conn.prepare(
-            "SELECT host, atom, max(timestamp) AS at FROM verifications WHERE ok = 1
+            "SELECT host, atom, max(timestamp) AS at,
+                 max(CASE WHEN loaded = 1 THEN timestamp END)
+             FROM verifications WHERE ok = 1
              GROUP BY host, atom ORDER BY at DESC, host, atom",
         )?;
         let rows = stmt.query_map([], |row| {
@@ -106,6 +109,7 @@ impl Store {
                 host: row.get(0)?,
                 atom: row.get(1)?,
                 restored: format_time(row.get(2)?)?,
+                loaded: row.get::<_, Option<i64>>(3)?.map(format_time).transpose()?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
