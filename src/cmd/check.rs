@@ -102,10 +102,13 @@ fn check_password_file(what: &str, file: &Path) -> Option<String> {
 
 fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec<String>) {
     let _ = writeln!(out, "\nsource {}", source.name);
-    let handler = if handler::BUILTIN.contains(&source.handler_name.as_str()) {
-        source.handler.describe()
+    let described = source.handler.describe();
+    let handler = if handler::BUILTIN.contains(&source.handler_name.as_str())
+        || source.handler_name == described
+    {
+        described
     } else {
-        format!("{} ({})", source.handler_name, source.handler.describe())
+        format!("{} ({described})", source.handler_name)
     };
     let _ = writeln!(out, "  handler   {handler}");
     for (what, command) in source.handler.commands() {
