@@ -7,24 +7,26 @@
 //! their directories removed when the test process exits.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-/// The servers to stop at exit: pid and directory.
-static STARTED: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
+/// The servers to stop at exit, and their directories.
+static STARTED: Mutex<Vec<(Child, PathBuf)>> = Mutex::new(Vec::new());
 
 extern "C" fn stop_all() {
-    let started = STARTED.lock().map(|s| s.clone()).unwrap_or_default();
-    for (pid, dir) in started {
-        // SAFETY: kill(2) on a server this process started.
-        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        for _ in 0..100 {
-            // SAFETY: as above; signal 0 only asks whether it still runs.
-            if unsafe { libc::kill(pid as i32, 0) } != 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+    let Ok(mut started) = STARTED.lock() else {
+        return;
+    };
+    for (mut child, dir) in started.drain(..) {
+        // SAFETY: kill(2) on a child of this process, not yet reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let stopped = crate::common::eventually(Duration::from_secs(10), || {
+            child.try_wait().ok().flatten()
+        });
+        if stopped.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -84,7 +86,7 @@ pub fn run(mut cmd: Command) -> String {
 }
 
 /// Starts server `cmd` in `dir`, to be stopped at exit.
-fn spawn(mut cmd: Command, dir: &Path) -> u32 {
+fn spawn(mut cmd: Command, dir: &Path) {
     let log = std::fs::File::create(dir.join("server.log")).unwrap();
     let child = cmd
         .stdout(log.try_clone().unwrap())
@@ -96,8 +98,7 @@ fn spawn(mut cmd: Command, dir: &Path) -> u32 {
         // SAFETY: registers a plain function to run at exit.
         unsafe { libc::atexit(stop_all) };
     }
-    started.push((child.id(), dir.to_path_buf()));
-    child.id()
+    started.push((child, dir.to_path_buf()));
 }
 
 /// A free loopback port.
