@@ -483,6 +483,7 @@ fn ldap_backs_up_each_suffix_and_restores_its_tree() {
     let mut add = ldap.tool("ldapadd", "dc=one,dc=test");
     add.arg("-f").arg(&input);
     servers::run(add);
+    let _ = std::fs::remove_file(&input);
     let search = || {
         let mut cmd = ldap.tool("ldapsearch", "dc=one,dc=test");
         cmd.args([
