@@ -21,9 +21,8 @@ extern "C" fn stop_all() {
     for (mut child, dir) in started.drain(..) {
         // SAFETY: kill(2) on a child of this process, not yet reaped.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let stopped = crate::common::eventually(Duration::from_secs(10), || {
-            child.try_wait().ok().flatten()
-        });
+        let stopped =
+            crate::common::eventually(Duration::from_secs(10), || child.try_wait().ok().flatten());
         if stopped.is_none() {
             let _ = child.kill();
             let _ = child.wait();
