@@ -57,8 +57,9 @@ build:
 # starts its own in a temporary directory: no packaged service is used).
 TEST_PACKAGES := restic prometheus sqlite3 procps mandoc shellcheck systemd nginx-light rclone \
 	chromium chromium-driver postgresql mariadb-server mariadb-client slapd ldap-utils
-# restic for the baselines, strip (binutils) for the binary's size.
-BENCH_PACKAGES := restic binutils
+# restic for the baselines, strip (binutils) for the binary's size,
+# postgresql for the shipped handler's case.
+BENCH_PACKAGES := restic binutils postgresql
 
 test-deps: PACKAGES = $(TEST_PACKAGES)
 bench-deps: PACKAGES = $(BENCH_PACKAGES)

@@ -1,6 +1,7 @@
 //! `make bench`: what tabacco adds on top of raw restic, how far one metadb
 //! scales (case 7: a fleet of 10,000 hosts), what a copy costs (case 10),
 //! how fast the console's fleet page answers for such a fleet (case 11),
+//! what the shipped postgresql handler adds to `pg_dump | restic` (case 12),
 //! and what tabacco holds in
 //! memory and on disk. Every case runs
 //! several times interleaved with its baseline, in one process, and one
@@ -14,6 +15,7 @@
 mod backup;
 mod console;
 mod daemon;
+mod database;
 mod fleet;
 mod footprint;
 mod health;
@@ -98,7 +100,7 @@ fn main() {
             .split(',')
             .filter_map(|c| c.trim().parse().ok())
             .collect(),
-        Err(_) => (1..=11).collect(),
+        Err(_) => (1..=12).collect(),
     };
     let bench = Bench {
         scratch: scratch::Scratch::new(),
@@ -127,6 +129,9 @@ fn main() {
     }
     if cases.contains(&11) {
         rows.extend(console::case(&bench));
+    }
+    if cases.contains(&12) {
+        rows.extend(database::case(&bench));
     }
     println!("{}", machine(runs));
     println!("| # | what | tabacco | baseline | ratio | target | |");

@@ -129,6 +129,28 @@ mod tests {
     }
 
     #[test]
+    fn an_atom_is_proven_to_load_only_by_a_drill_that_loaded_it() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let drill = |at: &str, ok, loaded| crate::wire::model::Verification {
+            timestamp: at.into(),
+            host: "h1".into(),
+            atom: "pg/shop".into(),
+            backup_id: String::new(),
+            ok,
+            message: String::new(),
+            loaded,
+        };
+        store.add_verification(&drill("2026-01-01T01:00:00Z", true, Some(true)))?;
+        store.add_verification(&drill("2026-01-02T01:00:00Z", true, None))?;
+        store.add_verification(&drill("2026-01-03T01:00:00Z", false, Some(false)))?;
+        let restored = store.restored()?;
+        assert_eq!(restored.len(), 1);
+        assert_eq!(restored[0].restored, "2026-01-02T01:00:00Z");
+        assert_eq!(restored[0].loaded.as_deref(), Some("2026-01-01T01:00:00Z"));
+        Ok(())
+    }
+
+    #[test]
     fn a_round_of_slices_in_order_proves_the_whole() -> Result<(), Error> {
         let mut store = Store::open_in_memory()?;
         assert_eq!(store.record_slice(&read(1, 3), 100)?.next_slice, 2);
