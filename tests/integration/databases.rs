@@ -422,11 +422,14 @@ fn sqlite_restores_a_database_file_by_name_or_as_another_and_proves_it_loads() {
             db.display()
         ),
     );
+    let receiver = crate::notify::Receiver::start();
     f.write(
         "etc/sources/cut.yml",
         &format!(
-            "name: cut\nhandler: sqlite\nparams: {{backup_command: \"sqlite3 ${{atom.path}} .dump | head -n 100\"}}\natoms: [{{name: main, path: {}}}]\n",
-            db.display()
+            "name: cut\nhandler: sqlite\nparams: {{backup_command: \"sqlite3 ${{atom.path}} .dump | head -n 100\"}}\natoms: [{{name: main, path: {}}}]\n\
+             notify: [{{kind: webhook, url: 'http://{}/hook', on: [failure]}}]\n",
+            db.display(),
+            receiver.addr
         ),
     );
     f.tabacco(&["run"]).success();
@@ -457,6 +460,22 @@ fn sqlite_restores_a_database_file_by_name_or_as_another_and_proves_it_loads() {
             .contains("the dump is cut short: it does not end with COMMIT;"),
         "{}",
         out.stderr
+    );
+    // Told as a failed backup is.
+    let told = crate::common::eventually(std::time::Duration::from_secs(10), || {
+        let seen = receiver.take();
+        (!seen.is_empty()).then_some(seen)
+    })
+    .expect("a failure notification");
+    assert_eq!(told.len(), 1);
+    let body: serde_json::Value = serde_json::from_str(&told[0].body).unwrap();
+    assert_eq!(
+        (&body["state"], &body["source"]),
+        (&"failure".into(), &"cut".into())
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("cut short"),
+        "{body}"
     );
 
     // An atom without its file is a configuration error.
