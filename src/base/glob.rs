@@ -77,7 +77,7 @@ fn check_glob(part: &str) -> Result<(), String> {
 
 /// Whether `name` matches `pattern` (checked by [`check_pattern`]) as a
 /// whole: `*` is any run of characters, `/` included (a name is not a
-/// path), `?` one character, `[...]` one of a class, `\\` the next
+/// path), `?` one character, `[...]` one of a class, `\` the next
 /// character itself.
 pub fn matches(pattern: &str, name: &str) -> bool {
     let pattern: Vec<char> = pattern.chars().collect();
