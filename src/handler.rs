@@ -13,6 +13,7 @@
 //! A source holds its handler, so the handler is told the source's name.
 
 pub mod atom;
+pub mod database;
 mod error;
 mod exclude;
 mod file;
@@ -50,6 +51,20 @@ pub struct Params {
     pub exclude_if_present: Option<Vec<String>>,
     pub one_file_system: Option<bool>,
     pub exclude_larger_than: Option<String>,
+    /// Pipe handlers: the command the verify drill feeds an atom to, to
+    /// prove that it loads.
+    pub proof_command: Option<String>,
+    /// The shipped database handlers (see [`database`]): where the server
+    /// is, as whom, and which of its databases are backed up.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub socket: Option<String>,
+    pub user: Option<String>,
+    pub credentials_file: Option<String>,
+    pub run_as: Option<String>,
+    pub include: Option<Vec<String>>,
+    /// LDAP: the schema files a proof's scratch server loads.
+    pub schema: Option<Vec<String>>,
 }
 
 impl Params {
@@ -68,6 +83,15 @@ impl Params {
             exclude_if_present: or(&self.exclude_if_present, &template.exclude_if_present),
             one_file_system: or(&self.one_file_system, &template.one_file_system),
             exclude_larger_than: or(&self.exclude_larger_than, &template.exclude_larger_than),
+            proof_command: or(&self.proof_command, &template.proof_command),
+            host: or(&self.host, &template.host),
+            port: or(&self.port, &template.port),
+            socket: or(&self.socket, &template.socket),
+            user: or(&self.user, &template.user),
+            credentials_file: or(&self.credentials_file, &template.credentials_file),
+            run_as: or(&self.run_as, &template.run_as),
+            include: or(&self.include, &template.include),
+            schema: or(&self.schema, &template.schema),
         }
     }
 }
@@ -239,14 +263,19 @@ pub fn restore(restoring: &Restoring) -> Result<(), Unrestored> {
 }
 
 impl Handler {
-    /// Builds a handler of `kind` (`file` or `pipe`) from merged params.
+    /// Builds a handler of `kind` (`file`, `pipe`, or a shipped database
+    /// handler: see [`database::SHIPPED`]) from merged params.
     pub fn new(kind: &str, params: Params) -> Result<Handler, Error> {
         match kind {
             "file" => file::File::new(params).map(Handler::File),
             "pipe" => pipe::Pipe::new(params).map(Handler::Pipe),
-            other => Err(Error::Invalid(format!(
-                "unknown handler type {other:?} (file or pipe)"
-            ))),
+            other => match database::Server::named(other) {
+                Some(server) => pipe::Pipe::shipped(server, params).map(Handler::Pipe),
+                None => Err(Error::Invalid(format!(
+                    "unknown handler type {other:?} (file, pipe, {})",
+                    database::SHIPPED.join(", ")
+                ))),
+            },
         }
     }
 
@@ -254,7 +283,57 @@ impl Handler {
     pub fn check_atoms(&self, spec: &DatasetSpec) -> Result<(), Error> {
         match self {
             Handler::File(f) => f.check_atoms(spec),
-            Handler::Pipe(_) => Ok(()),
+            Handler::Pipe(p) => p.check_atoms(spec),
+        }
+    }
+
+    /// The command that lists a shipped database handler's atoms, for a
+    /// source that lists none.
+    pub fn atoms_command(&self) -> Option<&str> {
+        match self {
+            Handler::Pipe(p) => p.shipped.as_ref()?.atoms_command.as_deref(),
+            Handler::File(_) => None,
+        }
+    }
+
+    /// Whether atom `name`, printed by an `atoms_command`, is backed up: a
+    /// shipped database handler's `include` and `exclude` say.
+    pub fn selects(&self, name: &str) -> bool {
+        match self {
+            Handler::Pipe(pipe::Pipe {
+                shipped: Some(shipped),
+                ..
+            }) => shipped.selection.keeps(name),
+            _ => true,
+        }
+    }
+
+    /// The commands `check` shows besides [`Handler::describe`], by name.
+    pub fn commands(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Handler::Pipe(p) => p.commands(),
+            Handler::File(_) => Vec::new(),
+        }
+    }
+
+    /// Whether this handler proves that its atoms load (`proof_command`).
+    pub fn proves(&self) -> bool {
+        matches!(self, Handler::Pipe(p) if p.proof_command.is_some())
+    }
+
+    /// The command that proves pipe atom `atom` loads (its stream on
+    /// stdin), with scratch database `name` and directory `dir`; none when
+    /// the handler defines no proof.
+    pub fn proof_command(
+        &self,
+        scope: &hook::Scope,
+        atom: &Atom,
+        name: &str,
+        dir: &str,
+    ) -> Option<Result<String, Error>> {
+        match self {
+            Handler::Pipe(p) => p.proof_command(scope, atom, name, dir),
+            Handler::File(_) => None,
         }
     }
 
@@ -335,6 +414,7 @@ impl Handler {
             dataset: self.dataset_name(source, atoms),
             atoms,
             restore_target,
+            restore_as: None,
         }
     }
 
@@ -347,10 +427,15 @@ impl Handler {
     }
 }
 
-/// Checks that `template`, the value of param `key`, uses only known
-/// substitutions.
-fn check_template(key: &'static str, template: &str) -> Result<(), Error> {
-    let vars = shell::VARIABLES.map(|v| (v, ""));
+/// Checks that `template`, the value of param `key`, uses only the
+/// substitutions of an atom and its dataset, and `more`.
+fn check_template(key: &'static str, template: &str, more: &[&str]) -> Result<(), Error> {
+    let vars: Vec<(&str, &str)> = shell::VARIABLES
+        .iter()
+        .filter(|v| !v.starts_with("restore.") && !v.starts_with("proof."))
+        .chain(more)
+        .map(|v| (*v, ""))
+        .collect();
     match shell::substitute(template, &vars) {
         Ok(_) => Ok(()),
         Err(source) => Err(Error::Substitution {

@@ -264,6 +264,8 @@ pub struct Options<'a> {
     pub parts: &'a [String],
     /// `--overwrite`: replace files and links in the way.
     pub overwrite: bool,
+    /// `--as NAME`: the name a pipe atom is restored as in place.
+    pub rename: Option<&'a str>,
 }
 
 /// Restores the `planned` datasets as `options` say, read as `reader`
@@ -319,6 +321,7 @@ pub fn describe(
     remote: Option<&str>,
     planned: &Planned,
     target: &Target,
+    rename: Option<&str>,
 ) -> Vec<Said> {
     let item = match planned {
         Ok(checked) => checked.item(),
@@ -333,7 +336,7 @@ pub fn describe(
         let said = |atom| destination::describe_remote(host, source, atom, target);
         return atoms.map(|atom| Said::Does(said(atom))).collect();
     }
-    let course = destination::course(config, item, target);
+    let course = destination::course(config, item, target, rename);
     let hooks = match course.source {
         None => format!("; no hooks: source {source} is not configured here"),
         Some(_) => String::new(),
@@ -367,7 +370,7 @@ fn restore(
 ) -> Result<(), Error> {
     let item = checked.item();
     let dataset = &item.dataset;
-    let course = destination::course(config, item, options.target);
+    let course = destination::course(config, item, options.target, options.rename);
     let destinations = course
         .atoms
         .into_iter()

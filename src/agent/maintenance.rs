@@ -20,6 +20,7 @@ use crate::maintenance::prune;
 use crate::maintenance::verify;
 use crate::metadb::Metadb;
 use crate::process::shell::Supervisor;
+use crate::report::notify::Notifier;
 use crate::restore;
 use crate::wire::checked::Checked;
 use crate::wire::model::{RestoreRequest, RestoreState};
@@ -31,6 +32,9 @@ use std::time::Duration;
 /// How often the metadb is asked for restore requests (and schedules
 /// looked at).
 const RESTORE_POLL: Duration = Duration::from_secs(5);
+
+/// How long a failed drill's notifications may take to be sent.
+const NOTIFY_BOUND: Duration = Duration::from_secs(15);
 
 /// When the scheduled tasks run next, for the schedules they were computed from.
 #[derive(Default)]
@@ -165,8 +169,25 @@ fn prune_now(control: &Control, status: &Status, metadb: &Metadb, loaded: &Loade
 }
 
 fn verify_now(control: &Control, status: &Status, metadb: &Metadb, loaded: &Loaded) {
+    let start = Utc::now();
     let ran = run_task(control, metadb, loaded, "verify", |sup| {
-        verify::verify(&loaded.config, metadb, sup, &[], None, None).map(Held::Ran)
+        let verified = verify::verify(&loaded.config, metadb, sup, &[], None, None);
+        match verified {
+            Ok(verified) => {
+                if let Some(atom) = verified.loaded {
+                    status.lock().maintenance.loaded.insert(atom, Utc::now());
+                }
+                Ok(Held::Ran(verified.summary))
+            }
+            Err(e) => {
+                let counts = Arc::clone(&status.lock().notifications);
+                if let Ok(notifier) = Notifier::spawn(counts) {
+                    verify::tell_failure(&loaded.config, &notifier, &e, start);
+                    notifier.finish(NOTIFY_BOUND);
+                }
+                Err(e)
+            }
+        }
     });
     let mut state = status.lock();
     match ran {
@@ -289,6 +310,7 @@ fn carry_out(
         target: &target,
         parts: &[],
         overwrite: request.overwrite,
+        rename: None,
     };
     let tally = restore::carry_out(config, &reader, &planned, &options, &track);
     control.maintenance_done();

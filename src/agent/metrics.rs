@@ -240,6 +240,16 @@ fn maintenance(out: &mut String, m: &Maintenance) {
     );
     sample(out, name, &[("outcome", "succeeded")], m.restores_succeeded);
     sample(out, name, &[("outcome", "failed")], m.restores_failed);
+    let name = "tabacco_atom_loaded_timestamp_seconds";
+    family(
+        out,
+        name,
+        "gauge",
+        "When each atom was last proven to load (its source's proof_command) by a drill of this agent.",
+    );
+    for (atom, t) in &m.loaded {
+        sample(out, name, &[("atom", atom)], seconds(*t));
+    }
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -46,6 +46,8 @@ pub struct Maintenance {
     pub prune_skipped: u64,
     pub restores_succeeded: u64,
     pub restores_failed: u64,
+    /// When each atom was last proven to load by a drill of this agent.
+    pub loaded: std::collections::BTreeMap<String, DateTime<Utc>>,
 }
 
 /// One configured source.

@@ -73,7 +73,22 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
         if let Some(command) = &spec.atoms_command {
             match sup.capture_shell(command, "atoms_command", LIST_LIMIT) {
                 Ok(text) => {
-                    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                    let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+                    // A name given twice (a database called `_globals`
+                    // beside PostgreSQL's roles) is neither.
+                    let mut twice: Vec<&str> = Vec::new();
+                    for line in lines.filter(|l| source.handler.selects(l)) {
+                        if twice.contains(&line) {
+                            continue;
+                        }
+                        if atoms.iter().any(|a| a.name == line) {
+                            let e =
+                                format!("atoms_command printed atom {line:?} twice; atom skipped");
+                            errors.push(Failure::new(Kind::Command, e));
+                            atoms.retain(|a| a.name != line);
+                            twice.push(line);
+                            continue;
+                        }
                         match name::validate(&source.atom_full_name(line)) {
                             Ok(()) => atoms.push(AtomSpec {
                                 name: line.to_string(),

@@ -71,7 +71,7 @@ pub const COMMANDS: &[Help] = &[
     },
     Help {
         name: "restore",
-        usage: "tabacco restore [--host H | --any-host] [--older-than TIME] (--target DIR | --in-place) [--overwrite] [--path SUB]... [--repository NAME] [--dry-run] [--remote HOST [--wait]] PATTERN...",
+        usage: "tabacco restore [--host H | --any-host] [--older-than TIME] (--target DIR | --in-place) [--overwrite] [--path SUB]... [--repository NAME] [--as NAME] [--dry-run] [--remote HOST [--wait]] PATTERN...",
         summary: "restore the newest version of each atom matching shell glob PATTERNs onto this host",
         options: &[
             ("--host H", "restore what host H backed up (default: this host's records only)"),
@@ -82,6 +82,7 @@ pub const COMMANDS: &[Help] = &[
             ("--overwrite", "replace existing files and symlinks that differ (default: fail, naming them)"),
             ("--path SUB", "only SUB of each file atom (relative to its path; a glob; repeatable)"),
             ("--repository NAME", "read from repository NAME only: primary, or a copy (default: the primary, else a copy that holds it)"),
+            ("--as NAME", "with --in-place: the one pipe atom matched goes into the live service as NAME (${restore.name}), e.g. a new database"),
             ("--dry-run", "print the plan, restore nothing; exit 1 if the restore would fail"),
             ("--remote HOST", "have HOST's agent carry the plan out (through the metadb)"),
             ("--wait", "with --remote: follow the request and exit with its result"),

@@ -25,6 +25,8 @@ pub struct RestoreArgs {
     pub parts: Vec<String>,
     /// `--repository`: read from this one (`primary` or a copy) only.
     pub repository: Option<String>,
+    /// `--as NAME`: in place, the one atom restored under this name.
+    pub rename: Option<String>,
     pub patterns: Vec<String>,
 }
 
@@ -68,7 +70,7 @@ pub(super) fn restore(
     parser: &mut lexopt::Parser,
 ) -> Result<Command, lexopt::Error> {
     let (mut host, mut older_than, mut target, mut dry_run) = (None, None, None, false);
-    let (mut remote, mut wait, mut repository) = (None, false, None);
+    let (mut remote, mut wait, mut repository, mut rename) = (None, false, None, None);
     let (mut any_host, mut overwrite) = (false, false);
     let (mut parts, mut patterns) = (Vec::new(), Vec::new());
     while let Some(arg) = next(parser)? {
@@ -95,6 +97,11 @@ pub(super) fn restore(
                 "wait" => wait = true,
                 "path" => parts.push(part(parser.value()?.string()?)?),
                 "repository" => repository = Some(parser.value()?.string()?),
+                "as" => {
+                    let name = parser.value()?.string()?;
+                    crate::base::name::validate(&name).map_err(|e| format!("--as: {e}"))?;
+                    rename = Some(name);
+                }
                 _ if global(cli, &arg, parser)? => {}
                 _ => return Err(unexpected(arg)),
             },
@@ -119,6 +126,9 @@ pub(super) fn restore(
     if remote.is_some() && repository.is_some() {
         return Err("--repository reads on this host only, not with --remote".into());
     }
+    if rename.is_some() && (target != crate::wire::target::Target::InPlace || remote.is_some()) {
+        return Err("--as restores one pipe atom in place on this host: give --in-place, not --target or --remote".into());
+    }
     Ok(Command::Restore(RestoreArgs {
         host,
         any_host,
@@ -130,6 +140,7 @@ pub(super) fn restore(
         wait,
         parts,
         repository,
+        rename,
         patterns,
     }))
 }

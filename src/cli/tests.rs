@@ -79,7 +79,15 @@ fn restore_needs_a_target() {
         "as the original"
     );
     assert!(r.overwrite && r.any_host);
+    let cli = parse_str("restore --in-place --as sales_copy sql/sales").unwrap();
+    let Command::Restore(r) = cli.command else {
+        panic!("not a restore")
+    };
+    assert_eq!(r.rename.as_deref(), Some("sales_copy"));
     for bad in [
+        "restore --target /t --as b x",
+        "restore --in-place --remote web3 --as b x",
+        "restore --in-place --as ../b x",
         "restore x",
         "restore --in-place --host web3 --any-host x",
         "restore --target rel x",

@@ -148,12 +148,18 @@ impl Opening<'_> {
 
 fn describe(source: &Source, config: &Config, out: &mut String, errors: &mut Vec<String>) {
     let _ = writeln!(out, "\nsource {}", source.name);
-    let handler = if handler::BUILTIN.contains(&source.handler_name.as_str()) {
-        source.handler.describe()
+    let described = source.handler.describe();
+    let handler = if handler::BUILTIN.contains(&source.handler_name.as_str())
+        || source.handler_name == described
+    {
+        described
     } else {
-        format!("{} ({})", source.handler_name, source.handler.describe())
+        format!("{} ({described})", source.handler_name)
     };
     let _ = writeln!(out, "  handler   {handler}");
+    for (what, command) in source.handler.commands() {
+        let _ = writeln!(out, "  {what:<9} {command}");
+    }
     let _ = writeln!(out, "  schedule  {}", source.schedule);
     if let Some(t) = source.timeout {
         let _ = writeln!(out, "  timeout   {}", crate::base::time::format_duration(t));

@@ -154,8 +154,8 @@ fn lag_table(metadb: &Metadb, host: Option<&str>) -> String {
 }
 
 /// `status --proofs`: "last proven restorable", of each repository (read
-/// back whole by the rotated check) and each atom (restored by a drill),
-/// those of `--host` only if given.
+/// back whole by the rotated check) and each atom (restored by a drill,
+/// and proven to load by its proof), those of `--host` only if given.
 fn proofs(metadb: &Metadb, s: &StatusArgs) -> Result<(), Exit> {
     let mut proofs = metadb.proofs().map_err(|e| Exit::Error(e.to_string()))?;
     if let Some(host) = &s.host {
@@ -173,9 +173,11 @@ fn proofs(metadb: &Metadb, s: &StatusArgs) -> Result<(), Exit> {
                     format!("{}/{}", p.next_slice, p.slices),
                 ]);
             }
-            let mut atoms = vec![["HOST", "ATOM", "RESTORED BY A DRILL"].map(String::from)];
+            let mut atoms =
+                vec![["HOST", "ATOM", "RESTORED BY A DRILL", "PROVEN TO LOAD"].map(String::from)];
             for a in &proofs.atoms {
-                atoms.push([a.host.clone(), a.atom.clone(), a.restored.clone()]);
+                let loaded = a.loaded.clone().unwrap_or_else(|| "-".into());
+                atoms.push([a.host.clone(), a.atom.clone(), a.restored.clone(), loaded]);
             }
             format!("{}\n{}", cmd::table(&repositories), cmd::table(&atoms))
         }

@@ -49,6 +49,29 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), Exit> {
             )));
         }
     }
+    if let Some(name) = &args.rename {
+        let atoms: Vec<&model::Atom> = planned
+            .iter()
+            .flat_map(|p| &restore::item_of(p).dataset.atoms)
+            .collect();
+        match &atoms[..] {
+            [atom] if atom.path.is_none() => {}
+            [atom] => {
+                return Err(Exit::Error(format!(
+                    "--as restores a pipe atom under another name; {} is a file atom: restore it with --target DIR",
+                    atom.name
+                )))
+            }
+            _ => {
+                let names: Vec<&str> = atoms.iter().map(|a| a.name.as_str()).collect();
+                return Err(Exit::Error(format!(
+                    "--as {name} restores one atom; {} match: {}",
+                    atoms.len(),
+                    names.join(" ")
+                )));
+            }
+        }
+    }
     let (table, unrestorable) = plan_table(config, args, &planned);
     cmd::print(&table)?;
     if args.dry_run && unrestorable > 0 {
@@ -72,6 +95,7 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), Exit> {
         target: &args.target,
         parts: &args.parts,
         overwrite: args.overwrite,
+        rename: args.rename.as_deref(),
     };
     let tally = restore::carry_out(config, &reader, &planned, &options, &|sup| {
         interrupt.track(sup)
@@ -162,7 +186,8 @@ fn plan_table(config: &Config, args: &RestoreArgs, planned: &[Planned]) -> (Stri
     for planned in planned {
         let item = restore::item_of(planned);
         let remote = args.remote.as_deref();
-        let said = restore::describe(config, remote, planned, &args.target);
+        let rename = args.rename.as_deref();
+        let said = restore::describe(config, remote, planned, &args.target, rename);
         for (atom, said) in item.dataset.atoms.iter().zip(said) {
             let said = match said {
                 restore::Said::Does(said) => said,

@@ -1,4 +1,5 @@
-//! `tabacco verify`: `restic check` and a restore drill (see `verify`).
+//! `tabacco verify`: `restic check` and a restore drill (see `verify`); a
+//! failed drill is told to its source's notification targets.
 
 use crate::backup::attempt;
 use crate::cmd::Exit;
@@ -7,6 +8,11 @@ use crate::maintenance::verify;
 use crate::metadb::Metadb;
 use crate::process::interrupt::Interrupt;
 use crate::process::shell::Supervisor;
+use crate::report::notify::Notifier;
+use std::time::Duration;
+
+/// How long a failed drill's notifications may take to be sent.
+const NOTIFY_BOUND: Duration = Duration::from_secs(15);
 
 pub fn verify(
     config: &Config,
@@ -30,7 +36,12 @@ pub fn verify(
     };
     let attempt = attempt::of_task(&config.hostname, "verify", names, start, outcome);
     attempt::record(&metadb, &attempt);
-    let checked = result.map_err(Exit::error)?;
-    log::info!("{checked}");
+    if let Err(e) = &result {
+        let notifier = Notifier::spawn(Default::default()).map_err(Exit::Error)?;
+        verify::tell_failure(config, &notifier, e, start);
+        notifier.finish(NOTIFY_BOUND);
+    }
+    let verified = result.map_err(Exit::error)?;
+    log::info!("{}", verified.summary);
     Ok(())
 }

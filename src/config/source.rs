@@ -133,7 +133,19 @@ fn resolve(
         raw.datasets_command,
         &entry,
     );
-    let datasets = errors.ok(datasets);
+    let mut datasets = errors.ok(datasets);
+    // A shipped database handler finds the databases of a source that
+    // lists none.
+    if let (Some(Datasets::Listed(specs)), Some(command)) = (
+        &mut datasets,
+        handler.as_ref().and_then(|h| h.atoms_command()),
+    ) {
+        if let [spec] = &mut specs[..] {
+            if spec.atoms.is_empty() && spec.atoms_command.is_none() {
+                spec.atoms_command = Some(command.to_string());
+            }
+        }
+    }
     if let (Some(handler), Some(datasets)) = (&handler, &datasets) {
         let named = entry.about(format!("source {:?}", raw.name));
         errors.ok(check_atoms(handler, datasets, &named));
@@ -304,7 +316,7 @@ mod tests {
         };
         assert_eq!(
             refused("name: a\nhandler: nfs\n"),
-            "s.yml:2: unknown handler \"nfs\" (builtin: file, pipe; or a handlers/*.yml name)"
+            "s.yml:2: unknown handler \"nfs\" (builtin: file, pipe; shipped: postgresql, mariadb, mysql, sqlite, ldap; or a handlers/*.yml name)"
         );
         assert_eq!(
             refused("name: a\nhandler: pipe\nparams: {path: /x}\n"),

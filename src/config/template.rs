@@ -1,13 +1,15 @@
 //! Handler templates (`handlers/*.yml`): a name for a handler type with
 //! params that the sources naming it inherit, each key of a source's own
-//! params replacing the template's. What a handler makes of its params is
-//! `handler`'s (`Handler::new`).
+//! params replacing the template's. A shipped database handler
+//! (`postgresql`, ...) needs no template; a template of the same name
+//! replaces it. What a handler makes of its params is `handler`'s
+//! (`Handler::new`).
 
 use super::error::{Entry, Error, Problem};
 use super::raw;
 use crate::base::name;
 use crate::base::yaml::Origin;
-use crate::handler::{self, Handler};
+use crate::handler::{self, database, Handler};
 use std::collections::HashMap;
 
 /// The handler templates, by name.
@@ -47,12 +49,16 @@ impl Templates {
     pub fn handler(&self, source: &raw::Source, entry: &Entry) -> Result<Handler, Error> {
         let (kind, params) = match source.handler.as_str() {
             "file" | "pipe" => (source.handler.clone(), source.params.clone()),
+            name if database::SHIPPED.contains(&name) && !self.0.contains_key(name) => {
+                (source.handler.clone(), source.params.clone())
+            }
             name => {
                 let (template, _) = self.0.get(name).ok_or_else(|| {
                     entry.invalid(
                         "handler",
                         format!(
-                            "unknown handler {name:?} (builtin: file, pipe; or a handlers/*.yml name)"
+                            "unknown handler {name:?} (builtin: file, pipe; shipped: {}; or a handlers/*.yml name)",
+                            database::SHIPPED.join(", ")
                         ),
                     )
                 })?;

@@ -22,22 +22,32 @@ pub struct Scope<'a> {
     /// Restore only: where file atoms are restored (`RESTORE_TARGET`, the
     /// directory, `/` in place).
     pub restore_target: Option<&'a Target>,
+    /// Restore only: the name the atom is restored as (`restore --as`),
+    /// when not its own.
+    pub restore_as: Option<&'a str>,
 }
 
 /// The environment variables of a command: a name and its value.
 pub type Environment = Vec<(&'static str, String)>;
 
 /// The `${...}` substitutions of a handler command working on `atom` (whose
-/// `path` is the configured one at backup, the recorded one at restore).
-pub fn variables<'a>(scope: &'a Scope, atom: &'a Atom) -> [(&'static str, &'a str); 6] {
-    [
-        ("atom.name", own_name(scope.source, &atom.name)),
+/// `path` is the configured one at backup, the recorded one at restore);
+/// at restore `${restore.name}` too: the name the atom is restored as, its
+/// own unless `restore --as` says.
+pub fn variables<'a>(scope: &'a Scope, atom: &'a Atom) -> Vec<(&'static str, &'a str)> {
+    let name = own_name(scope.source, &atom.name);
+    let mut vars = vec![
+        ("atom.name", name),
         ("atom.full_name", &atom.name),
         ("atom.path", atom.path.as_deref().unwrap_or("")),
         ("dataset.name", &scope.dataset),
         ("backup.id", scope.backup_id),
         ("host", scope.host),
-    ]
+    ];
+    if scope.restore_target.is_some() {
+        vars.push(("restore.name", scope.restore_as.unwrap_or(name)));
+    }
+    vars
 }
 
 /// The environment of a dataset's hooks (`atom` absent) or of a handler
@@ -95,6 +105,7 @@ mod tests {
             dataset: "sql".into(),
             atoms: &atoms,
             restore_target: Some(&target),
+            restore_as: None,
         };
         let env = |atom| {
             environment(&scope, atom)

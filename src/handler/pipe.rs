@@ -1,9 +1,13 @@
 //! The builtin `pipe` handler: each atom is the output of `backup_command`,
 //! streamed into restic, and is restored by streaming it back into
 //! `restore_command`, the live service (both through
-//! [`crate::process::shell::pipe`]), or into a new file.
+//! [`crate::process::shell::pipe`]), or into a new file; the verify drill
+//! may feed it to `proof_command` to prove that it loads. The shipped
+//! database handlers are pipe handlers whose commands
+//! [`crate::handler::database`] writes.
 
 use crate::base::place::{self, Place, Staging};
+use crate::handler::database::{self, Selection, Server};
 use crate::handler::hook;
 use crate::handler::{
     check_template, Error, Input, Params, PlannedDataset, Restoring, Saving, Stream, Unrestored,
@@ -24,10 +28,53 @@ use std::process::Stdio;
 pub struct Pipe {
     pub backup_command: String,
     pub restore_command: Option<String>,
+    pub proof_command: Option<String>,
+    /// A shipped database handler's: which, and how its atoms are found.
+    pub shipped: Option<Shipped>,
 }
+
+/// What a shipped database handler adds to a pipe handler.
+#[derive(Clone, Debug)]
+pub struct Shipped {
+    pub server: Server,
+    /// Lists the server's databases: the atoms of a source that lists none.
+    pub atoms_command: Option<String>,
+    /// Which of the atoms an `atoms_command` prints are backed up.
+    pub selection: Selection,
+}
+
+/// The substitutions each command of a pipe handler may use besides an
+/// atom's and its dataset's.
+const RESTORE_VARIABLES: &[&str] = &["restore.name"];
+const PROOF_VARIABLES: &[&str] = &["proof.name", "proof.dir"];
 
 impl Pipe {
     pub fn new(params: Params) -> Result<Pipe, Error> {
+        database::refuse_params(&params, "pipe")?;
+        Pipe::checked(params, None)
+    }
+
+    /// Shipped handler `server`, its commands written from `params` unless
+    /// they name their own.
+    pub fn shipped(server: Server, params: Params) -> Result<Pipe, Error> {
+        let commands = database::commands(server, &params)?;
+        let selection = Selection::new(server, &params)?;
+        let params = Params {
+            backup_command: params.backup_command.clone().or(Some(commands.backup)),
+            restore_command: params.restore_command.clone().or(Some(commands.restore)),
+            proof_command: params.proof_command.clone().or(Some(commands.proof)),
+            exclude: None,
+            ..Params::default()
+        };
+        let shipped = Shipped {
+            server,
+            atoms_command: commands.atoms,
+            selection,
+        };
+        Pipe::checked(params, Some(shipped))
+    }
+
+    fn checked(params: Params, shipped: Option<Shipped>) -> Result<Pipe, Error> {
         let invalid = |message: &str| Error::Invalid(message.to_string());
         if !crate::handler::exclude::Excludes::new(&params)?.is_empty() {
             return Err(invalid(
@@ -37,9 +84,12 @@ impl Pipe {
         let backup_command = params
             .backup_command
             .ok_or_else(|| invalid("the pipe handler needs params.backup_command"))?;
-        check_template("backup_command", &backup_command)?;
+        check_template("backup_command", &backup_command, &[])?;
         if let Some(restore) = &params.restore_command {
-            check_template("restore_command", restore)?;
+            check_template("restore_command", restore, RESTORE_VARIABLES)?;
+        }
+        if let Some(proof) = &params.proof_command {
+            check_template("proof_command", proof, PROOF_VARIABLES)?;
         }
         if params.path.is_some() {
             return Err(invalid("the pipe handler takes no params.path"));
@@ -47,6 +97,8 @@ impl Pipe {
         Ok(Pipe {
             backup_command,
             restore_command: params.restore_command,
+            proof_command: params.proof_command,
+            shipped,
         })
     }
 
@@ -66,7 +118,58 @@ impl Pipe {
     }
 
     pub fn describe(&self) -> String {
-        format!("pipe: {}", self.backup_command)
+        match &self.shipped {
+            Some(shipped) => shipped.server.name().to_string(),
+            None => format!("pipe: {}", self.backup_command),
+        }
+    }
+
+    /// What `check` shows of the commands besides [`Pipe::describe`]: a
+    /// shipped handler's all, a proof.
+    pub fn commands(&self) -> Vec<(&'static str, &str)> {
+        let mut commands = Vec::new();
+        if let Some(shipped) = &self.shipped {
+            commands.push(("backup", self.backup_command.as_str()));
+            if let Some(restore) = &self.restore_command {
+                commands.push(("restore", restore.as_str()));
+            }
+            if let Some(atoms) = &shipped.atoms_command {
+                commands.push(("atoms", atoms.as_str()));
+            }
+        }
+        if let Some(proof) = &self.proof_command {
+            commands.push(("proof", proof.as_str()));
+        }
+        commands
+    }
+
+    /// Whether the atoms of `spec` can be backed up: a `sqlite` atom is a
+    /// database file, its path.
+    pub fn check_atoms(&self, spec: &crate::handler::atom::DatasetSpec) -> Result<(), Error> {
+        let sqlite = self
+            .shipped
+            .as_ref()
+            .is_some_and(|s| s.server == Server::Sqlite);
+        if !sqlite {
+            return Ok(());
+        }
+        if spec.atoms.is_empty() {
+            return Err(Error::Invalid(
+                "a sqlite source lists its atoms, each with the database file as its path".into(),
+            ));
+        }
+        for atom in &spec.atoms {
+            match atom.path.as_deref() {
+                Some(path) if path.starts_with('/') => {}
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "atom {:?}: a sqlite atom needs the database file as its absolute path",
+                        atom.name
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// See [`crate::handler::Handler::restore_command`].
@@ -78,7 +181,28 @@ impl Pipe {
                 name: scope.source.to_string(),
                 pipe: true,
             })?;
+        if scope.restore_as.is_some() && !command.contains("${restore.name}") {
+            return Err(Error::Invalid(format!(
+                "source {}'s restore_command does not use ${{restore.name}}: it cannot restore under another name",
+                scope.source
+            )));
+        }
         Ok(shell::substitute(command, &hook::variables(scope, atom))?)
+    }
+
+    /// `proof_command` for `atom`, with the scratch database `name` and
+    /// directory `dir`; none if this handler has no proof.
+    pub fn proof_command(
+        &self,
+        scope: &hook::Scope,
+        atom: &Atom,
+        name: &str,
+        dir: &str,
+    ) -> Option<Result<String, Error>> {
+        let command = self.proof_command.as_deref()?;
+        let mut vars = hook::variables(scope, atom);
+        vars.extend([("proof.name", name), ("proof.dir", dir)]);
+        Some(shell::substitute(command, &vars).map_err(Error::from))
     }
 }
 

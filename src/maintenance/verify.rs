@@ -2,23 +2,28 @@
 //! restored? Runs `restic check`, then a restore drill: a randomly chosen
 //! recent atom of this host is restored into scratch space under `work_dir`
 //! (a pipe atom's stream is counted against the size recorded at backup
-//! time, a file atom's files are read back in full), and the outcome is
-//! recorded in the metadb. The scratch space is always removed. Used by
-//! `tabacco verify` and by the agent's `verify_schedule`. The check, and
-//! whether this host runs it, is `proof`'s.
+//! time, a file atom's files are read back in full; a pipe atom whose
+//! source has a `proof_command` is fed to it, to prove that it loads: see
+//! `load`), and the outcome is recorded in the metadb. The scratch space is
+//! always removed. A failed drill is told to its source's notification
+//! targets as a failure. Used by `tabacco verify` and by the agent's
+//! `verify_schedule`. The check, and whether this host runs it, is
+//! `proof`'s.
 
 use crate::backup::copy::{self, Reader};
 use crate::base::count::count;
 use crate::base::time;
 use crate::config::Config;
-use crate::maintenance::proof;
+use crate::maintenance::{load, proof};
 use crate::metadb::{self, Metadb};
 use crate::process::shell::pipe::Link;
 use crate::process::shell::{self, Supervisor};
+use crate::report::notify::{Event, Notice, Notifier};
 use crate::restic;
 use crate::wire::checked::{Checked, Refused};
 use crate::wire::model::{self, Atom, Backup, Dataset, FindRequest, Verification};
 use crate::wire::target::Target;
+use chrono::{DateTime, Utc};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -33,12 +38,23 @@ pub enum Error {
     Proof(proof::Error),
     /// The metadb could not say which atoms there are to drill with.
     Metadb(metadb::Error),
-    /// The restore drill of `atom` of backup `backup_id` failed.
+    /// The restore drill of `atom` of source `source_name`'s backup
+    /// `backup_id` failed.
     Drill {
         atom: String,
+        source_name: String,
         backup_id: String,
         source: Box<Drill>,
     },
+}
+
+/// What a verification did.
+#[derive(Debug)]
+pub struct Verified {
+    /// What was checked, in words.
+    pub summary: String,
+    /// The atom its drill proved to load, if it had a proof.
+    pub loaded: Option<String>,
 }
 
 /// Why a restore drill failed.
@@ -61,6 +77,12 @@ pub enum Drill {
         bytes: u64,
         recorded: i64,
     },
+    /// The proof command cannot be made.
+    Command(crate::handler::Error),
+    /// The atom's source, as configured here, has no proof.
+    NoProof(String),
+    /// `proof_command` failed: the dump does not load.
+    Proof(shell::Error),
     /// Nothing was restored at `path`.
     Missing {
         path: PathBuf,
@@ -84,6 +106,7 @@ impl fmt::Display for Error {
                 atom,
                 backup_id,
                 source,
+                ..
             } => write!(
                 f,
                 "restore drill of {atom} (backup {backup_id}) failed: {source}"
@@ -96,6 +119,9 @@ impl fmt::Display for Drill {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Drill::Refused(e) => e.fmt(f),
+            Drill::Command(e) => write!(f, "proof_command: {e}"),
+            Drill::NoProof(source) => write!(f, "source {source} has no proof_command here"),
+            Drill::Proof(e) => write!(f, "the dump does not load: {e}"),
             Drill::Scratch { dir, source } => {
                 write!(f, "cannot create {}: {source}", dir.display())
             }
@@ -129,13 +155,14 @@ impl std::error::Error for Drill {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Drill::Refused(e) => Some(e),
+            Drill::Command(e) => Some(e),
             Drill::Restic(e) => Some(e),
-            Drill::Dump(e) => Some(e),
+            Drill::Dump(e) | Drill::Proof(e) => Some(e),
             Drill::Scratch { source, .. }
             | Drill::Missing { source, .. }
             | Drill::Unreadable { source, .. }
             | Drill::Reading(source) => Some(source),
-            Drill::Size { .. } => None,
+            Drill::Size { .. } | Drill::NoProof(_) => None,
         }
     }
 }
@@ -151,7 +178,7 @@ pub fn verify(
     names: &[String],
     read_data_subset: Option<&str>,
     repository: Option<&str>,
-) -> Result<String, Error> {
+) -> Result<Verified, Error> {
     let sources = config.select(names).map_err(Error::Select)?;
     let reader = Reader::new(&config.repository, &config.copies)
         .pick(repository)
@@ -178,15 +205,24 @@ pub fn verify(
         .flat_map(|(b, d)| (0..d.atoms.len()).map(move |i| (b, d, i)))
         .collect();
     let Some(&(backup, dataset, index)) = candidates.get(random_index(candidates.len())) else {
-        return Ok(format!(
-            "{checked}; no recorded atom of this host to drill a restore with"
-        ));
+        return Ok(Verified {
+            summary: format!("{checked}; no recorded atom of this host to drill a restore with"),
+            loaded: None,
+        });
     };
     let atom = &dataset.atoms[index];
     let scratch = config.work_dir.join(format!("verify-{}", model::new_id()));
-    let drilled = match Checked::one(backup, dataset, atom) {
-        Ok((checked, atom)) => drill(&reader, sup, &checked, &atom, &scratch),
-        Err(refused) => Err(Drill::Refused(refused)),
+    // A pipe atom whose source proves its atoms load, as configured here.
+    let prover = sources
+        .iter()
+        .find(|s| s.name == dataset.source && s.handler.proves())
+        .filter(|_| atom.path.is_none());
+    let drilled = match (Checked::one(backup, dataset, atom), prover) {
+        (Ok((checked, atom)), None) => drill(&reader, sup, &checked, &atom, &scratch),
+        (Ok((checked, atom)), Some(source)) => {
+            load::prove(&reader, sup, &checked, &atom, source, &scratch)
+        }
+        (Err(refused), _) => Err(Drill::Refused(refused)),
     };
     if let Err(e) = std::fs::remove_dir_all(&scratch) {
         if e.kind() != std::io::ErrorKind::NotFound {
@@ -203,21 +239,54 @@ pub fn verify(
             Ok(what) => what.clone(),
             Err(e) => e.to_string(),
         },
+        loaded: prover.map(|_| drilled.is_ok()),
     };
     if let Err(e) = metadb.add_verification(&verification) {
         log::error!("cannot record the verification: {e}");
     }
     match drilled {
-        Ok(drilled) => Ok(format!(
-            "{checked}; restore drill of {} (backup {}): {drilled}",
-            atom.name, backup.id
-        )),
+        Ok(drilled) => Ok(Verified {
+            summary: format!(
+                "{checked}; restore drill of {} (backup {}): {drilled}",
+                atom.name, backup.id
+            ),
+            loaded: prover.map(|_| atom.name.clone()),
+        }),
         Err(source) => Err(Error::Drill {
             atom: atom.name.clone(),
+            source_name: dataset.source.clone(),
             backup_id: backup.id.clone(),
             source: Box::new(source),
         }),
     }
+}
+
+/// Tells the notification targets of the source whose drill failed in
+/// `error` (its own, else agent.yml's) that it failed, as a failed backup
+/// is told; nothing for any other error.
+pub fn tell_failure(config: &Config, notifier: &Notifier, error: &Error, start: DateTime<Utc>) {
+    let Error::Drill {
+        source_name,
+        backup_id,
+        ..
+    } = error
+    else {
+        return;
+    };
+    let Some(source) = config.sources.iter().find(|s| s.name == *source_name) else {
+        return;
+    };
+    let notice = Notice {
+        host: config.hostname.clone(),
+        source: source_name.clone(),
+        backup_id: backup_id.clone(),
+        state: "",
+        message: format!("verify: {error}"),
+        started: time::format(start),
+        ended: time::format(Utc::now().max(start)),
+        datasets: 0,
+    };
+    notifier.tell(config.targets(source), &[Event::Failure], &notice);
 }
 
 /// A number below `n` (0 when `n` is 0), from the process's random state.

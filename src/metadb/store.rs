@@ -332,9 +332,17 @@ impl Store {
     pub fn add_verification(&mut self, v: &Verification) -> Result<(), Error> {
         let timestamp = record::check_verification(v).map_err(Error::InvalidRequest)?;
         self.conn.execute(
-            "INSERT INTO verifications (timestamp, host, atom, backup_id, ok, message)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![timestamp, v.host, v.atom, v.backup_id, v.ok, v.message],
+            "INSERT INTO verifications (timestamp, host, atom, backup_id, ok, message, loaded)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                timestamp,
+                v.host,
+                v.atom,
+                v.backup_id,
+                v.ok,
+                v.message,
+                v.loaded
+            ],
         )?;
         Ok(())
     }

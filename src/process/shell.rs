@@ -130,14 +130,18 @@ pub fn describe(status: ExitStatus) -> String {
 
 pub use crate::base::quote::sh as quote;
 
-/// The substitution variables a handler command may use.
-pub const VARIABLES: [&str; 6] = [
+/// The substitution variables a handler command may use: `restore.name`
+/// in `restore_command` only, `proof.*` in `proof_command` only.
+pub const VARIABLES: [&str; 9] = [
     "atom.name",
     "atom.full_name",
     "atom.path",
     "dataset.name",
     "backup.id",
     "host",
+    "restore.name",
+    "proof.name",
+    "proof.dir",
 ];
 
 /// Replaces `${var}` with the quoted value of `var`. Shell variables such as

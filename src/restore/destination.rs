@@ -64,8 +64,14 @@ impl std::error::Error for Unplaceable {
     }
 }
 
-/// What restoring `item` to `target` does with `config`, this host's.
-pub fn course<'c>(config: &'c Config, item: &RestoreItem, target: &Target) -> Course<'c> {
+/// What restoring `item` to `target` does with `config`, this host's; a
+/// pipe atom's service gets it as `rename` if given (`restore --as`).
+pub fn course<'c>(
+    config: &'c Config,
+    item: &RestoreItem,
+    target: &Target,
+    rename: Option<&str>,
+) -> Course<'c> {
     let source = config
         .sources
         .iter()
@@ -74,7 +80,7 @@ pub fn course<'c>(config: &'c Config, item: &RestoreItem, target: &Target) -> Co
         .dataset
         .atoms
         .iter()
-        .map(|atom| destination(source, item, atom, target))
+        .map(|atom| destination(source, item, atom, target, rename))
         .collect();
     Course { source, atoms }
 }
@@ -86,6 +92,7 @@ fn destination(
     item: &RestoreItem,
     atom: &Atom,
     target: &Target,
+    rename: Option<&str>,
 ) -> Result<Destination, Unplaceable> {
     let below = |dir: &Path, path: &str| {
         Place::new(dir, Path::new(path.trim_start_matches('/'))).ok_or_else(|| {
@@ -129,9 +136,10 @@ fn destination(
     };
     let atoms = &item.dataset.atoms;
     let context = super::context(item);
-    let scope = in_place
+    let mut scope = in_place
         .handler
         .scope(&in_place.name, &context, atoms, Some(target));
+    scope.restore_as = rename;
     let command = in_place
         .handler
         .restore_command(&scope, &atom)
@@ -144,7 +152,7 @@ fn destination(
 /// there, else by its name alone (as `atoms_command` and
 /// `datasets_command` name atoms), so that a file atom goes below
 /// `params.path`.
-fn configured(source: &Source, atom: &Atom) -> AtomSpec {
+pub fn configured(source: &Source, atom: &Atom) -> AtomSpec {
     let name = match atom.name == source.name {
         true => "",
         false => own_name(&source.name, &atom.name),

@@ -393,13 +393,17 @@ pub struct Proofs {
     pub atoms: Vec<Restored>,
 }
 
-/// When `atom` of `host` was last restored by a restore drill that passed.
+/// When `atom` of `host` was last restored by a restore drill that passed,
+/// and last proven to load by its source's proof.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Restored {
     pub host: String,
     pub atom: String,
     /// RFC 3339.
     pub restored: String,
+    /// RFC 3339; absent if never proven to load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded: Option<String>,
 }
 
 /// The body of `POST /api/proofs/read`: slice `slice` of `slices` of

@@ -214,6 +214,10 @@ pub struct Verification {
     pub ok: bool,
     /// What was checked, or what failed.
     pub message: String,
+    /// Whether the atom was proven to load (its source's
+    /// `proof_command`); absent when it has no proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded: Option<bool>,
 }
 
 /// One running job, as an agent reports it.

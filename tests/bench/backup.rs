@@ -24,13 +24,13 @@ const SMALL_BYTES: usize = 10 << 10;
 
 /// One side of a comparison: a repository, a work_dir and a configuration
 /// (used only by tabacco's sides).
-struct Side {
+pub struct Side {
     dir: PathBuf,
 }
 
 impl Side {
     /// A side named `name` whose agent backs up `source` (YAML).
-    fn new(bench: &Bench, name: &str, source: &str, concurrency: usize) -> Side {
+    pub fn new(bench: &Bench, name: &str, source: &str, concurrency: usize) -> Side {
         let dir = bench.scratch.path(name);
         let side = Side { dir };
         let agent = format!(
@@ -49,12 +49,12 @@ impl Side {
         side
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
 
     /// `restic ARGS` on this side's repository, as tabacco runs it.
-    fn restic(&self, args: &[String]) -> Command {
+    pub fn restic(&self, args: &[String]) -> Command {
         let mut cmd = Command::new(restic());
         cmd.args(args)
             .env("RESTIC_REPOSITORY", self.path("repo"))
@@ -68,7 +68,7 @@ impl Side {
     }
 
     /// `tabacco --config etc/agent.yml ARGS`.
-    fn tabacco(&self, bench: &Bench, args: &[&str]) -> Command {
+    pub fn tabacco(&self, bench: &Bench, args: &[&str]) -> Command {
         let mut cmd = Command::new(bench.bin);
         cmd.arg("--config")
             .arg(self.path("etc/agent.yml"))
@@ -82,7 +82,7 @@ impl Side {
     /// derivation to the machine's load of the moment (scrypt p from 4 to 6
     /// here), and every later restic process pays for it, so repositories
     /// initialised one by one cost 0.4 to 0.7 s per restic process.
-    fn fresh(&self, bench: &Bench) {
+    pub fn fresh(&self, bench: &Bench) {
         remove(&self.path("repo"));
         remove(&self.path("work"));
         let template = bench.scratch.path("template-repo");
@@ -104,7 +104,7 @@ impl Side {
 
     /// The snapshot a first `tabacco run` writes into a fresh repository,
     /// for the baseline to copy.
-    fn probe(&self, bench: &Bench) -> serde_json::Value {
+    pub fn probe(&self, bench: &Bench) -> serde_json::Value {
         eprintln!("probe run: {}", self.dir.display());
         self.fresh(bench);
         run(&mut self.tabacco(bench, &["run"]));
@@ -151,7 +151,7 @@ fn backup_args(snapshot: &serde_json::Value) -> Vec<String> {
 }
 
 /// [`backup_args`] for a snapshot of standard input.
-fn stdin_backup_args(snapshot: &serde_json::Value) -> Vec<String> {
+pub fn stdin_backup_args(snapshot: &serde_json::Value) -> Vec<String> {
     let mut args = backup_args(snapshot);
     let name = paths(snapshot)[0].trim_start_matches('/').to_string();
     args.extend(["--stdin".into(), "--stdin-filename".into(), name]);

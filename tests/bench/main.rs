@@ -2,6 +2,7 @@
 //! scales (case 7: a fleet of 10,000 hosts), what a copy costs (case 10),
 //! how fast the console's fleet page answers for such a fleet (case 11),
 //! what removing a long-kept source's datasets costs (case 12),
+//! what the shipped postgresql handler adds to `pg_dump | restic` (case 13),
 //! and what tabacco holds in
 //! memory and on disk. Every case runs
 //! several times interleaved with its baseline, in one process, and one
@@ -15,6 +16,7 @@
 mod backup;
 mod console;
 mod daemon;
+mod database;
 mod fleet;
 mod footprint;
 mod health;
@@ -100,7 +102,7 @@ fn main() {
             .split(',')
             .filter_map(|c| c.trim().parse().ok())
             .collect(),
-        Err(_) => (1..=12).collect(),
+        Err(_) => (1..=13).collect(),
     };
     let bench = Bench {
         scratch: scratch::Scratch::new(),
@@ -132,6 +134,9 @@ fn main() {
     }
     if cases.contains(&12) {
         rows.extend(removal::case(&bench));
+    }
+    if cases.contains(&13) {
+        rows.extend(database::case(&bench));
     }
     println!("{}", machine(runs));
     println!("| # | what | tabacco | baseline | ratio | target | |");

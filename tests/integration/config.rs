@@ -23,7 +23,7 @@ fn bad_sources_are_located_errors() {
         ("name: a\nhandler: [file\n", "ROOT/etc/sources/bad.yml:3: did not find expected ',' or ']', while parsing a flow sequence"),
         ("- name: a\n  handler: file\n  params: {path: /x}\n- name: a\n  handler: file\n  params: {path: /y}\n",
             "ROOT/etc/sources/bad.yml:4: duplicate source name \"a\" (first defined at ROOT/etc/sources/bad.yml:1)"),
-        ("name: a\nhandler: mysql\n", "ROOT/etc/sources/bad.yml:2: unknown handler \"mysql\""),
+        ("name: a\nhandler: mssql\n", "ROOT/etc/sources/bad.yml:2: unknown handler \"mssql\""),
         ("name: a\nhandler: file\n", "ROOT/etc/sources/bad.yml:1: source \"a\": a file source needs params.path"),
         ("name: a\nhandler: file\nparams: {path: /x}\nschedule: \"0 3 * * 8\"\n", "ROOT/etc/sources/bad.yml:4: invalid schedule \"0 3 * * 8\""),
         ("name: a\nhandler: file\nparams: {path: /x}\ntimeout: 2 hours\n", "ROOT/etc/sources/bad.yml:4: invalid duration \"2 hours\""),

@@ -423,7 +423,7 @@ fn a_restore_overwrites_nothing_unless_told() {
     assert_eq!(names(&dir.join("sql")), ["db1"]);
 }
 
-// The shipped sqlite handler builds `${atom.path}.restored`, but at restore
+// The example sqlite handler builds `${atom.path}.restored`, but at restore
 // `${atom.path}` was the recorded path, which a pipe atom has none of: the
 // database was rebuilt as `.restored` in the working directory.
 #[test]
@@ -451,7 +451,7 @@ fn in_place_commands_see_this_hosts_configured_path() {
     sqlite(&db, "CREATE TABLE t (x); INSERT INTO t VALUES ('kept');");
     f.write_config(
         "etc/sources/app.yml",
-        "name: app\nhandler: sqlite\natoms: [{name: main, path: ROOT/data/app.db}]\n",
+        "name: app\nhandler: sqlite-beside\natoms: [{name: main, path: ROOT/data/app.db}]\n",
     );
     f.tabacco(&["run"]).success();
     f.tabacco(&["restore", "--in-place", "app/main"]).success();

@@ -14,23 +14,23 @@ use std::time::{Duration, Instant};
 
 /// One request as the receiver saw it.
 #[derive(Clone, Debug)]
-struct Seen {
-    method: String,
-    url: String,
-    headers: BTreeMap<String, String>,
-    body: String,
+pub struct Seen {
+    pub method: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
 }
 
 /// An HTTP server on loopback that records every request and answers 200.
-struct Receiver {
-    addr: String,
+pub struct Receiver {
+    pub addr: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     server: Arc<tiny_http::Server>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Receiver {
-    fn start() -> Receiver {
+    pub fn start() -> Receiver {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
         let addr = server.server_addr().to_ip().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -67,7 +67,7 @@ impl Receiver {
     }
 
     /// Takes what was received so far.
-    fn take(&self) -> Vec<Seen> {
+    pub fn take(&self) -> Vec<Seen> {
         std::mem::take(&mut *self.seen.lock().unwrap())
     }
 }

@@ -749,7 +749,7 @@ fn example_agent_configuration_checks() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    for source in ["users", "etc", "mysql", "pg", "pg/globals", "app"] {
+    for source in ["users", "etc", "mysql", "pg", "app"] {
         assert!(
             stdout.lines().any(|l| l == format!("source {source}")),
             "source {source} missing:\n{stdout}"

@@ -250,6 +250,18 @@ fn render_proofs(out: &mut String, fleet: &Fleet, dropped: &mut usize) {
             );
         }
     }
+    let name = "tabacco_metadb_atom_loaded_timestamp_seconds";
+    let _ = writeln!(out, "# HELP {name} When each atom was last proven to load by its source's proof_command in a restore drill, by host and atom.\n# TYPE {name} gauge");
+    for r in &fleet.restored {
+        if let Some(t) = seconds(&r.loaded) {
+            let _ = writeln!(
+                out,
+                "{name}{{host=\"{}\",atom=\"{}\"}} {t}",
+                escape(&r.host),
+                escape(&r.atom)
+            );
+        }
+    }
 }
 
 /// One of the times of a status row.
@@ -376,6 +388,7 @@ mod tests {
                 host: "web1".into(),
                 atom: "db/x".into(),
                 restored: "2023-11-14T22:13:21Z".into(),
+                loaded: Some("2023-11-14T22:13:21Z".into()),
             }],
         };
         let text = m.render_counters(true) + &render_fleet(&fleet);
@@ -396,6 +409,7 @@ mod tests {
             "tabacco_metadb_copy_lag_datasets{host=\"web1\",repository=\"offsite\"} 3",
             "tabacco_metadb_repository_read_back_timestamp_seconds{repository=\"abc\"} 1700000000",
             "tabacco_metadb_atom_restored_timestamp_seconds{host=\"web1\",atom=\"db/x\"} 1700000001",
+            "tabacco_metadb_atom_loaded_timestamp_seconds{host=\"web1\",atom=\"db/x\"} 1700000001",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

@@ -755,6 +755,7 @@ mod tests {
             backup_id: String::new(),
             ok: true,
             message: String::new(),
+            loaded: None,
         })?;
         assert_eq!(store.trim(T0)?, 0);
         assert_eq!(

@@ -1,7 +1,8 @@
 //! Proofs in the store: how far the rotated `restic check
 //! --read-data-subset i/N` of each repository has gone, and when the whole
 //! of a repository was last read back; and when each atom was last
-//! restored by a drill (from the verifications). A slice counts only in
+//! restored by a drill, and last proven to load (from the verifications).
+//! A slice counts only in
 //! order, so a full round means every slice was read since the round began.
 
 use crate::metadb::store::record;
@@ -94,11 +95,13 @@ impl Store {
         })
     }
 
-    /// When each atom was last restored by a drill that passed, newest
-    /// first.
+    /// When each atom was last restored by a drill that passed, and last
+    /// proven to load, newest first.
     pub fn restored(&self) -> Result<Vec<Restored>, Error> {
         let mut stmt = self.conn.prepare(
-            "SELECT host, atom, max(timestamp) AS at FROM verifications WHERE ok = 1
+            "SELECT host, atom, max(timestamp) AS at,
+                 max(CASE WHEN loaded = 1 THEN timestamp END)
+             FROM verifications WHERE ok = 1
              GROUP BY host, atom ORDER BY at DESC, host, atom",
         )?;
         let rows = stmt.query_map([], |row| {
@@ -106,6 +109,7 @@ impl Store {
                 host: row.get(0)?,
                 atom: row.get(1)?,
                 restored: format_time(row.get(2)?)?,
+                loaded: row.get::<_, Option<i64>>(3)?.map(format_time).transpose()?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -122,6 +126,28 @@ mod tests {
             slices,
             slice,
         }
+    }
+
+    #[test]
+    fn an_atom_is_proven_to_load_only_by_a_drill_that_loaded_it() -> Result<(), Error> {
+        let mut store = Store::open_in_memory()?;
+        let drill = |at: &str, ok, loaded| crate::wire::model::Verification {
+            timestamp: at.into(),
+            host: "h1".into(),
+            atom: "pg/shop".into(),
+            backup_id: String::new(),
+            ok,
+            message: String::new(),
+            loaded,
+        };
+        store.add_verification(&drill("2026-01-01T01:00:00Z", true, Some(true)))?;
+        store.add_verification(&drill("2026-01-02T01:00:00Z", true, None))?;
+        store.add_verification(&drill("2026-01-03T01:00:00Z", false, Some(false)))?;
+        let restored = store.restored()?;
+        assert_eq!(restored.len(), 1);
+        assert_eq!(restored[0].restored, "2026-01-02T01:00:00Z");
+        assert_eq!(restored[0].loaded.as_deref(), Some("2026-01-01T01:00:00Z"));
+        Ok(())
     }
 
     #[test]

@@ -226,6 +226,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX datasets_source ON datasets (source);
     CREATE INDEX atoms_name ON atoms (name, timestamp);
     CREATE INDEX atoms_host ON atoms (host, name, timestamp);",
+    // 10: proofs that a dump loads: a drill that fed the atom to its
+    // source's `proof_command` says whether it loaded (NULL: no proof).
+    "ALTER TABLE verifications ADD COLUMN loaded INTEGER;",
 ];
 
 /// Applies the steps of `migrations` that `conn` has not seen yet, all in one
