@@ -78,6 +78,10 @@ pub struct Config {
     pub check_slices: u32,
     /// Whether a backup creates a missing repository (`init:`).
     pub init: Init,
+    /// The most bytes a pipe source's batch stages before one restic
+    /// backs them up, unless the source says (0: never batched; see
+    /// `backup::batch`).
+    pub batch_bytes: u64,
     pub sources: Vec<Source>,
 }
 

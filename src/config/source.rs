@@ -39,6 +39,9 @@ pub struct Source {
     /// The copies (agent.yml's `copies:` names) its snapshots go to.
     pub copies: Vec<String>,
     pub min_bytes: Option<u64>,
+    /// Its own bound on a batch's staging area, over agent.yml's
+    /// `batch_bytes` (see `backup::batch`).
+    pub batch_bytes: Option<u64>,
     /// Its own notification targets, replacing agent.yml's; `Some(empty)`
     /// silences it.
     pub notify: Option<Vec<crate::report::notify::Target>>,
@@ -157,6 +160,10 @@ fn resolve(
         let refused = entry.invalid("min_bytes", "min_bytes applies to pipe sources only");
         errors.0.push(refused);
     }
+    if raw.batch_bytes.is_some() && not_pipe {
+        let refused = entry.invalid("batch_bytes", "batch_bytes applies to pipe sources only");
+        errors.0.push(refused);
+    }
     let notify = match &raw.notify {
         Some(list) => errors.ok(value::notify(&entry, list)),
         None => None,
@@ -183,6 +190,7 @@ fn resolve(
         retention,
         copies,
         min_bytes: raw.min_bytes,
+        batch_bytes: raw.batch_bytes,
         notify,
         catch_up: raw.catch_up,
         origin,
