@@ -247,3 +247,24 @@ fn a_crashed_runs_staging_area_is_removed() {
     let dumped = f.tabacco(&["dump", "sql/db1"]).success();
     assert_eq!(dumped.stdout, "dump of db1\n");
 }
+
+#[test]
+fn prune_forgets_a_batch_and_all_its_records() {
+    let f = Fixture::with_agent("retention: {keep_last: 1}\n");
+    sql_source(&f, 10, DUMP, "");
+    f.tabacco(&["run"]).success();
+    let first = snapshot_ids(&f.query(&["*"]))[0].clone();
+    std::thread::sleep(Duration::from_millis(1100));
+    f.tabacco(&["run"]).success();
+    assert_eq!(f.query(&["--versions", "10", "sql/db1"]).len(), 2);
+    f.tabacco(&["prune"]).success();
+    assert!(
+        prune.stderr.is_empty() || !prune.stderr.contains("error"),
+        "{prune:?}"
+    );
+    assert_eq!(f.snapshot_tags().len(), 1, "the older batch is forgotten");
+    let kept = f.query(&["--versions", "10", "*"]);
+    assert_eq!(kept.len(), 1, "its ten records are removed with it");
+    assert_eq!(sorted(atom_names(&kept)), db_names(1..=10));
+    assert!(snapshot_ids(&kept).iter().all(|id| *id != first));
+}
