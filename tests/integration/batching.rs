@@ -258,10 +258,6 @@ fn prune_forgets_a_batch_and_all_its_records() {
     f.tabacco(&["run"]).success();
     assert_eq!(f.query(&["--versions", "10", "sql/db1"]).len(), 2);
     f.tabacco(&["prune"]).success();
-    assert!(
-        prune.stderr.is_empty() || !prune.stderr.contains("error"),
-        "{prune:?}"
-    );
     assert_eq!(f.snapshot_tags().len(), 1, "the older batch is forgotten");
     let kept = f.query(&["--versions", "10", "*"]);
     assert_eq!(kept.len(), 1, "its ten records are removed with it");
