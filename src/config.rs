@@ -82,6 +82,9 @@ pub struct Config {
     /// backs them up, unless the source says (0: never batched; see
     /// `backup::batch`).
     pub batch_bytes: u64,
+    /// How many atoms a pipe source has at least for it to be batched,
+    /// unless the source says.
+    pub batch_from: usize,
     pub sources: Vec<Source>,
 }
 

@@ -24,7 +24,7 @@
 //! under way, and removes the area.
 //!
 //! Which sources are batched, and when, is [`backup`]'s: pipe sources of
-//! at least [`BATCH_FROM`] atoms without `pre_backup_command` or
+//! at least `batch_from` atoms (agent.yml's or the source's) without `pre_backup_command` or
 //! `post_backup_command` (whose promise, a command around each atom's
 //! snapshot, a batch cannot keep).
 
@@ -44,10 +44,6 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// A pipe source is batched from this many atoms on: below it, one
-/// snapshot per atom costs little (measured: BENCHMARKS.md, case 14).
-pub const BATCH_FROM: usize = 10;
-
 /// Less room than this for a batch and the atoms stream on their own.
 const MIN_ROOM: u64 = 1 << 20;
 
@@ -62,13 +58,14 @@ pub type Done = (String, Result<Option<Dataset>, Failure>);
 /// stream one by one (all of them when the source is not batched).
 pub(super) fn backup(run: &Run, plans: Vec<PlannedDataset>) -> (Vec<Done>, Vec<PlannedDataset>) {
     let bound = run.source.batch_bytes.unwrap_or(run.env.config.batch_bytes);
+    let from = run.source.batch_from.unwrap_or(run.env.config.batch_from);
     let hooks = &run.source.hooks;
     let commands = plans
         .iter()
         .all(|p| matches!(p.input, Input::Command { .. }));
     if run.env.dry_run
         || bound == 0
-        || plans.len() < BATCH_FROM
+        || plans.len() < from.max(1)
         || !commands
         || hooks.pre_backup.is_some()
         || hooks.post_backup.is_some()

@@ -36,6 +36,7 @@ pub struct Agent {
     pub init: Option<String>,
     pub repository_timeout: Option<String>,
     pub batch_bytes: Option<u64>,
+    pub batch_from: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +131,7 @@ pub struct Source {
     pub copies: Option<Vec<String>>,
     pub min_bytes: Option<u64>,
     pub batch_bytes: Option<u64>,
+    pub batch_from: Option<usize>,
     pub notify: Option<Vec<notify::Entry>>,
     pub catch_up: Option<bool>,
 }

@@ -42,6 +42,8 @@ pub struct Source {
     /// Its own bound on a batch's staging area, over agent.yml's
     /// `batch_bytes` (see `backup::batch`).
     pub batch_bytes: Option<u64>,
+    /// Its own `batch_from`, over agent.yml's.
+    pub batch_from: Option<usize>,
     /// Its own notification targets, replacing agent.yml's; `Some(empty)`
     /// silences it.
     pub notify: Option<Vec<crate::report::notify::Target>>,
@@ -160,9 +162,14 @@ fn resolve(
         let refused = entry.invalid("min_bytes", "min_bytes applies to pipe sources only");
         errors.0.push(refused);
     }
-    if raw.batch_bytes.is_some() && not_pipe {
-        let refused = entry.invalid("batch_bytes", "batch_bytes applies to pipe sources only");
-        errors.0.push(refused);
+    for (key, set) in [
+        ("batch_bytes", raw.batch_bytes.is_some()),
+        ("batch_from", raw.batch_from.is_some()),
+    ] {
+        if set && not_pipe {
+            let refused = entry.invalid(key, format!("{key} applies to pipe sources only"));
+            errors.0.push(refused);
+        }
     }
     let notify = match &raw.notify {
         Some(list) => errors.ok(value::notify(&entry, list)),
@@ -191,6 +198,7 @@ fn resolve(
         copies,
         min_bytes: raw.min_bytes,
         batch_bytes: raw.batch_bytes,
+        batch_from: raw.batch_from,
         notify,
         catch_up: raw.catch_up,
         origin,
