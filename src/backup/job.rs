@@ -5,7 +5,8 @@
 //! concurrently, up to `queue_config.concurrency` at once in the whole
 //! process (see [`crate::base::slots`]). A dataset is recorded only once its
 //! snapshot is complete in the repository; a failed producer's partial
-//! snapshot is forgotten once the source's datasets are all done.
+//! snapshot is forgotten once the source's datasets are all done. A pipe
+//! source of many atoms has them saved together first (see `batch`).
 
 use crate::backup::batch;
 use crate::backup::copy;

@@ -315,7 +315,9 @@ pub fn from_snapshot_tags(tags: &[String]) -> Option<(String, Dataset)> {
 /// The tags of a snapshot that holds several pipe datasets of one source
 /// (a batch, see `backup::batch`), of backup `backup_id`: each dataset's
 /// own tag, so that selecting a dataset's snapshot by tag finds the batch,
-/// and a `tabacco:batched=ID:ATOM` tag per atom saying whose it is.
+/// a `tabacco:batched=ID:ATOM` tag per atom saying whose it is, and the
+/// `tabacco:atom=ATOM` tag a single atom's snapshot has (by which one is
+/// found by hand: `restic dump latest --tag tabacco:atom=sql/db1 /sql/db1`).
 pub fn batch_tags(backup_id: &str, source: &str, datasets: &[Dataset]) -> Vec<String> {
     let mut tags = vec![
         "tabacco".to_string(),
@@ -327,6 +329,7 @@ pub fn batch_tags(backup_id: &str, source: &str, datasets: &[Dataset]) -> Vec<St
         for atom in &dataset.atoms {
             let name = name::encode_tag(&atom.name);
             tags.push(format!("tabacco:batched={}:{name}", dataset.id));
+            tags.push(format!("tabacco:atom={name}"));
         }
     }
     tags

@@ -67,9 +67,14 @@ fn many_atoms_are_one_snapshot_each_restored_and_dumped_by_name() {
     let db3 = &f.query(&["sql/db3"])[0]["datasets"][0];
     assert_eq!(db3["total_bytes"], "dump of db3\n".len());
 
-    // Where a single atom's snapshot would hold it.
+    // Where a single atom's snapshot would hold it, found as one would be.
     let dump = f.restic(&["dump", &ids[0], "/sql/db7"]).success();
     assert_eq!(dump.stdout, "dump of db7\n");
+    let tag = "tabacco:atom=sql/db6";
+    let dump = f
+        .restic(&["dump", "latest", "--tag", tag, "/sql/db6"])
+        .success();
+    assert_eq!(dump.stdout, "dump of db6\n");
     let dumped = f.tabacco(&["dump", "sql/db3"]).success();
     assert_eq!(dumped.stdout, "dump of db3\n");
     f.tabacco(&["restore", "--in-place", "sql/db5"]).success();
@@ -142,8 +147,9 @@ fn one_failing_producer_among_fifty_fails_alone() {
     let listed = f.restic(&["ls", id]).success();
     assert!(listed.stdout.contains("/sql/db16\n"), "{}", listed.stdout);
     assert!(!listed.stdout.contains("/sql/db17\n"), "{}", listed.stdout);
-    let tags = f.snapshot_tags().concat().join(" ");
-    assert!(!tags.contains(":sql/db17"), "{tags}");
+    let tags = f.snapshot_tags().concat();
+    assert!(tags.contains(&"tabacco:atom=sql/db16".to_string()));
+    assert!(!tags.iter().any(|t| t.ends_with("sql/db17")), "{tags:?}");
     assert!(staged(&f).is_empty());
 }
 
@@ -203,9 +209,12 @@ fn an_atom_over_the_bound_streams_alone() {
     assert_eq!(tags.len(), 2, "a batch of 10 and db4 alone: {tags:?}");
     let alone = tags
         .iter()
-        .find(|t| t.iter().any(|t| t == "tabacco:atom=sql/db4"))
+        .find(|t| !t.iter().any(|t| t.starts_with("tabacco:batched=")))
         .expect("db4 has its own snapshot");
-    assert!(!alone.iter().any(|t| t.starts_with("tabacco:batched=")));
+    assert!(
+        alone.iter().any(|t| t == "tabacco:atom=sql/db4"),
+        "{alone:?}"
+    );
     let dumped = f.tabacco(&["dump", "sql/db4"]).success();
     assert_eq!(dumped.stdout.len(), 2097152);
     let dumped = f.tabacco(&["dump", "sql/db5"]).success();
