@@ -21,7 +21,8 @@
 //! `min_bytes` (or nothing), fails its own atom: its file is removed before
 //! restic runs, and nothing of it is recorded. A stopped job (SIGTERM, its
 //! timeout) stops the producers and restic, records nothing of the batch
-//! under way, and removes the area.
+//! under way, and removes the area; an area a crashed run left is removed
+//! at the next backup of any source.
 //!
 //! Which sources are batched, and when, is [`backup`]'s: pipe sources of
 //! at least `batch_from` atoms (agent.yml's or the source's) without `pre_backup_command` or
@@ -44,7 +45,8 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// Less room than this for a batch and the atoms stream on their own.
+/// Less free space than twice this beside the area, and the atoms stream
+/// on their own.
 const MIN_ROOM: u64 = 1 << 20;
 
 /// How much of a dump is read at once.
@@ -63,13 +65,17 @@ pub(super) fn backup(run: &Run, plans: Vec<PlannedDataset>) -> (Vec<Done>, Vec<P
     let commands = plans
         .iter()
         .all(|p| matches!(p.input, Input::Command { .. }));
-    if run.env.dry_run
-        || bound == 0
+    if run.env.dry_run {
+        return (Vec::new(), plans);
+    }
+    if bound == 0
         || plans.len() < from.max(1)
         || !commands
         || hooks.pre_backup.is_some()
         || hooks.post_backup.is_some()
     {
+        // What a crashed run left goes at the next backup of any source.
+        area::sweep(&run.env.config.work_dir);
         return (Vec::new(), plans);
     }
     let label = run.sup.label();
@@ -87,17 +93,21 @@ pub(super) fn backup(run: &Run, plans: Vec<PlannedDataset>) -> (Vec<Done>, Vec<P
     let (mut done, mut alone) = (Vec::new(), Vec::new());
     let mut pending: Vec<(PlannedDataset, bool)> = plans.into_iter().map(|p| (p, false)).collect();
     while !pending.is_empty() {
-        let room = match area.available() {
-            Ok(free) => bound.min(free / 2),
-            Err(e) => {
-                log::warn!("{label}: cannot tell the staging area's free space: {e}");
-                0
-            }
-        };
-        if room < MIN_ROOM || run.sup.ensure_running("backup").is_err() {
+        let free = area.available().unwrap_or_else(|e| {
+            log::warn!("{label}: cannot tell the staging area's free space: {e}");
+            0
+        });
+        if free / 2 < MIN_ROOM {
+            log::warn!(
+                "{label}: {} free for the staging area: the atoms stream alone",
+                size::human(free)
+            );
+        }
+        if free / 2 < MIN_ROOM || run.sup.ensure_running("backup").is_err() {
             alone.extend(pending.into_iter().map(|(plan, _)| plan));
             break;
         }
+        let room = bound.min(free / 2);
         let round = stage(run, &area, pending, room);
         done.extend(round.failed);
         alone.extend(round.alone);

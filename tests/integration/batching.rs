@@ -276,3 +276,12 @@ fn prune_forgets_a_batch_and_all_its_records() {
     assert_eq!(sorted(atom_names(&kept)), db_names(1..=10));
     assert!(snapshot_ids(&kept).iter().all(|id| *id != first));
 }
+
+#[test]
+fn a_crashed_runs_staging_area_goes_at_any_sources_backup() {
+    let f = Fixture::new();
+    sql_source(&f, 1, DUMP, "");
+    f.write("work/batch/gone/x/y", "a source since removed");
+    f.tabacco(&["run"]).success();
+    assert!(staged(&f).is_empty(), "{:?}", staged(&f));
+}

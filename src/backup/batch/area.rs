@@ -6,7 +6,7 @@
 //! series per source. A lock file beside it (`SOURCE.lock`, `flock`) says
 //! a process is using it: a second run of the same source at once streams
 //! its atoms on their own instead, and an area whose lock nobody holds is
-//! what a crashed or killed run left, removed by the next batch of any
+//! what a crashed or killed run left, removed by the next backup of any
 //! source. Nothing here follows a symbolic link: the directories are made
 //! by this module, and files are opened with `O_NOFOLLOW` and `O_EXCL`.
 //! What goes into the area, and when restic reads it, is
@@ -43,7 +43,7 @@ impl Area {
         let Some(lock) = try_lock(&root.join(format!("{name}.lock")))? else {
             return Ok(None);
         };
-        sweep(&root);
+        sweep_in(&root);
         let dir = root.join(&name);
         remove_leftover(&dir)?;
         DirBuilder::new().mode(0o700).create(&dir)?;
@@ -176,9 +176,17 @@ fn remove_leftover(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Removes every area in `root` whose lock no process holds: left by a
+/// Removes every area below `work_dir` that no process holds: left by a
 /// run that crashed or was killed.
-fn sweep(root: &Path) {
+pub fn sweep(work_dir: &Path) {
+    let root = work_dir.join(BATCH_DIR);
+    if fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()) {
+        sweep_in(&root);
+    }
+}
+
+/// Removes every area in `root` whose lock no process holds.
+fn sweep_in(root: &Path) {
     let Ok(entries) = fs::read_dir(root) else {
         return;
     };
