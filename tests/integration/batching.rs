@@ -285,3 +285,31 @@ fn a_crashed_runs_staging_area_goes_at_any_sources_backup() {
     f.tabacco(&["run"]).success();
     assert!(staged(&f).is_empty(), "{:?}", staged(&f));
 }
+
+#[test]
+fn an_empty_or_short_dump_fails_its_own_atom_only() {
+    let f = Fixture::new();
+    sql_source(
+        &f,
+        10,
+        "case ${atom.name} in db2) ;; db3) echo x ;; *) echo dump of ${atom.name} ;; esac",
+        "min_bytes: 5\n",
+    );
+    let run = f.tabacco(&["run"]).status(1);
+    assert!(
+        run.stderr
+            .contains("dataset sql/db2: backup_command printed nothing"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("dataset sql/db3: backup_command produced 2 bytes, less than min_bytes 5"),
+        "{}",
+        run.stderr
+    );
+    let mut expected = db_names(1..=10);
+    expected.retain(|n| n != "sql/db2" && n != "sql/db3");
+    assert_eq!(sorted(atom_names(&f.query(&["*"]))), expected);
+    assert_eq!(f.snapshot_tags().len(), 1);
+}
