@@ -3,6 +3,7 @@
 //! how fast the console's fleet page answers for such a fleet (case 11),
 //! what removing a long-kept source's datasets costs (case 12),
 //! what the shipped postgresql handler adds to `pg_dump | restic` (case 13),
+//! what batching many pipe atoms into one restic process saves (case 14),
 //! and what tabacco holds in
 //! memory and on disk. Every case runs
 //! several times interleaved with its baseline, in one process, and one
@@ -14,6 +15,7 @@
 //! run (default `restic` on PATH).
 
 mod backup;
+mod batch;
 mod console;
 mod daemon;
 mod database;
@@ -102,7 +104,7 @@ fn main() {
             .split(',')
             .filter_map(|c| c.trim().parse().ok())
             .collect(),
-        Err(_) => (1..=13).collect(),
+        Err(_) => (1..=14).collect(),
     };
     let bench = Bench {
         scratch: scratch::Scratch::new(),
@@ -137,6 +139,9 @@ fn main() {
     }
     if cases.contains(&13) {
         rows.extend(database::case(&bench));
+    }
+    if cases.contains(&14) {
+        rows.extend(batch::case(&bench));
     }
     println!("{}", machine(runs));
     println!("| # | what | tabacco | baseline | ratio | target | |");
