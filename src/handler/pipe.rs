@@ -106,12 +106,15 @@ impl Pipe {
     /// configured path, which is not recorded).
     pub fn plan(&self, scope: &hook::Scope, configured: &Atom) -> Result<PlannedDataset, Error> {
         let vars = hook::variables(scope, configured);
+        let script = shell::substitute(&self.backup_command, &vars)?;
+        let mut env = hook::environment(scope, Some(configured));
+        env.extend(script.env);
         Ok(PlannedDataset {
             name: scope.dataset.clone(),
             atoms: scope.atoms.to_vec(),
             input: Input::Command {
-                command: shell::substitute(&self.backup_command, &vars)?,
-                env: hook::environment(scope, Some(configured)),
+                command: script.text,
+                env,
                 filename: configured.name.clone(),
             },
         })
@@ -173,7 +176,11 @@ impl Pipe {
     }
 
     /// See [`crate::handler::Handler::restore_command`].
-    pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, Error> {
+    pub fn restore_command(
+        &self,
+        scope: &hook::Scope,
+        atom: &Atom,
+    ) -> Result<shell::Script, Error> {
         let command = self
             .restore_command
             .as_deref()
@@ -198,7 +205,7 @@ impl Pipe {
         atom: &Atom,
         name: &str,
         dir: &str,
-    ) -> Option<Result<String, Error>> {
+    ) -> Option<Result<shell::Script, Error>> {
         let command = self.proof_command.as_deref()?;
         let mut vars = hook::variables(scope, atom);
         vars.extend([("proof.name", name), ("proof.dir", dir)]);

@@ -194,6 +194,45 @@ fn substituted_values_are_quoted() {
     );
 }
 
+/// Issue 26, item 8: a name in any quoting context of a command (plain,
+/// double quotes, single quotes, `$(...)` inside double quotes, a
+/// here-document) reaches it exactly and never becomes shell syntax.
+#[test]
+fn no_quoting_context_turns_a_name_into_syntax() {
+    let f = Fixture::new();
+    let names = [
+        "$(touch ROOT/pwned)",
+        "`touch ROOT/pwned`",
+        "x\"; touch ROOT/pwned; \"",
+        "x'; touch ROOT/pwned; '",
+    ]
+    .map(|n| n.replace("ROOT", &f.root.display().to_string()));
+    f.write("names", &(names.join("\n") + "\n"));
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: sql\nhandler: pipe\natoms_command: cat ROOT/names\nparams:\n  backup_command: |\n    \
+         printf '%s|' ${atom.name} \"dq ${atom.name}\" 'sq ${atom.name}' \"$(printf '%s' ${atom.name})\"\n    \
+         cat <<EOF\n    hd ${atom.name}\n    EOF\n  restore_command: |\n    \
+         cat > ROOT/fed; printf '%s|' ${restore.name} \"dq ${restore.name}\" 'sq ${restore.name}' >> ROOT/fed\n",
+    );
+    f.tabacco(&["run"]).success();
+    assert!(!f.path("pwned").exists(), "a name ran at backup");
+    for name in &names {
+        let dump = f.tabacco(&["dump", &format!("sql/{name}")]).success();
+        assert_eq!(
+            dump.stdout,
+            format!("{name}|dq {name}|sq {name}|{name}|hd {name}\n")
+        );
+        f.tabacco(&["restore", "--in-place", &format!("sql/{name}")])
+            .success();
+        assert!(!f.path("pwned").exists(), "a name ran at restore");
+        assert_eq!(
+            std::fs::read_to_string(f.path("fed")).unwrap(),
+            format!("{}{name}|dq {name}|sq {name}|", dump.stdout)
+        );
+    }
+}
+
 #[test]
 fn failing_producer_fails_its_dataset_and_leaves_no_snapshot() {
     let f = Fixture::new();
