@@ -51,12 +51,22 @@ pub type Progress<'a> = dyn Fn(&str, &restic::BackupProgress) + Sync + 'a;
 /// `datasets_command` and `atoms_command`. Errors come back beside the
 /// groups that could be resolved, so the rest of a source is still backed up.
 pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, Vec<Failure>) {
+    let mut errors = Vec::new();
+    // A name skipped is said as Rust quotes it (escaped: it may hold any
+    // character); where it is shown, it is escaped again (`visible`).
+    let skip = |what: &str, why: String| {
+        let e = format!("{what} printed {why}; atom skipped");
+        Failure::new(Kind::Command, e)
+    };
     let specs = match &source.datasets {
         Datasets::Listed(specs) => specs.clone(),
         Datasets::Command(command) => {
             match sup.capture_shell(command, "datasets_command", LIST_LIMIT) {
                 Ok(text) => match config::datasets::parse(&source.name, &text) {
-                    Ok(specs) => specs,
+                    Ok((specs, skipped)) => {
+                        errors.extend(skipped.into_iter().map(|s| skip("datasets_command", s)));
+                        specs
+                    }
                     Err(e) => {
                         let e = format!("datasets_command printed no dataset list: {e}");
                         return (Vec::new(), vec![Failure::new(Kind::Command, e)]);
@@ -67,24 +77,32 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
         }
     };
     let mut groups = Vec::new();
-    let mut errors = Vec::new();
     for spec in specs {
         let mut atoms = spec.atoms.clone();
         if let Some(command) = &spec.atoms_command {
-            match sup.capture_shell(command, "atoms_command", LIST_LIMIT) {
-                Ok(text) => {
-                    let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            match sup.capture_bytes(command, "atoms_command", LIST_LIMIT) {
+                Ok(bytes) => {
+                    let mut lines = Vec::new();
+                    for line in bytes.split(|b| *b == b'\n') {
+                        match std::str::from_utf8(line) {
+                            Ok(line) => lines.push(line.trim()),
+                            Err(_) => {
+                                let line = line.escape_ascii();
+                                let why = format!("a name that is not UTF-8: \"{line}\"");
+                                errors.push(skip("atoms_command", why));
+                            }
+                        }
+                    }
                     // A name given twice (a database called `_globals`
                     // beside PostgreSQL's roles) is neither.
                     let mut twice: Vec<&str> = Vec::new();
-                    for line in lines.filter(|l| source.handler.selects(l)) {
+                    let listed = lines.into_iter().filter(|l| !l.is_empty());
+                    for line in listed.filter(|l| source.handler.selects(l)) {
                         if twice.contains(&line) {
                             continue;
                         }
                         if atoms.iter().any(|a| a.name == line) {
-                            let e =
-                                format!("atoms_command printed atom {line:?} twice; atom skipped");
-                            errors.push(Failure::new(Kind::Command, e));
+                            errors.push(skip("atoms_command", format!("atom {line:?} twice")));
                             atoms.retain(|a| a.name != line);
                             twice.push(line);
                             continue;
@@ -94,10 +112,7 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
                                 name: line.to_string(),
                                 path: None,
                             }),
-                            Err(e) => errors.push(Failure::new(
-                                Kind::Command,
-                                format!("atoms_command printed an {e}; atom skipped"),
-                            )),
+                            Err(e) => errors.push(skip("atoms_command", format!("an {e}"))),
                         }
                     }
                 }

@@ -357,6 +357,15 @@ impl Supervisor {
     /// Runs a configured command and returns its stdout (for commands that
     /// list atoms or datasets; at most `limit` bytes are accepted).
     pub fn capture_shell(&self, command: &str, what: &str, limit: u64) -> Result<String, Error> {
+        let out = self.capture_bytes(command, what, limit)?;
+        String::from_utf8(out).map_err(|_| Error::Output {
+            what: what.into(),
+            reason: "output is not UTF-8".into(),
+        })
+    }
+
+    /// [`Supervisor::capture_shell`], the output as it was printed.
+    pub fn capture_bytes(&self, command: &str, what: &str, limit: u64) -> Result<Vec<u8>, Error> {
         let mut cmd = sh(command);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
         let mut running = self.spawn(&mut cmd, what, Stop::Terminate)?;
@@ -377,10 +386,7 @@ impl Supervisor {
             });
         }
         status?;
-        String::from_utf8(out).map_err(|_| Error::Output {
-            what: what.into(),
-            reason: "output is not UTF-8".into(),
-        })
+        Ok(out)
     }
 }
 

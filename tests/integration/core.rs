@@ -173,6 +173,51 @@ fn atom_names_from_atoms_command_never_execute() {
     );
 }
 
+/// Issue 26, item 9: one bad name printed by `atoms_command` (not UTF-8, a
+/// control character, a `..` segment, a 256-byte segment) or by
+/// `datasets_command` costs only its atom: it is said and skipped, and the
+/// rest are backed up.
+#[test]
+fn a_bad_printed_name_costs_only_its_atom() {
+    let f = Fixture::new();
+    f.write(
+        "list",
+        "printf 'good\\n\\377bad\\nc\\001x\\n../up\\n%s\\n' \"$(printf 'x%.0s' $(seq 256))\"\n",
+    );
+    f.write(
+        "datasets",
+        "printf '[{\"atoms\": [{\"name\": \"fine\"}, {\"name\": \"b\\\\nc\"}, {\"name\": \"d\\\\u0001\"}, {\"name\": \"e/../f\"}, {\"name\": \"%s\"}]}]' \"$(printf 'x%.0s' $(seq 256))\"\n",
+    );
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: sql\nhandler: pipe\nparams: {backup_command: \"echo ${atom.name}\"}\natoms_command: sh ROOT/list\n",
+    );
+    f.write_config(
+        "etc/sources/t.yml",
+        "name: ds\nhandler: pipe\nparams: {backup_command: \"echo ${atom.name}\"}\ndatasets_command: sh ROOT/datasets\n",
+    );
+    let run = f.tabacco(&["run"]).run().status(1);
+    for said in [
+        // Escaped where the name is made, and again by the log.
+        "atoms_command printed a name that is not UTF-8: \"\\\\xffbad\"; atom skipped",
+        "atoms_command printed an invalid name \"sql/c\\\\u{1}x\"",
+        "atoms_command printed an invalid name \"sql/../up\"",
+        "datasets_command printed an invalid name \"ds/b\\\\nc\"",
+        "datasets_command printed an invalid name \"ds/e/../f\"",
+    ] {
+        assert!(run.stderr.contains(said), "{said}: {}", run.stderr);
+    }
+    assert_eq!(
+        run.stderr.matches("atom skipped").count(),
+        8,
+        "{}",
+        run.stderr
+    );
+    let mut names = atom_names(&f.query(&["*"]));
+    names.sort();
+    assert_eq!(names, ["ds/fine", "sql/good"]);
+}
+
 #[test]
 fn substituted_values_are_quoted() {
     let f = Fixture::new();
