@@ -6,3 +6,4 @@ pub mod attempt;
 pub mod copy;
 pub mod job;
 pub mod plan;
+pub mod tombstone;

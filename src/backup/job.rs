@@ -5,9 +5,11 @@
 //! concurrently, up to `queue_config.concurrency` at once in the whole
 //! process (see [`crate::base::slots`]). A dataset is recorded only once its
 //! snapshot is complete in the repository; a failed producer's partial
-//! snapshot is forgotten once the source's datasets are all done.
+//! snapshot (a failed one leaves none) is forgotten once the source's
+//! datasets are all done, or else listed never to be recorded.
 
 use crate::backup::copy;
+use crate::backup::tombstone;
 use crate::base::count::count;
 use crate::base::name;
 use crate::base::queue;
@@ -361,12 +363,15 @@ fn snapshot(run: &Run, plan: PlannedDataset) -> Result<Dataset, Failure> {
         on_status: &mut on_status,
         min_bytes: source.min_bytes,
     };
-    let summary = plan.input.save(&dataset.atoms, saving).map_err(|unsaved| {
-        if let Some(snapshot_id) = &unsaved.partial {
-            forget_later(partials, &dataset, snapshot_id);
+    let summary = match plan.input.save(&dataset.atoms, saving) {
+        Ok(summary) => summary,
+        Err(unsaved) => {
+            if let Some(snapshot_id) = &unsaved.partial {
+                forget_later(partials, &dataset, snapshot_id);
+            }
+            return Err(unsaved.failure);
         }
-        unsaved.failure
-    })?;
+    };
     dataset.snapshot_id = summary.snapshot_id;
     dataset.total_files = summary.total_files_processed;
     dataset.total_bytes = summary.total_bytes_processed;
@@ -409,6 +414,9 @@ fn forget_later(partials: &Partials, dataset: &Dataset, snapshot_id: &str) {
     partials.push((dataset.tag(), snapshot_id.to_string()));
 }
 
+/// Forgets the partial snapshots; those it cannot are listed as never to
+/// be recorded (see [`tombstone`]), for `reindex` to skip and the next
+/// `prune` to forget. The log says which happened.
 fn forget_partials(env: &Env, sup: &Supervisor, partials: Partials) {
     // The job may have been stopped: clean up under a fresh supervisor.
     let partials = partials
@@ -417,13 +425,21 @@ fn forget_partials(env: &Env, sup: &Supervisor, partials: Partials) {
     if partials.is_empty() {
         return;
     }
-    if let Err(e) = env.repo.forget_snapshots(&sup.for_cleanup(), &partials) {
-        let tags: Vec<&str> = partials.iter().map(|(tag, _)| tag.as_str()).collect();
-        log::error!(
-            "{}: cannot remove partial snapshots {}: {e}",
-            sup.label(),
-            tags.join(", ")
-        );
+    let label = sup.label();
+    let ids: Vec<&str> = partials.iter().map(|(_, id)| id.as_str()).collect();
+    let ids = ids.join(", ");
+    let Err(e) = env.repo.forget_snapshots(&sup.for_cleanup(), &partials) else {
+        log::info!("{label}: removed the unusable snapshots {ids}");
+        return;
+    };
+    match tombstone::add(&env.config.work_dir, &partials) {
+        Ok(list) => log::error!(
+            "{label}: cannot remove the unusable snapshots {ids} yet: {e}; they are listed in {} and never recorded, and the next prune removes them",
+            list.display()
+        ),
+        Err(listing) => log::error!(
+            "{label}: cannot remove the unusable snapshots {ids}: {e}; nor list them as unrecordable: {listing}; remove them with restic forget"
+        ),
     }
 }
 

@@ -302,6 +302,13 @@ impl Supervisor {
         });
     }
 
+    /// Sends `signal` to the process group of the process `pid` that this
+    /// supervisor started, if it has not been waited for yet (so never to
+    /// a process that reused the id).
+    pub fn signal(&self, pid: u32, signal: i32) {
+        self.signal_group(pid, signal);
+    }
+
     /// Signals group `pgid` if it is still ours. The group's leader is
     /// reaped only after it leaves the list, so the id cannot be reused by
     /// then.
@@ -477,6 +484,11 @@ impl Running {
     /// Kills the whole group now.
     pub fn kill(&self) {
         self.supervisor.signal_group(self.child.id(), libc::SIGKILL);
+    }
+
+    /// The process id (and so its process group's).
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits for the process; failure (or any exit after the job was

@@ -10,6 +10,7 @@ use crate::process::shell::{Running, Stop, Supervisor};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::mpsc::Sender;
 
 /// restic's exit code for "snapshot saved, but some files were unreadable".
 const EXIT_INCOMPLETE: i32 = 3;
@@ -23,8 +24,14 @@ pub enum BackupInput {
         excludes: Vec<String>,
     },
     /// A producer's stdout: the pipe atom `filename` (its full name),
-    /// stored where [`stdin_filename`] says.
-    Stdin { filename: String, data: Stdio },
+    /// stored where [`stdin_filename`] says. `started` is told restic's
+    /// process id once it runs, so that a producer that fails can stop it
+    /// before it sees the stream end (see `handler::pipe::save`).
+    Stdin {
+        filename: String,
+        data: Stdio,
+        started: Option<Sender<u32>>,
+    },
 }
 
 /// One `restic backup` call.
@@ -55,6 +62,7 @@ impl Repo {
         for tag in backup.tags {
             args.extend(["--tag".into(), tag]);
         }
+        let mut started = None;
         let stdin = match backup.input {
             BackupInput::Paths { paths, excludes } => {
                 args.extend(excludes);
@@ -62,7 +70,12 @@ impl Repo {
                 args.extend(paths.iter().map(|p| p.to_string_lossy().into_owned()));
                 Stdio::null()
             }
-            BackupInput::Stdin { filename, data } => {
+            BackupInput::Stdin {
+                filename,
+                data,
+                started: told,
+            } => {
+                started = told;
                 let nested = self.version()?.can_nest_stdin_filename();
                 let filename = stdin_filename(&filename, nested);
                 args.extend(["--stdin".into(), "--stdin-filename".into(), filename]);
@@ -77,6 +90,9 @@ impl Repo {
             cmd.stdin(stdin).stdout(Stdio::piped());
             sup.spawn(&mut cmd, "restic backup", Stop::Interrupt)?
         };
+        if let Some(started) = started {
+            let _ = started.send(running.id());
+        }
         let result = read_backup_output(running, on_status).map_err(|e| self.failed(e));
         self.unlock_if_stopped(sup, result)
     }

@@ -278,6 +278,69 @@ fn no_quoting_context_turns_a_name_into_syntax() {
     }
 }
 
+/// Issue 26, item 4: a dump that fails while another restic holds a lock
+/// on the repository (so that no `forget` could run) leaves no snapshot:
+/// `run` says so truthfully, and neither `reindex` nor `dump` ever sees
+/// the truncated stream.
+#[test]
+fn a_failed_dump_leaves_no_snapshot_while_the_repository_is_locked() {
+    let f = Fixture::new();
+    let source = |command: &str| {
+        f.write_config(
+            "etc/sources/s.yml",
+            &format!("name: db\nhandler: pipe\nparams: {{backup_command: \"{command}\"}}\natoms: [{{name: main}}]\n"),
+        );
+    };
+    source("echo whole");
+    f.tabacco(&["run"]).success();
+    source("echo truncated; sleep 1; echo dump failed >&2; exit 1");
+    let mut lock = crate::peers::holding_a_lock(&f);
+    let run = f.tabacco(&["run"]).run().status(1);
+    let _ = lock.kill();
+    let _ = lock.wait();
+    f.restic(&["unlock", "--remove-all"]).success();
+    assert!(
+        run.stderr
+            .contains("backup_command exited with status 1: dump failed; restic was stopped before the stream ended, so nothing was saved"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        f.snapshot_tags().len(),
+        1,
+        "only the whole dump is a snapshot"
+    );
+    f.tabacco(&["reindex"]).success();
+    let dump = f.tabacco(&["dump", "db/main"]).success();
+    assert_eq!(dump.stdout, "whole\n");
+    // A whole stream refused (min_bytes) is a snapshot: removed at once
+    // if it can be, else listed, never recorded, and removed by prune.
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: db\nhandler: pipe\nmin_bytes: 1000\nparams: {backup_command: \"echo small\"}\natoms: [{name: main}]\n",
+    );
+    let mut lock = crate::peers::holding_a_lock(&f);
+    let run = f.tabacco(&["run"]).run().status(1);
+    let _ = lock.kill();
+    let _ = lock.wait();
+    f.restic(&["unlock", "--remove-all"]).success();
+    assert!(
+        run.stderr.contains("cannot remove the unusable snapshots")
+            && run
+                .stderr
+                .contains("never recorded, and the next prune removes them"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(f.snapshot_tags().len(), 2);
+    f.tabacco(&["reindex"]).success();
+    let dump = f.tabacco(&["dump", "db/main"]).success();
+    assert_eq!(dump.stdout, "whole\n", "reindex skips the listed snapshot");
+    f.tabacco(&["prune"]).success();
+    assert_eq!(f.snapshot_tags().len(), 1, "prune removed it");
+    assert!(!f.path("work/unrecordable-snapshots").exists());
+}
+
 #[test]
 fn failing_producer_fails_its_dataset_and_leaves_no_snapshot() {
     let f = Fixture::new();
@@ -801,7 +864,7 @@ fn partial_snapshots_of_concurrent_failures_are_all_removed() {
     let run = f.tabacco(&["run"]).status(1);
     assert_eq!(
         run.stderr
-            .matches("its partial snapshot was removed")
+            .matches("restic was stopped before the stream ended, so nothing was saved")
             .count(),
         3,
         "{}",
