@@ -4,6 +4,7 @@
 
 pub mod attempt;
 pub mod copy;
+pub mod intent;
 pub mod job;
 pub mod plan;
 pub mod tombstone;

@@ -9,6 +9,7 @@
 //! datasets are all done, or else listed never to be recorded.
 
 use crate::backup::copy;
+use crate::backup::intent::{self, Intent};
 use crate::backup::tombstone;
 use crate::base::count::count;
 use crate::base::name;
@@ -190,6 +191,8 @@ pub fn backup(
             outcome.errors.push(e);
             return outcome;
         }
+        let work_dir = &env.config.work_dir;
+        intent::resolve(work_dir, &source.name, env.repo, env.metadb, sup);
     }
     // Up to `concurrency` datasets at once, each holding one of the
     // process's slots while it runs; results are reported in plan order
@@ -363,11 +366,25 @@ fn snapshot(run: &Run, plan: PlannedDataset) -> Result<Dataset, Failure> {
         on_status: &mut on_status,
         min_bytes: source.min_bytes,
     };
+    // Should this process die before the record, the next backup of the
+    // source records the snapshot (see `intent`).
+    let intent = Intent::write(&env.config.work_dir, backup, &dataset)
+        .map_err(|e| {
+            log::warn!(
+                "{label}: cannot write the intent to record dataset {}: {e}",
+                dataset.id
+            )
+        })
+        .ok();
     let summary = match plan.input.save(&dataset.atoms, saving) {
         Ok(summary) => summary,
         Err(unsaved) => {
             if let Some(snapshot_id) = &unsaved.partial {
                 forget_later(partials, &dataset, snapshot_id);
+            }
+            // Nothing to record: a partial snapshot is forgotten, or listed.
+            if let Some(intent) = intent {
+                intent.done();
             }
             return Err(unsaved.failure);
         }
@@ -387,13 +404,17 @@ fn snapshot(run: &Run, plan: PlannedDataset) -> Result<Dataset, Failure> {
         bytes(dataset.total_bytes),
         bytes(dataset.bytes_added)
     );
+    // Not recorded: the intent stays, for the next backup to record.
     env.metadb.add_dataset(backup, &dataset).map_err(|e| {
         let e = format!(
-            "snapshot {} saved but not recorded: {e}",
+            "snapshot {} saved but not recorded: {e}; the source's next backup records it",
             dataset.snapshot_id
         );
         Failure::new(Kind::Metadb, e)
     })?;
+    if let Some(intent) = intent {
+        intent.done();
+    }
     if summary.incomplete {
         let e = format!(
             "snapshot {} saved and recorded, but some files were unreadable (see the log)",

@@ -8,6 +8,7 @@ use super::output::{BackupProgress, Message, Summary};
 use super::{stdin_filename, Error, Repo};
 use crate::process::shell::{Running, Stop, Supervisor};
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::mpsc::Sender;
@@ -88,6 +89,18 @@ impl Repo {
         let running = {
             let mut cmd = self.command(&args);
             cmd.stdin(stdin).stdout(Stdio::piped());
+            if started.is_some() {
+                // A stream restic reads after tabacco died may be a failed
+                // dump's: restic is interrupted then, and saves nothing.
+                // SAFETY: prctl is async-signal-safe and touches only the
+                // child itself.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+                        Ok(())
+                    });
+                }
+            }
             sup.spawn(&mut cmd, "restic backup", Stop::Interrupt)?
         };
         if let Some(started) = started {

@@ -12,6 +12,7 @@ mod config;
 mod console;
 mod copies;
 mod core;
+mod crash;
 mod databases;
 mod destinations;
 mod files;
