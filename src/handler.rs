@@ -120,8 +120,9 @@ pub enum Input {
         paths: Vec<PathBuf>,
         excludes: Vec<String>,
     },
-    /// A `/bin/sh -c` command (values already quoted) whose stdout is the
-    /// data, stored in the snapshot as `/<filename>`.
+    /// A `/bin/sh -c` command (its substitutions references to variables
+    /// of `env`: see [`shell::template`]) whose stdout is the data, stored
+    /// in the snapshot as `/<filename>`.
     Command {
         command: String,
         env: hook::Environment,
