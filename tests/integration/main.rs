@@ -33,6 +33,7 @@ mod restore;
 mod retention;
 mod scale;
 mod servers;
+mod soak;
 mod trust;
 mod versions;
 mod words;
