@@ -6,5 +6,7 @@
 pub mod attempt;
 pub mod batch;
 pub mod copy;
+pub mod intent;
 pub mod job;
 pub mod plan;
+pub mod tombstone;

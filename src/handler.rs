@@ -120,8 +120,9 @@ pub enum Input {
         paths: Vec<PathBuf>,
         excludes: Vec<String>,
     },
-    /// A `/bin/sh -c` command (values already quoted) whose stdout is the
-    /// data, stored in the snapshot as `/<filename>`.
+    /// A `/bin/sh -c` command (its substitutions references to variables
+    /// of `env`: see [`shell::template`]) whose stdout is the data, stored
+    /// in the snapshot as `/<filename>`.
     Command {
         command: String,
         env: hook::Environment,
@@ -228,10 +229,12 @@ pub enum Destination {
     /// A pipe atom's stream, as a file at this place.
     File(Place),
     /// A pipe atom's stream, fed to the source's `restore_command` (values
-    /// substituted) with its environment: the live service.
+    /// substituted: `env` carries them) with its environment: the live
+    /// service. `shown` is the command as people read it.
     Service {
         command: String,
         env: hook::Environment,
+        shown: String,
     },
 }
 
@@ -254,7 +257,7 @@ pub fn restore(restoring: &Restoring) -> Result<(), Unrestored> {
         match destination {
             Destination::Files { .. } => {}
             Destination::File(place) => pipe::restore_to_file(restoring, atom, place)?,
-            Destination::Service { command, env } => {
+            Destination::Service { command, env, .. } => {
                 pipe::feed(restoring, atom, command, env)?;
             }
         }
@@ -330,7 +333,7 @@ impl Handler {
         atom: &Atom,
         name: &str,
         dir: &str,
-    ) -> Option<Result<String, Error>> {
+    ) -> Option<Result<shell::Script, Error>> {
         match self {
             Handler::Pipe(p) => p.proof_command(scope, atom, name, dir),
             Handler::File(_) => None,
@@ -377,7 +380,11 @@ impl Handler {
 
     /// The command that restoring pipe atom `atom` feeds its data to, its
     /// values substituted; an error says why there is none.
-    pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, Error> {
+    pub fn restore_command(
+        &self,
+        scope: &hook::Scope,
+        atom: &Atom,
+    ) -> Result<shell::Script, Error> {
         match self {
             Handler::File(_) => Err(Error::NoRestoreCommand {
                 name: scope.source.to_string(),
@@ -430,12 +437,11 @@ impl Handler {
 /// Checks that `template`, the value of param `key`, uses only the
 /// substitutions of an atom and its dataset, and `more`.
 fn check_template(key: &'static str, template: &str, more: &[&str]) -> Result<(), Error> {
-    let vars: Vec<(&str, &str)> = shell::VARIABLES
-        .iter()
+    let mut vars: Vec<(&str, &str)> = shell::template::variables()
         .filter(|v| !v.starts_with("restore.") && !v.starts_with("proof."))
-        .chain(more)
-        .map(|v| (*v, ""))
+        .map(|v| (v, ""))
         .collect();
+    vars.extend(more.iter().map(|v| (*v, "")));
     match shell::substitute(template, &vars) {
         Ok(_) => Ok(()),
         Err(source) => Err(Error::Substitution {

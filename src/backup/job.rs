@@ -5,11 +5,14 @@
 //! concurrently, up to `queue_config.concurrency` at once in the whole
 //! process (see [`crate::base::slots`]). A dataset is recorded only once its
 //! snapshot is complete in the repository; a failed producer's partial
-//! snapshot is forgotten once the source's datasets are all done. A pipe
+//! snapshot (a failed one leaves none) is forgotten once the source's
+//! datasets are all done, or else listed never to be recorded. A pipe
 //! source of many atoms has them saved together first (see `batch`).
 
 use crate::backup::batch;
 use crate::backup::copy;
+use crate::backup::intent::{self, Intent};
+use crate::backup::tombstone;
 use crate::base::count::count;
 use crate::base::name;
 use crate::base::queue;
@@ -53,12 +56,22 @@ pub type Progress<'a> = dyn Fn(&str, &restic::BackupProgress) + Sync + 'a;
 /// `datasets_command` and `atoms_command`. Errors come back beside the
 /// groups that could be resolved, so the rest of a source is still backed up.
 pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, Vec<Failure>) {
+    let mut errors = Vec::new();
+    // A name skipped is said as Rust quotes it (escaped: it may hold any
+    // character); where it is shown, it is escaped again (`visible`).
+    let skip = |what: &str, why: String| {
+        let e = format!("{what} printed {why}; atom skipped");
+        Failure::new(Kind::Command, e)
+    };
     let specs = match &source.datasets {
         Datasets::Listed(specs) => specs.clone(),
         Datasets::Command(command) => {
             match sup.capture_shell(command, "datasets_command", LIST_LIMIT) {
                 Ok(text) => match config::datasets::parse(&source.name, &text) {
-                    Ok(specs) => specs,
+                    Ok((specs, skipped)) => {
+                        errors.extend(skipped.into_iter().map(|s| skip("datasets_command", s)));
+                        specs
+                    }
                     Err(e) => {
                         let e = format!("datasets_command printed no dataset list: {e}");
                         return (Vec::new(), vec![Failure::new(Kind::Command, e)]);
@@ -69,24 +82,32 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
         }
     };
     let mut groups = Vec::new();
-    let mut errors = Vec::new();
     for spec in specs {
         let mut atoms = spec.atoms.clone();
         if let Some(command) = &spec.atoms_command {
-            match sup.capture_shell(command, "atoms_command", LIST_LIMIT) {
-                Ok(text) => {
-                    let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            match sup.capture_bytes(command, "atoms_command", LIST_LIMIT) {
+                Ok(bytes) => {
+                    let mut lines = Vec::new();
+                    for line in bytes.split(|b| *b == b'\n') {
+                        match std::str::from_utf8(line) {
+                            Ok(line) => lines.push(line.trim()),
+                            Err(_) => {
+                                let line = line.escape_ascii();
+                                let why = format!("a name that is not UTF-8: \"{line}\"");
+                                errors.push(skip("atoms_command", why));
+                            }
+                        }
+                    }
                     // A name given twice (a database called `_globals`
                     // beside PostgreSQL's roles) is neither.
                     let mut twice: Vec<&str> = Vec::new();
-                    for line in lines.filter(|l| source.handler.selects(l)) {
+                    let listed = lines.into_iter().filter(|l| !l.is_empty());
+                    for line in listed.filter(|l| source.handler.selects(l)) {
                         if twice.contains(&line) {
                             continue;
                         }
                         if atoms.iter().any(|a| a.name == line) {
-                            let e =
-                                format!("atoms_command printed atom {line:?} twice; atom skipped");
-                            errors.push(Failure::new(Kind::Command, e));
+                            errors.push(skip("atoms_command", format!("atom {line:?} twice")));
                             atoms.retain(|a| a.name != line);
                             twice.push(line);
                             continue;
@@ -96,10 +117,7 @@ pub fn resolve_atoms(source: &Source, sup: &Supervisor) -> (Vec<Vec<AtomSpec>>, 
                                 name: line.to_string(),
                                 path: None,
                             }),
-                            Err(e) => errors.push(Failure::new(
-                                Kind::Command,
-                                format!("atoms_command printed an {e}; atom skipped"),
-                            )),
+                            Err(e) => errors.push(skip("atoms_command", format!("an {e}"))),
                         }
                     }
                 }
@@ -175,6 +193,8 @@ pub fn backup(
             outcome.errors.push(e);
             return outcome;
         }
+        let work_dir = &env.config.work_dir;
+        intent::resolve(work_dir, &source.name, env.repo, env.metadb, sup);
     }
     // Up to `concurrency` datasets at once, each holding one of the
     // process's slots while it runs; results are reported in plan order
@@ -352,12 +372,29 @@ fn snapshot(run: &Run, plan: PlannedDataset) -> Result<Dataset, Failure> {
         on_status: &mut on_status,
         min_bytes: source.min_bytes,
     };
-    let summary = plan.input.save(&dataset.atoms, saving).map_err(|unsaved| {
-        if let Some(snapshot_id) = &unsaved.partial {
-            forget_later(partials, &dataset, snapshot_id);
+    // Should this process die before the record, the next backup of the
+    // source records the snapshot (see `intent`).
+    let intent = Intent::write(&env.config.work_dir, backup, &dataset)
+        .map_err(|e| {
+            log::warn!(
+                "{label}: cannot write the intent to record dataset {}: {e}",
+                dataset.id
+            )
+        })
+        .ok();
+    let summary = match plan.input.save(&dataset.atoms, saving) {
+        Ok(summary) => summary,
+        Err(unsaved) => {
+            if let Some(snapshot_id) = &unsaved.partial {
+                forget_later(partials, &dataset, snapshot_id);
+            }
+            // Nothing to record: a partial snapshot is forgotten, or listed.
+            if let Some(intent) = intent {
+                intent.done();
+            }
+            return Err(unsaved.failure);
         }
-        unsaved.failure
-    })?;
+    };
     dataset.snapshot_id = summary.snapshot_id;
     dataset.total_files = summary.total_files_processed;
     dataset.total_bytes = summary.total_bytes_processed;
@@ -373,13 +410,17 @@ fn snapshot(run: &Run, plan: PlannedDataset) -> Result<Dataset, Failure> {
         bytes(dataset.total_bytes),
         bytes(dataset.bytes_added)
     );
+    // Not recorded: the intent stays, for the next backup to record.
     env.metadb.add_dataset(backup, &dataset).map_err(|e| {
         let e = format!(
-            "snapshot {} saved but not recorded: {e}",
+            "snapshot {} saved but not recorded: {e}; the source's next backup records it",
             dataset.snapshot_id
         );
         Failure::new(Kind::Metadb, e)
     })?;
+    if let Some(intent) = intent {
+        intent.done();
+    }
     if summary.incomplete {
         let e = format!(
             "snapshot {} saved and recorded, but some files were unreadable (see the log)",
@@ -400,6 +441,9 @@ pub(super) fn forget_later(partials: &Partials, dataset: &Dataset, snapshot_id: 
     partials.push((dataset.tag(), snapshot_id.to_string()));
 }
 
+/// Forgets the partial snapshots; those it cannot are listed as never to
+/// be recorded (see [`tombstone`]), for `reindex` to skip and the next
+/// `prune` to forget. The log says which happened.
 fn forget_partials(env: &Env, sup: &Supervisor, partials: Partials) {
     // The job may have been stopped: clean up under a fresh supervisor.
     let partials = partials
@@ -408,13 +452,21 @@ fn forget_partials(env: &Env, sup: &Supervisor, partials: Partials) {
     if partials.is_empty() {
         return;
     }
-    if let Err(e) = env.repo.forget_snapshots(&sup.for_cleanup(), &partials) {
-        let tags: Vec<&str> = partials.iter().map(|(tag, _)| tag.as_str()).collect();
-        log::error!(
-            "{}: cannot remove partial snapshots {}: {e}",
-            sup.label(),
-            tags.join(", ")
-        );
+    let label = sup.label();
+    let ids: Vec<&str> = partials.iter().map(|(_, id)| id.as_str()).collect();
+    let ids = ids.join(", ");
+    let Err(e) = env.repo.forget_snapshots(&sup.for_cleanup(), &partials) else {
+        log::info!("{label}: removed the unusable snapshots {ids}");
+        return;
+    };
+    match tombstone::add(&env.config.work_dir, &partials) {
+        Ok(list) => log::error!(
+            "{label}: cannot remove the unusable snapshots {ids} yet: {e}; they are listed in {} and never recorded, and the next prune removes them",
+            list.display()
+        ),
+        Err(listing) => log::error!(
+            "{label}: cannot remove the unusable snapshots {ids}: {e}; nor list them as unrecordable: {listing}; remove them with restic forget"
+        ),
     }
 }
 

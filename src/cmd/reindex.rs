@@ -6,6 +6,7 @@
 //! refuse it too). A batch's snapshot (see `backup::batch`) gives back each
 //! of the datasets its tags name.
 
+use crate::backup::tombstone;
 use crate::base::time;
 use crate::cmd::Exit;
 use crate::config::Config;
@@ -28,7 +29,15 @@ pub fn reindex(config: &Config) -> Result<(), Exit> {
         .map_err(|e| Exit::Error(e.to_string()))?;
     let mut failed = 0;
     let mut records = Vec::with_capacity(snapshots.len());
+    let unrecordable = tombstone::listed(&config.work_dir);
     for snapshot in &snapshots {
+        if tombstone::is_listed(&unrecordable, &snapshot.id) {
+            log::warn!(
+                "snapshot {} is of a failed or refused stream (listed in work_dir); not recorded",
+                snapshot.short_id
+            );
+            continue;
+        }
         let tags = snapshot.tags.clone().unwrap_or_default();
         let Some((backup_id, datasets)) = model::datasets_of_tags(&tags) else {
             log::warn!(

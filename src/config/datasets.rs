@@ -46,13 +46,29 @@ pub(super) fn resolve(
 }
 
 /// The datasets `source`'s `datasets_command` printed (YAML or JSON, as
-/// `datasets:` is written), validated.
-pub fn parse(source: &str, text: &str) -> Result<Vec<DatasetSpec>, Error> {
+/// `datasets:` is written), validated: an atom whose full name is invalid,
+/// or that a dataset names twice, is left out and said in the list of
+/// skipped atoms beside, so that one bad name costs only its atom.
+pub fn parse(source: &str, text: &str) -> Result<(Vec<DatasetSpec>, Vec<String>), Error> {
     let raw: Vec<raw::Dataset> =
         serde_yaml::from_str(text).map_err(|e| Error::new(Problem::Printed(e)))?;
-    raw.into_iter()
-        .map(|d| spec(source, d.atoms, d.atoms_command).map_err(Error::new))
-        .collect()
+    let mut skipped = Vec::new();
+    let mut specs = Vec::new();
+    for dataset in raw {
+        let mut atoms: Vec<raw::Atom> = Vec::new();
+        for atom in dataset.atoms.unwrap_or_default() {
+            let full = format!("{source}/{}", atom.name);
+            if let Err(e) = name::validate(&full) {
+                skipped.push(format!("an {e}"));
+            } else if atoms.iter().any(|a| a.name == atom.name) {
+                skipped.push(format!("atom {full:?} twice"));
+            } else {
+                atoms.push(atom);
+            }
+        }
+        specs.push(spec(source, Some(atoms), dataset.atoms_command).map_err(Error::new)?);
+    }
+    Ok((specs, skipped))
 }
 
 /// One dataset: its atoms (`source/atom` must be a valid name, given once)
@@ -88,15 +104,21 @@ mod tests {
 
     #[test]
     fn datasets_printed_by_a_command_are_validated() {
-        let specs = parse("sql", "- atoms: [{name: db1}]\n- atoms_command: ls\n").unwrap();
+        let (specs, skipped) =
+            parse("sql", "- atoms: [{name: db1}]\n- atoms_command: ls\n").unwrap();
         assert_eq!(specs.len(), 2);
         assert_eq!(specs[0].atoms[0].name, "db1");
         assert_eq!(specs[1].atoms_command.as_deref(), Some("ls"));
-        assert_eq!(
-            parse("sql", "[{atoms: [{name: a}, {name: a}]}]")
-                .unwrap_err()
-                .to_string(),
-            "duplicate atom \"a\""
+        assert!(skipped.is_empty());
+        // Issue 26, item 9: one bad name costs only its atom.
+        let long = "x".repeat(256);
+        let printed = format!(
+            r#"[{{"atoms": [{{"name": "a"}}, {{"name": "a"}}, {{"name": "b\nc"}}, {{"name": "d\u0001"}}, {{"name": "e/../f"}}, {{"name": "{long}"}}, {{"name": "ok"}}]}}]"#
         );
+        let (specs, skipped) = parse("sql", &printed).unwrap();
+        let names: Vec<&str> = specs[0].atoms.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["a", "ok"]);
+        assert_eq!(skipped.len(), 5, "{skipped:?}");
+        assert_eq!(skipped[0], "atom \"sql/a\" twice");
     }
 }

@@ -23,7 +23,7 @@ pub enum Error {
     /// is checked at load.
     Substitution {
         key: Option<&'static str>,
-        source: shell::Unknown,
+        source: shell::template::Error,
     },
     /// Source `name` has nothing to feed a pipe atom's data to: it is not
     /// a pipe source here, or (`pipe`) it has no `restore_command`.
@@ -62,8 +62,8 @@ impl std::error::Error for Error {
     }
 }
 
-impl From<shell::Unknown> for Error {
-    fn from(source: shell::Unknown) -> Error {
+impl From<shell::template::Error> for Error {
+    fn from(source: shell::template::Error) -> Error {
         Error::Substitution { key: None, source }
     }
 }

@@ -23,6 +23,9 @@ use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
 
 #[derive(Clone, Debug)]
 pub struct Pipe {
@@ -106,12 +109,15 @@ impl Pipe {
     /// configured path, which is not recorded).
     pub fn plan(&self, scope: &hook::Scope, configured: &Atom) -> Result<PlannedDataset, Error> {
         let vars = hook::variables(scope, configured);
+        let script = shell::substitute(&self.backup_command, &vars)?;
+        let mut env = hook::environment(scope, Some(configured));
+        env.extend(script.env);
         Ok(PlannedDataset {
             name: scope.dataset.clone(),
             atoms: scope.atoms.to_vec(),
             input: Input::Command {
-                command: shell::substitute(&self.backup_command, &vars)?,
-                env: hook::environment(scope, Some(configured)),
+                command: script.text,
+                env,
                 filename: configured.name.clone(),
             },
         })
@@ -173,7 +179,11 @@ impl Pipe {
     }
 
     /// See [`crate::handler::Handler::restore_command`].
-    pub fn restore_command(&self, scope: &hook::Scope, atom: &Atom) -> Result<String, Error> {
+    pub fn restore_command(
+        &self,
+        scope: &hook::Scope,
+        atom: &Atom,
+    ) -> Result<shell::Script, Error> {
         let command = self
             .restore_command
             .as_deref()
@@ -198,7 +208,7 @@ impl Pipe {
         atom: &Atom,
         name: &str,
         dir: &str,
-    ) -> Option<Result<String, Error>> {
+    ) -> Option<Result<shell::Script, Error>> {
         let command = self.proof_command.as_deref()?;
         let mut vars = hook::variables(scope, atom);
         vars.extend([("proof.name", name), ("proof.dir", dir)]);
@@ -206,10 +216,15 @@ impl Pipe {
     }
 }
 
-/// Pipes `command`'s stdout straight into restic's stdin. A producer that
-/// fails (or restic failing first) fails the dataset, and any snapshot
-/// restic made of the truncated stream is handed back to be forgotten, as
-/// is one smaller than `min_bytes`.
+/// Pipes `command`'s stdout straight into restic's stdin. tabacco holds a
+/// writing end of that pipe itself until the producer has exited, so
+/// restic cannot see the stream end before then: a producer that exits 0
+/// lets it go (restic sees the end and saves), one that fails has restic
+/// interrupted first (restic then saves nothing), so a failed dump never
+/// leaves a snapshot. The data flows from the producer to restic through
+/// the pipe alone. A snapshot restic made all the same, of a stream it
+/// could not read or one smaller than `min_bytes`, is handed back to be
+/// forgotten.
 pub fn save(
     command: &str,
     env: hook::Environment,
@@ -223,40 +238,82 @@ pub fn save(
         on_status,
         min_bytes,
     } = saving;
+    let stream = |e: io::Error| {
+        let e = format!("cannot make a pipe for backup_command: {e}");
+        Unsaved::from(Failure::new(Kind::Other, e))
+    };
+    let (read, held) = shell::pipe::new().map_err(stream)?;
     let producer = {
         let mut cmd = shell::sh(command);
-        cmd.envs(env).stdin(Stdio::null()).stdout(Stdio::piped());
+        let write = held.try_clone().map_err(stream)?;
+        cmd.envs(env).stdin(Stdio::null()).stdout(write);
         sup.spawn(&mut cmd, "backup_command", Stop::Terminate)?
     };
-    // An incomplete snapshot counts as restic failing: it has gone.
-    let ended = producer.pipe_into(Link::Direct, |data| {
+    let producer_pid = producer.id();
+    let (started, restic_pid) = mpsc::channel();
+    let restic_ended = AtomicBool::new(false);
+    let (produced, stored, interrupted) = thread::scope(|scope| {
+        let restic_ended = &restic_ended;
+        let watcher = scope.spawn(move || {
+            let produced = producer.wait();
+            if produced.is_ok() || restic_ended.load(Ordering::SeqCst) {
+                drop(held);
+                return (produced, false);
+            }
+            // The end of the stream stays held until restic has gone.
+            let interrupted = restic_pid.recv().is_ok_and(|pid| {
+                sup.signal(pid, libc::SIGINT);
+                !restic_ended.load(Ordering::SeqCst)
+            });
+            drop(held);
+            (produced, interrupted)
+        });
         let request = request(restic::BackupInput::Stdin {
             filename,
-            data: data.into(),
+            data: read.into(),
+            started: Some(started),
         });
-        match repo.backup(sup, request, on_status) {
+        let backed_up = repo.backup(sup, request, on_status);
+        restic_ended.store(true, Ordering::SeqCst);
+        let stored = match backed_up {
             Ok(summary) if summary.incomplete => Err(Stored::Incomplete(summary)),
             Ok(summary) => Ok(summary),
-            Err(e) => Err(Stored::Failed(e)),
-        }
-    })?;
+            Err(e) => {
+                // A producer that writes nothing would not notice.
+                sup.signal(producer_pid, libc::SIGKILL);
+                Err(Stored::Failed(e))
+            }
+        };
+        let (produced, interrupted) = watcher.join().unwrap_or_else(|_| {
+            let e = shell::Error::Output {
+                what: "backup_command".into(),
+                reason: "its watcher was lost".into(),
+            };
+            (Err(e), false)
+        });
+        (produced, stored, interrupted)
+    });
     let partial = |failure, summary: restic::Summary| Unsaved {
         failure,
         partial: Some(summary.snapshot_id),
     };
-    let summary = match (ended.producer, ended.consumer) {
+    let summary = match (produced, stored) {
         (Ok(_), Ok(summary)) => summary,
         (Ok(_), Err(Stored::Incomplete(summary))) => {
             // restic 0.18 saves an empty stream this way ("no data read").
-            let e = "restic could not read backup_command's output (see the log); its partial snapshot was removed";
+            let e = "restic could not read backup_command's output (see the log)";
             return Err(partial(Failure::new(Kind::Command, e), summary));
         }
         (Err(e), Ok(summary) | Err(Stored::Incomplete(summary))) => {
-            let e = Failure::from(e);
-            let e = Failure::new(e.kind, format!("{e}; its partial snapshot was removed"));
-            return Err(partial(e, summary));
+            return Err(partial(Failure::from(e), summary));
         }
         (Ok(_), Err(Stored::Failed(e))) => return Err(e.into()),
+        (Err(producer), Err(Stored::Failed(_))) if interrupted => {
+            let e = Failure::from(producer);
+            let why =
+                format!("{e}; restic was stopped before the stream ended, so nothing was saved");
+            return Err(Failure::new(e.kind, why).into());
+        }
         (Err(producer), Err(Stored::Failed(restic))) => return Err(both_failed(producer, restic)),
     };
     if let Some(min) = min_bytes.filter(|&min| summary.total_bytes_processed < min as i64) {

@@ -49,18 +49,20 @@ pub fn prove(
         .scope(&source.name, &ctx, &dataset.atoms, None);
     let name = format!("tabacco_proof_{}", model::new_id());
     let dir = scratch.to_string_lossy();
-    let command = match source
+    let script = match source
         .handler
         .proof_command(&scope, &configured, &name, &dir)
     {
-        Some(command) => command.map_err(Drill::Command)?,
+        Some(script) => script.map_err(Drill::Command)?,
         None => return Err(Drill::NoProof(source.name.clone())),
     };
     std::fs::create_dir_all(scratch).map_err(|source| Drill::Scratch {
         dir: scratch.to_path_buf(),
         source,
     })?;
-    let env = crate::handler::hook::environment(&scope, Some(&configured));
+    let mut env = crate::handler::hook::environment(&scope, Some(&configured));
+    env.extend(script.env);
+    let command = script.text;
     let dump = reader
         .read(dataset, |repo, snapshot| {
             repo.dump(sup, snapshot, &atom.name)

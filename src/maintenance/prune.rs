@@ -17,6 +17,7 @@
 //! since other hosts' copies are theirs. The metadb learns what each
 //! repository still holds.
 
+use crate::backup::tombstone;
 use crate::base::count::count;
 use crate::base::retention::Retention;
 use crate::config::repositories::Copy;
@@ -123,6 +124,26 @@ impl std::error::Error for Error {
     }
 }
 
+/// Forgets the snapshots a backup could not remove (see
+/// [`tombstone`]) and drops them from the list; a failure is logged and
+/// they stay listed for the next prune.
+fn forget_unrecordable(config: &Config, repo: &Repo, sup: &Supervisor) {
+    let listed = tombstone::listed(&config.work_dir);
+    if listed.is_empty() {
+        return;
+    }
+    let ids: Vec<&str> = listed.iter().map(|(_, id)| id.as_str()).collect();
+    let ids = ids.join(", ");
+    let forgotten = repo
+        .forget_snapshots(sup, &listed)
+        .map_err(|e| e.to_string())
+        .and_then(|()| tombstone::remove(&config.work_dir, &listed).map_err(|e| e.to_string()));
+    match forgotten {
+        Ok(()) => log::info!("removed the unusable snapshots {ids}"),
+        Err(e) => log::error!("cannot remove the unusable snapshots {ids} yet: {e}"),
+    }
+}
+
 /// One forgotten (or, in a dry run, forgettable) snapshot.
 pub struct Forgotten {
     /// `primary`, or the copy's name.
@@ -175,6 +196,9 @@ pub fn prune(
     };
     let held = lease
         .hold(sup, || {
+            if !dry_run {
+                forget_unrecordable(config, &repo, sup);
+            }
             if config.maintenance == Maintenance::All && names.is_empty() {
                 others(config, metadb, &mut groups)?;
             }

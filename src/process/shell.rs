@@ -3,11 +3,15 @@
 //! that can stop all of a job's processes at once (on a timeout or on
 //! shutdown), with their stderr logged under the job's label.
 //!
-//! Configured commands run through `/bin/sh -c`; values substituted into
-//! them are shell-quoted here, so no atom name can become shell syntax.
+//! Configured commands run through `/bin/sh -c`; the values substituted
+//! into them travel in environment variables ([`template`]), so no atom
+//! name can become shell syntax.
 //! One process's output streamed into another is [`pipe`]'s business.
 
 pub mod pipe;
+pub mod template;
+
+pub use template::{substitute, Script};
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -98,27 +102,6 @@ impl std::error::Error for Error {
     }
 }
 
-/// A substitution in a command template that tabacco does not know, or
-/// that is not available where the command runs (`${backup.id}` in a
-/// check).
-#[derive(Debug, PartialEq, Eq)]
-pub struct Unknown {
-    pub name: String,
-}
-
-impl fmt::Display for Unknown {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let known = VARIABLES.join(", ");
-        write!(
-            f,
-            "unknown or unavailable substitution ${{{}}} (known: {known})",
-            self.name
-        )
-    }
-}
-
-impl std::error::Error for Unknown {}
-
 /// "exited with status 2" or "was killed by signal 9".
 pub fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
@@ -126,51 +109,6 @@ pub fn describe(status: ExitStatus) -> String {
         (None, Some(signal)) => format!("was killed by signal {signal}"),
         _ => "ended abnormally".into(),
     }
-}
-
-pub use crate::base::quote::sh as quote;
-
-/// The substitution variables a handler command may use: `restore.name`
-/// in `restore_command` only, `proof.*` in `proof_command` only.
-pub const VARIABLES: [&str; 9] = [
-    "atom.name",
-    "atom.full_name",
-    "atom.path",
-    "dataset.name",
-    "backup.id",
-    "host",
-    "restore.name",
-    "proof.name",
-    "proof.dir",
-];
-
-/// Replaces `${var}` with the quoted value of `var`. Shell variables such as
-/// `${HOME}` are left to the shell; a dotted name tabacco does not know is an
-/// error, so a typo cannot silently become an empty string.
-pub fn substitute(template: &str, vars: &[(&str, &str)]) -> Result<String, Unknown> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
-        let name = &after[..end];
-        if let Some((_, value)) = vars.iter().find(|(k, _)| *k == name) {
-            out.push_str(&quote(value));
-        } else if VARIABLES.contains(&name) || name.contains('.') {
-            return Err(Unknown {
-                name: name.to_string(),
-            });
-        } else {
-            out.push_str(&rest[start..start + 2 + end + 1]);
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// A `/bin/sh -c` command.
@@ -364,6 +302,13 @@ impl Supervisor {
         });
     }
 
+    /// Sends `signal` to the process group of the process `pid` that this
+    /// supervisor started, if it has not been waited for yet (so never to
+    /// a process that reused the id).
+    pub fn signal(&self, pid: u32, signal: i32) {
+        self.signal_group(pid, signal);
+    }
+
     /// Signals group `pgid` if it is still ours. The group's leader is
     /// reaped only after it leaves the list, so the id cannot be reused by
     /// then.
@@ -419,6 +364,15 @@ impl Supervisor {
     /// Runs a configured command and returns its stdout (for commands that
     /// list atoms or datasets; at most `limit` bytes are accepted).
     pub fn capture_shell(&self, command: &str, what: &str, limit: u64) -> Result<String, Error> {
+        let out = self.capture_bytes(command, what, limit)?;
+        String::from_utf8(out).map_err(|_| Error::Output {
+            what: what.into(),
+            reason: "output is not UTF-8".into(),
+        })
+    }
+
+    /// [`Supervisor::capture_shell`], the output as it was printed.
+    pub fn capture_bytes(&self, command: &str, what: &str, limit: u64) -> Result<Vec<u8>, Error> {
         let mut cmd = sh(command);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
         let mut running = self.spawn(&mut cmd, what, Stop::Terminate)?;
@@ -439,10 +393,7 @@ impl Supervisor {
             });
         }
         status?;
-        String::from_utf8(out).map_err(|_| Error::Output {
-            what: what.into(),
-            reason: "output is not UTF-8".into(),
-        })
+        Ok(out)
     }
 }
 
@@ -535,6 +486,11 @@ impl Running {
         self.supervisor.signal_group(self.child.id(), libc::SIGKILL);
     }
 
+    /// The process id (and so its process group's).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for the process; failure (or any exit after the job was
     /// stopped) is an error carrying the stderr tail. `ok` lists exit codes
     /// other than 0 that the caller handles itself.
@@ -589,43 +545,6 @@ impl Running {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quoting_defeats_injection() {
-        assert_eq!(quote("a'b"), r"'a'\''b'");
-        let cmd = substitute(
-            "echo ${atom.name}",
-            &[("atom.name", "$(touch x); `id` 'q'")],
-        )
-        .unwrap();
-        let out = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&cmd)
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "$(touch x); `id` 'q'\n"
-        );
-    }
-
-    #[test]
-    fn substitution_rules() {
-        let vars = [("atom.name", "db1"), ("host", "web3")];
-        assert_eq!(
-            substitute("d ${atom.name} ${host} ${HOME} $x", &vars).unwrap(),
-            "d 'db1' 'web3' ${HOME} $x"
-        );
-        assert!(substitute("${atom.nmae}", &vars).is_err());
-        assert!(
-            substitute("${backup.id}", &vars).is_err(),
-            "known but unavailable"
-        );
-        assert_eq!(
-            substitute("unterminated ${atom", &vars).unwrap(),
-            "unterminated ${atom"
-        );
-    }
 
     #[test]
     fn failure_carries_status_and_stderr_tail() {

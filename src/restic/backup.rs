@@ -8,8 +8,10 @@ use super::output::{BackupProgress, Message, Summary};
 use super::{stdin_filename, Error, Repo};
 use crate::process::shell::{Running, Stop, Supervisor};
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::mpsc::Sender;
 
 /// restic's exit code for "snapshot saved, but some files were unreadable".
 const EXIT_INCOMPLETE: i32 = 3;
@@ -23,8 +25,14 @@ pub enum BackupInput {
         excludes: Vec<String>,
     },
     /// A producer's stdout: the pipe atom `filename` (its full name),
-    /// stored where [`stdin_filename`] says.
-    Stdin { filename: String, data: Stdio },
+    /// stored where [`stdin_filename`] says. `started` is told restic's
+    /// process id once it runs, so that a producer that fails can stop it
+    /// before it sees the stream end (see `handler::pipe::save`).
+    Stdin {
+        filename: String,
+        data: Stdio,
+        started: Option<Sender<u32>>,
+    },
     /// What directory `dir` holds, stored at the snapshot's root (restic
     /// runs in `dir` and backs up `.`): a pipe batch's staging area, whose
     /// `sql/db1` is `/sql/db1` in the snapshot as a single stream's would
@@ -62,6 +70,11 @@ impl Repo {
             args.extend(["--tag".into(), tag]);
         }
         let mut cwd = None;
+        let mut started = None;
+        // A stream restic reads after tabacco died may be a failed dump's,
+        // and a staging area may be removed under it by the next run:
+        // restic is interrupted then, and saves nothing.
+        let mut orphan_interrupted = false;
         let stdin = match backup.input {
             BackupInput::Paths { paths, excludes } => {
                 args.extend(excludes);
@@ -69,7 +82,13 @@ impl Repo {
                 args.extend(paths.iter().map(|p| p.to_string_lossy().into_owned()));
                 Stdio::null()
             }
-            BackupInput::Stdin { filename, data } => {
+            BackupInput::Stdin {
+                filename,
+                data,
+                started: told,
+            } => {
+                started = told;
+                orphan_interrupted = true;
                 let nested = self.version()?.can_nest_stdin_filename();
                 let filename = stdin_filename(&filename, nested);
                 args.extend(["--stdin".into(), "--stdin-filename".into(), filename]);
@@ -78,6 +97,7 @@ impl Repo {
             BackupInput::Directory { dir } => {
                 args.extend(["--force".into(), "--".into(), ".".into()]);
                 cwd = Some(dir);
+                orphan_interrupted = true;
                 Stdio::null()
             }
         };
@@ -90,8 +110,21 @@ impl Repo {
             if let Some(dir) = cwd {
                 cmd.current_dir(dir);
             }
+            if orphan_interrupted {
+                // SAFETY: prctl is async-signal-safe and touches only the
+                // child itself.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+                        Ok(())
+                    });
+                }
+            }
             sup.spawn(&mut cmd, "restic backup", Stop::Interrupt)?
         };
+        if let Some(started) = started {
+            let _ = started.send(running.id());
+        }
         let result = read_backup_output(running, on_status).map_err(|e| self.failed(e));
         self.unlock_if_stopped(sup, result)
     }

@@ -140,12 +140,17 @@ fn destination(
         .handler
         .scope(&in_place.name, &context, atoms, Some(target));
     scope.restore_as = rename;
-    let command = in_place
+    let script = in_place
         .handler
         .restore_command(&scope, &atom)
         .map_err(Unplaceable::Handler)?;
-    let env = hook::environment(&scope, Some(&atom));
-    Ok(Destination::Service { command, env })
+    let mut env = hook::environment(&scope, Some(&atom));
+    env.extend(script.env);
+    Ok(Destination::Service {
+        command: script.text,
+        env,
+        shown: script.shown,
+    })
 }
 
 /// `atom` as this host's configuration of `source` has it: as listed
@@ -192,8 +197,8 @@ pub fn describe(destination: &Result<Destination, Unplaceable>, target: &Target)
             }
         }
         Ok(Destination::File(place)) => format!("a file {}", place.path().display()),
-        Ok(Destination::Service { command, .. }) => {
-            format!("the live service, fed to restore_command: {command}")
+        Ok(Destination::Service { shown, .. }) => {
+            format!("the live service, fed to restore_command: {shown}")
         }
     }
 }

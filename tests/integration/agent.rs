@@ -31,6 +31,10 @@ impl Agent {
         self.0.log()
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.0.child.id()
+    }
+
     /// Waits until the log contains `text`; returns the log.
     #[track_caller]
     pub(crate) fn wait_for(&self, text: &str, timeout: Duration) -> String {

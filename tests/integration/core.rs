@@ -173,6 +173,51 @@ fn atom_names_from_atoms_command_never_execute() {
     );
 }
 
+/// Issue 26, item 9: one bad name printed by `atoms_command` (not UTF-8, a
+/// control character, a `..` segment, a 256-byte segment) or by
+/// `datasets_command` costs only its atom: it is said and skipped, and the
+/// rest are backed up.
+#[test]
+fn a_bad_printed_name_costs_only_its_atom() {
+    let f = Fixture::new();
+    f.write(
+        "list",
+        "printf 'good\\n\\377bad\\nc\\001x\\n../up\\n%s\\n' \"$(printf 'x%.0s' $(seq 256))\"\n",
+    );
+    f.write(
+        "datasets",
+        "printf '[{\"atoms\": [{\"name\": \"fine\"}, {\"name\": \"b\\\\nc\"}, {\"name\": \"d\\\\u0001\"}, {\"name\": \"e/../f\"}, {\"name\": \"%s\"}]}]' \"$(printf 'x%.0s' $(seq 256))\"\n",
+    );
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: sql\nhandler: pipe\nparams: {backup_command: \"echo ${atom.name}\"}\natoms_command: sh ROOT/list\n",
+    );
+    f.write_config(
+        "etc/sources/t.yml",
+        "name: ds\nhandler: pipe\nparams: {backup_command: \"echo ${atom.name}\"}\ndatasets_command: sh ROOT/datasets\n",
+    );
+    let run = f.tabacco(&["run"]).run().status(1);
+    for said in [
+        // Escaped where the name is made, and again by the log.
+        "atoms_command printed a name that is not UTF-8: \"\\\\xffbad\"; atom skipped",
+        "atoms_command printed an invalid name \"sql/c\\\\u{1}x\"",
+        "atoms_command printed an invalid name \"sql/../up\"",
+        "datasets_command printed an invalid name \"ds/b\\\\nc\"",
+        "datasets_command printed an invalid name \"ds/e/../f\"",
+    ] {
+        assert!(run.stderr.contains(said), "{said}: {}", run.stderr);
+    }
+    assert_eq!(
+        run.stderr.matches("atom skipped").count(),
+        8,
+        "{}",
+        run.stderr
+    );
+    let mut names = atom_names(&f.query(&["*"]));
+    names.sort();
+    assert_eq!(names, ["ds/fine", "sql/good"]);
+}
+
 #[test]
 fn substituted_values_are_quoted() {
     let f = Fixture::new();
@@ -192,6 +237,108 @@ fn substituted_values_are_quoted() {
         dump.stdout,
         "we.ird-name_1|sql/we.ird-name_1|sql/we.ird-name_1|test-host|we.ird-name_1|sql/we.ird-name_1\n"
     );
+}
+
+/// Issue 26, item 8: a name in any quoting context of a command (plain,
+/// double quotes, single quotes, `$(...)` inside double quotes, a
+/// here-document) reaches it exactly and never becomes shell syntax.
+#[test]
+fn no_quoting_context_turns_a_name_into_syntax() {
+    let f = Fixture::new();
+    let names = [
+        "$(touch ROOT/pwned)",
+        "`touch ROOT/pwned`",
+        "x\"; touch ROOT/pwned; \"",
+        "x'; touch ROOT/pwned; '",
+    ]
+    .map(|n| n.replace("ROOT", &f.root.display().to_string()));
+    f.write("names", &(names.join("\n") + "\n"));
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: sql\nhandler: pipe\natoms_command: cat ROOT/names\nparams:\n  backup_command: |\n    \
+         printf '%s|' ${atom.name} \"dq ${atom.name}\" 'sq ${atom.name}' \"$(printf '%s' ${atom.name})\"\n    \
+         cat <<EOF\n    hd ${atom.name}\n    EOF\n  restore_command: |\n    \
+         cat > ROOT/fed; printf '%s|' ${restore.name} \"dq ${restore.name}\" 'sq ${restore.name}' >> ROOT/fed\n",
+    );
+    f.tabacco(&["run"]).success();
+    assert!(!f.path("pwned").exists(), "a name ran at backup");
+    for name in &names {
+        let dump = f.tabacco(&["dump", &format!("sql/{name}")]).success();
+        assert_eq!(
+            dump.stdout,
+            format!("{name}|dq {name}|sq {name}|{name}|hd {name}\n")
+        );
+        f.tabacco(&["restore", "--in-place", &format!("sql/{name}")])
+            .success();
+        assert!(!f.path("pwned").exists(), "a name ran at restore");
+        assert_eq!(
+            std::fs::read_to_string(f.path("fed")).unwrap(),
+            format!("{}{name}|dq {name}|sq {name}|", dump.stdout)
+        );
+    }
+}
+
+/// Issue 26, item 4: a dump that fails while another restic holds a lock
+/// on the repository (so that no `forget` could run) leaves no snapshot:
+/// `run` says so truthfully, and neither `reindex` nor `dump` ever sees
+/// the truncated stream.
+#[test]
+fn a_failed_dump_leaves_no_snapshot_while_the_repository_is_locked() {
+    let f = Fixture::new();
+    let source = |command: &str| {
+        f.write_config(
+            "etc/sources/s.yml",
+            &format!("name: db\nhandler: pipe\nparams: {{backup_command: \"{command}\"}}\natoms: [{{name: main}}]\n"),
+        );
+    };
+    source("echo whole");
+    f.tabacco(&["run"]).success();
+    source("echo truncated; sleep 1; echo dump failed >&2; exit 1");
+    let mut lock = crate::peers::holding_a_lock(&f);
+    let run = f.tabacco(&["run"]).run().status(1);
+    let _ = lock.kill();
+    let _ = lock.wait();
+    f.restic(&["unlock", "--remove-all"]).success();
+    assert!(
+        run.stderr
+            .contains("backup_command exited with status 1: dump failed; restic was stopped before the stream ended, so nothing was saved"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        f.snapshot_tags().len(),
+        1,
+        "only the whole dump is a snapshot"
+    );
+    f.tabacco(&["reindex"]).success();
+    let dump = f.tabacco(&["dump", "db/main"]).success();
+    assert_eq!(dump.stdout, "whole\n");
+    // A whole stream refused (min_bytes) is a snapshot: removed at once
+    // if it can be, else listed, never recorded, and removed by prune.
+    f.write_config(
+        "etc/sources/s.yml",
+        "name: db\nhandler: pipe\nmin_bytes: 1000\nparams: {backup_command: \"echo small\"}\natoms: [{name: main}]\n",
+    );
+    let mut lock = crate::peers::holding_a_lock(&f);
+    let run = f.tabacco(&["run"]).run().status(1);
+    let _ = lock.kill();
+    let _ = lock.wait();
+    f.restic(&["unlock", "--remove-all"]).success();
+    assert!(
+        run.stderr.contains("cannot remove the unusable snapshots")
+            && run
+                .stderr
+                .contains("never recorded, and the next prune removes them"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(f.snapshot_tags().len(), 2);
+    f.tabacco(&["reindex"]).success();
+    let dump = f.tabacco(&["dump", "db/main"]).success();
+    assert_eq!(dump.stdout, "whole\n", "reindex skips the listed snapshot");
+    f.tabacco(&["prune"]).success();
+    assert_eq!(f.snapshot_tags().len(), 1, "prune removed it");
+    assert!(!f.path("work/unrecordable-snapshots").exists());
 }
 
 #[test]
@@ -717,7 +864,7 @@ fn partial_snapshots_of_concurrent_failures_are_all_removed() {
     let run = f.tabacco(&["run"]).status(1);
     assert_eq!(
         run.stderr
-            .matches("its partial snapshot was removed")
+            .matches("restic was stopped before the stream ended, so nothing was saved")
             .count(),
         3,
         "{}",

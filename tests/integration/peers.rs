@@ -159,7 +159,7 @@ fn snapshots_lists_the_repository_with_its_atoms() {
 
 /// A restic backup reading a stream that does not end, holding its lock
 /// in the repository until its stdin is closed or it is killed.
-fn holding_a_lock(f: &Fixture) -> Child {
+pub(crate) fn holding_a_lock(f: &Fixture) -> Child {
     let child = Command::new(restic_binary())
         .args(["backup", "--stdin", "--stdin-filename", "held"])
         .env("RESTIC_REPOSITORY", f.path("repo"))

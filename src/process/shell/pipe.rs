@@ -82,11 +82,9 @@ impl Running {
     }
 }
 
-/// The reading end of a new pipe, and a thread passing `stdout` into it and
-/// counting. On Linux `io::copy` splices pipe to pipe in the kernel.
-fn counted(
-    mut stdout: std::process::ChildStdout,
-) -> io::Result<(OwnedFd, thread::JoinHandle<io::Result<u64>>)> {
+/// A new pipe: its reading and its writing end, both close-on-exec (a
+/// child gets one only as its stdin or stdout).
+pub fn new() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills `fds` with two new descriptors, owned from here
     // on; close-on-exec keeps them out of every other child.
@@ -94,7 +92,15 @@ fn counted(
         return Err(io::Error::last_os_error());
     }
     // SAFETY: both descriptors were just created and nothing else owns them.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The reading end of a new pipe, and a thread passing `stdout` into it and
+/// counting. On Linux `io::copy` splices pipe to pipe in the kernel.
+fn counted(
+    mut stdout: std::process::ChildStdout,
+) -> io::Result<(OwnedFd, thread::JoinHandle<io::Result<u64>>)> {
+    let (read, write) = new()?;
     let mut write = File::from(write);
     let counter = thread::Builder::new()
         .name("stream".into())
