@@ -31,6 +31,7 @@
 
 mod area;
 
+use crate::backup::intent::Intent;
 use crate::backup::job::{forget_later, Run};
 use crate::base::queue;
 use crate::base::size;
@@ -326,8 +327,31 @@ fn save(run: &Run, area: &Area, staged: Vec<Staged>) -> Vec<Done> {
     } = *run;
     let datasets: Vec<Dataset> = staged
         .iter()
-        .map(|s| Dataset::new(model::new_id(), source.name.clone(), s.plan.atoms.clone()))
+        .map(|s| {
+            let mut dataset =
+                Dataset::new(model::new_id(), source.name.clone(), s.plan.atoms.clone());
+            dataset.total_files = 1;
+            dataset.total_bytes = i64::try_from(s.bytes).unwrap_or(i64::MAX);
+            dataset
+        })
         .collect();
+    // Should this process die before the records, the next backup of the
+    // source records the snapshot (see `intent`).
+    let intents: Vec<Option<Intent>> = datasets
+        .iter()
+        .map(|dataset| {
+            Intent::write(&env.config.work_dir, backup, dataset)
+                .map_err(|e| {
+                    log::warn!(
+                        "{}: cannot write the intent to record dataset {}: {e}",
+                        sup.label(),
+                        dataset.id
+                    )
+                })
+                .ok()
+        })
+        .collect();
+    let done = |intents: Vec<Option<Intent>>| intents.into_iter().flatten().for_each(Intent::done);
     let failed_all = |datasets: Vec<Dataset>, e: Failure| -> Vec<Done> {
         staged
             .iter()
@@ -361,18 +385,20 @@ fn save(run: &Run, area: &Area, staged: Vec<Staged>) -> Vec<Done> {
     let summary = match saved {
         Ok(summary) if summary.incomplete => {
             forget_later(partials, &datasets[0], &summary.snapshot_id);
+            done(intents);
             let e = "restic could not read the batch's staging area (see the log); its snapshot was removed";
             return failed_all(datasets, Failure::new(Kind::Command, e));
         }
         Ok(summary) => summary,
-        Err(e) => return failed_all(datasets, e.context("batch")),
+        Err(e) => {
+            done(intents);
+            return failed_all(datasets, e.context("batch"));
+        }
     };
     let total: u64 = staged.iter().map(|s| s.bytes).sum::<u64>().max(1);
     let mut records = Vec::with_capacity(datasets.len());
     for (s, mut dataset) in staged.iter().zip(datasets) {
         dataset.snapshot_id = summary.snapshot_id.clone();
-        dataset.total_files = 1;
-        dataset.total_bytes = i64::try_from(s.bytes).unwrap_or(i64::MAX);
         // restic says what the batch added: each atom its share by size.
         let share = summary.data_added as f64 * s.bytes as f64 / total as f64;
         dataset.bytes_added = share.round() as i64;
@@ -389,8 +415,9 @@ fn save(run: &Run, area: &Area, staged: Vec<Staged>) -> Vec<Done> {
     let results = match env.metadb.add_datasets(&records) {
         Ok(results) => results,
         Err(e) => {
+            // Not recorded: the intents stay, for the next backup to record.
             let e = format!(
-                "snapshot {} saved but not recorded: {e}",
+                "snapshot {} saved but not recorded: {e}; the source's next backup records it",
                 summary.snapshot_id
             );
             let datasets = records.into_iter().map(|(_, d)| d).collect();
@@ -401,13 +428,19 @@ fn save(run: &Run, area: &Area, staged: Vec<Staged>) -> Vec<Done> {
         .into_iter()
         .zip(results)
         .zip(&staged)
-        .map(|(((_, dataset), result), s)| {
+        .zip(intents)
+        .map(|((((_, dataset), result), s), intent)| {
             let result = match result {
-                Ok(()) => Ok(Some(dataset)),
+                Ok(()) => {
+                    if let Some(intent) = intent {
+                        intent.done();
+                    }
+                    Ok(Some(dataset))
+                }
                 Err(e) => Err(Failure::new(
                     Kind::Metadb,
                     format!(
-                        "snapshot {} saved but not recorded: {e}",
+                        "snapshot {} saved but not recorded: {e}; the source's next backup records it",
                         dataset.snapshot_id
                     ),
                 )),

@@ -28,13 +28,16 @@ fn snapshots_and_records(f: &Fixture) -> (BTreeSet<String>, Vec<String>) {
     (in_repo, recorded)
 }
 
-/// Every snapshot in the repository is recorded exactly once, and no
-/// intent is left.
+/// Every snapshot in the repository is recorded exactly once for each of
+/// its `datasets` (a batch's snapshot holds many), and no intent is left.
 #[track_caller]
-fn each_recorded_once(f: &Fixture, snapshots: usize) {
+fn each_recorded_once(f: &Fixture, snapshots: usize, datasets: usize) {
     let (in_repo, recorded) = snapshots_and_records(f);
     assert_eq!(in_repo.len(), snapshots, "{in_repo:?}");
-    let once: Vec<String> = in_repo.into_iter().collect();
+    let once: Vec<String> = in_repo
+        .into_iter()
+        .flat_map(|id| std::iter::repeat_n(id, datasets))
+        .collect();
     assert_eq!(recorded, once);
     let intents = std::fs::read_dir(f.path("work/intents")).map_or(0, |d| d.count());
     assert_eq!(intents, 0, "intents left");
@@ -65,6 +68,18 @@ fn kill_when(run: &mut std::process::Child, path: &std::path::Path) {
 /// end, so before the record: the next run records it.
 #[test]
 fn a_snapshot_finished_when_run_was_killed_is_recorded_by_the_next_run() {
+    killed_after_restic_saved(1);
+}
+
+/// The same for a batch of pipe atoms: every dataset of its snapshot.
+#[test]
+fn a_batch_finished_when_run_was_killed_is_recorded_by_the_next_run() {
+    killed_after_restic_saved(12);
+}
+
+/// Runs a pipe source of `atoms` atoms (batched from 10) twice, killing
+/// `run` each time once restic saved its snapshot, then twice more.
+fn killed_after_restic_saved(atoms: usize) {
     let f = Fixture::new();
     // restic behind a wrapper that, after a backup, says so and waits.
     let script = format!(
@@ -92,7 +107,13 @@ fn a_snapshot_finished_when_run_was_killed_is_recorded_by_the_next_run() {
     );
     f.write_config(
         "etc/sources/s.yml",
-        "name: db\nhandler: pipe\nparams: {backup_command: \"echo dump of ${atom.name}\"}\natoms: [{name: a}]\n",
+        &format!(
+            "name: db\nhandler: pipe\nparams: {{backup_command: \"echo dump of ${{atom.name}}\"}}\natoms: [{}]\n",
+            (0..atoms)
+                .map(|i| format!("{{name: a{i}}}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     );
     for _ in 0..2 {
         let _ = std::fs::remove_file(f.path("saved"));
@@ -115,15 +136,15 @@ fn a_snapshot_finished_when_run_was_killed_is_recorded_by_the_next_run() {
     // The second run recorded the first one's snapshot before its own.
     assert_eq!(
         (in_repo.len(), recorded.len()),
-        (2, 1),
+        (2, atoms),
         "{in_repo:?} {recorded:?}"
     );
     f.write("go", "");
     f.tabacco(&["run"]).success();
-    each_recorded_once(&f, 3);
+    each_recorded_once(&f, 3, atoms);
     // Once more: nothing is recorded twice.
     f.tabacco(&["run"]).success();
-    each_recorded_once(&f, 4);
+    each_recorded_once(&f, 4, atoms);
 }
 
 /// Killed while restic reads the dump: restic saves nothing (the dump may
@@ -145,5 +166,5 @@ fn a_run_killed_mid_dump_leaves_nothing_to_record() {
     });
     assert!(unlocked.is_some(), "a lock was left");
     f.tabacco(&["run"]).success();
-    each_recorded_once(&f, 2);
+    each_recorded_once(&f, 2, 1);
 }
