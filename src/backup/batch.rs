@@ -339,17 +339,7 @@ fn save(run: &Run, area: &Area, staged: Vec<Staged>) -> Vec<Done> {
     // source records the snapshot (see `intent`).
     let intents: Vec<Option<Intent>> = datasets
         .iter()
-        .map(|dataset| {
-            Intent::write(&env.config.work_dir, backup, dataset)
-                .map_err(|e| {
-                    log::warn!(
-                        "{}: cannot write the intent to record dataset {}: {e}",
-                        sup.label(),
-                        dataset.id
-                    )
-                })
-                .ok()
-        })
+        .map(|dataset| Intent::write_or_warn(&env.config.work_dir, backup, dataset, sup.label()))
         .collect();
     let done = |intents: Vec<Option<Intent>>| intents.into_iter().flatten().for_each(Intent::done);
     let failed_all = |datasets: Vec<Dataset>, e: Failure| -> Vec<Done> {

@@ -91,6 +91,24 @@ impl Intent {
         })
     }
 
+    /// [`Intent::write`], or a warning naming the dataset (`label` the
+    /// job's) and no intent: the backup goes on without one.
+    pub fn write_or_warn(
+        work_dir: &Path,
+        backup: &NewBackup,
+        dataset: &Dataset,
+        label: &str,
+    ) -> Option<Intent> {
+        Intent::write(work_dir, backup, dataset)
+            .map_err(|e| {
+                log::warn!(
+                    "{label}: cannot write the intent to record dataset {}: {e}",
+                    dataset.id
+                )
+            })
+            .ok()
+    }
+
     /// The dataset is recorded or nothing was saved: the intent goes.
     pub fn done(self) {
         if let Err(e) = fs::remove_file(&self.path) {

@@ -374,14 +374,7 @@ fn snapshot(run: &Run, plan: PlannedDataset) -> Result<Dataset, Failure> {
     };
     // Should this process die before the record, the next backup of the
     // source records the snapshot (see `intent`).
-    let intent = Intent::write(&env.config.work_dir, backup, &dataset)
-        .map_err(|e| {
-            log::warn!(
-                "{label}: cannot write the intent to record dataset {}: {e}",
-                dataset.id
-            )
-        })
-        .ok();
+    let intent = Intent::write_or_warn(&env.config.work_dir, backup, &dataset, &label);
     let summary = match plan.input.save(&dataset.atoms, saving) {
         Ok(summary) => summary,
         Err(unsaved) => {
