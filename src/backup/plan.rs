@@ -7,10 +7,13 @@
 
 use crate::base::seed;
 use crate::base::time;
+use crate::base::uri;
 use crate::config::source::Source;
 use crate::config::Config;
 use crate::metadb::Metadb;
-use crate::wire::api::{Plan, PlannedSource, Policy};
+use crate::restic::known;
+use crate::restic::Repository;
+use crate::wire::api::{Plan, PlannedRepository, PlannedSource, Policy, PRIMARY};
 use chrono::{Local, Utc};
 
 /// The host's plan as `tabacco run` knows it: every configured source with
@@ -42,7 +45,50 @@ pub fn of_config(config: &Config) -> Plan {
         host: config.hostname.clone(),
         replace: true,
         sources,
+        repositories: Some(known(config)),
     }
+}
+
+/// The repositories this host backs up to (its primary and copies) whose
+/// restic id it learnt, by the name it gives them.
+pub fn known(config: &Config) -> Vec<PlannedRepository> {
+    let copies = config
+        .copies
+        .iter()
+        .map(|c| (c.name.as_str(), &c.repository));
+    std::iter::once((PRIMARY, &config.repository))
+        .chain(copies)
+        .filter_map(|(name, repository)| {
+            let location = uri::location(&repository.uri);
+            let id = known::find(&repository.known_ids, &location)?.id?;
+            Some(planned(name, &id, repository))
+        })
+        .collect()
+}
+
+/// `repository`, of restic id `id`, as this host names it in its plan.
+pub fn planned(name: &str, id: &str, repository: &Repository) -> PlannedRepository {
+    PlannedRepository {
+        name: name.to_string(),
+        id: id.to_string(),
+        location: uri::mask(&repository.uri),
+    }
+}
+
+/// Tells the metadb that `host` uses `repositories`, adding to its plan;
+/// returns whether it took them (a failure is logged).
+pub fn publish_repositories(
+    metadb: &Metadb,
+    host: &str,
+    repositories: Vec<PlannedRepository>,
+) -> bool {
+    let plan = Plan {
+        host: host.to_string(),
+        replace: false,
+        sources: Vec::new(),
+        repositories: Some(repositories),
+    };
+    publish(metadb, &plan)
 }
 
 /// Publishes `plan`; returns whether the metadb took it. A failure is

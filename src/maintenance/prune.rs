@@ -26,6 +26,7 @@ use crate::maintenance::lease::{self, Held, Lease};
 use crate::metadb::{self, Metadb};
 use crate::process::shell::Supervisor;
 use crate::restic::{self, Repo};
+use crate::wire::api::PRIMARY;
 use crate::wire::model;
 use std::fmt;
 
@@ -170,6 +171,7 @@ pub fn prune(
     let lease = Lease {
         metadb,
         repo: &repo,
+        name: PRIMARY,
         host: &config.hostname,
         ttl: config.lease_ttl,
     };
@@ -227,6 +229,7 @@ fn prune_copy(
     let lease = Lease {
         metadb,
         repo: &repo,
+        name: &copy.name,
         host: &config.hostname,
         ttl: config.lease_ttl,
     };

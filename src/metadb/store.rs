@@ -31,6 +31,7 @@ mod health;
 mod lease;
 mod proof;
 pub mod record;
+mod repository;
 mod schema;
 
 use schema::{migrate, MIGRATIONS};

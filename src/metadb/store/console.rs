@@ -235,6 +235,7 @@ mod tests {
                 overdue_grace: None,
                 retention: None,
             }],
+            repositories: None,
         };
         store.publish_plan(&plan, T0).unwrap();
         let attempt = Attempt {
