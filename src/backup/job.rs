@@ -357,6 +357,7 @@ fn snapshot(run: &Run, plan: PlannedDataset) -> Result<Dataset, Failure> {
     dataset.total_bytes = summary.total_bytes_processed;
     dataset.bytes_added = summary.data_added;
     dataset.duration = summary.total_duration.round() as i64;
+    dataset.repository = crate::backup::plan::recorded_in(env.config, env.repo, env.metadb, sup);
     let bytes = |n: i64| size::human(u64::try_from(n).unwrap_or(0));
     log::info!(
         "{label}: dataset {} ({}) saved as snapshot {}: {}, {}, {} added",

@@ -11,10 +11,13 @@ use crate::base::uri;
 use crate::config::source::Source;
 use crate::config::Config;
 use crate::metadb::Metadb;
+use crate::process::shell::Supervisor;
 use crate::restic::known;
-use crate::restic::Repository;
+use crate::restic::{Repo, Repository};
 use crate::wire::api::{Plan, PlannedRepository, PlannedSource, Policy, PRIMARY};
 use chrono::{Local, Utc};
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
 
 /// The host's plan as `tabacco run` knows it: every configured source with
 /// the schedule its configuration gives it and when that is next due,
@@ -73,6 +76,29 @@ pub fn planned(name: &str, id: &str, repository: &Repository) -> PlannedReposito
         id: id.to_string(),
         location: uri::mask(&repository.uri),
     }
+}
+
+/// The restic id of `repo`, this host's primary, for a record of what was
+/// backed up to it: learnt with a `restic cat config` if this process did
+/// not know it yet, and then published with this host's other
+/// repositories, once a process. None if restic cannot say (the record is
+/// then taken to be in the primary the host publishes).
+pub fn recorded_in(
+    config: &Config,
+    repo: &Repo,
+    metadb: &Metadb,
+    sup: &Supervisor,
+) -> Option<String> {
+    static PUBLISHED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let id = repo
+        .id(sup)
+        .map_err(|e| log::warn!("the record does not name its repository: {e}"))
+        .ok()?;
+    let mut published = PUBLISHED.lock().unwrap_or_else(PoisonError::into_inner);
+    if !published.contains(&id) && publish_repositories(metadb, &config.hostname, known(config)) {
+        published.insert(id.clone());
+    }
+    Some(id)
 }
 
 /// Tells the metadb that `host` uses `repositories`, adding to its plan;

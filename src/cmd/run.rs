@@ -82,14 +82,6 @@ pub fn run(config: &Config, names: &[String], dry_run: bool) -> Result<(), Exit>
         (outcome, started.elapsed())
     });
     notifier.finish(NOTIFY_BOUND);
-    // The ids of repositories opened for the first time are known now:
-    // the metadb lets a host maintain only the repositories it publishes.
-    if !dry_run {
-        let known = plan::known(config);
-        if !known.is_empty() {
-            plan::publish_repositories(&metadb, &config.hostname, known);
-        }
-    }
 
     let mut failed = false;
     for (outcome, _) in &outcomes {

@@ -255,8 +255,8 @@ impl Store {
 
         tx.execute(
             "INSERT INTO datasets (host, id, backup_id, source, snapshot_id, total_files,
-                 total_bytes, bytes_added, duration)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 total_bytes, bytes_added, duration, repository)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 backup_host,
                 dataset.id,
@@ -267,6 +267,7 @@ impl Store {
                 dataset.total_bytes,
                 dataset.bytes_added,
                 dataset.duration,
+                dataset.repository,
             ],
         )?;
         tx.execute(
@@ -516,6 +517,7 @@ impl Store {
                         // A REAL column: older versions stored fractions.
                         duration: row.get::<_, f64>(9)?.round() as i64,
                         repositories: Vec::new(),
+                        repository: row.get(12)?,
                     },
                     atom: Atom {
                         name: row.get(10)?,
@@ -678,8 +680,11 @@ fn find_query(req: &FindRequest, walk: bool) -> Result<(String, Vec<Value>), Err
         args.push(Value::Integer(bound));
         version_filters.push_str(&format!(" AND v.timestamp < ?{}", args.len()));
     }
+    // A dataset recorded without its repository is in its host's primary.
     const COLUMNS: &str = "b.id, b.timestamp, b.host, d.id, d.source, d.snapshot_id,
-        d.total_files, d.total_bytes, d.bytes_added, d.duration, a.name, a.path";
+        d.total_files, d.total_bytes, d.bytes_added, d.duration, a.name, a.path,
+        coalesce(d.repository, (SELECT r.id FROM repositories r
+            WHERE r.host = d.host AND r.name = 'primary'))";
     const JOINS: &str = "atoms a
         JOIN datasets d ON d.host = a.host AND d.id = a.dataset_id
         JOIN backups b ON b.host = d.host AND b.id = d.backup_id";
@@ -802,6 +807,7 @@ mod tests {
             bytes_added: 1024,
             duration: 2,
             repositories: Vec::new(),
+            repository: None,
         }
     }
 

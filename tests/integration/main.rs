@@ -32,6 +32,7 @@ mod restore;
 mod retention;
 mod scale;
 mod servers;
+mod shards;
 mod trust;
 mod versions;
 mod words;

@@ -214,6 +214,7 @@ mod tests {
             bytes_added: bytes / 10,
             duration: day,
             repositories: Vec::new(),
+            repository: None,
         };
         store.add_dataset(&backup, &dataset).unwrap();
     }

@@ -80,6 +80,9 @@ pub fn check_dataset_of(
     if !dataset.snapshot_id.is_empty() {
         id("snapshot id", &dataset.snapshot_id)?;
     }
+    if let Some(repository) = &dataset.repository {
+        super::repository::restic_id(repository)?;
+    }
     for (what, value) in [
         ("total_files", dataset.total_files),
         ("total_bytes", dataset.total_bytes),

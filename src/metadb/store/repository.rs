@@ -216,6 +216,61 @@ mod tests {
     }
 
     #[test]
+    fn a_record_without_its_repository_is_in_its_hosts_primary() -> Result<(), Error> {
+        use crate::wire::model::{Backup, Dataset, FindRequest};
+        let mut store = Store::open_in_memory()?;
+        let record = |store: &mut Store, id: &str, repository: Option<String>| {
+            let backup: Backup = serde_json::from_value(serde_json::json!({
+                "id": id, "timestamp": "2026-01-01T00:00:00Z", "host": "h1", "datasets": []
+            }))
+            .unwrap();
+            let mut dataset: Dataset = serde_json::from_value(serde_json::json!({
+                "id": id, "source": "sql", "snapshot_id": "abcd1234",
+                "atoms": [{"name": format!("sql/{id}")}]
+            }))
+            .unwrap();
+            dataset.repository = repository;
+            store.add_dataset(&backup, &dataset)
+        };
+        record(&mut store, "old", None)?;
+        record(&mut store, "new", Some("c".repeat(64)))?;
+        assert!(record(&mut store, "bad", Some("nothex".into())).is_err());
+        let found = |store: &Store| -> Result<Vec<(String, Option<String>)>, Error> {
+            let req = FindRequest {
+                pattern: "sql/*".into(),
+                ..Default::default()
+            };
+            let mut all = Vec::new();
+            store.for_each_found(&req, |b| {
+                for d in b.datasets {
+                    all.push((d.id, d.repository));
+                }
+                Ok::<_, Error>(())
+            })?;
+            all.sort();
+            Ok(all)
+        };
+        assert_eq!(
+            found(&store)?,
+            [("new".into(), Some("c".repeat(64))), ("old".into(), None)]
+        );
+        store.publish_plan(&plan("h1", Some(vec![repo(PRIMARY, 'a')])), 0)?;
+        assert_eq!(
+            found(&store)?,
+            [
+                ("new".into(), Some("c".repeat(64))),
+                ("old".into(), Some("a".repeat(64)))
+            ]
+        );
+        let ids = ["old".to_string(), "new".to_string()];
+        assert_eq!(
+            store.recorded_elsewhere("h1", &ids, &"a".repeat(64))?,
+            ["new"]
+        );
+        Ok(())
+    }
+
+    #[test]
     fn malformed_repositories_are_refused() {
         let mut bad = repo(PRIMARY, 'a');
         bad.id = "A".repeat(64);

@@ -1,0 +1,115 @@
+//! Repositories as fleet objects (issue 25): hosts with repositories of
+//! their own share one metadb, every record names the repository holding
+//! it, and a restore by name reads from a repository this host can open
+//! whose restic id matches, or is refused naming who can.
+
+use crate::common::{restic_binary_yaml, Fixture, PASSWORD};
+use crate::metadb::{fleet_config, through, Server};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// An agent.yml for `name` at `etc-NAME/agent.yml`: its own work_dir, the
+/// local repository `repo` (created by the first backup), the metadb
+/// `server` with the token `NAME-secret`, and `extra`.
+fn host(f: &Fixture, name: &str, server: &Server, repo: &str, extra: &str) -> PathBuf {
+    let metadb = through(f, name, Some(server));
+    f.write(
+        &format!("etc-{name}/agent.yml"),
+        &format!(
+            "hostname: {name}\nrepository:\n  params:\n    uri: {}\n    password: {PASSWORD}\nwork_dir: {}\ninit: auto\n{}\n{metadb}{extra}",
+            f.path(repo).display(),
+            f.path(&format!("work-{name}")).display(),
+            restic_binary_yaml(),
+        ),
+    )
+}
+
+/// A pipe source `name` of host `host` with one atom, `NAME/HOST`.
+fn source(f: &Fixture, host: &str, name: &str) {
+    f.write(
+        &format!("etc-{host}/sources/{name}.yml"),
+        &format!("name: {name}\nhandler: pipe\nschedule: \"0 0 1 1 *\"\nparams:\n  backup_command: \"echo dump of {name} on {host}\"\n  restore_command: \"cat > /dev/null\"\natoms: [{{name: {host}}}]\n"),
+    );
+}
+
+fn tabacco(config: &PathBuf, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tabacco"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[track_caller]
+fn run(config: &PathBuf, args: &[&str]) -> Output {
+    let out = tabacco(config, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The restic id of the repository at `repo`.
+fn restic_id(f: &Fixture, repo: &str) -> String {
+    let out = f
+        .restic(&["cat", "config", "-r", &f.path(repo).display().to_string()])
+        .success();
+    let config: Value = serde_json::from_str(&out.stdout).unwrap();
+    config["id"].as_str().unwrap().to_string()
+}
+
+/// Three hosts, each backing up its source `sql` to a repository of its
+/// own (`repo-HOST`), and one metadb.
+fn fleet(f: &Fixture) -> (Server, Vec<PathBuf>) {
+    let hosts = ["web1", "web2", "web3", "ops"];
+    let server = Server::start(&fleet_config(f, "", &hosts), "127.0.0.1:0");
+    let configs = hosts[..3]
+        .iter()
+        .map(|name| {
+            let config = host(f, name, &server, &format!("repo-{name}"), "");
+            source(f, name, "sql");
+            run(&config, &["run"]);
+            config
+        })
+        .collect();
+    (server, configs)
+}
+
+#[test]
+fn every_record_names_its_repository_and_the_metadb_lists_them() {
+    let f = Fixture::new();
+    let (server, configs) = fleet(&f);
+    let found = run(&configs[0], &["query", "--json", "sql/*"]);
+    let found: Vec<Value> = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(found.len(), 3);
+    for backup in &found {
+        let host = backup["host"].as_str().unwrap();
+        let id = restic_id(&f, &format!("repo-{host}"));
+        assert_eq!(backup["datasets"][0]["repository"], id.as_str(), "{host}");
+    }
+    let table = run(&configs[0], &["query", "--table", "sql/web2"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let short = &restic_id(&f, "repo-web2")[..8];
+    assert!(
+        table.contains("REPOSITORY") && table.contains(&format!("  {short}")),
+        "{table}"
+    );
+    let (status, body) = server.request("GET", "/api/repositories", Some("secret"), "");
+    assert_eq!(status, 200, "{body}");
+    let listed: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed.len(), 3, "{body}");
+    let web1 = listed
+        .iter()
+        .find(|r| r["id"] == restic_id(&f, "repo-web1").as_str())
+        .unwrap();
+    assert_eq!(web1["users"][0]["host"], "web1");
+    assert_eq!(web1["users"][0]["name"], "primary");
+    assert_eq!(
+        web1["users"][0]["location"],
+        f.path("repo-web1").display().to_string().as_str()
+    );
+}
