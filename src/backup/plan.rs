@@ -79,10 +79,11 @@ pub fn planned(name: &str, id: &str, repository: &Repository) -> PlannedReposito
 }
 
 /// The restic id of `repo`, this host's primary, for a record of what was
-/// backed up to it: learnt with a `restic cat config` if this process did
-/// not know it yet, and then published with this host's other
-/// repositories, once a process. None if restic cannot say (the record is
-/// then taken to be in the primary the host publishes).
+/// backed up to it: with a metadb server, learnt with a `restic cat
+/// config` if this host never did, and then published with this host's
+/// other repositories, once a process; with the embedded metadb (one host)
+/// only if known without restic. None if unknown (the record is then taken
+/// to be in the primary the host publishes).
 pub fn recorded_in(
     config: &Config,
     repo: &Repo,
@@ -90,6 +91,9 @@ pub fn recorded_in(
     sup: &Supervisor,
 ) -> Option<String> {
     static PUBLISHED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    if !metadb.is_shared() {
+        return repo.known_id();
+    }
     let id = repo
         .id(sup)
         .map_err(|e| log::warn!("the record does not name its repository: {e}"))

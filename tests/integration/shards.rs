@@ -113,3 +113,130 @@ fn every_record_names_its_repository_and_the_metadb_lists_them() {
         f.path("repo-web1").display().to_string().as_str()
     );
 }
+
+/// `repositories:` entries naming `repo-HOST` of each of `hosts` as
+/// `wHOST`, with `password`.
+fn further(f: &Fixture, hosts: &[(&str, &str)]) -> String {
+    let mut yaml = String::from("repositories:\n");
+    for (host, password) in hosts {
+        yaml.push_str(&format!(
+            "- name: w{host}\n  params: {{uri: {}, password: {password}}}\n",
+            f.path(&format!("repo-{host}")).display()
+        ));
+    }
+    yaml
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+// Issue 25: a restore by name asked this host's repository for a snapshot
+// that lives in another host's.
+#[test]
+fn an_operator_restores_by_name_from_the_repositories_it_names_and_is_refused_the_rest() {
+    let f = Fixture::new();
+    let (server, _) = fleet(&f);
+    let ops = host(
+        &f,
+        "ops",
+        &server,
+        "repo-ops",
+        &further(&f, &[("web1", PASSWORD), ("web2", PASSWORD)]),
+    );
+    run(&ops, &["init"]);
+    let target = f.path("restored");
+    let target_arg = target.display().to_string();
+    run(
+        &ops,
+        &[
+            "restore",
+            "--host",
+            "web1",
+            "--target",
+            &target_arg,
+            "sql/web1",
+        ],
+    );
+    let restored = std::fs::read_to_string(target.join("sql/web1")).unwrap();
+    assert_eq!(restored, "dump of sql on web1\n");
+    let dumped = run(&ops, &["dump", "--host", "web2", "sql/web2"]);
+    assert_eq!(
+        String::from_utf8_lossy(&dumped.stdout),
+        "dump of sql on web2\n"
+    );
+
+    // web3's repository is not among ops's: refused before anything runs,
+    // naming it, who uses it and what to do.
+    let web3 = &restic_id(&f, "repo-web3")[..8];
+    for args in [
+        &[
+            "restore",
+            "--host",
+            "web3",
+            "--target",
+            &target_arg,
+            "sql/web3",
+        ][..],
+        &["dump", "--host", "web3", "sql/web3"],
+        &["ls", "--host", "web3", "sql/web3"],
+    ] {
+        let out = tabacco(&ops, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let said = stderr(&out);
+        assert!(
+            said.contains(&format!(
+                "sql/web3 of host web3 is held in repository {web3}, which this host is not configured for; hosts using it: web3 (as primary): restore it with --remote web3"
+            )),
+            "{said}"
+        );
+    }
+    assert!(!target.join("sql/web3").exists());
+
+    // A `repositories:` entry with a wrong password says so.
+    let wrong = host(
+        &f,
+        "ops",
+        &server,
+        "repo-ops",
+        &further(&f, &[("web3", "not-the-password")]),
+    );
+    let out = tabacco(&wrong, &["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("repository wweb3: "),
+        "{}",
+        stderr(&out)
+    );
+    let out = tabacco(&wrong, &["dump", "--host", "web3", "sql/web3"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = stderr(&out);
+    assert!(
+        said.contains("; repository wweb3 did not open: ") && said.contains("password"),
+        "{said}"
+    );
+
+    // A record naming a repository no host publishes.
+    let mut body: Value = serde_json::from_str(&crate::metadb::add_dataset_body(
+        "b-ghost",
+        "web3",
+        "d-ghost",
+        "sql/ghost",
+    ))
+    .unwrap();
+    body["dataset"]["repository"] = Value::from("e".repeat(64));
+    let (status, text) = server.request(
+        "POST",
+        "/api/add_dataset",
+        Some("web3-secret"),
+        &body.to_string(),
+    );
+    assert_eq!(status, 200, "{text}");
+    let out = tabacco(&ops, &["dump", "--host", "web3", "sql/ghost"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is held in repository eeeeeeee, which this host is not configured for and no host publishes"),
+        "{}",
+        stderr(&out)
+    );
+}
