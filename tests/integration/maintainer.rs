@@ -624,3 +624,45 @@ fn a_host_takes_leases_and_removes_records_only_of_repositories_it_uses() {
         server.request("POST", "/api/remove_datasets", Some("web2-secret"), &remove);
     assert_eq!((status, body.as_str()), (200, r#"{"removed":1}"#));
 }
+
+// A maintainer may remove only the records of hosts that publish its
+// repository: an older host's snapshots are left, not forgotten with
+// their records kept.
+#[test]
+fn a_maintainer_leaves_the_snapshots_of_hosts_that_publish_no_repository() {
+    let f = Fixture::new();
+    let rest = RestServer::start(&f.path("served"), false);
+    let server = Server::start(
+        &fleet_config(&f, "", &["web1", "web2", "web3"]),
+        "127.0.0.1:0",
+    );
+    let keep = "retention: {keep_last: 1}\n";
+    let web1 = host(&f, "web1", &rest, Some(&server), "");
+    source(&f, "web1", "sql", keep);
+    back_up_twice(&web1);
+    let web3 = host(&f, "web3", &rest, Some(&server), "");
+    source(&f, "web3", "logs", keep);
+    back_up_twice(&web3);
+    // web3 now speaks as an older tabacco: a plan without repositories.
+    let (status, _) = server.request(
+        "POST",
+        "/api/retire_host",
+        Some("secret"),
+        r#"{"host":"web3"}"#,
+    );
+    assert_eq!(status, 200);
+    let plan = r#"{"host":"web3","replace":true,"sources":[{"source":"logs","schedule":"0 0 1 1 *","retention":{"keep_last":1}}]}"#;
+    let (status, body) = server.request("POST", "/api/plans", Some("web3-secret"), plan);
+    assert_eq!(status, 200, "{body}");
+    let web2 = host(&f, "web2", &rest, Some(&server), "maintenance: true\n");
+    let out = run(&web2, &["-v", "prune"]);
+    assert!(
+        text(&out.stderr).contains("host web3 does not publish this repository"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        snapshots(&f, &rest),
+        pairs(&[("web1", "sql"), ("web3", "logs"), ("web3", "logs")])
+    );
+}
