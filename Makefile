@@ -138,11 +138,11 @@ demo: build
 	$(BIN) --config demo/etc/agent.yml -v run
 	$(BIN) --config demo/etc/agent.yml query --table '*'
 
-# Case 14 of tests/bench, which runs only when named: a one-file backup
+# Case 15 of tests/bench, which runs only when named: a one-file backup
 # against repositories of 0, 1,000 and 100,000 blobs (BENCH_BLOBS) with
 # both restics (about 10 minutes).
 bench-repositories: bench-deps
-	BENCH_CASES=14 BENCH_RUNS=$${BENCH_RUNS:-5} BENCH_RESTIC_OTHER=$(CURDIR)/$(TRIXIE_RESTIC) \
+	BENCH_CASES=15 BENCH_RUNS=$${BENCH_RUNS:-5} BENCH_RESTIC_OTHER=$(CURDIR)/$(TRIXIE_RESTIC) \
 		$(CARGO) bench --locked --bench bench
 
 # tests/bench: tabacco against raw restic, the metadb under load, and the

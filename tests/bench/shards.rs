@@ -1,4 +1,4 @@
-//! Case 14: what a repository's size costs each backup (issue 25). Every
+//! Case 15: what a repository's size costs each backup (issue 25). Every
 //! restic process loads the repository's whole index, so a one-file backup
 //! pays in time and memory for everything the repository holds: measured
 //! against repositories of 0, 100,000 (and, with `BENCH_BLOBS=1000000`,
@@ -35,7 +35,7 @@ pub fn case(bench: &Bench) -> Vec<Row> {
             let version = version.split_whitespace().nth(1).unwrap_or("?").to_string();
             let (wall, rss) = one_file_backups(bench, binary, &repo);
             rows.push(Row {
-                case: 14,
+                case: 15,
                 what: format!(
                     "one-file backup, restic {version}, {layout} repository of {} blobs",
                     thousands(blobs)
