@@ -147,11 +147,11 @@ bench-repositories: bench-deps
 
 # tests/bench: tabacco against raw restic, the metadb under load, and the
 # footprint; one table of medians and ratios (BENCHMARKS.md), about 11 min;
-# then cases 1, 2 and 4 again with Debian 13's restic, 3 rounds unless
+# then cases 1, 2, 4 and 14 again with Debian 13's restic, 3 rounds unless
 # BENCH_RUNS says otherwise (about 2 more minutes).
 bench: bench-deps
 	$(CARGO) bench --locked --bench bench
-	BENCH_RESTIC=$(CURDIR)/$(TRIXIE_RESTIC) BENCH_CASES=1,2,4 BENCH_RUNS=$${BENCH_RUNS:-3} \
+	BENCH_RESTIC=$(CURDIR)/$(TRIXIE_RESTIC) BENCH_CASES=1,2,4,14 BENCH_RUNS=$${BENCH_RUNS:-3} \
 		$(CARGO) bench --locked --bench bench
 
 # Builds the binary only if it is missing, so that `sudo make install`

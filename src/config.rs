@@ -80,6 +80,13 @@ pub struct Config {
     pub check_slices: u32,
     /// Whether a backup creates a missing repository (`init:`).
     pub init: Init,
+    /// The most bytes a pipe source's batch stages before one restic
+    /// backs them up, unless the source says (0: never batched; see
+    /// `backup::batch`).
+    pub batch_bytes: u64,
+    /// How many atoms a pipe source has at least for it to be batched,
+    /// unless the source says.
+    pub batch_from: usize,
     pub sources: Vec<Source>,
 }
 

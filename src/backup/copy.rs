@@ -110,8 +110,8 @@ fn copy_one(
     let held: Vec<String> = repo
         .snapshots(sup, &tags)?
         .into_iter()
-        .filter_map(|s| model::from_snapshot_tags(&s.tags.unwrap_or_default()))
-        .map(|(_, dataset)| dataset.id)
+        .filter_map(|s| model::datasets_of_tags(&s.tags.unwrap_or_default()))
+        .flat_map(|(_, datasets)| datasets.into_iter().map(|d| d.id))
         .filter(|id| ids.contains(id))
         .collect();
     log::info!(

@@ -5,8 +5,10 @@
 //! concurrently, up to `queue_config.concurrency` at once in the whole
 //! process (see [`crate::base::slots`]). A dataset is recorded only once its
 //! snapshot is complete in the repository; a failed producer's partial
-//! snapshot is forgotten once the source's datasets are all done.
+//! snapshot is forgotten once the source's datasets are all done. A pipe
+//! source of many atoms has them saved together first (see `batch`).
 
+use crate::backup::batch;
 use crate::backup::copy;
 use crate::base::count::count;
 use crate::base::name;
@@ -186,7 +188,10 @@ pub fn backup(
         restic_time: &restic_time,
         partials: &partials,
     };
-    let done = queue::map(env.config.concurrency, plans, |plan| {
+    // Many pipe atoms go into restic together (see `batch`); the rest, one
+    // by one.
+    let (batched, plans) = batch::backup(&run, plans);
+    let mut done = queue::map(env.config.concurrency, plans, |plan| {
         let dataset_name = plan.name.clone();
         let result = env
             .slots
@@ -195,6 +200,7 @@ pub fn backup(
             .and_then(|_slot| backup_dataset(&run, plan));
         (dataset_name, result)
     });
+    done.extend(batched);
     forget_partials(env, sup, partials);
     for (dataset_name, result) in done {
         match result {
@@ -244,14 +250,14 @@ fn open(env: &Env, sup: &Supervisor) -> Result<(), Failure> {
 }
 
 /// What backing up each dataset of a source needs.
-struct Run<'a, 'e> {
-    source: &'a Source,
-    env: &'a Env<'e>,
-    sup: &'a Supervisor,
-    backup: &'a NewBackup<'a>,
+pub(super) struct Run<'a, 'e> {
+    pub source: &'a Source,
+    pub env: &'a Env<'e>,
+    pub sup: &'a Supervisor,
+    pub backup: &'a NewBackup<'a>,
     /// The snapshots' time, as restic's `--time` wants it.
-    restic_time: &'a str,
-    partials: &'a Partials,
+    pub restic_time: &'a str,
+    pub partials: &'a Partials,
 }
 
 /// Backs up one dataset with its hooks; `Ok(None)` in a dry run.
@@ -388,9 +394,9 @@ fn snapshot(run: &Run, plan: PlannedDataset) -> Result<Dataset, Failure> {
 /// Partial snapshots (tag and snapshot id) to forget once none of the
 /// source's datasets is backing up any more: `restic forget` needs the
 /// repository to itself.
-type Partials = Mutex<Vec<(String, String)>>;
+pub(super) type Partials = Mutex<Vec<(String, String)>>;
 
-fn forget_later(partials: &Partials, dataset: &Dataset, snapshot_id: &str) {
+pub(super) fn forget_later(partials: &Partials, dataset: &Dataset, snapshot_id: &str) {
     let mut partials = partials.lock().unwrap_or_else(PoisonError::into_inner);
     partials.push((dataset.tag(), snapshot_id.to_string()));
 }

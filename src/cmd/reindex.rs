@@ -3,7 +3,8 @@
 //! host; recording them again is idempotent, so running it twice changes
 //! nothing, and losing the metadb loses nothing but restic's statistics. A
 //! snapshot dated more than an hour ahead is not recorded (the metadb would
-//! refuse it too).
+//! refuse it too). A batch's snapshot (see `backup::batch`) gives back each
+//! of the datasets its tags name.
 
 use crate::base::time;
 use crate::cmd::Exit;
@@ -29,7 +30,7 @@ pub fn reindex(config: &Config) -> Result<(), Exit> {
     let mut records = Vec::with_capacity(snapshots.len());
     for snapshot in &snapshots {
         let tags = snapshot.tags.clone().unwrap_or_default();
-        let Some((backup_id, mut dataset)) = model::from_snapshot_tags(&tags) else {
+        let Some((backup_id, datasets)) = model::datasets_of_tags(&tags) else {
             log::warn!(
                 "snapshot {} has the tabacco tag but not tabacco's others; skipped",
                 snapshot.short_id
@@ -52,15 +53,17 @@ pub fn reindex(config: &Config) -> Result<(), Exit> {
             failed += 1;
             continue;
         }
-        let timestamp = text;
-        dataset.snapshot_id = snapshot.id.clone();
         let backup = Backup {
             id: backup_id,
-            timestamp,
+            timestamp: text,
             host: snapshot.hostname.clone(),
             datasets: Vec::new(),
         };
-        records.push((backup, dataset));
+        // A batch's snapshot holds many datasets, each its own record.
+        for mut dataset in datasets {
+            dataset.snapshot_id = snapshot.id.clone();
+            records.push((backup.clone(), dataset));
+        }
     }
     // Recorded together: an embedded metadb syncs once, not per snapshot.
     let results = metadb

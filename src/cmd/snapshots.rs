@@ -72,14 +72,19 @@ pub fn snapshots(config: &Config, args: &SnapshotsArgs) -> Result<(), Exit> {
 /// `snapshot` with what its tags say.
 fn listed(snapshot: Snapshot) -> Listed {
     let tags = snapshot.tags.unwrap_or_default();
-    let made = model::from_snapshot_tags(&tags);
+    let made = model::datasets_of_tags(&tags);
     let at = chrono::DateTime::parse_from_rfc3339(&snapshot.time)
         .ok()
         .map(|t| t.with_timezone(&chrono::Utc));
     let time = at.map(time::format).unwrap_or(snapshot.time);
-    let (backup, dataset) = match made {
-        Some((backup, dataset)) => (Some(backup), Some(dataset)),
-        None => (None, None),
+    let (backup, datasets) = match made {
+        Some((backup, datasets)) => (Some(backup), datasets),
+        None => (None, Vec::new()),
+    };
+    // A batch's snapshot (many datasets) names its atoms, not one dataset.
+    let dataset = match &datasets[..] {
+        [one] => Some(one.clone()),
+        _ => None,
     };
     Listed {
         id: snapshot.id,
@@ -89,8 +94,8 @@ fn listed(snapshot: Snapshot) -> Listed {
         host: snapshot.hostname,
         backup,
         dataset: dataset.as_ref().map(|d| d.id.clone()),
-        source: dataset.as_ref().map(|d| d.source.clone()),
-        atoms: dataset.map(|d| d.atoms).unwrap_or_default(),
+        source: datasets.first().map(|d| d.source.clone()),
+        atoms: datasets.into_iter().flat_map(|d| d.atoms).collect(),
         tags,
     }
 }

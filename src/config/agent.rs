@@ -38,6 +38,14 @@ const DEFAULT_CATCH_UP_SPREAD: Duration = Duration::from_secs(300);
 /// otherwise.
 const DEFAULT_CONCURRENCY: usize = 2;
 
+/// The most a pipe source's batch stages unless `batch_bytes` says
+/// otherwise: 256 MiB.
+const DEFAULT_BATCH_BYTES: u64 = 256 << 20;
+
+/// A pipe source is batched from this many atoms on unless `batch_from`
+/// says otherwise (measured: BENCHMARKS.md, case 14).
+const DEFAULT_BATCH_FROM: usize = 10;
+
 /// agent.yml at `origin`, validated, without sources yet; every value it
 /// refuses is an error of its own.
 pub(super) fn resolve(raw: raw::Agent, origin: &Origin) -> Result<Config, Errors> {
@@ -119,6 +127,8 @@ pub(super) fn resolve(raw: raw::Agent, origin: &Origin) -> Result<Config, Errors
         lease_ttl: errors.or(lease_ttl, Duration::ZERO),
         check_slices: errors.or(check_slices, 0),
         init: errors.or(init, repositories::Init::Manual),
+        batch_bytes: raw.batch_bytes.unwrap_or(DEFAULT_BATCH_BYTES),
+        batch_from: raw.batch_from.unwrap_or(DEFAULT_BATCH_FROM),
         origin: origin.clone(),
         sources: Vec::new(),
     };

@@ -36,6 +36,8 @@ pub struct Agent {
     pub check_slices: Option<u32>,
     pub init: Option<String>,
     pub repository_timeout: Option<String>,
+    pub batch_bytes: Option<u64>,
+    pub batch_from: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,6 +139,8 @@ pub struct Source {
     pub retention: Option<Retention>,
     pub copies: Option<Vec<String>>,
     pub min_bytes: Option<u64>,
+    pub batch_bytes: Option<u64>,
+    pub batch_from: Option<usize>,
     pub notify: Option<Vec<notify::Entry>>,
     pub catch_up: Option<bool>,
 }

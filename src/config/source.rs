@@ -39,6 +39,11 @@ pub struct Source {
     /// The copies (agent.yml's `copies:` names) its snapshots go to.
     pub copies: Vec<String>,
     pub min_bytes: Option<u64>,
+    /// Its own bound on a batch's staging area, over agent.yml's
+    /// `batch_bytes` (see `backup::batch`).
+    pub batch_bytes: Option<u64>,
+    /// Its own `batch_from`, over agent.yml's.
+    pub batch_from: Option<usize>,
     /// Its own notification targets, replacing agent.yml's; `Some(empty)`
     /// silences it.
     pub notify: Option<Vec<crate::report::notify::Target>>,
@@ -157,6 +162,15 @@ fn resolve(
         let refused = entry.invalid("min_bytes", "min_bytes applies to pipe sources only");
         errors.0.push(refused);
     }
+    for (key, set) in [
+        ("batch_bytes", raw.batch_bytes.is_some()),
+        ("batch_from", raw.batch_from.is_some()),
+    ] {
+        if set && not_pipe {
+            let refused = entry.invalid(key, format!("{key} applies to pipe sources only"));
+            errors.0.push(refused);
+        }
+    }
     let notify = match &raw.notify {
         Some(list) => errors.ok(value::notify(&entry, list)),
         None => None,
@@ -183,6 +197,8 @@ fn resolve(
         retention,
         copies,
         min_bytes: raw.min_bytes,
+        batch_bytes: raw.batch_bytes,
+        batch_from: raw.batch_from,
         notify,
         catch_up: raw.catch_up,
         origin,

@@ -359,19 +359,24 @@ fn apply(
             continue;
         }
         let tags = snapshot.tags.unwrap_or_default();
-        let Some((_, dataset)) = model::from_snapshot_tags(&tags) else {
+        let Some((_, datasets)) = model::datasets_of_tags(&tags) else {
             continue;
         };
+        let ids = datasets.iter().map(|d| d.id.clone());
         match by_host.iter_mut().find(|(h, _)| *h == host) {
-            Some((_, ids)) => ids.push(dataset.id),
-            None => by_host.push((host.clone(), vec![dataset.id])),
+            Some((_, known)) => known.extend(ids),
+            None => by_host.push((host.clone(), ids.collect())),
         }
         forgotten.push(Forgotten {
             repository: repository.to_string(),
             host,
             short_id: snapshot.short_id,
             time: snapshot.time,
-            atoms: dataset.atoms.into_iter().map(|a| a.name).collect(),
+            atoms: datasets
+                .into_iter()
+                .flat_map(|d| d.atoms)
+                .map(|a| a.name)
+                .collect(),
         });
     }
     if dry_run {

@@ -25,6 +25,12 @@ pub enum BackupInput {
     /// A producer's stdout: the pipe atom `filename` (its full name),
     /// stored where [`stdin_filename`] says.
     Stdin { filename: String, data: Stdio },
+    /// What directory `dir` holds, stored at the snapshot's root (restic
+    /// runs in `dir` and backs up `.`): a pipe batch's staging area, whose
+    /// `sql/db1` is `/sql/db1` in the snapshot as a single stream's would
+    /// be. Every file is read again (`--force`): a staged file is new each
+    /// time, whatever its size and time say.
+    Directory { dir: PathBuf },
 }
 
 /// One `restic backup` call.
@@ -55,6 +61,7 @@ impl Repo {
         for tag in backup.tags {
             args.extend(["--tag".into(), tag]);
         }
+        let mut cwd = None;
         let stdin = match backup.input {
             BackupInput::Paths { paths, excludes } => {
                 args.extend(excludes);
@@ -68,6 +75,11 @@ impl Repo {
                 args.extend(["--stdin".into(), "--stdin-filename".into(), filename]);
                 data
             }
+            BackupInput::Directory { dir } => {
+                args.extend(["--force".into(), "--".into(), ".".into()]);
+                cwd = Some(dir);
+                Stdio::null()
+            }
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         // The command (holding our copy of the producer's pipe) is dropped
@@ -75,6 +87,9 @@ impl Repo {
         let running = {
             let mut cmd = self.command(&args);
             cmd.stdin(stdin).stdout(Stdio::piped());
+            if let Some(dir) = cwd {
+                cmd.current_dir(dir);
+            }
             sup.spawn(&mut cmd, "restic backup", Stop::Interrupt)?
         };
         let result = read_backup_output(running, on_status).map_err(|e| self.failed(e));

@@ -319,6 +319,59 @@ pub fn from_snapshot_tags(tags: &[String]) -> Option<(String, Dataset)> {
     Some((backup_id, dataset))
 }
 
+/// The tags of a snapshot that holds several pipe datasets of one source
+/// (a batch, see `backup::batch`), of backup `backup_id`: each dataset's
+/// own tag, so that selecting a dataset's snapshot by tag finds the batch,
+/// a `tabacco:batched=ID:ATOM` tag per atom saying whose it is, and the
+/// `tabacco:atom=ATOM` tag a single atom's snapshot has (by which one is
+/// found by hand: `restic dump latest --tag tabacco:atom=sql/db1 /sql/db1`).
+pub fn batch_tags(backup_id: &str, source: &str, datasets: &[Dataset]) -> Vec<String> {
+    let mut tags = vec![
+        "tabacco".to_string(),
+        format!("tabacco:backup={backup_id}"),
+        format!("tabacco:source={source}"),
+    ];
+    for dataset in datasets {
+        tags.push(dataset.tag());
+        for atom in &dataset.atoms {
+            let name = name::encode_tag(&atom.name);
+            tags.push(format!("tabacco:batched={}:{name}", dataset.id));
+            tags.push(format!("tabacco:atom={name}"));
+        }
+    }
+    tags
+}
+
+/// What [`snapshot_tags`] or [`batch_tags`] wrote, read back: the backup id
+/// and every dataset the snapshot holds (without restic's statistics).
+/// `None` for a snapshot tabacco did not make.
+pub fn datasets_of_tags(tags: &[String]) -> Option<(String, Vec<Dataset>)> {
+    let batched: Vec<&str> = tags
+        .iter()
+        .filter_map(|t| t.strip_prefix("tabacco:batched="))
+        .collect();
+    if batched.is_empty() {
+        return from_snapshot_tags(tags).map(|(backup, dataset)| (backup, vec![dataset]));
+    }
+    let value = |key: &str| tags.iter().find_map(|t| t.strip_prefix(key));
+    let backup_id = value("tabacco:backup=")?.to_string();
+    let source = value("tabacco:source=")?;
+    let mut datasets: Vec<Dataset> = tags
+        .iter()
+        .filter_map(|t| t.strip_prefix("tabacco:dataset="))
+        .map(|id| Dataset::new(id.to_string(), source.to_string(), Vec::new()))
+        .collect();
+    for member in batched {
+        let (id, atom) = member.split_once(':')?;
+        let dataset = datasets.iter_mut().find(|d| d.id == id)?;
+        dataset.atoms.push(Atom {
+            name: name::decode_tag(atom)?,
+            path: None,
+        });
+    }
+    Some((backup_id, datasets))
+}
+
 /// `null` (a Go nil slice) as the type's default.
 fn null_as_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
     d: D,
@@ -420,6 +473,34 @@ mod tests {
         );
         assert_eq!(from_snapshot_tags(&tags), Some(("b1".to_string(), dataset)));
         assert_eq!(from_snapshot_tags(&["other".to_string()]), None);
+    }
+
+    #[test]
+    fn batch_tags_round_trip() {
+        let member = |id: &str, atom: &str| Dataset {
+            id: id.into(),
+            source: "sql".into(),
+            atoms: vec![Atom {
+                name: atom.into(),
+                path: None,
+            }],
+            snapshot_id: String::new(),
+            total_files: 0,
+            total_bytes: 0,
+            bytes_added: 0,
+            duration: 0,
+            repositories: Vec::new(),
+            repository: None,
+        };
+        let datasets = vec![member("d1", "sql/a,b:c"), member("d2", "sql/d")];
+        let tags = batch_tags("b1", "sql", &datasets);
+        assert!(tags.iter().all(|t| !t.contains(',')), "{tags:?}");
+        assert!(tags.contains(&datasets[1].tag()));
+        assert_eq!(datasets_of_tags(&tags), Some(("b1".to_string(), datasets)));
+        // A single dataset's tags read back as one.
+        let one = member("d3", "sql/e");
+        let tags = snapshot_tags("b2", &one);
+        assert_eq!(datasets_of_tags(&tags), Some(("b2".to_string(), vec![one])));
     }
 
     #[test]

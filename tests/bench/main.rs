@@ -3,6 +3,7 @@
 //! how fast the console's fleet page answers for such a fleet (case 11),
 //! what removing a long-kept source's datasets costs (case 12),
 //! what the shipped postgresql handler adds to `pg_dump | restic` (case 13),
+//! what batching many pipe atoms into one restic process saves (case 14),
 //! what a repository's size costs each backup, shared or sharded (case 15),
 //! and what tabacco holds in
 //! memory and on disk. Every case runs
@@ -17,6 +18,7 @@
 //! `BENCH_BLOBS` (default 100000) the blobs of its large repository.
 
 mod backup;
+mod batch;
 mod console;
 mod daemon;
 mod database;
@@ -108,7 +110,7 @@ fn main() {
             .collect(),
         // Case 15 fills repositories of 100,000 blobs and more: only when
         // named, to keep `make bench` within its time.
-        Err(_) => (1..=13).collect(),
+        Err(_) => (1..=14).collect(),
     };
     let bench = Bench {
         scratch: scratch::Scratch::new(),
@@ -143,6 +145,9 @@ fn main() {
     }
     if cases.contains(&13) {
         rows.extend(database::case(&bench));
+    }
+    if cases.contains(&14) {
+        rows.extend(batch::case(&bench));
     }
     if cases.contains(&15) {
         rows.extend(shards::case(&bench));

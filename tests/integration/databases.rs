@@ -549,7 +549,7 @@ fn ldap_backs_up_each_suffix_and_restores_its_tree() {
         "{}",
         out.stderr
     );
-    assert_eq!(recorded(&f), ["ldap/dc=one,dc=test"]);
+    assert_eq!(recorded(&f), ["ldap/dc=one,dc=test"], "{}", out.stderr);
     let before = search();
     assert_eq!(before.len(), 3);
     let mut delete = ldap.tool("ldapdelete", "dc=one,dc=test");

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod agent;
+mod batching;
 mod browser;
 mod common;
 mod compat;
