@@ -240,3 +240,29 @@ fn an_operator_restores_by_name_from_the_repositories_it_names_and_is_refused_th
         stderr(&out)
     );
 }
+
+#[test]
+fn batched_records_name_their_repository_too() {
+    let f = Fixture::new();
+    let server = Server::start(&fleet_config(&f, "", &["web1"]), "127.0.0.1:0");
+    let web1 = host(&f, "web1", &server, "repo-web1", "");
+    let atoms: Vec<String> = (1..=12).map(|i| format!("{{name: db{i}}}")).collect();
+    f.write(
+        "etc-web1/sources/sql.yml",
+        &format!(
+            "name: sql\nhandler: pipe\nparams:\n  backup_command: \"echo dump of ${{atom.name}}\"\natoms: [{}]\n",
+            atoms.join(", ")
+        ),
+    );
+    run(&web1, &["run"]);
+    let found = run(&web1, &["query", "--json", "sql/*"]);
+    let found: Vec<Value> = serde_json::from_slice(&found.stdout).unwrap();
+    let id = restic_id(&f, "repo-web1");
+    let named: Vec<&Value> = found
+        .iter()
+        .flat_map(|b| b["datasets"].as_array().unwrap())
+        .map(|d| &d["repository"])
+        .collect();
+    assert_eq!(named.len(), 12);
+    assert!(named.iter().all(|r| *r == id.as_str()), "{named:?}");
+}
