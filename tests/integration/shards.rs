@@ -266,3 +266,25 @@ fn batched_records_name_their_repository_too() {
     assert_eq!(named.len(), 12);
     assert!(named.iter().all(|r| *r == id.as_str()), "{named:?}");
 }
+
+#[test]
+fn a_reindexed_record_names_the_repository_it_was_rebuilt_from() {
+    let f = Fixture::new();
+    f.write_config(
+        "etc/sources/sql.yml",
+        "name: sql\nhandler: pipe\nparams: {backup_command: \"echo dump\"}\natoms: [{name: db1}]\n",
+    );
+    f.tabacco(&["init"]).success();
+    f.tabacco(&["run"]).success();
+    let id = restic_id(&f, "repo");
+    assert_eq!(
+        f.query(&["sql/*"])[0]["datasets"][0]["repository"],
+        id.as_str()
+    );
+    std::fs::remove_file(f.path("work/metadb.sqlite")).unwrap();
+    f.tabacco(&["reindex"]).success();
+    assert_eq!(
+        f.query(&["sql/*"])[0]["datasets"][0]["repository"],
+        id.as_str()
+    );
+}
