@@ -42,7 +42,7 @@ INSTALLED := $(BINDIR)/tabacco \
 	$(DOCDIR)/README.md \
 	$(BASHCOMPDIR)/tabacco $(ZSHCOMPDIR)/_tabacco $(FISHCOMPDIR)/tabacco.fish
 
-.PHONY: all build test test-deps bench-deps deb-deps check demo bench soak install uninstall deb clean
+.PHONY: all build test test-deps bench-deps deb-deps check demo bench bench-repositories soak install uninstall deb clean
 
 all: build
 
@@ -147,6 +147,13 @@ demo: build
 	$(BIN) --config demo/etc/agent.yml check
 	$(BIN) --config demo/etc/agent.yml -v run
 	$(BIN) --config demo/etc/agent.yml query --table '*'
+
+# Case 15 of tests/bench, which runs only when named: a one-file backup
+# against repositories of 0, 1,000 and 100,000 blobs (BENCH_BLOBS) with
+# both restics (about 10 minutes).
+bench-repositories: bench-deps
+	BENCH_CASES=15 BENCH_RUNS=$${BENCH_RUNS:-5} BENCH_RESTIC_OTHER=$(CURDIR)/$(TRIXIE_RESTIC) \
+		$(CARGO) bench --locked --bench bench
 
 # tests/bench: tabacco against raw restic, the metadb under load, and the
 # footprint; one table of medians and ratios (BENCHMARKS.md), about 11 min;

@@ -25,8 +25,9 @@ use crate::base::width;
 use crate::cli::{self, Cli, Command};
 use crate::config::{self, Config, FleetAccess};
 use crate::metadb::Metadb;
+use crate::process::shell::Supervisor;
 use crate::wire::checked::Checked;
-use crate::wire::model::Atom;
+use crate::wire::model::{Atom, RestoreItem};
 use std::fmt;
 use std::io::Write;
 use std::path::Path;
@@ -131,12 +132,37 @@ fn one_version(config: &Config, v: &cli::VersionArgs) -> Result<(Reader, Checked
     let metadb = Metadb::open(&config.work_dir, config.metadb.as_ref())
         .map_err(|e| Exit::Error(e.to_string()))?;
     let reader = Reader::new(&config.repository, &config.copies)
+        .with_further(&config.further)
         .pick(v.repository.as_deref())
         .map_err(|e| Exit::Usage(e.to_string()))?;
     let whose = crate::restore::Whose::new(v.host.as_deref(), v.any_host, &config.hostname);
     let (checked, atom) = crate::restore::one(&metadb, &v.atom, whose, v.older_than.as_deref())
         .map_err(Exit::error)?;
+    let sup = Supervisor::new(config.priority, v.atom.clone());
+    refuse_unroutable(&metadb, &reader, &sup, [checked.item()])?;
     Ok((reader, checked, atom))
+}
+
+/// Refuses, before anything runs, records held only in repositories
+/// `reader` cannot read (see [`Reader::route`]), a line an atom.
+fn refuse_unroutable<'a>(
+    metadb: &Metadb,
+    reader: &Reader,
+    sup: &Supervisor,
+    items: impl IntoIterator<Item = &'a RestoreItem>,
+) -> Result<(), Exit> {
+    let mut refused = Vec::new();
+    for item in items {
+        if let Err(unroutable) = reader.route(sup, &item.dataset) {
+            for atom in &item.dataset.atoms {
+                refused.push(unroutable.explain(metadb, &atom.name, &item.backup.host));
+            }
+        }
+    }
+    match refused.is_empty() {
+        true => Ok(()),
+        false => Err(Exit::Error(refused.join("\n"))),
+    }
 }
 
 /// Loads the agent configuration; any error is a configuration error.

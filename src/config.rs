@@ -33,7 +33,7 @@ use crate::process::shell::Priority;
 use crate::report::notify;
 use crate::restic::Repository;
 pub use error::{Error, Errors, Problem};
-use repositories::{Copy, Init, Maintenance};
+use repositories::{Copy, Further, Init, Maintenance};
 use source::Source;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,6 +49,8 @@ pub struct Config {
     pub repository: Repository,
     /// Further repositories each source's snapshots are copied into.
     pub copies: Vec<Copy>,
+    /// `repositories:`: other hosts' repositories this host reads from.
+    pub further: Vec<Further>,
     pub retention: Option<Retention>,
     pub prune_schedule: Option<Schedule>,
     pub verify_schedule: Option<Schedule>,

@@ -18,7 +18,7 @@ use crate::metadb::{self, Metadb};
 use crate::process::shell::Supervisor;
 use crate::report::failure::{Failure, Kind};
 use crate::restic::{self, Repo, Repository};
-use crate::wire::api::{LeaseRequest, ReleaseRequest};
+use crate::wire::api::{LeaseRequest, ReleaseRequest, CREATION_LEASE};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::fs::{self, File};
@@ -183,7 +183,7 @@ fn lease_name(location: &str) -> String {
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect();
-    format!("create-{digest}")
+    format!("{CREATION_LEASE}{digest}")
 }
 
 /// This host's repository creation lease, released when dropped.

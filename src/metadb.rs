@@ -505,6 +505,17 @@ impl Metadb {
         }
     }
 
+    /// Every repository a host published, with the hosts that use it.
+    pub fn repositories(&self) -> Result<Vec<api::KnownRepository>, Error> {
+        match self {
+            Metadb::Embedded(store) => {
+                let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(store.repositories(None)?)
+            }
+            Metadb::Remote(remote) => Ok(remote.client().repositories()?),
+        }
+    }
+
     /// Where each repository's rotated check stands, and when atoms were
     /// last restored by a drill.
     pub fn proofs(&self) -> Result<Proofs, Error> {

@@ -16,7 +16,7 @@
 
 mod backup;
 mod error;
-mod known;
+pub mod known;
 mod layout;
 mod lock;
 mod maintenance;

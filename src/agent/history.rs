@@ -80,6 +80,7 @@ mod tests {
                     bytes_added: *bytes,
                     duration: 0,
                     repositories: Vec::new(),
+                    repository: None,
                 })
                 .collect(),
         }

@@ -290,7 +290,8 @@ fn carry_out(
     request: &RestoreRequest,
 ) -> Result<String, String> {
     let target = Target::from_request(request.target.as_deref())?;
-    let reader = Reader::new(&loaded.config.repository, &loaded.config.copies);
+    let reader = Reader::new(&loaded.config.repository, &loaded.config.copies)
+        .with_further(&loaded.config.further);
     log::info!(
         "restore request {}: restoring {}",
         request.id,

@@ -68,6 +68,8 @@ fn publish(status: &Status, metadb: &Metadb, last: &mut Option<(Plan, Instant)>)
                     retention: source.retention.as_ref().map(Policy::of),
                 })
                 .collect(),
+            // Published apart, as jobs learn them (`backup::plan`).
+            repositories: None,
         }
     };
     let fresh = last

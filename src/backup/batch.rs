@@ -325,11 +325,13 @@ fn save(run: &Run, area: &Area, staged: Vec<Staged>) -> Vec<Done> {
         restic_time,
         partials,
     } = *run;
+    let repository = crate::backup::plan::recorded_in(env.config, env.repo, env.metadb, sup);
     let datasets: Vec<Dataset> = staged
         .iter()
         .map(|s| {
             let mut dataset =
                 Dataset::new(model::new_id(), source.name.clone(), s.plan.atoms.clone());
+            dataset.repository = repository.clone();
             dataset.total_files = 1;
             dataset.total_bytes = i64::try_from(s.bytes).unwrap_or(i64::MAX);
             dataset

@@ -9,7 +9,8 @@
 //! created by `tabacco init`, or by the first backup under `init: auto`.
 
 use crate::base::count::count;
-use crate::config::repositories::Copy;
+use crate::base::visible::visible;
+use crate::config::repositories::{Copy, Further};
 use crate::handler::Unrestored;
 use crate::init::Creator;
 use crate::metadb::Metadb;
@@ -148,12 +149,17 @@ fn copy_one(
 }
 
 /// Where datasets are read back from (restore, dump, ls, a drill): the
-/// primary, and where it cannot be reached or lacks a dataset's snapshot,
-/// a copy that holds it; or one repository picked by name.
+/// repository a record names (by restic id) among those this host is
+/// configured for, else the primary, and where it cannot be reached or
+/// lacks a dataset's snapshot, a copy that holds it; or one repository
+/// picked by name.
 pub struct Reader {
     primary: Repo,
     copies: Vec<(String, Repo)>,
-    /// `--repository`: only this one, `primary` or a copy's name.
+    /// `repositories:`: read from, never written.
+    further: Vec<(String, Repo)>,
+    /// `--repository`: only this one, `primary`, a copy's or a further
+    /// repository's name.
     picked: Option<String>,
 }
 
@@ -166,18 +172,67 @@ impl Reader {
                 .iter()
                 .map(|c| (c.name.clone(), Repo::new(c.repository.clone())))
                 .collect(),
+            further: Vec::new(),
             picked: None,
         }
+    }
+
+    /// Reads records held in `further` repositories (agent.yml's
+    /// `repositories:`) from them too.
+    pub fn with_further(self, further: &[Further]) -> Reader {
+        let further = further
+            .iter()
+            .map(|f| (f.name.clone(), Repo::new(f.repository.clone())))
+            .collect();
+        Reader { further, ..self }
+    }
+
+    /// Every repository, by name: the primary, the copies, the further
+    /// ones.
+    fn all(&self) -> impl Iterator<Item = (&str, &Repo)> {
+        let others = self.copies.iter().chain(&self.further);
+        std::iter::once((api::PRIMARY, &self.primary))
+            .chain(others.map(|(name, repo)| (name.as_str(), repo)))
+    }
+
+    /// Makes sure `dataset` can be read here: a repository this host is
+    /// configured for has the restic id its record names (learnt with a
+    /// `restic cat config` where this host never opened it). A record
+    /// naming none, and a repository picked by name, pass.
+    pub fn route(&self, sup: &Supervisor, dataset: &Dataset) -> Result<(), Unroutable> {
+        let Some(id) = dataset.repository.as_deref() else {
+            return Ok(());
+        };
+        if self.picked.is_some() {
+            return Ok(());
+        }
+        let mut unopened = Vec::new();
+        for (name, repo) in self.all() {
+            match repo.known_id() {
+                Some(known) if known == id => return Ok(()),
+                Some(_) => continue,
+                None => {}
+            }
+            match repo.id(sup) {
+                Ok(known) if known == id => return Ok(()),
+                Ok(_) => {}
+                Err(e) => unopened.push((name.to_string(), e)),
+            }
+        }
+        Err(Unroutable {
+            id: id.to_string(),
+            unopened,
+        })
     }
 
     /// Reads from the one repository `picked` names, if any (an unknown
     /// name is an error naming the known ones).
     pub fn pick(self, picked: Option<&str>) -> Result<Reader, Unknown> {
         let Some(name) = picked else { return Ok(self) };
-        if name != api::PRIMARY && !self.copies.iter().any(|(n, _)| n == name) {
+        if !self.all().any(|(n, _)| n == name) {
             return Err(Unknown {
                 name: name.to_string(),
-                copies: self.copies.into_iter().map(|(n, _)| n).collect(),
+                copies: self.all().skip(1).map(|(n, _)| n.to_string()).collect(),
             });
         }
         Ok(Reader {
@@ -195,20 +250,19 @@ impl Reader {
     }
 
     fn named(&self, name: &str) -> (&str, &Repo) {
-        self.copies
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or((api::PRIMARY, &self.primary), |(n, repo)| {
-                (n.as_str(), repo)
-            })
+        self.all()
+            .find(|(n, _)| *n == name)
+            .unwrap_or((api::PRIMARY, &self.primary))
     }
 
     /// Runs `read` on the repository to read `dataset` from, with the way
-    /// to name its snapshot there (by id in the primary; by tag in a copy,
-    /// where `restic copy` gave it another id). Unless one was picked,
-    /// that is the primary; where it is unreachable or lacks the snapshot,
-    /// each copy that holds the dataset (as the metadb recorded it; every
-    /// copy where nothing is recorded) in turn, saying so in the log.
+    /// to name its snapshot there (by id in the repository it was backed
+    /// up to; by tag in a copy, where `restic copy` gave it another id).
+    /// Unless one was picked, that is the repository whose restic id its
+    /// record names, if this host knows one, else the primary; where it is
+    /// unreachable or lacks the snapshot, each copy that holds the dataset
+    /// (as the metadb recorded it; every copy where nothing is recorded)
+    /// in turn, saying so in the log.
     pub fn read<T, E: Unread>(
         &self,
         dataset: &Dataset,
@@ -218,7 +272,12 @@ impl Reader {
             let (name, repo) = self.named(name);
             return read(repo, &snapshot_in(name, dataset));
         }
-        let mut failed = match read(&self.primary, &SnapshotRef::of(dataset)) {
+        let held = dataset.repository.as_deref();
+        let first = self
+            .all()
+            .find(|(_, repo)| held.is_some() && repo.known_id().as_deref() == held)
+            .map_or(&self.primary, |(_, repo)| repo);
+        let mut failed = match read(first, &SnapshotRef::of(dataset)) {
             Err(e) if is_elsewhere(&e) => e,
             result => return result,
         };
@@ -236,6 +295,60 @@ impl Reader {
             };
         }
         Err(failed)
+    }
+}
+
+/// Why a record cannot be read on this host: the repository holding it
+/// (by restic id) is none of those it is configured for, or those that
+/// might be did not open.
+#[derive(Debug)]
+pub struct Unroutable {
+    pub id: String,
+    /// The repositories whose id could not be learnt, and why.
+    pub unopened: Vec<(String, restic::Error)>,
+}
+
+impl Unroutable {
+    /// What to tell of `atom` of `host`: the repository, the hosts that
+    /// use it (as the metadb says), what to do, and the repositories that
+    /// did not open.
+    pub fn explain(&self, metadb: &Metadb, atom: &str, host: &str) -> String {
+        let short = &self.id[..self.id.len().min(8)];
+        let users: Vec<(String, String)> = match metadb.repositories() {
+            Ok(known) => known
+                .into_iter()
+                .filter(|r| r.id == self.id)
+                .flat_map(|r| r.users)
+                .map(|u| (u.host, u.name))
+                .collect(),
+            Err(e) => {
+                log::warn!("cannot ask which hosts use repository {short}: {e}");
+                Vec::new()
+            }
+        };
+        let mut said = format!(
+            "{} of host {} is held in repository {short}, which this host is not configured for",
+            visible(atom),
+            visible(host)
+        );
+        match users.first() {
+            None => said.push_str(" and no host publishes"),
+            Some((first, _)) => {
+                let named: Vec<String> = users
+                    .iter()
+                    .map(|(h, n)| format!("{} (as {})", visible(h), visible(n)))
+                    .collect();
+                said.push_str(&format!(
+                    "; hosts using it: {}: restore it with --remote {}, or name it under repositories: in agent.yml",
+                    named.join(", "),
+                    visible(first)
+                ));
+            }
+        }
+        for (name, e) in &self.unopened {
+            said.push_str(&format!("; repository {name} did not open: {e}"));
+        }
+        said
     }
 }
 

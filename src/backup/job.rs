@@ -372,6 +372,7 @@ fn snapshot(run: &Run, plan: PlannedDataset) -> Result<Dataset, Failure> {
         on_status: &mut on_status,
         min_bytes: source.min_bytes,
     };
+    dataset.repository = crate::backup::plan::recorded_in(env.config, env.repo, env.metadb, sup);
     // Should this process die before the record, the next backup of the
     // source records the snapshot (see `intent`).
     let intent = Intent::write_or_warn(&env.config.work_dir, backup, &dataset, &label);

@@ -1,5 +1,5 @@
-//! `tabacco check`: validate the configuration, open the repository and
-//! each copy (unless `--offline`), run every `atoms_command` and
+//! `tabacco check`: validate the configuration, open the repository, each
+//! copy and each of `repositories:` (unless `--offline`), run every `atoms_command` and
 //! `datasets_command`, and print each source as a backup would see it.
 //! Exit 2 on any error, so it can gate a configuration deployment.
 
@@ -53,6 +53,14 @@ pub fn check(path: &Path, offline: bool) -> Result<(), Exit> {
         if let Some(opening) = &opening {
             let what = format!("copy {}", copy.name);
             opening.open(&what, &copy.repository, &mut out, &mut errors);
+        }
+    }
+    for further in &config.further {
+        let (name, uri) = (&further.name, uri::mask(&further.repository.uri));
+        let _ = writeln!(out, "reads       {name} {uri} (read-only)");
+        if let Some(opening) = &opening {
+            let what = format!("repository {name}");
+            opening.open(&what, &further.repository, &mut out, &mut errors);
         }
     }
     match version {
@@ -127,8 +135,16 @@ impl Opening<'_> {
                     found.version
                 );
             }
+            // A repository of `repositories:` is another host's: never
+            // created here.
             Err(restic::Error::Missing(_))
-                if self.config.init == Init::Auto && !repo.used_before() =>
+                if self.config.init == Init::Auto
+                    && !repo.used_before()
+                    && !self
+                        .config
+                        .further
+                        .iter()
+                        .any(|f| f.repository.uri == repository.uri) =>
             {
                 let _ = writeln!(
                     out,

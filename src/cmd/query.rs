@@ -96,7 +96,16 @@ struct Printer {
 
 impl Printer {
     fn new(format: Format) -> Printer {
-        let header = ["TIME", "HOST", "ATOM", "BACKUP", "SNAPSHOT", "PATH"].map(String::from);
+        let header = [
+            "TIME",
+            "HOST",
+            "ATOM",
+            "BACKUP",
+            "SNAPSHOT",
+            "REPOSITORY",
+            "PATH",
+        ]
+        .map(String::from);
         Printer {
             out: std::io::stdout().lock(),
             format,
@@ -213,8 +222,10 @@ impl Joined {
     }
 }
 
-/// The table rows of `backup`: one per atom.
-fn table_rows(b: &Backup) -> Vec<[String; 6]> {
+/// The table rows of `backup`: one per atom. The repository is shown by
+/// the first 8 hex digits of its restic id, as restic shows ids; `-` where
+/// the record does not say (its host published no repository).
+fn table_rows(b: &Backup) -> Vec<[String; 7]> {
     let mut rows = Vec::new();
     for d in &b.datasets {
         for a in &d.atoms {
@@ -224,6 +235,10 @@ fn table_rows(b: &Backup) -> Vec<[String; 6]> {
                 a.name.clone(),
                 b.id.clone(),
                 d.snapshot_id.clone(),
+                d.repository
+                    .as_deref()
+                    .map_or("-", |id| id.get(..8).unwrap_or(id))
+                    .to_string(),
                 a.path.clone().unwrap_or_default(),
             ]);
         }

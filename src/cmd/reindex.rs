@@ -27,6 +27,12 @@ pub fn reindex(config: &Config) -> Result<(), Exit> {
     let snapshots = repo
         .snapshots(&sup, &["tabacco".to_string()])
         .map_err(|e| Exit::Error(e.to_string()))?;
+    // Every record names the repository it is rebuilt from (with the
+    // embedded metadb, if known without another restic process).
+    let repository = match metadb.is_shared() {
+        true => repo.id(&sup).ok(),
+        false => repo.known_id(),
+    };
     let mut failed = 0;
     let mut records = Vec::with_capacity(snapshots.len());
     let unrecordable = tombstone::listed(&config.work_dir);
@@ -71,6 +77,7 @@ pub fn reindex(config: &Config) -> Result<(), Exit> {
         // A batch's snapshot holds many datasets, each its own record.
         for mut dataset in datasets {
             dataset.snapshot_id = snapshot.id.clone();
+            dataset.repository = repository.clone();
             records.push((backup.clone(), dataset));
         }
     }

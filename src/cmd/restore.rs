@@ -11,6 +11,7 @@ use crate::cmd::{self, Exit};
 use crate::config::Config;
 use crate::metadb::Metadb;
 use crate::process::interrupt::Interrupt;
+use crate::process::shell::Supervisor;
 use crate::restore::{self, Planned, Whose};
 use crate::wire::model::{self, RestoreRequest, RestoreState};
 use std::thread;
@@ -74,6 +75,15 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), Exit> {
     }
     let (table, unrestorable) = plan_table(config, args, &planned);
     cmd::print(&table)?;
+    let reader = Reader::new(&config.repository, &config.copies)
+        .with_further(&config.further)
+        .pick(args.repository.as_deref())
+        .map_err(|e| Exit::Usage(e.to_string()))?;
+    if args.remote.is_none() {
+        let sup = Supervisor::new(config.priority, "restore".to_string());
+        let items = planned.iter().filter_map(|p| p.as_ref().ok());
+        cmd::refuse_unroutable(&metadb, &reader, &sup, items.map(|c| c.item()))?;
+    }
     if args.dry_run && unrestorable > 0 {
         return Err(Exit::Error(format!(
             "{} cannot be restored (see RESTORES): the restore would fail",
@@ -88,9 +98,6 @@ pub fn restore(config: &Config, args: &RestoreArgs) -> Result<(), Exit> {
     }
     let interrupt =
         Interrupt::install().map_err(|e| Exit::Error(format!("cannot catch signals: {e}")))?;
-    let reader = Reader::new(&config.repository, &config.copies)
-        .pick(args.repository.as_deref())
-        .map_err(|e| Exit::Usage(e.to_string()))?;
     let options = restore::Options {
         target: &args.target,
         parts: &args.parts,

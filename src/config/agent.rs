@@ -82,12 +82,15 @@ pub(super) fn resolve(raw: raw::Agent, origin: &Origin) -> Result<Config, Errors
         )),
     };
     // Copies are judged against the repository, so only beside a valid one.
-    let (repository, copies) = match errors.ok(repository) {
+    let (repository, copies, further) = match errors.ok(repository) {
         Some(repository) => {
             let copies = repositories::copies(raw.copies.unwrap_or_default(), &repository, &entry);
-            (repository.clone(), errors.or(copies, Vec::new()))
+            let copies = errors.or(copies, Vec::new());
+            let raw = raw.repositories.unwrap_or_default();
+            let further = repositories::further(raw, &repository, &copies, &entry);
+            (repository.clone(), copies, errors.or(further, Vec::new()))
         }
-        None => (restic, Vec::new()),
+        None => (restic, Vec::new(), Vec::new()),
     };
     let metadb = match raw.metadb {
         Some(raw) => errors.or(metadb(raw, &entry), None),
@@ -107,6 +110,7 @@ pub(super) fn resolve(raw: raw::Agent, origin: &Origin) -> Result<Config, Errors
         hostname,
         repository,
         copies,
+        further,
         retention: errors.or(retention, None),
         prune_schedule: errors.or(prune_schedule, None),
         verify_schedule: errors.or(verify, None),

@@ -14,6 +14,7 @@ pub struct Agent {
     /// Needed by every command but those that only ask the metadb.
     pub repository: Option<Repository>,
     pub copies: Option<Vec<Copy>>,
+    pub repositories: Option<Vec<Further>>,
     pub retention: Option<Retention>,
     pub prune_schedule: Option<String>,
     pub verify_schedule: Option<String>,
@@ -58,6 +59,14 @@ pub struct Copy {
     pub name: String,
     pub params: RepositoryParams,
     pub retention: Option<Retention>,
+}
+
+/// A repository of `repositories:`, read from by name and never written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Further {
+    pub name: String,
+    pub params: RepositoryParams,
 }
 
 #[derive(Debug, Default, Deserialize)]

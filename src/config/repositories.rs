@@ -23,6 +23,15 @@ pub struct Copy {
     pub retention: Option<Retention>,
 }
 
+/// A repository of `repositories:`: one this host reads records of other
+/// hosts from (restore, dump, ls, a drill) when they are held there, and
+/// never backs up to, prunes, checks or creates.
+#[derive(Clone, Debug)]
+pub struct Further {
+    pub name: String,
+    pub repository: Repository,
+}
+
 /// How long a lease lasts unless renewed (`lease_ttl`).
 const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(600);
 
@@ -165,6 +174,40 @@ pub(super) fn copies(
         });
     }
     Ok(copies)
+}
+
+/// The repositories of `repositories:`, each named unlike `primary`, the
+/// copies and the others, and at another uri.
+pub(super) fn further(
+    raw: Vec<raw::Further>,
+    primary: &Repository,
+    copies: &[Copy],
+    entry: &Entry,
+) -> Result<Vec<Further>, Error> {
+    let mut further: Vec<Further> = Vec::new();
+    for r in raw {
+        let entry = entry.under("repositories", format!("repository {:?}", r.name));
+        name::validate_source(&r.name).map_err(entry.bad_name("name", "repository"))?;
+        if r.name == crate::wire::api::PRIMARY || copies.iter().any(|c| c.name == r.name) {
+            return Err(entry.invalid("name", "it is the name of the repository or a copy"));
+        }
+        if further.iter().any(|f| f.name == r.name) {
+            return Err(entry.invalid("name", "defined twice"));
+        }
+        let repository = repository(r.params, primary, &entry)?;
+        let taken = |other: &Repository| other.uri == repository.uri;
+        if taken(primary)
+            || copies.iter().any(|c| taken(&c.repository))
+            || further.iter().any(|f| taken(&f.repository))
+        {
+            return Err(entry.invalid("uri", "its uri is another repository's"));
+        }
+        further.push(Further {
+            name: r.name,
+            repository,
+        });
+    }
+    Ok(further)
 }
 
 /// The repository `params` describe; what they leave out (the password of

@@ -5,8 +5,11 @@
 //! task runs; a dead host's lease expires. The embedded metadb serves one
 //! host: no lease is taken there (restic's own lock still guards the
 //! repository). `prune` and `proof` take it as this host's `maintenance:`
-//! ([`crate::config::repositories::Maintenance`]) allows.
+//! ([`crate::config::repositories::Maintenance`]) allows. The metadb
+//! grants a repository's lease only to a host that publishes the
+//! repository in its plan, which `hold` does first.
 
+use crate::backup::plan;
 use crate::metadb::{self, Metadb};
 use crate::process::shell::Supervisor;
 use crate::restic::{self, Repo};
@@ -61,6 +64,8 @@ pub fn busy(holder: &str, expires: &str) -> String {
 pub struct Lease<'a> {
     pub metadb: &'a Metadb,
     pub repo: &'a Repo,
+    /// This host's name for the repository: `primary` or a copy's.
+    pub name: &'a str,
     pub host: &'a str,
     pub ttl: Duration,
 }
@@ -76,6 +81,10 @@ impl Lease<'_> {
             return Ok(Held::Ran(task()));
         }
         let name = self.repo.id(sup).map_err(Error::Id)?;
+        // The metadb grants the lease of a repository only to a host that
+        // says it uses it.
+        let planned = plan::planned(self.name, &name, self.repo.repository());
+        plan::publish_repositories(self.metadb, self.host, vec![planned]);
         let request = LeaseRequest {
             name: name.clone(),
             holder: self.host.to_string(),

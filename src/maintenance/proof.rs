@@ -75,7 +75,7 @@ impl std::error::Error for Error {
 pub fn check(
     config: &Config,
     metadb: &Metadb,
-    repo: &Repo,
+    (name, repo): (&str, &Repo),
     sup: &Supervisor,
     read_data_subset: Option<&str>,
 ) -> Result<String, Error> {
@@ -85,6 +85,7 @@ pub fn check(
     let lease = Lease {
         metadb,
         repo,
+        name,
         host: &config.hostname,
         ttl: config.lease_ttl,
     };

@@ -27,6 +27,7 @@ use crate::maintenance::lease::{self, Held, Lease};
 use crate::metadb::{self, Metadb};
 use crate::process::shell::Supervisor;
 use crate::restic::{self, Repo};
+use crate::wire::api::PRIMARY;
 use crate::wire::model;
 use std::fmt;
 
@@ -52,6 +53,8 @@ pub enum Error {
     },
     /// The metadb could not say the other hosts' policies.
     Policies(metadb::Error),
+    /// The metadb could not say which hosts use the repository.
+    Users(metadb::Error),
     /// `restic forget` of `host`'s `sources` failed.
     Forget {
         host: String,
@@ -81,6 +84,7 @@ impl fmt::Display for Error {
             Error::Policies(e) => {
                 write!(f, "cannot read the other hosts' retention policies: {e}")
             }
+            Error::Users(e) => write!(f, "cannot read which hosts use the repository: {e}"),
             Error::Forget {
                 host,
                 sources,
@@ -116,7 +120,7 @@ impl std::error::Error for Error {
         match self {
             Error::Lease(e) => Some(e),
             Error::Copy { source, .. } => Some(source),
-            Error::Policies(e) | Error::Unremoved(e) => Some(e),
+            Error::Policies(e) | Error::Users(e) | Error::Unremoved(e) => Some(e),
             Error::Forget { source: e, .. } | Error::Listing(e) | Error::Prune(e) => Some(e),
             Error::Select(e) => Some(e),
             Error::Never | Error::Kept { .. } => None,
@@ -191,6 +195,7 @@ pub fn prune(
     let lease = Lease {
         metadb,
         repo: &repo,
+        name: PRIMARY,
         host: &config.hostname,
         ttl: config.lease_ttl,
     };
@@ -200,7 +205,7 @@ pub fn prune(
                 forget_unrecordable(config, &repo, sup);
             }
             if config.maintenance == Maintenance::All && names.is_empty() {
-                others(config, metadb, &mut groups)?;
+                others(config, metadb, &repo, &mut groups)?;
             }
             apply(
                 metadb,
@@ -251,6 +256,7 @@ fn prune_copy(
     let lease = Lease {
         metadb,
         repo: &repo,
+        name: &copy.name,
         host: &config.hostname,
         ttl: config.lease_ttl,
     };
@@ -286,11 +292,40 @@ fn add(groups: &mut Vec<Group>, host: &str, policy: &Retention, source: &str) {
     }
 }
 
-/// Adds the sources of every other host by the policies they published.
-fn others(config: &Config, metadb: &Metadb, groups: &mut Vec<Group>) -> Result<(), Error> {
+/// Adds the sources of every other host by the policies they published;
+/// with a metadb server, of the hosts that publish `repo` only: the
+/// metadb lets a maintainer remove only their records, so the snapshots
+/// of the others (an older tabacco's, which publishes no repository) are
+/// left rather than forgotten with their records kept.
+fn others(
+    config: &Config,
+    metadb: &Metadb,
+    repo: &Repo,
+    groups: &mut Vec<Group>,
+) -> Result<(), Error> {
     let policies = metadb.policies().map_err(Error::Policies)?;
+    let users: Option<Vec<String>> = match (metadb.is_shared(), repo.known_id()) {
+        (true, Some(id)) => Some(
+            metadb
+                .repositories()
+                .map_err(Error::Users)?
+                .into_iter()
+                .filter(|r| r.id == id)
+                .flat_map(|r| r.users)
+                .map(|u| u.host)
+                .collect(),
+        ),
+        _ => None,
+    };
     for published in policies {
         if published.host == config.hostname {
+            continue;
+        }
+        if users.as_ref().is_some_and(|u| !u.contains(&published.host)) {
+            log::info!(
+                "host {} does not publish this repository: its snapshots are left to it",
+                published.host
+            );
             continue;
         }
         match published.retention.to_retention() {

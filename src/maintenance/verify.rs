@@ -185,7 +185,7 @@ pub fn verify(
         .map_err(Error::Repository)?;
     let (name, repo) = reader.checked();
     let mut checked =
-        proof::check(config, metadb, repo, sup, read_data_subset).map_err(Error::Proof)?;
+        proof::check(config, metadb, (name, repo), sup, read_data_subset).map_err(Error::Proof)?;
     if repository.is_some() {
         checked = format!("{checked} (repository {name})");
     }

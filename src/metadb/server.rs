@@ -512,6 +512,7 @@ mod tests {
                 bytes_added: 0,
                 duration: 0,
                 repositories: Vec::new(),
+                repository: None,
             },
         }
     }

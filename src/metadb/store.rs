@@ -15,9 +15,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::wire::model::{
-    Atom, Backup, Dataset, FindRequest, RestoreRequest, RestoreState, Verification,
-};
+use crate::wire::model::{Atom, Backup, Dataset, FindRequest, Verification};
 
 /// How long after its due time a source not attempted is overdue, unless
 /// configured otherwise.
@@ -31,6 +29,8 @@ mod health;
 mod lease;
 mod proof;
 pub mod record;
+mod repository;
+mod request;
 mod schema;
 
 use schema::{migrate, MIGRATIONS};
@@ -254,8 +254,8 @@ impl Store {
 
         tx.execute(
             "INSERT INTO datasets (host, id, backup_id, source, snapshot_id, total_files,
-                 total_bytes, bytes_added, duration)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 total_bytes, bytes_added, duration, repository)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 backup_host,
                 dataset.id,
@@ -266,6 +266,7 @@ impl Store {
                 dataset.total_bytes,
                 dataset.bytes_added,
                 dataset.duration,
+                dataset.repository,
             ],
         )?;
         tx.execute(
@@ -347,115 +348,6 @@ impl Store {
         Ok(())
     }
 
-    /// Files a restore request for its host's agent, as `pending`. Posting
-    /// the same id again changes nothing.
-    pub fn add_restore_request(&mut self, request: &RestoreRequest, now: i64) -> Result<(), Error> {
-        record::check_restore_request(request).map_err(Error::InvalidRequest)?;
-        let json =
-            serde_json::to_string(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        self.conn.execute(
-            "INSERT INTO restore_requests (id, host, created, updated, state, message, request)
-             VALUES (?1, ?2, ?3, ?3, ?5, '', ?4) ON CONFLICT (id) DO NOTHING",
-            params![
-                request.id,
-                request.host,
-                now,
-                json,
-                RestoreState::Pending.name()
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// The oldest pending restore request of `host`, now marked `running`.
-    pub fn next_restore_request(
-        &mut self,
-        host: &str,
-        now: i64,
-    ) -> Result<Option<RestoreRequest>, Error> {
-        let tx = self.begin()?;
-        let id: Option<String> = tx
-            .query_row(
-                "SELECT id FROM restore_requests WHERE host = ?1 AND state = ?2
-                 ORDER BY created, id LIMIT 1",
-                [host, RestoreState::Pending.name()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let Some(id) = id else { return Ok(None) };
-        tx.execute(
-            "UPDATE restore_requests SET state = ?3, updated = ?2 WHERE id = ?1",
-            params![id, now, RestoreState::Running.name()],
-        )?;
-        tx.commit()?;
-        self.restore_request(&id)
-    }
-
-    /// Fails `host`'s restore requests still marked `running`: called by its
-    /// agent when it starts, since a request it was carrying out when it
-    /// died would otherwise stay `running` for ever. Returns how many.
-    pub fn abandon_restore_requests(&mut self, host: &str, now: i64) -> Result<usize, Error> {
-        Ok(self.conn.execute(
-            "UPDATE restore_requests SET state = ?3, updated = ?2,
-                 message = 'abandoned: the agent stopped while carrying it out'
-             WHERE host = ?1 AND state = ?4",
-            params![
-                host,
-                now,
-                RestoreState::Failed.name(),
-                RestoreState::Running.name()
-            ],
-        )?)
-    }
-
-    /// Records the progress or outcome of `host`'s restore request `id`.
-    /// Returns false if `host` has no such request.
-    pub fn update_restore_request(
-        &mut self,
-        host: &str,
-        id: &str,
-        state: RestoreState,
-        message: &str,
-        now: i64,
-    ) -> Result<bool, Error> {
-        if state == RestoreState::Pending {
-            return Err(Error::InvalidRequest(format!(
-                "a restore request cannot be set back to {state}"
-            )));
-        }
-        record::message(message).map_err(Error::InvalidRequest)?;
-        let updated = self.conn.execute(
-            "UPDATE restore_requests SET state = ?3, message = ?4, updated = ?5
-             WHERE id = ?1 AND host = ?2",
-            params![id, host, state.name(), message, now],
-        )?;
-        Ok(updated == 1)
-    }
-
-    /// Restore request `id` with its current state.
-    pub fn restore_request(&self, id: &str) -> Result<Option<RestoreRequest>, Error> {
-        let row: Option<(String, String, String, i64, i64)> = self
-            .conn
-            .query_row(
-                "SELECT request, state, message, created, updated FROM restore_requests WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .optional()?;
-        let Some((json, state, message, created, updated)) = row else {
-            return Ok(None);
-        };
-        let mut request: RestoreRequest = serde_json::from_str(&json)
-            .map_err(|e| Error::InvalidRequest(format!("stored request {id}: {e}")))?;
-        request.state = RestoreState::parse(&state).ok_or_else(|| {
-            Error::InvalidRequest(format!("stored request {id}: unknown state {state:?}"))
-        })?;
-        request.message = message;
-        request.created = format_time(created)?;
-        request.updated = format_time(updated)?;
-        Ok(Some(request))
-    }
-
     /// The newest backup of every host's source, so that a host or source
     /// gone silent shows.
     pub fn newest_backups(&self) -> Result<Vec<NewestBackup>, Error> {
@@ -515,6 +407,7 @@ impl Store {
                         // A REAL column: older versions stored fractions.
                         duration: row.get::<_, f64>(9)?.round() as i64,
                         repositories: Vec::new(),
+                        repository: row.get(12)?,
                     },
                     atom: Atom {
                         name: row.get(10)?,
@@ -677,8 +570,11 @@ fn find_query(req: &FindRequest, walk: bool) -> Result<(String, Vec<Value>), Err
         args.push(Value::Integer(bound));
         version_filters.push_str(&format!(" AND v.timestamp < ?{}", args.len()));
     }
+    // A dataset recorded without its repository is in its host's primary.
     const COLUMNS: &str = "b.id, b.timestamp, b.host, d.id, d.source, d.snapshot_id,
-        d.total_files, d.total_bytes, d.bytes_added, d.duration, a.name, a.path";
+        d.total_files, d.total_bytes, d.bytes_added, d.duration, a.name, a.path,
+        coalesce(d.repository, (SELECT r.id FROM repositories r
+            WHERE r.host = d.host AND r.name = 'primary'))";
     const JOINS: &str = "atoms a
         JOIN datasets d ON d.host = a.host AND d.id = a.dataset_id
         JOIN backups b ON b.host = d.host AND b.id = d.backup_id";
@@ -774,6 +670,7 @@ struct Found {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::model::{RestoreRequest, RestoreState};
 
     fn backup(id: &str, timestamp: &str, host: &str) -> Backup {
         Backup {
@@ -801,6 +698,7 @@ mod tests {
             bytes_added: 1024,
             duration: 2,
             repositories: Vec::new(),
+            repository: None,
         }
     }
 

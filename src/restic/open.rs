@@ -150,6 +150,20 @@ impl Repo {
         }
     }
 
+    /// The repository's id if this process learnt it, or this host did
+    /// before (`known`), without running restic.
+    pub fn known_id(&self) -> Option<String> {
+        let learnt = self
+            .id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        learnt.or_else(|| {
+            let location = uri::location(&self.config.uri);
+            known::find(&self.config.known_ids, &location)?.id
+        })
+    }
+
     /// `restic cat config` within the bound.
     fn cat_config(&self, sup: &Supervisor) -> Result<Found, Error> {
         self.cat_config_with(sup, &[])

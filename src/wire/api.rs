@@ -101,6 +101,13 @@ fn backup_kind() -> String {
     "backup".into()
 }
 
+/// How the name of a repository creation lease begins: `create-` and 32
+/// hex digits of the location's digest. Any host may take one, as the
+/// repository's id is not known before it is created; every other lease
+/// is named by a repository's restic id, and granted only to a host that
+/// publishes that repository in its plan.
+pub const CREATION_LEASE: &str = "create-";
+
 /// The body of `POST /api/plans`: what `host` runs, and when next.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -111,6 +118,42 @@ pub struct Plan {
     #[serde(default)]
     pub replace: bool,
     pub sources: Vec<PlannedSource>,
+    /// The repositories the host backs up to (its primary and copies), by
+    /// restic id: a host may take the lease of, and maintain, only those
+    /// it publishes. Absent (plans of older agents, and the agent's own,
+    /// which publishes them apart): the host's list stays as it was;
+    /// present, each is added or updated by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repositories: Option<Vec<PlannedRepository>>,
+}
+
+/// One repository of a [`Plan`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedRepository {
+    /// The host's name for it: [`PRIMARY`] or a copy's name.
+    pub name: String,
+    /// restic's repository id (64 hex digits), the same for every host
+    /// however it spells the location.
+    pub id: String,
+    /// Where it is, with any password in it masked.
+    pub location: String,
+}
+
+/// A repository as `GET /api/repositories` lists it: its restic id and
+/// each host that publishes it, under the name and location that host
+/// gives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownRepository {
+    pub id: String,
+    pub users: Vec<RepositoryUser>,
+}
+
+/// A host that publishes a [`KnownRepository`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryUser {
+    pub host: String,
+    pub name: String,
+    pub location: String,
 }
 
 /// One source of a [`Plan`].

@@ -45,6 +45,12 @@ pub struct Dataset {
     /// Not part of what is recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repositories: Vec<String>,
+    /// The restic id of the repository it was backed up to. Absent in
+    /// records of older releases, which are taken to be in the primary of
+    /// the host that wrote them (a find says which, once that host
+    /// published it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
 }
 
 impl Dataset {
@@ -60,6 +66,7 @@ impl Dataset {
             bytes_added: 0,
             duration: 0,
             repositories: Vec::new(),
+            repository: None,
         }
     }
 
@@ -457,6 +464,7 @@ mod tests {
             bytes_added: 0,
             duration: 0,
             repositories: Vec::new(),
+            repository: None,
         };
         let tags = snapshot_tags("b1", &dataset);
         assert!(
@@ -482,6 +490,7 @@ mod tests {
             bytes_added: 0,
             duration: 0,
             repositories: Vec::new(),
+            repository: None,
         };
         let datasets = vec![member("d1", "sql/a,b:c"), member("d2", "sql/d")];
         let tags = batch_tags("b1", "sql", &datasets);

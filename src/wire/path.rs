@@ -63,6 +63,8 @@ pub const TAKE_LEASE: Endpoint = Endpoint::new("POST", "/api/leases");
 pub const RELEASE_LEASE: Endpoint = Endpoint::new("POST", "/api/leases/release");
 /// `GET /api/policies`.
 pub const POLICIES: Endpoint = Endpoint::new("GET", "/api/policies");
+/// `GET /api/repositories`.
+pub const REPOSITORIES: Endpoint = Endpoint::new("GET", "/api/repositories");
 /// `GET /api/proofs`.
 pub const PROOFS: Endpoint = Endpoint::new("GET", "/api/proofs");
 /// `POST /api/proofs/read`.

@@ -4,6 +4,7 @@
 //! what removing a long-kept source's datasets costs (case 12),
 //! what the shipped postgresql handler adds to `pg_dump | restic` (case 13),
 //! what batching many pipe atoms into one restic process saves (case 14),
+//! what a repository's size costs each backup, shared or sharded (case 15),
 //! and what tabacco holds in
 //! memory and on disk. Every case runs
 //! several times interleaved with its baseline, in one process, and one
@@ -12,7 +13,9 @@
 //!
 //! `BENCH_RUNS` (default 6) sets the rounds, `BENCH_CASES` (e.g. `1,5`) picks
 //! cases, `BENCH_RESTIC` names the restic both tabacco and the baselines
-//! run (default `restic` on PATH).
+//! run (default `restic` on PATH). Case 15 runs only when `BENCH_CASES`
+//! names it: `BENCH_RESTIC_OTHER` names a second restic it measures too,
+//! `BENCH_BLOBS` (default 100000) the blobs of its large repository.
 
 mod backup;
 mod batch;
@@ -26,6 +29,7 @@ mod measure;
 mod metadb;
 mod removal;
 mod scratch;
+mod shards;
 
 use std::process::Command;
 
@@ -104,6 +108,8 @@ fn main() {
             .split(',')
             .filter_map(|c| c.trim().parse().ok())
             .collect(),
+        // Case 15 fills repositories of 100,000 blobs and more: only when
+        // named, to keep `make bench` within its time.
         Err(_) => (1..=14).collect(),
     };
     let bench = Bench {
@@ -142,6 +148,9 @@ fn main() {
     }
     if cases.contains(&14) {
         rows.extend(batch::case(&bench));
+    }
+    if cases.contains(&15) {
+        rows.extend(shards::case(&bench));
     }
     println!("{}", machine(runs));
     println!("| # | what | tabacco | baseline | ratio | target | |");

@@ -311,6 +311,11 @@ fn a_copy_is_pruned_under_its_own_lease_after_the_repository() {
     let offsite = f.path("offsite").display().to_string();
     let config = f.restic(&["cat", "config", "-r", &offsite]).success();
     let config: Value = serde_json::from_str(&config.stdout).unwrap();
+    let plan = serde_json::json!({"host": "web4", "sources": [], "repositories": [
+        {"name": "offsite", "id": config["id"], "location": offsite}]});
+    let (status, body) =
+        server.request("POST", "/api/plans", Some("web4-secret"), &plan.to_string());
+    assert_eq!(status, 200, "{body}");
     let lease = serde_json::json!({"name": config["id"], "holder": "web4", "ttl": 600});
     let (status, body) = server.request(
         "POST",

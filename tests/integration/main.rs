@@ -34,6 +34,7 @@ mod restore;
 mod retention;
 mod scale;
 mod servers;
+mod shards;
 mod soak;
 mod trust;
 mod versions;

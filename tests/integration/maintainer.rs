@@ -319,6 +319,7 @@ fn a_lease_left_by_a_dead_host_expires_and_is_taken_over() {
         serde_json::from_str(&restic(&f, &rest, &["cat", "config"])).unwrap();
     let id = config["id"].as_str().unwrap();
     // web1 took the lease for 3 s and died: nothing renews it.
+    publish(&server, "web1", id);
     let lease =
         |holder: &str, ttl: u32| format!(r#"{{"name":"{id}","holder":"{holder}","ttl":{ttl}}}"#);
     let (status, body) = server.request(
@@ -543,4 +544,125 @@ fn a_lease_is_renewed_while_its_prune_runs() {
     let first = first.wait_with_output().unwrap();
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert_eq!(snapshots(&f, &rest), pairs(&[("web1", "sql")]));
+}
+
+/// Publishes that `host` uses the repository of restic id `id`, as its
+/// `tabacco run` would.
+fn publish(server: &Server, host: &str, id: &str) {
+    let plan = serde_json::json!({
+        "host": host, "sources": [],
+        "repositories": [{"name": "primary", "id": id, "location": "/elsewhere"}],
+    });
+    let token = format!("{host}-secret");
+    let (status, body) = server.request("POST", "/api/plans", Some(&token), &plan.to_string());
+    assert_eq!(status, 200, "{body}");
+}
+
+// Issue 25: a host token took any lease ("anything") and, holding it,
+// removed another host's records; and advanced any repository's check.
+#[test]
+fn a_host_takes_leases_and_removes_records_only_of_repositories_it_uses() {
+    let f = Fixture::new();
+    let rest = RestServer::start(&f.path("served"), false);
+    let server = Server::start(&fleet_config(&f, "", &["web1", "web2"]), "127.0.0.1:0");
+    let web1 = host(&f, "web1", &rest, Some(&server), "");
+    source(&f, "web1", "sql", "");
+    back_up_twice(&web1);
+    let found = run(&web1, &["query", "--json", "sql/*"]);
+    let found: Vec<serde_json::Value> = serde_json::from_slice(&found.stdout).unwrap();
+    let dataset = found[0]["datasets"][0]["id"].as_str().unwrap().to_string();
+    let config: serde_json::Value =
+        serde_json::from_str(&restic(&f, &rest, &["cat", "config"])).unwrap();
+    let id = config["id"].as_str().unwrap();
+    let lease = |name: &str| format!(r#"{{"name":"{name}","holder":"web2","ttl":600}}"#);
+    let take =
+        |name: &str| server.request("POST", "/api/leases", Some("web2-secret"), &lease(name));
+
+    // web2 publishes no repository: no lease, "anything" or web1's.
+    for name in ["anything", id] {
+        let (status, body) = take(name);
+        assert_eq!(status, 403, "{name}: {body}");
+        assert!(
+            body.contains("host web2 does not publish repository"),
+            "{body}"
+        );
+    }
+    // Holding the lease of a repository of its own, it may not remove
+    // web1's records, which are not in it.
+    let own = "b".repeat(64);
+    publish(&server, "web2", &own);
+    let (status, body) = take(&own);
+    assert!(status == 200 && body.contains("\"granted\":true"), "{body}");
+    let remove = format!(r#"{{"host":"web1","dataset_ids":["{dataset}"],"lease":"{own}"}}"#);
+    let (status, body) =
+        server.request("POST", "/api/remove_datasets", Some("web2-secret"), &remove);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("host web1 does not publish repository"),
+        "{body}"
+    );
+    // Nor advance the check of a repository whose lease it does not hold.
+    let read = format!(r#"{{"repository":"{id}","slices":3,"slice":1}}"#);
+    let (status, body) = server.request("POST", "/api/proofs/read", Some("web2-secret"), &read);
+    assert_eq!(status, 403, "{body}");
+    let read_own = format!(r#"{{"repository":"{own}","slices":3,"slice":1}}"#);
+    let (status, body) = server.request("POST", "/api/proofs/read", Some("web2-secret"), &read_own);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = server.request("POST", "/api/proofs/read", Some("secret"), &read);
+    assert_eq!(status, 200, "the admin may");
+    let found = run(&web1, &["query", "--json", "sql/*"]);
+    let found: Vec<serde_json::Value> = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(found.len(), 1, "web1's records stay");
+
+    // Using web1's repository too, web2 may hold its lease and remove
+    // web1's records recorded there (a maintainer's prune).
+    publish(&server, "web2", id);
+    let (status, body) = take(id);
+    assert!(status == 200 && body.contains("\"granted\":true"), "{body}");
+    let remove = format!(r#"{{"host":"web1","dataset_ids":["{dataset}"],"lease":"{id}"}}"#);
+    let (status, body) =
+        server.request("POST", "/api/remove_datasets", Some("web2-secret"), &remove);
+    assert_eq!((status, body.as_str()), (200, r#"{"removed":1}"#));
+}
+
+// A maintainer may remove only the records of hosts that publish its
+// repository: an older host's snapshots are left, not forgotten with
+// their records kept.
+#[test]
+fn a_maintainer_leaves_the_snapshots_of_hosts_that_publish_no_repository() {
+    let f = Fixture::new();
+    let rest = RestServer::start(&f.path("served"), false);
+    let server = Server::start(
+        &fleet_config(&f, "", &["web1", "web2", "web3"]),
+        "127.0.0.1:0",
+    );
+    let keep = "retention: {keep_last: 1}\n";
+    let web1 = host(&f, "web1", &rest, Some(&server), "");
+    source(&f, "web1", "sql", keep);
+    back_up_twice(&web1);
+    let web3 = host(&f, "web3", &rest, Some(&server), "");
+    source(&f, "web3", "logs", keep);
+    back_up_twice(&web3);
+    // web3 now speaks as an older tabacco: a plan without repositories.
+    let (status, _) = server.request(
+        "POST",
+        "/api/retire_host",
+        Some("secret"),
+        r#"{"host":"web3"}"#,
+    );
+    assert_eq!(status, 200);
+    let plan = r#"{"host":"web3","replace":true,"sources":[{"source":"logs","schedule":"0 0 1 1 *","retention":{"keep_last":1}}]}"#;
+    let (status, body) = server.request("POST", "/api/plans", Some("web3-secret"), plan);
+    assert_eq!(status, 200, "{body}");
+    let web2 = host(&f, "web2", &rest, Some(&server), "maintenance: true\n");
+    let out = run(&web2, &["-v", "prune"]);
+    assert!(
+        text(&out.stderr).contains("host web3 does not publish this repository"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        snapshots(&f, &rest),
+        pairs(&[("web1", "sql"), ("web3", "logs"), ("web3", "logs")])
+    );
 }

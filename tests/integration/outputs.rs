@@ -366,13 +366,13 @@ fn query_table_of_several_patterns_and_of_none() {
         .success();
     assert_whole(
         &query.stdout,
-        "TIME                  HOST  ATOM                 BACKUP  SNAPSHOT  PATH
-2024-05-02T02:00:00Z  web3  users/alice          b2      cccc3333  /home/alice
-2024-05-01T02:00:00Z  web3  sql/db1              b1      bbbb2222
-2024-05-01T02:00:00Z  web3  users/bob            b1      aaaa1111  /home/bob
-2024-04-30T23:59:59Z  db7   sql/Maria Rossi      b4      eeee5555
-2024-04-30T23:59:59Z  db7   sql/$(reboot); `id`  b4      eeee5555
-2024-04-30T23:59:59Z  db7   sql/forged           b4      eeee5555  /x\\u{1b}[2J\\nforged row\\t
+        "TIME                  HOST  ATOM                 BACKUP  SNAPSHOT  REPOSITORY  PATH
+2024-05-02T02:00:00Z  web3  users/alice          b2      cccc3333  -           /home/alice
+2024-05-01T02:00:00Z  web3  sql/db1              b1      bbbb2222  -
+2024-05-01T02:00:00Z  web3  users/bob            b1      aaaa1111  -           /home/bob
+2024-04-30T23:59:59Z  db7   sql/Maria Rossi      b4      eeee5555  -
+2024-04-30T23:59:59Z  db7   sql/$(reboot); `id`  b4      eeee5555  -
+2024-04-30T23:59:59Z  db7   sql/forged           b4      eeee5555  -           /x\\u{1b}[2J\\nforged row\\t
 ",
     );
     let none = f.tabacco(&["query", "--table", "nothing/*"]).success();

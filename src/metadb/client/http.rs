@@ -15,10 +15,10 @@
 use crate::base::token::Token;
 use crate::metadb::client::connection as config;
 use crate::wire::api::{
-    AbandonRequest, Attempt, CopiesAnswer, CopiesRequest, Due, DueRequest, HistoryRequest, Lag,
-    Lease, LeaseRequest, Plan, Proof, Proofs, ReleaseRequest, RemoveDatasetsAnswer,
-    RemoveDatasetsRequest, RestoreStatus, RetireRequest, SliceRead, SourcePolicy, StatusRequest,
-    StatusRow,
+    AbandonRequest, Attempt, CopiesAnswer, CopiesRequest, Due, DueRequest, HistoryRequest,
+    KnownRepository, Lag, Lease, LeaseRequest, Plan, Proof, Proofs, ReleaseRequest,
+    RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus, RetireRequest, SliceRead,
+    SourcePolicy, StatusRequest, StatusRow,
 };
 use crate::wire::model::{
     AddDatasetRequest, Backup, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest,
@@ -270,6 +270,12 @@ impl Client {
     /// `GET /api/policies`: every published retention policy.
     pub fn policies(&self) -> Result<Vec<SourcePolicy>, Error> {
         self.get(path::POLICIES.path, None)
+    }
+
+    /// `GET /api/repositories`: every published repository with the hosts
+    /// that use it.
+    pub fn repositories(&self) -> Result<Vec<KnownRepository>, Error> {
+        self.get(path::REPOSITORIES.path, None)
     }
 
     /// `GET /api/proofs`: where each repository's rotated check stands,

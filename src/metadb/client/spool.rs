@@ -211,6 +211,7 @@ mod tests {
                 bytes_added: 3,
                 duration: 1,
                 repositories: Vec::new(),
+                repository: None,
             },
         }
     }

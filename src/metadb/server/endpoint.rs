@@ -13,6 +13,7 @@
 //! answer short (the client sees it truncated).
 
 use crate::base::time;
+use crate::base::visible::visible;
 use crate::http::{self, Body, Response};
 use crate::metadb::server::auth::Identity;
 use crate::metadb::server::body::{self, Answer};
@@ -23,7 +24,7 @@ use crate::metadb::store::record;
 use crate::wire::api::{
     AbandonRequest, Attempt, CopiesAnswer, CopiesRequest, DueRequest, HistoryRequest, LeaseRequest,
     Plan, ReleaseRequest, RemoveDatasetsAnswer, RemoveDatasetsRequest, RestoreStatus,
-    RetireRequest, SliceRead, StatusRequest, StatusRow,
+    RetireRequest, SliceRead, StatusRequest, StatusRow, CREATION_LEASE,
 };
 use crate::wire::model::{
     AddDatasetRequest, FindRequest, RestoreRequest, UpdateActiveJobStatusRequest, Verification,
@@ -72,10 +73,10 @@ pub fn add_dataset<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
 }
 
 /// `POST /api/remove_datasets`: forgets datasets whose snapshots are gone.
+/// Another host's only by the maintainer of a repository, while it holds
+/// the repository's lease, and only those recorded in that repository.
 pub fn remove_datasets<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
     let req: RemoveDatasetsRequest = call.body()?;
-    // Another host's records only by the maintainer of a repository,
-    // while it holds the lease.
     let maintainer = match (&call.identity, &req.lease) {
         (Identity::Host(own), Some(lease)) if *own != req.host => {
             Some((own.clone(), lease.clone()))
@@ -86,26 +87,64 @@ pub fn remove_datasets<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
         }
     };
     let answer = shared.write(move |store| {
-        if let Some((own, lease)) = &maintainer {
-            match store.holds_lease(lease, own, time::unix_now()) {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Answer::error(
-                        403,
-                        format!(
-                            "host {own} does not hold lease {lease}: it may not remove records of host {}",
-                            req.host
-                        ),
-                    )
-                }
-                Err(e) => return Answer::store_error(&e),
-            }
-        }
-        let repository = req.repository.as_deref().unwrap_or(store::PRIMARY);
-        let removed = store.remove_datasets(&req.host, &req.dataset_ids, repository);
+        let repository = match &maintainer {
+            Some((own, lease)) => match leased(store, own, lease, &req) {
+                Ok(name) => name,
+                Err(refusal) => return refusal,
+            },
+            None => req.repository.clone().unwrap_or(store::PRIMARY.into()),
+        };
+        let removed = store.remove_datasets(&req.host, &req.dataset_ids, &repository);
         Answer::stored(removed.map(|removed| RemoveDatasetsAnswer { removed }))
     });
     Ok(answer.into())
+}
+
+/// The name under which `req.host` holds the repository of `lease`,
+/// whose records `own` removes: if `own` holds that lease, the host
+/// publishes the repository, and every dataset named is recorded in it.
+/// The 403 answer otherwise.
+fn leased(
+    store: &store::Store,
+    own: &str,
+    lease: &str,
+    req: &RemoveDatasetsRequest,
+) -> Result<String, Answer> {
+    let host = &req.host;
+    let refuse = |why: String| {
+        Answer::error(
+            403,
+            format!("host {own} may not remove records of host {host}: {why}"),
+        )
+    };
+    let lease_shown = visible(lease);
+    match store.holds_lease(lease, own, time::unix_now()) {
+        Ok(true) => {}
+        Ok(false) => return Err(refuse(format!("it does not hold lease {lease_shown}"))),
+        Err(e) => return Err(Answer::store_error(&e)),
+    }
+    let name = match store.name_of(host, lease) {
+        Ok(Some(name)) => name,
+        Ok(None) => {
+            return Err(refuse(format!(
+                "host {host} does not publish repository {lease_shown} in its plan"
+            )))
+        }
+        Err(e) => return Err(Answer::store_error(&e)),
+    };
+    if name == store::PRIMARY {
+        match store.recorded_elsewhere(host, &req.dataset_ids, lease) {
+            Ok(elsewhere) if elsewhere.is_empty() => {}
+            Ok(elsewhere) => {
+                return Err(refuse(format!(
+                    "dataset {} is not recorded in repository {lease_shown}",
+                    visible(&elsewhere[0])
+                )))
+            }
+            Err(e) => return Err(Answer::store_error(&e)),
+        }
+    }
+    Ok(name)
 }
 
 /// `POST /api/copies`: records that a copy holds datasets of a host.
@@ -347,12 +386,17 @@ pub fn retire_host<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
 }
 
 /// `POST /api/leases`: takes or renews a maintenance lease, for the
-/// caller's own host; answers who holds it now.
+/// caller's own host, of a repository it publishes (or a creation lease);
+/// answers who holds it now.
 pub fn take_lease<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
     let req: LeaseRequest = call.body()?;
     own(&call.identity, &req.holder, "take leases for")?;
-    let answer =
-        shared.write(move |store| Answer::stored(store.take_lease(&req, time::unix_now())));
+    let answer = shared.write(move |store| {
+        if let Some(refusal) = unused(store, &call.identity, &req.name, "take") {
+            return refusal;
+        }
+        Answer::stored(store.take_lease(&req, time::unix_now()))
+    });
     Ok(answer.into())
 }
 
@@ -375,12 +419,43 @@ pub fn proofs<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
         .into())
 }
 
+/// `GET /api/repositories`: every published repository with the hosts
+/// that use it; under `host_read: own`, a host token's own repositories,
+/// with itself as their only user.
+pub fn repositories<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
+    let own = match (&call.identity, call.policy.host_read) {
+        (Identity::Host(host), HostRead::Own) => Some(host.as_str()),
+        _ => None,
+    };
+    Ok(shared
+        .read(|store| Answer::stored(store.repositories(own)))
+        .into())
+}
+
 /// `POST /api/proofs/read`: a slice of a repository was read back; answers
 /// where its rotated check stands now.
+/// Only from the holder of that repository's lease, or the admin.
 pub fn record_slice<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
     let read: SliceRead = call.body()?;
-    let answer =
-        shared.write(move |store| Answer::stored(store.record_slice(&read, time::unix_now())));
+    let answer = shared.write(move |store| {
+        let now = time::unix_now();
+        if let Identity::Host(host) = &call.identity {
+            match store.holds_lease(&read.repository, host, now) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Answer::error(
+                        403,
+                        format!(
+                            "host {host} does not hold the lease of repository {}: it may not record its check",
+                            visible(&read.repository)
+                        ),
+                    )
+                }
+                Err(e) => return Answer::store_error(&e),
+            }
+        }
+        Answer::stored(store.record_slice(&read, now))
+    });
     Ok(answer.into())
 }
 
@@ -388,8 +463,39 @@ pub fn record_slice<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
 pub fn release_lease<'a>(shared: &'a Shared, call: Call) -> Reply<'a> {
     let req: ReleaseRequest = call.body()?;
     own(&call.identity, &req.holder, "release leases of")?;
-    let answer = shared.write(move |store| Answer::recorded(store.release_lease(&req)));
+    let answer = shared.write(move |store| {
+        if let Some(refusal) = unused(store, &call.identity, &req.name, "release") {
+            return refusal;
+        }
+        Answer::recorded(store.release_lease(&req))
+    });
     Ok(answer.into())
+}
+
+/// The 403 answer if `identity` is a host's that does not publish the
+/// repository whose lease `name` is in its plan (a creation lease, named
+/// before the repository has an id, is anyone's).
+fn unused(store: &store::Store, identity: &Identity, name: &str, verb: &str) -> Option<Answer> {
+    let Identity::Host(host) = identity else {
+        return None;
+    };
+    if name
+        .strip_prefix(CREATION_LEASE)
+        .is_some_and(|digest| digest.len() == 32 && digest.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return None;
+    }
+    match store.uses_repository(host, name) {
+        Ok(true) => None,
+        Ok(false) => Some(Answer::error(
+            403,
+            format!(
+                "host {host} does not publish repository {} in its plan: it may not {verb} its lease",
+                visible(name)
+            ),
+        )),
+        Err(e) => Some(Answer::store_error(&e)),
+    }
 }
 
 /// `GET /healthz`: the process serves.

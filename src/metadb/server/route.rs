@@ -112,6 +112,7 @@ const ROUTES: &[Route] = &[
     Route::new(path::RELEASE_LEASE, Access::Token, endpoint::release_lease),
     Route::new(path::POLICIES, Access::Token, endpoint::policies),
     Route::new(path::PROOFS, Access::Token, endpoint::proofs),
+    Route::new(path::REPOSITORIES, Access::Token, endpoint::repositories),
     Route::new(path::RECORD_SLICE, Access::Token, endpoint::record_slice),
     Route::new(path::PAGE, Access::Page, console::fleet),
     Route::new(path::HOST_PAGE, Access::Page, console::host),

@@ -214,6 +214,7 @@ mod tests {
             bytes_added: bytes / 10,
             duration: day,
             repositories: Vec::new(),
+            repository: None,
         };
         store.add_dataset(&backup, &dataset).unwrap();
     }
@@ -235,6 +236,7 @@ mod tests {
                 overdue_grace: None,
                 retention: None,
             }],
+            repositories: None,
         };
         store.publish_plan(&plan, T0).unwrap();
         let attempt = Attempt {

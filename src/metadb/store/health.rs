@@ -5,8 +5,8 @@
 //! answer alike.
 
 use crate::base::schedule::Schedule;
-use crate::metadb::store::record;
 use crate::metadb::store::{format_time, Error, Store};
+use crate::metadb::store::{record, repository};
 use crate::wire::api::{Attempt, HistoryRequest, Plan, SourcePolicy, StatusRequest, StatusRow};
 use chrono::{Local, TimeZone};
 use rusqlite::params;
@@ -113,6 +113,9 @@ impl Store {
                 ])?;
             }
         }
+        if let Some(repositories) = &plan.repositories {
+            repository::publish(&tx, &plan.host, repositories)?;
+        }
         seen(&tx, &plan.host, now, true)?;
         tx.commit()?;
         Ok(())
@@ -153,6 +156,7 @@ impl Store {
     pub fn retire_host(&mut self, host: &str) -> Result<bool, Error> {
         let tx = self.begin()?;
         let planned = tx.execute(UNPLAN, [host])?;
+        repository::forget(&tx, host)?;
         let known = tx.execute("UPDATE hosts SET retired = 1 WHERE host = ?1", [host])?;
         tx.commit()?;
         Ok(planned + known > 0)
@@ -509,6 +513,7 @@ mod tests {
                     retention: None,
                 })
                 .collect(),
+            repositories: None,
         }
     }
 

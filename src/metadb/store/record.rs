@@ -80,6 +80,9 @@ pub fn check_dataset_of(
     if !dataset.snapshot_id.is_empty() {
         id("snapshot id", &dataset.snapshot_id)?;
     }
+    if let Some(repository) = &dataset.repository {
+        super::repository::restic_id(repository)?;
+    }
     for (what, value) in [
         ("total_files", dataset.total_files),
         ("total_bytes", dataset.total_bytes),
@@ -219,6 +222,9 @@ pub fn check_attempt(a: &Attempt) -> Result<(i64, i64), String> {
 /// Checks a plan; returns each source's next due time as UTC unix seconds.
 pub fn check_plan(plan: &Plan) -> Result<Vec<Option<i64>>, String> {
     host(&plan.host)?;
+    if let Some(repositories) = &plan.repositories {
+        super::repository::check(repositories)?;
+    }
     if plan.sources.len() > MAX_PLANNED {
         return Err(format!(
             "a plan of {} sources, over {MAX_PLANNED}",
@@ -388,6 +394,7 @@ mod tests {
             host: "web1".into(),
             replace: true,
             sources: (0..MAX_PLANNED).map(source).collect(),
+            repositories: None,
         };
         assert!(check_plan(&plan).is_ok());
         plan.sources.push(source(MAX_PLANNED));

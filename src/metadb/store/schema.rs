@@ -229,6 +229,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 10: proofs that a dump loads: a drill that fed the atom to its
     // source's `proof_command` says whether it loaded (NULL: no proof).
     "ALTER TABLE verifications ADD COLUMN loaded INTEGER;",
+    // 11: repositories as fleet objects. `repositories` says which host
+    // publishes which repository (by restic id) under which name and
+    // location, by which the server lets a host take only the leases of
+    // repositories it uses; `datasets.repository` the restic id of the
+    // repository a dataset was backed up to (NULL for older records: the
+    // primary its host publishes).
+    "CREATE TABLE repositories (
+        host TEXT NOT NULL,
+        name TEXT NOT NULL,
+        id TEXT NOT NULL,
+        location TEXT NOT NULL,
+        PRIMARY KEY (host, name)
+    ) WITHOUT ROWID;
+    CREATE INDEX repositories_id ON repositories (id, host);
+    ALTER TABLE datasets ADD COLUMN repository TEXT;",
 ];
 
 /// Applies the steps of `migrations` that `conn` has not seen yet, all in one
