@@ -86,11 +86,21 @@ impl Store {
     /// (of `host` only, if given) was last restored by a drill that passed.
     pub fn all_proofs(&self, host: Option<&str>) -> Result<Proofs, Error> {
         let mut atoms = self.restored()?;
+        let mut repositories = self.proofs()?;
         if let Some(host) = host {
             atoms.retain(|a| a.host == host);
+            // A repository's id is what its lease is taken by: a host
+            // learns only those of the repositories it publishes.
+            let mut kept = Vec::with_capacity(repositories.len());
+            for proof in repositories {
+                if self.uses_repository(host, &proof.repository)? {
+                    kept.push(proof);
+                }
+            }
+            repositories = kept;
         }
         Ok(Proofs {
-            repositories: self.proofs()?,
+            repositories,
             atoms,
         })
     }
@@ -147,6 +157,42 @@ mod tests {
         assert_eq!(restored.len(), 1);
         assert_eq!(restored[0].restored, "2026-01-02T01:00:00Z");
         assert_eq!(restored[0].loaded.as_deref(), Some("2026-01-01T01:00:00Z"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_host_learns_the_proofs_of_its_own_repositories_only() -> Result<(), Error> {
+        use crate::wire::api::{Plan, PlannedRepository};
+        let mut store = Store::open_in_memory()?;
+        let (ours, theirs) = ("a".repeat(64), "b".repeat(64));
+        for (host, id) in [("h1", &ours), ("h2", &theirs)] {
+            let plan = Plan {
+                host: host.into(),
+                replace: true,
+                sources: Vec::new(),
+                repositories: Some(vec![PlannedRepository {
+                    name: "primary".into(),
+                    id: id.clone(),
+                    location: "/srv/repo".into(),
+                }]),
+            };
+            store.publish_plan(&plan, 0)?;
+            let mut slice = read(1, 3);
+            slice.repository = id.clone();
+            store.record_slice(&slice, 100)?;
+        }
+        let ids = |proofs: Proofs| -> Vec<String> {
+            proofs
+                .repositories
+                .into_iter()
+                .map(|p| p.repository)
+                .collect()
+        };
+        assert_eq!(
+            ids(store.all_proofs(Some("h1"))?),
+            std::slice::from_ref(&ours)
+        );
+        assert_eq!(ids(store.all_proofs(None)?), [ours, theirs]);
         Ok(())
     }
 
